@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Building ring-buffer events. A reservation that fails is counted, never silent. */
+#ifndef LSMGUARD_EVENTS_BPF_H
+#define LSMGUARD_EVENTS_BPF_H
+
+static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 op,
+					   __u32 decision, __u32 rule_id, __u32 flags)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	hdr->ktime_ns = bpf_ktime_get_ns();
+	hdr->cgroup_id = bpf_get_current_cgroup_id();
+	hdr->op = op;
+	hdr->decision = decision;
+	hdr->policy_id = 0;
+	hdr->rule_id = rule_id;
+	hdr->pid = (__u32)pid_tgid;
+	hdr->tgid = pid_tgid >> 32;
+	hdr->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	hdr->uid = (__u32)uid_gid;
+	hdr->gid = uid_gid >> 32;
+	hdr->flags = flags;
+	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+}
+
+static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 rule_id,
+					       const struct lg_path *path, __u32 mode)
+{
+	struct lg_path_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
+
+	if (!ev) {
+		lg_stat_inc(LG_STAT_EVENTS_LOST);
+		return;
+	}
+	lg_fill_header(&ev->hdr, op, decision, rule_id, path->flags);
+	ev->mode = mode;
+	ev->path_len = path->len & LG_PATH_MASK;
+	bpf_probe_read_kernel(ev->path, ev->path_len,
+			      &path->buf->data[path->start & LG_PATH_MASK]);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+#endif /* LSMGUARD_EVENTS_BPF_H */

@@ -1,0 +1,175 @@
+"""cffi (API mode) build of ``lsmguard.loader._libbpf``.
+
+The C compiler reads libbpf's own headers, so libbpf's struct layouts are
+never copied by hand. The lsmguard layouts come from ``bpf/include/lsmguard/
+abi.h``, the header the BPF object is compiled from: its cffi region is read
+verbatim into the cdef, and the extension includes the whole header, so the
+compiler checks that both sides agree.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cffi import FFI
+
+ROOT = Path(__file__).resolve().parent.parent
+INCLUDE = ROOT / "bpf" / "include"
+ABI_HEADER = INCLUDE / "lsmguard" / "abi.h"
+
+LIBBPF_CDEF = """
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+
+struct bpf_object;
+struct bpf_program;
+struct bpf_map;
+struct bpf_link;
+struct ring_buffer;
+struct ring_buffer_opts;
+struct bpf_object_open_opts;
+
+struct bpf_object *bpf_object__open_file(const char *path, const struct bpf_object_open_opts *opts);
+int bpf_object__load(struct bpf_object *obj);
+void bpf_object__close(struct bpf_object *obj);
+struct bpf_program *bpf_object__next_program(const struct bpf_object *obj, struct bpf_program *prog);
+struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj, const char *name);
+struct bpf_map *bpf_object__next_map(const struct bpf_object *obj, const struct bpf_map *map);
+struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj, const char *name);
+
+const char *bpf_program__name(const struct bpf_program *prog);
+const char *bpf_program__section_name(const struct bpf_program *prog);
+int bpf_program__fd(const struct bpf_program *prog);
+struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+
+struct bpf_link *bpf_link__open(const char *path);
+int bpf_link__fd(const struct bpf_link *link);
+int bpf_link__pin(struct bpf_link *link, const char *path);
+int bpf_link__unpin(struct bpf_link *link);
+int bpf_link__detach(struct bpf_link *link);
+int bpf_link__destroy(struct bpf_link *link);
+
+const char *bpf_map__name(const struct bpf_map *map);
+int bpf_map__fd(const struct bpf_map *map);
+__u32 bpf_map__key_size(const struct bpf_map *map);
+__u32 bpf_map__value_size(const struct bpf_map *map);
+__u32 bpf_map__max_entries(const struct bpf_map *map);
+int bpf_map__reuse_fd(struct bpf_map *map, int fd);
+int bpf_map__pin(struct bpf_map *map, const char *path);
+int bpf_map__unpin(struct bpf_map *map, const char *path);
+
+int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags);
+int bpf_map_lookup_elem(int fd, const void *key, void *value);
+int bpf_map_delete_elem(int fd, const void *key);
+int bpf_map_get_next_key(int fd, const void *key, void *next_key);
+int bpf_obj_get(const char *pathname);
+int bpf_obj_pin(int fd, const char *pathname);
+
+struct bpf_map_info {
+    __u32 type;
+    __u32 id;
+    __u32 key_size;
+    __u32 value_size;
+    __u32 max_entries;
+    __u32 map_flags;
+    char name[16];
+    ...;
+};
+int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
+
+typedef int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size);
+struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn sample_cb, void *ctx,
+                                     const struct ring_buffer_opts *opts);
+int ring_buffer__poll(struct ring_buffer *rb, int timeout_ms);
+int ring_buffer__consume(struct ring_buffer *rb);
+int ring_buffer__epoll_fd(const struct ring_buffer *rb);
+void ring_buffer__free(struct ring_buffer *rb);
+
+int libbpf_num_possible_cpus(void);
+
+#define BPF_ANY 0
+#define BPF_NOEXIST 1
+#define BPF_EXIST 2
+
+/* lsmguard glue, defined in the source below */
+extern "Python" int lg_on_ringbuf_sample(void *ctx, void *data, size_t size);
+extern "Python" void lg_on_libbpf_print(int level, const char *message);
+void lg_install_print_hook(int max_level);
+__u64 lg_path_hash(__u64 k0, __u64 k1, const char *path, __u32 len);
+"""
+
+GLUE_SOURCE = r"""
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <linux/types.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include "lsmguard/abi.h"
+#include "lsmguard/siphash.h"
+
+static void lg_on_libbpf_print(int level, const char *message);
+static int lg_print_max_level = LIBBPF_INFO;
+
+/* libbpf hands printf-style arguments; Python cannot take a va_list, so format here. */
+static int lg_print_trampoline(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    va_list copy;
+    int needed;
+    char *message;
+
+    if ((int)level > lg_print_max_level)
+        return 0;
+    va_copy(copy, ap);
+    needed = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (needed < 0)
+        return 0;
+    message = malloc((size_t)needed + 1);
+    if (!message)
+        return 0;
+    vsnprintf(message, (size_t)needed + 1, fmt, ap);
+    lg_on_libbpf_print((int)level, message);
+    free(message);
+    return needed;
+}
+
+static void lg_install_print_hook(int max_level)
+{
+    lg_print_max_level = max_level;
+    libbpf_set_print(lg_print_trampoline);
+}
+
+static __u64 lg_path_hash(__u64 k0, __u64 k1, const char *path, __u32 len)
+{
+    struct lg_siphash state;
+    __u32 i;
+
+    lg_siphash_init(&state, k0, k1);
+    for (i = 0; i < len; i++)
+        lg_siphash_byte(&state, (__u8)path[i]);
+    return lg_siphash_final(&state);
+}
+"""
+
+
+def abi_cdef(header: Path = ABI_HEADER) -> str:
+    """The declarations between the cffi markers of abi.h."""
+    text = header.read_text()
+    begin = text.index("/* cffi:begin */") + len("/* cffi:begin */")
+    end = text.index("/* cffi:end */")
+    return text[begin:end]
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(LIBBPF_CDEF + abi_cdef())
+ffibuilder.set_source(
+    "lsmguard.loader._libbpf",
+    GLUE_SOURCE,
+    libraries=["bpf"],
+    include_dirs=[str(INCLUDE)],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,32 @@
+"""Exceptions raised by the loader. Each says what failed and what to do."""
+from __future__ import annotations
+
+import errno as errno_codes
+import os
+
+
+class BpfError(OSError):
+    """A libbpf or bpf() call failed. ``errno`` is the kernel's; ``log`` is
+    whatever libbpf printed while the call ran (for a load: the verifier log)."""
+
+    def __init__(self, err: int, message: str, log: str = "", hint: str = "") -> None:
+        text = f"{message}: {os.strerror(err)} (errno {errno_codes.errorcode.get(err, err)})"
+        if hint:
+            text += f"\n{hint}"
+        super().__init__(err, text)
+        self.message = message
+        self.log = log
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.strerror or ""
+
+
+class LoadError(BpfError):
+    """Loading the object's programs failed; ``log`` holds the verifier log."""
+
+    def __str__(self) -> str:
+        text = self.strerror or ""
+        if self.log.strip():
+            text += "\n--- libbpf and verifier log ---\n" + self.log.rstrip()
+        return text

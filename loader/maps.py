@@ -1,0 +1,115 @@
+"""BPF maps: typed byte-level access through a map fd."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from lsmguard.loader._libbpf import ffi, lib
+from lsmguard.loader.errors import BpfError
+from lsmguard.loader.libbpf import check, cstr
+
+UPDATE_ANY = lib.BPF_ANY
+UPDATE_NOEXIST = lib.BPF_NOEXIST
+UPDATE_EXIST = lib.BPF_EXIST
+
+BPF_MAP_TYPE_PERCPU_HASH = 5
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
+BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE = 20
+_PERCPU_TYPES = {BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY,
+                 BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE}
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    name: str
+    type: int
+    id: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+
+
+def map_info(fd: int) -> MapInfo:
+    info = ffi.new("struct bpf_map_info *")
+    size = ffi.new("__u32 *", ffi.sizeof("struct bpf_map_info"))
+    check(lib.bpf_obj_get_info_by_fd(fd, info, size), "reading map info")
+    return MapInfo(ffi.string(info.name).decode(), info.type, info.id, info.key_size,
+                   info.value_size, info.max_entries, info.map_flags)
+
+
+class Map:
+    """A map reached through its fd: one from a loaded object, or a pin."""
+
+    def __init__(self, fd: int, *, owns_fd: bool = False) -> None:
+        self.fd = fd
+        self._owns_fd = owns_fd
+        self.info = map_info(fd)
+        self.name = self.info.name
+        self.key_size = self.info.key_size
+        # Per-CPU maps read and write one 8-byte-aligned slot per possible CPU.
+        self.percpu = self.info.type in _PERCPU_TYPES
+        self.ncpus = lib.libbpf_num_possible_cpus() if self.percpu else 1
+        slot = (self.info.value_size + 7) & ~7 if self.percpu else self.info.value_size
+        self.value_size = slot * self.ncpus
+        self._slot = slot
+
+    @classmethod
+    def from_pin(cls, path: str | os.PathLike[str]) -> "Map":
+        fd = lib.bpf_obj_get(cstr(path))
+        if fd < 0:
+            raise BpfError(-fd, f"opening pinned map {os.fspath(path)}")
+        return cls(fd, owns_fd=True)
+
+    def _key(self, key: bytes) -> "ffi.CData":
+        if len(key) != self.key_size:
+            raise ValueError(f"map {self.name}: key is {len(key)} bytes, expected {self.key_size}")
+        return ffi.from_buffer(key)
+
+    def lookup(self, key: bytes) -> bytes | None:
+        value = ffi.new("char[]", self.value_size)
+        ret = lib.bpf_map_lookup_elem(self.fd, self._key(key), value)
+        if ret == -2:  # ENOENT
+            return None
+        check(ret, f"looking up in map {self.name}")
+        return bytes(ffi.buffer(value))
+
+    def lookup_percpu(self, key: bytes) -> list[bytes]:
+        """Per-CPU values of one key, one bytes object per possible CPU."""
+        raw = self.lookup(key)
+        if raw is None:
+            return []
+        size = self.info.value_size
+        return [raw[i * self._slot:i * self._slot + size] for i in range(self.ncpus)]
+
+    def update(self, key: bytes, value: bytes, flags: int = UPDATE_ANY) -> None:
+        if len(value) != self.value_size:
+            raise ValueError(f"map {self.name}: value is {len(value)} bytes, expected {self.value_size}")
+        check(lib.bpf_map_update_elem(self.fd, self._key(key), ffi.from_buffer(value), flags),
+              f"updating map {self.name}")
+
+    def delete(self, key: bytes) -> bool:
+        """Delete one key; False when it was not there."""
+        ret = lib.bpf_map_delete_elem(self.fd, self._key(key))
+        if ret == -2:
+            return False
+        check(ret, f"deleting from map {self.name}")
+        return True
+
+    def keys(self) -> Iterator[bytes]:
+        current = ffi.NULL
+        following = ffi.new("char[]", self.key_size)
+        while lib.bpf_map_get_next_key(self.fd, current, following) == 0:
+            key = bytes(ffi.buffer(following))
+            yield key
+            current = ffi.from_buffer(key)
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        check(lib.bpf_obj_pin(self.fd, cstr(path)), f"pinning map {self.name} at {os.fspath(path)}")
+
+    def close(self) -> None:
+        if self._owns_fd and self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

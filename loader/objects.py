@@ -1,0 +1,142 @@
+"""BPF objects, their programs and the links that attach them."""
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+
+from lsmguard.loader import diagnose
+from lsmguard.loader._libbpf import ffi, lib
+from lsmguard.loader.errors import BpfError, LoadError
+from lsmguard.loader.libbpf import captured_log, check, check_ptr, cstr, pystr
+from lsmguard.loader.maps import Map
+
+
+# Errors by which a kernel refuses a valid program for reasons of the host
+# (LSM not active, missing capability, a sandbox); ENOTSUPP (524) is kernel-internal.
+_HOST_REFUSALS = {errno.EPERM, errno.EACCES, errno.EINVAL, 524}
+
+
+class Link:
+    """An attachment of a program to its hook; pinned, it outlives its process."""
+
+    def __init__(self, link: "ffi.CData", name: str) -> None:
+        self._link = link
+        self.name = name
+
+    @classmethod
+    def from_pin(cls, path: str | os.PathLike[str]) -> "Link":
+        link = check_ptr(lib.bpf_link__open(cstr(path)), f"opening pinned link {os.fspath(path)}")
+        return cls(link, os.path.basename(os.fspath(path)))
+
+    @property
+    def fd(self) -> int:
+        return lib.bpf_link__fd(self._link)
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        check(lib.bpf_link__pin(self._link, cstr(path)), f"pinning link {self.name} at {os.fspath(path)}")
+
+    def unpin(self) -> None:
+        check(lib.bpf_link__unpin(self._link), f"unpinning link {self.name}")
+
+    def detach(self) -> None:
+        """Detach from the hook now, even if the link is pinned elsewhere."""
+        check(lib.bpf_link__detach(self._link), f"detaching link {self.name}")
+
+    def close(self) -> None:
+        """Drop this handle; a pinned link stays attached."""
+        if self._link != ffi.NULL:
+            lib.bpf_link__destroy(self._link)
+            self._link = ffi.NULL
+
+
+class Program:
+    def __init__(self, prog: "ffi.CData") -> None:
+        self._prog = prog
+        self.name = pystr(lib.bpf_program__name(prog))
+        self.section = pystr(lib.bpf_program__section_name(prog))
+
+    @property
+    def fd(self) -> int:
+        return lib.bpf_program__fd(self._prog)
+
+    def attach(self) -> Link:
+        """Attach by section (lsm/<hook>); fails if the object is not loaded."""
+        with captured_log() as log:
+            link = lib.bpf_program__attach(self._prog)
+        if link == ffi.NULL:
+            err = ffi.errno or errno.EINVAL
+            hint = diagnose.explain_load_failure() if self.section.startswith("lsm") else ""
+            raise BpfError(err, f"attaching program {self.name} ({self.section})", "".join(log), hint)
+        return Link(link, self.name)
+
+
+class BpfObject:
+    """One compiled .bpf.o: open, then load, then use its programs and maps."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        with captured_log() as log:
+            obj = lib.bpf_object__open_file(cstr(self.path), ffi.NULL)
+        if obj == ffi.NULL:
+            raise BpfError(ffi.errno or errno.EINVAL, f"opening BPF object {self.path}", "".join(log))
+        self._obj = obj
+        self.loaded = False
+
+    def programs(self) -> Iterator[Program]:
+        prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
+        while prog != ffi.NULL:
+            yield Program(prog)
+            prog = lib.bpf_object__next_program(self._obj, prog)
+
+    def program(self, name: str) -> Program:
+        prog = lib.bpf_object__find_program_by_name(self._obj, name.encode())
+        if prog == ffi.NULL:
+            raise KeyError(f"no program {name!r} in {self.path}")
+        return Program(prog)
+
+    def map_names(self) -> list[str]:
+        names = []
+        m = lib.bpf_object__next_map(self._obj, ffi.NULL)
+        while m != ffi.NULL:
+            names.append(pystr(lib.bpf_map__name(m)))
+            m = lib.bpf_object__next_map(self._obj, m)
+        return names
+
+    def _raw_map(self, name: str) -> "ffi.CData":
+        m = lib.bpf_object__find_map_by_name(self._obj, name.encode())
+        if m == ffi.NULL:
+            raise KeyError(f"no map {name!r} in {self.path}")
+        return m
+
+    def reuse_map(self, name: str, pinned: Map) -> None:
+        """Before load: make the object use an existing (e.g. pinned) map."""
+        check(lib.bpf_map__reuse_fd(self._raw_map(name), pinned.fd), f"reusing map {name}")
+
+    def map(self, name: str) -> Map:
+        """A loaded map by name; the Map shares the object's fd."""
+        if not self.loaded:
+            raise RuntimeError("maps have fds only after load()")
+        return Map(lib.bpf_map__fd(self._raw_map(name)))
+
+    def load(self) -> None:
+        """Create maps and load programs; on failure, LoadError carries the verifier log."""
+        with captured_log() as log:
+            ret = lib.bpf_object__load(self._obj)
+        if ret < 0:
+            err = -ret
+            hint = diagnose.explain_load_failure() if err in _HOST_REFUSALS else ""
+            raise LoadError(err, f"loading BPF object {self.path}", "".join(log), hint)
+        self.loaded = True
+
+    def close(self) -> None:
+        """Close the object; pinned maps and links stay in the kernel."""
+        if self._obj != ffi.NULL:
+            lib.bpf_object__close(self._obj)
+            self._obj = ffi.NULL
+
+    def __enter__(self) -> "BpfObject":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

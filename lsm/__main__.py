@@ -1,0 +1,5 @@
+import sys
+
+from lsmguard.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""Python views of the layouts in bpf/include/lsmguard/abi.h.
+
+The struct layouts come from the header itself through the loader's cffi
+module; nothing here restates an offset or a size.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from lsmguard.loader._libbpf import ffi, lib
+
+
+class Op(enum.IntEnum):
+    EXEC = lib.LG_OP_EXEC
+    OPEN = lib.LG_OP_OPEN
+    CHMOD = lib.LG_OP_CHMOD
+    CONNECT = lib.LG_OP_CONNECT
+
+    @property
+    def bit(self) -> int:
+        return 1 << self.value
+
+
+class Decision(enum.IntEnum):
+    ALLOW = lib.LG_DECISION_ALLOW
+    DENY = lib.LG_DECISION_DENY
+    WOULD_DENY = lib.LG_DECISION_WOULD_DENY
+    AUDIT = lib.LG_DECISION_AUDIT
+
+
+class PathFlag(enum.IntFlag):
+    TRUNCATED = lib.LG_PATH_TRUNCATED
+    DETACHED = lib.LG_PATH_DETACHED
+    WALK_LIMIT = lib.LG_PATH_WALK_LIMIT
+
+
+class Stat(enum.IntEnum):
+    EVENTS_LOST = lib.LG_STAT_EVENTS_LOST
+    PATHS_UNRESOLVED = lib.LG_STAT_PATHS_UNRESOLVED
+    DENIED = lib.LG_STAT_DENIED
+
+
+PATH_MAX = lib.LG_PATH_MAX
+STAT_COUNT = lib.LG_STAT_COUNT
+
+
+def pack(ctype: str, **fields: object) -> bytes:
+    """The bytes of a C struct from abi.h with the given fields set (others zero)."""
+    return bytes(ffi.buffer(ffi.new(f"{ctype} *", fields)))
+
+
+def path_hash(hash_key: tuple[int, int], path: bytes) -> int:
+    """Keyed SipHash-2-4 of a path, computed by the same C code as the kernel's."""
+    return lib.lg_path_hash(hash_key[0], hash_key[1], path, len(path))
+
+
+def path_key(hash_key: tuple[int, int], path: bytes) -> bytes:
+    """The `struct lg_path_key` of an absolute path."""
+    return pack("struct lg_path_key", hash=path_hash(hash_key, path), len=len(path))
+
+
+@dataclass(frozen=True)
+class EventHeader:
+    ktime_ns: int
+    cgroup_id: int
+    op: Op
+    decision: Decision
+    policy_id: int
+    rule_id: int
+    pid: int
+    tgid: int
+    ppid: int
+    uid: int
+    gid: int
+    flags: PathFlag
+    comm: bytes
+
+
+@dataclass(frozen=True)
+class PathEvent:
+    header: EventHeader
+    path: bytes
+    mode: int
+
+
+HEADER_SIZE = ffi.sizeof("struct lg_event_header")
+
+
+def _header(raw: "ffi.CData") -> EventHeader:
+    return EventHeader(
+        ktime_ns=raw.ktime_ns, cgroup_id=raw.cgroup_id, op=Op(raw.op), decision=Decision(raw.decision),
+        policy_id=raw.policy_id, rule_id=raw.rule_id, pid=raw.pid, tgid=raw.tgid, ppid=raw.ppid,
+        uid=raw.uid, gid=raw.gid, flags=PathFlag(raw.flags), comm=ffi.string(raw.comm))
+
+
+def decode_event(data: bytes) -> PathEvent:
+    """Decode one ring-buffer record. Raises ValueError for a record too short or unknown."""
+    if len(data) < HEADER_SIZE:
+        raise ValueError(f"event of {len(data)} bytes is shorter than its header ({HEADER_SIZE})")
+    hdr = ffi.cast("struct lg_event_header *", ffi.from_buffer(data))
+    if hdr.op in (Op.EXEC, Op.OPEN, Op.CHMOD):
+        if len(data) < ffi.sizeof("struct lg_path_event"):
+            raise ValueError(f"path event of {len(data)} bytes is truncated")
+        ev = ffi.cast("struct lg_path_event *", ffi.from_buffer(data))
+        length = min(ev.path_len, PATH_MAX)
+        return PathEvent(_header(ev.hdr), bytes(ffi.buffer(ev.path, length)), ev.mode)
+    raise ValueError(f"event with unknown operation {hdr.op}")
