@@ -133,6 +133,13 @@ static long lg_hash_step(__u32 index, void *ctx)
 {
 	struct lg_hash_walk *h = ctx;
 
+	/*
+	 * Take the byte position from the loop index, never from the state: the
+	 * 6.1 verifier checks a bpf_loop callback as if it ran once, so a branch
+	 * that depends only on state it believes constant (len & 7 == 0) is
+	 * removed as dead code, and the hash goes wrong after 8 bytes.
+	 */
+	h->state.len = index;
 	lg_siphash_byte(&h->state, h->buf->data[(h->start + index) & LG_PATH_MASK]);
 	return 0;
 }

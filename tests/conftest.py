@@ -1,0 +1,7 @@
+"""Which tests this pytest collects: on the host, the unit tests and the kernel
+lab (which runs tests/kernel inside VMs); inside a lab VM, tests/kernel only."""
+import os
+
+IN_GUEST = os.environ.get("LSMGUARD_LAB_GUEST") == "1"
+
+collect_ignore_glob = ["lab/*", "unit/*", "bench/*"] if IN_GUEST else ["kernel/*"]

@@ -1,0 +1,34 @@
+"""Host side of the kernel lab: one pytest item per (kernel, kernel test)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.lab.kernels import SERIES, LabError
+from tests.lab.session import LabSession, collect_kernel_tests
+
+_session = LabSession()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "kernel_test" not in metafunc.fixturenames:
+        return
+    try:
+        tests = collect_kernel_tests()
+    except LabError as exc:  # a collection failure must fail the run, not empty it
+        tests = [f"<collection failed: {str(exc)[:200]}>"]
+    params = [(series.name, test) for series in SERIES for test in tests]
+    metafunc.parametrize(("kernel_name", "kernel_test"), params,
+                         ids=[f"{k}:{t.removeprefix('tests/kernel/')}" for k, t in params])
+
+
+@pytest.fixture(scope="session")
+def lab() -> LabSession:
+    return _session
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    lines = _session.summaries()
+    if lines:
+        terminalreporter.section("kernel lab")
+        for line in lines:
+            terminalreporter.write_line(line)

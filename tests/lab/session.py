@@ -1,0 +1,111 @@
+"""One lab session: fetch the kernels once, run the kernel tests once per kernel.
+
+The guest's pytest writes each test's outcome to results.jsonl (see
+tests/kernel/conftest.py); the host's pytest turns each into one test item
+named after the kernel, so a report says which test passed on which kernel.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.lab import kernels
+from tests.lab.kernels import Kernel, LabError
+from tests.lab.vm import SRC, GuestRun, run_in_guest
+
+KERNEL_TESTS = "tests/kernel"
+
+
+@dataclass
+class Outcome:
+    outcome: str          # passed, failed, skipped
+    report: str = ""
+
+
+@dataclass
+class KernelResults:
+    kernel: Kernel | None
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    error: str = ""       # why nothing could run on this kernel
+    run: GuestRun | None = None
+
+
+def collect_kernel_tests() -> list[str]:
+    """Node ids of the kernel tests, collected on the host (they import fine here)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", KERNEL_TESTS, "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=SRC, capture_output=True, text=True, env={**os.environ, "LSMGUARD_LAB_GUEST": "1"})
+    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    if proc.returncode != 0 or not ids:
+        raise LabError(f"collecting {KERNEL_TESTS} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    return ids
+
+
+def _parse(results: Path) -> dict[str, Outcome]:
+    outcomes: dict[str, Outcome] = {}
+    path = results / "results.jsonl"
+    if not path.exists():
+        return outcomes
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        current = outcomes.setdefault(rec["nodeid"], Outcome("passed"))
+        if rec["outcome"] == "failed":
+            current.outcome = "failed"
+            current.report += f"[{rec['when']}] {rec['longrepr']}\n"
+        elif rec["outcome"] == "skipped" and current.outcome == "passed":
+            current.outcome = "skipped"
+            current.report += rec["longrepr"]
+    return outcomes
+
+
+class LabSession:
+    def __init__(self) -> None:
+        self._kernels: dict[str, Kernel | LabError] | None = None
+        self._results: dict[str, KernelResults] = {}
+        self._tmp = Path(tempfile.mkdtemp(prefix="lsmguard-lab-"))
+
+    def kernel(self, name: str) -> Kernel:
+        if self._kernels is None:
+            self._kernels = kernels.fetch_all()
+        got = self._kernels[name]
+        if isinstance(got, LabError):
+            raise got
+        return got
+
+    def results(self, name: str) -> KernelResults:
+        if name not in self._results:
+            self._results[name] = self._run(name)
+        return self._results[name]
+
+    def _run(self, name: str) -> KernelResults:
+        try:
+            kernel = self.kernel(name)
+        except LabError as exc:
+            return KernelResults(None, error=str(exc))
+        out = self._tmp / name
+        try:
+            run = run_in_guest(kernel, [sys.executable, "-m", "pytest", KERNEL_TESTS, "-q",
+                                        "-p", "no:cacheprovider", "-ra"], out)
+        except LabError as exc:
+            return KernelResults(kernel, error=str(exc))
+        outcomes = _parse(out)
+        error = "" if outcomes else (f"the guest on {kernel.release} reported no test results "
+                                     f"(exit {run.returncode}); console:\n{run.output[-4000:]}")
+        return KernelResults(kernel, outcomes, error, run)
+
+    def summaries(self) -> list[str]:
+        lines = []
+        for name, res in self._results.items():
+            counts: dict[str, int] = {}
+            for o in res.outcomes.values():
+                counts[o.outcome] = counts.get(o.outcome, 0) + 1
+            release = res.kernel.release if res.kernel else "not available"
+            took = f", {res.run.seconds:.0f}s boot+run" if res.run else ""
+            detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or f"ERROR: {res.error[:200]}"
+            lines.append(f"kernel {name} ({release}){took}: {detail}")
+        return lines

@@ -1,0 +1,84 @@
+"""Booting a lab kernel with virtme-ng under qemu and running a command in it."""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.lab.kernels import Kernel, LabError
+
+SRC = Path(__file__).resolve().parents[2]
+GUEST_RUN = SRC / "tests" / "lab" / "guest-run"
+BOOT_TIMEOUT_S = int(os.environ.get("LSMGUARD_LAB_TIMEOUT", "900"))
+MEMORY = os.environ.get("LSMGUARD_LAB_MEMORY", "2G")
+
+
+@dataclass
+class GuestRun:
+    kernel: Kernel
+    returncode: int
+    output: str
+    seconds: float
+    results: Path   # the directory the guest wrote back
+
+    @property
+    def uname(self) -> str:
+        text = (self.results / "kernel.txt")
+        return text.read_text().splitlines()[0] if text.exists() else "?"
+
+
+def _vng() -> str:
+    vng = Path(sys.executable).parent / "vng"
+    if not vng.exists():
+        raise LabError(f"{vng} is missing: run `make venv` (virtme-ng is installed into the venv)")
+    return str(vng)
+
+
+def run_in_guest(kernel: Kernel, command: list[str], results: Path, *, stream: bool = False,
+                 timeout: int = BOOT_TIMEOUT_S) -> GuestRun:
+    """Boot `kernel`, run `command` as root in the guest, and return what happened.
+
+    Software emulation (--disable-kvm): qemu hangs or asserts with this
+    machine's /dev/kvm, and TCG behaves the same everywhere.
+    """
+    results.mkdir(parents=True, exist_ok=True)
+    # virtme-ng does not forward the environment: name what the guest needs.
+    guest_env = [f"LSMGUARD_LAB_RESULTS={results}", f"LSMGUARD_SRC={SRC}"]
+    guest_command = shlex.join(["env", *guest_env, str(GUEST_RUN), *command])
+    argv = [_vng(), "--run", str(kernel.vmlinuz), "--disable-kvm", "--memory", MEMORY,
+            "--cpus", "2", "--rwdir", str(results), "--exec", guest_command]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", start_new_session=True, stdin=subprocess.DEVNULL)
+    lines: list[str] = []
+    timed_out = threading.Event()
+
+    def kill() -> None:  # a hung guest prints nothing, so the deadline cannot wait for a line
+        timed_out.set()
+        os.killpg(proc.pid, signal.SIGKILL)
+
+    watchdog = threading.Timer(timeout, kill)
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if stream:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    if timed_out.is_set():
+        raise LabError(f"kernel {kernel.release} did not finish within {timeout}s; last output:\n"
+                       + "".join(lines[-40:]))
+    output = "".join(lines)
+    (results / "console.log").write_text(output)
+    return GuestRun(kernel, proc.returncode, output, time.monotonic() - started, results)
