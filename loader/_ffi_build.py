@@ -87,6 +87,7 @@ int ring_buffer__epoll_fd(const struct ring_buffer *rb);
 void ring_buffer__free(struct ring_buffer *rb);
 
 int libbpf_num_possible_cpus(void);
+int libbpf_strerror(int err, char *buf, size_t size);
 
 #define BPF_ANY 0
 #define BPF_NOEXIST 1

@@ -4,13 +4,26 @@ from __future__ import annotations
 import errno as errno_codes
 import os
 
+from lsmguard.loader._libbpf import ffi, lib
+
+LIBBPF_ERRNO_BASE = 4000  # libbpf's own codes (bad ELF, relocation failed, ...) start here
+
+
+def describe(err: int) -> str:
+    """Text of a kernel errno or of one of libbpf's own error codes."""
+    if err >= LIBBPF_ERRNO_BASE:
+        buf = ffi.new("char[]", 256)
+        lib.libbpf_strerror(err, buf, len(buf))
+        return f"{ffi.string(buf).decode()} (libbpf error {err})"
+    return f"{os.strerror(err)} (errno {errno_codes.errorcode.get(err, err)})"
+
 
 class BpfError(OSError):
     """A libbpf or bpf() call failed. ``errno`` is the kernel's; ``log`` is
     whatever libbpf printed while the call ran (for a load: the verifier log)."""
 
     def __init__(self, err: int, message: str, log: str = "", hint: str = "") -> None:
-        text = f"{message}: {os.strerror(err)} (errno {errno_codes.errorcode.get(err, err)})"
+        text = f"{message}: {describe(err)}"
         if hint:
             text += f"\n{hint}"
         super().__init__(err, text)

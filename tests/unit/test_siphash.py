@@ -1,0 +1,33 @@
+"""The path hash shared by the kernel and Python is SipHash-2-4, keyed."""
+from __future__ import annotations
+
+import pytest
+
+from lsmguard import abi
+
+# Reference vectors of the SipHash paper (key 00..0f, message 00..n-1).
+KEY = (0x0706050403020100, 0x0F0E0D0C0B0A0908)
+VECTORS = {
+    0: 0x726FDB47DD0E0E31,
+    1: 0x74F839C593DC67FD,
+    7: 0xAB0200F58B01D137,
+    8: 0x93F5F5799A932462,
+    15: 0xA129CA6149BE45E5,
+    63: 0x958A324CEB064572,
+}
+
+
+@pytest.mark.parametrize("length", sorted(VECTORS))
+def test_matches_the_reference_vectors(length: int) -> None:
+    assert abi.path_hash(KEY, bytes(range(length))) == VECTORS[length]
+
+
+def test_key_changes_the_hash() -> None:
+    assert abi.path_hash((1, 2), b"/etc/shadow") != abi.path_hash((1, 3), b"/etc/shadow")
+
+
+def test_path_key_layout_carries_hash_and_length() -> None:
+    key = abi.path_key(KEY, b"/etc/shadow")
+    assert len(key) == 16
+    assert int.from_bytes(key[:8], "little") == abi.path_hash(KEY, b"/etc/shadow")
+    assert int.from_bytes(key[8:12], "little") == len(b"/etc/shadow")
