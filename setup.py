@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent
 
 
 class BuildPyWithBpf(build_py):
-    """Compile bpf/ with `make bpf` and ship the object inside the package."""
+    """Compile bpf/ with `make bpf`; ship the object and the policy schema inside the package."""
 
     def run(self) -> None:
         super().run()
@@ -18,6 +18,7 @@ class BuildPyWithBpf(build_py):
         target = Path(self.build_lib) / "lsmguard" / "data"
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / "build" / "lsmguard.bpf.o", target / "lsmguard.bpf.o")
+        shutil.copy2(ROOT / "policies" / "lsmguard.schema.json", target / "lsmguard.schema.json")
 
 
 setup(

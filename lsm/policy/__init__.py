@@ -1,0 +1,1 @@
+"""The policy language: YAML documents -> checked model -> reference decisions and compiled entries."""

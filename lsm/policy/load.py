@@ -1,0 +1,110 @@
+"""Loading policies from files and directories, in a deterministic order."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsmguard.policy import schema
+from lsmguard.policy.errors import Diagnostic, PolicyError
+from lsmguard.policy.lint import lint
+from lsmguard.policy.model import Policy
+from lsmguard.policy.parse import build_policy
+from lsmguard.policy.source import Document, parse_documents
+
+POLICY_SUFFIXES = (".yaml", ".yml")
+MAX_POLICY_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class LoadResult:
+    policies: list[Policy] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    name_positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # by Policy.source
+
+
+def _semantic_after_schema_errors(doc: Document, schema_problems: list[Diagnostic]) -> list[Diagnostic]:
+    """The semantic errors of a document that failed the schema, so that one run
+    lists every error; best effort, since the structure is not what it should be."""
+    try:
+        build_policy(doc, lenient=True)
+    except PolicyError as exc:
+        reported = [d.field for d in schema_problems]
+        return [d for d in exc.diagnostics
+                if not any(d.field == f or f.startswith(d.field + ".") or f.startswith(d.field + "[")
+                           or d.field.startswith(f + ".") or d.field.startswith(f + "[") for f in reported)]
+    except Exception:  # noqa: BLE001 - malformed structure; the schema errors already say why
+        return []
+    return []
+
+
+def load_text(text: str, file: str) -> LoadResult:
+    """Policies from one YAML stream. Raises PolicyError listing every error."""
+    result = LoadResult(files=[file])
+    errors: list[Diagnostic] = []
+    for doc in parse_documents(text, file):
+        problems = schema.validate(doc)
+        if problems:
+            errors += problems + _semantic_after_schema_errors(doc, problems)
+            continue
+        try:
+            policy = build_policy(doc)
+        except PolicyError as exc:
+            errors += exc.diagnostics
+            continue
+        result.policies.append(policy)
+        result.name_positions[policy.source] = doc.position(("metadata", "name"))
+        result.warnings += lint(policy, doc)
+    if errors:
+        raise PolicyError(errors + result.warnings)
+    return result
+
+
+def policy_files(path: Path) -> list[Path]:
+    """A file itself, or a directory's *.yaml and *.yml files sorted by name (bytewise)."""
+    if path.is_dir():
+        return sorted((p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES and p.is_file()),
+                      key=lambda p: os.fsencode(p.name))
+    return [path]
+
+
+def _read(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_POLICY_BYTES:
+            raise PolicyError([Diagnostic(str(path), 1, 1, "", f"larger than {MAX_POLICY_BYTES} bytes")])
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError([Diagnostic(str(path), 1, 1, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+    except OSError as exc:
+        raise PolicyError([Diagnostic(str(path), 1, 1, "", f"cannot read: {exc.strerror}")]) from None
+
+
+def load_paths(paths: list[Path]) -> LoadResult:
+    """Policies from files and directories, in order; names must be unique across all of them."""
+    result = LoadResult()
+    errors: list[Diagnostic] = []
+    first_seen: dict[str, str] = {}
+    for given in paths:
+        if not given.exists():
+            errors.append(Diagnostic(str(given), 1, 1, "", "no such file or directory"))
+            continue
+        for file in policy_files(given):
+            result.files.append(str(file))
+            try:
+                loaded = load_text(_read(file), str(file))
+            except PolicyError as exc:
+                errors += exc.diagnostics
+                continue
+            result.warnings += loaded.warnings
+            for policy in loaded.policies:
+                if policy.name in first_seen:
+                    line, column = loaded.name_positions[policy.source]
+                    errors.append(Diagnostic(str(file), line, column, "metadata.name",
+                                             f"policy name '{policy.name}' is already used by {first_seen[policy.name]}"))
+                    continue
+                first_seen[policy.name] = policy.source
+                result.policies.append(policy)
+    if errors:
+        raise PolicyError(errors + result.warnings)
+    return result

@@ -1,0 +1,164 @@
+"""The checked policy model. Everything here is already valid and normalised."""
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+PATH_MAX = 4096          # bytes, including the terminating NUL
+PORT_MIN, PORT_MAX = 1, 65535
+
+
+class Mode(enum.Enum):
+    ENFORCE = "enforce"
+    AUDIT = "audit"
+
+
+class Action(enum.Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+    AUDIT = "audit"
+
+
+class Default(enum.Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+class Operation(enum.Enum):
+    EXEC = "exec"
+    OPEN = "open"
+    CHMOD = "chmod"
+    CONNECT = "connect"
+
+
+PATH_OPERATIONS = (Operation.EXEC, Operation.OPEN, Operation.CHMOD)
+
+
+class Access(enum.Flag):
+    READ = 1
+    WRITE = 2
+    ANY = READ | WRITE
+
+
+class Protocol(enum.Flag):
+    TCP = 1
+    UDP = 2
+    ANY = TCP | UDP
+
+
+@dataclass(frozen=True, order=True)
+class PathPattern:
+    """`/a/b` (exact) or `/a/b/**` (recursive: /a/b itself and everything below it)."""
+    base: str
+    recursive: bool
+
+    def matches(self, path: str) -> bool:
+        if not self.recursive:
+            return path == self.base
+        return self.base == "/" or path == self.base or path.startswith(self.base + "/")
+
+    def covers(self, other: "PathPattern") -> bool:
+        """Every path `other` matches, this matches too."""
+        return self.matches(other.base) and (self.recursive or not other.recursive)
+
+    def __str__(self) -> str:
+        if not self.recursive:
+            return self.base
+        return "/**" if self.base == "/" else self.base + "/**"
+
+
+@dataclass(frozen=True)
+class PortRange:
+    low: int
+    high: int
+
+    def __contains__(self, port: int) -> bool:
+        return self.low <= port <= self.high
+
+    def __str__(self) -> str:
+        return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+
+
+ALL_PORTS = (PortRange(PORT_MIN, PORT_MAX),)
+
+
+def normalise_address(address: IPAddress) -> IPAddress:
+    """An IPv4-mapped IPv6 address is the IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def normalise_network(network: IPNetwork) -> tuple[IPNetwork, ...]:
+    """Networks that match exactly the normalised addresses of `network`."""
+    if isinstance(network, ipaddress.IPv4Network):
+        return (network,)
+    if network.prefixlen >= 96 and network.subnet_of(V4_MAPPED):
+        v4 = ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
+        return (v4,)
+    if network.prefixlen <= 96 and V4_MAPPED.subnet_of(network):
+        return (network, ipaddress.IPv4Network("0.0.0.0/0"))
+    return (network,)
+
+
+@dataclass(frozen=True)
+class InetTarget:
+    networks: tuple[IPNetwork, ...]       # normalised; every address when the rule gave none
+    ports: tuple[PortRange, ...]          # ALL_PORTS when the rule gave none
+    protocol: Protocol
+
+    def matches(self, address: IPAddress, port: int, protocol: Protocol) -> bool:
+        address = normalise_address(address)
+        return (bool(protocol & self.protocol)
+                and any(port in r for r in self.ports)
+                and any(address.version == n.version and address in n for n in self.networks))
+
+
+@dataclass(frozen=True)
+class UnixTarget:
+    paths: tuple[PathPattern, ...]        # filesystem sockets
+    abstract: tuple[str, ...]             # abstract names, without the leading "@"
+
+    def matches(self, unix: str) -> bool:
+        if unix.startswith("@"):
+            return unix[1:] in self.abstract
+        return any(p.matches(unix) for p in self.paths)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    action: Action
+    operation: Operation
+    paths: tuple[PathPattern, ...] = ()   # exec, open, chmod
+    access: Access = Access.ANY           # open
+    inet: InetTarget | None = None        # connect
+    unix: UnixTarget | None = None        # connect
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """Which processes a policy applies to: every listed kind must match (AND);
+    within one kind, any entry (OR). An empty kind does not constrain."""
+    executables: tuple[PathPattern, ...] = ()
+    cgroups: tuple[str, ...] = ()
+    uids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    mode: Mode
+    default: Default
+    rules: tuple[Rule, ...]
+    subjects: Subjects | None = None      # None: every process
+    operations: frozenset[Operation] = frozenset()   # what `default` governs
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    source: str = ""                      # file[#document] it came from

@@ -1,0 +1,204 @@
+"""A schema-valid document -> a Policy, with the checks a schema cannot make."""
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from lsmguard.policy.errors import Diagnostic, PolicyError
+from lsmguard.policy.model import (ALL_PORTS, PATH_MAX, PORT_MAX, PORT_MIN, Access, Action, Default, InetTarget,
+                                   IPNetwork, Mode, Operation, PathPattern, Policy, PortRange, Protocol, Rule,
+                                   Subjects, UnixTarget, normalise_network)
+from lsmguard.policy.source import Document, FieldPath
+
+
+class _Problems:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.found: list[Diagnostic] = []
+
+    def error(self, path: FieldPath, message: str) -> None:
+        self.found.append(self.doc.diagnostic(path, message))
+
+    def warning(self, path: FieldPath, message: str) -> None:
+        self.found.append(self.doc.diagnostic(path, message, severity="warning"))
+
+
+def path_problem(text: str) -> str | None:
+    """Why `text` is not an absolute, normalised path pattern (None if it is)."""
+    if "\0" in text:
+        return "contains a NUL byte"
+    if not text.startswith("/"):
+        return f"{text!r} is not absolute: paths start with /"
+    if len(text.encode()) >= PATH_MAX:
+        return f"is {len(text.encode())} bytes long, over PATH_MAX ({PATH_MAX - 1} bytes at most)"
+    base = text[:-3] if text.endswith("/**") else text
+    if any(c in base for c in "*?["):
+        return f"{text!r} has a glob in the middle: only a trailing /** is supported (/a/b/** matches all below /a/b)"
+    if base == "":
+        return None  # "/**"
+    parts = base.split("/")[1:]
+    if base != "/" and "" in parts:
+        return f"{text!r} is not normalised: no empty components or trailing slash"
+    if "." in parts or ".." in parts:
+        return f"{text!r} is not normalised: no '.' or '..' components"
+    return None
+
+
+def parse_path(text: str) -> PathPattern:
+    if text.endswith("/**"):
+        return PathPattern(text[:-3] or "/", True)
+    return PathPattern(text, False)
+
+
+def _paths(p: _Problems, items: list[str], path: FieldPath) -> tuple[PathPattern, ...]:
+    out = []
+    for i, text in enumerate(items):
+        problem = path_problem(text)
+        if problem:
+            p.error(path + (i,), problem)
+        else:
+            out.append(parse_path(text))
+    return tuple(out)
+
+
+def _ports(p: _Problems, items: list[Any], path: FieldPath) -> tuple[PortRange, ...]:
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, int):
+            out.append(PortRange(item, item))
+            continue
+        low, high = (int(x) for x in item.split("-"))
+        for bound in (low, high):
+            if not PORT_MIN <= bound <= PORT_MAX:
+                p.error(path + (i,), f"{bound} is not a port (1-65535)")
+                break
+        else:
+            if low > high:
+                p.error(path + (i,), f"'{item}' is an inverted port range ({low} > {high})")
+            else:
+                out.append(PortRange(low, high))
+    return tuple(out)
+
+
+def _networks(p: _Problems, items: list[str], path: FieldPath) -> tuple[IPNetwork, ...]:
+    out: list[IPNetwork] = []
+    for i, text in enumerate(items):
+        try:
+            network = ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            if "has host bits set" in str(exc):
+                fixed = ipaddress.ip_network(text, strict=False)
+                p.error(path + (i,), f"{text!r} has host bits set: did you mean {fixed}?")
+            else:
+                p.error(path + (i,), f"{text!r} is not an IPv4 or IPv6 address or CIDR")
+            continue
+        out.extend(normalise_network(network))
+    return tuple(out)
+
+
+def _unix(p: _Problems, items: list[str], path: FieldPath) -> UnixTarget:
+    paths, abstract = [], []
+    for i, text in enumerate(items):
+        if text.startswith("@"):
+            if len(text) == 1 or len(text.encode()) > 108:
+                p.error(path + (i,), f"{text!r} is not an abstract socket name (@ and 1-107 bytes)")
+            else:
+                abstract.append(text[1:])
+        else:
+            problem = path_problem(text)
+            if problem:
+                p.error(path + (i,), problem + " (or write an abstract name as @name)")
+            else:
+                paths.append(parse_path(text))
+    return UnixTarget(tuple(paths), tuple(abstract))
+
+
+def _rule(p: _Problems, raw: dict[str, Any], path: FieldPath) -> Rule | None:
+    ops = [op for op in Operation if op.value in raw]
+    if not ops:
+        p.error(path, "rule has no operation: give one of exec, open, chmod, connect")
+        return None
+    if len(ops) > 1:
+        p.error(path + (ops[1].value,), f"rule has more than one operation ({', '.join(o.value for o in ops)}): "
+                                        "write one rule per operation")
+        return None
+    op = ops[0]
+    body, at = raw[op.value], path + (op.value,)
+    common = dict(id=raw["id"], action=Action(raw["action"]), operation=op, description=raw.get("description", ""))
+    if op is not Operation.CONNECT:
+        access = Access.ANY
+        if op is Operation.OPEN and "access" in body:
+            access = Access(0)
+            for a in body["access"]:
+                access |= Access[a.upper()]
+        return Rule(paths=_paths(p, body["paths"], at + ("paths",)), access=access, **common)
+    inet_fields = [k for k in ("cidrs", "ports", "protocol") if k in body]
+    if "unix" in body:
+        if inet_fields:
+            p.error(at + (inet_fields[0],), f"{inet_fields[0]} never applies to unix sockets: a connect rule "
+                                            "matches inet (cidrs, ports, protocol) or unix, not both")
+            return None
+        return Rule(unix=_unix(p, body["unix"], at + ("unix",)), **common)
+    networks = (_networks(p, body["cidrs"], at + ("cidrs",)) if "cidrs" in body
+                else (ipaddress.IPv4Network("0.0.0.0/0"), ipaddress.IPv6Network("::/0")))
+    ports = _ports(p, body["ports"], at + ("ports",)) if "ports" in body else ALL_PORTS
+    protocol = Protocol[body.get("protocol", "any").upper()]
+    return Rule(inet=InetTarget(networks, ports, protocol), **common)
+
+
+def _subjects(p: _Problems, raw: dict[str, Any] | None) -> Subjects | None:
+    if raw is None:
+        return None
+    at = ("spec", "subjects")
+    cgroups = []
+    for i, text in enumerate(raw.get("cgroups", [])):
+        problem = path_problem(text)
+        if problem or text.endswith("/**"):
+            p.error(at + ("cgroups", i), problem or f"{text!r}: a cgroup always includes everything below it; drop /**")
+        else:
+            cgroups.append(text)
+    return Subjects(executables=_paths(p, raw.get("executables", []), at + ("executables",)),
+                    cgroups=tuple(cgroups), uids=tuple(raw.get("uids", [])))
+
+
+def build_policy(doc: Document, *, lenient: bool = False) -> Policy:
+    """The Policy of a schema-valid document; raises PolicyError with every problem found.
+
+    lenient: the document failed the schema; check what can be checked and skip
+    the parts whose structure is wrong (their schema errors say why)."""
+    p = _Problems(doc)
+    data, spec = doc.data, doc.data["spec"]
+    rules: list[Rule] = []
+    seen_ids: dict[str, int] = {}
+    for i, raw in enumerate(spec["rules"]):
+        at = ("spec", "rules", i)
+        if raw["id"] in seen_ids:
+            p.error(at + ("id",), f"duplicate rule id '{raw['id']}' (first used by spec.rules[{seen_ids[raw['id']]}])")
+            continue
+        seen_ids[raw["id"]] = i
+        try:
+            rule = _rule(p, raw, at)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            if not lenient:
+                raise
+            continue
+        if rule is not None:
+            rules.append(rule)
+    default = Default(spec.get("default", "allow"))
+    operations = frozenset(Operation(o) for o in spec.get("operations", [])) or frozenset(r.operation for r in rules)
+    if default is Default.DENY and not operations:
+        p.error(("spec", "default"), "default: deny governs no operation: add rules or spec.operations")
+    try:
+        subjects = _subjects(p, spec.get("subjects"))
+    except (KeyError, ValueError, TypeError, AttributeError):
+        if not lenient:
+            raise
+        subjects = None
+    errors = [d for d in p.found if d.severity == "error"]
+    if errors:
+        raise PolicyError(p.found)
+    source = doc.file if doc.index == 0 else f"{doc.file}#{doc.index + 1}"
+    meta = data["metadata"]
+    return Policy(name=meta["name"], mode=Mode(spec["mode"]), default=default, rules=tuple(rules),
+                  subjects=subjects, operations=operations, description=meta.get("description", ""),
+                  labels=dict(meta.get("labels", {})), source=source)
