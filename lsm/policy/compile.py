@@ -1,0 +1,315 @@
+"""Policies -> the engine's entries, so that one access costs a fixed number of
+lookups whatever the number of rules.
+
+Policies get ids 0..63 and every entry carries bitmasks of policy ids:
+- path tables (one per slot: exec, open-read, open-write, chmod, unix connect,
+  executable subjects): exact entries, and prefix entries for `/a/**`. An exact
+  entry already includes the masks of every prefix pattern covering it, and a
+  prefix entry those of its ancestors, so one exact lookup, then prefix lookups
+  from the deepest ancestor up, stop at the first hit;
+- inet tables (per protocol): longest-prefix-match entries whose masks already
+  include every shorter covering network, each with disjoint port intervals;
+- subject tables: executables (a path slot), cgroup paths, uids.
+`decide_compiled` walks these entries exactly as the kernel does; the property
+tests hold it equal to the reference evaluator.
+"""
+from __future__ import annotations
+
+import bisect
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+
+from lsmguard.policy.evaluate import Outcome, Process, Record, Request, Verdict
+from lsmguard.policy.model import (Access, Action, Default, IPNetwork, Mode, Operation, PathPattern, Policy,
+                                   Protocol, Rule, normalise_address)
+
+MAX_POLICIES = 64
+
+
+class Slot(enum.Enum):
+    EXEC = "exec"
+    OPEN_READ = "open-read"
+    OPEN_WRITE = "open-write"
+    CHMOD = "chmod"
+    UNIX = "connect-unix"
+    SUBJECT_EXE = "subject-exe"
+
+
+@dataclass
+class Masks:
+    deny: int = 0
+    allow: int = 0
+    audit: int = 0
+    # (policy id, action) -> index of the first rule giving that bit, for attribution
+    rules: dict[tuple[int, Action], int] = field(default_factory=dict)
+
+    def add(self, policy_id: int, action: Action, rule_index: int) -> None:
+        bit = 1 << policy_id
+        if action is Action.DENY:
+            self.deny |= bit
+        elif action is Action.ALLOW:
+            self.allow |= bit
+        else:
+            self.audit |= bit
+        key = (policy_id, action)
+        self.rules[key] = min(self.rules.get(key, rule_index), rule_index)
+
+    def merge(self, other: "Masks") -> None:
+        self.deny |= other.deny
+        self.allow |= other.allow
+        self.audit |= other.audit
+        for key, index in other.rules.items():
+            self.rules[key] = min(self.rules.get(key, index), index)
+
+    def copy(self) -> "Masks":
+        return Masks(self.deny, self.allow, self.audit, dict(self.rules))
+
+
+@dataclass
+class PathTable:
+    exact: dict[str, Masks] = field(default_factory=dict)
+    prefix: dict[str, Masks] = field(default_factory=dict)   # base of /base/**
+
+    def lookup(self, path: str) -> Masks | None:
+        """The kernel's sequence: exact, then prefixes from `path` itself up to /."""
+        if path in self.exact:
+            return self.exact[path]
+        for ancestor in ancestors(path):
+            if ancestor in self.prefix:
+                return self.prefix[ancestor]
+        return None
+
+
+def ancestors(path: str) -> list[str]:
+    """`path` and its ancestors, deepest first: /a/b -> [/a/b, /a, /]; an abstract
+    unix name (@name) has none."""
+    out = [path]
+    if not path.startswith("/"):
+        return out
+    while path != "/":
+        path = path.rsplit("/", 1)[0] or "/"
+        out.append(path)
+    return out
+
+
+@dataclass
+class PortInterval:
+    low: int
+    high: int
+    masks: Masks
+
+
+@dataclass
+class InetTable:
+    """Per protocol: network -> disjoint port intervals (sorted)."""
+    networks: dict[IPNetwork, list[PortInterval]] = field(default_factory=dict)
+
+    def lookup(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> Masks | None:
+        best: IPNetwork | None = None
+        for network in self.networks:   # the kernel does one LPM-trie lookup
+            if network.version == address.version and address in network:
+                if best is None or network.prefixlen > best.prefixlen:
+                    best = network
+        if best is None:
+            return None
+        intervals = self.networks[best]
+        i = bisect.bisect_right([iv.low for iv in intervals], port) - 1   # the kernel: bounded binary search
+        if i >= 0 and intervals[i].low <= port <= intervals[i].high:
+            return intervals[i].masks
+        return None
+
+
+@dataclass
+class Compiled:
+    names: list[str]
+    rules: list[list[str]]                  # policy id -> rule ids by index
+    enforce: int                            # policies in enforce mode
+    default_deny: dict[Slot | Protocol, int]
+    with_subjects: int                      # policies that have subjects
+    unconstrained_exe: int
+    unconstrained_cgroup: int
+    unconstrained_uid: int
+    paths: dict[Slot, PathTable]
+    inet: dict[Protocol, InetTable]
+    cgroups: dict[str, int]
+    uids: dict[int, int]
+
+    def entry_count(self) -> int:
+        return (sum(len(t.exact) + len(t.prefix) for t in self.paths.values())
+                + sum(len(iv) for t in self.inet.values() for iv in t.networks.values())
+                + len(self.cgroups) + len(self.uids))
+
+
+def _slots(rule: Rule) -> list[Slot]:
+    if rule.operation is Operation.EXEC:
+        return [Slot.EXEC]
+    if rule.operation is Operation.CHMOD:
+        return [Slot.CHMOD]
+    if rule.operation is Operation.OPEN:
+        return [s for s, bit in ((Slot.OPEN_READ, Access.READ), (Slot.OPEN_WRITE, Access.WRITE)) if rule.access & bit]
+    return [Slot.UNIX] if rule.unix is not None else []
+
+
+def _add_pattern(table: dict[PathPattern, Masks], pattern: PathPattern, policy_id: int, action: Action,
+                 index: int) -> None:
+    table.setdefault(pattern, Masks()).add(policy_id, action, index)
+
+
+def _merge_path_table(patterns: dict[PathPattern, Masks]) -> PathTable:
+    """Pre-merge: each entry carries the masks of every recursive pattern covering it."""
+    table = PathTable()
+    prefixes = {p.base: m for p, m in patterns.items() if p.recursive}
+    for pattern, masks in patterns.items():
+        merged = masks.copy()
+        for ancestor in ancestors(pattern.base):
+            if ancestor in prefixes and (ancestor != pattern.base or not pattern.recursive):
+                merged.merge(prefixes[ancestor])
+        (table.prefix if pattern.recursive else table.exact)[pattern.base] = merged
+    return table
+
+
+def _merge_inet(rules: list[tuple[int, Rule, int]], protocol: Protocol) -> InetTable:
+    table = InetTable()
+    relevant = [(pid, r, i) for pid, r, i in rules if r.inet is not None and r.inet.protocol & protocol]
+    networks = {n for _, r, _ in relevant for n in r.inet.networks}  # type: ignore[union-attr]
+    for network in networks:
+        covering = [(pid, r, i) for pid, r, i in relevant
+                    if any(m.version == network.version and network.subnet_of(m)  # type: ignore[arg-type]
+                           for m in r.inet.networks)]  # type: ignore[union-attr]
+        bounds = sorted({b for _, r, _ in covering for pr in r.inet.ports  # type: ignore[union-attr]
+                         for b in (pr.low, pr.high + 1)})
+        intervals: list[PortInterval] = []
+        for low, next_low in zip(bounds, bounds[1:]):
+            masks = Masks()
+            for pid, r, i in covering:
+                if any(pr.low <= low <= pr.high for pr in r.inet.ports):  # type: ignore[union-attr]
+                    masks.add(pid, r.action, i)
+            if not (masks.deny or masks.allow or masks.audit):
+                continue
+            last = intervals[-1] if intervals else None
+            if last and last.high + 1 == low and (last.masks.deny, last.masks.allow, last.masks.audit, last.masks.rules) \
+                    == (masks.deny, masks.allow, masks.audit, masks.rules):
+                last.high = next_low - 1
+            else:
+                intervals.append(PortInterval(low, next_low - 1, masks))
+        table.networks[network] = intervals
+    return table
+
+
+class CompileError(ValueError):
+    pass
+
+
+def compile_policies(policies: list[Policy]) -> Compiled:
+    if len(policies) > MAX_POLICIES:
+        raise CompileError(f"{len(policies)} policies: at most {MAX_POLICIES} can be applied at once")
+    patterns: dict[Slot, dict[PathPattern, Masks]] = {slot: {} for slot in Slot}
+    inet_rules: list[tuple[int, Rule, int]] = []
+    default_deny: dict[Slot | Protocol, int] = {}
+    cgroups: dict[str, int] = {}
+    uids: dict[int, int] = {}
+    enforce = with_subjects = 0
+    unconstrained = {"exe": 0, "cgroup": 0, "uid": 0}
+    for pid, policy in enumerate(policies):
+        bit = 1 << pid
+        if policy.mode is Mode.ENFORCE:
+            enforce |= bit
+        if policy.default is Default.DENY:
+            for op in policy.operations:
+                keys: list[Slot | Protocol] = {
+                    Operation.EXEC: [Slot.EXEC], Operation.CHMOD: [Slot.CHMOD],
+                    Operation.OPEN: [Slot.OPEN_READ, Slot.OPEN_WRITE],
+                    Operation.CONNECT: [Slot.UNIX, Protocol.TCP, Protocol.UDP]}[op]
+                for key in keys:
+                    default_deny[key] = default_deny.get(key, 0) | bit
+        if policy.subjects is not None:
+            with_subjects |= bit
+            s = policy.subjects
+            for kind, present in (("exe", s.executables), ("cgroup", s.cgroups), ("uid", s.uids)):
+                if not present:
+                    unconstrained[kind] |= bit
+            for pattern in s.executables:
+                _add_pattern(patterns[Slot.SUBJECT_EXE], pattern, pid, Action.ALLOW, 0)
+            for cgroup in s.cgroups:
+                cgroups[cgroup] = cgroups.get(cgroup, 0) | bit
+            for uid in s.uids:
+                uids[uid] = uids.get(uid, 0) | bit
+        for index, rule in enumerate(policy.rules):
+            if rule.operation is Operation.CONNECT and rule.inet is not None:
+                inet_rules.append((pid, rule, index))
+            for slot in _slots(rule):
+                targets = rule.paths if slot is not Slot.UNIX else rule.unix.paths  # type: ignore[union-attr]
+                for pattern in targets:
+                    _add_pattern(patterns[slot], pattern, pid, rule.action, index)
+                if slot is Slot.UNIX:
+                    for name in rule.unix.abstract:  # type: ignore[union-attr]
+                        _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
+    return Compiled(
+        names=[p.name for p in policies], rules=[[r.id for r in p.rules] for p in policies],
+        enforce=enforce, default_deny=default_deny, with_subjects=with_subjects,
+        unconstrained_exe=unconstrained["exe"], unconstrained_cgroup=unconstrained["cgroup"],
+        unconstrained_uid=unconstrained["uid"],
+        paths={slot: _merge_path_table(table) for slot, table in patterns.items()},
+        inet={proto: _merge_inet(inet_rules, proto) for proto in (Protocol.TCP, Protocol.UDP)},
+        cgroups=cgroups, uids=uids)
+
+
+def subject_mask(c: Compiled, process: Process) -> int:
+    """The policies that apply to `process`; in the kernel, kept per task."""
+    all_policies = (1 << len(c.names)) - 1
+    exe = 0
+    for image in (process.exe, *process.ancestry):   # the kernel ORs this in at each exec
+        found = c.paths[Slot.SUBJECT_EXE].lookup(image)
+        exe |= found.allow if found else 0
+    cgroup = 0
+    for ancestor in ancestors(process.cgroup):        # the kernel: ancestor cgroup ids, bounded depth
+        cgroup |= c.cgroups.get(ancestor, 0)
+    uid = c.uids.get(process.uid, 0)
+    constrained = ((c.unconstrained_exe | exe) & (c.unconstrained_cgroup | cgroup)
+                   & (c.unconstrained_uid | uid) & c.with_subjects)
+    return (all_policies & ~c.with_subjects) | constrained
+
+
+def _lookups(c: Compiled, request: Request) -> list[tuple[Slot | Protocol, Masks | None]]:
+    op = request.operation
+    if op is Operation.CONNECT:
+        if request.unix:
+            return [(Slot.UNIX, c.paths[Slot.UNIX].lookup(request.unix))]
+        proto = Protocol.UDP if request.protocol is Protocol.UDP else Protocol.TCP
+        address = normalise_address(request.address)  # type: ignore[arg-type]
+        return [(proto, c.inet[proto].lookup(address, request.port))]
+    if op is Operation.OPEN:
+        bits = [(Slot.OPEN_READ, Access.READ), (Slot.OPEN_WRITE, Access.WRITE)]
+        slots = [s for s, b in bits if request.access & b] or [Slot.OPEN_READ]
+    else:
+        slots = [Slot.EXEC if op is Operation.EXEC else Slot.CHMOD]
+    return [(s, c.paths[s].lookup(request.path)) for s in slots]
+
+
+def decide_compiled(c: Compiled, process: Process, request: Request) -> Verdict:
+    applies = subject_mask(c, process)
+    deny_rule: dict[int, int] = {}
+    audit_rule: dict[int, int] = {}
+    default_refusal = 0
+    for key, masks in _lookups(c, request):
+        m = masks or Masks()
+        for pid in _bits(m.deny & applies):
+            deny_rule[pid] = min(deny_rule.get(pid, 1 << 30), m.rules[(pid, Action.DENY)])
+        for pid in _bits(m.audit & applies):
+            audit_rule[pid] = min(audit_rule.get(pid, 1 << 30), m.rules[(pid, Action.AUDIT)])
+        default_refusal |= c.default_deny.get(key, 0) & ~m.allow & applies
+    records = []
+    for pid in range(len(c.names)):
+        outcome = Outcome.DENY if c.enforce >> pid & 1 else Outcome.WOULD_DENY
+        if pid in deny_rule:
+            records.append(Record(c.names[pid], c.rules[pid][deny_rule[pid]], outcome))
+        elif default_refusal >> pid & 1:
+            records.append(Record(c.names[pid], "", outcome))
+        if pid in audit_rule:
+            records.append(Record(c.names[pid], c.rules[pid][audit_rule[pid]], Outcome.AUDIT))
+    return Verdict(not any(r.outcome is Outcome.DENY for r in records), tuple(records))
+
+
+def _bits(mask: int) -> list[int]:
+    return [i for i in range(mask.bit_length()) if mask >> i & 1]

@@ -1,0 +1,116 @@
+"""The reference evaluator: the executable specification of policy semantics.
+
+One pure function decides one access. The compiler is tested against it, and
+the kernel is tested against it on randomised accesses. Simplicity over speed.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from lsmguard.policy.model import (Access, Action, Default, IPAddress, Mode, Operation, PathPattern, Policy,
+                                   Protocol, Rule, Subjects)
+
+
+@dataclass(frozen=True)
+class Process:
+    exe: str
+    ancestry: tuple[str, ...] = ()  # executables this process ran before its current one, then its ancestors'
+    cgroup: str = "/"               # cgroup v2 path
+    uid: int = 0
+
+
+@dataclass(frozen=True)
+class Request:
+    """One access. `path` for exec/open/chmod; `access` for open; address, port and
+    protocol, or `unix` (a path, or @name for an abstract socket) for connect."""
+    operation: Operation
+    path: str = ""
+    access: Access = Access.READ
+    address: IPAddress | None = None
+    port: int = 0
+    protocol: Protocol = Protocol.TCP
+    unix: str = ""
+
+
+class Outcome(enum.Enum):
+    DENY = "deny"              # an enforce-mode policy refuses: EPERM
+    WOULD_DENY = "would-deny"  # an audit-mode policy would refuse
+    AUDIT = "audit"            # an audit rule matched
+
+
+@dataclass(frozen=True, order=True)
+class Record:
+    policy: str
+    rule: str                  # "" when the policy's default decided
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    records: tuple[Record, ...]
+
+
+def cgroup_within(cgroup: str, ancestor: str) -> bool:
+    return ancestor == "/" or cgroup == ancestor or cgroup.startswith(ancestor + "/")
+
+
+def applies(subjects: Subjects | None, process: Process) -> bool:
+    if subjects is None:
+        return True
+    images = (process.exe, *process.ancestry)
+    return ((not subjects.executables
+             or any(p.matches(image) for p in subjects.executables for image in images))
+            and (not subjects.cgroups or any(cgroup_within(process.cgroup, c) for c in subjects.cgroups))
+            and (not subjects.uids or process.uid in subjects.uids))
+
+
+def _path_hit(patterns: tuple[PathPattern, ...], path: str) -> bool:
+    return any(p.matches(path) for p in patterns)
+
+
+def matches(rule: Rule, request: Request, access: Access | None = None) -> bool:
+    """Does `rule` match `request` (for open: restricted to the `access` bits given)?"""
+    if rule.operation is not request.operation:
+        return False
+    if rule.operation is Operation.CONNECT:
+        if request.unix:
+            return rule.unix is not None and rule.unix.matches(request.unix)
+        return (rule.inet is not None and request.address is not None
+                and rule.inet.matches(request.address, request.port, request.protocol))
+    if rule.operation is Operation.OPEN and not (rule.access & (access or request.access)):
+        return False
+    return _path_hit(rule.paths, request.path)
+
+
+def _requested_bits(request: Request) -> list[Access | None]:
+    if request.operation is not Operation.OPEN:
+        return [None]
+    return [bit for bit in (Access.READ, Access.WRITE) if bit & request.access] or [Access.READ]
+
+
+def policy_records(policy: Policy, process: Process, request: Request) -> list[Record]:
+    """What one policy says about one access (no records: it has nothing to say)."""
+    if not applies(policy.subjects, process):
+        return []
+    records = []
+    refusal = Outcome.DENY if policy.mode is Mode.ENFORCE else Outcome.WOULD_DENY
+    denying = [r for r in policy.rules if r.action is Action.DENY and matches(r, request)]
+    if denying:
+        records.append(Record(policy.name, denying[0].id, refusal))
+    elif policy.default is Default.DENY and request.operation in policy.operations:
+        # Every requested access bit must be allowed by some allow rule.
+        allows = [r for r in policy.rules if r.action is Action.ALLOW]
+        if not all(any(matches(r, request, bit) for r in allows) for bit in _requested_bits(request)):
+            records.append(Record(policy.name, "", refusal))
+    auditing = [r for r in policy.rules if r.action is Action.AUDIT and matches(r, request)]
+    if auditing:  # one audit record per policy: the first matching audit rule
+        records.append(Record(policy.name, auditing[0].id, Outcome.AUDIT))
+    return records
+
+
+def decide(policies: list[Policy], process: Process, request: Request) -> Verdict:
+    """Deny wins: refused if any enforce-mode policy that applies refuses."""
+    records = [rec for policy in policies for rec in policy_records(policy, process, request)]
+    return Verdict(not any(r.outcome is Outcome.DENY for r in records), tuple(records))

@@ -1,0 +1,77 @@
+"""Hypothesis strategies: random policies and accesses over a small universe,
+small enough that rules and accesses collide often."""
+from __future__ import annotations
+
+import ipaddress
+
+from hypothesis import strategies as st
+
+from lsmguard.policy.evaluate import Process, Request
+from lsmguard.policy.model import (ALL_PORTS, Access, Action, Default, InetTarget, Mode, Operation, PathPattern,
+                                   Policy, PortRange, Protocol, Rule, Subjects, UnixTarget, normalise_network)
+
+COMPONENTS = ["a", "b", "ab"]
+paths = st.lists(st.sampled_from(COMPONENTS), min_size=0, max_size=3).map(lambda parts: "/" + "/".join(parts))
+patterns = st.builds(PathPattern, paths, st.booleans())
+NETWORKS = ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.3/32", "127.0.0.0/8", "::/0", "2001:db8::/32",
+            "2001:db8::1/128", "::ffff:10.0.0.0/104", "::ffff:0:0/96"]
+ADDRESSES = ["10.1.2.3", "10.1.9.9", "10.200.0.1", "127.0.0.1", "192.0.2.1", "2001:db8::1", "2001:db8::2",
+             "2001:db9::1", "::ffff:10.1.2.3", "::ffff:192.0.2.1", "::1"]
+BOUNDS = [1, 22, 80, 443, 1024, 3333, 3334, 65535]
+port_ranges = st.tuples(st.sampled_from(BOUNDS), st.sampled_from(BOUNDS)).map(
+    lambda t: PortRange(min(t), max(t)))
+UNIX = ["/run/a.sock", "/run/b/c.sock", "@abs", "@other"]
+
+
+@st.composite
+def rules(draw: st.DrawFn, index: int) -> Rule:
+    op = draw(st.sampled_from(list(Operation)))
+    action = draw(st.sampled_from(list(Action)))
+    rid = f"r{index}"
+    if op is not Operation.CONNECT:
+        access = draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])) if op is Operation.OPEN else Access.ANY
+        return Rule(rid, action, op, paths=tuple(draw(st.lists(patterns, min_size=1, max_size=3))), access=access)
+    if draw(st.booleans()):
+        items = draw(st.lists(st.sampled_from(UNIX + ["/run/**"]), min_size=1, max_size=3))
+        unix = UnixTarget(tuple(PathPattern(p[:-3] or "/", True) if p.endswith("/**") else PathPattern(p, False)
+                                for p in items if not p.startswith("@")),
+                          tuple(p[1:] for p in items if p.startswith("@")))
+        return Rule(rid, action, op, unix=unix)
+    nets = draw(st.lists(st.sampled_from(NETWORKS), min_size=1, max_size=3))
+    networks = tuple(n for text in nets for n in normalise_network(ipaddress.ip_network(text)))
+    ports = tuple(draw(st.lists(port_ranges, min_size=1, max_size=2))) if draw(st.booleans()) else ALL_PORTS
+    protocol = draw(st.sampled_from([Protocol.TCP, Protocol.UDP, Protocol.ANY]))
+    return Rule(rid, action, op, inet=InetTarget(networks, ports, protocol))
+
+
+@st.composite
+def policies(draw: st.DrawFn, name: str) -> Policy:
+    rule_list = [draw(rules(i)) for i in range(draw(st.integers(0, 5)))]
+    subjects = None
+    if draw(st.booleans()):
+        subjects = Subjects(executables=tuple(draw(st.lists(patterns, max_size=2))),
+                            cgroups=tuple(draw(st.lists(st.sampled_from(["/a", "/a/b", "/c"]), max_size=2))),
+                            uids=tuple(draw(st.lists(st.sampled_from([0, 33, 1000]), max_size=2))))
+    operations = frozenset(draw(st.lists(st.sampled_from(list(Operation)), max_size=4))) \
+        or frozenset(r.operation for r in rule_list)
+    return Policy(name=name, mode=draw(st.sampled_from(list(Mode))), default=draw(st.sampled_from(list(Default))),
+                  rules=tuple(rule_list), subjects=subjects, operations=operations)
+
+
+policy_sets = st.integers(1, 4).flatmap(lambda n: st.tuples(*[policies(f"p{i}") for i in range(n)])).map(list)
+
+processes = st.builds(Process, exe=paths, ancestry=st.lists(paths, max_size=2).map(tuple),
+                      cgroup=st.sampled_from(["/", "/a", "/a/b", "/a/bc", "/c/d"]),
+                      uid=st.sampled_from([0, 33, 1000, 5]))
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> Request:
+    op = draw(st.sampled_from(list(Operation)))
+    if op is not Operation.CONNECT:
+        return Request(op, path=draw(paths), access=draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])))
+    if draw(st.booleans()):
+        return Request(op, unix=draw(st.sampled_from(UNIX + ["/run/b", "/run"])))
+    return Request(op, address=ipaddress.ip_address(draw(st.sampled_from(ADDRESSES))),
+                   port=draw(st.sampled_from(BOUNDS + [21, 23, 2000])),
+                   protocol=draw(st.sampled_from([Protocol.TCP, Protocol.UDP])))
