@@ -63,7 +63,18 @@ class Engine:
 
     @staticmethod
     def unpin(pin_root: Path) -> None:
-        """Remove every pin; links whose last reference was the pin detach now."""
+        """Remove every pin; links nobody else holds are detached when this returns.
+
+        Unlinking a pin drops its reference from a kernel workqueue, so the
+        program could still run for a moment afterwards. Holding our own fd
+        across the unlink makes the final put ours, on close, synchronous.
+        """
+        links = pin_root / "links"
+        if links.is_dir():
+            for pin in sorted(links.iterdir()):
+                link = Link.from_pin(pin)
+                pin.unlink()
+                link.close()
         if pin_root.exists():
             shutil.rmtree(pin_root)
 
