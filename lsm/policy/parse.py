@@ -16,8 +16,8 @@ class _Problems:
         self.doc = doc
         self.found: list[Diagnostic] = []
 
-    def error(self, path: FieldPath, message: str) -> None:
-        self.found.append(self.doc.diagnostic(path, message))
+    def error(self, path: FieldPath, message: str, *, key: bool = False) -> None:
+        self.found.append(self.doc.diagnostic(path, message, key=key))
 
     def warning(self, path: FieldPath, message: str) -> None:
         self.found.append(self.doc.diagnostic(path, message, severity="warning"))
@@ -120,7 +120,7 @@ def _rule(p: _Problems, raw: dict[str, Any], path: FieldPath) -> Rule | None:
         return None
     if len(ops) > 1:
         p.error(path + (ops[1].value,), f"rule has more than one operation ({', '.join(o.value for o in ops)}): "
-                                        "write one rule per operation")
+                                        "write one rule per operation", key=True)
         return None
     op = ops[0]
     body, at = raw[op.value], path + (op.value,)

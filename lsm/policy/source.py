@@ -76,8 +76,9 @@ def parse_documents(text: str, file: str) -> list[Document]:
     """Every non-empty document of a YAML stream, with positions. Raises PolicyError."""
     documents: list[Document] = []
     problems: list[Diagnostic] = []
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader rejects control characters here already
         index = 0
         while loader.check_node():
             node = loader.get_node()
@@ -94,13 +95,21 @@ def parse_documents(text: str, file: str) -> list[Document]:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if "':'" in problem:
+            problem += " (quote values that contain ':', such as IPv6 addresses: \"::1/128\")"
         raise PolicyError([Diagnostic(file, line, column, "", f"invalid YAML: {problem}")]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise PolicyError([Diagnostic(file, line, column, "",
+                                      f"invalid YAML: unacceptable character #x{exc.character:04x}")]) from None
     except yaml.YAMLError as exc:
         raise PolicyError([Diagnostic(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
     except (ValueError, TypeError, RecursionError) as exc:  # e.g. bad timestamps, deep nesting
         raise PolicyError([Diagnostic(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if problems:
         raise PolicyError(problems)
     return documents

@@ -1,0 +1,171 @@
+"""A corpus of broken policies: each error names file:line:column, the field and what is allowed."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from lsmguard.policy.errors import PolicyError
+from lsmguard.policy.load import load_text
+
+HEAD = """\
+apiVersion: lsmguard.io/v1
+kind: Policy
+metadata:
+  name: web
+spec:
+  mode: enforce
+  rules:
+"""
+
+
+def errors_of(body: str, head: str = HEAD) -> list[str]:
+    with pytest.raises(PolicyError) as exc:
+        load_text(head + textwrap.indent(textwrap.dedent(body), "    "), "web.yaml")
+    return [str(d) for d in exc.value.diagnostics if d.severity == "error"]
+
+
+CORPUS = [
+    # (rules body, expected error line)
+    ("""\
+     - id: pools
+       action: deny
+       connect:
+         ports: [3333, 70000]
+     """, "web.yaml:11:23: spec.rules[0].connect.ports[1]: 70000 is not a port (1-65535)"),
+    ("""\
+     - id: pools
+       action: deny
+       connect:
+         ports: ["20-10"]
+     """, "web.yaml:11:17: spec.rules[0].connect.ports[0]: '20-10' is an inverted port range (20 > 10)"),
+    ("""\
+     - id: pools
+       action: deny
+       connect:
+         cidrs: [10.0.0.1/8]
+     """, "web.yaml:11:17: spec.rules[0].connect.cidrs[0]: '10.0.0.1/8' has host bits set: did you mean 10.0.0.0/8?"),
+    ("""\
+     - id: pools
+       action: deny
+       connect:
+         cidrs: [example.com]
+     """, "web.yaml:11:17: spec.rules[0].connect.cidrs[0]: 'example.com' is not an IPv4 or IPv6 address or CIDR"),
+    ("""\
+     - id: x
+       action: deny
+       exec: {paths: [/usr/*/bin]}
+     """, "web.yaml:10:22: spec.rules[0].exec.paths[0]: '/usr/*/bin' has a glob in the middle: only a trailing /** "
+         "is supported (/a/b/** matches all below /a/b)"),
+    ("""\
+     - id: x
+       action: deny
+       exec: {paths: [bin/sh]}
+     """, "web.yaml:10:22: spec.rules[0].exec.paths[0]: 'bin/sh' is not absolute: paths start with /"),
+    ("""\
+     - id: x
+       action: deny
+       chmod: {paths: [/etc/../tmp]}
+     """, "web.yaml:10:23: spec.rules[0].chmod.paths[0]: '/etc/../tmp' is not normalised: no '.' or '..' components"),
+    ("""\
+     - id: x
+       action: deny
+       chmod: {paths: [/etc/]}
+     """, "web.yaml:10:23: spec.rules[0].chmod.paths[0]: '/etc/' is not normalised: no empty components or trailing slash"),
+    ("""\
+     - id: x
+       action: deny
+       chmod: {paths: ["/etc/\\0x"]}
+     """, "web.yaml:10:23: spec.rules[0].chmod.paths[0]: contains a NUL byte"),
+    ("""\
+     - id: x
+       action: deny
+       mount: {paths: [/]}
+     """, "web.yaml:10:7: spec.rules[0].mount: unknown operation or field 'mount' (allowed: action, chmod, connect, "
+         "description, exec, id, open)"),
+    ("""\
+     - id: x
+       action: deny
+     """, "web.yaml:8:7: spec.rules[0]: rule has no operation: give one of exec, open, chmod, connect"),
+    ("""\
+     - id: x
+       action: deny
+       exec: {paths: [/a]}
+       chmod: {paths: [/a]}
+     """, "web.yaml:11:7: spec.rules[0].chmod: rule has more than one operation (exec, chmod): write one rule per operation"),
+    ("""\
+     - id: x
+       action: deny
+       exec: {paths: [/a]}
+     - id: x
+       action: deny
+       exec: {paths: [/b]}
+     """, "web.yaml:11:11: spec.rules[1].id: duplicate rule id 'x' (first used by spec.rules[0])"),
+    ("""\
+     - id: x
+       action: forbid
+       exec: {paths: [/a]}
+     """, "web.yaml:9:15: spec.rules[0].action: 'forbid' is not one of allow, deny, audit"),
+    ("""\
+     - id: x
+       action: deny
+       connect:
+         unix: [/run/docker.sock]
+         ports: [2375]
+     """, "web.yaml:12:16: spec.rules[0].connect.ports: ports never applies to unix sockets: a connect rule matches "
+         "inet (cidrs, ports, protocol) or unix, not both"),
+    ("""\
+     - id: x
+       action: deny
+       open:
+         paths: [/a]
+         access: []
+     """, "web.yaml:12:17: spec.rules[0].open.access: must not be empty"),
+    ("""\
+     - id: x
+       action: deny
+       exec: {paths: [/a]}
+       exec: {paths: [/b]}
+     """, "web.yaml:11:7: spec.rules[0].exec: duplicate key 'exec'"),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), CORPUS, ids=[e.split(": ", 2)[-1][:40] for _, e in CORPUS])
+def test_error_names_position_field_and_what_is_allowed(body: str, expected: str) -> None:
+    assert expected in errors_of(body)
+
+
+def test_every_error_of_a_file_is_listed_at_once() -> None:
+    found = errors_of("""\
+        - id: a
+          action: deny
+          exec: {paths: [tmp, /x/*/y]}
+        - id: a
+          action: deny
+          connect: {ports: [0], protocol: sctp}
+        """)
+    assert len(found) == 5, found
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\nspec: {mode: enforce, rules: [}\n",
+     "web.yaml:4:31: invalid YAML"),
+    ("kind: Policy\n", "web.yaml:1:1: missing required field 'apiVersion'"),
+    ("apiVersion: v2\nkind: Policy\nmetadata: {name: x}\nspec: {mode: enforce, rules: []}\n",
+     "web.yaml:1:13: apiVersion: 'v2' must be 'lsmguard.io/v1'"),
+    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: Web_Server}\nspec: {mode: enforce, rules: []}\n",
+     "web.yaml:3:18: metadata.name: 'Web_Server' does not match"),
+    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\nspec: {mode: on, rules: []}\n",
+     "web.yaml:4:14: spec.mode: True is not one of enforce, audit"),
+    ("- just\n- a list\n", "web.yaml:1:1: expected a mapping, got a list"),
+    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
+     "spec: {mode: enforce, default: deny, rules: []}\n",
+     "web.yaml:4:32: spec.default: default: deny governs no operation: add rules or spec.operations"),
+    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
+     "spec: {mode: enforce, rules: [{id: a, action: deny, connect: {cidrs: [::1]}}]}\n",
+     "quote values that contain ':'"),
+])
+def test_document_level_errors(text: str, expected: str) -> None:
+    with pytest.raises(PolicyError) as exc:
+        load_text(text, "web.yaml")
+    assert any(expected in str(d) for d in exc.value.diagnostics), exc.value.diagnostics

@@ -1,0 +1,36 @@
+"""Warnings: valid rules that do nothing."""
+from __future__ import annotations
+
+from lsmguard.policy.load import load_text
+
+
+def warnings(spec: str) -> list[str]:
+    text = f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: w}}\nspec:\n{spec}"
+    return [str(d) for d in load_text(text, "w.yaml").warnings]
+
+
+def test_rule_covered_by_another_is_redundant() -> None:
+    found = warnings("  mode: enforce\n  rules:\n"
+                     "    - {id: all-etc, action: deny, chmod: {paths: [/etc/**]}}\n"
+                     "    - {id: shadow, action: deny, chmod: {paths: [/etc/shadow]}}\n")
+    assert found == ["w.yaml:8:7: warning: spec.rules[1]: redundant: rule 'all-etc' already matches everything "
+                     "this rule matches"]
+
+
+def test_identical_rules_warn_once() -> None:
+    found = warnings("  mode: enforce\n  rules:\n"
+                     "    - {id: a, action: deny, connect: {cidrs: [10.0.0.0/8], ports: [22]}}\n"
+                     "    - {id: b, action: deny, connect: {cidrs: [10.0.0.0/8], ports: [22]}}\n")
+    assert len(found) == 1 and "spec.rules[1]" in found[0]
+
+
+def test_allow_rule_under_default_allow_has_no_effect() -> None:
+    found = warnings("  mode: enforce\n  rules: [{id: a, action: allow, exec: {paths: [/usr/**]}}]\n")
+    assert len(found) == 1 and "allow rule has no effect" in found[0]
+
+
+def test_different_actions_or_access_are_not_redundant() -> None:
+    assert warnings("  mode: enforce\n  rules:\n"
+                    "    - {id: r, action: deny, open: {paths: [/etc/**], access: [read]}}\n"
+                    "    - {id: w, action: deny, open: {paths: [/etc/shadow], access: [write]}}\n"
+                    "    - {id: a, action: audit, open: {paths: [/etc/shadow]}}\n") == []

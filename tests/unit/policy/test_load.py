@@ -1,0 +1,98 @@
+"""Files, directories, multi-document streams, ordering, unique names, and the schema."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lsmguard.policy import schema
+from lsmguard.policy.errors import PolicyError
+from lsmguard.policy.load import load_paths, load_text
+
+REPO = Path(__file__).resolve().parents[3]
+SHIPPED = REPO / "policies"
+
+
+def policy(name: str, rule: str = "{id: a, action: deny, exec: {paths: [/tmp/**]}}") -> str:
+    return f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec: {{mode: audit, rules: [{rule}]}}\n"
+
+
+def test_multi_document_file_keeps_document_order(tmp_path: Path) -> None:
+    f = tmp_path / "multi.yaml"
+    f.write_text(policy("zeta") + "---\n" + policy("alpha") + "---\n")
+    result = load_paths([f])
+    assert [p.name for p in result.policies] == ["zeta", "alpha"]
+    assert [p.source for p in result.policies] == [str(f), f"{f}#2"]
+
+
+def test_directory_loads_yaml_files_sorted_by_name(tmp_path: Path) -> None:
+    (tmp_path / "20-b.yaml").write_text(policy("b"))
+    (tmp_path / "10-a.yml").write_text(policy("a"))
+    (tmp_path / "30-c.yaml.dpkg-old").write_text("not: loaded")
+    (tmp_path / "README").write_text("not loaded")
+    assert [p.name for p in load_paths([tmp_path]).policies] == ["a", "b"]
+
+
+def test_policy_names_are_unique_across_files(tmp_path: Path) -> None:
+    (tmp_path / "1.yaml").write_text(policy("same"))
+    (tmp_path / "2.yaml").write_text("# comment\n" + policy("same"))
+    with pytest.raises(PolicyError) as exc:
+        load_paths([tmp_path])
+    assert [str(d) for d in exc.value.diagnostics] == [
+        f"{tmp_path / '2.yaml'}:4:18: metadata.name: policy name 'same' is already used by {tmp_path / '1.yaml'}"]
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe binary", b"a: [", b"\x00\x01"])
+def test_unreadable_or_binary_input_is_a_policy_error(tmp_path: Path, content: bytes) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_bytes(content)
+    with pytest.raises(PolicyError):
+        load_paths([f])
+
+
+def test_missing_path_is_a_policy_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="no such file or directory"):
+        load_paths([tmp_path / "absent.yaml"])
+
+
+def test_empty_documents_are_ignored() -> None:
+    assert load_text("---\n# nothing\n---\n", "x.yaml").policies == []
+
+
+def walk_properties(node: Any, path: str = "") -> list[tuple[str, dict]]:
+    found = []
+    if isinstance(node, dict):
+        for name, sub in node.get("properties", {}).items():
+            found.append((f"{path}.{name}", sub))
+            found += walk_properties(sub, f"{path}.{name}")
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                found += walk_properties(node[key], f"{path}[]")
+        for sub in node.get("anyOf", []):
+            found += walk_properties(sub, path)
+    return found
+
+
+def test_published_schema_is_draft_2020_12_and_describes_every_property() -> None:
+    published = json.loads((SHIPPED / "lsmguard.schema.json").read_text())
+    assert published["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    schema.validator().check_schema(published)
+    props = walk_properties(published)
+    assert len(props) > 20
+    assert [p for p, node in props if not node.get("description")] == []
+
+
+def test_the_package_ships_the_published_schema() -> None:
+    assert json.loads(schema.schema_path().read_text()) == json.loads((SHIPPED / "lsmguard.schema.json").read_text())
+
+
+@pytest.mark.parametrize("file", sorted(SHIPPED.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_policy_loads_in_audit_mode_with_the_schema_modeline(file: Path) -> None:
+    text = file.read_text()
+    assert text.startswith("# yaml-language-server: $schema=lsmguard.schema.json\n")
+    result = load_paths([file])
+    assert len(result.policies) == 1
+    assert result.policies[0].mode.value == "audit"
+    assert result.warnings == []

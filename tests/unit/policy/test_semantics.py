@@ -1,0 +1,120 @@
+"""The decisions the policy reference documents, one test each, on the reference evaluator."""
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from lsmguard.policy.evaluate import Outcome, Process, Record, Request, decide
+from lsmguard.policy.load import load_text
+from lsmguard.policy.model import Access, Operation, Protocol
+
+ROOT = Process(exe="/usr/bin/bash", cgroup="/user.slice", uid=0)
+
+
+def policies(*specs: str) -> list:
+    text = "---\n".join(
+        f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: p{i}}}\nspec:\n{spec}"
+        for i, spec in enumerate(specs))
+    return load_text(text, "t.yaml").policies
+
+
+def connect(address: str, port: int, protocol: Protocol = Protocol.TCP) -> Request:
+    return Request(Operation.CONNECT, address=ipaddress.ip_address(address), port=port, protocol=protocol)
+
+
+DENY_TMP = "  mode: enforce\n  rules: [{id: t, action: deny, exec: {paths: [/tmp/**]}}]\n"
+
+
+def test_recursive_pattern_matches_the_directory_itself_and_below_but_not_siblings() -> None:
+    p = policies("  mode: enforce\n  rules: [{id: t, action: deny, chmod: {paths: [/etc/**]}}]\n")
+    assert not decide(p, ROOT, Request(Operation.CHMOD, path="/etc")).allowed
+    assert not decide(p, ROOT, Request(Operation.CHMOD, path="/etc/ssh/sshd_config")).allowed
+    assert decide(p, ROOT, Request(Operation.CHMOD, path="/etcetera")).allowed
+
+
+def test_deny_wins_across_policies_and_within_one() -> None:
+    allow_all = "  mode: enforce\n  default: deny\n  rules: [{id: any, action: allow, exec: {paths: [/**]}}]\n"
+    p = policies(allow_all, DENY_TMP)
+    verdict = decide(p, ROOT, Request(Operation.EXEC, path="/tmp/x"))
+    assert not verdict.allowed
+    assert verdict.records == (Record("p1", "t", Outcome.DENY),)
+
+
+def test_audit_mode_logs_would_deny_and_allows() -> None:
+    p = policies(DENY_TMP.replace("enforce", "audit"))
+    verdict = decide(p, ROOT, Request(Operation.EXEC, path="/tmp/x"))
+    assert verdict.allowed
+    assert verdict.records == (Record("p0", "t", Outcome.WOULD_DENY),)
+
+
+def test_default_deny_governs_only_the_operations_its_rules_use() -> None:
+    p = policies("  mode: enforce\n  default: deny\n  rules: [{id: db, action: allow, connect: {ports: [5432]}}]\n")
+    assert decide(p, ROOT, connect("10.0.0.1", 5432)).allowed
+    assert not decide(p, ROOT, connect("10.0.0.1", 22)).allowed
+    assert decide(p, ROOT, Request(Operation.EXEC, path="/tmp/x")).allowed   # exec is not governed
+
+
+def test_open_access_read_and_write_each_need_allowing_under_default_deny() -> None:
+    p = policies("  mode: enforce\n  default: deny\n  rules: [{id: r, action: allow, open: {paths: [/srv/**], access: [read]}}]\n")
+    assert decide(p, ROOT, Request(Operation.OPEN, path="/srv/a", access=Access.READ)).allowed
+    assert not decide(p, ROOT, Request(Operation.OPEN, path="/srv/a", access=Access.ANY)).allowed
+
+
+def test_a_write_deny_rule_matches_a_read_write_open() -> None:
+    p = policies("  mode: enforce\n  rules: [{id: w, action: deny, open: {paths: [/etc/shadow], access: [write]}}]\n")
+    assert decide(p, ROOT, Request(Operation.OPEN, path="/etc/shadow", access=Access.READ)).allowed
+    assert not decide(p, ROOT, Request(Operation.OPEN, path="/etc/shadow", access=Access.ANY)).allowed
+
+
+def test_ipv4_mapped_ipv6_is_the_ipv4_address_both_ways() -> None:
+    v4_rule = policies("  mode: enforce\n  rules: [{id: n, action: deny, connect: {cidrs: [10.0.0.0/8]}}]\n")
+    assert not decide(v4_rule, ROOT, connect("::ffff:10.1.2.3", 80)).allowed
+    v6_rule = policies("  mode: enforce\n  rules: [{id: n, action: deny, connect: {cidrs: ['::ffff:10.0.0.0/104']}}]\n")
+    assert not decide(v6_rule, ROOT, connect("10.1.2.3", 80)).allowed
+    assert decide(v6_rule, ROOT, connect("11.0.0.1", 80)).allowed
+
+
+def test_ports_ranges_and_protocol() -> None:
+    p = policies("  mode: enforce\n  rules: [{id: n, action: deny, connect: {ports: [3333, '5555-5556'], protocol: tcp}}]\n")
+    assert not decide(p, ROOT, connect("127.0.0.1", 5556)).allowed
+    assert decide(p, ROOT, connect("127.0.0.1", 5557)).allowed
+    assert decide(p, ROOT, connect("127.0.0.1", 3333, Protocol.UDP)).allowed
+
+
+def test_unix_paths_and_abstract_names() -> None:
+    p = policies("  mode: enforce\n  rules: [{id: u, action: deny, connect: {unix: [/run/docker.sock, '@hidden']}}]\n")
+    assert not decide(p, ROOT, Request(Operation.CONNECT, unix="/run/docker.sock")).allowed
+    assert not decide(p, ROOT, Request(Operation.CONNECT, unix="@hidden")).allowed
+    assert decide(p, ROOT, Request(Operation.CONNECT, unix="/hidden")).allowed
+
+
+SUBJECTS = """\
+  mode: enforce
+  subjects: {executables: [/usr/sbin/nginx], uids: [33]}
+  rules: [{id: t, action: deny, exec: {paths: [/bin/sh]}}]
+"""
+
+
+@pytest.mark.parametrize(("process", "applies"), [
+    (Process("/usr/sbin/nginx", uid=33), True),
+    (Process("/bin/dash", ("/usr/sbin/nginx",), uid=33), True),       # a descendant, after exec
+    (Process("/usr/sbin/nginx", uid=0), False),                       # AND across kinds
+    (Process("/bin/dash", ("/usr/bin/apache2",), uid=33), False),
+])
+def test_subjects_match_descendants_and_every_listed_kind(process: Process, applies: bool) -> None:
+    verdict = decide(policies(SUBJECTS), process, Request(Operation.EXEC, path="/bin/sh"))
+    assert verdict.allowed is not applies
+
+
+def test_cgroup_subject_covers_the_subtree_on_component_boundaries() -> None:
+    p = policies(DENY_TMP.replace("  rules", "  subjects: {cgroups: [/system.slice/nginx.service]}\n  rules"))
+    request = Request(Operation.EXEC, path="/tmp/x")
+    assert not decide(p, Process("/x", cgroup="/system.slice/nginx.service/worker"), request).allowed
+    assert decide(p, Process("/x", cgroup="/system.slice/nginx.service2"), request).allowed
+
+
+def test_an_audit_rule_records_without_deciding() -> None:
+    p = policies("  mode: enforce\n  rules: [{id: a, action: audit, open: {paths: [/etc/shadow]}}]\n")
+    verdict = decide(p, ROOT, Request(Operation.OPEN, path="/etc/shadow"))
+    assert verdict.allowed and verdict.records == (Record("p0", "a", Outcome.AUDIT),)
