@@ -13,7 +13,7 @@ ARCH         := x86
 BPF_SOURCES  := $(wildcard bpf/*.bpf.c bpf/*.bpf.h bpf/include/lsmguard/*.h)
 BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
 
-.PHONY: all bpf deps venv test test-host test-kernel demo clean
+.PHONY: all bpf deps venv test test-host test-kernel demo bench-compile clean
 
 all: bpf
 
@@ -50,6 +50,10 @@ test-kernel: venv
 
 demo: venv
 	$(PYTHON) -m tests.lab demo
+
+# Policy load and compile time and entry count for 1k, 10k and 100k rules.
+bench-compile: venv
+	$(PYTHON) -m tests.bench.bench_compile 1000 10000 100000
 
 clean:
 	rm -rf $(BUILD) *.egg-info

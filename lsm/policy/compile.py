@@ -169,32 +169,44 @@ def _merge_path_table(patterns: dict[PathPattern, Masks]) -> PathTable:
     return table
 
 
+def _supernets(network: IPNetwork) -> list[IPNetwork]:
+    """`network` and every network containing it: at most 33 (IPv4) or 129 (IPv6)."""
+    return [network.supernet(new_prefix=length) for length in range(network.prefixlen + 1)]
+
+
 def _merge_inet(rules: list[tuple[int, Rule, int]], protocol: Protocol) -> InetTable:
+    """One entry per rule network, merged with every rule whose network contains it."""
+    by_network: dict[IPNetwork, list[tuple[int, Rule, int]]] = {}
+    for pid, rule, index in rules:
+        if rule.inet is not None and rule.inet.protocol & protocol:
+            for network in rule.inet.networks:
+                by_network.setdefault(network, []).append((pid, rule, index))
     table = InetTable()
-    relevant = [(pid, r, i) for pid, r, i in rules if r.inet is not None and r.inet.protocol & protocol]
-    networks = {n for _, r, _ in relevant for n in r.inet.networks}  # type: ignore[union-attr]
-    for network in networks:
-        covering = [(pid, r, i) for pid, r, i in relevant
-                    if any(m.version == network.version and network.subnet_of(m)  # type: ignore[arg-type]
-                           for m in r.inet.networks)]  # type: ignore[union-attr]
-        bounds = sorted({b for _, r, _ in covering for pr in r.inet.ports  # type: ignore[union-attr]
-                         for b in (pr.low, pr.high + 1)})
-        intervals: list[PortInterval] = []
-        for low, next_low in zip(bounds, bounds[1:]):
-            masks = Masks()
-            for pid, r, i in covering:
-                if any(pr.low <= low <= pr.high for pr in r.inet.ports):  # type: ignore[union-attr]
-                    masks.add(pid, r.action, i)
-            if not (masks.deny or masks.allow or masks.audit):
-                continue
-            last = intervals[-1] if intervals else None
-            if last and last.high + 1 == low and (last.masks.deny, last.masks.allow, last.masks.audit, last.masks.rules) \
-                    == (masks.deny, masks.allow, masks.audit, masks.rules):
-                last.high = next_low - 1
-            else:
-                intervals.append(PortInterval(low, next_low - 1, masks))
-        table.networks[network] = intervals
+    for network in by_network:
+        covering = [entry for sup in _supernets(network) for entry in by_network.get(sup, [])]
+        table.networks[network] = _port_intervals(covering)
     return table
+
+
+def _port_intervals(covering: list[tuple[int, Rule, int]]) -> list[PortInterval]:
+    """Disjoint port intervals, each with the masks of the rules covering it."""
+    bounds = sorted({b for _, r, _ in covering for pr in r.inet.ports  # type: ignore[union-attr]
+                     for b in (pr.low, pr.high + 1)})
+    intervals: list[PortInterval] = []
+    for low, next_low in zip(bounds, bounds[1:]):
+        masks = Masks()
+        for pid, r, i in covering:
+            if any(pr.low <= low <= pr.high for pr in r.inet.ports):  # type: ignore[union-attr]
+                masks.add(pid, r.action, i)
+        if not (masks.deny or masks.allow or masks.audit):
+            continue
+        last = intervals[-1] if intervals else None
+        if last and last.high + 1 == low and (last.masks.deny, last.masks.allow, last.masks.audit,
+                                              last.masks.rules) == (masks.deny, masks.allow, masks.audit, masks.rules):
+            last.high = next_low - 1
+        else:
+            intervals.append(PortInterval(low, next_low - 1, masks))
+    return intervals
 
 
 class CompileError(ValueError):

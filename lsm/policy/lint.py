@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from lsmguard.policy.errors import Diagnostic
-from lsmguard.policy.model import Action, Default, Operation, Policy, Rule
+from lsmguard.policy.model import Action, Default, Operation, PathPattern, Policy, Rule
 from lsmguard.policy.source import Document
 
 
@@ -23,10 +23,53 @@ def _covers(a: Rule, b: Rule) -> bool:
                     for n in b.inet.networks))
 
 
+def _objects(rule: Rule) -> list[tuple[str, object]]:
+    """The objects a rule names, as index keys."""
+    if rule.operation is not Operation.CONNECT:
+        return [("path", p) for p in rule.paths]
+    if rule.unix is not None:
+        return [("path", p) for p in rule.unix.paths] + [("abstract", a) for a in rule.unix.abstract]
+    return [("net", n) for n in rule.inet.networks]  # type: ignore[union-attr]
+
+
+def _keys_covering(kind: str, obj: object) -> list[tuple[str, object]]:
+    """Index keys under which a rule covering `obj` would be filed."""
+    if kind == "path":
+        from lsmguard.policy.compile import ancestors
+        pattern: PathPattern = obj  # type: ignore[assignment]
+        keys: list[tuple[str, object]] = [("path", PathPattern(a, True)) for a in ancestors(pattern.base)]
+        return keys + ([] if pattern.recursive else [("path", pattern)])
+    if kind == "net":
+        from lsmguard.policy.compile import _supernets
+        return [("net", n) for n in _supernets(obj)]  # type: ignore[arg-type]
+    return [(kind, obj)]
+
+
+def _covering_candidates(policy: Policy) -> dict[int, set[int]]:
+    """For each rule, the other rules (same operation and action) that cover all of its
+    objects, found through an index instead of comparing every pair."""
+    index: dict[tuple[Operation, Action, str, object], set[int]] = {}
+    for i, rule in enumerate(policy.rules):
+        for kind, obj in _objects(rule):
+            index.setdefault((rule.operation, rule.action, kind, obj), set()).add(i)
+    candidates: dict[int, set[int]] = {}
+    for i, rule in enumerate(policy.rules):
+        found: set[int] | None = None
+        for kind, obj in _objects(rule):
+            covering = set().union(*(index.get((rule.operation, rule.action) + key, set())
+                                     for key in _keys_covering(kind, obj)))
+            found = covering if found is None else found & covering
+            if not found - {i}:
+                break
+        candidates[i] = (found or set()) - {i}
+    return candidates
+
+
 def lint(policy: Policy, doc: Document) -> list[Diagnostic]:
     warnings = []
     index = {raw["id"]: i for i, raw in enumerate(doc.data["spec"]["rules"])}
-    for rule in policy.rules:
+    candidates = _covering_candidates(policy)
+    for position, rule in enumerate(policy.rules):
         at = ("spec", "rules", index[rule.id])
         if rule.action is Action.ALLOW and (policy.default is Default.ALLOW
                                             or rule.operation not in policy.operations):
@@ -34,8 +77,8 @@ def lint(policy: Policy, doc: Document) -> list[Diagnostic]:
                                            "denied by default (the policy's default is allow for this operation)",
                                            severity="warning"))
             continue
-        for other in policy.rules:
-            if other is not rule and other.action is rule.action and _covers(other, rule) \
+        for other in (policy.rules[j] for j in sorted(candidates[position])):
+            if other.action is rule.action and _covers(other, rule) \
                     and not (_covers(rule, other) and index[other.id] > index[rule.id]):
                 warnings.append(doc.diagnostic(at, f"redundant: rule '{other.id}' already matches everything "
                                                "this rule matches", severity="warning"))

@@ -1,6 +1,7 @@
 """Loading policies from files and directories, in a deterministic order."""
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,18 @@ def _semantic_after_schema_errors(doc: Document, schema_problems: list[Diagnosti
 
 def load_text(text: str, file: str) -> LoadResult:
     """Policies from one YAML stream. Raises PolicyError listing every error."""
+    # A 100k-rule file builds millions of objects; the cyclic GC rescanning them
+    # made loading superlinear (27 s instead of 18 s at 100k rules). Nothing here makes cycles.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_text(text, file)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_text(text: str, file: str) -> LoadResult:
     result = LoadResult(files=[file])
     errors: list[Diagnostic] = []
     for doc in parse_documents(text, file):

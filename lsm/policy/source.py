@@ -1,6 +1,7 @@
 """YAML documents with the position of every value, so errors can point at them."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,8 @@ import yaml
 from lsmguard.policy.errors import Diagnostic, PolicyError
 
 FieldPath = tuple[str | int, ...]
+# libyaml's parser when PyYAML has it (10x faster on 100k-rule files); both report positions.
+YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def field_name(path: FieldPath) -> str:
@@ -78,7 +81,7 @@ def parse_documents(text: str, file: str) -> list[Document]:
     problems: list[Diagnostic] = []
     loader = None
     try:
-        loader = yaml.SafeLoader(text)  # the reader rejects control characters here already
+        loader = YamlLoader(text)  # the pure-Python reader rejects control characters here already
         index = 0
         while loader.check_node():
             node = loader.get_node()
@@ -95,7 +98,8 @@ def parse_documents(text: str, file: str) -> list[Document]:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        if "':'" in problem:
+        source_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
+        if "':'" in problem or re.search(r"[\[,]\s*[0-9A-Fa-f]*::", source_line):
             problem += " (quote values that contain ':', such as IPv6 addresses: \"::1/128\")"
         raise PolicyError([Diagnostic(file, line, column, "", f"invalid YAML: {problem}")]) from None
     except yaml.reader.ReaderError as exc:
