@@ -3,8 +3,8 @@
 #ifndef LSMGUARD_EVENTS_BPF_H
 #define LSMGUARD_EVENTS_BPF_H
 
-static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 op,
-					   __u32 decision, __u32 rule_id, __u32 flags)
+static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 op, __u32 decision,
+					   __u32 policy_id, __u32 rule_id, __u32 flags)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -14,7 +14,7 @@ static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 op
 	hdr->cgroup_id = bpf_get_current_cgroup_id();
 	hdr->op = op;
 	hdr->decision = decision;
-	hdr->policy_id = 0;
+	hdr->policy_id = policy_id;
 	hdr->rule_id = rule_id;
 	hdr->pid = (__u32)pid_tgid;
 	hdr->tgid = pid_tgid >> 32;
@@ -25,7 +25,7 @@ static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 op
 	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
 }
 
-static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 rule_id,
+static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 policy_id, __u32 rule_id,
 					       const struct lg_path *path, __u32 mode)
 {
 	struct lg_path_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
@@ -34,7 +34,7 @@ static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 r
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
-	lg_fill_header(&ev->hdr, op, decision, rule_id, path->flags);
+	lg_fill_header(&ev->hdr, op, decision, policy_id, rule_id, path->flags);
 	ev->mode = mode;
 	ev->path_len = path->len & LG_PATH_MASK;
 	bpf_probe_read_kernel(ev->path, ev->path_len,

@@ -10,41 +10,45 @@
 #include "maps.bpf.h"
 #include "path.bpf.h"
 #include "events.bpf.h"
+#include "decide.bpf.h"
 
-#define EPERM 1
+/* include/linux/fs.h: FMODE_READ, FMODE_WRITE (macros, so not in vmlinux.h) */
+#define LG_FMODE_READ 0x1
+#define LG_FMODE_WRITE 0x2
 
 char LICENSE[] SEC("license") = "GPL";
 
-static __always_inline struct lg_path_rule *lg_exact_rule(const struct lg_path *path, __u32 op)
+SEC("lsm/bprm_check_security")
+int BPF_PROG(lg_bprm_check_security, struct linux_binprm *bprm, int ret)
 {
-	struct lg_path_key key;
-	struct lg_path_rule *rule;
+	struct file *file = BPF_CORE_READ(bprm, file);
 
-	if (!lg_path_key_of(path, &key))
-		return NULL;
-	rule = bpf_map_lookup_elem(&lg_exact_paths, &key);
-	if (rule && (rule->ops & (1U << op)))
-		return rule;
-	return NULL;
+	if (ret)
+		return ret;
+	return lg_check_path(LG_OP_EXEC, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
+			     LG_SLOT_EXEC, 0, 1, 0);
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(lg_file_open, struct file *file, int ret)
+{
+	__u32 fmode = BPF_CORE_READ(file, f_mode);
+	bool reads = fmode & LG_FMODE_READ, writes = fmode & LG_FMODE_WRITE;
+
+	if (ret)
+		return ret;
+	if (!reads && !writes)
+		return 0;
+	return lg_check_path(LG_OP_OPEN, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
+			     reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE, LG_SLOT_OPEN_WRITE,
+			     reads && writes ? 2 : 1, fmode & (LG_FMODE_READ | LG_FMODE_WRITE));
 }
 
 SEC("lsm/path_chmod")
 int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
 {
-	struct lg_path resolved;
-	struct lg_path_rule *rule;
-
 	if (ret)
 		return ret;
-	if (!lg_resolve_path(BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt), &resolved))
-		return 0;
-	if (resolved.flags)
-		lg_stat_inc(LG_STAT_PATHS_UNRESOLVED);
-
-	rule = lg_exact_rule(&resolved, LG_OP_CHMOD);
-	if (!rule)
-		return 0;
-	lg_stat_inc(LG_STAT_DENIED);
-	lg_emit_path_event(LG_OP_CHMOD, LG_DECISION_DENY, rule->rule_id, &resolved, mode);
-	return -EPERM;
+	return lg_check_path(LG_OP_CHMOD, BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt),
+			     LG_SLOT_CHMOD, 0, 1, mode);
 }

@@ -4,7 +4,9 @@
 #define LSMGUARD_MAPS_BPF_H
 
 #define LG_EVENTS_RINGBUF_BYTES (8 * 1024 * 1024)
-#define LG_EXACT_PATHS_MAX 131072
+/* Two generations of up to 131072 path entries each, for atomic replacement. */
+#define LG_PATH_ENTRIES_MAX (2 * 131072)
+#define LG_GENERATIONS 2
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -14,12 +16,19 @@ struct {
 } lg_config SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LG_GENERATIONS);
+	__type(key, __u32);
+	__type(value, struct lg_policy_set);
+} lg_policy_sets SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, LG_EXACT_PATHS_MAX);
+	__uint(max_entries, LG_PATH_ENTRIES_MAX);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct lg_path_key);
-	__type(value, struct lg_path_rule);
-} lg_exact_paths SEC(".maps");
+	__type(key, struct lg_path_entry_key);
+	__type(value, struct lg_masks);
+} lg_path_entries SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -123,41 +123,87 @@ static __always_inline bool lg_resolve_path(struct dentry *dentry, struct vfsmou
 	return true;
 }
 
-struct lg_hash_walk {
+#define LG_LOOKUP_SLOTS 2 /* open looks up read and write at once */
+
+/* Looking a resolved path up in up to two slots of the path entries. */
+struct lg_lookup {
 	struct lg_siphash state;
 	struct lg_path_buf *buf;
 	__u32 start;
+	__u32 len;
+	__u32 nslots;
+	__u8 slots[LG_LOOKUP_SLOTS];
+	__u8 generation;
+	__u8 reserved;
+	/* per slot: the exact entry, else the deepest prefix entry, else zeros */
+	struct lg_masks found[LG_LOOKUP_SLOTS];
 };
 
-static long lg_hash_step(__u32 index, void *ctx)
+static __always_inline void lg_lookup_entry(struct lg_lookup *l, __u64 hash, __u32 len, __u8 match)
 {
-	struct lg_hash_walk *h = ctx;
+	struct lg_path_entry_key key = {
+		.hash = hash, .len = len, .match = match, .generation = l->generation,
+	};
+	struct lg_masks *masks;
+	__u32 i;
 
 	/*
-	 * Take the byte position from the loop index, never from the state: the
-	 * 6.1 verifier checks a bpf_loop callback as if it ran once, so a branch
-	 * that depends only on state it believes constant (len & 7 == 0) is
-	 * removed as dead code, and the hash goes wrong after 8 bytes.
+	 * Later hits replace earlier ones: deeper prefixes come later and already
+	 * include their ancestors, and the exact lookup, which includes every
+	 * covering prefix, comes last. No branch here depends on what earlier
+	 * iterations stored (the 6.1 verifier would prune it).
 	 */
-	h->state.len = index;
-	lg_siphash_byte(&h->state, h->buf->data[(h->start + index) & LG_PATH_MASK]);
+	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
+		if (i >= l->nslots)
+			break;
+		key.slot = l->slots[i];
+		masks = bpf_map_lookup_elem(&lg_path_entries, &key);
+		if (masks)
+			l->found[i] = *masks;
+	}
+}
+
+static long lg_lookup_step(__u32 index, void *ctx)
+{
+	struct lg_lookup *l = ctx;
+	char byte = l->buf->data[(l->start + index) & LG_PATH_MASK];
+
+	/* A '/' after the first byte ends a directory prefix: /a of /a/b. */
+	if (byte == '/' && index > 0)
+		lg_lookup_entry(l, lg_siphash_final(&l->state), index, LG_MATCH_PREFIX);
+
+	/* Position from the index: see lg_siphash_byte's caveat in the 6.1 verifier. */
+	l->state.len = index;
+	lg_siphash_byte(&l->state, byte);
+
+	if (index == 0)  /* the root, "/" */
+		lg_lookup_entry(l, lg_siphash_final(&l->state), 1, LG_MATCH_PREFIX);
+	if (index + 1 == l->len) {
+		__u64 full = lg_siphash_final(&l->state);
+
+		if (index > 0)
+			lg_lookup_entry(l, full, l->len, LG_MATCH_PREFIX);
+		lg_lookup_entry(l, full, l->len, LG_MATCH_EXACT);
+	}
 	return 0;
 }
 
-/* The map key of a resolved path, hashed with the secret key from lg_config. */
-static __always_inline bool lg_path_key_of(const struct lg_path *path, struct lg_path_key *key)
+/*
+ * Fill l->found for the resolved path: a fixed number of hash lookups per
+ * path component, whatever the number of rules. Returns false without config.
+ */
+static __always_inline bool lg_lookup_path(const struct lg_path *path, struct lg_lookup *l)
 {
 	__u32 zero = 0;
 	struct lg_config *config = bpf_map_lookup_elem(&lg_config, &zero);
-	struct lg_hash_walk h = { .buf = path->buf, .start = path->start };
 
 	if (!config)
 		return false;
-	lg_siphash_init(&h.state, config->path_hash_key[0], config->path_hash_key[1]);
-	bpf_loop(path->len, lg_hash_step, &h, 0);
-	key->hash = lg_siphash_final(&h.state);
-	key->len = path->len;
-	key->reserved = 0;
+	lg_siphash_init(&l->state, config->path_hash_key[0], config->path_hash_key[1]);
+	l->buf = path->buf;
+	l->start = path->start;
+	l->len = path->len;
+	bpf_loop(path->len, lg_lookup_step, l, 0);
 	return true;
 }
 

@@ -98,12 +98,16 @@ extern "Python" int lg_on_ringbuf_sample(void *ctx, void *data, size_t size);
 extern "Python" void lg_on_libbpf_print(int level, const char *message);
 void lg_install_print_hook(int max_level);
 __u64 lg_path_hash(__u64 k0, __u64 k1, const char *path, __u32 len);
+int lg_membarrier_global(void);
 """
 
 GLUE_SOURCE = r"""
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/membarrier.h>
 #include <linux/types.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
@@ -140,6 +144,12 @@ static void lg_install_print_hook(int max_level)
 {
     lg_print_max_level = max_level;
     libbpf_set_print(lg_print_trampoline);
+}
+
+/* Returns after every CPU has passed an RCU grace period (synchronize_rcu). */
+static int lg_membarrier_global(void)
+{
+    return (int)syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
 }
 
 static __u64 lg_path_hash(__u64 k0, __u64 k1, const char *path, __u32 len)

@@ -41,8 +41,27 @@ class Stat(enum.IntEnum):
     DENIED = lib.LG_STAT_DENIED
 
 
+class Slot(enum.IntEnum):
+    EXEC = lib.LG_SLOT_EXEC
+    OPEN_READ = lib.LG_SLOT_OPEN_READ
+    OPEN_WRITE = lib.LG_SLOT_OPEN_WRITE
+    CHMOD = lib.LG_SLOT_CHMOD
+    UNIX = lib.LG_SLOT_UNIX
+    SUBJECT_EXE = lib.LG_SLOT_SUBJECT_EXE
+
+
+class Match(enum.IntEnum):
+    EXACT = lib.LG_MATCH_EXACT
+    PREFIX = lib.LG_MATCH_PREFIX
+
+
 PATH_MAX = lib.LG_PATH_MAX
 STAT_COUNT = lib.LG_STAT_COUNT
+SLOT_COUNT = lib.LG_SLOT_COUNT
+MAX_POLICIES = lib.LG_MAX_POLICIES
+NO_RULE = lib.LG_NO_RULE
+RULE_POLICY_SHIFT = 16
+GENERATION_OFFSET = ffi.offsetof("struct lg_path_entry_key", "generation")
 
 
 def pack(ctype: str, **fields: object) -> bytes:
@@ -55,9 +74,10 @@ def path_hash(hash_key: tuple[int, int], path: bytes) -> int:
     return lib.lg_path_hash(hash_key[0], hash_key[1], path, len(path))
 
 
-def path_key(hash_key: tuple[int, int], path: bytes) -> bytes:
-    """The `struct lg_path_key` of an absolute path."""
-    return pack("struct lg_path_key", hash=path_hash(hash_key, path), len=len(path))
+def path_entry_key(hash_key: tuple[int, int], path: bytes, slot: Slot, match: Match, generation: int) -> bytes:
+    """The `struct lg_path_entry_key` of a path (for a prefix entry: its base)."""
+    return pack("struct lg_path_entry_key", hash=path_hash(hash_key, path), len=len(path), slot=slot,
+                match=match, generation=generation)
 
 
 @dataclass(frozen=True)

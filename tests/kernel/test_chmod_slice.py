@@ -12,8 +12,7 @@ import pytest
 from lsmguard.abi import Decision, Op, Stat
 from lsmguard.engine import Engine
 from tests.kernel.events import drain_events
-
-RULE_ID = 7
+from tests.kernel.policies import apply, deny
 
 
 def mode_of(path: Path) -> int:
@@ -25,7 +24,7 @@ def protected(engine: Engine, scratch: Path) -> Path:
     target = scratch / "protected"
     target.write_text("secret")
     target.chmod(0o640)
-    engine.deny_path(Op.CHMOD, str(target), RULE_ID)
+    deny(engine, "chmod", str(target))
     return target
 
 
@@ -74,7 +73,7 @@ def test_one_event_names_pid_comm_and_path(engine: Engine, protected: Path) -> N
     ev = events[0]
     assert ev.header.op == Op.CHMOD
     assert ev.header.decision == Decision.DENY
-    assert ev.header.rule_id == RULE_ID
+    assert engine.describe(ev.header) == ("test", "deny-chmod")
     assert ev.header.tgid == proc.pid
     assert ev.header.pid == proc.pid  # single-threaded: thread id is the process id
     assert ev.header.comm == b"chmod"
@@ -84,14 +83,14 @@ def test_one_event_names_pid_comm_and_path(engine: Engine, protected: Path) -> N
     assert ev.header.ppid == os.getpid()
 
 
-def test_removing_the_entry_allows_chmod_without_reloading(engine: Engine, protected: Path) -> None:
+def test_removing_the_rule_allows_chmod_without_reloading(engine: Engine, protected: Path) -> None:
     with pytest.raises(PermissionError):
         os.chmod(protected, 0o600)
-    program_fd = engine.links[0].fd
-    assert engine.remove_path(str(protected))
+    link_fds = [link.fd for link in engine.links]
+    apply(engine)  # an empty policy set
     os.chmod(protected, 0o600)
     assert mode_of(protected) == 0o600
-    assert engine.links[0].fd == program_fd
+    assert [link.fd for link in engine.links] == link_fds
     assert engine.stats()[Stat.DENIED] >= 1
 
 
@@ -109,11 +108,11 @@ def test_deep_path_near_path_max_resolves(engine: Engine, scratch: Path) -> None
     os.close(os.open("leaf", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
     full = str(scratch) + ("/" + name) * depth + "/leaf"
     assert 3800 < len(full) < 4096
-    engine.deny_path(Op.CHMOD, full, RULE_ID)
+    deny(engine, "chmod", full)
     try:
         with pytest.raises(PermissionError):
             os.chmod("leaf", 0o600, dir_fd=fd)
-        assert engine.remove_path(full)
+        apply(engine)
         os.chmod("leaf", 0o600, dir_fd=fd)
     finally:
         os.close(fd)
@@ -127,7 +126,7 @@ def test_path_across_a_mount_resolves(engine: Engine, scratch: Path) -> None:
         target = mnt / "sub" / "file"
         target.parent.mkdir()
         target.write_text("")
-        engine.deny_path(Op.CHMOD, str(target), RULE_ID)
+        deny(engine, "chmod", str(target))
         with pytest.raises(PermissionError):
             os.chmod(target, 0o600)
     finally:
@@ -142,12 +141,13 @@ def test_pinned_link_enforces_after_the_loader_exits_and_unpin_releases(scratch:
     target.write_text("")
     for _ in range(10):
         eng = Engine.load(pin_root=pins)
-        eng.deny_path(Op.CHMOD, str(target), RULE_ID)
+        deny(eng, "chmod", str(target))
         eng.close()
         try:
             with pytest.raises(PermissionError):
                 os.chmod(target, 0o600)
-            assert sorted(p.name for p in (pins / "links").iterdir()) == ["lg_path_chmod"]
+            assert sorted(p.name for p in (pins / "links").iterdir()) == [
+                "lg_bprm_check_security", "lg_file_open", "lg_path_chmod"]
         finally:
             Engine.unpin(pins)
         assert not pins.exists()
@@ -172,9 +172,9 @@ def test_exact_match_at_every_hash_block_boundary(engine: Engine, length: int) -
     assert len(os.fsencode(target)) == length
     target.parent.mkdir(parents=True, exist_ok=True)
     target.touch()
-    engine.deny_path(Op.CHMOD, str(target), RULE_ID)
+    deny(engine, "chmod", str(target))
     with pytest.raises(PermissionError):
         os.chmod(target, 0o755)
-    assert engine.remove_path(str(target))
+    apply(engine)
     os.chmod(target, 0o755)
     target.unlink()

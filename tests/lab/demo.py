@@ -6,10 +6,23 @@ import stat
 import subprocess
 from pathlib import Path
 
-from lsmguard.abi import Op
 from lsmguard.engine import Engine
+from lsmguard.policy.compile import compile_policies
+from lsmguard.policy.load import load_text
 
-RULE_ID = 1
+POLICY = """\
+apiVersion: lsmguard.io/v1
+kind: Policy
+metadata:
+  name: demo
+spec:
+  mode: enforce
+  rules:
+    - id: protect-secret
+      action: deny
+      chmod:
+        paths: [/tmp/lsmguard-demo/secret]
+"""
 
 
 def say(text: str) -> None:
@@ -30,9 +43,9 @@ def main() -> None:
 
     say(f"kernel {os.uname().release}, active LSMs: {Path('/sys/kernel/security/lsm').read_text().strip()}")
     engine = Engine.load()
-    say(f"loaded and attached: {', '.join(link.name for link in engine.links)}; "
-        f"denying chmod of {target} (rule {RULE_ID})")
-    engine.deny_path(Op.CHMOD, str(target), RULE_ID)
+    say(f"loaded and attached: {', '.join(link.name for link in engine.links)}; applying:")
+    print(POLICY, end="")
+    engine.apply(compile_policies(load_text(POLICY, "demo.yaml").policies))
 
     say("chmod of the protected file")
     shell("chmod", "777", str(target))
@@ -49,12 +62,13 @@ def main() -> None:
         reader.poll(200)
     for ev in events:
         h = ev.header
+        policy, rule = engine.describe(h)
         print(f"{h.decision.name.lower()} {h.op.name.lower()} {ev.path.decode(errors='replace')} "
               f"mode {stat.filemode(ev.mode | stat.S_IFREG)[1:]} by {h.comm.decode(errors='replace')}"
-              f"[{h.tgid}] ppid {h.ppid} uid {h.uid} (rule {h.rule_id})")
+              f"[{h.tgid}] ppid {h.ppid} uid {h.uid} (policy {policy}, rule {rule})")
 
-    say("removing the map entry, same program still attached")
-    engine.remove_path(str(target))
+    say("applying an empty policy set: the same programs stay attached")
+    engine.apply(compile_policies([]))
     shell("chmod", "640", str(target))
     shell("stat", "-c", "%A %n", str(target))
     print("\ncounters:", {k.name.lower(): v for k, v in engine.stats().items()})

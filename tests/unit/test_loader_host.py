@@ -23,8 +23,8 @@ def test_the_installed_package_carries_its_bpf_object() -> None:
 
 def test_object_lists_its_programs_and_maps() -> None:
     with BpfObject(bpf_object_path()) as obj:
-        assert [p.section for p in obj.programs()] == ["lsm/path_chmod"]
-        assert {"lg_config", "lg_exact_paths", "lg_stats", "lg_events"} <= set(obj.map_names())
+        assert [p.section for p in obj.programs()] == ["lsm/bprm_check_security", "lsm/file_open", "lsm/path_chmod"]
+        assert {"lg_config", "lg_policy_sets", "lg_path_entries", "lg_stats", "lg_events"} <= set(obj.map_names())
 
 
 def test_opening_a_non_object_raises_with_errno(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_a_refused_load_carries_errno_log_and_fix() -> None:
         obj.load()
     except LoadError as exc:
         assert exc.errno != 0
-        assert "lg_path_chmod" in exc.log
+        assert "lg_bprm_check_security" in exc.log
         assert exc.hint  # what to do about it
     else:  # a host that allows BPF LSM: loading works, which is fine too
         assert obj.loaded

@@ -26,8 +26,9 @@ def test_key_changes_the_hash() -> None:
     assert abi.path_hash((1, 2), b"/etc/shadow") != abi.path_hash((1, 3), b"/etc/shadow")
 
 
-def test_path_key_layout_carries_hash_and_length() -> None:
-    key = abi.path_key(KEY, b"/etc/shadow")
+def test_path_entry_key_layout_carries_hash_length_slot_match_and_generation() -> None:
+    key = abi.path_entry_key(KEY, b"/etc/shadow", abi.Slot.CHMOD, abi.Match.PREFIX, 1)
     assert len(key) == 16
     assert int.from_bytes(key[:8], "little") == abi.path_hash(KEY, b"/etc/shadow")
     assert int.from_bytes(key[8:12], "little") == len(b"/etc/shadow")
+    assert (key[12], key[13], key[abi.GENERATION_OFFSET]) == (abi.Slot.CHMOD, abi.Match.PREFIX, 1)

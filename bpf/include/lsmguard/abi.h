@@ -12,6 +12,8 @@
 /* cffi:begin */
 #define LG_PATH_MAX 4096
 #define LG_COMM_LEN 16
+#define LG_MAX_POLICIES 64
+#define LG_NO_RULE 0xffffffff
 
 /* Operations a rule covers; also the `op` of an event. */
 enum lg_op {
@@ -36,6 +38,23 @@ enum lg_path_flags {
 	LG_PATH_WALK_LIMIT = 4,  /* more components than the bounded walk allows */
 };
 
+/* Which table a path entry belongs to: one per operation and access. */
+enum lg_slot {
+	LG_SLOT_EXEC = 0,
+	LG_SLOT_OPEN_READ = 1,
+	LG_SLOT_OPEN_WRITE = 2,
+	LG_SLOT_CHMOD = 3,
+	LG_SLOT_UNIX = 4,
+	LG_SLOT_SUBJECT_EXE = 5,
+	LG_SLOT_COUNT = 6,
+};
+
+/* A path entry matches the path exactly, or it and everything below it (a recursive pattern). */
+enum lg_match {
+	LG_MATCH_EXACT = 0,
+	LG_MATCH_PREFIX = 1,
+};
+
 /* Indexes into the per-CPU counter array `lg_stats`. */
 enum lg_stat {
 	LG_STAT_EVENTS_LOST = 0,      /* ring buffer full: event could not be reserved */
@@ -47,19 +66,41 @@ enum lg_stat {
 /* Load-time configuration, one entry in the array map `lg_config`. */
 struct lg_config {
 	__u64 path_hash_key[2]; /* SipHash key: secret, so path hashes cannot be forged */
-};
-
-/* A path as a map key: keyed SipHash-2-4 of its bytes, plus its length. */
-struct lg_path_key {
-	__u64 hash;
-	__u32 len;
+	__u32 generation;       /* which policy set is in force: 0 or 1 */
 	__u32 reserved;
 };
 
-/* What an exact-path entry says: which operations it denies, from which rule. */
-struct lg_path_rule {
-	__u32 rule_id;
-	__u32 ops; /* bitmask of (1 << enum lg_op) */
+/*
+ * Policy-wide masks of one generation (array map `lg_policy_sets`, indexed by
+ * generation). Bit i of every mask is policy id i.
+ */
+struct lg_policy_set {
+	__u64 policies;                  /* every applied policy */
+	__u64 enforce;                   /* policies in enforce mode (the others audit) */
+	__u64 default_deny[LG_SLOT_COUNT]; /* policies whose default is deny, per slot */
+};
+
+/*
+ * A path entry's key. Entries of both generations live side by side; a
+ * program reads the generation once and looks up only its entries, so a
+ * policy change is atomic.
+ */
+struct lg_path_entry_key {
+	__u64 hash;       /* keyed SipHash of the path (for prefix entries: of the base) */
+	__u32 len;
+	__u8 slot;        /* enum lg_slot */
+	__u8 match;       /* enum lg_match */
+	__u8 generation;
+	__u8 reserved;
+};
+
+/* What the rules say about one object, already merged with covering prefixes. */
+struct lg_masks {
+	__u64 deny;
+	__u64 allow;
+	__u64 audit;
+	__u32 deny_rule;  /* (policy id << 16) | rule index of the lowest denying policy, or LG_NO_RULE */
+	__u32 audit_rule; /* likewise for audit */
 };
 
 /* Common header of every ring-buffer event. */
@@ -68,8 +109,8 @@ struct lg_event_header {
 	__u64 cgroup_id;
 	__u32 op;         /* enum lg_op */
 	__u32 decision;   /* enum lg_decision */
-	__u32 policy_id;
-	__u32 rule_id;
+	__u32 policy_id;  /* policy id of the decision (lowest refusing enforce-mode policy first) */
+	__u32 rule_id;    /* index of the rule in that policy, or LG_NO_RULE for its default */
 	__u32 pid;        /* thread id */
 	__u32 tgid;       /* process id, what users call the pid */
 	__u32 ppid;       /* parent's tgid */
@@ -83,7 +124,7 @@ struct lg_event_header {
 struct lg_path_event {
 	struct lg_event_header hdr;
 	__u32 path_len;
-	__u32 mode;       /* chmod: the requested mode */
+	__u32 mode;       /* chmod: the requested mode; open: FMODE_READ 1 | FMODE_WRITE 2 */
 	char path[LG_PATH_MAX];
 };
 /* cffi:end */

@@ -1,0 +1,160 @@
+"""exec, open and chmod against compiled policies: deny, allow-lists, audit rules,
+audit mode, exact and recursive paths. Errno, file state and events are asserted."""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lsmguard.abi import Decision, Op
+from lsmguard.engine import Engine
+from tests.kernel.events import drain_events
+from tests.kernel.policies import apply, deny, policy
+
+
+@pytest.fixture
+def tool(scratch: Path) -> Path:
+    """A copy of /bin/true in the scratch directory."""
+    target = scratch / "bin" / "tool"
+    target.parent.mkdir()
+    shutil.copy2("/bin/true", target)
+    return target
+
+
+def run(path: Path) -> int:
+    return subprocess.run([str(path)]).returncode
+
+
+def test_exec_denied_by_recursive_rule_fails_with_eperm(engine: Engine, tool: Path, scratch: Path) -> None:
+    deny(engine, "exec", f"{scratch}/**")
+    drain_events(engine)
+    with pytest.raises(PermissionError) as exc:
+        run(tool)
+    assert exc.value.errno == errno.EPERM
+    events = [e for e in drain_events(engine) if e.header.op == Op.EXEC]
+    assert [(e.path, e.header.decision) for e in events] == [(os.fsencode(tool), Decision.DENY)]
+    assert engine.describe(events[0].header) == ("test", "deny-exec")
+
+
+def test_exec_outside_the_rule_runs(engine: Engine, tool: Path) -> None:
+    deny(engine, "exec", f"{tool.parent}/other/**", "/bin/false")
+    assert run(tool) == 0
+
+
+def test_exec_allow_list_under_default_deny(engine: Engine, tool: Path, scratch: Path) -> None:
+    other = scratch / "bin" / "other"
+    shutil.copy2("/bin/true", other)
+    apply(engine, policy("allow-list", f"""\
+  mode: enforce
+  default: deny
+  rules:
+    - {{id: system, action: allow, exec: {{paths: [/usr/**, /bin/**]}}}}
+    - {{id: tool, action: allow, exec: {{paths: ["{tool}"]}}}}
+"""))
+    assert run(tool) == 0
+    with pytest.raises(PermissionError):
+        run(other)
+    events = [e for e in drain_events(engine) if e.header.decision == Decision.DENY]
+    assert engine.describe(events[-1].header) == ("allow-list", "")   # the default decided
+
+
+def test_open_for_write_denied_read_allowed(engine: Engine, scratch: Path) -> None:
+    secret = scratch / "shadow"
+    secret.write_text("hash")
+    apply(engine, policy("creds", f"""\
+  mode: enforce
+  rules: [{{id: w, action: deny, open: {{paths: ["{secret}"], access: [write]}}}}]
+"""))
+    assert secret.read_text() == "hash"
+    with pytest.raises(PermissionError):
+        secret.write_text("owned")
+    with pytest.raises(PermissionError):
+        os.open(secret, os.O_RDWR)
+    assert secret.read_text() == "hash"   # untouched: the open failed before truncation
+
+
+def test_open_denied_under_a_recursive_rule_with_an_exact_exception_in_another_policy(
+        engine: Engine, scratch: Path) -> None:
+    (scratch / "etc").mkdir()
+    (scratch / "etc" / "conf").write_text("x")
+    apply(engine,
+          policy("no-etc", f"  mode: enforce\n  rules: [{{id: etc, action: deny, open: {{paths: [\"{scratch}/etc/**\"]}}}}]\n"),
+          policy("allow", f"  mode: enforce\n  default: deny\n  rules: [{{id: conf, action: allow, open: {{paths: [\"/**\"]}}}}]\n"))
+    with pytest.raises(PermissionError):
+        (scratch / "etc" / "conf").read_text()   # deny wins over the other policy's allow
+    with pytest.raises(PermissionError):
+        os.listdir(scratch / "etc")               # the directory itself is under /etc/**
+
+
+@pytest.fixture
+def tmpfs(scratch: Path):
+    mnt = scratch / "tmpfs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def audit_events_for_one_read(engine: Engine, watched: Path) -> list:
+    watched.write_text("x")
+    apply(engine, policy("watch", f"  mode: enforce\n  rules: [{{id: look, action: audit, open: {{paths: [\"{watched}\"]}}}}]\n"))
+    drain_events(engine)
+    assert watched.read_text() == "x"
+    return [e for e in drain_events(engine) if e.path == os.fsencode(watched)]
+
+
+def test_audit_rule_reports_once_and_allows(engine: Engine, tmpfs: Path) -> None:
+    events = audit_events_for_one_read(engine, tmpfs / "watched")
+    assert [e.header.decision for e in events] == [Decision.AUDIT]
+    assert engine.describe(events[0].header) == ("watch", "look")
+    assert events[0].mode == 1   # FMODE_READ
+    assert events[0].header.comm == b"python"
+
+
+def test_overlayfs_reports_its_backing_open_too(engine: Engine, scratch: Path) -> None:
+    # overlayfs opens the upper/lower file through file_open again, with the same
+    # path; one user open therefore yields two identical records (known, see the issue note).
+    assert Path("/tmp").stat().st_dev == scratch.stat().st_dev
+    events = audit_events_for_one_read(engine, scratch / "watched")
+    assert [e.header.decision for e in events] in ([Decision.AUDIT], [Decision.AUDIT] * 2)
+    assert len({(e.header.tgid, e.path, e.header.decision) for e in events}) == 1
+
+
+def test_audit_mode_policy_reports_would_deny_and_allows(engine: Engine, scratch: Path) -> None:
+    target = scratch / "f"
+    target.write_text("")
+    deny(engine, "chmod", str(target), mode="audit")
+    drain_events(engine)
+    os.chmod(target, 0o600)
+    assert target.stat().st_mode & 0o777 == 0o600
+    events = drain_events(engine)
+    assert [(e.header.decision, e.header.op) for e in events] == [(Decision.WOULD_DENY, Op.CHMOD)]
+
+
+def test_recursive_rule_does_not_match_a_sibling_with_the_same_prefix(engine: Engine, scratch: Path) -> None:
+    (scratch / "data").mkdir()
+    (scratch / "database").write_text("")
+    deny(engine, "chmod", f"{scratch}/data/**")
+    with pytest.raises(PermissionError):
+        os.chmod(scratch / "data", 0o700)
+    os.chmod(scratch / "database", 0o600)
+
+
+def test_replacing_policies_swaps_the_generation(engine: Engine, scratch: Path) -> None:
+    a, b = scratch / "a", scratch / "b"
+    a.write_text("")
+    b.write_text("")
+    deny(engine, "chmod", str(a))
+    first = engine.generation()
+    deny(engine, "chmod", str(b))
+    assert engine.generation() == first ^ 1
+    os.chmod(a, 0o600)
+    with pytest.raises(PermissionError):
+        os.chmod(b, 0o600)
+    # only the generation in force has entries
+    gens = {k[-2] for k in engine.maps["lg_path_entries"].keys()}
+    assert gens == {engine.generation()}
