@@ -12,9 +12,10 @@
 #include "events.bpf.h"
 #include "decide.bpf.h"
 
-/* include/linux/fs.h: FMODE_READ, FMODE_WRITE (macros, so not in vmlinux.h) */
+/* include/linux/fs.h: FMODE_* are macros, so not in vmlinux.h */
 #define LG_FMODE_READ 0x1
 #define LG_FMODE_WRITE 0x2
+#define LG_FMODE_EXEC 0x20
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -37,6 +38,9 @@ int BPF_PROG(lg_file_open, struct file *file, int ret)
 
 	if (ret)
 		return ret;
+	/* The kernel opening a program for execve: exec rules govern that (bprm_check_security). */
+	if (fmode & LG_FMODE_EXEC)
+		return 0;
 	if (!reads && !writes)
 		return 0;
 	return lg_check_path(LG_OP_OPEN, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
