@@ -80,6 +80,25 @@ def check_bpffs() -> Check:
                  f"mount -t bpf bpf {BPFFS}")
 
 
+def on_bpffs(path: str) -> bool:
+    """Is `path` (or the directory it would be created in) on a bpf filesystem?"""
+    target = os.path.realpath(os.path.dirname(path) or ".")
+    best, fstype = "", ""
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 2 and (target == fields[1] or target.startswith(fields[1].rstrip("/") + "/")) \
+                and len(fields[1]) >= len(best):
+            best, fstype = fields[1], fields[2]
+    return fstype == "bpf"
+
+
+def explain_pin_failure(path: str) -> str:
+    if not on_bpffs(path):
+        return (f"{os.path.dirname(path)} is not on a bpf filesystem: pins live on bpffs; "
+                f"mount it with `mount -t bpf bpf {BPFFS}`")
+    return ""
+
+
 def check_lockdown() -> Check:
     try:
         text = LOCKDOWN.read_text()

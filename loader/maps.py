@@ -5,6 +5,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from lsmguard.loader import diagnose
 from lsmguard.loader._libbpf import ffi, lib
 from lsmguard.loader.errors import BpfError
 from lsmguard.loader.libbpf import check, cstr
@@ -107,7 +108,10 @@ class Map:
             current = ffi.from_buffer(key)
 
     def pin(self, path: str | os.PathLike[str]) -> None:
-        check(lib.bpf_obj_pin(self.fd, cstr(path)), f"pinning map {self.name} at {os.fspath(path)}")
+        ret = lib.bpf_obj_pin(self.fd, cstr(path))
+        if ret < 0:
+            raise BpfError(-ret, f"pinning map {self.name} at {os.fspath(path)}",
+                           hint=diagnose.explain_pin_failure(os.fspath(path)))
 
     def close(self) -> None:
         if self._owns_fd and self.fd >= 0:

@@ -34,7 +34,10 @@ class Link:
         return lib.bpf_link__fd(self._link)
 
     def pin(self, path: str | os.PathLike[str]) -> None:
-        check(lib.bpf_link__pin(self._link, cstr(path)), f"pinning link {self.name} at {os.fspath(path)}")
+        ret = lib.bpf_link__pin(self._link, cstr(path))
+        if ret < 0:
+            raise BpfError(-ret, f"pinning link {self.name} at {os.fspath(path)}",
+                           hint=diagnose.explain_pin_failure(os.fspath(path)))
 
     def unpin(self) -> None:
         check(lib.bpf_link__unpin(self._link), f"unpinning link {self.name}")

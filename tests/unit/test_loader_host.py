@@ -63,3 +63,9 @@ def test_cli_doctor_reports_and_exits_nonzero_without_bpf_lsm() -> None:
     assert proc.returncode in (0, 1)
     assert '"name": "bpf-lsm"' in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_pinning_outside_bpffs_says_to_mount_it(tmp_path: Path) -> None:
+    from lsmguard.loader import diagnose
+    assert not diagnose.on_bpffs(str(tmp_path / "pin"))
+    assert "mount -t bpf bpf /sys/fs/bpf" in diagnose.explain_pin_failure(str(tmp_path / "pin"))
