@@ -13,13 +13,30 @@ from lsmguard import abi
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
 from lsmguard.loader._libbpf import ffi, lib
 from lsmguard.policy.compile import Compiled, Masks, Slot
-from lsmguard.policy.model import Action
+from lsmguard.policy.model import Action, Protocol
 from lsmguard.resources import bpf_object_path
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
 MAP_NAMES = ("lg_config", "lg_policy_sets", "lg_path_entries", "lg_stats", "lg_events")
 SLOTS = {Slot.EXEC: abi.Slot.EXEC, Slot.OPEN_READ: abi.Slot.OPEN_READ, Slot.OPEN_WRITE: abi.Slot.OPEN_WRITE,
          Slot.CHMOD: abi.Slot.CHMOD, Slot.UNIX: abi.Slot.UNIX, Slot.SUBJECT_EXE: abi.Slot.SUBJECT_EXE}
+
+
+class UnsupportedPolicy(ValueError):
+    """A policy needs what this engine cannot enforce yet; nothing was applied."""
+
+
+def _unsupported(compiled: Compiled) -> list[str]:
+    reasons = []
+    if compiled.with_subjects:
+        names = [n for i, n in enumerate(compiled.names) if compiled.with_subjects >> i & 1]
+        reasons.append(f"subjects (policies {', '.join(names)}): the engine does not track subjects yet, "
+                       "and would apply them to every process")
+    if any(t.networks for t in compiled.inet.values()) or compiled.paths[Slot.UNIX].exact \
+            or compiled.paths[Slot.UNIX].prefix or any(isinstance(k, Protocol) or k is Slot.UNIX
+                                                       for k in compiled.default_deny):
+        reasons.append("connect rules: the socket_connect hook is not in the engine yet")
+    return reasons
 
 
 def _u32(value: int) -> bytes:
@@ -119,6 +136,9 @@ class Engine:
     def apply(self, compiled: Compiled) -> None:
         """Replace the policy set in force, atomically: programs see the old set or the
         new one, never a mix. On failure the old set stays in force, unchanged."""
+        reasons = _unsupported(compiled)
+        if reasons:
+            raise UnsupportedPolicy("cannot enforce " + "; ".join(reasons))
         entries_map, sets = self.maps["lg_path_entries"], self.maps["lg_policy_sets"]
         old = self.generation()
         new = old ^ 1
