@@ -15,7 +15,7 @@
 /* include/linux/fs.h: FMODE_* are macros, so not in vmlinux.h */
 #define LG_FMODE_READ 0x1
 #define LG_FMODE_WRITE 0x2
-#define LG_FMODE_EXEC 0x20
+#define LG_FMODE_EXEC 0x20 /* FMODE_EXEC, and __FMODE_EXEC in f_flags */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -34,12 +34,17 @@ SEC("lsm/file_open")
 int BPF_PROG(lg_file_open, struct file *file, int ret)
 {
 	__u32 fmode = BPF_CORE_READ(file, f_mode);
+	__u32 fflags = BPF_CORE_READ(file, f_flags);
 	bool reads = fmode & LG_FMODE_READ, writes = fmode & LG_FMODE_WRITE;
 
 	if (ret)
 		return ret;
-	/* The kernel opening a program for execve: exec rules govern that (bprm_check_security). */
-	if (fmode & LG_FMODE_EXEC)
+	/*
+	 * The kernel opening a program for execve: exec rules govern that
+	 * (bprm_check_security). 6.1 marks it in f_flags (__FMODE_EXEC) only;
+	 * newer kernels also in f_mode.
+	 */
+	if ((fmode & LG_FMODE_EXEC) || (fflags & LG_FMODE_EXEC))
 		return 0;
 	if (!reads && !writes)
 		return 0;

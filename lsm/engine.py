@@ -59,6 +59,8 @@ class Engine:
     links: list[Link] = field(default_factory=list)
     hash_key: tuple[int, int] = (0, 0)
     compiled: Compiled | None = None
+    # Keys this process wrote, per generation; a generation it did not write is scanned for.
+    _keys: dict[int, list[bytes]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, object_path: str | os.PathLike[str] | None = None,
@@ -131,6 +133,9 @@ class Engine:
                         enforce=compiled.enforce, default_deny=default_deny)
 
     def _generation_keys(self, generation: int) -> list[bytes]:
+        known = self._keys.pop(generation, None)
+        if known is not None:
+            return known
         return [k for k in self.maps["lg_path_entries"].keys() if k[abi.GENERATION_OFFSET] == generation]
 
     def apply(self, compiled: Compiled) -> None:
@@ -164,6 +169,7 @@ class Engine:
         for key in self._generation_keys(old):
             entries_map.delete(key)
         sets.update(_u32(old), bytes(ffi.sizeof("struct lg_policy_set")))
+        self._keys[new] = written
         self.compiled = compiled
 
     def describe(self, header: abi.EventHeader) -> tuple[str, str]:

@@ -158,3 +158,11 @@ def test_replacing_policies_swaps_the_generation(engine: Engine, scratch: Path) 
     # only the generation in force has entries
     gens = {k[-2] for k in engine.maps["lg_path_entries"].keys()}
     assert gens == {engine.generation()}
+
+
+def test_an_open_rule_does_not_stop_exec_of_the_same_file(engine: Engine, tool: Path) -> None:
+    # execve opens the program itself; that open is part of the exec (exec rules govern it).
+    apply(engine, policy("no-read", f"  mode: enforce\n  rules: [{{id: r, action: deny, open: {{paths: [\"{tool}\"], access: [read]}}}}]\n"))
+    assert run(tool) == 0
+    with pytest.raises(PermissionError):
+        tool.read_bytes()
