@@ -17,10 +17,6 @@ class Op(enum.IntEnum):
     CHMOD = lib.LG_OP_CHMOD
     CONNECT = lib.LG_OP_CONNECT
 
-    @property
-    def bit(self) -> int:
-        return 1 << self.value
-
 
 class Decision(enum.IntEnum):
     ALLOW = lib.LG_DECISION_ALLOW

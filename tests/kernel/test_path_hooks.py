@@ -83,7 +83,7 @@ def test_open_denied_under_a_recursive_rule_with_an_exact_exception_in_another_p
     (scratch / "etc" / "conf").write_text("x")
     apply(engine,
           policy("no-etc", f"  mode: enforce\n  rules: [{{id: etc, action: deny, open: {{paths: [\"{scratch}/etc/**\"]}}}}]\n"),
-          policy("allow", f"  mode: enforce\n  default: deny\n  rules: [{{id: conf, action: allow, open: {{paths: [\"/**\"]}}}}]\n"))
+          policy("allow", "  mode: enforce\n  default: deny\n  rules: [{id: conf, action: allow, open: {paths: [\"/**\"]}}]\n"))
     with pytest.raises(PermissionError):
         (scratch / "etc" / "conf").read_text()   # deny wins over the other policy's allow
     with pytest.raises(PermissionError):
