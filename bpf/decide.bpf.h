@@ -2,13 +2,13 @@
 /*
  * One access against the policy set in force: deny wins, enforce-mode
  * refusals return -EPERM, audit-mode refusals and audit rules only report.
+ * The hooks find the masks of their object; this file turns them into an
+ * outcome, the same way for paths and addresses.
  */
 #ifndef LSMGUARD_DECIDE_BPF_H
 #define LSMGUARD_DECIDE_BPF_H
 
 #define EPERM 1
-#define LG_RULE_POLICY_SHIFT 16
-#define LG_RULE_INDEX_MASK 0xffff
 
 /* De Bruijn sequence for the index of the lowest set bit in constant time. */
 #define LG_DEBRUIJN64 0x03f79d71b4cb0a89ULL
@@ -24,75 +24,125 @@ static __always_inline __u32 lg_lowest_bit(__u64 bits)
 	return lg_debruijn64_index[((bits & -bits) * LG_DEBRUIJN64) >> 58];
 }
 
-/* The rule index of `rule` if it belongs to policy `policy_id`, else LG_NO_RULE. */
+/* The index of rule reference `rule` if it belongs to `policy_id`; else userspace must attribute. */
 static __always_inline __u32 lg_rule_of(__u32 rule, __u32 policy_id)
 {
 	if (rule == LG_NO_RULE || rule >> LG_RULE_POLICY_SHIFT != policy_id)
-		return LG_NO_RULE;
+		return LG_RULE_UNATTRIBUTED;
 	return rule & LG_RULE_INDEX_MASK;
 }
 
-/*
- * Decide an operation on a path, looked up in `nslots` slots (open: the read
- * and write slots its file mode asks for). `detail` goes into the event.
- */
-static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct vfsmount *mnt,
-					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail)
+/* The policy set in force and its generation; NULL when nothing is applied. */
+static __always_inline struct lg_policy_set *lg_policy_set_in_force(struct lg_config **config,
+								     __u32 *generation)
 {
-	struct lg_lookup lookup = { .nslots = nslots, .slots = { slot_a, slot_b } };
 	struct lg_policy_set *set;
-	struct lg_config *config;
-	struct lg_path path;
-	__u64 applies, deny = 0, missing = 0, audit = 0, refusing, enforced;
-	__u32 deny_rule = LG_NO_RULE, audit_rule = LG_NO_RULE, zero = 0, generation, i, policy_id;
+	__u32 zero = 0;
 
-	config = bpf_map_lookup_elem(&lg_config, &zero);
-	if (!config)
-		return 0;
-	generation = config->generation & 1;
-	set = bpf_map_lookup_elem(&lg_policy_sets, &generation);
+	*config = bpf_map_lookup_elem(&lg_config, &zero);
+	if (!*config)
+		return NULL;
+	*generation = (*config)->generation & 1;
+	set = bpf_map_lookup_elem(&lg_policy_sets, generation);
 	if (!set || !set->policies)
-		return 0; /* nothing applied: no path walk at all */
-	if (!lg_resolve_path(dentry, mnt, &path))
-		return 0;
-	if (path.flags)
-		lg_stat_inc(LG_STAT_PATHS_UNRESOLVED);
-	lookup.generation = generation;
-	if (!lg_lookup_path(&path, &lookup))
-		return 0;
+		return NULL;
+	return set;
+}
 
-	applies = set->policies; /* subjects narrow this per task (engine work to come) */
+/* What the object's entries say, one entry per slot looked up. */
+struct lg_access {
+	struct lg_masks found[LG_LOOKUP_SLOTS];
+	__u8 slots[LG_LOOKUP_SLOTS];
+	__u32 nslots;
+	bool unresolved;  /* the object could not be fully named: refuse where a rule could */
+};
+
+struct lg_verdict {
+	__u64 deny;
+	__u64 missing;    /* default-deny policies without an allow */
+	__u64 audit;
+	__u32 deny_rule;
+	__u32 audit_rule;
+};
+
+static __always_inline void lg_weigh(const struct lg_policy_set *set, const struct lg_access *a, __u64 applies,
+				     struct lg_verdict *v)
+{
+	__u32 i;
+
+	v->deny = v->missing = v->audit = 0;
+	v->deny_rule = v->audit_rule = LG_NO_RULE;
 	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
-		struct lg_masks *m = &lookup.found[i];
-		__u8 slot = lookup.slots[i];
+		const struct lg_masks *m = &a->found[i];
+		__u8 slot = a->slots[i];
 
-		if (i >= nslots)
+		if (i >= a->nslots)
 			break;
-		if ((m->deny & applies) && deny_rule == LG_NO_RULE)
-			deny_rule = m->deny_rule;
-		if ((m->audit & applies) && audit_rule == LG_NO_RULE)
-			audit_rule = m->audit_rule;
-		deny |= m->deny & applies;
-		audit |= m->audit & applies;
-		if (slot < LG_SLOT_COUNT)
-			missing |= set->default_deny[slot] & ~m->allow & applies;
+		if ((m->deny & applies) && v->deny_rule == LG_NO_RULE)
+			v->deny_rule = m->deny_rule;
+		if ((m->audit & applies) && v->audit_rule == LG_NO_RULE)
+			v->audit_rule = m->audit_rule;
+		v->deny |= m->deny & applies;
+		v->audit |= m->audit & applies;
+		if (slot < LG_SLOT_COUNT) {
+			v->missing |= set->default_deny[slot] & ~m->allow & applies;
+			if (a->unresolved)
+				v->missing |= set->unresolved_refuse[slot] & applies;
+		}
 	}
+}
 
-	if (audit) {
-		policy_id = lg_lowest_bit(audit);
-		lg_emit_path_event(op, LG_DECISION_AUDIT, policy_id, lg_rule_of(audit_rule, policy_id), &path, detail);
+/* What to report and return. */
+struct lg_outcome {
+	__u32 decision;      /* ALLOW, DENY or WOULD_DENY */
+	__u32 policy_id;
+	__u32 rule_id;       /* index, LG_NO_RULE or LG_RULE_UNATTRIBUTED */
+	bool audit;
+	__u32 audit_policy_id;
+	__u32 audit_rule_id;
+};
+
+static __always_inline void lg_count_outcome_hit(__u32 policy_id, __u32 rule_id, __u32 generation)
+{
+	__u32 index = rule_id == LG_NO_RULE ? LG_RULE_INDEX_DEFAULT :
+		      rule_id == LG_RULE_UNATTRIBUTED ? LG_RULE_INDEX_UNATTRIBUTED : rule_id;
+
+	lg_count_hit(policy_id << LG_RULE_POLICY_SHIFT | (index & LG_RULE_INDEX_MASK), generation);
+}
+
+/*
+ * Decide one access. Subjects are evaluated only when a policy with subjects
+ * has something to say about this object, so most accesses never pay for them.
+ */
+static __always_inline void lg_decide(struct lg_scratch *s, const struct lg_config *config,
+				      const struct lg_policy_set *set, __u32 generation,
+				      const struct lg_access *a, struct lg_outcome *out)
+{
+	struct lg_verdict v;
+	__u64 refusing, enforced;
+
+	lg_weigh(set, a, set->policies, &v);
+	if ((v.deny | v.missing | v.audit) & set->with_subjects)
+		lg_weigh(set, a, lg_applying_policies(s, config, set, generation), &v);
+
+	out->audit = v.audit != 0;
+	if (out->audit) {
+		out->audit_policy_id = lg_lowest_bit(v.audit);
+		out->audit_rule_id = lg_rule_of(v.audit_rule, out->audit_policy_id);
+		lg_count_outcome_hit(out->audit_policy_id, out->audit_rule_id, generation);
 	}
-	refusing = deny | missing;
-	if (!refusing)
-		return 0;
+	refusing = v.deny | v.missing;
+	if (!refusing) {
+		out->decision = LG_DECISION_ALLOW;
+		return;
+	}
 	enforced = refusing & set->enforce;
-	policy_id = lg_lowest_bit(enforced ? enforced : refusing);
-	lg_emit_path_event(op, enforced ? LG_DECISION_DENY : LG_DECISION_WOULD_DENY, policy_id,
-			   (deny >> policy_id) & 1 ? lg_rule_of(deny_rule, policy_id) : LG_NO_RULE, &path, detail);
-	if (!enforced)
-		return 0;
-	lg_stat_inc(LG_STAT_DENIED);
-	return -EPERM;
+	out->policy_id = lg_lowest_bit(enforced ? enforced : refusing);
+	out->rule_id = (v.deny >> out->policy_id) & 1 ? lg_rule_of(v.deny_rule, out->policy_id) : LG_NO_RULE;
+	out->decision = enforced ? LG_DECISION_DENY : LG_DECISION_WOULD_DENY;
+	lg_count_outcome_hit(out->policy_id, out->rule_id, generation);
+	if (enforced)
+		lg_stat_inc(LG_STAT_DENIED);
 }
 
 #endif /* LSMGUARD_DECIDE_BPF_H */

@@ -3,12 +3,11 @@
 #ifndef LSMGUARD_EVENTS_BPF_H
 #define LSMGUARD_EVENTS_BPF_H
 
-static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 op, __u32 decision,
+static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 object, __u32 op, __u32 decision,
 					   __u32 policy_id, __u32 rule_id, __u32 flags)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
 
 	hdr->ktime_ns = bpf_ktime_get_ns();
 	hdr->cgroup_id = bpf_get_current_cgroup_id();
@@ -19,9 +18,11 @@ static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 op
 	hdr->pid = (__u32)pid_tgid;
 	hdr->tgid = pid_tgid >> 32;
 	hdr->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	hdr->uid = (__u32)uid_gid;
-	hdr->gid = uid_gid >> 32;
+	hdr->uid = BPF_CORE_READ(task, cred, euid.val);
+	hdr->gid = BPF_CORE_READ(task, cred, egid.val);
 	hdr->flags = flags;
+	hdr->object = object;
+	hdr->reserved = 0;
 	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
 }
 
@@ -34,11 +35,37 @@ static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 p
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
-	lg_fill_header(&ev->hdr, op, decision, policy_id, rule_id, path->flags);
+	lg_fill_header(&ev->hdr, LG_OBJECT_PATH, op, decision, policy_id, rule_id, path->flags);
 	ev->mode = mode;
 	ev->path_len = path->len & LG_PATH_MASK;
 	bpf_probe_read_kernel(ev->path, ev->path_len,
 			      &path->buf->data[path->start & LG_PATH_MASK]);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* An inet connect's object, as the events report it. */
+struct lg_inet_target {
+	__u16 family;
+	__u16 port;
+	__u16 protocol;
+	__u8 addr[LG_ADDR_LEN];
+};
+
+static __always_inline void lg_emit_inet_event(__u32 decision, __u32 policy_id, __u32 rule_id,
+					       const struct lg_inet_target *target)
+{
+	struct lg_inet_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
+
+	if (!ev) {
+		lg_stat_inc(LG_STAT_EVENTS_LOST);
+		return;
+	}
+	lg_fill_header(&ev->hdr, LG_OBJECT_INET, LG_OP_CONNECT, decision, policy_id, rule_id, 0);
+	ev->family = target->family;
+	ev->port = target->port;
+	ev->protocol = target->protocol;
+	ev->reserved = 0;
+	__builtin_memcpy(ev->addr, target->addr, sizeof(ev->addr));
 	bpf_ringbuf_submit(ev, 0);
 }
 

@@ -7,6 +7,14 @@
 /* Two generations of up to 131072 path entries each, for atomic replacement. */
 #define LG_PATH_ENTRIES_MAX (2 * 131072)
 #define LG_GENERATIONS 2
+/* Two generations of up to 65536 networks and of 131072 port intervals each. */
+#define LG_INET_NETWORKS_MAX (2 * 65536)
+#define LG_PORT_INTERVALS_MAX (2 * 131072)
+#define LG_SUBJECT_UIDS_MAX (2 * 65536)
+/* Rule hit counters of both generations (a rule that never hits has none). */
+#define LG_RULE_HITS_MAX (2 * 65536)
+/* Every rule of both generations, plus each policy's default and unattributed refusals. */
+#define LG_RULE_IDENTITIES_MAX (2 * (262144 + 2 * LG_MAX_POLICIES))
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -31,6 +39,69 @@ struct {
 } lg_path_entries SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, LG_INET_NETWORKS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lg_inet_key);
+	__type(value, struct lg_inet_value);
+} lg_inet_networks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LG_PORT_INTERVALS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lg_port_interval_key);
+	__type(value, struct lg_port_interval);
+} lg_port_intervals SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LG_SUBJECT_UIDS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lg_uid_key);
+	__type(value, __u64); /* policies naming the uid */
+} lg_subject_uids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct lg_task_subject);
+} lg_task_subjects SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LG_EXE_IDS);
+	__type(key, __u32);
+	__type(value, struct lg_exe_id);
+} lg_exe_ids SEC(".maps");
+
+/* Rule reference of a generation -> its identity, keyed SipHash of "policy\0rule"; userspace only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LG_RULE_IDENTITIES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lg_rule_hit_key);
+	__type(value, __u64);
+} lg_rule_identities SEC(".maps");
+
+/* Hits of rules of generations already replaced, by rule identity; userspace only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LG_RULE_HITS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);   /* keyed SipHash of "policy\0rule" */
+	__type(value, __u64);
+} lg_rule_hits_carried SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, LG_RULE_HITS_MAX);
+	__type(key, struct lg_rule_hit_key);
+	__type(value, __u64);
+} lg_rule_hits SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LG_STAT_COUNT);
 	__type(key, __u32);
@@ -48,6 +119,30 @@ static __always_inline void lg_stat_inc(__u32 index)
 
 	if (counter)
 		*counter += 1;
+}
+
+#define LG_EEXIST 17
+
+/* Count one hit of `rule` ((policy << 16) | index) of `generation`. */
+static __always_inline void lg_count_hit(__u32 rule, __u32 generation)
+{
+	struct lg_rule_hit_key key = { .rule = rule, .generation = generation };
+	__u64 one = 1, *hits;
+	long err;
+
+	hits = bpf_map_lookup_elem(&lg_rule_hits, &key);
+	if (hits) {
+		*hits += 1;
+		return;
+	}
+	err = bpf_map_update_elem(&lg_rule_hits, &key, &one, BPF_NOEXIST);
+	if (err == -LG_EEXIST) { /* another CPU created it meanwhile */
+		hits = bpf_map_lookup_elem(&lg_rule_hits, &key);
+		if (hits)
+			*hits += 1;
+	} else if (err) {
+		lg_stat_inc(LG_STAT_HITS_UNCOUNTED);
+	}
 }
 
 #endif /* LSMGUARD_MAPS_BPF_H */

@@ -18,16 +18,11 @@
 /* Every component costs at least two bytes ("/x"); mount crossings cost a step each. */
 #define LG_WALK_MAX_STEPS (LG_PATH_MAX / 2 + 64)
 
+#define LG_MNT_INTERNAL 0x4000 /* include/linux/mount.h: kern_mount()s of pipes, sockets, memfd */
+
 struct lg_path_buf {
 	char data[LG_PATH_BUF_SIZE];
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct lg_path_buf);
-} lg_path_scratch SEC(".maps");
 
 /* A resolved path: buf->data[start, start + len), not NUL-terminated. */
 struct lg_path {
@@ -88,39 +83,122 @@ static long lg_walk_step(__u32 index, void *ctx)
 	return 0;
 }
 
-/* Resolve `dentry` on `vfsmnt`; returns false only if the scratch buffer is missing. */
-static __always_inline bool lg_resolve_path(struct dentry *dentry, struct vfsmount *vfsmnt,
-					    struct lg_path *out)
+/* An empty walk is the root, "/". */
+static __always_inline void lg_finish_path(struct lg_path_buf *buf, __u32 pos, __u32 flags, struct lg_path *out)
+{
+	if (pos == LG_PATH_MAX) {
+		pos -= 1;
+		buf->data[pos & LG_PATH_MASK] = '/';
+	}
+	out->buf = buf;
+	out->start = pos;
+	out->len = LG_PATH_MAX - pos;
+	out->flags = flags;
+}
+
+/* Resolve `dentry` on `vfsmnt` into `buf`. */
+static __always_inline void lg_resolve_path(struct dentry *dentry, struct vfsmount *vfsmnt,
+					    struct lg_path_buf *buf, struct lg_path *out)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u32 zero = 0;
 	struct lg_walk w = {
 		.dentry = dentry,
 		.mnt = lg_real_mount(vfsmnt),
 		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
+		.buf = buf,
 		.pos = LG_PATH_MAX,
 	};
-
-	w.buf = bpf_map_lookup_elem(&lg_path_scratch, &zero);
-	if (!w.buf)
-		return false;
+	struct mount *last;
 
 	bpf_loop(LG_WALK_MAX_STEPS, lg_walk_step, &w, 0);
 
 	if (!w.reached_root && !(w.flags & LG_PATH_TRUNCATED))
 		w.flags |= LG_PATH_WALK_LIMIT;
-	if (w.reached_root && w.mnt != BPF_CORE_READ(task, nsproxy, mnt_ns, root))
+	/*
+	 * Ending on a mount that is not the namespace's root: a lazily unmounted
+	 * tree, or another namespace's file. Internal mounts (pipes, sockets,
+	 * memfd) are detached by nature and name nothing a rule could match.
+	 */
+	last = w.mnt;
+	if (w.reached_root && last != BPF_CORE_READ(task, nsproxy, mnt_ns, root) &&
+	    !(BPF_CORE_READ(last, mnt.mnt_flags) & LG_MNT_INTERNAL))
 		w.flags |= LG_PATH_DETACHED;
-	if (w.pos == LG_PATH_MAX) {
-		w.pos -= 1;
-		w.buf->data[w.pos & LG_PATH_MASK] = '/';
-	}
+	lg_finish_path(buf, w.pos, w.flags, out);
+}
 
-	out->buf = w.buf;
-	out->start = w.pos;
-	out->len = LG_PATH_MAX - w.pos;
-	out->flags = w.flags;
-	return true;
+/* kernfs_node's parent pointer was renamed in 6.15. */
+struct kernfs_node___pre615 {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+struct kernfs_node___615 {
+	struct kernfs_node *__parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *lg_kernfs_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(struct kernfs_node___615, __parent))
+		return BPF_CORE_READ((struct kernfs_node___615 *)kn, __parent);
+	return BPF_CORE_READ((struct kernfs_node___pre615 *)kn, parent);
+}
+
+#define LG_NAME_BUF_SIZE (LG_NAME_MAX + 1)
+
+struct lg_cgroup_walk {
+	struct kernfs_node *kn;
+	struct lg_path_buf *buf;
+	char *name;        /* LG_NAME_BUF_SIZE bytes of scratch */
+	__u32 pos;
+	__u32 flags;
+	bool reached_root;
+};
+
+static long lg_cgroup_step(__u32 index, void *ctx)
+{
+	struct lg_cgroup_walk *w = ctx;
+	struct kernfs_node *kn = w->kn;
+	struct kernfs_node *parent = lg_kernfs_parent(kn);
+	long copied;
+	__u32 len;
+
+	if (!parent) {
+		w->reached_root = true;
+		return 1;
+	}
+	copied = bpf_probe_read_kernel_str(w->name, LG_NAME_BUF_SIZE, BPF_CORE_READ(kn, name));
+	if (copied <= 1) { /* unreadable, or an empty name: refuse to guess */
+		w->flags |= LG_PATH_TRUNCATED;
+		return 1;
+	}
+	len = copied - 1;
+	if (len > LG_NAME_MAX || w->pos < len + 1) {
+		w->flags |= LG_PATH_TRUNCATED;
+		return 1;
+	}
+	w->pos -= len;
+	bpf_probe_read_kernel(&w->buf->data[w->pos & LG_PATH_MASK], len & LG_NAME_MAX, w->name);
+	w->pos -= 1;
+	w->buf->data[w->pos & LG_PATH_MASK] = '/';
+	w->kn = parent;
+	return 0;
+}
+
+/* The current task's cgroup v2 path from the hierarchy's root (not its cgroup namespace's). */
+static __always_inline void lg_resolve_cgroup(struct lg_path_buf *buf, char *name_buf, struct lg_path *out)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct lg_cgroup_walk w = {
+		.kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn),  /* the task's cgroup v2 node */
+		.buf = buf,
+		.name = name_buf,
+		.pos = LG_PATH_MAX,
+	};
+
+	if (w.kn)
+		bpf_loop(LG_CGROUP_DEPTH_MAX, lg_cgroup_step, &w, 0);
+	if (!w.reached_root && !(w.flags & LG_PATH_TRUNCATED))
+		w.flags |= LG_PATH_WALK_LIMIT;
+	lg_finish_path(buf, w.pos, w.flags, out);
 }
 
 #define LG_LOOKUP_SLOTS 2 /* open looks up read and write at once */
@@ -190,21 +268,16 @@ static long lg_lookup_step(__u32 index, void *ctx)
 
 /*
  * Fill l->found for the resolved path: a fixed number of hash lookups per
- * path component, whatever the number of rules. Returns false without config.
+ * path component, whatever the number of rules. l->found must start zeroed.
  */
-static __always_inline bool lg_lookup_path(const struct lg_path *path, struct lg_lookup *l)
+static __always_inline void lg_lookup_path(const struct lg_config *config, const struct lg_path *path,
+					   struct lg_lookup *l)
 {
-	__u32 zero = 0;
-	struct lg_config *config = bpf_map_lookup_elem(&lg_config, &zero);
-
-	if (!config)
-		return false;
 	lg_siphash_init(&l->state, config->path_hash_key[0], config->path_hash_key[1]);
 	l->buf = path->buf;
 	l->start = path->start;
 	l->len = path->len;
 	bpf_loop(path->len, lg_lookup_step, l, 0);
-	return true;
 }
 
 #endif /* LSMGUARD_PATH_BPF_H */

@@ -6,6 +6,7 @@ module; nothing here restates an offset or a size.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
 
 from lsmguard.loader._libbpf import ffi, lib
@@ -29,12 +30,15 @@ class PathFlag(enum.IntFlag):
     TRUNCATED = lib.LG_PATH_TRUNCATED
     DETACHED = lib.LG_PATH_DETACHED
     WALK_LIMIT = lib.LG_PATH_WALK_LIMIT
+    RACED = lib.LG_PATH_RACED
 
 
 class Stat(enum.IntEnum):
     EVENTS_LOST = lib.LG_STAT_EVENTS_LOST
     PATHS_UNRESOLVED = lib.LG_STAT_PATHS_UNRESOLVED
     DENIED = lib.LG_STAT_DENIED
+    HITS_UNCOUNTED = lib.LG_STAT_HITS_UNCOUNTED
+    SCRATCH_RACES = lib.LG_STAT_SCRATCH_RACES
 
 
 class Slot(enum.IntEnum):
@@ -43,7 +47,21 @@ class Slot(enum.IntEnum):
     OPEN_WRITE = lib.LG_SLOT_OPEN_WRITE
     CHMOD = lib.LG_SLOT_CHMOD
     UNIX = lib.LG_SLOT_UNIX
+    TCP = lib.LG_SLOT_TCP
+    UDP = lib.LG_SLOT_UDP
     SUBJECT_EXE = lib.LG_SLOT_SUBJECT_EXE
+    SUBJECT_CGROUP = lib.LG_SLOT_SUBJECT_CGROUP
+
+
+class ObjectKind(enum.IntEnum):
+    PATH = lib.LG_OBJECT_PATH
+    INET = lib.LG_OBJECT_INET
+
+
+class Family(enum.IntEnum):
+    UNIX = lib.LG_AF_UNIX
+    INET = lib.LG_AF_INET
+    INET6 = lib.LG_AF_INET6
 
 
 class Match(enum.IntEnum):
@@ -56,7 +74,13 @@ STAT_COUNT = lib.LG_STAT_COUNT
 SLOT_COUNT = lib.LG_SLOT_COUNT
 MAX_POLICIES = lib.LG_MAX_POLICIES
 NO_RULE = lib.LG_NO_RULE
-RULE_POLICY_SHIFT = 16
+RULE_UNATTRIBUTED = lib.LG_RULE_UNATTRIBUTED
+RULE_POLICY_SHIFT = lib.LG_RULE_POLICY_SHIFT
+RULE_INDEX_MASK = lib.LG_RULE_INDEX_MASK
+RULE_INDEX_DEFAULT = lib.LG_RULE_INDEX_DEFAULT
+RULE_INDEX_UNATTRIBUTED = lib.LG_RULE_INDEX_UNATTRIBUTED
+EXE_IDS = lib.LG_EXE_IDS
+ADDR_LEN = lib.LG_ADDR_LEN
 GENERATION_OFFSET = ffi.offsetof("struct lg_path_entry_key", "generation")
 
 
@@ -95,9 +119,21 @@ class EventHeader:
 
 @dataclass(frozen=True)
 class PathEvent:
+    """exec, open, chmod; and connect to a unix socket (path, or @abstract name)."""
     header: EventHeader
     path: bytes
     mode: int
+
+
+@dataclass(frozen=True)
+class InetEvent:
+    header: EventHeader
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    port: int
+    protocol: int       # IPPROTO_*
+
+
+Event = PathEvent | InetEvent
 
 
 HEADER_SIZE = ffi.sizeof("struct lg_event_header")
@@ -110,15 +146,31 @@ def _header(raw: "ffi.CData") -> EventHeader:
         uid=raw.uid, gid=raw.gid, flags=PathFlag(raw.flags), comm=ffi.string(raw.comm))
 
 
-def decode_event(data: bytes) -> PathEvent:
+def _cast(ctype: str, data: bytes) -> "ffi.CData":
+    if len(data) < ffi.sizeof(ctype):
+        raise ValueError(f"{ctype} of {len(data)} bytes is truncated")
+    return ffi.cast(f"{ctype} *", ffi.from_buffer(data))
+
+
+def decode_event(data: bytes) -> Event:
     """Decode one ring-buffer record. Raises ValueError for a record too short or unknown."""
     if len(data) < HEADER_SIZE:
         raise ValueError(f"event of {len(data)} bytes is shorter than its header ({HEADER_SIZE})")
     hdr = ffi.cast("struct lg_event_header *", ffi.from_buffer(data))
-    if hdr.op in (Op.EXEC, Op.OPEN, Op.CHMOD):
-        if len(data) < ffi.sizeof("struct lg_path_event"):
-            raise ValueError(f"path event of {len(data)} bytes is truncated")
-        ev = ffi.cast("struct lg_path_event *", ffi.from_buffer(data))
+    if hdr.op not in set(Op):
+        raise ValueError(f"event with unknown operation {hdr.op}")
+    if hdr.object == ObjectKind.PATH:
+        ev = _cast("struct lg_path_event", data)
         length = min(ev.path_len, PATH_MAX)
         return PathEvent(_header(ev.hdr), bytes(ffi.buffer(ev.path, length)), ev.mode)
-    raise ValueError(f"event with unknown operation {hdr.op}")
+    if hdr.object == ObjectKind.INET:
+        ev = _cast("struct lg_inet_event", data)
+        raw = bytes(ffi.buffer(ev.addr, ADDR_LEN))
+        if ev.family == Family.INET:
+            address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(raw[:4])
+        elif ev.family == Family.INET6:
+            address = ipaddress.IPv6Address(raw)
+        else:
+            raise ValueError(f"inet event with unknown family {ev.family}")
+        return InetEvent(_header(ev.hdr), address, ev.port, ev.protocol)
+    raise ValueError(f"event with unknown object kind {hdr.object}")

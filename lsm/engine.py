@@ -5,51 +5,37 @@ from __future__ import annotations
 import os
 import shutil
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsmguard import abi
+from lsmguard import abi, entries, hits, lineage
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
 from lsmguard.loader._libbpf import ffi, lib
-from lsmguard.policy.compile import Compiled, Masks, Slot
-from lsmguard.policy.model import Action, Protocol
+from lsmguard.policy.compile import Compiled
 from lsmguard.resources import bpf_object_path
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
-MAP_NAMES = ("lg_config", "lg_policy_sets", "lg_path_entries", "lg_stats", "lg_events")
-SLOTS = {Slot.EXEC: abi.Slot.EXEC, Slot.OPEN_READ: abi.Slot.OPEN_READ, Slot.OPEN_WRITE: abi.Slot.OPEN_WRITE,
-         Slot.CHMOD: abi.Slot.CHMOD, Slot.UNIX: abi.Slot.UNIX, Slot.SUBJECT_EXE: abi.Slot.SUBJECT_EXE}
+MAP_NAMES = ("lg_config", "lg_policy_sets", "lg_path_entries", "lg_inet_networks", "lg_port_intervals",
+             "lg_subject_uids", "lg_task_subjects", "lg_exe_ids", "lg_rule_identities", "lg_rule_hits_carried",
+             "lg_rule_hits", "lg_stats", "lg_events")
+# Value layouts a pinned map must still have to be adopted.
+MAP_VALUES = {"lg_config": "struct lg_config", "lg_policy_sets": "struct lg_policy_set",
+              "lg_path_entries": "struct lg_masks", "lg_inet_networks": "struct lg_inet_value",
+              "lg_port_intervals": "struct lg_port_interval", "lg_task_subjects": "struct lg_task_subject",
+              "lg_exe_ids": "struct lg_exe_id"}
 
 
-class UnsupportedPolicy(ValueError):
-    """A policy needs what this engine cannot enforce yet; nothing was applied."""
-
-
-def _unsupported(compiled: Compiled) -> list[str]:
-    reasons = []
-    if compiled.with_subjects:
-        names = [n for i, n in enumerate(compiled.names) if compiled.with_subjects >> i & 1]
-        reasons.append(f"subjects (policies {', '.join(names)}): the engine does not track subjects yet, "
-                       "and would apply them to every process")
-    if any(t.networks for t in compiled.inet.values()) or compiled.paths[Slot.UNIX].exact \
-            or compiled.paths[Slot.UNIX].prefix or any(isinstance(k, Protocol) or k is Slot.UNIX
-                                                       for k in compiled.default_deny):
-        reasons.append("connect rules: the socket_connect hook is not in the engine yet")
-    return reasons
+class IncompatiblePins(RuntimeError):
+    """What is pinned is not this version's object; nothing was touched."""
 
 
 def _u32(value: int) -> bytes:
     return struct.pack("=I", value)
 
 
-def _attribution(masks: Masks, action: Action, bits: int, enforce: int) -> int:
-    """The rule the kernel reports for `bits`: the lowest enforce-mode policy's, else the lowest's."""
-    if not bits:
-        return abi.NO_RULE
-    chosen = bits & enforce or bits
-    policy_id = (chosen & -chosen).bit_length() - 1
-    return policy_id << abi.RULE_POLICY_SHIFT | masks.rules[(policy_id, action)]
+def _generation_of(map_name: str, key: bytes) -> int:
+    return key[entries.GENERATION_OFFSETS[map_name]]
 
 
 @dataclass
@@ -59,13 +45,17 @@ class Engine:
     links: list[Link] = field(default_factory=list)
     hash_key: tuple[int, int] = (0, 0)
     compiled: Compiled | None = None
-    # Keys this process wrote, per generation; a generation it did not write is scanned for.
-    _keys: dict[int, list[bytes]] = field(default_factory=dict, repr=False)
+    adopted: bool = False
+    # Keys this process wrote, per generation and map; a generation it did not write is scanned for.
+    _keys: dict[int, dict[str, list[bytes]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, object_path: str | os.PathLike[str] | None = None,
              pin_root: Path | None = None) -> "Engine":
-        """Load the object, key the path hash, attach every program; pin if asked."""
+        """Adopt what is pinned under `pin_root`, with no gap in enforcement; else load the
+        object, key the path hash, attach every program, and pin if asked."""
+        if pin_root is not None and (pin_root / "links").is_dir():
+            return cls.adopt(pin_root, object_path)
         obj = BpfObject(object_path or bpf_object_path())
         try:
             obj.load()
@@ -81,6 +71,30 @@ class Engine:
         except BaseException:
             obj.close()
             raise
+
+    @classmethod
+    def adopt(cls, pin_root: Path, object_path: str | os.PathLike[str] | None = None) -> "Engine":
+        """Take over pinned maps and links: the programs never stop running."""
+        with BpfObject(object_path or bpf_object_path()) as obj:
+            programs = sorted(p.name for p in obj.programs())
+        pinned_links = sorted(p.name for p in (pin_root / "links").iterdir())
+        missing_maps = [n for n in MAP_NAMES if not (pin_root / "maps" / n).exists()]
+        if pinned_links != programs or missing_maps:
+            raise IncompatiblePins(
+                f"{pin_root} holds another version's object (links {', '.join(pinned_links) or 'none'}; "
+                f"missing maps {', '.join(missing_maps) or 'none'}): `lsmguard unload`, then load again")
+        maps = {name: Map.from_pin(pin_root / "maps" / name) for name in MAP_NAMES}
+        for name, ctype in MAP_VALUES.items():
+            if maps[name].info.value_size != ffi.sizeof(ctype):
+                for m in maps.values():
+                    m.close()
+                raise IncompatiblePins(f"pinned map {name} has {maps[name].info.value_size}-byte values, this "
+                                       f"version {ffi.sizeof(ctype)}: `lsmguard unload`, then load again")
+        raw = maps["lg_config"].lookup(_u32(0)) or b""
+        config = ffi.cast("struct lg_config *", ffi.from_buffer(raw))
+        hash_key = (config.path_hash_key[0], config.path_hash_key[1])
+        links = [Link.from_pin(pin_root / "links" / name) for name in pinned_links]
+        return cls(None, maps, links, hash_key, adopted=True)
 
     def pin(self, pin_root: Path) -> None:
         (pin_root / "maps").mkdir(parents=True, exist_ok=True)
@@ -114,51 +128,45 @@ class Engine:
         assert raw is not None
         return ffi.cast("struct lg_config *", ffi.from_buffer(raw)).generation
 
-    def _path_entries(self, compiled: Compiled, generation: int) -> Iterator[tuple[bytes, bytes]]:
-        for slot, table in compiled.paths.items():
-            for match, entries in ((abi.Match.EXACT, table.exact), (abi.Match.PREFIX, table.prefix)):
-                for path, masks in entries.items():
-                    key = abi.path_entry_key(self.hash_key, os.fsencode(path), SLOTS[slot], match, generation)
-                    value = abi.pack("struct lg_masks", deny=masks.deny, allow=masks.allow, audit=masks.audit,
-                                     deny_rule=_attribution(masks, Action.DENY, masks.deny, compiled.enforce),
-                                     audit_rule=_attribution(masks, Action.AUDIT, masks.audit, compiled.enforce))
-                    yield key, value
-
-    def _policy_set(self, compiled: Compiled) -> bytes:
-        default_deny = [0] * abi.SLOT_COUNT
-        for key, mask in compiled.default_deny.items():
-            if isinstance(key, Slot):
-                default_deny[SLOTS[key]] |= mask
-        return abi.pack("struct lg_policy_set", policies=(1 << len(compiled.names)) - 1,
-                        enforce=compiled.enforce, default_deny=default_deny)
-
-    def _generation_keys(self, generation: int) -> list[bytes]:
+    def _generation_keys(self, generation: int) -> dict[str, list[bytes]]:
         known = self._keys.pop(generation, None)
         if known is not None:
             return known
-        return [k for k in self.maps["lg_path_entries"].keys() if k[abi.GENERATION_OFFSET] == generation]
+        return {name: [k for k in self.maps[name].keys() if _generation_of(name, k) == generation]
+                for name in entries.GENERATION_OFFSETS}
+
+    def _delete(self, keys: dict[str, list[bytes]]) -> None:
+        for name, names_keys in keys.items():
+            for key in names_keys:
+                self.maps[name].delete(key)
 
     def apply(self, compiled: Compiled) -> None:
         """Replace the policy set in force, atomically: programs see the old set or the
         new one, never a mix. On failure the old set stays in force, unchanged."""
-        reasons = _unsupported(compiled)
-        if reasons:
-            raise UnsupportedPolicy("cannot enforce " + "; ".join(reasons))
-        entries_map, sets = self.maps["lg_path_entries"], self.maps["lg_policy_sets"]
         old = self.generation()
         new = old ^ 1
-        for key in self._generation_keys(new):  # leftovers of an apply that died halfway
-            entries_map.delete(key)
-        written: list[bytes] = []
+        self._delete(self._generation_keys(new))  # leftovers of an apply that died halfway
+        hits.retire(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"], self.maps["lg_rule_hits_carried"], new)
+        exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key, compiled.exe_patterns)
+        generation = entries.encode(compiled, self.hash_key, new, exe_ids)
+        written: dict[str, list[bytes]] = {}
         try:
-            for key, value in self._path_entries(compiled, new):
-                entries_map.update(key, value)
-                written.append(key)
-            sets.update(_u32(new), self._policy_set(compiled))
+            for name, items in generation.by_map.items():
+                target = self.maps[name]
+                done = written.setdefault(name, [])
+                for key, value in items:
+                    target.update(key, value)
+                    done.append(key)
+            for key, value in hits.identities(compiled, self.hash_key, new):
+                self.maps["lg_rule_identities"].update(key, value)
+            self.maps["lg_policy_sets"].update(_u32(new), generation.policy_set)
         except BpfError:
-            for key in written:
-                entries_map.delete(key)
+            self._delete(written)
+            hits.retire(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"],
+                        self.maps["lg_rule_hits_carried"], new)
             raise
+        exe_table = entries.exe_id_table(compiled, exe_ids)
+        lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
         raw = bytearray(self.maps["lg_config"].lookup(_u32(0)) or b"")
         config = ffi.cast("struct lg_config *", ffi.from_buffer(raw))
         config.generation = new
@@ -166,9 +174,11 @@ class Engine:
         # Wait until no program can still be reading the old generation, then drop it.
         if lib.lg_membarrier_global() != 0:
             raise OSError(ffi.errno, "membarrier(MEMBARRIER_CMD_GLOBAL) failed: cannot retire the old policy set")
-        for key in self._generation_keys(old):
-            entries_map.delete(key)
-        sets.update(_u32(old), bytes(ffi.sizeof("struct lg_policy_set")))
+        # Tasks that exec'd a newly named executable while the old set was in force.
+        lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
+        self._delete(self._generation_keys(old))
+        hits.retire(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"], self.maps["lg_rule_hits_carried"], old)
+        self.maps["lg_policy_sets"].update(_u32(old), bytes(ffi.sizeof("struct lg_policy_set")))
         self._keys[new] = written
         self.compiled = compiled
 
@@ -187,7 +197,22 @@ class Engine:
         return {stat: sum(struct.unpack("=Q", v)[0] for v in counters.lookup_percpu(_u32(stat)))
                 for stat in abi.Stat}
 
-    def event_reader(self, callback: Callable[[abi.PathEvent], None]) -> RingBuffer:
+    def rule_hits(self, compiled: Compiled | None = None) -> dict[tuple[str, str], int]:
+        """Hits per (policy, rule id) of `compiled` (default: what this engine applied), counted
+        across policy replacements. Rule "" counts refusals by a policy's default, "?" refusals
+        the kernel could not attribute to one rule."""
+        compiled = compiled or self.compiled
+        if compiled is None:
+            return {}
+        totals = hits.by_identity(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"],
+                                  self.maps["lg_rule_hits_carried"], self.generation())
+        out = {}
+        for name, rules in zip(compiled.names, compiled.rules):
+            for rule in [*rules, hits.DEFAULT_RULE, hits.UNATTRIBUTED_RULE]:
+                out[(name, rule)] = totals.get(hits.identity(self.hash_key, name, rule), 0)
+        return out
+
+    def event_reader(self, callback: Callable[[abi.Event], None]) -> RingBuffer:
         return RingBuffer(self.maps["lg_events"], lambda data: callback(abi.decode_event(data)))
 
     def close(self) -> None:
@@ -198,3 +223,6 @@ class Engine:
         if self.obj is not None:
             self.obj.close()
             self.obj = None
+        else:
+            for m in self.maps.values():
+                m.close()

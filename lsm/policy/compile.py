@@ -33,7 +33,11 @@ class Slot(enum.Enum):
     OPEN_WRITE = "open-write"
     CHMOD = "chmod"
     UNIX = "connect-unix"
-    SUBJECT_EXE = "subject-exe"
+    SUBJECT_EXE = "subject-exe"        # allow = policies naming the executable
+    SUBJECT_CGROUP = "subject-cgroup"  # allow = policies naming the cgroup (recursive patterns)
+
+
+RULE_SLOTS = (Slot.EXEC, Slot.OPEN_READ, Slot.OPEN_WRITE, Slot.CHMOD, Slot.UNIX)
 
 
 @dataclass
@@ -122,23 +126,27 @@ class InetTable:
 
 @dataclass
 class Compiled:
+    policies: list[Policy]                  # by policy id
     names: list[str]
     rules: list[list[str]]                  # policy id -> rule ids by index
     enforce: int                            # policies in enforce mode
     default_deny: dict[Slot | Protocol, int]
+    # Policies that could refuse something in a path slot: they refuse a path the kernel
+    # cannot fully resolve, since any of their rules might have matched it.
+    unresolved_refuse: dict[Slot, int]
     with_subjects: int                      # policies that have subjects
     unconstrained_exe: int
     unconstrained_cgroup: int
     unconstrained_uid: int
     paths: dict[Slot, PathTable]
     inet: dict[Protocol, InetTable]
-    cgroups: dict[str, int]
+    exe_patterns: dict[PathPattern, int]    # subject executables, unmerged: pattern -> policies
     uids: dict[int, int]
 
     def entry_count(self) -> int:
         return (sum(len(t.exact) + len(t.prefix) for t in self.paths.values())
                 + sum(len(iv) for t in self.inet.values() for iv in t.networks.values())
-                + len(self.cgroups) + len(self.uids))
+                + len(self.uids))
 
 
 def _slots(rule: Rule) -> list[Slot]:
@@ -154,6 +162,11 @@ def _slots(rule: Rule) -> list[Slot]:
 def _add_pattern(table: dict[PathPattern, Masks], pattern: PathPattern, policy_id: int, action: Action,
                  index: int) -> None:
     table.setdefault(pattern, Masks()).add(policy_id, action, index)
+
+
+def bit_table(patterns: dict[PathPattern, int]) -> PathTable:
+    """A path table whose entries' `allow` is the union of the bits of every pattern covering them."""
+    return _merge_path_table({p: Masks(allow=bits) for p, bits in patterns.items()})
 
 
 def _merge_path_table(patterns: dict[PathPattern, Masks]) -> PathTable:
@@ -219,7 +232,9 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     patterns: dict[Slot, dict[PathPattern, Masks]] = {slot: {} for slot in Slot}
     inet_rules: list[tuple[int, Rule, int]] = []
     default_deny: dict[Slot | Protocol, int] = {}
-    cgroups: dict[str, int] = {}
+    unresolved_refuse: dict[Slot, int] = {}
+    cgroups: dict[PathPattern, int] = {}
+    exe_patterns: dict[PathPattern, int] = {}
     uids: dict[int, int] = {}
     enforce = with_subjects = 0
     unconstrained = {"exe": 0, "cgroup": 0, "uid": 0}
@@ -235,6 +250,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                     Operation.CONNECT: [Slot.UNIX, Protocol.TCP, Protocol.UDP]}[op]
                 for key in keys:
                     default_deny[key] = default_deny.get(key, 0) | bit
+                    if isinstance(key, Slot):
+                        unresolved_refuse[key] = unresolved_refuse.get(key, 0) | bit
         if policy.subjects is not None:
             with_subjects |= bit
             s = policy.subjects
@@ -242,29 +259,35 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                 if not present:
                     unconstrained[kind] |= bit
             for pattern in s.executables:
-                _add_pattern(patterns[Slot.SUBJECT_EXE], pattern, pid, Action.ALLOW, 0)
+                exe_patterns[pattern] = exe_patterns.get(pattern, 0) | bit
             for cgroup in s.cgroups:
-                cgroups[cgroup] = cgroups.get(cgroup, 0) | bit
+                cgroup_pattern = PathPattern(cgroup, True)
+                cgroups[cgroup_pattern] = cgroups.get(cgroup_pattern, 0) | bit
             for uid in s.uids:
                 uids[uid] = uids.get(uid, 0) | bit
         for index, rule in enumerate(policy.rules):
             if rule.operation is Operation.CONNECT and rule.inet is not None:
                 inet_rules.append((pid, rule, index))
             for slot in _slots(rule):
+                if rule.action is Action.DENY:
+                    unresolved_refuse[slot] = unresolved_refuse.get(slot, 0) | bit
                 targets = rule.paths if slot is not Slot.UNIX else rule.unix.paths  # type: ignore[union-attr]
                 for pattern in targets:
                     _add_pattern(patterns[slot], pattern, pid, rule.action, index)
                 if slot is Slot.UNIX:
                     for name in rule.unix.abstract:  # type: ignore[union-attr]
                         _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
+    paths = {slot: _merge_path_table(table) for slot, table in patterns.items()}
+    paths[Slot.SUBJECT_EXE] = bit_table(exe_patterns)
+    paths[Slot.SUBJECT_CGROUP] = bit_table(cgroups)
     return Compiled(
-        names=[p.name for p in policies], rules=[[r.id for r in p.rules] for p in policies],
-        enforce=enforce, default_deny=default_deny, with_subjects=with_subjects,
+        policies=list(policies), names=[p.name for p in policies], rules=[[r.id for r in p.rules] for p in policies],
+        enforce=enforce, default_deny=default_deny, unresolved_refuse=unresolved_refuse,
+        with_subjects=with_subjects,
         unconstrained_exe=unconstrained["exe"], unconstrained_cgroup=unconstrained["cgroup"],
-        unconstrained_uid=unconstrained["uid"],
-        paths={slot: _merge_path_table(table) for slot, table in patterns.items()},
+        unconstrained_uid=unconstrained["uid"], paths=paths,
         inet={proto: _merge_inet(inet_rules, proto) for proto in (Protocol.TCP, Protocol.UDP)},
-        cgroups=cgroups, uids=uids)
+        exe_patterns=exe_patterns, uids=uids)
 
 
 def subject_mask(c: Compiled, process: Process) -> int:
@@ -274,9 +297,8 @@ def subject_mask(c: Compiled, process: Process) -> int:
     for image in (process.exe, *process.ancestry):   # the kernel ORs this in at each exec
         found = c.paths[Slot.SUBJECT_EXE].lookup(image)
         exe |= found.allow if found else 0
-    cgroup = 0
-    for ancestor in ancestors(process.cgroup):        # the kernel: ancestor cgroup ids, bounded depth
-        cgroup |= c.cgroups.get(ancestor, 0)
+    found_cgroup = c.paths[Slot.SUBJECT_CGROUP].lookup(process.cgroup)   # the kernel walks the cgroup's path
+    cgroup = found_cgroup.allow if found_cgroup else 0
     uid = c.uids.get(process.uid, 0)
     constrained = ((c.unconstrained_exe | exe) & (c.unconstrained_cgroup | cgroup)
                    & (c.unconstrained_uid | uid) & c.with_subjects)

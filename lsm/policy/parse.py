@@ -146,6 +146,9 @@ def _rule(p: _Problems, raw: dict[str, Any], path: FieldPath) -> Rule | None:
     return Rule(inet=InetTarget(networks, ports, protocol), **common)
 
 
+CGROUP_DEPTH_MAX = 64   # LG_CGROUP_DEPTH_MAX in abi.h; tests/unit/test_abi.py holds them equal
+
+
 def _subjects(p: _Problems, raw: dict[str, Any] | None) -> Subjects | None:
     if raw is None:
         return None
@@ -155,6 +158,9 @@ def _subjects(p: _Problems, raw: dict[str, Any] | None) -> Subjects | None:
         problem = path_problem(text)
         if problem or text.endswith("/**"):
             p.error(at + ("cgroups", i), problem or f"{text!r}: a cgroup always includes everything below it; drop /**")
+        elif text.count("/") > CGROUP_DEPTH_MAX:
+            p.error(at + ("cgroups", i), f"{text!r} is {text.count('/')} levels deep; "
+                    f"lsmguard follows cgroups up to {CGROUP_DEPTH_MAX} levels")
         else:
             cgroups.append(text)
     return Subjects(executables=_paths(p, raw.get("executables", []), at + ("executables",)),

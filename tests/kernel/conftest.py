@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lsmguard.engine import Engine
+from tests.kernel.policies import reset
 
 RESULTS = os.environ.get("LSMGUARD_LAB_RESULTS")
 
@@ -23,11 +24,20 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         out.write(json.dumps(record) + "\n")
 
 
-@pytest.fixture
-def engine() -> Iterator[Engine]:
+@pytest.fixture(scope="session")
+def session_engine() -> Iterator[Engine]:
+    """One load per guest: verifying the object takes seconds under emulation."""
     eng = Engine.load()
     yield eng
     eng.close()
+
+
+@pytest.fixture
+def engine(session_engine: Engine) -> Iterator[Engine]:
+    """The loaded engine with nothing applied and no pending events; left that way."""
+    reset(session_engine)
+    yield session_engine
+    reset(session_engine)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 from lsmguard.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.load import load_text
+from tests.kernel.events import drain_events
 
 
 def policy(name: str, spec: str) -> str:
@@ -19,3 +20,9 @@ def deny(engine: Engine, op: str, *paths: str, mode: str = "enforce", name: str 
     """A single enforce-mode policy denying `op` on `paths` (rule id `deny-<op>`)."""
     items = ", ".join(f'"{p}"' for p in paths)
     apply(engine, policy(name, f"  mode: {mode}\n  rules: [{{id: deny-{op}, action: deny, {op}: {{paths: [{items}]}}}}]\n"))
+
+
+def reset(engine: Engine) -> None:
+    """Nothing applied, no pending events."""
+    engine.apply(compile_policies([]))
+    drain_events(engine, timeout_ms=0)

@@ -20,6 +20,7 @@ from lsmguard.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.evaluate import Process, Request, decide
 from lsmguard.policy.model import Access, Action, Default, Mode, Operation, PathPattern, Policy, Rule
+from tests.kernel.policies import reset
 
 DIRS = ["", "a", "b", "ab", "a/b"]
 STATIC_TRUE = "/bin/busybox"   # static: runs without opening shared libraries
@@ -38,10 +39,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def module_engine():
-    eng = Engine.load()
-    yield eng
-    eng.close()
+def module_engine(session_engine: Engine):
+    reset(session_engine)
+    yield session_engine
+    reset(session_engine)
 
 
 def objects(root: Path) -> list[str]:

@@ -13,7 +13,18 @@
 #define LG_PATH_MAX 4096
 #define LG_COMM_LEN 16
 #define LG_MAX_POLICIES 64
-#define LG_NO_RULE 0xffffffff
+#define LG_NO_RULE 0xffffffff        /* event rule_id: the policy's default decided */
+#define LG_RULE_UNATTRIBUTED 0xfffffffe /* event rule_id: a rule of the policy, found by userspace */
+/* A rule reference: (policy id << LG_RULE_POLICY_SHIFT) | rule index. */
+#define LG_RULE_POLICY_SHIFT 26
+#define LG_RULE_INDEX_MASK 0x3ffffff
+#define LG_RULE_INDEX_DEFAULT 0x3ffffff      /* hit counters: refusals by the default */
+#define LG_RULE_INDEX_UNATTRIBUTED 0x3fffffe /* hit counters: refusals userspace attributes */
+#define LG_ADDR_LEN 16          /* an IPv6 address; IPv4 uses the first 4 bytes */
+#define LG_UNIX_NAME_MAX 108    /* sizeof(sockaddr_un.sun_path) */
+#define LG_EXE_IDS 64           /* executables that subjects can name, across all policies */
+#define LG_PORT_SEARCH_STEPS 17 /* binary search over at most 65536 disjoint port intervals */
+#define LG_CGROUP_DEPTH_MAX 64  /* cgroup levels walked; deeper subjects are refused by the compiler */
 
 /* Operations a rule covers; also the `op` of an event. */
 enum lg_op {
@@ -36,17 +47,37 @@ enum lg_path_flags {
 	LG_PATH_TRUNCATED = 1,   /* longer than LG_PATH_MAX */
 	LG_PATH_DETACHED = 2,    /* walk ended outside the task's mount namespace root */
 	LG_PATH_WALK_LIMIT = 4,  /* more components than the bounded walk allows */
+	LG_PATH_RACED = 8,       /* a preempting program reused the per-CPU buffer mid-walk */
 };
 
-/* Which table a path entry belongs to: one per operation and access. */
+/*
+ * One kind of object a policy decides on: each path-table slot, and the two
+ * inet protocols. `default_deny` and `unresolved_refuse` are indexed by it.
+ */
 enum lg_slot {
 	LG_SLOT_EXEC = 0,
 	LG_SLOT_OPEN_READ = 1,
 	LG_SLOT_OPEN_WRITE = 2,
 	LG_SLOT_CHMOD = 3,
-	LG_SLOT_UNIX = 4,
-	LG_SLOT_SUBJECT_EXE = 5,
-	LG_SLOT_COUNT = 6,
+	LG_SLOT_UNIX = 4,          /* unix socket paths and @abstract names */
+	LG_SLOT_TCP = 5,           /* inet connects on stream sockets (lg_inet_networks) */
+	LG_SLOT_UDP = 6,           /* inet connects on every other socket type */
+	LG_SLOT_SUBJECT_EXE = 7,   /* executables named by subjects: value.allow = exe id bit */
+	LG_SLOT_SUBJECT_CGROUP = 8,/* cgroup paths named by subjects: value.allow = policy mask */
+	LG_SLOT_COUNT = 9,
+};
+
+/* What an event's object is. */
+enum lg_object {
+	LG_OBJECT_PATH = 0,        /* struct lg_path_event */
+	LG_OBJECT_INET = 1,        /* struct lg_inet_event */
+};
+
+/* Address families as in the kernel (the event's `family`). */
+enum lg_family {
+	LG_AF_UNIX = 1,
+	LG_AF_INET = 2,
+	LG_AF_INET6 = 10,
 };
 
 /* A path entry matches the path exactly, or it and everything below it (a recursive pattern). */
@@ -60,7 +91,9 @@ enum lg_stat {
 	LG_STAT_EVENTS_LOST = 0,      /* ring buffer full: event could not be reserved */
 	LG_STAT_PATHS_UNRESOLVED = 1, /* a path walk hit a limit */
 	LG_STAT_DENIED = 2,
-	LG_STAT_COUNT = 3,
+	LG_STAT_HITS_UNCOUNTED = 3,   /* rule hit counter table full */
+	LG_STAT_SCRATCH_RACES = 4,    /* a preempting program reused the per-CPU scratch mid-walk */
+	LG_STAT_COUNT = 5,
 };
 
 /* Load-time configuration, one entry in the array map `lg_config`. */
@@ -78,6 +111,14 @@ struct lg_policy_set {
 	__u64 policies;                  /* every applied policy */
 	__u64 enforce;                   /* policies in enforce mode (the others audit) */
 	__u64 default_deny[LG_SLOT_COUNT]; /* policies whose default is deny, per slot */
+	/* policies that could refuse something in the slot: used when a path cannot be resolved */
+	__u64 unresolved_refuse[LG_SLOT_COUNT];
+	/* Subjects: a policy with subjects applies to a task when each kind it names matches. */
+	__u64 with_subjects;
+	__u64 unconstrained_exe;         /* policies with subjects but no executables */
+	__u64 unconstrained_cgroup;
+	__u64 unconstrained_uid;
+	__u64 exe_policies[LG_EXE_IDS];  /* exe id -> policies naming that executable */
 };
 
 /*
@@ -99,8 +140,71 @@ struct lg_masks {
 	__u64 deny;
 	__u64 allow;
 	__u64 audit;
-	__u32 deny_rule;  /* (policy id << 16) | rule index of the lowest denying policy, or LG_NO_RULE */
+	__u32 deny_rule;  /* rule reference of the lowest denying enforce-mode (else any) policy, or LG_NO_RULE */
 	__u32 audit_rule; /* likewise for audit */
+};
+
+/*
+ * An inet network's key in the LPM trie `lg_inet_networks`: prefixlen counts
+ * the bits of generation, slot and family too, so one trie holds both
+ * generations, both protocols and both families.
+ */
+struct lg_inet_key {
+	__u32 prefixlen;
+	__u8 generation;
+	__u8 slot;        /* LG_SLOT_TCP or LG_SLOT_UDP */
+	__u8 family;      /* LG_AF_INET (address in addr[0..4)) or LG_AF_INET6 */
+	__u8 reserved;
+	__u8 addr[LG_ADDR_LEN];
+};
+
+/* A network's port intervals: lg_port_intervals[generation][first, first + count), sorted. */
+struct lg_inet_value {
+	__u32 first;
+	__u32 count;
+};
+
+struct lg_port_interval_key {
+	__u32 index;
+	__u32 generation;
+};
+
+struct lg_port_interval {
+	__u16 low;
+	__u16 high;       /* inclusive */
+	__u32 reserved;
+	struct lg_masks masks;
+};
+
+struct lg_uid_key {
+	__u32 uid;
+	__u32 generation;
+};
+
+/* Per-task subject state (task storage), inherited at fork. */
+struct lg_task_subject {
+	__u64 exe_ids;    /* ids of the executables this task and its ancestors ran */
+	__u64 pending;    /* ids matched by the exec in progress, added when it commits */
+};
+
+/*
+ * Which executable pattern holds which exe id (array `lg_exe_ids`, indexed by
+ * id; written and read by userspace only). An id keeps its pattern until
+ * unload, because tasks carry it: a pattern removed and added again still
+ * knows which tasks descend from it.
+ */
+struct lg_exe_id {
+	__u64 hash;       /* as in lg_path_entry_key */
+	__u32 len;
+	__u8 match;
+	__u8 in_use;
+	__u16 reserved;
+};
+
+/* A rule hit counter's key (per-CPU hash `lg_rule_hits`). */
+struct lg_rule_hit_key {
+	__u32 rule;       /* rule reference; index LG_RULE_INDEX_DEFAULT or _UNATTRIBUTED for those */
+	__u32 generation;
 };
 
 /* Common header of every ring-buffer event. */
@@ -110,13 +214,15 @@ struct lg_event_header {
 	__u32 op;         /* enum lg_op */
 	__u32 decision;   /* enum lg_decision */
 	__u32 policy_id;  /* policy id of the decision (lowest refusing enforce-mode policy first) */
-	__u32 rule_id;    /* index of the rule in that policy, or LG_NO_RULE for its default */
+	__u32 rule_id;    /* rule index in that policy, LG_NO_RULE (its default) or LG_RULE_UNATTRIBUTED */
 	__u32 pid;        /* thread id */
 	__u32 tgid;       /* process id, what users call the pid */
 	__u32 ppid;       /* parent's tgid */
-	__u32 uid;
-	__u32 gid;
+	__u32 uid;        /* effective uid, as ps shows it and as uid subjects match */
+	__u32 gid;        /* effective gid */
 	__u32 flags;      /* enum lg_path_flags */
+	__u32 object;     /* enum lg_object: which event struct this header starts */
+	__u32 reserved;
 	char comm[LG_COMM_LEN];
 };
 
@@ -126,6 +232,16 @@ struct lg_path_event {
 	__u32 path_len;
 	__u32 mode;       /* chmod: the requested mode; open: FMODE_READ 1 | FMODE_WRITE 2 */
 	char path[LG_PATH_MAX];
+};
+
+/* An event whose object is an inet address (connect). */
+struct lg_inet_event {
+	struct lg_event_header hdr;
+	__u16 family;     /* LG_AF_INET or LG_AF_INET6 (v4-mapped addresses are reported as IPv4) */
+	__u16 port;       /* host byte order */
+	__u16 protocol;   /* the socket's IPPROTO_* */
+	__u16 reserved;
+	__u8 addr[LG_ADDR_LEN];
 };
 /* cffi:end */
 

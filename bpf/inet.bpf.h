@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * inet connects: one longest-prefix-match lookup finds the most specific
+ * network with rules (its entry already merged with every covering network),
+ * then a bounded binary search finds the port's interval.
+ */
+#ifndef LSMGUARD_INET_BPF_H
+#define LSMGUARD_INET_BPF_H
+
+#define LG_SOCK_STREAM 1           /* include/linux/net.h */
+#define LG_IN_ADDR_LEN 4
+#define LG_SIN6_LEN_RFC2133 24     /* an IPv6 sockaddr without sin6_scope_id, which the kernel accepts */
+/* Bits of lg_inet_key ahead of the address: generation, slot, family, reserved. */
+#define LG_INET_KEY_HEADER_BITS 32
+
+static __always_inline __u16 lg_ntohs(__u16 port)
+{
+	return __builtin_bswap16(port);
+}
+
+/* Fill `target` from the caller's sockaddr; false for what is not an inet destination. */
+static __always_inline bool lg_inet_target_of(struct sockaddr *address, int addrlen, struct lg_inet_target *target)
+{
+	__u16 family = BPF_CORE_READ(address, sa_family);
+
+	if (family == LG_AF_INET && addrlen >= (int)sizeof(struct sockaddr_in)) {
+		struct sockaddr_in *in = (void *)address;
+
+		target->family = LG_AF_INET;
+		target->port = lg_ntohs(BPF_CORE_READ(in, sin_port));
+		bpf_probe_read_kernel(target->addr, LG_IN_ADDR_LEN, &in->sin_addr);
+		return true;
+	}
+	if (family == LG_AF_INET6 && addrlen >= LG_SIN6_LEN_RFC2133) {
+		struct sockaddr_in6 *in6 = (void *)address;
+		__u8 addr[LG_ADDR_LEN];
+
+		target->port = lg_ntohs(BPF_CORE_READ(in6, sin6_port));
+		bpf_probe_read_kernel(addr, sizeof(addr), &in6->sin6_addr);
+		/* ::ffff:a.b.c.d is the IPv4 address a.b.c.d, to rules and to the network */
+		if (!addr[0] && !addr[1] && !addr[2] && !addr[3] && !addr[4] && !addr[5] && !addr[6] && !addr[7] &&
+		    !addr[8] && !addr[9] && addr[10] == 0xff && addr[11] == 0xff) {
+			target->family = LG_AF_INET;
+			__builtin_memcpy(target->addr, &addr[12], LG_IN_ADDR_LEN);
+		} else {
+			target->family = LG_AF_INET6;
+			__builtin_memcpy(target->addr, addr, LG_ADDR_LEN);
+		}
+		return true;
+	}
+	return false; /* AF_UNSPEC (disconnect), or an address the protocol will refuse */
+}
+
+/* The masks of `port` on the deepest network holding `target`, or false. */
+static __always_inline bool lg_inet_lookup(const struct lg_inet_target *target, __u8 slot, __u32 generation,
+					   struct lg_masks *found)
+{
+	struct lg_inet_key key = {
+		.generation = generation, .slot = slot, .family = target->family,
+	};
+	struct lg_port_interval_key iv_key = { .generation = generation };
+	struct lg_port_interval *iv;
+	struct lg_inet_value *network;
+	__u32 low, high, i;
+
+	key.prefixlen = LG_INET_KEY_HEADER_BITS +
+			8 * (target->family == LG_AF_INET ? LG_IN_ADDR_LEN : LG_ADDR_LEN);
+	__builtin_memcpy(key.addr, target->addr, LG_ADDR_LEN);
+	network = bpf_map_lookup_elem(&lg_inet_networks, &key);
+	if (!network)
+		return false;
+	low = network->first;
+	high = network->first + network->count; /* search [low, high) */
+	for (i = 0; i < LG_PORT_SEARCH_STEPS; i++) {
+		if (low >= high)
+			break;
+		iv_key.index = low + (high - low) / 2;
+		iv = bpf_map_lookup_elem(&lg_port_intervals, &iv_key);
+		if (!iv)
+			break;
+		if (target->port < iv->low) {
+			high = iv_key.index;
+		} else if (target->port > iv->high) {
+			low = iv_key.index + 1;
+		} else {
+			*found = iv->masks;
+			return true;
+		}
+	}
+	return false;
+}
+
+static __always_inline int lg_check_inet_connect(struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	struct lg_inet_target target = {};
+	struct lg_outcome out = {};
+	struct lg_access a = { .nslots = 1 };
+	struct lg_policy_set *set;
+	struct lg_config *config;
+	struct lg_scratch *s;
+	__u16 sk_family;
+	__u32 generation;
+	__u64 seq;
+
+	sk_family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+	if (sk_family != LG_AF_INET && sk_family != LG_AF_INET6)
+		return 0; /* unix sockets: lg_check_unix_peer */
+	set = lg_policy_set_in_force(&config, &generation);
+	if (!set)
+		return 0;
+	if (!lg_inet_target_of(address, addrlen, &target))
+		return 0;
+	/* Stream sockets (TCP, MPTCP, SCTP one-to-one) are "tcp"; every other inet socket is "udp". */
+	a.slots[0] = BPF_CORE_READ(sock, type) == LG_SOCK_STREAM ? LG_SLOT_TCP : LG_SLOT_UDP;
+	target.protocol = BPF_CORE_READ(sock, sk, sk_protocol);
+	lg_inet_lookup(&target, a.slots[0], generation, &a.found[0]);
+	s = lg_scratch_take(&seq); /* subjects may walk the cgroup path */
+	if (!s)
+		return 0;
+	lg_decide(s, config, set, generation, &a, &out);
+
+	if (out.audit)
+		lg_emit_inet_event(LG_DECISION_AUDIT, out.audit_policy_id, out.audit_rule_id, &target);
+	if (out.decision == LG_DECISION_ALLOW)
+		return 0;
+	lg_emit_inet_event(out.decision, out.policy_id, out.rule_id, &target);
+	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
+}
+
+#endif /* LSMGUARD_INET_BPF_H */

@@ -1,0 +1,128 @@
+"""Compiled policies -> the map entries of one generation.
+
+Every key carries the generation it belongs to, so the entries of the next
+policy set can be written beside those in force and switched to at once.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+from lsmguard import abi
+from lsmguard.loader._libbpf import ffi
+from lsmguard.policy.compile import Compiled, Masks, PathTable, Slot, bit_table
+from lsmguard.policy.model import Action, IPNetwork, PathPattern, Protocol
+
+PATH_SLOTS = {Slot.EXEC: abi.Slot.EXEC, Slot.OPEN_READ: abi.Slot.OPEN_READ, Slot.OPEN_WRITE: abi.Slot.OPEN_WRITE,
+              Slot.CHMOD: abi.Slot.CHMOD, Slot.UNIX: abi.Slot.UNIX, Slot.SUBJECT_EXE: abi.Slot.SUBJECT_EXE,
+              Slot.SUBJECT_CGROUP: abi.Slot.SUBJECT_CGROUP}
+INET_SLOTS = {Protocol.TCP: abi.Slot.TCP, Protocol.UDP: abi.Slot.UDP}
+# Bits of an lg_inet_key ahead of the address (LG_INET_KEY_HEADER_BITS in inet.bpf.h).
+INET_KEY_HEADER_BITS = 8 * ffi.offsetof("struct lg_inet_key", "addr") - 8 * ffi.offsetof("struct lg_inet_key",
+                                                                                          "generation")
+
+# Maps whose keys carry a generation, and the offset of its (low) byte in the key.
+GENERATION_OFFSETS = {
+    "lg_path_entries": ffi.offsetof("struct lg_path_entry_key", "generation"),
+    "lg_inet_networks": ffi.offsetof("struct lg_inet_key", "generation"),
+    "lg_port_intervals": ffi.offsetof("struct lg_port_interval_key", "generation"),
+    "lg_subject_uids": ffi.offsetof("struct lg_uid_key", "generation"),
+}
+
+
+def slot_of(key: Slot | Protocol) -> abi.Slot:
+    return INET_SLOTS[key] if isinstance(key, Protocol) else PATH_SLOTS[key]
+
+
+def rule_reference(policy_id: int, index: int) -> int:
+    return policy_id << abi.RULE_POLICY_SHIFT | index
+
+
+def _attribution(masks: Masks, action: Action, bits: int, enforce: int) -> int:
+    """The rule the kernel reports for `bits`: the lowest enforce-mode policy's, else the lowest's."""
+    if not bits:
+        return abi.NO_RULE
+    chosen = bits & enforce or bits
+    policy_id = (chosen & -chosen).bit_length() - 1
+    return rule_reference(policy_id, masks.rules[(policy_id, action)])
+
+
+def _masks(masks: Masks, enforce: int) -> dict[str, int]:
+    return dict(deny=masks.deny, allow=masks.allow, audit=masks.audit,
+                deny_rule=_attribution(masks, Action.DENY, masks.deny, enforce),
+                audit_rule=_attribution(masks, Action.AUDIT, masks.audit, enforce))
+
+
+def _u64(value: int) -> bytes:
+    return struct.pack("=Q", value)
+
+
+@dataclass
+class GenerationEntries:
+    generation: int
+    by_map: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    policy_set: bytes = b""
+
+    def count(self) -> int:
+        return sum(len(entries) for entries in self.by_map.values())
+
+
+def exe_id_table(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> PathTable:
+    """The subject-executable table the kernel reads: entries carry exe id bits, not policy bits."""
+    return bit_table({pattern: 1 << exe_ids[pattern] for pattern in compiled.exe_patterns})
+
+
+def inet_key(generation: int, protocol: Protocol, network: IPNetwork) -> bytes:
+    family = abi.Family.INET if network.version == 4 else abi.Family.INET6
+    return abi.pack("struct lg_inet_key", prefixlen=INET_KEY_HEADER_BITS + network.prefixlen,
+                    generation=generation, slot=INET_SLOTS[protocol], family=family,
+                    addr=list(network.network_address.packed))
+
+
+def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
+           exe_ids: dict[PathPattern, int]) -> GenerationEntries:
+    out = GenerationEntries(generation)
+    tables = dict(compiled.paths)
+    tables[Slot.SUBJECT_EXE] = exe_id_table(compiled, exe_ids)
+    path_entries = out.by_map.setdefault("lg_path_entries", [])
+    for slot, table in tables.items():
+        for match, entries in ((abi.Match.EXACT, table.exact), (abi.Match.PREFIX, table.prefix)):
+            for path, masks in entries.items():
+                key = abi.path_entry_key(hash_key, os.fsencode(path), PATH_SLOTS[slot], match, generation)
+                path_entries.append((key, abi.pack("struct lg_masks", **_masks(masks, compiled.enforce))))
+
+    networks = out.by_map.setdefault("lg_inet_networks", [])
+    intervals = out.by_map.setdefault("lg_port_intervals", [])
+    for protocol, inet in compiled.inet.items():
+        for network, ports in inet.networks.items():
+            networks.append((inet_key(generation, protocol, network),
+                             abi.pack("struct lg_inet_value", first=len(intervals), count=len(ports))))
+            for interval in ports:
+                intervals.append((abi.pack("struct lg_port_interval_key", index=len(intervals),
+                                           generation=generation),
+                                  abi.pack("struct lg_port_interval", low=interval.low, high=interval.high,
+                                           masks=_masks(interval.masks, compiled.enforce))))
+
+    out.by_map["lg_subject_uids"] = [(abi.pack("struct lg_uid_key", uid=uid, generation=generation), _u64(mask))
+                                     for uid, mask in compiled.uids.items()]
+    out.policy_set = policy_set(compiled, exe_ids)
+    return out
+
+
+def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> bytes:
+    default_deny = [0] * abi.SLOT_COUNT
+    for key, mask in compiled.default_deny.items():
+        default_deny[slot_of(key)] |= mask
+    unresolved = [0] * abi.SLOT_COUNT
+    for slot, mask in compiled.unresolved_refuse.items():
+        unresolved[PATH_SLOTS[slot]] |= mask
+    exe_policies = [0] * abi.EXE_IDS
+    for pattern, mask in compiled.exe_patterns.items():
+        exe_policies[exe_ids[pattern]] |= mask
+    return abi.pack("struct lg_policy_set", policies=(1 << len(compiled.names)) - 1, enforce=compiled.enforce,
+                    default_deny=default_deny, unresolved_refuse=unresolved,
+                    with_subjects=compiled.with_subjects, unconstrained_exe=compiled.unconstrained_exe,
+                    unconstrained_cgroup=compiled.unconstrained_cgroup, unconstrained_uid=compiled.unconstrained_uid,
+                    exe_policies=exe_policies)
+

@@ -1,0 +1,74 @@
+"""Per-rule hit counters.
+
+The kernel counts hits per (generation, rule reference), per CPU. A rule
+reference means nothing once its generation is replaced, so each apply
+records every reference's identity (a keyed hash of policy name and rule
+id), and folds the counts of the generation it retires into a table by
+identity. A rule's hits are that carried count plus its current count.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+
+from lsmguard import abi
+from lsmguard.loader import Map
+from lsmguard.loader._libbpf import ffi
+from lsmguard.policy.compile import Compiled
+
+DEFAULT_RULE = ""          # refusals by a policy's default
+UNATTRIBUTED_RULE = "?"    # refusals by a rule the kernel could not single out (not a valid rule id)
+
+
+def identity(hash_key: tuple[int, int], policy: str, rule: str) -> int:
+    return abi.path_hash(hash_key, os.fsencode(policy) + b"\0" + os.fsencode(rule))
+
+
+def hit_key(reference: int, generation: int) -> bytes:
+    return abi.pack("struct lg_rule_hit_key", rule=reference, generation=generation)
+
+
+def identities(compiled: Compiled, hash_key: tuple[int, int], generation: int) -> Iterator[tuple[bytes, bytes]]:
+    """(lg_rule_identities key, value) for every rule reference of a generation."""
+    for policy_id, (name, rules) in enumerate(zip(compiled.names, compiled.rules)):
+        specials = ((abi.RULE_INDEX_DEFAULT, DEFAULT_RULE), (abi.RULE_INDEX_UNATTRIBUTED, UNATTRIBUTED_RULE))
+        for index, rule in [*enumerate(rules), *specials]:
+            reference = policy_id << abi.RULE_POLICY_SHIFT | index
+            yield hit_key(reference, generation), struct.pack("=Q", identity(hash_key, name, rule))
+
+
+def _generation_of(key: bytes) -> int:
+    return ffi.cast("struct lg_rule_hit_key *", ffi.from_buffer(key)).generation
+
+
+def _count(hits: Map, key: bytes) -> int:
+    return sum(struct.unpack("=Q", v)[0] for v in hits.lookup_percpu(key))
+
+
+def retire(hits: Map, identities_map: Map, carried: Map, generation: int) -> None:
+    """Fold the counts of a retired generation into `carried`, and forget its references."""
+    for key in [k for k in hits.keys() if _generation_of(k) == generation]:
+        count = _count(hits, key)
+        raw = identities_map.lookup(key)
+        if raw is not None and count:
+            previous = carried.lookup(raw)
+            total = count + (struct.unpack("=Q", previous)[0] if previous else 0)
+            carried.update(raw, struct.pack("=Q", total))
+        hits.delete(key)
+    for key in [k for k in identities_map.keys() if _generation_of(k) == generation]:
+        identities_map.delete(key)
+
+
+def by_identity(hits: Map, identities_map: Map, carried: Map, generation: int) -> dict[int, int]:
+    """Every rule identity with hits: carried plus the generation in force."""
+    totals = {struct.unpack("=Q", k)[0]: struct.unpack("=Q", carried.lookup(k) or bytes(8))[0]
+              for k in carried.keys()}
+    for key in hits.keys():
+        if _generation_of(key) != generation:
+            continue
+        raw = identities_map.lookup(key)
+        if raw is not None:
+            ident = struct.unpack("=Q", raw)[0]
+            totals[ident] = totals.get(ident, 0) + _count(hits, key)
+    return totals
