@@ -63,6 +63,10 @@ int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags)
 int bpf_map_lookup_elem(int fd, const void *key, void *value);
 int bpf_map_delete_elem(int fd, const void *key);
 int bpf_map_get_next_key(int fd, const void *key, void *next_key);
+struct bpf_map_batch_opts;
+int bpf_map_update_batch(int fd, const void *keys, const void *values, __u32 *count,
+                         const struct bpf_map_batch_opts *opts);
+int bpf_map_delete_batch(int fd, const void *keys, __u32 *count, const struct bpf_map_batch_opts *opts);
 int bpf_obj_get(const char *pathname);
 int bpf_obj_pin(int fd, const char *pathname);
 

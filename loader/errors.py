@@ -30,6 +30,7 @@ class BpfError(OSError):
         self.message = message
         self.log = log
         self.hint = hint
+        self.done = 0   # batch updates: how many entries were written before the failure
 
     def __str__(self) -> str:
         return self.strerror or ""

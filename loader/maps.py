@@ -1,6 +1,7 @@
 """BPF maps: typed byte-level access through a map fd."""
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ BPF_MAP_TYPE_PERCPU_HASH = 5
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
 BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE = 20
+# Batch operations refused by the map type (LPM tries on older kernels): one call per entry then.
+_BATCH_UNSUPPORTED = {-errno.EINVAL, -errno.ENOTSUP, -524}
 _PERCPU_TYPES = {BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY,
                  BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE}
 
@@ -90,6 +93,47 @@ class Map:
             raise ValueError(f"map {self.name}: value is {len(value)} bytes, expected {self.value_size}")
         check(lib.bpf_map_update_elem(self.fd, self._key(key), ffi.from_buffer(value), flags),
               f"updating map {self.name}")
+
+    def update_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        """Update many entries with one syscall where the map type supports it.
+
+        Not atomic: on failure the first entries may be written. BpfError.done
+        says how many were.
+        """
+        if not items:
+            return
+        if not self.percpu:
+            keys = b"".join(k for k, _ in items)
+            values = b"".join(v for _, v in items)
+            if len(keys) != self.key_size * len(items) or len(values) != self.value_size * len(items):
+                raise ValueError(f"map {self.name}: keys or values of the wrong size")
+            count = ffi.new("__u32 *", len(items))
+            ret = lib.bpf_map_update_batch(self.fd, ffi.from_buffer(keys), ffi.from_buffer(values), count, ffi.NULL)
+            if ret == 0:
+                return
+            if ret not in _BATCH_UNSUPPORTED:
+                error = BpfError(-ret, f"updating map {self.name}")
+                error.done = count[0]
+                raise error
+        for done, (key, value) in enumerate(items):
+            try:
+                self.update(key, value)
+            except BpfError as error:
+                error.done = done
+                raise
+
+    def delete_many(self, keys: list[bytes]) -> None:
+        """Delete many keys (absent ones are skipped), with one syscall where supported."""
+        if not keys:
+            return
+        count = ffi.new("__u32 *", len(keys))
+        ret = lib.bpf_map_delete_batch(self.fd, ffi.from_buffer(b"".join(keys)), count, ffi.NULL)
+        if ret == 0:
+            return
+        if ret not in _BATCH_UNSUPPORTED and ret != -errno.ENOENT:
+            check(ret, f"deleting from map {self.name}")
+        for key in keys[count[0]:]:   # the batch stops at the first absent key, or does not exist
+            self.delete(key)
 
     def delete(self, key: bytes) -> bool:
         """Delete one key; False when it was not there."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import struct
 from dataclasses import dataclass
 
 from lsmguard.loader._libbpf import ffi, lib
@@ -89,6 +90,44 @@ def pack(ctype: str, **fields: object) -> bytes:
     return bytes(ffi.buffer(ffi.new(f"{ctype} *", fields)))
 
 
+_SCALAR_FORMATS = {"uint8_t": "B", "unsigned char": "B", "uint16_t": "H", "unsigned short": "H",
+                   "uint32_t": "I", "unsigned int": "I", "uint64_t": "Q", "unsigned long long": "Q"}
+
+
+class Packer:
+    """A struct.Struct for a flat struct of abi.h (scalars, and nested structs of
+    scalars), derived from the header's layout through cffi, for hot paths:
+    `pack(*values)` takes the scalars in declaration order, nested ones flattened."""
+
+    def __init__(self, ctype: str) -> None:
+        self.ctype = ctype
+        fmt, end = "=", 0
+        for offset, cname in self._scalars(ffi.typeof(ctype), 0):
+            fmt += "x" * (offset - end) + _SCALAR_FORMATS[cname]
+            end = offset + ffi.sizeof(cname)
+        fmt += "x" * (ffi.sizeof(ctype) - end)
+        self.struct = struct.Struct(fmt)
+        assert self.struct.size == ffi.sizeof(ctype)
+        self.pack = self.struct.pack
+
+    @classmethod
+    def _scalars(cls, ctype: "ffi.CType", base: int) -> list[tuple[int, str]]:
+        out = []
+        for _, field in ctype.fields:
+            if field.type.kind == "struct":
+                out.extend(cls._scalars(field.type, base + field.offset))
+            elif field.type.kind == "primitive":
+                out.append((base + field.offset, field.type.cname))
+            else:
+                raise TypeError(f"{ctype.cname}: Packer handles scalars and structs, not {field.type.cname}")
+        return out
+
+
+PATH_ENTRY_KEY = Packer("struct lg_path_entry_key")   # hash, len, slot, match, generation, reserved
+MASKS = Packer("struct lg_masks")                     # deny, allow, audit, deny_rule, audit_rule
+RULE_HIT_KEY = Packer("struct lg_rule_hit_key")       # rule, generation
+
+
 def path_hash(hash_key: tuple[int, int], path: bytes) -> int:
     """Keyed SipHash-2-4 of a path, computed by the same C code as the kernel's."""
     return lib.lg_path_hash(hash_key[0], hash_key[1], path, len(path))
@@ -96,8 +135,7 @@ def path_hash(hash_key: tuple[int, int], path: bytes) -> int:
 
 def path_entry_key(hash_key: tuple[int, int], path: bytes, slot: Slot, match: Match, generation: int) -> bytes:
     """The `struct lg_path_entry_key` of a path (for a prefix entry: its base)."""
-    return pack("struct lg_path_entry_key", hash=path_hash(hash_key, path), len=len(path), slot=slot,
-                match=match, generation=generation)
+    return PATH_ENTRY_KEY.pack(path_hash(hash_key, path), len(path), slot, match, generation, 0)
 
 
 @dataclass(frozen=True)

@@ -136,37 +136,38 @@ class Engine:
                 for name in entries.GENERATION_OFFSETS}
 
     def _delete(self, keys: dict[str, list[bytes]]) -> None:
-        for name, names_keys in keys.items():
-            for key in names_keys:
-                self.maps[name].delete(key)
+        for name, map_keys in keys.items():
+            self.maps[name].delete_many(map_keys)
+
+    def _retire_hits(self, generation: int) -> None:
+        hits.retire(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"], self.maps["lg_rule_hits_carried"],
+                    generation)
 
     def apply(self, compiled: Compiled) -> None:
         """Replace the policy set in force, atomically: programs see the old set or the
         new one, never a mix. On failure the old set stays in force, unchanged."""
         old = self.generation()
         new = old ^ 1
-        self._delete(self._generation_keys(new))  # leftovers of an apply that died halfway
-        hits.retire(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"], self.maps["lg_rule_hits_carried"], new)
+        self._retire_hits(new)                      # leftovers of an apply that died halfway
+        self._delete(self._generation_keys(new))
         exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key, compiled.exe_patterns)
         generation = entries.encode(compiled, self.hash_key, new, exe_ids)
         written: dict[str, list[bytes]] = {}
         try:
             for name, items in generation.by_map.items():
-                target = self.maps[name]
-                done = written.setdefault(name, [])
-                for key, value in items:
-                    target.update(key, value)
-                    done.append(key)
-            for key, value in hits.identities(compiled, self.hash_key, new):
-                self.maps["lg_rule_identities"].update(key, value)
+                try:
+                    self.maps[name].update_many(items)
+                except BpfError as error:
+                    written[name] = [key for key, _ in items[:error.done]]
+                    raise
+                written[name] = [key for key, _ in items]
             self.maps["lg_policy_sets"].update(_u32(new), generation.policy_set)
         except BpfError:
             self._delete(written)
-            hits.retire(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"],
-                        self.maps["lg_rule_hits_carried"], new)
             raise
         exe_table = entries.exe_id_table(compiled, exe_ids)
-        lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
+        if compiled.exe_patterns:
+            lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
         raw = bytearray(self.maps["lg_config"].lookup(_u32(0)) or b"")
         config = ffi.cast("struct lg_config *", ffi.from_buffer(raw))
         config.generation = new
@@ -175,11 +176,13 @@ class Engine:
         if lib.lg_membarrier_global() != 0:
             raise OSError(ffi.errno, "membarrier(MEMBARRIER_CMD_GLOBAL) failed: cannot retire the old policy set")
         # Tasks that exec'd a newly named executable while the old set was in force.
-        lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
+        if compiled.exe_patterns:
+            lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
+        self._retire_hits(old)
         self._delete(self._generation_keys(old))
-        hits.retire(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"], self.maps["lg_rule_hits_carried"], old)
         self.maps["lg_policy_sets"].update(_u32(old), bytes(ffi.sizeof("struct lg_policy_set")))
         self._keys[new] = written
+        self._keys[old] = {}   # known empty: the next apply need not scan for leftovers
         self.compiled = compiled
 
     def describe(self, header: abi.EventHeader) -> tuple[str, str]:

@@ -9,7 +9,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from lsmguard import abi
+from lsmguard import abi, hits
 from lsmguard.loader._libbpf import ffi
 from lsmguard.policy.compile import Compiled, Masks, PathTable, Slot, bit_table
 from lsmguard.policy.model import Action, IPNetwork, PathPattern, Protocol
@@ -28,7 +28,13 @@ GENERATION_OFFSETS = {
     "lg_inet_networks": ffi.offsetof("struct lg_inet_key", "generation"),
     "lg_port_intervals": ffi.offsetof("struct lg_port_interval_key", "generation"),
     "lg_subject_uids": ffi.offsetof("struct lg_uid_key", "generation"),
+    "lg_rule_identities": ffi.offsetof("struct lg_rule_hit_key", "generation"),
 }
+
+
+# lg_port_interval is {low, high, reserved} then lg_masks
+PORT_INTERVAL_HEAD = struct.Struct("=HHI")
+assert PORT_INTERVAL_HEAD.size == ffi.offsetof("struct lg_port_interval", "masks")
 
 
 def slot_of(key: Slot | Protocol) -> abi.Slot:
@@ -48,10 +54,10 @@ def _attribution(masks: Masks, action: Action, bits: int, enforce: int) -> int:
     return rule_reference(policy_id, masks.rules[(policy_id, action)])
 
 
-def _masks(masks: Masks, enforce: int) -> dict[str, int]:
-    return dict(deny=masks.deny, allow=masks.allow, audit=masks.audit,
-                deny_rule=_attribution(masks, Action.DENY, masks.deny, enforce),
-                audit_rule=_attribution(masks, Action.AUDIT, masks.audit, enforce))
+def _masks(masks: Masks, enforce: int) -> bytes:
+    return abi.MASKS.pack(masks.deny, masks.allow, masks.audit,
+                          _attribution(masks, Action.DENY, masks.deny, enforce),
+                          _attribution(masks, Action.AUDIT, masks.audit, enforce))
 
 
 def _u64(value: int) -> bytes:
@@ -90,7 +96,7 @@ def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
         for match, entries in ((abi.Match.EXACT, table.exact), (abi.Match.PREFIX, table.prefix)):
             for path, masks in entries.items():
                 key = abi.path_entry_key(hash_key, os.fsencode(path), PATH_SLOTS[slot], match, generation)
-                path_entries.append((key, abi.pack("struct lg_masks", **_masks(masks, compiled.enforce))))
+                path_entries.append((key, _masks(masks, compiled.enforce)))
 
     networks = out.by_map.setdefault("lg_inet_networks", [])
     intervals = out.by_map.setdefault("lg_port_intervals", [])
@@ -101,11 +107,12 @@ def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
             for interval in ports:
                 intervals.append((abi.pack("struct lg_port_interval_key", index=len(intervals),
                                            generation=generation),
-                                  abi.pack("struct lg_port_interval", low=interval.low, high=interval.high,
-                                           masks=_masks(interval.masks, compiled.enforce))))
+                                  PORT_INTERVAL_HEAD.pack(interval.low, interval.high, 0)
+                                  + _masks(interval.masks, compiled.enforce)))
 
     out.by_map["lg_subject_uids"] = [(abi.pack("struct lg_uid_key", uid=uid, generation=generation), _u64(mask))
                                      for uid, mask in compiled.uids.items()]
+    out.by_map["lg_rule_identities"] = list(hits.identities(compiled, hash_key, generation))
     out.policy_set = policy_set(compiled, exe_ids)
     return out
 

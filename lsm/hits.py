@@ -26,7 +26,7 @@ def identity(hash_key: tuple[int, int], policy: str, rule: str) -> int:
 
 
 def hit_key(reference: int, generation: int) -> bytes:
-    return abi.pack("struct lg_rule_hit_key", rule=reference, generation=generation)
+    return abi.RULE_HIT_KEY.pack(reference, generation)
 
 
 def identities(compiled: Compiled, hash_key: tuple[int, int], generation: int) -> Iterator[tuple[bytes, bytes]]:
@@ -47,7 +47,8 @@ def _count(hits: Map, key: bytes) -> int:
 
 
 def retire(hits: Map, identities_map: Map, carried: Map, generation: int) -> None:
-    """Fold the counts of a retired generation into `carried`, and forget its references."""
+    """Fold the counts of a retired generation into `carried` and drop them. Its identities
+    are deleted with the generation's other entries, after this."""
     for key in [k for k in hits.keys() if _generation_of(k) == generation]:
         count = _count(hits, key)
         raw = identities_map.lookup(key)
@@ -56,8 +57,6 @@ def retire(hits: Map, identities_map: Map, carried: Map, generation: int) -> Non
             total = count + (struct.unpack("=Q", previous)[0] if previous else 0)
             carried.update(raw, struct.pack("=Q", total))
         hits.delete(key)
-    for key in [k for k in identities_map.keys() if _generation_of(k) == generation]:
-        identities_map.delete(key)
 
 
 def by_identity(hits: Map, identities_map: Map, carried: Map, generation: int) -> dict[int, int]:

@@ -174,10 +174,12 @@ def _merge_path_table(patterns: dict[PathPattern, Masks]) -> PathTable:
     table = PathTable()
     prefixes = {p.base: m for p, m in patterns.items() if p.recursive}
     for pattern, masks in patterns.items():
-        merged = masks.copy()
-        for ancestor in ancestors(pattern.base):
-            if ancestor in prefixes and (ancestor != pattern.base or not pattern.recursive):
-                merged.merge(prefixes[ancestor])
+        merged = masks
+        if prefixes:   # without recursive patterns there is nothing to merge (and 100k rules stay fast)
+            merged = masks.copy()
+            for ancestor in ancestors(pattern.base):
+                if ancestor in prefixes and (ancestor != pattern.base or not pattern.recursive):
+                    merged.merge(prefixes[ancestor])
         (table.prefix if pattern.recursive else table.exact)[pattern.base] = merged
     return table
 

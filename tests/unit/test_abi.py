@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from lsmguard import abi
-from lsmguard.loader._libbpf import ffi
+from lsmguard.loader._libbpf import ffi, lib
 
 
 def make_record(path: bytes, **header: object) -> bytes:
@@ -51,3 +51,57 @@ def test_short_records_are_rejected(record: bytes) -> None:
 def test_unknown_operation_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown operation"):
         abi.decode_event(make_record(b"/x", op=99))
+
+
+def make_inet_record(family: int, addr: bytes, port: int = 443, protocol: int = 6) -> bytes:
+    ev = ffi.new("struct lg_inet_event *")
+    ev.hdr.op = abi.Op.CONNECT
+    ev.hdr.decision = abi.Decision.WOULD_DENY
+    ev.hdr.object = abi.ObjectKind.INET
+    ev.family, ev.port, ev.protocol = family, port, protocol
+    ev.addr = addr.ljust(abi.ADDR_LEN, b"\0")
+    return bytes(ffi.buffer(ev))
+
+
+def test_decodes_inet_events_of_both_families() -> None:
+    v4 = abi.decode_event(make_inet_record(abi.Family.INET, bytes([203, 0, 113, 7])))
+    assert isinstance(v4, abi.InetEvent)
+    assert (str(v4.address), v4.port, v4.protocol) == ("203.0.113.7", 443, 6)
+    v6 = abi.decode_event(make_inet_record(abi.Family.INET6, bytes.fromhex("20010db8" + "00" * 11 + "01"), 53, 17))
+    assert (str(v6.address), v6.port, v6.protocol) == ("2001:db8::1", 53, 17)
+    assert v6.header.decision is abi.Decision.WOULD_DENY
+
+
+def test_an_inet_event_of_unknown_family_or_object_is_refused() -> None:
+    with pytest.raises(ValueError, match="family"):
+        abi.decode_event(make_inet_record(99, b"\1\2\3\4"))
+    record = bytearray(make_inet_record(abi.Family.INET, b"\1\2\3\4"))
+    record[ffi.offsetof("struct lg_event_header", "object")] = 7
+    with pytest.raises(ValueError, match="object kind"):
+        abi.decode_event(bytes(record))
+
+
+@pytest.mark.parametrize("ctype", ["struct lg_path_entry_key", "struct lg_masks", "struct lg_rule_hit_key",
+                                   "struct lg_uid_key"])
+def test_packers_agree_with_cffi_layouts(ctype: str) -> None:
+    packer = abi.Packer(ctype)
+    scalars = abi.Packer._scalars(ffi.typeof(ctype), 0)
+    values = [i + 1 for i in range(len(scalars))]
+    expected = ffi.new(f"{ctype} *")
+    flat = iter(values)
+
+    def fill(obj: "ffi.CData", ct: "ffi.CType") -> None:
+        for name, field in ct.fields:
+            if field.type.kind == "struct":
+                fill(getattr(obj, name), field.type)
+            else:
+                setattr(obj, name, next(flat))
+    fill(expected[0], ffi.typeof(ctype))
+    assert packer.pack(*values) == bytes(ffi.buffer(expected))
+
+
+def test_limits_shared_with_python_agree_with_the_header() -> None:
+    from lsmguard.policy.compile import MAX_POLICIES
+    from lsmguard.policy.parse import CGROUP_DEPTH_MAX
+    assert MAX_POLICIES == abi.MAX_POLICIES
+    assert CGROUP_DEPTH_MAX == lib.LG_CGROUP_DEPTH_MAX

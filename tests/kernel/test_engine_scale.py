@@ -1,0 +1,187 @@
+"""The engine at its limits: 64 policies, 100,000 rules, adoption of pins
+without a gap, hit counters, and paths it cannot fully resolve."""
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lsmguard.abi import Decision, PathFlag
+from lsmguard.engine import Engine
+from lsmguard.policy.compile import MAX_POLICIES, CompileError, compile_policies
+from lsmguard.policy.model import Action, Default, Mode, Operation, PathPattern, Policy, Rule
+from tests.kernel.events import drain_events
+from tests.kernel.policies import apply, deny, policy
+
+
+def chmod_errno(path: Path | str, mode: int = 0o600) -> int:
+    try:
+        os.chmod(path, mode)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def deny_chmod_policy(name: str, *paths: str, rule_id: str = "r") -> Policy:
+    return Policy(name, Mode.ENFORCE, Default.ALLOW,
+                  (Rule(rule_id, Action.DENY, Operation.CHMOD, tuple(PathPattern(p, False) for p in paths)),),
+                  operations=frozenset({Operation.CHMOD}))
+
+
+def test_64_policies_each_enforced_and_named(engine: Engine, scratch: Path) -> None:
+    files = [scratch / f"f{i}" for i in range(MAX_POLICIES)]
+    for f in files:
+        f.write_text("")
+    engine.apply(compile_policies([deny_chmod_policy(f"p{i}", str(f)) for i, f in enumerate(files)]))
+    assert all(chmod_errno(f) == errno.EPERM for f in files)
+    events = drain_events(engine)
+    assert [engine.describe(e.header) for e in events] == [(f"p{i}", "r") for i in range(MAX_POLICIES)]
+    with pytest.raises(CompileError):
+        compile_policies([deny_chmod_policy(f"p{i}", "/x") for i in range(MAX_POLICIES + 1)])
+
+
+def test_100k_rules_load_and_work(engine: Engine, scratch: Path) -> None:
+    count = 100_000
+    rules = tuple(Rule(f"r{i}", Action.DENY, Operation.CHMOD, (PathPattern(f"{scratch}/rule{i}", False),))
+                  for i in range(count))
+    big = Policy("big", Mode.ENFORCE, Default.ALLOW, rules, operations=frozenset({Operation.CHMOD}))
+    started = time.monotonic()
+    engine.apply(compile_policies([big]))
+    print(f"applying {count} rules took {time.monotonic() - started:.1f}s")
+    for i in (0, 50_000, count - 1):
+        (scratch / f"rule{i}").write_text("")
+        assert chmod_errno(scratch / f"rule{i}") == errno.EPERM
+    (scratch / "free").write_text("")
+    assert chmod_errno(scratch / "free") == 0
+    assert [engine.describe(e.header) for e in drain_events(engine)] == [("big", "r0"), ("big", "r50000"),
+                                                                          ("big", f"r{count - 1}")]
+
+
+def test_rule_hits_are_counted_across_replacements(engine: Engine, scratch: Path) -> None:
+    target = scratch / "counted"
+    target.write_text("")
+    apply(engine, policy("counted", f"  mode: enforce\n  rules: [{{id: c, action: deny, chmod: {{paths: [\"{target}\"]}}}}]\n"))
+    before = engine.rule_hits()[("counted", "c")]   # earlier tests may have counted this rule too
+    for _ in range(3):
+        chmod_errno(target)
+    assert engine.rule_hits()[("counted", "c")] == before + 3
+    apply(engine, policy("counted", f"  mode: enforce\n  rules: [{{id: c, action: deny, chmod: {{paths: [\"{target}\"]}}}}]\n"))
+    chmod_errno(target)                          # a new generation: counts carry over
+    hits = engine.rule_hits()
+    assert hits[("counted", "c")] == before + 4
+    assert hits[("counted", "")] == 0
+
+
+HAMMER = textwrap.dedent("""\
+    import os, sys
+    target, stop = sys.argv[1:3]
+    tries = successes = 0
+    while not os.path.exists(stop):
+        tries += 1
+        try:
+            os.chmod(target, 0o600)
+            successes += 1
+        except PermissionError:
+            pass
+    print(tries, successes)
+""")
+
+
+def test_a_second_load_adopts_the_pins_without_a_gap(scratch: Path) -> None:
+    pins = Path("/sys/fs/bpf/lsmguard-adopt")
+    target, stop = scratch / "guarded", scratch / "stop"
+    target.write_text("")
+    first = Engine.load(pin_root=pins)
+    try:
+        deny(first, "chmod", str(target))
+        hammer = subprocess.Popen([sys.executable, "-c", HAMMER, str(target), str(stop)], stdout=subprocess.PIPE,
+                                  text=True)
+        time.sleep(1)
+        first.close()                              # the daemon goes away ...
+        second = Engine.load(pin_root=pins)        # ... and the next one adopts what it left
+        assert second.adopted
+        assert second.hash_key == first.hash_key
+        deny(second, "chmod", str(target))         # re-applies through the adopted maps
+        time.sleep(1)
+        stop.write_text("")
+        tries, successes = map(int, hammer.communicate(timeout=60)[0].split())
+        second.close()
+        print(f"{tries} chmods across the adoption, {successes} succeeded")
+        assert tries > 0 and successes == 0
+    finally:
+        Engine.unpin(pins)
+    assert chmod_errno(target) == 0
+
+
+# -- paths that cannot be fully resolved --------------------------------------
+
+
+def test_a_file_on_a_lazily_unmounted_tree_is_refused_where_a_rule_could_match(engine: Engine, scratch: Path) -> None:
+    mnt = scratch / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mnt)], check=True)
+    (mnt / "f").write_text("")
+    fd = os.open(mnt / "f", os.O_RDONLY)
+    try:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+        deny(engine, "chmod", f"{mnt}/**")
+        with pytest.raises(PermissionError):   # "/f" on a detached mount: it may be what the rule names
+            os.fchmod(fd, 0o600)
+        [event] = drain_events(engine)
+        assert event.header.flags & PathFlag.DETACHED
+        assert event.header.decision == Decision.DENY
+        apply(engine, policy("reads", "  mode: enforce\n  rules: [{id: r, action: deny, open: {paths: [/nonexistent]}}]\n"))
+        os.fchmod(fd, 0o600)                   # no policy could refuse a chmod
+    finally:
+        os.close(fd)
+
+
+def test_memfd_is_internal_not_unresolved(engine: Engine) -> None:
+    deny(engine, "chmod", "/nonexistent/**")
+    fd = os.memfd_create("lsmguard-test")
+    try:
+        os.fchmod(fd, 0o600)                   # internal mounts name nothing a rule could match
+        reopened = os.open(f"/proc/self/fd/{fd}", os.O_RDWR)
+        os.fchmod(reopened, 0o640)
+        os.close(reopened)
+    finally:
+        os.close(fd)
+    assert drain_events(engine) == []
+
+
+DEEP = textwrap.dedent("""\
+    import os, sys
+    os.chdir(sys.argv[1])
+    for _ in range(24):                        # 24 * 200 bytes: past PATH_MAX
+        os.mkdir("d" * 199)
+        os.chdir("d" * 199)
+    open("f", "w").close()
+    try:
+        os.chmod("f", 0o600)
+        print(0)
+    except OSError as e:
+        print(e.errno)
+""")
+
+
+def deep_chmod(start: Path) -> int:
+    start.mkdir()
+    done = subprocess.run([sys.executable, "-c", DEEP, str(start)], capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_a_path_longer_than_path_max_is_refused_where_a_rule_could_match(engine: Engine, scratch: Path) -> None:
+    deny(engine, "chmod", "/nonexistent")
+    assert deep_chmod(scratch / "a") == errno.EPERM
+    [event] = drain_events(engine)
+    assert event.header.flags & PathFlag.TRUNCATED
+    # A policy with no chmod rule has nothing to refuse. (An open rule would refuse
+    # the deep open() that creates the file, for the same reason.)
+    apply(engine, policy("execs", "  mode: enforce\n  rules: [{id: r, action: deny, exec: {paths: [/nonexistent]}}]\n"))
+    assert deep_chmod(scratch / "b") == 0

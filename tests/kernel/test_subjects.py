@@ -1,0 +1,162 @@
+"""Subjects: a policy applies to an executable and its descendants (across fork
+and exec, and to processes already running when it is applied), to a cgroup
+subtree, or to a uid; and to nothing else."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lsmguard.abi import Decision
+from lsmguard.engine import Engine
+from tests.kernel.events import drain_events
+from tests.kernel.policies import apply, policy
+
+BUSYBOX = "/bin/busybox"   # static, so a copy runs anywhere
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def guarded_policy(target: Path, subjects: str) -> str:
+    return policy("guard", f"  mode: enforce\n  subjects: {subjects}\n"
+                           f"  rules: [{{id: no-chmod, action: deny, chmod: {{paths: [\"{target}\"]}}}}]\n")
+
+
+def run(*argv: str, **kwargs) -> int:
+    return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs).returncode
+
+
+@pytest.fixture
+def target(scratch: Path) -> Path:
+    path = scratch / "target"
+    path.write_text("")
+    path.chmod(0o644)
+    return path
+
+
+@pytest.fixture
+def subject_exe(scratch: Path) -> Path:
+    """A copy of busybox at its own path: the subject executable."""
+    directory = scratch / "subject"
+    directory.mkdir()
+    shutil.copy2(BUSYBOX, directory / "busybox")
+    return directory / "busybox"
+
+
+def test_the_executable_itself_is_governed_and_others_are_not(engine: Engine, target: Path,
+                                                              subject_exe: Path) -> None:
+    apply(engine, guarded_policy(target, f"{{executables: [\"{subject_exe}\"]}}"))
+    assert run(str(subject_exe), "chmod", "600", str(target)) != 0
+    assert run(BUSYBOX, "chmod", "600", str(target)) == 0
+    os.chmod(target, 0o640)                        # this test process is no descendant
+    [event] = drain_events(engine)
+    assert event.header.decision == Decision.DENY
+    assert event.header.comm == b"busybox"
+
+
+def test_descendants_across_fork_and_exec_and_a_further_exec(engine: Engine, target: Path,
+                                                             subject_exe: Path) -> None:
+    apply(engine, guarded_policy(target, f"{{executables: [\"{subject_exe}\"]}}"))
+    # the subject forks and execs another program: still governed
+    assert run(str(subject_exe), "sh", "-c", f"{BUSYBOX} chmod 600 {target}") != 0
+    # ... and that program execs yet another
+    assert run(str(subject_exe), "sh", "-c", f"exec {BUSYBOX} sh -c '{BUSYBOX} chmod 600 {target}; exit $?'") != 0
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+    assert len(drain_events(engine)) == 2
+
+
+def test_a_recursive_executable_pattern(engine: Engine, target: Path, subject_exe: Path) -> None:
+    apply(engine, guarded_policy(target, f"{{executables: [\"{subject_exe.parent}/**\"]}}"))
+    assert run(str(subject_exe), "chmod", "600", str(target)) != 0
+    assert run(BUSYBOX, "chmod", "600", str(target)) == 0
+
+
+def test_a_process_running_before_the_policy_is_governed(engine: Engine, target: Path, subject_exe: Path) -> None:
+    waiting = subprocess.Popen([str(subject_exe), "sh", "-c", f"read line; {BUSYBOX} chmod 600 {target}"],
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        apply(engine, guarded_policy(target, f"{{executables: [\"{subject_exe}\"]}}"))
+        waiting.communicate(b"go\n", timeout=30)
+    finally:
+        waiting.kill()
+    assert waiting.returncode != 0
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_lineage_survives_policy_replacement(engine: Engine, target: Path, subject_exe: Path,
+                                             scratch: Path) -> None:
+    # A task that exec'd the subject keeps its lineage when policies are replaced
+    # with ones naming the same executable, even after an apply without it.
+    waiting = subprocess.Popen([str(subject_exe), "sh", "-c", f"read a; read b; {BUSYBOX} chmod 600 {target}"],
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        apply(engine, guarded_policy(scratch / "unrelated", f"{{executables: [\"{subject_exe}\"]}}"))
+        waiting.stdin.write(b"1\n")
+        waiting.stdin.flush()
+        apply(engine, policy("other", "  mode: enforce\n  rules: [{id: x, action: deny, open: {paths: [/nonexistent]}}]\n"))
+        apply(engine, guarded_policy(target, f"{{executables: [\"{subject_exe}\"]}}"))
+        waiting.communicate(b"2\n", timeout=30)
+    finally:
+        waiting.kill()
+    assert waiting.returncode != 0
+
+
+@pytest.fixture
+def cgroup() -> Iterator[Path]:
+    group = CGROUP_ROOT / "lsmguard-test"
+    (group / "inner").mkdir(parents=True, exist_ok=True)
+    yield group
+    for leaf in (group / "inner", group):
+        leaf.rmdir()
+
+
+def in_cgroup(group: Path, *argv: str) -> int:
+    return run("/bin/sh", "-c", f"echo $$ > {group}/cgroup.procs && exec \"$@\"", "sh", *argv)
+
+
+def test_a_cgroup_subtree(engine: Engine, target: Path, cgroup: Path) -> None:
+    apply(engine, guarded_policy(target, "{cgroups: [/lsmguard-test]}"))
+    assert in_cgroup(cgroup / "inner", BUSYBOX, "chmod", "600", str(target)) != 0
+    assert in_cgroup(cgroup, BUSYBOX, "chmod", "600", str(target)) != 0
+    assert run(BUSYBOX, "chmod", "600", str(target)) == 0
+    assert len(drain_events(engine)) == 2
+
+
+def test_a_cgroup_created_after_the_policy(engine: Engine, target: Path) -> None:
+    # Matched by path: a unit restarted in a new cgroup of the same name is still covered.
+    apply(engine, guarded_policy(target, "{cgroups: [/lsmguard-later]}"))
+    group = CGROUP_ROOT / "lsmguard-later"
+    group.mkdir()
+    try:
+        assert in_cgroup(group, BUSYBOX, "chmod", "600", str(target)) != 0
+    finally:
+        group.rmdir()
+
+
+def as_uid(uid: int, *argv: str) -> int:
+    return run(*argv, user=uid, group=uid)
+
+
+def test_a_uid(engine: Engine) -> None:
+    directory = Path(tempfile.mkdtemp(dir="/tmp"))   # pytest's own tmp is private to root
+    directory.chmod(0o755)
+    shared = directory / "shared"
+    shared.write_text("")
+    shared.chmod(0o666)                       # any uid may open it for writing: only lsmguard refuses
+    apply(engine, policy("uid", "  mode: enforce\n  subjects: {uids: [1234]}\n"
+                                f"  rules: [{{id: no-write, action: deny, open: {{paths: [\"{shared}\"], access: [write]}}}}]\n"))
+    assert as_uid(1234, BUSYBOX, "sh", "-c", f"echo x >> {shared}") != 0
+    assert as_uid(1235, BUSYBOX, "sh", "-c", f"echo x >> {shared}") == 0
+    [event] = drain_events(engine)
+    assert event.header.uid == 1234
+
+
+def test_all_kinds_must_match(engine: Engine, target: Path, subject_exe: Path, cgroup: Path) -> None:
+    apply(engine, guarded_policy(target, f"{{executables: [\"{subject_exe}\"], cgroups: [/lsmguard-test]}}"))
+    assert run(str(subject_exe), "chmod", "600", str(target)) == 0          # right exe, wrong cgroup
+    assert in_cgroup(cgroup, BUSYBOX, "chmod", "600", str(target)) == 0      # right cgroup, wrong exe
+    assert in_cgroup(cgroup, str(subject_exe), "chmod", "644", str(target)) != 0

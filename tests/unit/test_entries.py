@@ -1,0 +1,93 @@
+"""Compiled policies -> map entries: the encoding the kernel programs read."""
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+from lsmguard import abi, entries
+from lsmguard.loader._libbpf import ffi
+from lsmguard.policy.compile import compile_policies
+from lsmguard.policy.load import load_text
+from lsmguard.policy.model import PathPattern
+
+HASH_KEY = (1, 2)
+
+
+def compiled(spec: str, name: str = "p"):
+    text = f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    return compile_policies(load_text(text, "p.yaml").policies)
+
+
+def cast(ctype: str, raw: bytes):
+    return ffi.cast(f"{ctype} *", ffi.from_buffer(raw))
+
+
+def test_every_key_carries_the_generation() -> None:
+    c = compiled("  mode: enforce\n  subjects: {uids: [33]}\n  rules:\n"
+                 "    - {id: a, action: deny, chmod: {paths: [/etc/**]}}\n"
+                 "    - {id: b, action: deny, connect: {cidrs: [10.0.0.0/8], ports: [5432]}}\n")
+    for generation in (0, 1):
+        out = entries.encode(c, HASH_KEY, generation, {})
+        for name, items in out.by_map.items():
+            assert items, name
+            assert {key[entries.GENERATION_OFFSETS[name]] for key, _ in items} == {generation}, name
+
+
+def test_inet_networks_point_at_their_sorted_port_intervals() -> None:
+    c = compiled("  mode: enforce\n  rules:\n"
+                 "    - {id: db, action: deny, connect: {cidrs: [10.0.0.0/8], ports: [5432, \"6000-6010\"], protocol: tcp}}\n"
+                 "    - {id: v6, action: audit, connect: {cidrs: [\"2001:db8::/32\"], protocol: udp}}\n")
+    out = entries.encode(c, HASH_KEY, 1, {})
+    intervals = [cast("struct lg_port_interval", v) for _, v in out.by_map["lg_port_intervals"]]
+    networks = {}
+    for key, value in out.by_map["lg_inet_networks"]:
+        k, v = cast("struct lg_inet_key", key), cast("struct lg_inet_value", value)
+        networks[(k.slot, k.family, k.prefixlen - entries.INET_KEY_HEADER_BITS)] = [
+            (intervals[i].low, intervals[i].high) for i in range(v.first, v.first + v.count)]
+    assert networks[(abi.Slot.TCP, abi.Family.INET, 8)] == [(5432, 5432), (6000, 6010)]
+    assert networks[(abi.Slot.UDP, abi.Family.INET6, 32)] == [(1, 65535)]
+    assert (abi.Slot.UDP, abi.Family.INET, 8) not in networks   # tcp only
+
+
+def test_inet_key_holds_the_network_address() -> None:
+    key = cast("struct lg_inet_key", entries.inet_key(0, entries.Protocol.TCP, ipaddress.ip_network("192.0.2.0/24")))
+    assert bytes(key.addr)[:4] == bytes([192, 0, 2, 0])
+    assert key.prefixlen == entries.INET_KEY_HEADER_BITS + 24
+
+
+def test_policy_set_masks() -> None:
+    c = compile_policies([
+        *load_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  mode: enforce\n"
+                   "  default: deny\n  subjects: {executables: [/usr/sbin/nginx], uids: [33]}\n"
+                   "  rules: [{id: db, action: allow, connect: {cidrs: [10.0.0.0/8], ports: [5432]}}]\n"
+                   "---\napiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: tmp}\nspec:\n  mode: audit\n"
+                   "  rules: [{id: x, action: deny, exec: {paths: [/tmp/**]}}]\n", "p.yaml").policies])
+    nginx = PathPattern("/usr/sbin/nginx", False)
+    raw = entries.policy_set(c, {nginx: 5})
+    s = cast("struct lg_policy_set", raw)
+    assert (s.policies, s.enforce, s.with_subjects) == (0b11, 0b01, 0b01)
+    assert (s.unconstrained_exe, s.unconstrained_cgroup, s.unconstrained_uid) == (0, 0b01, 0)
+    assert s.exe_policies[5] == 0b01 and sum(s.exe_policies) == 1
+    assert [s.default_deny[slot] for slot in (abi.Slot.TCP, abi.Slot.UDP, abi.Slot.UNIX, abi.Slot.EXEC)] == [1, 1, 1, 0]
+    # a path the kernel cannot resolve is refused by policies that could refuse in that slot
+    assert s.unresolved_refuse[abi.Slot.EXEC] == 0b10
+    assert s.unresolved_refuse[abi.Slot.UNIX] == 0b01
+    assert s.unresolved_refuse[abi.Slot.CHMOD] == 0
+
+
+def test_exe_table_carries_ids_not_policies() -> None:
+    c = compiled("  mode: enforce\n  subjects: {executables: [/opt/app/**, /usr/bin/tool]}\n"
+                 "  rules: [{id: a, action: deny, chmod: {paths: [/etc/**]}}]\n")
+    table = entries.exe_id_table(c, {PathPattern("/opt/app", True): 3, PathPattern("/usr/bin/tool", False): 7})
+    assert table.lookup("/opt/app/bin/x").allow == 1 << 3
+    assert table.lookup("/usr/bin/tool").allow == 1 << 7
+    assert table.lookup("/usr/bin/other") is None
+
+
+def test_rule_identities_name_every_rule_and_the_specials() -> None:
+    c = compiled("  mode: enforce\n  rules:\n    - {id: a, action: deny, chmod: {paths: [/x]}}\n"
+                 "    - {id: b, action: deny, chmod: {paths: [/y]}}\n", name="pol")
+    out = dict(entries.encode(c, HASH_KEY, 0, {}).by_map["lg_rule_identities"])
+    expected = {entries.hits.hit_key(i, 0): entries.hits.identity(HASH_KEY, "pol", rule)
+                for i, rule in ((0, "a"), (1, "b"), (abi.RULE_INDEX_DEFAULT, ""), (abi.RULE_INDEX_UNATTRIBUTED, "?"))}
+    assert {k: struct.unpack("=Q", v)[0] for k, v in out.items()} == expected
