@@ -209,6 +209,9 @@ int BPF_PROG(lg_file_open, struct file *file, int ret)
 		return 0;
 	if (!reads && !writes)
 		return 0;
+	/* overlayfs opening its layer's file for an open decided on the overlay path (newer kernels) */
+	if (lg_mount_is_private_clone(BPF_CORE_READ(file, f_path.mnt)))
+		return 0;
 	return lg_check_path(LG_OP_OPEN, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
 			     reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE, LG_SLOT_OPEN_WRITE,
 			     reads && writes ? 2 : 1, fmode & (LG_FMODE_READ | LG_FMODE_WRITE), &unused);

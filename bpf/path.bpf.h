@@ -19,9 +19,13 @@
 #define LG_WALK_MAX_STEPS (LG_PATH_MAX / 2 + 64)
 
 #define LG_MNT_INTERNAL 0x4000 /* include/linux/mount.h: kern_mount()s of pipes, sockets, memfd */
+/* fs/mount.h: the mnt_ns of kern_mount()s and of clone_private_mount()s (overlayfs layers) */
+#define LG_MNT_NS_INTERNAL ((struct mnt_namespace *)-22L)
 
 struct lg_path_buf {
 	char data[LG_PATH_BUF_SIZE];
+	__u32 start;  /* a walk's result, stored and read back: see lg_finish_path */
+	__u32 flags;
 };
 
 /* A resolved path: buf->data[start, start + len), not NUL-terminated. */
@@ -45,6 +49,25 @@ struct lg_walk {
 static __always_inline struct mount *lg_real_mount(struct vfsmount *vfsmnt)
 {
 	return (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+}
+
+static __always_inline bool lg_mount_is_internal(struct mount *mnt)
+{
+	return (BPF_CORE_READ(mnt, mnt.mnt_flags) & LG_MNT_INTERNAL) ||
+	       BPF_CORE_READ(mnt, mnt_ns) == LG_MNT_NS_INTERNAL;
+}
+
+/*
+ * A private clone of a mount that no namespace holds: a stacking filesystem's
+ * view of its layers. Opening a file on one is the filesystem's own work for
+ * an open already decided on the user's path (overlayfs's backing files).
+ */
+static __always_inline bool lg_mount_is_private_clone(struct vfsmount *vfsmnt)
+{
+	struct mount *mnt = lg_real_mount(vfsmnt);
+
+	return BPF_CORE_READ(mnt, mnt_ns) == LG_MNT_NS_INTERNAL &&
+	       !(BPF_CORE_READ(mnt, mnt.mnt_flags) & LG_MNT_INTERNAL);
 }
 
 static long lg_walk_step(__u32 index, void *ctx)
@@ -83,17 +106,27 @@ static long lg_walk_step(__u32 index, void *ctx)
 	return 0;
 }
 
-/* An empty walk is the root, "/". */
+/*
+ * An empty walk is the root, "/".
+ *
+ * The walk's exits differ in what the verifier knows of `pos` (each iteration
+ * narrows its range), and newer verifiers carry every distinct exit state
+ * through the rest of the program. Storing the result in the map value and
+ * reading it back (volatile, so the compiler keeps the round trip) leaves one
+ * state: a value the verifier knows only by its mask.
+ */
 static __always_inline void lg_finish_path(struct lg_path_buf *buf, __u32 pos, __u32 flags, struct lg_path *out)
 {
-	if (pos == LG_PATH_MAX) {
-		pos -= 1;
+	if (pos >= LG_PATH_MAX) {
+		pos = LG_PATH_MAX - 1;
 		buf->data[pos & LG_PATH_MASK] = '/';
 	}
+	buf->start = pos;
+	buf->flags = flags;
 	out->buf = buf;
-	out->start = pos;
-	out->len = LG_PATH_MAX - pos;
-	out->flags = flags;
+	out->start = *(volatile __u32 *)&buf->start & LG_PATH_MASK;
+	out->len = LG_PATH_MAX - out->start;
+	out->flags = *(volatile __u32 *)&buf->flags;
 }
 
 /* Resolve `dentry` on `vfsmnt` into `buf`. */
@@ -120,8 +153,7 @@ static __always_inline void lg_resolve_path(struct dentry *dentry, struct vfsmou
 	 * memfd) are detached by nature and name nothing a rule could match.
 	 */
 	last = w.mnt;
-	if (w.reached_root && last != BPF_CORE_READ(task, nsproxy, mnt_ns, root) &&
-	    !(BPF_CORE_READ(last, mnt.mnt_flags) & LG_MNT_INTERNAL))
+	if (w.reached_root && last != BPF_CORE_READ(task, nsproxy, mnt_ns, root) && !lg_mount_is_internal(last))
 		w.flags |= LG_PATH_DETACHED;
 	lg_finish_path(buf, w.pos, w.flags, out);
 }

@@ -13,6 +13,8 @@ from lsmguard import abi, entries, hits, lineage
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
 from lsmguard.loader._libbpf import ffi, lib
 from lsmguard.policy.compile import Compiled
+from lsmguard.policy.evaluate import Request, matches
+from lsmguard.policy.model import Access, Action, Operation, Policy, Protocol
 from lsmguard.resources import bpf_object_path
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
@@ -185,13 +187,21 @@ class Engine:
         self._keys[old] = {}   # known empty: the next apply need not scan for leftovers
         self.compiled = compiled
 
-    def describe(self, header: abi.EventHeader) -> tuple[str, str]:
-        """(policy name, rule id) of an event; rule id "" for a policy's default."""
+    def describe(self, header: abi.EventHeader, event: abi.Event | None = None) -> tuple[str, str]:
+        """(policy name, rule id) of an event; rule id "" for a policy's default.
+
+        When several policies with subjects matched one object, the kernel may not
+        single out the rule (LG_RULE_UNATTRIBUTED); given the event, the policy's
+        first rule of the event's decision that matches its object is named, else "?".
+        """
         if self.compiled is None or header.policy_id >= len(self.compiled.names):
             return (f"#{header.policy_id}", "" if header.rule_id == abi.NO_RULE else f"#{header.rule_id}")
-        rules = self.compiled.rules[header.policy_id]
-        rule = rules[header.rule_id] if header.rule_id < len(rules) else ""
-        return self.compiled.names[header.policy_id], rule
+        name, rules = self.compiled.names[header.policy_id], self.compiled.rules[header.policy_id]
+        if header.rule_id < len(rules):
+            return name, rules[header.rule_id]
+        if header.rule_id == abi.RULE_UNATTRIBUTED:
+            return name, attribute(self.compiled.policies[header.policy_id], header, event)
+        return name, hits.DEFAULT_RULE
 
     # -- reading ------------------------------------------------------------
 
@@ -229,3 +239,30 @@ class Engine:
         else:
             for m in self.maps.values():
                 m.close()
+
+
+_DATAGRAM_PROTOCOLS = {1, 17, 58, 136}   # IPPROTO_ICMP, UDP, ICMPV6, UDPLITE: the kernel's "udp" slot
+
+
+def request_of(event: abi.Event) -> Request:
+    """The access an event reports, as the reference evaluator takes it."""
+    op = Operation(event.header.op.name.lower())
+    if isinstance(event, abi.InetEvent):
+        protocol = Protocol.UDP if event.protocol in _DATAGRAM_PROTOCOLS else Protocol.TCP
+        return Request(op, address=event.address, port=event.port, protocol=protocol)
+    path = os.fsdecode(event.path)
+    if op is Operation.CONNECT:
+        return Request(op, unix=path)
+    access = Access(event.mode & Access.ANY.value or Access.READ.value) if op is Operation.OPEN else Access.READ
+    return Request(op, path=path, access=access)
+
+
+def attribute(policy: Policy, header: abi.EventHeader, event: abi.Event | None) -> str:
+    if event is None:
+        return hits.UNATTRIBUTED_RULE
+    action = Action.AUDIT if header.decision == abi.Decision.AUDIT else Action.DENY
+    request = request_of(event)
+    for rule in policy.rules:
+        if rule.action is action and matches(rule, request):
+            return rule.id
+    return hits.UNATTRIBUTED_RULE

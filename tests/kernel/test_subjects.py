@@ -160,3 +160,18 @@ def test_all_kinds_must_match(engine: Engine, target: Path, subject_exe: Path, c
     assert run(str(subject_exe), "chmod", "600", str(target)) == 0          # right exe, wrong cgroup
     assert in_cgroup(cgroup, BUSYBOX, "chmod", "600", str(target)) == 0      # right cgroup, wrong exe
     assert in_cgroup(cgroup, str(subject_exe), "chmod", "644", str(target)) != 0
+
+
+def test_a_rule_of_a_policy_that_does_not_apply_is_not_reported(engine: Engine, target: Path) -> None:
+    # Both policies deny the same file; the first does not apply to root. The kernel's
+    # entry names the first policy's rule, so it leaves attribution to userspace.
+    apply(engine,
+          policy("first", "  mode: enforce\n  subjects: {uids: [4242]}\n"
+                          f"  rules: [{{id: f, action: deny, chmod: {{paths: [\"{target}\"]}}}}]\n"),
+          policy("second", "  mode: enforce\n"
+                           f"  rules: [{{id: s, action: deny, chmod: {{paths: [\"{target}\"]}}}}]\n"))
+    with pytest.raises(PermissionError):
+        os.chmod(target, 0o600)
+    [event] = drain_events(engine)
+    assert engine.describe(event.header, event) == ("second", "s")
+    assert engine.rule_hits()[("second", "?")] >= 1
