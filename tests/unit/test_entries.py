@@ -19,7 +19,7 @@ def compiled(spec: str, name: str = "p"):
 
 
 def cast(ctype: str, raw: bytes):
-    return ffi.cast(f"{ctype} *", ffi.from_buffer(raw))
+    return ffi.from_buffer(f"{ctype} *", raw)   # keeps `raw` alive, unlike cast(from_buffer(raw))
 
 
 def test_every_key_carries_the_generation() -> None:
