@@ -123,7 +123,7 @@ static __always_inline void lg_stat_inc(__u32 index)
 
 #define LG_EEXIST 17
 
-/* Count one hit of `rule` ((policy << 16) | index) of `generation`. */
+/* Count one hit of rule reference `rule` (see LG_RULE_POLICY_SHIFT) in `generation`. */
 static __always_inline void lg_count_hit(__u32 rule, __u32 generation)
 {
 	struct lg_rule_hit_key key = { .rule = rule, .generation = generation };

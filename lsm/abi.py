@@ -6,6 +6,7 @@ module; nothing here restates an offset or a size.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import struct
 from dataclasses import dataclass
@@ -82,7 +83,22 @@ RULE_INDEX_DEFAULT = lib.LG_RULE_INDEX_DEFAULT
 RULE_INDEX_UNATTRIBUTED = lib.LG_RULE_INDEX_UNATTRIBUTED
 EXE_IDS = lib.LG_EXE_IDS
 ADDR_LEN = lib.LG_ADDR_LEN
-GENERATION_OFFSET = ffi.offsetof("struct lg_path_entry_key", "generation")
+
+
+def key_generation(ctype: str, key: bytes) -> int:
+    """The policy generation (0 or 1) a map key of type `ctype` belongs to: the low byte of its
+    `generation` field, whatever that field's width (little-endian)."""
+    return key[_generation_offset(ctype)]
+
+
+@functools.cache
+def _generation_offset(ctype: str) -> int:
+    return ffi.offsetof(ctype, "generation")
+
+
+def rule_reference(policy_id: int, index: int) -> int:
+    """(policy id << LG_RULE_POLICY_SHIFT) | rule index, as in lg_masks and lg_rule_hit_key."""
+    return policy_id << RULE_POLICY_SHIFT | index
 
 
 def pack(ctype: str, **fields: object) -> bytes:

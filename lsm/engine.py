@@ -36,10 +36,6 @@ def _u32(value: int) -> bytes:
     return struct.pack("=I", value)
 
 
-def _generation_of(map_name: str, key: bytes) -> int:
-    return key[entries.GENERATION_OFFSETS[map_name]]
-
-
 @dataclass
 class Engine:
     obj: BpfObject | None
@@ -134,8 +130,8 @@ class Engine:
         known = self._keys.pop(generation, None)
         if known is not None:
             return known
-        return {name: [k for k in self.maps[name].keys() if _generation_of(name, k) == generation]
-                for name in entries.GENERATION_OFFSETS}
+        return {name: [k for k in self.maps[name].keys() if abi.key_generation(ctype, k) == generation]
+                for name, ctype in entries.GENERATION_KEYS.items()}
 
     def _delete(self, keys: dict[str, list[bytes]]) -> None:
         for name, map_keys in keys.items():

@@ -22,13 +22,13 @@ INET_SLOTS = {Protocol.TCP: abi.Slot.TCP, Protocol.UDP: abi.Slot.UDP}
 INET_KEY_HEADER_BITS = 8 * ffi.offsetof("struct lg_inet_key", "addr") - 8 * ffi.offsetof("struct lg_inet_key",
                                                                                           "generation")
 
-# Maps whose keys carry a generation, and the offset of its (low) byte in the key.
-GENERATION_OFFSETS = {
-    "lg_path_entries": ffi.offsetof("struct lg_path_entry_key", "generation"),
-    "lg_inet_networks": ffi.offsetof("struct lg_inet_key", "generation"),
-    "lg_port_intervals": ffi.offsetof("struct lg_port_interval_key", "generation"),
-    "lg_subject_uids": ffi.offsetof("struct lg_uid_key", "generation"),
-    "lg_rule_identities": ffi.offsetof("struct lg_rule_hit_key", "generation"),
+# Maps whose keys carry a generation, and their key types.
+GENERATION_KEYS = {
+    "lg_path_entries": "struct lg_path_entry_key",
+    "lg_inet_networks": "struct lg_inet_key",
+    "lg_port_intervals": "struct lg_port_interval_key",
+    "lg_subject_uids": "struct lg_uid_key",
+    "lg_rule_identities": "struct lg_rule_hit_key",
 }
 
 
@@ -41,17 +41,13 @@ def slot_of(key: Slot | Protocol) -> abi.Slot:
     return INET_SLOTS[key] if isinstance(key, Protocol) else PATH_SLOTS[key]
 
 
-def rule_reference(policy_id: int, index: int) -> int:
-    return policy_id << abi.RULE_POLICY_SHIFT | index
-
-
 def _attribution(masks: Masks, action: Action, bits: int, enforce: int) -> int:
     """The rule the kernel reports for `bits`: the lowest enforce-mode policy's, else the lowest's."""
     if not bits:
         return abi.NO_RULE
     chosen = bits & enforce or bits
     policy_id = (chosen & -chosen).bit_length() - 1
-    return rule_reference(policy_id, masks.rules[(policy_id, action)])
+    return abi.rule_reference(policy_id, masks.rules[(policy_id, action)])
 
 
 def _masks(masks: Masks, enforce: int) -> bytes:
@@ -66,12 +62,8 @@ def _u64(value: int) -> bytes:
 
 @dataclass
 class GenerationEntries:
-    generation: int
     by_map: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     policy_set: bytes = b""
-
-    def count(self) -> int:
-        return sum(len(entries) for entries in self.by_map.values())
 
 
 def exe_id_table(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> PathTable:
@@ -88,7 +80,7 @@ def inet_key(generation: int, protocol: Protocol, network: IPNetwork) -> bytes:
 
 def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
            exe_ids: dict[PathPattern, int]) -> GenerationEntries:
-    out = GenerationEntries(generation)
+    out = GenerationEntries()
     tables = dict(compiled.paths)
     tables[Slot.SUBJECT_EXE] = exe_id_table(compiled, exe_ids)
     path_entries = out.by_map.setdefault("lg_path_entries", [])

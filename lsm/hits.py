@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 from lsmguard import abi
 from lsmguard.loader import Map
-from lsmguard.loader._libbpf import ffi
 from lsmguard.policy.compile import Compiled
 
 DEFAULT_RULE = ""          # refusals by a policy's default
@@ -34,12 +33,11 @@ def identities(compiled: Compiled, hash_key: tuple[int, int], generation: int) -
     for policy_id, (name, rules) in enumerate(zip(compiled.names, compiled.rules)):
         specials = ((abi.RULE_INDEX_DEFAULT, DEFAULT_RULE), (abi.RULE_INDEX_UNATTRIBUTED, UNATTRIBUTED_RULE))
         for index, rule in [*enumerate(rules), *specials]:
-            reference = policy_id << abi.RULE_POLICY_SHIFT | index
-            yield hit_key(reference, generation), struct.pack("=Q", identity(hash_key, name, rule))
+            yield hit_key(abi.rule_reference(policy_id, index), generation), struct.pack("=Q", identity(hash_key, name, rule))
 
 
 def _generation_of(key: bytes) -> int:
-    return ffi.cast("struct lg_rule_hit_key *", ffi.from_buffer(key)).generation
+    return abi.key_generation("struct lg_rule_hit_key", key)
 
 
 def _count(hits: Map, key: bytes) -> int:

@@ -4,35 +4,15 @@ allow is never denied."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 from lsmguard.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.load import load_text
+from tests.kernel.hammer import Hammer
 from tests.kernel.policies import policy
 
 REPLACEMENTS = 2000
-
-HAMMER = textwrap.dedent("""\
-    import os, sys
-    both_denied, both_allowed, stop = sys.argv[1:4]
-    leaks = wrongly_denied = tries = 0
-    while not os.path.exists(stop):
-        tries += 1
-        try:
-            os.chmod(both_denied, 0o600)
-            leaks += 1
-        except PermissionError:
-            pass
-        try:
-            os.chmod(both_allowed, 0o600)
-        except PermissionError:
-            wrongly_denied += 1
-    print(tries, leaks, wrongly_denied)
-""")
 
 
 def version(scratch: Path, name: str, also: str) -> object:
@@ -54,15 +34,13 @@ def test_no_access_sees_a_mix_of_two_versions(engine: Engine, scratch: Path) -> 
     stop = scratch / "stop"
     versions = [version(scratch, "va", "x"), version(scratch, "vb", "y")]
     engine.apply(versions[0])
-    hammer = subprocess.Popen([sys.executable, "-c", HAMMER, str(scratch / "c"), str(scratch / "d"), str(stop)],
-                              stdout=subprocess.PIPE, text=True)
+    hammer = Hammer.start(stop, scratch / "c", scratch / "d")   # c: both versions deny; d: both allow
     try:
         for i in range(REPLACEMENTS):
             engine.apply(versions[(i + 1) % 2])
     finally:
-        stop.touch()
-        out, _ = hammer.communicate(timeout=120)
-    tries, leaks, wrongly_denied = map(int, out.split())
+        tries, (leaks, allowed) = hammer.finish()
+    wrongly_denied = tries - allowed
     assert tries > 100, "the hammer barely ran: the test proved nothing"
     assert (leaks, wrongly_denied) == (0, 0)
     # the version in force decides x and y

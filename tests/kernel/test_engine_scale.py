@@ -17,6 +17,7 @@ from lsmguard.engine import Engine
 from lsmguard.policy.compile import MAX_POLICIES, CompileError, compile_policies
 from lsmguard.policy.model import Action, Default, Mode, Operation, PathPattern, Policy, Rule
 from tests.kernel.events import drain_events
+from tests.kernel.hammer import Hammer
 from tests.kernel.policies import apply, deny, policy
 
 
@@ -78,21 +79,6 @@ def test_rule_hits_are_counted_across_replacements(engine: Engine, scratch: Path
     assert hits[("counted", "")] == 0
 
 
-HAMMER = textwrap.dedent("""\
-    import os, sys
-    target, stop = sys.argv[1:3]
-    tries = successes = 0
-    while not os.path.exists(stop):
-        tries += 1
-        try:
-            os.chmod(target, 0o600)
-            successes += 1
-        except PermissionError:
-            pass
-    print(tries, successes)
-""")
-
-
 def test_a_second_load_adopts_the_pins_without_a_gap(scratch: Path) -> None:
     pins = Path("/sys/fs/bpf/lsmguard-adopt")
     target, stop = scratch / "guarded", scratch / "stop"
@@ -100,8 +86,7 @@ def test_a_second_load_adopts_the_pins_without_a_gap(scratch: Path) -> None:
     first = Engine.load(pin_root=pins)
     try:
         deny(first, "chmod", str(target))
-        hammer = subprocess.Popen([sys.executable, "-c", HAMMER, str(target), str(stop)], stdout=subprocess.PIPE,
-                                  text=True)
+        hammer = Hammer.start(stop, target)
         time.sleep(1)
         first.close()                              # the daemon goes away ...
         second = Engine.load(pin_root=pins)        # ... and the next one adopts what it left
@@ -109,8 +94,7 @@ def test_a_second_load_adopts_the_pins_without_a_gap(scratch: Path) -> None:
         assert second.hash_key == first.hash_key
         deny(second, "chmod", str(target))         # re-applies through the adopted maps
         time.sleep(1)
-        stop.write_text("")
-        tries, successes = map(int, hammer.communicate(timeout=60)[0].split())
+        tries, [successes] = hammer.finish(timeout=60)
         second.close()
         print(f"{tries} chmods across the adoption, {successes} succeeded")
         assert tries > 0 and successes == 0

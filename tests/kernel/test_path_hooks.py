@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard.abi import GENERATION_OFFSET, Decision, Op
+from lsmguard.abi import Decision, Op, key_generation
 from lsmguard.engine import Engine
 from tests.kernel.events import drain_events
 from tests.kernel.policies import apply, deny, policy
@@ -156,7 +156,7 @@ def test_replacing_policies_swaps_the_generation(engine: Engine, scratch: Path) 
     with pytest.raises(PermissionError):
         os.chmod(b, 0o600)
     # only the generation in force has entries
-    gens = {k[GENERATION_OFFSET] for k in engine.maps["lg_path_entries"].keys()}
+    gens = {key_generation("struct lg_path_entry_key", k) for k in engine.maps["lg_path_entries"].keys()}
     assert gens == {engine.generation()}
 
 

@@ -31,4 +31,4 @@ def test_path_entry_key_layout_carries_hash_length_slot_match_and_generation() -
     assert len(key) == 16
     assert int.from_bytes(key[:8], "little") == abi.path_hash(KEY, b"/etc/shadow")
     assert int.from_bytes(key[8:12], "little") == len(b"/etc/shadow")
-    assert (key[12], key[13], key[abi.GENERATION_OFFSET]) == (abi.Slot.CHMOD, abi.Match.PREFIX, 1)
+    assert (key[12], key[13], abi.key_generation("struct lg_path_entry_key", key)) == (abi.Slot.CHMOD, abi.Match.PREFIX, 1)
