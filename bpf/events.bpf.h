@@ -4,7 +4,7 @@
 #define LSMGUARD_EVENTS_BPF_H
 
 static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 object, __u32 op, __u32 decision,
-					   __u32 policy_id, __u32 rule_id, __u32 flags)
+					   __u32 generation, __u32 policy_id, __u32 rule_id, __u32 flags)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -22,11 +22,12 @@ static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 ob
 	hdr->gid = BPF_CORE_READ(task, cred, egid.val);
 	hdr->flags = flags;
 	hdr->object = object;
-	hdr->reserved = 0;
+	hdr->generation = generation;
 	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
 }
 
-static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 policy_id, __u32 rule_id,
+static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 generation, __u32 policy_id,
+					       __u32 rule_id,
 					       const struct lg_path *path, __u32 mode)
 {
 	struct lg_path_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
@@ -35,7 +36,7 @@ static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 p
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
-	lg_fill_header(&ev->hdr, LG_OBJECT_PATH, op, decision, policy_id, rule_id, path->flags);
+	lg_fill_header(&ev->hdr, LG_OBJECT_PATH, op, decision, generation, policy_id, rule_id, path->flags);
 	ev->mode = mode;
 	ev->path_len = path->len & LG_PATH_MASK;
 	bpf_probe_read_kernel(ev->path, ev->path_len,
@@ -51,7 +52,7 @@ struct lg_inet_target {
 	__u8 addr[LG_ADDR_LEN];
 };
 
-static __always_inline void lg_emit_inet_event(__u32 decision, __u32 policy_id, __u32 rule_id,
+static __always_inline void lg_emit_inet_event(__u32 decision, __u32 generation, __u32 policy_id, __u32 rule_id,
 					       const struct lg_inet_target *target)
 {
 	struct lg_inet_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
@@ -60,7 +61,7 @@ static __always_inline void lg_emit_inet_event(__u32 decision, __u32 policy_id, 
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
-	lg_fill_header(&ev->hdr, LG_OBJECT_INET, LG_OP_CONNECT, decision, policy_id, rule_id, 0);
+	lg_fill_header(&ev->hdr, LG_OBJECT_INET, LG_OP_CONNECT, decision, generation, policy_id, rule_id, 0);
 	ev->family = target->family;
 	ev->port = target->port;
 	ev->protocol = target->protocol;

@@ -120,10 +120,10 @@ static __always_inline int lg_check_inet_connect(struct socket *sock, struct soc
 	lg_decide(s, config, set, generation, &a, &out);
 
 	if (out.audit)
-		lg_emit_inet_event(LG_DECISION_AUDIT, out.audit_policy_id, out.audit_rule_id, &target);
+		lg_emit_inet_event(LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, &target);
 	if (out.decision == LG_DECISION_ALLOW)
 		return 0;
-	lg_emit_inet_event(out.decision, out.policy_id, out.rule_id, &target);
+	lg_emit_inet_event(out.decision, generation, out.policy_id, out.rule_id, &target);
 	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
 }
 

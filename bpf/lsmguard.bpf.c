@@ -49,10 +49,10 @@ static __always_inline int lg_judge_path(__u32 op, struct lg_scratch *s, __u64 s
 	lg_decide(s, config, set, generation, &a, &out);
 
 	if (out.audit)
-		lg_emit_path_event(op, LG_DECISION_AUDIT, out.audit_policy_id, out.audit_rule_id, path, detail);
+		lg_emit_path_event(op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, path, detail);
 	if (out.decision == LG_DECISION_ALLOW)
 		return 0;
-	lg_emit_path_event(op, out.decision, out.policy_id, out.rule_id, path, detail);
+	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, path, detail);
 	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
 }
 

@@ -169,6 +169,7 @@ class EventHeader:
     gid: int
     flags: PathFlag
     comm: bytes
+    generation: int = 0   # the policy set that decided
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,8 @@ def _header(raw: "ffi.CData") -> EventHeader:
     return EventHeader(
         ktime_ns=raw.ktime_ns, cgroup_id=raw.cgroup_id, op=Op(raw.op), decision=Decision(raw.decision),
         policy_id=raw.policy_id, rule_id=raw.rule_id, pid=raw.pid, tgid=raw.tgid, ppid=raw.ppid,
-        uid=raw.uid, gid=raw.gid, flags=PathFlag(raw.flags), comm=ffi.string(raw.comm))
+        uid=raw.uid, gid=raw.gid, flags=PathFlag(raw.flags), comm=ffi.string(raw.comm),
+        generation=raw.generation)
 
 
 def _cast(ctype: str, data: bytes) -> "ffi.CData":

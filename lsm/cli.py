@@ -12,12 +12,15 @@ from lsmguard import __version__
 from lsmguard.loader import diagnose
 from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.load import load_paths
+from lsmguard import audit, control, journal
+from lsmguard.control import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_CODES = ("exit status: 0 success; 1 failure (the kernel or the system refused); 2 invalid usage, "
+              "policy or input; 3 lsmguard is not loaded; 4 permission denied (changing policy needs root)")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    checks = diagnose.run_checks()
+    checks = diagnose.run_checks() + [journal.check_journald()]
     if args.json:
         print(json.dumps([c.__dict__ for c in checks]))
     else:
@@ -57,23 +60,108 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    try:
+        query = audit.Query(since=audit.parse_time(args.since) if args.since else None,
+                            until=audit.parse_time(args.until) if args.until else None,
+                            matches={audit.FILTER_FIELDS[k]: str(getattr(args, k)) for k in audit.FILTER_FIELDS
+                                     if getattr(args, k) is not None})
+    except audit.TimeError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+    found = audit.entries(query, follow=args.follow)
+    if args.json:
+        for entry in found:
+            print(json.dumps(audit.as_json(entry)), flush=args.follow)
+        return EXIT_OK
+    audit.print_table((audit.row(e) for e in found), follow=args.follow)
+    return EXIT_OK
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from lsmguard.daemon import Daemon
+    control.require_root("the daemon")
+    return Daemon(control.paths_of(args)).run()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lsmguard", description="Enforce YAML security policies with BPF LSM programs.",
-        epilog="exit status: 0 success, 1 failure, 2 invalid usage or input")
+        prog="lsmguard", description="Enforce YAML security policies with BPF LSM programs.", epilog=EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"lsmguard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    doctor = sub.add_parser("doctor", help="check that this host can enforce BPF LSM policy",
-                            description="Check BPF LSM, BTF, capabilities, bpffs and lockdown; "
-                                        "exit 0 only when enforcement can work.")
-    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
-    doctor.set_defaults(func=cmd_doctor)
-    check = sub.add_parser("check", help="validate policy files or directories",
-                           description="Validate policies: exit 0 when valid (warnings allowed), "
-                                       "2 with every error listed as file:line:column: field: message.")
+
+    def command(name: str, help: str, description: str, func: object, json_output: bool = True,
+                policy_dir: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description, epilog=EXIT_CODES)
+        if json_output:
+            p.add_argument("--json", action="store_true", help="print the result as JSON")
+        if policy_dir:
+            p.add_argument("--policy-dir", metavar="DIR",
+                           help="policy directory (default /etc/lsmguard/policies.d, or $LSMGUARD_POLICY_DIR)")
+        p.set_defaults(func=func)
+        return p
+
+    command("doctor", "check that this host can enforce BPF LSM policy",
+            "Check BPF LSM, BTF, capabilities, bpffs, lockdown and journald; exit 0 only when enforcement can "
+            "work.", cmd_doctor)
+    check = command("check", "validate policy files or directories",
+                    "Validate policies: exit 0 when valid (warnings allowed), 2 with every error listed as "
+                    "file:line:column: field: message.", cmd_check)
     check.add_argument("paths", nargs="+", metavar="FILE|DIR", help="policy files, or directories of *.yaml")
-    check.add_argument("--json", action="store_true", help="print the result as JSON")
-    check.set_defaults(func=cmd_check)
+    apply = command("apply", "apply the policy directory, or the given files, to the kernel",
+                    "Load and pin lsmguard if needed, then replace the policy set in force atomically. With no "
+                    "argument, the policy directory; with files or directories, exactly those (not saved).",
+                    control.cmd_apply, policy_dir=True)
+    apply.add_argument("paths", nargs="*", metavar="FILE|DIR", help="policy files or directories")
+    command("list", "list the rules in force with their hit counts",
+            "List every rule in force: policy, mode, id, action, operation, objects and how often it matched "
+            "(hit counts need root).", control.cmd_list, policy_dir=True)
+    command("status", "show whether lsmguard is loaded and what it enforces",
+            "Loaded programs, policies and rules in force, kernel counters (denials, events lost), and the "
+            "daemon's state.", control.cmd_status)
+    command("unload", "detach every lsmguard program and remove its pins",
+            "Stop enforcing: detach the programs and remove /sys/fs/bpf/lsmguard. The daemon must be stopped "
+            "first.", control.cmd_unload, json_output=False)
+    for action, verb in (("deny", "refuse"), ("allow", "allow-list")):
+        p = command(action, f"{verb} an operation now and persist the rule",
+                    f"Add a {action} rule to a policy managed by lsmguard (default policy: "
+                    f"{'local' if action == 'deny' else 'local-allow, created with default: deny'}), in force at "
+                    "once through the pinned maps and saved to the policy directory; all or nothing.",
+                    control.cmd_rule, policy_dir=True)
+        p.set_defaults(action=action)
+        p.add_argument("operation", choices=("exec", "open", "chmod", "connect"))
+        p.add_argument("targets", nargs="+", metavar="TARGET",
+                       help="paths (/a/b or /a/**); for connect: CIDRs, unix socket paths or @abstract names")
+        p.add_argument("--access", action="append", metavar="read|write", help="open: which access (default both)")
+        p.add_argument("--port", action="append", metavar="PORT[-PORT]", help="connect: ports or ranges")
+        p.add_argument("--proto", choices=("tcp", "udp", "any"), help="connect: protocol (default any)")
+        p.add_argument("--exe", action="append", metavar="PATH", help="only for processes running PATH (and descendants)")
+        p.add_argument("--cgroup", action="append", metavar="PATH", help="only for processes in this cgroup")
+        p.add_argument("--uid", action="append", type=int, metavar="UID", help="only for this effective uid")
+        p.add_argument("--policy", metavar="NAME", help="the policy to add the rule to")
+        p.add_argument("--audit-only", action="store_true",
+                       help="put the rule in an audit-mode policy: journal would-deny, refuse nothing")
+    remove = command("remove", "remove a rule added with allow or deny",
+                     "Remove one rule from a policy managed by lsmguard, in force at once and saved.",
+                     control.cmd_remove, policy_dir=True)
+    remove.add_argument("rule_id", metavar="RULE_ID")
+    remove.add_argument("--policy", metavar="NAME", help="the policy holding the rule, when several do")
+    aud = command("audit", "review denials and audited accesses in the journal",
+                  "Show lsmguard's journal records (denials, would-denials, audits, losses), oldest first.",
+                  cmd_audit)
+    aud.add_argument("--since", metavar="TIME", help="2026-11-21 10:00, today, -10m, 2h ago")
+    aud.add_argument("--until", metavar="TIME")
+    aud.add_argument("--op", choices=("exec", "open", "chmod", "connect"))
+    aud.add_argument("--decision", choices=("deny", "would-deny", "audit"))
+    aud.add_argument("--policy")
+    aud.add_argument("--rule")
+    aud.add_argument("--pid", type=int)
+    aud.add_argument("--exe", metavar="PATH")
+    aud.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    command("daemon", "run the enforcement daemon (lsmguard.service)",
+            "Load or adopt the pinned programs, apply the policy directory, pump events to journald, reload "
+            "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", cmd_daemon, json_output=False,
+            policy_dir=True)
     return parser
 
 
@@ -83,7 +171,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CliError as error:
+        print(f"lsmguard: {error}", file=sys.stderr)
+        return error.status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except OSError as error:
+        print(f"lsmguard: {error}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

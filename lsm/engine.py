@@ -184,20 +184,7 @@ class Engine:
         self.compiled = compiled
 
     def describe(self, header: abi.EventHeader, event: abi.Event | None = None) -> tuple[str, str]:
-        """(policy name, rule id) of an event; rule id "" for a policy's default.
-
-        When several policies with subjects matched one object, the kernel may not
-        single out the rule (LG_RULE_UNATTRIBUTED); given the event, the policy's
-        first rule of the event's decision that matches its object is named, else "?".
-        """
-        if self.compiled is None or header.policy_id >= len(self.compiled.names):
-            return (f"#{header.policy_id}", "" if header.rule_id == abi.NO_RULE else f"#{header.rule_id}")
-        name, rules = self.compiled.names[header.policy_id], self.compiled.rules[header.policy_id]
-        if header.rule_id < len(rules):
-            return name, rules[header.rule_id]
-        if header.rule_id == abi.RULE_UNATTRIBUTED:
-            return name, attribute(self.compiled.policies[header.policy_id], header, event)
-        return name, hits.DEFAULT_RULE
+        return describe(self.compiled, header, event)
 
     # -- reading ------------------------------------------------------------
 
@@ -251,6 +238,25 @@ def request_of(event: abi.Event) -> Request:
         return Request(op, unix=path)
     access = Access(event.mode & Access.ANY.value or Access.READ.value) if op is Operation.OPEN else Access.READ
     return Request(op, path=path, access=access)
+
+
+def describe(compiled: Compiled | None, header: abi.EventHeader,
+             event: abi.Event | None = None) -> tuple[str, str]:
+    """(policy name, rule id) of an event under the policy set `compiled`; rule id "" for
+    a policy's default.
+
+    When several policies with subjects matched one object, the kernel may not
+    single out the rule (LG_RULE_UNATTRIBUTED); given the event, the policy's
+    first rule of the event's decision that matches its object is named, else "?".
+    """
+    if compiled is None or header.policy_id >= len(compiled.names):
+        return (f"#{header.policy_id}", "" if header.rule_id == abi.NO_RULE else f"#{header.rule_id}")
+    name, rules = compiled.names[header.policy_id], compiled.rules[header.policy_id]
+    if header.rule_id < len(rules):
+        return name, rules[header.rule_id]
+    if header.rule_id == abi.RULE_UNATTRIBUTED:
+        return name, attribute(compiled.policies[header.policy_id], header, event)
+    return name, hits.DEFAULT_RULE
 
 
 def attribute(policy: Policy, header: abi.EventHeader, event: abi.Event | None) -> str:

@@ -93,31 +93,51 @@ def _read(path: Path) -> str:
         raise PolicyError([Diagnostic(str(path), 1, 1, "", f"cannot read: {exc.strerror}")]) from None
 
 
-def load_paths(paths: list[Path]) -> LoadResult:
-    """Policies from files and directories, in order; names must be unique across all of them."""
-    result = LoadResult()
+def read_sources(paths: list[Path]) -> list[tuple[str, str]]:
+    """(file, text) of every policy file under `paths`, in order. Raises PolicyError
+    listing every path that is missing or unreadable."""
+    sources: list[tuple[str, str]] = []
     errors: list[Diagnostic] = []
-    first_seen: dict[str, str] = {}
     for given in paths:
         if not given.exists():
             errors.append(Diagnostic(str(given), 1, 1, "", "no such file or directory"))
             continue
         for file in policy_files(given):
-            result.files.append(str(file))
             try:
-                loaded = load_text(_read(file), str(file))
+                sources.append((str(file), _read(file)))
             except PolicyError as exc:
                 errors += exc.diagnostics
+    if errors:
+        raise PolicyError(errors)
+    return sources
+
+
+def load_paths(paths: list[Path]) -> LoadResult:
+    """Policies from files and directories, in order; names must be unique across all of them."""
+    return load_sources(read_sources(paths))
+
+
+def load_sources(sources: list[tuple[str, str]]) -> LoadResult:
+    """Policies from (file, text) pairs, in order; names must be unique across all of them."""
+    result = LoadResult()
+    errors: list[Diagnostic] = []
+    first_seen: dict[str, str] = {}
+    for file, text in sources:
+        result.files.append(file)
+        try:
+            loaded = load_text(text, file)
+        except PolicyError as exc:
+            errors += exc.diagnostics
+            continue
+        result.warnings += loaded.warnings
+        for policy in loaded.policies:
+            if policy.name in first_seen:
+                line, column = loaded.name_positions[policy.source]
+                errors.append(Diagnostic(file, line, column, "metadata.name",
+                                         f"policy name '{policy.name}' is already used by {first_seen[policy.name]}"))
                 continue
-            result.warnings += loaded.warnings
-            for policy in loaded.policies:
-                if policy.name in first_seen:
-                    line, column = loaded.name_positions[policy.source]
-                    errors.append(Diagnostic(str(file), line, column, "metadata.name",
-                                             f"policy name '{policy.name}' is already used by {first_seen[policy.name]}"))
-                    continue
-                first_seen[policy.name] = policy.source
-                result.policies.append(policy)
+            first_seen[policy.name] = policy.source
+            result.policies.append(policy)
     if errors:
         raise PolicyError(errors + result.warnings)
     return result

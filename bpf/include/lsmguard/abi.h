@@ -222,7 +222,7 @@ struct lg_event_header {
 	__u32 gid;        /* effective gid */
 	__u32 flags;      /* enum lg_path_flags */
 	__u32 object;     /* enum lg_object: which event struct this header starts */
-	__u32 reserved;
+	__u32 generation; /* the policy set (0 or 1) that decided: names policy_id and rule_id */
 	char comm[LG_COMM_LEN];
 };
 

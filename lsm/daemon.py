@@ -1,0 +1,192 @@
+"""`lsmguard daemon`: load or adopt the pinned programs, apply the policy
+directory, pump events to journald, reload on SIGHUP, speak sd_notify.
+
+On SIGTERM it exits leaving enforcement pinned: the kernel keeps deciding
+while no daemon runs, and the next one adopts the pins with no gap. Events
+the kernel could not queue meanwhile are counted there and reported.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import asdict, dataclass
+from types import FrameType
+
+from lsmguard import abi, store
+from lsmguard.engine import Engine
+from lsmguard.journal import JournalWriter, MessageId, Priority
+from lsmguard.policy.errors import PolicyError
+from lsmguard.policy.compile import Compiled
+from lsmguard.pump import EventPump, PolicyBook
+from lsmguard.records import daemon_record
+
+POLL_MS = 200
+STATUS_EVERY_S = 2.0
+
+
+def notify(message: str) -> None:
+    """sd_notify(3): a datagram to $NOTIFY_SOCKET; nothing when not run by systemd."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        try:
+            sock.sendto(message.encode(), path)
+        except OSError:
+            pass   # systemd went away; nothing to tell
+
+
+def watchdog_interval() -> float | None:
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and int(pid) != os.getpid()):
+        return None
+    return int(usec) / 1e6 / 2
+
+
+@dataclass
+class DaemonStatus:
+    pid: int
+    started: float
+    policies: int = 0
+    rules: int = 0
+    events: int = 0
+    written: int = 0
+    coalesced: int = 0
+    kernel_lost: int = 0
+    journal_buffered: int = 0
+    journal_lost: int = 0
+    last_reload_error: str = ""
+
+
+class Daemon:
+    def __init__(self, paths: store.Paths) -> None:
+        self.paths = paths
+        self.book = PolicyBook()
+        self.writer = JournalWriter()
+        self.pump = EventPump(self._name_event, self.writer)
+        self.status = DaemonStatus(os.getpid(), time.time())
+        self.engine: Engine | None = None
+        self._reload = False
+        self._stop = False
+        self._in_force_mtime = -1
+
+    # -- policy ---------------------------------------------------------------
+
+    def _name_event(self, header: abi.EventHeader, event: abi.Event) -> tuple[str, str]:
+        self._refresh_book()
+        return self.book.name(header, event)
+
+    def _refresh_book(self) -> None:
+        """Follow sets applied by others (`lsmguard deny` ...) through in-force.json."""
+        try:
+            mtime = self.paths.in_force.stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime == self._in_force_mtime:
+            return
+        self._in_force_mtime = mtime
+        for generation, sources in store.read_in_force(self.paths).items():
+            try:
+                self.book.by_generation[generation] = store.compile_sources(sources)[0]
+            except PolicyError:
+                self.book.by_generation.pop(generation, None)
+
+    def apply_directory(self, first: bool) -> bool:
+        assert self.engine is not None
+        with store.locked(self.paths):
+            try:
+                compiled, loaded = store.apply_sources(self.engine, self.paths,
+                                                       store.directory_sources(self.paths.policy_dir))
+            except (PolicyError, OSError) as error:
+                why = str(error)
+                self.status.last_reload_error = why
+                what = "kept the policy set in force" if not first else "nothing applied"
+                self.writer.write(daemon_record(
+                    f"policy rejected, {what}: {why.splitlines()[0] if why else type(error).__name__}",
+                    MessageId.POLICY_REJECTED, Priority.ERR, LSMGUARD_ERROR=why,
+                    LSMGUARD_POLICY_DIR=self.paths.policy_dir))
+                return False
+        self._applied(compiled, len(loaded.files))
+        return True
+
+    def _applied(self, compiled: Compiled, files: int) -> None:
+        self.book.by_generation[self.engine.generation()] = compiled   # type: ignore[union-attr]
+        self.status.policies = len(compiled.names)
+        self.status.rules = sum(len(r) for r in compiled.rules)
+        self.status.last_reload_error = ""
+        self.writer.write(daemon_record(
+            f"policy applied: {self.status.policies} policies, {self.status.rules} rules from {files} files",
+            MessageId.POLICY_APPLIED, Priority.INFO, LSMGUARD_POLICIES=",".join(compiled.names),
+            LSMGUARD_RULE_COUNT=self.status.rules, LSMGUARD_POLICY_DIR=self.paths.policy_dir))
+
+    # -- running ----------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self._reload = True
+        else:
+            self._stop = True
+
+    def _write_status(self) -> None:
+        c = self.pump.counts
+        self.status.events, self.status.written, self.status.coalesced = c.events, c.written, c.coalesced
+        self.status.kernel_lost = c.kernel_lost
+        self.status.journal_buffered, self.status.journal_lost = len(self.writer.buffered), self.writer.lost_total
+        store.write_atomically(self.paths.run_dir / "daemon.json", json.dumps(asdict(self.status)))
+        notify(f"STATUS={self.status.policies} policies, {self.status.rules} rules; {c.events} events, "
+               f"{c.kernel_lost + self.writer.lost_total} lost")
+
+    def run(self) -> int:
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        self.paths.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        pid_file = self.paths.run_dir / "daemon.pid"
+        self.engine = Engine.load(pin_root=self.paths.pin_root)
+        adopted = self.engine.adopted
+        self.writer.write(daemon_record(
+            f"lsmguard daemon started ({'adopted the pinned programs' if adopted else 'loaded and pinned'})",
+            MessageId.DAEMON_STARTED, LSMGUARD_ADOPTED=int(adopted)))
+        if not self.apply_directory(first=not adopted) and not adopted:
+            # Programs that enforce nothing and nobody to report them: do not leave them pinned.
+            self.engine.close()
+            Engine.unpin(self.paths.pin_root)
+            return 1
+        store.write_atomically(pid_file, f"{os.getpid()}\n")
+        reader = self.engine.event_reader(self.pump.on_event)
+        watchdog = watchdog_interval()
+        next_status = next_ping = 0.0
+        notify("READY=1")
+        try:
+            while not self._stop:
+                reader.poll(POLL_MS)
+                self.pump.tick(self.engine.stats()[abi.Stat.EVENTS_LOST])
+                if self._reload:
+                    self._reload = False
+                    notify("RELOADING=1")
+                    self.apply_directory(first=False)
+                    notify("READY=1")
+                now = time.monotonic()
+                if now >= next_status:
+                    self._write_status()
+                    next_status = now + STATUS_EVERY_S
+                if watchdog and now >= next_ping:
+                    notify("WATCHDOG=1")
+                    next_ping = now + watchdog
+            notify("STOPPING=1")
+            reader.consume()
+            self.pump.tick(self.engine.stats()[abi.Stat.EVENTS_LOST])
+            self.pump.drain()
+            self.writer.write(daemon_record("lsmguard daemon stopped; enforcement stays pinned",
+                                            MessageId.DAEMON_STOPPED))
+            self._write_status()
+        finally:
+            reader.close()
+            self.engine.close()
+            pid_file.unlink(missing_ok=True)
+        return 0

@@ -1,0 +1,131 @@
+"""What /proc says about the process behind an event: executable, command
+line, cgroup, systemd unit or container, and its lineage.
+
+The kernel's event is authoritative for pid, ppid, uid and comm; this adds
+what is cheaper to read in user space. It is best effort: a process may have
+exited, or its pid been reused, by the time the event is read. A process that
+started after the event is not the one that caused it, and is not described.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsmguard.untrusted import escape
+
+LINEAGE_DEPTH = 8
+CMDLINE_MAX = 4096
+PROC = Path("/proc")
+_CONTAINER_ID = re.compile(r"(?:^|[-/])([0-9a-f]{64})(?:\.scope)?$")
+_UNIT = re.compile(r"^[^/]+\.(service|scope|socket|mount|swap|timer|slice)$")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Ancestor:
+    pid: int
+    exe: str
+    uid: int
+    start_ns: int   # CLOCK_BOOTTIME at start
+
+
+@dataclass
+class ProcessContext:
+    exe: str = ""
+    cmdline: str = ""
+    cgroup: str = ""
+    unit: str = ""
+    container: str = ""
+    lineage: list[Ancestor] = field(default_factory=list)   # parent first
+    current: bool = False      # False: the process was gone or its pid reused
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(ppid, start time in ns since boot) from /proc/PID/stat."""
+    try:
+        raw = (PROC / str(pid) / "stat").read_bytes()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(b")") + 2:].split()   # after "pid (comm) ", comm may hold anything
+    return int(fields[1]), int(fields[19]) * 1_000_000_000 // _TICKS
+
+
+def _exe(pid: int) -> str:
+    try:
+        return escape(os.fsencode(os.readlink(PROC / str(pid) / "exe")))
+    except OSError:
+        return ""
+
+
+def _uid(pid: int) -> int:
+    try:
+        for line in (PROC / str(pid) / "status").read_text(errors="replace").splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[2])   # effective
+    except OSError:
+        pass
+    return -1
+
+
+def cgroup_of(pid: int) -> str:
+    try:
+        for line in (PROC / str(pid) / "cgroup").read_text(errors="surrogateescape").splitlines():
+            if line.startswith("0::"):
+                return escape(line[3:])
+    except OSError:
+        pass
+    return ""
+
+
+def unit_of(cgroup: str) -> str:
+    """The innermost systemd unit in a cgroup path (not a slice)."""
+    for part in reversed(cgroup.split("/")):
+        m = _UNIT.match(part)
+        if m and m.group(1) != "slice":
+            return part
+    return ""
+
+
+def container_of(cgroup: str) -> str:
+    """A container id (64 hex digits) in a cgroup path: docker, containerd, CRI-O, podman."""
+    for part in reversed(cgroup.split("/")):
+        m = _CONTAINER_ID.search(part)
+        if m:
+            return m.group(1)
+    return ""
+
+
+def lineage(ppid: int, depth: int = LINEAGE_DEPTH) -> list[Ancestor]:
+    out: list[Ancestor] = []
+    pid = ppid
+    while pid > 0 and len(out) < depth:
+        stat = _stat(pid)
+        if stat is None:
+            break
+        out.append(Ancestor(pid, _exe(pid), _uid(pid), stat[1]))
+        pid = stat[0]
+    return out
+
+
+def boottime_ns_of_monotonic(monotonic_ns: int) -> int:
+    """/proc start times count from boot including suspend; event times do not."""
+    return monotonic_ns + time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def context(tgid: int, ppid: int, event_ktime_ns: int) -> ProcessContext:
+    """Context of process `tgid` as it was at the event (CLOCK_MONOTONIC ns)."""
+    stat = _stat(tgid)
+    # /proc's start time has clock-tick resolution: allow one tick.
+    if stat is None or stat[1] > boottime_ns_of_monotonic(event_ktime_ns) + 1_000_000_000 // _TICKS:
+        return ProcessContext(lineage=lineage(ppid))
+    try:
+        raw = (PROC / str(tgid) / "cmdline").read_bytes()[:CMDLINE_MAX]
+    except OSError:
+        raw = b""
+    cmdline = " ".join(escape(arg) for arg in raw.rstrip(b"\0").split(b"\0")) if raw else ""
+    cgroup = cgroup_of(tgid)
+    return ProcessContext(exe=_exe(tgid), cmdline=cmdline, cgroup=cgroup, unit=unit_of(cgroup),
+                          container=container_of(cgroup), lineage=lineage(ppid), current=True)

@@ -1,0 +1,77 @@
+"""From the ring buffer to journald: name, enrich, coalesce, write, and count
+what was lost in the kernel or on the way."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lsmguard import abi, process, records
+from lsmguard.coalesce import Coalescer
+from lsmguard.engine import describe
+from lsmguard.journal import JournalWriter, lost_record
+from lsmguard.policy.compile import Compiled
+
+Namer = Callable[[abi.EventHeader, abi.Event], tuple[str, str]]
+
+
+@dataclass
+class PumpCounts:
+    events: int = 0          # read from the ring buffer
+    written: int = 0         # records handed to the writer (first occurrences and repeat records)
+    coalesced: int = 0       # events represented by a repeat record rather than their own
+    kernel_lost: int = 0     # the ring buffer was full: reported from the kernel's counter
+
+
+@dataclass
+class EventPump:
+    name_event: Namer
+    writer: JournalWriter = field(default_factory=JournalWriter)
+    coalescer: Coalescer = field(default_factory=Coalescer)
+    clock: Callable[[], float] = time.monotonic
+    counts: PumpCounts = field(default_factory=PumpCounts)
+    _kernel_lost_seen: int | None = None
+
+    def on_event(self, event: abi.Event) -> None:
+        self.counts.events += 1
+        policy, rule = self.name_event(event.header, event)
+        ctx = process.context(event.header.tgid, event.header.ppid, event.header.ktime_ns)
+
+        def build(repeats: int) -> dict[str, str]:
+            return records.event_record(event, policy, rule, ctx, repeats)
+
+        out = self.coalescer.add(records.coalescing_key(event, policy, rule), self.clock(), build)
+        if not out:
+            self.counts.coalesced += 1
+        for rec in out:
+            self._write(rec)
+
+    def tick(self, kernel_lost: int | None = None) -> None:
+        """Close expired coalescing windows and report kernel-side losses since the last tick."""
+        for rec in self.coalescer.expire(self.clock()):
+            self._write(rec)
+        if kernel_lost is not None:
+            if self._kernel_lost_seen is not None and kernel_lost > self._kernel_lost_seen:
+                delta = kernel_lost - self._kernel_lost_seen
+                self.counts.kernel_lost += delta
+                self._write(lost_record(delta, "kernel ring buffer full"))
+            self._kernel_lost_seen = kernel_lost
+        self.writer.flush()
+
+    def drain(self) -> None:
+        for rec in self.coalescer.drain():
+            self._write(rec)
+        self.writer.flush()
+
+    def _write(self, rec: dict[str, str]) -> None:
+        self.counts.written += 1
+        self.writer.write(rec)
+
+
+@dataclass
+class PolicyBook:
+    """The compiled policy set of each generation, to name the policy and rule of an event."""
+    by_generation: dict[int, Compiled] = field(default_factory=dict)
+
+    def name(self, header: abi.EventHeader, event: abi.Event) -> tuple[str, str]:
+        return describe(self.by_generation.get(header.generation), header, event)

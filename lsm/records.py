@@ -1,0 +1,92 @@
+"""Journal records of kernel events: one readable MESSAGE and LSMGUARD_* fields.
+
+Every untrusted string goes through `untrusted.escape` before it reaches a
+field, so a file name or comm cannot forge a line or a field.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from lsmguard import abi
+from lsmguard.journal import MessageId, Priority, Record, record
+from lsmguard.process import ProcessContext
+from lsmguard.untrusted import escape
+
+DECISION_NAMES = {abi.Decision.DENY: "deny", abi.Decision.WOULD_DENY: "would-deny", abi.Decision.AUDIT: "audit",
+                  abi.Decision.ALLOW: "allow"}
+_MESSAGE_IDS = {abi.Decision.DENY: MessageId.DENY, abi.Decision.WOULD_DENY: MessageId.WOULD_DENY,
+                abi.Decision.AUDIT: MessageId.AUDIT}
+_PRIORITIES = {abi.Decision.DENY: Priority.WARNING, abi.Decision.WOULD_DENY: Priority.NOTICE,
+               abi.Decision.AUDIT: Priority.INFO}
+_PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp", 136: "udplite", 262: "mptcp", 1: "icmp", 58: "icmpv6"}
+_OPEN_ACCESS = {1: "read", 2: "write", 3: "read,write"}
+
+
+def target_fields(event: abi.Event) -> dict[str, object]:
+    """The object of an access, as fields, and its readable form under TARGET."""
+    if isinstance(event, abi.InetEvent):
+        protocol = _PROTOCOLS.get(event.protocol, str(event.protocol))
+        host = f"[{event.address}]" if event.address.version == 6 else str(event.address)
+        return {"LSMGUARD_ADDRESS": event.address, "LSMGUARD_PORT": event.port, "LSMGUARD_PROTOCOL": protocol,
+                "LSMGUARD_TARGET": f"{host}:{event.port}/{protocol}"}
+    path = escape(event.path)
+    if event.header.op is abi.Op.CONNECT:
+        return {"LSMGUARD_UNIX_PATH": path, "LSMGUARD_TARGET": f"unix:{path}"}
+    fields: dict[str, object] = {"LSMGUARD_PATH": path, "LSMGUARD_TARGET": path}
+    if event.header.op is abi.Op.OPEN:
+        fields["LSMGUARD_ACCESS"] = _OPEN_ACCESS.get(event.mode & 3, "read")
+    elif event.header.op is abi.Op.CHMOD:
+        fields["LSMGUARD_MODE"] = f"{event.mode & 0o7777:04o}"
+    return fields
+
+
+def lineage_text(ctx: ProcessContext) -> str:
+    """Oldest ancestor first: "/sbin/init[1] -> /usr/bin/python3[700] -> /bin/sh[812]"."""
+    return " -> ".join(f"{a.exe or '?'}[{a.pid}]" for a in reversed(ctx.lineage))
+
+
+def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, repeats: int = 0) -> Record:
+    h = event.header
+    decision = DECISION_NAMES[h.decision]
+    fields = target_fields(event)
+    comm = escape(h.comm)
+    why = f"rule {rule}" if rule else f"default {'deny' if h.decision != abi.Decision.AUDIT else 'audit'}"
+    access = f" ({fields['LSMGUARD_ACCESS']})" if "LSMGUARD_ACCESS" in fields else ""
+    message = (f"{decision} {h.op.name.lower()} {fields['LSMGUARD_TARGET']}{access} by {comm}[{h.tgid}] "
+               f"uid {h.uid} (policy {policy}, {why})")
+    if h.flags:
+        message += f" [path not fully resolved: {str(h.flags).replace('PathFlag.', '').lower()}]"
+    if repeats:
+        message += f" [repeated {repeats} more time{'s' if repeats != 1 else ''}]"
+    extra: dict[str, object] = {
+        "OBJECT_PID": h.tgid, "LSMGUARD_OPERATION": h.op.name.lower(), "LSMGUARD_DECISION": decision,
+        "LSMGUARD_POLICY": policy, "LSMGUARD_RULE": rule or "(default)", "LSMGUARD_PID": h.tgid,
+        "LSMGUARD_TID": h.pid, "LSMGUARD_PPID": h.ppid, "LSMGUARD_UID": h.uid, "LSMGUARD_GID": h.gid,
+        "LSMGUARD_COMM": comm, **fields}
+    if h.flags:
+        extra["LSMGUARD_UNRESOLVED"] = str(h.flags).replace("PathFlag.", "").lower()
+    context_fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_CMDLINE": ctx.cmdline, "LSMGUARD_CGROUP": ctx.cgroup,
+                      "LSMGUARD_UNIT": ctx.unit, "LSMGUARD_CONTAINER_ID": ctx.container,
+                      "LSMGUARD_LINEAGE": lineage_text(ctx)}
+    extra.update((k, v) for k, v in context_fields.items() if v)
+    if ctx.lineage:
+        extra["LSMGUARD_LINEAGE_JSON"] = json.dumps(
+            [{"pid": a.pid, "exe": a.exe, "uid": a.uid, "start_boottime_ns": a.start_ns} for a in ctx.lineage])
+    if not ctx.current:
+        extra["LSMGUARD_PROCESS_GONE"] = 1
+    if repeats:
+        extra["LSMGUARD_REPEATS"] = repeats
+    return record(message, _MESSAGE_IDS[h.decision], _PRIORITIES[h.decision], **extra)
+
+
+def coalescing_key(event: abi.Event, policy: str, rule: str) -> tuple[object, ...]:
+    """Events with equal keys are the same thing happening again."""
+    h = event.header
+    target = (event.address, event.port, event.protocol) if isinstance(event, abi.InetEvent) else \
+        (event.path, event.mode)
+    return (h.op, h.decision, policy, rule, h.tgid, h.uid, h.comm, h.flags, target)
+
+
+def daemon_record(message: str, message_id: object, priority: int = Priority.INFO, **fields: object) -> Record:
+    return record(message, message_id, priority, LSMGUARD_DAEMON_PID=os.getpid(), **fields)  # type: ignore[arg-type]
