@@ -14,6 +14,7 @@ from lsmguard.loader import BpfError, diagnose
 from lsmguard.policy.compile import Compiled
 from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.load import read_sources
+from lsmguard.policy.model import ALL_PORTS, Access, Operation, Protocol, Rule
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_LOADED, EXIT_PERMISSION = 0, 1, 2, 3, 4
 
@@ -140,15 +141,19 @@ def _policy_rows(compiled: Compiled, hits: dict[tuple[str, str], int] | None) ->
     return rows
 
 
-def _objects(rule: object) -> str:
-    r = rule  # a model.Rule
-    if r.inet is not None:   # type: ignore[attr-defined]
-        return str(r.inet)   # type: ignore[attr-defined]
-    if r.unix is not None:   # type: ignore[attr-defined]
-        return str(r.unix)   # type: ignore[attr-defined]
-    text = " ".join(p.text for p in r.paths)   # type: ignore[attr-defined]
-    if r.operation.value == "open":   # type: ignore[attr-defined]
-        text += f" ({r.access.name.lower().replace('|', ',') if r.access.name else 'read,write'})"  # type: ignore[attr-defined]
+def _objects(rule: Rule) -> str:
+    """A rule's objects as one readable cell."""
+    if rule.inet is not None:
+        t = rule.inet
+        nets = ",".join(map(str, t.networks))
+        ports = ",".join(map(str, t.ports)) if t.ports != ALL_PORTS else "any"
+        protocol = "any" if t.protocol == Protocol.ANY else (t.protocol.name or "").lower()
+        return f"{nets} port {ports} {protocol}"
+    if rule.unix is not None:
+        return " ".join([*map(str, rule.unix.paths), *("@" + a for a in rule.unix.abstract)])
+    text = " ".join(map(str, rule.paths))
+    if rule.operation is Operation.OPEN and rule.access != Access.ANY:
+        text += f" ({(rule.access.name or '').lower()})"
     return text
 
 
@@ -248,6 +253,10 @@ def _policy_files(paths: store.Paths) -> dict[str, tuple[Path, str]]:
 
 
 def _commit(paths: store.Paths, changes: dict[Path, str | None]) -> Compiled:
+    try:
+        store.compile_sources(store.directory_sources(paths.policy_dir, changes))   # bad input: say so first
+    except PolicyError as error:
+        raise CliError(f"the change would make the policy set invalid; nothing changed:\n{error}", EXIT_USAGE) from None
     engine = open_engine(paths)
     try:
         return store.commit(engine, paths, changes)[0]

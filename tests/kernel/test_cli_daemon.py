@@ -1,0 +1,248 @@
+"""The CLI and the daemon on a real kernel, with a real journald: a deny is in
+force at once and journaled with every field, allow and remove restore the
+access, a daemon killed with SIGKILL leaves no gap, SIGHUP with a broken policy
+keeps the old one."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lsmguard.journal import MessageId
+from tests.journald import Journald, journald_session, wait_for
+from tests.kernel.hammer import Hammer
+
+PIN_ROOT = Path("/sys/fs/bpf/lsmguard-cli-test")
+
+
+@pytest.fixture(scope="module")
+def journald() -> Iterator[Journald]:
+    yield from journald_session()
+
+
+@dataclass
+class Host:
+    """Where the CLI and the daemon keep their state in these tests."""
+    policy_dir: Path
+    run_dir: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "LSMGUARD_POLICY_DIR": str(self.policy_dir), "LSMGUARD_RUN_DIR": str(self.run_dir),
+                "LSMGUARD_PIN_ROOT": str(PIN_ROOT)}
+
+    def lsmguard(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "lsmguard", *args], capture_output=True, text=True,
+                              env=self.env, timeout=300)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"lsmguard {' '.join(args)}: exit {proc.returncode}\n{proc.stderr}")
+        return proc
+
+
+@dataclass
+class Daemon:
+    process: subprocess.Popen[bytes]
+    notify: socket.socket
+
+    def wait_for_notification(self, wanted: str, timeout: float = 180) -> list[str]:
+        """sd_notify messages until one holds `wanted` (READY=1 ...)."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"daemon exited {self.process.returncode}; notifications {seen}")
+            self.notify.settimeout(max(0.1, min(1.0, deadline - time.monotonic())))
+            try:
+                message = self.notify.recv(4096).decode()
+            except TimeoutError:
+                continue
+            seen.append(message)
+            if wanted in message.split("\n"):
+                return seen
+        raise AssertionError(f"no {wanted} within {timeout}s; got {seen}")
+
+
+def start_daemon(host: Host, tmp: Path) -> Daemon:
+    path = tmp / f"notify-{time.monotonic_ns()}"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(path))
+    process = subprocess.Popen([sys.executable, "-m", "lsmguard", "daemon"],
+                               env={**host.env, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+    daemon = Daemon(process, notify)
+    daemon.wait_for_notification("READY=1")
+    return daemon
+
+
+def stop_daemon(daemon: Daemon) -> int:
+    if daemon.process.poll() is None:
+        daemon.process.send_signal(signal.SIGTERM)
+    code = daemon.process.wait(timeout=120)
+    daemon.notify.close()
+    return code
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory, journald: Journald) -> Iterator[Host]:
+    base = tmp_path_factory.mktemp("lsmguard")
+    h = Host(base / "policies.d", base / "run")
+    h.policy_dir.mkdir()
+    yield h
+    subprocess.run([sys.executable, "-m", "lsmguard", "unload"], env=h.env, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def daemon(host: Host, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    d = start_daemon(host, tmp_path_factory.mktemp("notify"))
+    yield d
+    stop_daemon(d)
+
+
+@pytest.fixture
+def denied_binary(tmp_path: Path) -> Path:
+    target = tmp_path / "denied-true"
+    shutil.copy("/bin/true", target)
+    return target
+
+
+def test_deny_is_enforced_at_once_and_journaled_with_every_field(host: Host, daemon: Daemon,
+                                                                 denied_binary: Path) -> None:
+    assert subprocess.run([denied_binary]).returncode == 0
+    since = time.time()
+    out = json.loads(host.lsmguard("deny", "exec", str(denied_binary), "--json").stdout)
+    assert out["policy"] == "local" and out["rule"].startswith("deny-exec-")
+    saved = (host.policy_dir / "local.yaml").read_text()
+    assert str(denied_binary) in saved and out["rule"] in saved
+
+    child = subprocess.Popen(["/bin/sh", "-c", f"exec {denied_binary}"], stderr=subprocess.PIPE)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 126 and b"Permission denied" in err   # EPERM from execve, as sh reports it
+
+    [entry] = wait_for(since, MESSAGE_ID=MessageId.DENY.hex, LSMGUARD_PATH=str(denied_binary), timeout=60)
+    assert entry["MESSAGE"] == (f"deny exec {denied_binary} by sh[{child.pid}] uid 0 "
+                                f"(policy local, rule {out['rule']})")
+    assert entry["PRIORITY"] == 4 and entry["SYSLOG_IDENTIFIER"] == "lsmguard"
+    assert entry["OBJECT_PID"] == str(child.pid) and entry["LSMGUARD_PID"] == str(child.pid)
+    assert entry["LSMGUARD_OPERATION"] == "exec" and entry["LSMGUARD_DECISION"] == "deny"
+    assert entry["LSMGUARD_POLICY"] == "local" and entry["LSMGUARD_RULE"] == out["rule"]
+    assert entry["LSMGUARD_PPID"] == str(os.getpid()) and entry["LSMGUARD_UID"] == "0"
+    assert entry["LSMGUARD_COMM"] == "sh" and entry["LSMGUARD_TARGET"] == str(denied_binary)
+    # The shell had exited when the daemon read the event, or it is still sh: either way, no other process.
+    if "LSMGUARD_PROCESS_GONE" not in entry:
+        assert entry["LSMGUARD_EXE"] == os.path.realpath("/bin/sh")
+        assert entry["LSMGUARD_CMDLINE"] == f"/bin/sh -c exec {denied_binary}"
+        assert entry["LSMGUARD_CGROUP"].startswith("/")
+    assert entry["LSMGUARD_LINEAGE"].endswith(f"{os.path.realpath(sys.executable)}[{os.getpid()}]")
+    assert json.loads(entry["LSMGUARD_LINEAGE_JSON"])[0]["pid"] == os.getpid()
+
+    listed = json.loads(host.lsmguard("list", "--json").stdout)
+    [row] = [r for r in listed["rules"] if r["rule"] == out["rule"]]
+    assert listed["source"] == "in force" and row["hits"] >= 1 and row["policy"] == "local"
+    status = json.loads(host.lsmguard("status", "--json").stdout)
+    assert status["loaded"] and status["daemon"]["running"] and "local" in status["policies"]
+    assert status["kernel"]["denied"] >= 1
+
+    host.lsmguard("remove", out["rule"])
+    assert subprocess.run([denied_binary]).returncode == 0
+    assert not (host.policy_dir / "local.yaml").exists()      # its last rule: the file goes
+
+
+def test_allow_restores_an_allow_listed_access(host: Host, daemon: Daemon, tmp_path: Path) -> None:
+    """uid 1234 may chmod only what its allow-list names; adding a rule restores the access."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for f in (first, second):
+        f.write_text("x")
+        os.chown(f, 1234, 1234)
+    tmp_path.chmod(0o755)
+
+    def chmod_as_1234(path: Path) -> int:
+        return subprocess.run(["setpriv", "--reuid=1234", "--regid=1234", "--clear-groups",
+                               "chmod", "600", str(path)], capture_output=True).returncode
+
+    added = json.loads(host.lsmguard("allow", "chmod", str(first), "--uid", "1234", "--json").stdout)
+    assert added["policy"] == "local-allow-uid-1234"
+    try:
+        assert chmod_as_1234(first) == 0
+        assert chmod_as_1234(second) != 0                  # not on the allow-list: refused
+        assert os.chmod(second, 0o640) is None              # root is not a subject
+        host.lsmguard("allow", "chmod", str(second), "--uid", "1234")
+        assert chmod_as_1234(second) == 0
+    finally:
+        for rule in ("allow-chmod-2", "allow-chmod-1"):
+            host.lsmguard("remove", rule, "--policy", "local-allow-uid-1234", check=False)
+    assert not (host.policy_dir / "local-allow-uid-1234.yaml").exists()
+
+
+def test_sighup_with_a_broken_policy_keeps_the_old_one(host: Host, daemon: Daemon, tmp_path: Path) -> None:
+    target = tmp_path / "protected"
+    target.write_text("x")
+    (host.policy_dir / "hand.yaml").write_text(
+        "apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: hand}\nspec:\n  mode: enforce\n"
+        f"  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{target}']}}}}]\n")
+    since = time.time()
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_for_notification("READY=1")
+    wait_for(since, MESSAGE_ID=MessageId.POLICY_APPLIED.hex, timeout=60)
+    with pytest.raises(PermissionError):
+        os.chmod(target, 0o600)
+
+    (host.policy_dir / "broken.yaml").write_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
+                                                 "spec: {mode: enforce, rules: [{id: r, action: deny, "
+                                                 "chmod: {paths: [relative/path]}}]}\n")
+    since = time.time()
+    try:
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for_notification("READY=1")
+        [rejected] = wait_for(since, MESSAGE_ID=MessageId.POLICY_REJECTED.hex, timeout=60)
+        assert "broken.yaml:4:" in rejected["LSMGUARD_ERROR"] and rejected["PRIORITY"] == 3
+        assert rejected["MESSAGE"].startswith("policy rejected, kept the policy set in force: ")
+        with pytest.raises(PermissionError):
+            os.chmod(target, 0o600)                         # the old set is still in force
+        assert daemon.process.poll() is None
+    finally:
+        (host.policy_dir / "broken.yaml").unlink()
+        (host.policy_dir / "hand.yaml").unlink()
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for_notification("READY=1")
+    os.chmod(target, 0o600)
+
+
+def test_sigkill_and_restart_leave_no_gap(host: Host, daemon: Daemon, tmp_path: Path,
+                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    target = tmp_path / "guarded"
+    target.write_text("x")
+    rule = json.loads(host.lsmguard("deny", "chmod", str(target), "--json").stdout)["rule"]
+    hammer = Hammer.start(tmp_path / "stop", target)
+    try:
+        time.sleep(1)
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.process.wait(timeout=60)
+        time.sleep(2)                                       # enforcement with no daemon at all
+        since = time.time()
+        restarted = start_daemon(host, tmp_path_factory.mktemp("notify"))
+        try:
+            [started] = wait_for(since, MESSAGE_ID=MessageId.DAEMON_STARTED.hex, timeout=60)
+            assert started["LSMGUARD_ADOPTED"] == "1"
+            time.sleep(1)
+            tries, [successes] = hammer.finish()
+            assert tries > 0 and successes == 0
+            # The hammer's denials while no daemon ran waited in the kernel and are journaled now.
+            assert wait_for(since, MESSAGE_ID=MessageId.DENY.hex, LSMGUARD_RULE=rule, timeout=60)
+        finally:
+            host.lsmguard("remove", rule)
+            assert stop_daemon(restarted) == 0
+    finally:
+        if hammer.process.poll() is None:
+            hammer.finish()
+    os.chmod(target, 0o600)
+    status = json.loads(host.lsmguard("status", "--json").stdout)
+    assert status["loaded"] and not status["daemon"]["running"]   # SIGTERM left the programs pinned
