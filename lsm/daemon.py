@@ -36,9 +36,10 @@ def notify(message: str) -> None:
         path = "\0" + path[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
         try:
-            sock.sendto(message.encode(), path)
+            # Never block the event pump on a listener that does not read.
+            sock.sendto(message.encode(), socket.MSG_DONTWAIT, path)
         except OSError:
-            pass   # systemd went away; nothing to tell
+            pass   # systemd went away or is not reading; the next status will do
 
 
 def watchdog_interval() -> float | None:
