@@ -17,7 +17,7 @@ from types import FrameType
 
 from lsmguard import abi, store
 from lsmguard.engine import Engine
-from lsmguard.journal import JournalWriter, MessageId, Priority
+from lsmguard.journal import JournalWriter, MessageId, Priority, lost_record
 from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.compile import Compiled
 from lsmguard.pump import EventPump, PolicyBook
@@ -128,6 +128,13 @@ class Daemon:
 
     # -- running ----------------------------------------------------------------
 
+    def _on_event(self, event: abi.Event) -> None:
+        """A bug describing one event must not stop the pump: the event is reported as lost."""
+        try:
+            self.pump.on_event(event)
+        except Exception as error:  # noqa: BLE001 - reported, with the reason, as a loss
+            self.writer.write(lost_record(1, f"could not describe an event: {type(error).__name__}: {error}"))
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             self._reload = True
@@ -159,7 +166,7 @@ class Daemon:
             Engine.unpin(self.paths.pin_root)
             return 1
         store.write_atomically(pid_file, f"{os.getpid()}\n")
-        reader = self.engine.event_reader(self.pump.on_event)
+        reader = self.engine.event_reader(self._on_event)
         watchdog = watchdog_interval()
         next_status = next_ping = 0.0
         notify("READY=1")

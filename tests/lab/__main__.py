@@ -2,7 +2,7 @@
 
     python -m tests.lab fetch                  download and unpack every lab kernel
     python -m tests.lab run 6.1 -- CMD...      boot one kernel and run CMD as root in it
-    python -m tests.lab demo [KERNEL]          the chmod denial, shown step by step
+    python -m tests.lab demo [KERNEL]          a short session: deny, try, audit, remove
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="boot a kernel and run a command in it")
     run.add_argument("kernel", choices=[s.name for s in kernels.SERIES])
     run.add_argument("argv", nargs=argparse.REMAINDER)
-    demo = sub.add_parser("demo", help="show a denied chmod and its event in the lab")
+    demo = sub.add_parser("demo", help="a short lsmguard session in the lab: deny, try, audit, remove")
     demo.add_argument("kernel", nargs="?", default=kernels.SERIES[0].name,
                       choices=[s.name for s in kernels.SERIES])
     args = parser.parse_args(argv)

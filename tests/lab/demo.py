@@ -1,78 +1,74 @@
-"""The first slice, shown step by step inside a lab VM (`make demo`)."""
+"""A short lsmguard session inside a lab VM (`make demo`): journald and the
+daemon start, then deny, try, audit, list, remove, try again."""
 from __future__ import annotations
 
 import os
-import stat
+import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
-from lsmguard.engine import Engine
-from lsmguard.policy.compile import compile_policies
-from lsmguard.policy.load import load_text
+from tests.journald import journald_session
 
-POLICY = """\
-apiVersion: lsmguard.io/v1
-kind: Policy
-metadata:
-  name: demo
-spec:
-  mode: enforce
-  rules:
-    - id: protect-secret
-      action: deny
-      chmod:
-        paths: [/tmp/lsmguard-demo/secret]
-"""
+DEMO = Path("/tmp/lsmguard-demo")
 
 
 def say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def shell(*argv: str) -> None:
-    print("$ " + " ".join(argv), flush=True)
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    print((proc.stdout + proc.stderr).rstrip() or f"(exit {proc.returncode})", flush=True)
+def shell(*argv: str, show: str | None = None) -> None:
+    print("# " + (show or " ".join(argv)), flush=True)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True)
+    except OSError as error:             # execve itself refused
+        print(f"{argv[0]}: {error.strerror} (errno {error.errno})", flush=True)
+        return
+    out = (proc.stdout + proc.stderr).rstrip()
+    print(out if out else f"(exit {proc.returncode})", flush=True)
+
+
+def lsmguard(*args: str) -> None:
+    shell(sys.executable, "-m", "lsmguard", *args, show="lsmguard " + " ".join(args))
 
 
 def main() -> None:
-    target = Path("/tmp/lsmguard-demo/secret")
-    target.parent.mkdir(exist_ok=True)
-    target.write_text("top secret\n")
-    target.chmod(0o600)
+    DEMO.mkdir(exist_ok=True)
+    miner = DEMO / "cnrig"
+    shutil.copy("/bin/true", miner)
+    os.environ["LSMGUARD_POLICY_DIR"] = str(DEMO / "policies.d")
+    (DEMO / "policies.d").mkdir(exist_ok=True)
 
     say(f"kernel {os.uname().release}, active LSMs: {Path('/sys/kernel/security/lsm').read_text().strip()}")
-    engine = Engine.load()
-    say(f"loaded and attached: {', '.join(link.name for link in engine.links)}; applying:")
-    print(POLICY, end="")
-    engine.apply(compile_policies(load_text(POLICY, "demo.yaml").policies))
-
-    say("chmod of the protected file")
-    shell("chmod", "777", str(target))
-    shell("stat", "-c", "%A %n", str(target))
-    say("chmod of another file")
-    other = target.with_name("other")
-    other.write_text("")
-    shell("chmod", "640", str(other))
-    shell("stat", "-c", "%A %n", str(other))
-
-    say("the event from the ring buffer")
-    events = []
-    with engine.event_reader(events.append) as reader:
-        reader.poll(200)
-    for ev in events:
-        h = ev.header
-        policy, rule = engine.describe(h)
-        print(f"{h.decision.name.lower()} {h.op.name.lower()} {ev.path.decode(errors='replace')} "
-              f"mode {stat.filemode(ev.mode | stat.S_IFREG)[1:]} by {h.comm.decode(errors='replace')}"
-              f"[{h.tgid}] ppid {h.ppid} uid {h.uid} (policy {policy}, rule {rule})")
-
-    say("applying an empty policy set: the same programs stay attached")
-    engine.apply(compile_policies([]))
-    shell("chmod", "640", str(target))
-    shell("stat", "-c", "%A %n", str(target))
-    print("\ncounters:", {k.name.lower(): v for k, v in engine.stats().items()})
-    engine.close()
+    journald = journald_session()
+    next(journald)
+    daemon = subprocess.Popen([sys.executable, "-m", "lsmguard", "daemon"])
+    try:
+        while not Path("/run/lsmguard/daemon.pid").exists():
+            if daemon.poll() is not None:
+                raise SystemExit(f"the daemon exited {daemon.returncode}")
+            time.sleep(0.5)
+        say("the daemon loaded, pinned and is pumping events to journald")
+        lsmguard("status")
+        say("deny, then try")
+        lsmguard("deny", "exec", str(miner))
+        shell(str(miner))
+        shell("/bin/sh", "-c", f"cd {DEMO} && ./cnrig", show=f"(cd {DEMO} && ./cnrig)")
+        time.sleep(1)
+        say("audit: what was refused, and to whom")
+        lsmguard("audit", "--since=-5m")
+        lsmguard("list")
+        say("remove the rule: allowed again, at once")
+        lsmguard("remove", "deny-exec-1")
+        shell(str(miner))
+        say("one record as journalctl shows it")
+        shell("journalctl", "--no-pager", "-o", "verbose", "-n", "1", "MESSAGE_ID=4e2bc71174d046159fecdeb24e23cf9a")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=120)
+        lsmguard("unload")
 
 
 if __name__ == "__main__":
