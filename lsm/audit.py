@@ -74,6 +74,9 @@ def _is_event(entry: dict[str, object]) -> bool:
 
 def entries(query: Query, follow: bool = False) -> Iterator[dict[str, object]]:
     reader = _open(query)
+    if follow and not query.since:     # like journalctl -f: from now on
+        reader.seek_tail()
+        reader.get_previous()
     while True:
         entry = reader.get_next()
         if not entry:

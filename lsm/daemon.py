@@ -118,6 +118,10 @@ class Daemon:
 
     def _applied(self, compiled: Compiled, files: int) -> None:
         self.book.by_generation[self.engine.generation()] = compiled   # type: ignore[union-attr]
+        try:   # our own write to in-force.json: nothing to compile again
+            self._in_force_mtime = self.paths.in_force.stat().st_mtime_ns
+        except OSError:
+            pass
         self.status.policies = len(compiled.names)
         self.status.rules = sum(len(r) for r in compiled.rules)
         self.status.last_reload_error = ""

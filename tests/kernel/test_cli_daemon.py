@@ -56,7 +56,7 @@ class Daemon:
     notify: socket.socket
 
     def wait_for_notification(self, wanted: str, timeout: float = 180) -> list[str]:
-        """sd_notify messages until one holds `wanted` (READY=1 ...)."""
+        """sd_notify messages until one has a line starting with `wanted` (READY=1, STATUS= ...)."""
         seen: list[str] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -68,7 +68,7 @@ class Daemon:
             except TimeoutError:
                 continue
             seen.append(message)
-            if wanted in message.split("\n"):
+            if any(line.startswith(wanted) for line in message.split("\n")):
                 return seen
         raise AssertionError(f"no {wanted} within {timeout}s; got {seen}")
 
@@ -192,8 +192,13 @@ def test_sighup_with_a_broken_policy_keeps_the_old_one(host: Host, daemon: Daemo
         f"  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{target}']}}}}]\n")
     since = time.time()
     daemon.process.send_signal(signal.SIGHUP)
-    daemon.wait_for_notification("READY=1")
-    wait_for(since, MESSAGE_ID=MessageId.POLICY_APPLIED.hex, timeout=60)
+    assert any(m.startswith("RELOADING=1") for m in daemon.wait_for_notification("READY=1"))
+    [applied] = wait_for(since, MESSAGE_ID=MessageId.POLICY_APPLIED.hex, timeout=60)
+    assert applied["LSMGUARD_POLICIES"] == "hand" and applied["LSMGUARD_RULE_COUNT"] == "1"
+    # The watchdog is fed (WATCHDOG_USEC=2s: every second) and the status carries counts.
+    daemon.wait_for_notification("WATCHDOG=1", timeout=30)
+    status = daemon.wait_for_notification("STATUS=", timeout=30)[-1]
+    assert status.startswith("STATUS=1 policies, 1 rules; ") and " lost" in status
     with pytest.raises(PermissionError):
         os.chmod(target, 0o600)
 
@@ -237,8 +242,17 @@ def test_sigkill_and_restart_leave_no_gap(host: Host, daemon: Daemon, tmp_path: 
             time.sleep(1)
             tries, [successes] = hammer.finish()
             assert tries > 0 and successes == 0
-            # The hammer's denials while no daemon ran waited in the kernel and are journaled now.
-            assert wait_for(since, MESSAGE_ID=MessageId.DENY.hex, LSMGUARD_RULE=rule, timeout=60)
+            # The hammer's denials while no daemon ran waited in the kernel and are journaled now,
+            # the flood coalesced: identical denials counted in repeat records.
+            deadline = time.monotonic() + 60
+            while True:
+                denials = wait_for(since, MESSAGE_ID=MessageId.DENY.hex, LSMGUARD_RULE=rule, timeout=60)
+                repeats = [int(e["LSMGUARD_REPEATS"]) for e in denials if "LSMGUARD_REPEATS" in e]
+                if repeats or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            assert denials and repeats and all(n > 0 for n in repeats)
+            assert len(denials) < tries          # not one record per denial
         finally:
             host.lsmguard("remove", rule)
             assert stop_daemon(restarted) == 0
