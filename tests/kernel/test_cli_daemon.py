@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from lsmguard.journal import MessageId
+from lsmguard.untrusted import escape, unescape
 from tests.journald import Journald, journald_session, wait_for
 from tests.kernel.hammer import Hammer
 
@@ -189,7 +190,7 @@ def test_sighup_with_a_broken_policy_keeps_the_old_one(host: Host, daemon: Daemo
     target.write_text("x")
     (host.policy_dir / "hand.yaml").write_text(
         "apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: hand}\nspec:\n  mode: enforce\n"
-        f"  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{target}']}}}}]\n")
+        f"  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{tmp_path}/**']}}}}]\n")
     since = time.time()
     daemon.process.send_signal(signal.SIGHUP)
     assert any(m.startswith("RELOADING=1") for m in daemon.wait_for_notification("READY=1"))
@@ -201,6 +202,17 @@ def test_sighup_with_a_broken_policy_keeps_the_old_one(host: Host, daemon: Daemo
     assert status.startswith("STATUS=1 policies, 1 rules; ") and " lost" in status
     with pytest.raises(PermissionError):
         os.chmod(target, 0o600)
+    # A file name from the kernel, with a newline, a forged field, escape codes and invalid UTF-8,
+    # stays one line and one field, and its bytes can be recovered.
+    hostile = os.fsencode(tmp_path) + b"/evil\nLSMGUARD_DECISION=allow\x1b[2J\xff"
+    with open(hostile, "w"):
+        pass
+    since_hostile = time.time()
+    with pytest.raises(PermissionError):
+        os.chmod(hostile, 0o600)
+    [record] = wait_for(since_hostile, MESSAGE_ID=MessageId.DENY.hex, LSMGUARD_PATH=escape(hostile), timeout=60)
+    assert unescape(record["LSMGUARD_PATH"]) == hostile and record["LSMGUARD_DECISION"] == "deny"
+    assert "\n" not in record["MESSAGE"] and "\x1b" not in record["MESSAGE"]
 
     (host.policy_dir / "broken.yaml").write_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
                                                  "spec: {mode: enforce, rules: [{id: r, action: deny, "
