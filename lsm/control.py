@@ -13,8 +13,8 @@ from lsmguard.engine import Engine, IncompatiblePins
 from lsmguard.loader import BpfError, diagnose
 from lsmguard.policy.compile import Compiled
 from lsmguard.policy.errors import PolicyError
-from lsmguard.policy.load import read_sources
-from lsmguard.policy.model import ALL_PORTS, Access, Operation, Protocol, Rule
+from lsmguard.policy.load import load_sources, read_sources
+from lsmguard.policy.model import ALL_PORTS, Access, Operation, Policy, Protocol, Rule
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_LOADED, EXIT_PERMISSION = 0, 1, 2, 3, 4
 
@@ -74,7 +74,7 @@ def in_force(paths: store.Paths, engine: Engine | None) -> Compiled | None:
     if sources is None:
         return None
     try:
-        return store.compile_sources(sources)[0]
+        return store.prepare(sources).compiled
     except PolicyError:
         return None
 
@@ -87,17 +87,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
     given = [Path(p) for p in args.paths]
     with store.locked(paths):
         try:
-            sources = read_sources(given) if given else store.directory_sources(paths.policy_dir)
-            store.compile_sources(sources)       # refuse a bad set before loading anything
+            # A bad set is refused before anything is loaded.
+            policy_set = store.prepare(read_sources(given) if given else store.directory_sources(paths.policy_dir))
         except PolicyError as error:
             raise CliError(str(error), EXIT_USAGE) from None
         engine = open_engine(paths, load=True)
         try:
-            compiled, loaded = store.apply_sources(engine, paths, sources)
+            store.apply_set(engine, paths, policy_set)
         except BpfError as error:
             raise CliError(f"the kernel refused the policy set; the previous one stays in force: {error}") from None
         finally:
             engine.close()
+    compiled, loaded = policy_set.compiled, policy_set.loaded
     rules = sum(len(r) for r in compiled.rules)
     if args.json:
         print(json.dumps({"applied": True, "policies": compiled.names, "rules": rules, "files": loaded.files}))
@@ -165,7 +166,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         source = "in force"
         if compiled is None:
             try:
-                compiled = store.compile_sources(store.directory_sources(paths.policy_dir))[0]
+                compiled = store.prepare(store.directory_sources(paths.policy_dir)).compiled
             except PolicyError as error:
                 raise CliError(str(error), EXIT_USAGE) from None
             source = f"{paths.policy_dir} (not in force)"
@@ -237,31 +238,29 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 # -- allow, deny, remove ---------------------------------------------------------
 
-def _policy_files(paths: store.Paths) -> dict[str, tuple[Path, str]]:
-    """Policy name -> (file, text) for every policy in the directory."""
-    out: dict[str, tuple[Path, str]] = {}
+def _policy_files(paths: store.Paths) -> dict[str, tuple[Path, str, Policy]]:
+    """Policy name -> (file, text, policy) for every policy in the directory."""
+    out: dict[str, tuple[Path, str, Policy]] = {}
     sources = store.directory_sources(paths.policy_dir)
     try:
-        loaded = store.load_sources(sources)
+        loaded = load_sources(sources)
     except PolicyError as error:
         raise CliError(f"{paths.policy_dir} is not valid; fix it first:\n{error}", EXIT_USAGE) from None
     texts = dict(sources)
     for policy in loaded.policies:
         file = policy.source.split("#", 1)[0]
-        out[policy.name] = (Path(file), texts.get(file, ""))
+        out[policy.name] = (Path(file), texts.get(file, ""), policy)
     return out
 
 
-def _commit(paths: store.Paths, changes: dict[Path, str | None]) -> Compiled:
-    try:
-        store.compile_sources(store.directory_sources(paths.policy_dir, changes))   # bad input: say so first
+def _commit(paths: store.Paths, changes: dict[Path, str | None]) -> None:
+    try:   # bad input is refused before the kernel is even opened
+        policy_set = store.prepare(store.directory_sources(paths.policy_dir, changes))
     except PolicyError as error:
         raise CliError(f"the change would make the policy set invalid; nothing changed:\n{error}", EXIT_USAGE) from None
     engine = open_engine(paths)
     try:
-        return store.commit(engine, paths, changes)[0]
-    except PolicyError as error:
-        raise CliError(f"the change would make the policy set invalid; nothing changed:\n{error}", EXIT_USAGE) from None
+        store.commit(engine, paths, changes, policy_set)
     except BpfError as error:
         raise CliError(f"the kernel refused the change; nothing changed: {error}") from None
     finally:
@@ -276,11 +275,11 @@ def cmd_rule(args: argparse.Namespace) -> int:
         access=tuple(a for arg in args.access or [] for a in arg.split(",") if a),
         ports=tuple(p for arg in args.port or [] for p in arg.split(",") if p), protocol=args.proto,
         executables=tuple(args.exe or []), cgroups=tuple(args.cgroup or []), uids=tuple(args.uid or []),
-        audit_only=args.audit_only, policy=args.policy)
+        audit_only=args.audit_only)
     name = args.policy or local_rules.default_policy_name(req)
     with store.locked(paths):
         files = _policy_files(paths)
-        file, text = files.get(name, (paths.policy_dir / f"{name}.yaml", None))   # type: ignore[assignment]
+        file, text, _ = files.get(name, (paths.policy_dir / f"{name}.yaml", None, None))   # type: ignore[assignment]
         if text is not None and not local_rules.is_managed(text):
             raise CliError(f"policy {name} is written by hand in {file}: add the rule there and run "
                            "`systemctl reload lsmguard`, or choose another --policy", EXIT_USAGE)
@@ -305,9 +304,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
     require_root("lsmguard remove")
     with store.locked(paths):
         files = _policy_files(paths)
-        candidates = [name for name, (f, t) in files.items() if (args.policy in (None, name))
-                      and any(r.id == args.rule_id for p in store.load_sources([(str(f), t)]).policies
-                              if p.name == name for r in p.rules)]
+        candidates = [name for name, (_, _, policy) in files.items() if args.policy in (None, name)
+                      and any(r.id == args.rule_id for r in policy.rules)]
         if not candidates:
             raise CliError(f"no rule {args.rule_id}" + (f" in policy {args.policy}" if args.policy else "")
                            + ": `lsmguard list` shows the rules", EXIT_USAGE)
@@ -315,7 +313,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             raise CliError(f"rule {args.rule_id} is in several policies ({', '.join(candidates)}): "
                            "choose one with --policy", EXIT_USAGE)
         name = candidates[0]
-        file, text = files[name]
+        file, text, _ = files[name]
         if not local_rules.is_managed(text):
             raise CliError(f"rule {args.rule_id} is in {file}, written by hand: edit it there and run "
                            "`systemctl reload lsmguard`", EXIT_USAGE)

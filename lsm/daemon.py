@@ -19,7 +19,6 @@ from lsmguard import abi, store
 from lsmguard.engine import Engine
 from lsmguard.journal import JournalWriter, MessageId, Priority, lost_record
 from lsmguard.policy.errors import PolicyError
-from lsmguard.policy.compile import Compiled
 from lsmguard.pump import EventPump, PolicyBook
 from lsmguard.records import daemon_record
 
@@ -93,17 +92,14 @@ class Daemon:
             return
         self._in_force_mtime = mtime
         for generation, sources in store.read_in_force(self.paths).items():
-            try:
-                self.book.by_generation[generation] = store.compile_sources(sources)[0]
-            except PolicyError:
-                self.book.by_generation.pop(generation, None)
+            self.book.learn(generation, sources)
 
     def apply_directory(self, first: bool) -> bool:
         assert self.engine is not None
         with store.locked(self.paths):
             try:
-                compiled, loaded = store.apply_sources(self.engine, self.paths,
-                                                       store.directory_sources(self.paths.policy_dir))
+                policy_set = store.prepare(store.directory_sources(self.paths.policy_dir))
+                store.apply_set(self.engine, self.paths, policy_set)
             except (PolicyError, OSError) as error:
                 why = str(error)
                 self.status.last_reload_error = why
@@ -113,15 +109,12 @@ class Daemon:
                     MessageId.POLICY_REJECTED, Priority.ERR, LSMGUARD_ERROR=why,
                     LSMGUARD_POLICY_DIR=self.paths.policy_dir))
                 return False
-        self._applied(compiled, len(loaded.files))
+        self._applied(policy_set)
         return True
 
-    def _applied(self, compiled: Compiled, files: int) -> None:
-        self.book.by_generation[self.engine.generation()] = compiled   # type: ignore[union-attr]
-        try:   # our own write to in-force.json: nothing to compile again
-            self._in_force_mtime = self.paths.in_force.stat().st_mtime_ns
-        except OSError:
-            pass
+    def _applied(self, policy_set: store.PolicySet) -> None:
+        compiled, files = policy_set.compiled, len(policy_set.loaded.files)
+        self.book.record(self.engine.generation(), policy_set)   # type: ignore[union-attr]
         self.status.policies = len(compiled.names)
         self.status.rules = sum(len(r) for r in compiled.rules)
         self.status.last_reload_error = ""

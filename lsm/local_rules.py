@@ -34,7 +34,6 @@ class Request:
     cgroups: tuple[str, ...] = ()
     uids: tuple[int, ...] = ()
     audit_only: bool = False
-    policy: str | None = None
 
     @property
     def subjects(self) -> dict[str, list[object]]:

@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lsmguard import abi, process, records
+from lsmguard import abi, process, records, store
 from lsmguard.coalesce import Coalescer
 from lsmguard.engine import describe
 from lsmguard.journal import JournalWriter, lost_record
-from lsmguard.policy.compile import Compiled
+from lsmguard.policy.errors import PolicyError
 
 Namer = Callable[[abi.EventHeader, abi.Event], tuple[str, str]]
 
@@ -70,8 +70,22 @@ class EventPump:
 
 @dataclass
 class PolicyBook:
-    """The compiled policy set of each generation, to name the policy and rule of an event."""
-    by_generation: dict[int, Compiled] = field(default_factory=dict)
+    """The policy set of each generation, to name the policy and rule of an event."""
+    by_generation: dict[int, store.PolicySet] = field(default_factory=dict)
+
+    def record(self, generation: int, policy_set: store.PolicySet) -> None:
+        self.by_generation[generation] = policy_set
+
+    def learn(self, generation: int, sources: list[tuple[str, str]]) -> None:
+        """Sources another process put in force; compiled only when they changed."""
+        known = self.by_generation.get(generation)
+        if known is not None and known.sources == sources:
+            return
+        try:
+            self.by_generation[generation] = store.prepare(sources)
+        except PolicyError:
+            self.by_generation.pop(generation, None)
 
     def name(self, header: abi.EventHeader, event: abi.Event) -> tuple[str, str]:
-        return describe(self.by_generation.get(header.generation), header, event)
+        known = self.by_generation.get(header.generation)
+        return describe(known.compiled if known else None, header, event)

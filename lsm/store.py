@@ -21,7 +21,7 @@ from typing import Protocol
 
 from lsmguard.policy.compile import Compiled, compile_policies
 from lsmguard.policy.errors import Diagnostic, PolicyError
-from lsmguard.policy.load import LoadResult, load_sources, policy_files, read_sources
+from lsmguard.policy.load import LoadResult, load_sources, read_sources
 
 
 @dataclass(frozen=True)
@@ -60,27 +60,32 @@ def locked(paths: Paths) -> Iterator[None]:
         os.close(fd)
 
 
-def compile_sources(sources: list[tuple[str, str]]) -> tuple[Compiled, LoadResult]:
+@dataclass(frozen=True)
+class PolicySet:
+    """Policy sources, loaded and compiled: what one apply puts in force."""
+    sources: list[tuple[str, str]]
+    compiled: Compiled
+    loaded: LoadResult
+
+
+def prepare(sources: list[tuple[str, str]]) -> PolicySet:
     """Raises PolicyError (every problem, file:line:column) when the set is not valid."""
     loaded = load_sources(sources)
     try:
-        return compile_policies(loaded.policies), loaded
+        return PolicySet(sources, compile_policies(loaded.policies), loaded)
     except ValueError as exc:
         raise PolicyError([Diagnostic(sources[0][0] if sources else "-", 1, 1, "", str(exc))]) from None
 
 
 def directory_sources(policy_dir: Path, changes: dict[Path, str | None] | None = None) -> list[tuple[str, str]]:
     """The directory's (file, text) pairs with `changes` applied (None: the file is removed)."""
-    changes = changes or {}
     current = dict(read_sources([policy_dir])) if policy_dir.is_dir() else {}
-    for path, text in changes.items():
+    for path, text in (changes or {}).items():
         if text is None:
             current.pop(str(path), None)
         else:
             current[str(path)] = text
-    wanted = {str(p) for p in policy_files(policy_dir)} if policy_dir.is_dir() else set()
-    wanted |= {str(p) for p, t in changes.items() if t is not None}
-    return [(f, current[f]) for f in sorted(current, key=lambda f: os.fsencode(Path(f).name)) if f in wanted]
+    return [(f, current[f]) for f in sorted(current, key=lambda f: os.fsencode(Path(f).name))]
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
@@ -121,20 +126,20 @@ def _record_in_force(paths: Paths, generation: int, sources: list[tuple[str, str
         {"sets": {str(g): [{"file": f, "text": t} for f, t in s] for g, s in sets.items()}}), 0o600)
 
 
-def apply_sources(engine: Applier, paths: Paths, sources: list[tuple[str, str]]) -> tuple[Compiled, LoadResult]:
-    """Compile and apply exactly these sources (caller holds the lock). Raises PolicyError
-    before anything is touched; an error from the kernel leaves the old set in force."""
-    compiled, loaded = compile_sources(sources)
+def apply_set(engine: Applier, paths: Paths, policy_set: PolicySet) -> None:
+    """Put a prepared set in force (caller holds the lock); an error from the kernel
+    leaves the old set in force."""
     # Recorded before the switch, so that every event of the new generation can be named.
-    _record_in_force(paths, engine.generation() ^ 1, sources)
-    engine.apply(compiled)
-    return compiled, loaded
+    _record_in_force(paths, engine.generation() ^ 1, policy_set.sources)
+    engine.apply(policy_set.compiled)
 
 
-def commit(engine: Applier, paths: Paths, changes: dict[Path, str | None]) -> tuple[Compiled, LoadResult]:
-    """Change policy files and the kernel's policy set together (caller holds the lock)."""
-    after = directory_sources(paths.policy_dir, changes)
-    compiled, loaded = apply_sources(engine, paths, after)
+def commit(engine: Applier, paths: Paths, changes: dict[Path, str | None],
+           policy_set: PolicySet | None = None) -> PolicySet:
+    """Change policy files and the kernel's policy set together (caller holds the lock).
+    `policy_set`: the directory with `changes` applied, when the caller prepared it already."""
+    policy_set = policy_set or prepare(directory_sources(paths.policy_dir, changes))
+    apply_set(engine, paths, policy_set)
     try:
         paths.policy_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         for path, text in changes.items():
@@ -145,6 +150,6 @@ def commit(engine: Applier, paths: Paths, changes: dict[Path, str | None]) -> tu
                 write_atomically(path, text)
     except OSError:
         # The files could not follow (each write is atomic): put the kernel back where they are.
-        apply_sources(engine, paths, directory_sources(paths.policy_dir))
+        apply_set(engine, paths, prepare(directory_sources(paths.policy_dir)))
         raise
-    return compiled, loaded
+    return policy_set

@@ -51,7 +51,7 @@ def deny_exec(path: str, **kw: object) -> local_rules.Request:
 
 def add(paths: store.Paths, applier: RecordingApplier, req: local_rules.Request) -> str:
     with store.locked(paths):
-        name = req.policy or local_rules.default_policy_name(req)
+        name = local_rules.default_policy_name(req)
         file = paths.policy_dir / f"{name}.yaml"
         text = file.read_text() if file.exists() else None
         new_text, rule_id, _ = local_rules.add_rule(text, name, req)
