@@ -1,8 +1,9 @@
 """Coalescing floods of identical events.
 
 The first event of a kind is written at once; identical ones within `window`
-seconds are only counted, and one record with the count closes the window.
-Every event is represented: written, or counted in a repeat record.
+seconds are only counted, and one record with the count, built like the first,
+closes the window. Every event is represented: written, or counted in a repeat
+record. Nothing is built for an event that is only counted.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from lsmguard.journal import Record
 @dataclass
 class _Window:
     opened: float
+    build: Callable[[int], Record]   # the first event's: builds the repeat record for a count
     repeats: int = 0
-    last: Callable[[int], Record] | None = None   # builds the repeat record for a count
 
 
 @dataclass
@@ -28,14 +29,14 @@ class Coalescer:
 
     def add(self, key: Hashable, now: float, build: Callable[[int], Record]) -> list[Record]:
         """Records to write now for this event: none when it only counts as a repeat.
-        `build(repeats)` makes the event's record, with a repeat count when non-zero."""
+        `build(repeats)` makes the event's record, with a repeat count when non-zero; it is
+        called only for an event that opens a window, now and when the window closes."""
         current = self._open.get(key)
         if current is not None and now - current.opened < self.window:
             current.repeats += 1
-            current.last = build
             return []
         out = self._close(self._open.pop(key)) if current is not None else []
-        self._open[key] = _Window(now)
+        self._open[key] = _Window(now, build)
         while len(self._open) > self.max_windows:       # bounded: close the oldest early
             out += self._close(self._open.popitem(last=False)[1])
         out.append(build(0))
@@ -56,4 +57,4 @@ class Coalescer:
 
     @staticmethod
     def _close(w: _Window) -> list[Record]:
-        return [w.last(w.repeats)] if w.repeats and w.last else []
+        return [w.build(w.repeats)] if w.repeats else []

@@ -35,10 +35,13 @@ class EventPump:
     def on_event(self, event: abi.Event) -> None:
         self.counts.events += 1
         policy, rule = self.name_event(event.header, event)
-        ctx = process.context(event.header.tgid, event.header.ppid, event.header.ktime_ns)
+        contexts: list[process.ProcessContext] = []
 
         def build(repeats: int) -> dict[str, str]:
-            return records.event_record(event, policy, rule, ctx, repeats)
+            # /proc is read only for an event that gets a record, once, when it is first written.
+            if not contexts:
+                contexts.append(process.context(event.header.tgid, event.header.ppid, event.header.ktime_ns))
+            return records.event_record(event, policy, rule, contexts[0], repeats)
 
         out = self.coalescer.add(records.coalescing_key(event, policy, rule), self.clock(), build)
         if not out:

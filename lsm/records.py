@@ -53,10 +53,11 @@ def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, 
     comm = escape(h.comm)
     why = f"rule {rule}" if rule else f"default {'deny' if h.decision != abi.Decision.AUDIT else 'audit'}"
     access = f" ({fields['LSMGUARD_ACCESS']})" if "LSMGUARD_ACCESS" in fields else ""
+    unresolved = str(h.flags).replace("PathFlag.", "").lower() if h.flags else ""
     message = (f"{decision} {h.op.name.lower()} {fields['LSMGUARD_TARGET']}{access} by {comm}[{h.tgid}] "
                f"uid {h.uid} (policy {policy}, {why})")
-    if h.flags:
-        message += f" [path not fully resolved: {str(h.flags).replace('PathFlag.', '').lower()}]"
+    if unresolved:
+        message += f" [path not fully resolved: {unresolved}]"
     if repeats:
         message += f" [repeated {repeats} more time{'s' if repeats != 1 else ''}]"
     extra: dict[str, object] = {
@@ -64,8 +65,8 @@ def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, 
         "LSMGUARD_POLICY": policy, "LSMGUARD_RULE": rule or "(default)", "LSMGUARD_PID": h.tgid,
         "LSMGUARD_TID": h.pid, "LSMGUARD_PPID": h.ppid, "LSMGUARD_UID": h.uid, "LSMGUARD_GID": h.gid,
         "LSMGUARD_COMM": comm, **fields}
-    if h.flags:
-        extra["LSMGUARD_UNRESOLVED"] = str(h.flags).replace("PathFlag.", "").lower()
+    if unresolved:
+        extra["LSMGUARD_UNRESOLVED"] = unresolved
     context_fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_CMDLINE": ctx.cmdline, "LSMGUARD_CGROUP": ctx.cgroup,
                       "LSMGUARD_UNIT": ctx.unit, "LSMGUARD_CONTAINER_ID": ctx.container,
                       "LSMGUARD_LINEAGE": lineage_text(ctx)}
