@@ -16,6 +16,7 @@ from typing import TextIO
 
 from systemd import journal as sdjournal
 
+from lsmguard import table
 from lsmguard.journal import IDENTIFIER, MessageId
 from lsmguard.untrusted import displayable
 
@@ -124,19 +125,15 @@ def row(entry: dict[str, object]) -> tuple[str, ...]:
         f"{entry.get('LSMGUARD_POLICY', '?')}/{entry.get('LSMGUARD_RULE', '?')}"))
 
 
-def print_table(rows: Iterator[tuple[str, ...]], out: TextIO = sys.stdout, follow: bool = False) -> int:
+FOLLOW_WIDTHS = (8, 10, 7, 40, 20, 20)   # streamed rows cannot be measured first
+
+
+def print_table(rows: Iterator[tuple[str, ...]], out: TextIO = sys.stdout, follow: bool = False) -> None:
     """Columns sized to the rows (streamed with fixed widths when following)."""
-    widths = [8, 10, 7, 40, 20, 20]
     if follow:
-        print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)), file=out, flush=True)
-        n = 0
+        print(table.line(COLUMNS, FOLLOW_WIDTHS), file=out, flush=True)
         for r in rows:
-            print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip(), file=out, flush=True)
-            n += 1
-        return n
-    table = list(rows)
-    widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(COLUMNS)]
-    print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)).rstrip(), file=out)
-    for r in table:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip(), file=out)
-    return len(table)
+            print(table.line(r, FOLLOW_WIDTHS), file=out, flush=True)
+        return
+    for text in table.render(COLUMNS, list(rows)):
+        print(text, file=out)

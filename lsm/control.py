@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from lsmguard import local_rules, store
+from lsmguard import local_rules, store, table
 from lsmguard.engine import Engine, IncompatiblePins
 from lsmguard.loader import BpfError, diagnose
 from lsmguard.policy.compile import Compiled
@@ -180,10 +180,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"# rules {source}" + ("" if hits is not None else "; hit counts need root and a loaded lsmguard"))
     columns = ("policy", "mode", "rule", "action", "operation", "objects", "hits")
-    cells = [[str(c).upper() for c in columns]] + [["-" if r[c] is None else str(r[c]) for c in columns] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    cells = [["-" if r[c] is None else str(r[c]) for c in columns] for r in rows]
+    for text in table.render([c.upper() for c in columns], cells):
+        print(text)
     return EXIT_OK
 
 

@@ -20,6 +20,7 @@ from lsmguard.coalesce import Coalescer
 from lsmguard.pump import EventPump
 from lsmguard.untrusted import escape, unescape
 from tests.journald import Journald, read, wait_for
+from tests.unit.test_cli_check import lsmguard
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE_PATH = b"/tmp/evil\nLSMGUARD_DECISION=allow\r\x1b[2J\xff\xfe\xe2\x80\xae name"
@@ -36,13 +37,6 @@ def header(op: abi.Op = abi.Op.EXEC, decision: abi.Decision = abi.Decision.DENY,
 
 def path_event(path: bytes, **kw: object) -> abi.PathEvent:
     return abi.PathEvent(header(**kw), path, 0)
-
-
-def lsmguard(*args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "lsmguard", *args]
-    if user:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
 # -- escaping ---------------------------------------------------------------------
