@@ -125,7 +125,7 @@ def row(entry: dict[str, object]) -> tuple[str, ...]:
         f"{entry.get('LSMGUARD_POLICY', '?')}/{entry.get('LSMGUARD_RULE', '?')}"))
 
 
-FOLLOW_WIDTHS = (8, 10, 7, 40, 20, 20)   # streamed rows cannot be measured first
+FOLLOW_WIDTHS = (15, 10, 7, 40, 20, 20)   # streamed rows cannot be measured first
 
 
 def print_table(rows: Iterator[tuple[str, ...]], out: TextIO = sys.stdout, follow: bool = False) -> None:
