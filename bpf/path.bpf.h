@@ -51,10 +51,21 @@ static __always_inline struct mount *lg_real_mount(struct vfsmount *vfsmnt)
 	return (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
 }
 
+/* A kern_mount() of the kernel's own: pipes, sockets, memfd. */
+static __always_inline bool lg_mount_is_kern_mount(struct mount *mnt)
+{
+	return BPF_CORE_READ(mnt, mnt.mnt_flags) & LG_MNT_INTERNAL;
+}
+
+/* A mount that no namespace holds: a kern_mount() or a private clone. */
+static __always_inline bool lg_mount_is_unowned(struct mount *mnt)
+{
+	return BPF_CORE_READ(mnt, mnt_ns) == LG_MNT_NS_INTERNAL;
+}
+
 static __always_inline bool lg_mount_is_internal(struct mount *mnt)
 {
-	return (BPF_CORE_READ(mnt, mnt.mnt_flags) & LG_MNT_INTERNAL) ||
-	       BPF_CORE_READ(mnt, mnt_ns) == LG_MNT_NS_INTERNAL;
+	return lg_mount_is_kern_mount(mnt) || lg_mount_is_unowned(mnt);
 }
 
 /*
@@ -66,8 +77,7 @@ static __always_inline bool lg_mount_is_private_clone(struct vfsmount *vfsmnt)
 {
 	struct mount *mnt = lg_real_mount(vfsmnt);
 
-	return BPF_CORE_READ(mnt, mnt_ns) == LG_MNT_NS_INTERNAL &&
-	       !(BPF_CORE_READ(mnt, mnt.mnt_flags) & LG_MNT_INTERNAL);
+	return lg_mount_is_unowned(mnt) && !lg_mount_is_kern_mount(mnt);
 }
 
 static long lg_walk_step(__u32 index, void *ctx)
