@@ -13,7 +13,7 @@ ARCH         := x86
 BPF_SOURCES  := $(wildcard bpf/*.bpf.c bpf/*.bpf.h bpf/include/lsmguard/*.h)
 BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
 
-.PHONY: all bpf deps venv test test-host test-kernel demo bench-compile clean
+.PHONY: all bpf deps venv test test-host test-kernel demo bench-compile packages deb rpm clean
 
 all: bpf
 
@@ -39,7 +39,9 @@ deps:
 venv: deps
 	tests/lab/make-venv $(VENV)
 
-test: venv
+# The packaging tests install the deb that `make deb` built, on this machine
+# and in the kernel lab, so the packages are built first.
+test: venv packages
 	$(PYTHON) -m pytest tests
 
 test-host: venv
@@ -54,6 +56,41 @@ demo: venv
 # Policy load and compile time and entry count for 1k, 10k and 100k rules.
 bench-compile: venv
 	$(PYTHON) -m tests.bench.bench_compile 1000 10000 100000
+
+# -- packages -------------------------------------------------------------------
+# Both are built from a staged copy of the tree's files (tracked and new, never
+# ignored ones such as build/ or .venv/), so a dirty build directory cannot leak
+# into a package.
+VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+PACKAGES_DIR := $(BUILD)/packages
+DEB_STAGE    := $(BUILD)/deb
+RPM_TOPDIR   := $(abspath $(BUILD)/rpmbuild)
+# Packages build with the distribution's tools only (a pyenv or a venv first
+# on PATH would bring its own python3).
+SYSTEM_PATH  := /usr/sbin:/usr/bin:/sbin:/bin
+# stage DIR: copy the tree's tracked and new files (never ignored ones) to DIR.
+stage = rm -rf $(1) && mkdir -p $(1) && git ls-files -z --cached --others --exclude-standard \
+	| tar --null -T - -cf - | tar -C $(1) -xf -
+
+packages: deb rpm
+
+deb:
+	$(call stage,$(DEB_STAGE)/lsmguard-$(VERSION))
+	cp -r packaging/debian $(DEB_STAGE)/lsmguard-$(VERSION)/debian
+	cp packaging/lsmguard.service $(DEB_STAGE)/lsmguard-$(VERSION)/debian/lsmguard.service
+	cd $(DEB_STAGE)/lsmguard-$(VERSION) && PATH=$(SYSTEM_PATH) dpkg-buildpackage --build=binary --no-sign
+	mkdir -p $(PACKAGES_DIR) && rm -f $(PACKAGES_DIR)/lsmguard_*.deb
+	mv $(DEB_STAGE)/lsmguard_$(VERSION)_*.deb $(PACKAGES_DIR)/
+
+# rpmbuild from Debian's rpm package: its database knows no BuildRequires, so
+# --nodeps; install-deps installs their Debian equivalents.
+rpm:
+	$(call stage,$(RPM_TOPDIR)/stage/lsmguard-$(VERSION))
+	mkdir -p $(RPM_TOPDIR)/SOURCES
+	tar -C $(RPM_TOPDIR)/stage -czf $(RPM_TOPDIR)/SOURCES/lsmguard-$(VERSION).tar.gz lsmguard-$(VERSION)
+	PATH=$(SYSTEM_PATH) rpmbuild -bb --nodeps --define "_topdir $(RPM_TOPDIR)" packaging/rpm/lsmguard.spec
+	mkdir -p $(PACKAGES_DIR) && rm -f $(PACKAGES_DIR)/lsmguard-*.rpm
+	mv $(RPM_TOPDIR)/RPMS/*/lsmguard-$(VERSION)-*.rpm $(PACKAGES_DIR)/
 
 clean:
 	rm -rf $(BUILD) *.egg-info

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,9 +21,11 @@ import pytest
 from lsmguard.journal import MessageId
 from lsmguard.untrusted import escape, unescape
 from tests.journald import Journald, journald_session, wait_for
+from tests.kernel.daemons import Daemon, start_daemon, stop_daemon
 from tests.kernel.hammer import Hammer
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard-cli-test")
+DAEMON_ARGV = [sys.executable, "-m", "lsmguard", "daemon"]
 
 
 @pytest.fixture(scope="module")
@@ -51,48 +52,6 @@ class Host:
         return proc
 
 
-@dataclass
-class Daemon:
-    process: subprocess.Popen[bytes]
-    notify: socket.socket
-
-    def wait_for_notification(self, wanted: str, timeout: float = 180) -> list[str]:
-        """sd_notify messages until one has a line starting with `wanted` (READY=1, STATUS= ...)."""
-        seen: list[str] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"daemon exited {self.process.returncode}; notifications {seen}")
-            self.notify.settimeout(max(0.1, min(1.0, deadline - time.monotonic())))
-            try:
-                message = self.notify.recv(4096).decode()
-            except TimeoutError:
-                continue
-            seen.append(message)
-            if any(line.startswith(wanted) for line in message.split("\n")):
-                return seen
-        raise AssertionError(f"no {wanted} within {timeout}s; got {seen}")
-
-
-def start_daemon(host: Host, tmp: Path) -> Daemon:
-    path = tmp / f"notify-{time.monotonic_ns()}"
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(path))
-    process = subprocess.Popen([sys.executable, "-m", "lsmguard", "daemon"],
-                               env={**host.env, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
-    daemon = Daemon(process, notify)
-    daemon.wait_for_notification("READY=1")
-    return daemon
-
-
-def stop_daemon(daemon: Daemon) -> int:
-    if daemon.process.poll() is None:
-        daemon.process.send_signal(signal.SIGTERM)
-    code = daemon.process.wait(timeout=120)
-    daemon.notify.close()
-    return code
-
-
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory, journald: Journald) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("lsmguard")
@@ -104,7 +63,7 @@ def host(tmp_path_factory: pytest.TempPathFactory, journald: Journald) -> Iterat
 
 @pytest.fixture(scope="module")
 def daemon(host: Host, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    d = start_daemon(host, tmp_path_factory.mktemp("notify"))
+    d = start_daemon(DAEMON_ARGV, host.env, tmp_path_factory.mktemp("notify"))
     yield d
     stop_daemon(d)
 
@@ -247,7 +206,7 @@ def test_sigkill_and_restart_leave_no_gap(host: Host, daemon: Daemon, tmp_path: 
         daemon.process.wait(timeout=60)
         time.sleep(2)                                       # enforcement with no daemon at all
         since = time.time()
-        restarted = start_daemon(host, tmp_path_factory.mktemp("notify"))
+        restarted = start_daemon(DAEMON_ARGV, host.env, tmp_path_factory.mktemp("notify"))
         try:
             [started] = wait_for(since, MESSAGE_ID=MessageId.DAEMON_STARTED.hex, timeout=60)
             assert started["LSMGUARD_ADOPTED"] == "1"

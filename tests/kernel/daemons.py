@@ -1,0 +1,51 @@
+"""A daemon under test with its own sd_notify socket: started, awaited, stopped."""
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Daemon:
+    process: subprocess.Popen[bytes]
+    notify: socket.socket
+
+    def wait_for_notification(self, wanted: str, timeout: float = 180) -> list[str]:
+        """sd_notify messages until one has a line starting with `wanted` (READY=1, STATUS= ...)."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"daemon exited {self.process.returncode}; notifications {seen}")
+            self.notify.settimeout(max(0.1, min(1.0, deadline - time.monotonic())))
+            try:
+                message = self.notify.recv(4096).decode()
+            except TimeoutError:
+                continue
+            seen.append(message)
+            if any(line.startswith(wanted) for line in message.split("\n")):
+                return seen
+        raise AssertionError(f"no {wanted} within {timeout}s; got {seen}")
+
+
+def start_daemon(argv: list[str], env: dict[str, str], tmp: Path) -> Daemon:
+    """Start `argv` with NOTIFY_SOCKET (and a 2 s watchdog) and wait for READY=1."""
+    path = tmp / f"notify-{time.monotonic_ns()}"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(path))
+    process = subprocess.Popen(argv, env={**env, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+    daemon = Daemon(process, notify)
+    daemon.wait_for_notification("READY=1")
+    return daemon
+
+
+def stop_daemon(daemon: Daemon) -> int:
+    if daemon.process.poll() is None:
+        daemon.process.send_signal(signal.SIGTERM)
+    code = daemon.process.wait(timeout=120)
+    daemon.notify.close()
+    return code

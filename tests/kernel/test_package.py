@@ -1,0 +1,99 @@
+"""The deb's own files, in the kernel: the unit's ExecStart, confined to the
+unit's capability bounding set and no_new_privs, loads the shipped BPF object,
+applies the shipped policies and one deny, enforces the deny and journals it.
+
+The lab's root file system is the host's, read-only, so the deb is unpacked
+(dpkg-deb -x) rather than installed; the host test installs it for real. Its
+dependencies are Debian's packages, which install-deps installed on the host."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lsmguard.journal import MessageId
+from tests.journald import Journald, journald_session, wait_for
+from tests.kernel.daemons import start_daemon, stop_daemon
+from tests.packages import PACKAGES_DIR, SHIPPED_POLICIES, SYSTEM_ENV, UNIT, run, unit_settings, version
+
+PIN_ROOT = "/sys/fs/bpf/lsmguard-package-test"
+# The kernel's capability numbers (include/uapi/linux/capability.h) for the unit's names.
+CAPABILITY_BITS = {"CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
+DENY_POLICY = """\
+apiVersion: lsmguard.io/v1
+kind: Policy
+metadata:
+  name: package-test
+spec:
+  mode: enforce
+  rules:
+    - id: deny-test-binary
+      action: deny
+      exec:
+        paths: [{path}]
+"""
+
+
+@pytest.fixture(scope="module")
+def journald() -> Iterator[Journald]:
+    yield from journald_session()
+
+
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    debs = sorted(PACKAGES_DIR.glob(f"lsmguard_{version()}_*.deb"))
+    assert len(debs) == 1, f"no lsmguard_{version()}_*.deb in {PACKAGES_DIR}: run `make deb` on the host"
+    root = tmp_path_factory.mktemp("deb-root")
+    run("dpkg-deb", "-x", debs[0], root)
+    return root
+
+
+def capabilities(pid: int) -> dict[str, int]:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: int(v, 16) for k, v in (line.split(":\t") for line in status) if k in ("CapEff", "CapBnd")}
+
+
+def test_unit_execstart_with_its_capabilities_enforces_and_journals(unpacked: Path, journald: Journald,
+                                                                    tmp_path: Path) -> None:
+    unit = unit_settings((unpacked / "lib/systemd/system" / UNIT).read_text())
+    program, *arguments = unit["ExecStart"][0].split()
+    allowed = unit["CapabilityBoundingSet"][0].split()
+    confine = ["setpriv", "--bounding-set", ",".join(["-all"] + [f"+{c.removeprefix('CAP_').lower()}" for c in allowed]),
+               "--inh-caps", "-all"] + (["--no-new-privs"] if unit["NoNewPrivileges"] == ["yes"] else [])
+
+    policy_dir = unpacked / "etc/lsmguard/policies.d"
+    denied = tmp_path / "denied-true"
+    shutil.copy("/bin/true", denied)
+    (policy_dir / "package-test.yaml").write_text(DENY_POLICY.format(path=denied))
+    env = {**SYSTEM_ENV, "PYTHONPATH": str(unpacked / "usr/lib/python3/dist-packages"),
+           "LSMGUARD_POLICY_DIR": str(policy_dir), "LSMGUARD_RUN_DIR": str(tmp_path / "run"),
+           "LSMGUARD_PIN_ROOT": PIN_ROOT}
+    shipped = subprocess.run(["/usr/bin/python3", "-c", "import lsmguard.resources as r; print(r.bpf_object_path())"],
+                             env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert shipped == str(unpacked / "usr/lib/python3/dist-packages/lsmguard/data/lsmguard.bpf.o")
+
+    since = time.time()
+    daemon = start_daemon([*confine, "--", str(unpacked / program.lstrip("/")), *arguments], env, tmp_path)
+    try:
+        caps = capabilities(daemon.process.pid)
+        wanted = sum(1 << CAPABILITY_BITS[c] for c in allowed)
+        assert caps == {"CapEff": wanted, "CapBnd": wanted}      # CAP_SYS_ADMIN, among others, is gone
+
+        [applied] = wait_for(since, MESSAGE_ID=MessageId.POLICY_APPLIED.hex, timeout=60)
+        names = set(applied["LSMGUARD_POLICIES"].split(","))
+        assert names == {"package-test"} | {p.removesuffix(".yaml") for p in SHIPPED_POLICIES}
+
+        with pytest.raises(PermissionError):
+            subprocess.run([denied])
+        [entry] = wait_for(since, MESSAGE_ID=MessageId.DENY.hex, LSMGUARD_PATH=str(denied), timeout=60)
+        assert entry["LSMGUARD_POLICY"] == "package-test" and entry["LSMGUARD_RULE"] == "deny-test-binary"
+        assert entry["LSMGUARD_DECISION"] == "deny" and entry["_UID"] == 0
+    finally:
+        assert stop_daemon(daemon) == 0
+        subprocess.run(["/usr/bin/python3", "-m", "lsmguard", "unload"], env=env, capture_output=True, timeout=300)
+    assert not os.path.exists(PIN_ROOT)
