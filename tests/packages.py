@@ -61,3 +61,34 @@ def unit_settings(text: str) -> dict[str, list[str]]:
         key, _, value = line.partition("=")
         settings.setdefault(key.strip(), []).append(value.strip())
     return settings
+
+
+def syscalls_allowed(system_call_filter: str) -> set[str]:
+    """The system calls an allow-list `SystemCallFilter=` admits, its @groups expanded
+    the way this machine's systemd expands them."""
+    groups: dict[str, list[str]] = {}
+    current = ""
+    for line in run("systemd-analyze", "syscall-filter").stdout.splitlines():
+        if line.startswith("@"):
+            current = line.split()[0]
+            groups[current] = []
+        elif current and line.strip() and not line.strip().startswith("#"):
+            groups[current].append(line.strip())
+
+    def expand(entry: str) -> set[str]:
+        if not entry.startswith("@"):
+            return {entry}
+        return set().union(*(expand(member) for member in groups[entry]))
+
+    return set().union(*(expand(entry) for entry in system_call_filter.split()))
+
+
+def strace_summary_syscalls(summary: str) -> set[str]:
+    """The system calls named in `strace -c` output."""
+    names = set()
+    for line in summary.splitlines():
+        fields = line.split()
+        if fields and fields[-1] not in ("syscall", "total") and not fields[0].startswith("-") \
+                and fields[0].replace(".", "").isdigit():
+            names.add(fields[-1])
+    return names

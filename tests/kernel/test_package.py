@@ -1,6 +1,7 @@
 """The deb's own files, in the kernel: the unit's ExecStart, confined to the
 unit's capability bounding set and no_new_privs, loads the shipped BPF object,
-applies the shipped policies and one deny, enforces the deny and journals it.
+applies the shipped policies and one deny, enforces the deny and journals it,
+and makes no system call that the unit's SystemCallFilter would refuse.
 
 The lab's root file system is the host's, read-only, so the deb is unpacked
 (dpkg-deb -x) rather than installed; the host test installs it for real. Its
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,8 +20,9 @@ import pytest
 
 from lsmguard.journal import MessageId
 from tests.journald import Journald, journald_session, wait_for
-from tests.kernel.daemons import start_daemon, stop_daemon
-from tests.packages import PACKAGES_DIR, SHIPPED_POLICIES, SYSTEM_ENV, UNIT, run, unit_settings, version
+from tests.kernel.daemons import start_daemon
+from tests.packages import (PACKAGES_DIR, SHIPPED_POLICIES, SYSTEM_ENV, UNIT, run, strace_summary_syscalls,
+                            syscalls_allowed, unit_settings, version)
 
 PIN_ROOT = "/sys/fs/bpf/lsmguard-package-test"
 # The kernel's capability numbers (include/uapi/linux/capability.h) for the unit's names.
@@ -77,8 +80,12 @@ def test_unit_execstart_with_its_capabilities_enforces_and_journals(unpacked: Pa
                              env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert shipped == str(unpacked / "usr/lib/python3/dist-packages/lsmguard/data/lsmguard.bpf.o")
 
+    # strace runs inside the confinement and counts the daemon's system calls (-c), for the filter check.
+    trace = tmp_path / "syscalls.txt"
     since = time.time()
-    daemon = start_daemon([*confine, "--", str(unpacked / program.lstrip("/")), *arguments], env, tmp_path)
+    daemon = start_daemon([*confine, "--", "strace", "-f", "-c", "-o", str(trace),
+                           str(unpacked / program.lstrip("/")), *arguments], env, tmp_path)
+    daemon_pid = int((tmp_path / "run" / "daemon.pid").read_text())
     try:
         caps = capabilities(daemon.process.pid)
         wanted = sum(1 << CAPABILITY_BITS[c] for c in allowed)
@@ -93,7 +100,17 @@ def test_unit_execstart_with_its_capabilities_enforces_and_journals(unpacked: Pa
         [entry] = wait_for(since, MESSAGE_ID=MessageId.DENY.hex, LSMGUARD_PATH=str(denied), timeout=60)
         assert entry["LSMGUARD_POLICY"] == "package-test" and entry["LSMGUARD_RULE"] == "deny-test-binary"
         assert entry["LSMGUARD_DECISION"] == "deny" and entry["_UID"] == 0
+
+        os.kill(daemon_pid, signal.SIGHUP)            # a reload, for its system calls (strace is in between)
+        daemon.wait_for_notification("READY=1")
     finally:
-        assert stop_daemon(daemon) == 0
+        os.kill(daemon_pid, signal.SIGTERM)           # strace passes on the daemon's exit status
+        assert daemon.process.wait(timeout=120) == 0
+        daemon.notify.close()
         subprocess.run(["/usr/bin/python3", "-m", "lsmguard", "unload"], env=env, capture_output=True, timeout=300)
     assert not os.path.exists(PIN_ROOT)
+
+    used = strace_summary_syscalls(trace.read_text())
+    assert {"bpf", "membarrier", "execve"} <= used, trace.read_text()
+    refused = used - syscalls_allowed(unit["SystemCallFilter"][0])
+    assert not refused, f"the unit's SystemCallFilter would refuse {sorted(refused)}"
