@@ -6,12 +6,13 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from lsmguard.policy.errors import Diagnostic
 from lsmguard.policy.source import Document
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_NAME = "lsmguard.schema.json"
 TYPE_NAMES = {"string": "a string", "integer": "an integer", "array": "a list", "object": "a mapping",
@@ -25,6 +26,9 @@ def schema_path() -> Path:
 
 @functools.cache
 def validator() -> jsonschema.Draft202012Validator:
+    # Imported here, not at the top: it is half of the CLI's start-up, and
+    # status, audit, list and unload never validate a policy.
+    import jsonschema
     schema = json.loads(schema_path().read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
