@@ -13,7 +13,7 @@ ARCH         := x86
 BPF_SOURCES  := $(wildcard bpf/*.bpf.c bpf/*.bpf.h bpf/include/lsmguard/*.h)
 BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
 
-.PHONY: all bpf deps venv test test-host test-kernel demo bench-compile packages deb rpm clean
+.PHONY: all bpf deps venv test test-host test-kernel demo bench bench-driver bench-compile packages deb rpm clean
 
 all: bpf
 
@@ -52,6 +52,30 @@ test-kernel: venv
 
 demo: venv
 	$(PYTHON) -m tests.lab demo
+
+# Overhead per system call against no enforcement and AppArmor, in one lab boot:
+# prints the table, writes build/bench/overhead.json and overhead.png.
+# BENCH_SIZE=full for longer loops, BENCH_ROUNDS for more rounds.
+BENCH_DIR    := $(abspath $(BUILD))/bench
+BENCH_KERNEL ?= 6.1
+BENCH_SIZE   ?= ci
+BENCH_ROUNDS ?= 3
+
+bench-driver: $(BENCH_DIR)/driver $(BENCH_DIR)/static-true
+
+$(BENCH_DIR)/driver: tests/bench/driver.c
+	@mkdir -p $(BENCH_DIR)
+	gcc -O2 -Wall -Wextra -Werror -o $@ $< -lpthread
+
+$(BENCH_DIR)/static-true: tests/bench/static_true.c
+	@mkdir -p $(BENCH_DIR)
+	gcc -O2 -static -o $@ $<
+
+bench: venv bench-driver
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/bench/requirements.txt
+	$(PYTHON) -m tests.lab run --results $(BENCH_DIR)/raw $(BENCH_KERNEL) -- \
+		$(abspath $(PYTHON)) -m tests.bench.overhead $(BENCH_DIR)/raw --size $(BENCH_SIZE) --rounds $(BENCH_ROUNDS)
+	$(PYTHON) -m tests.bench.report $(BENCH_DIR)/raw $(BENCH_DIR)
 
 # Policy load and compile time and entry count for 1k, 10k and 100k rules.
 bench-compile: venv

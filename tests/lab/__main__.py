@@ -2,6 +2,8 @@
 
     python -m tests.lab fetch                  download and unpack every lab kernel
     python -m tests.lab run 6.1 -- CMD...      boot one kernel and run CMD as root in it
+                                               (--results DIR: the guest's writable
+                                               $LSMGUARD_LAB_RESULTS, kept afterwards)
     python -m tests.lab demo [KERNEL]          a short session: deny, try, audit, remove
 """
 from __future__ import annotations
@@ -29,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="download and unpack every lab kernel")
     run = sub.add_parser("run", help="boot a kernel and run a command in it")
+    run.add_argument("--results", type=Path, metavar="DIR",
+                     help="a host directory the guest may write (LSMGUARD_LAB_RESULTS), kept afterwards")
     run.add_argument("kernel", choices=[s.name for s in kernels.SERIES])
     run.add_argument("argv", nargs=argparse.REMAINDER)
     demo = sub.add_parser("demo", help="a short lsmguard session in the lab: deny, try, audit, remove")
@@ -44,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
             command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         else:
             command = [sys.executable, "-m", "tests.lab.demo"]
-        with tempfile.TemporaryDirectory(prefix="lsmguard-lab-") as out:
-            result = run_in_guest(_kernel(args.kernel), command, Path(out), stream=True)
+        if args.command == "run" and args.results:
+            args.results.mkdir(parents=True, exist_ok=True)
+            result = run_in_guest(_kernel(args.kernel), command, args.results.resolve(), stream=True)
+        else:
+            with tempfile.TemporaryDirectory(prefix="lsmguard-lab-") as out:
+                result = run_in_guest(_kernel(args.kernel), command, Path(out), stream=True)
         print(f"[lab] {args.kernel}: exit {result.returncode} after {result.seconds:.1f}s (boot included)",
               file=sys.stderr)
         return result.returncode

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The benchmark driver: one operation in a tight loop, timed with
+ * CLOCK_MONOTONIC, so that each configuration's cost per system call can be
+ * compared side by side in one lab run.
+ *
+ *   driver open    PATH  ITERATIONS    open(O_RDONLY) + close
+ *   driver chmod   PATH  ITERATIONS    chmod to the file's own mode
+ *   driver exec    PATH  ITERATIONS    fork + execve(PATH) + wait (a static binary)
+ *   driver connect PORT  ITERATIONS    TCP connect to 127.0.0.1:PORT + close; a thread accepts
+ *
+ * Prints one JSON object: {"op": ..., "iterations": N, "ns_per_op": X, "failures": F}.
+ * An operation the kernel refuses counts as a failure, not as an error: the
+ * denied path is measured too. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int do_open(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static mode_t chmod_mode;
+
+static int do_chmod(const char *path)
+{
+	return chmod(path, chmod_mode);
+}
+
+static int do_exec(const char *path)
+{
+	char *argv[] = { (char *)path, NULL };
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		execve(path, argv, environ);
+		_exit(126);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static struct sockaddr_in listener_addr;
+
+static void *accept_forever(void *arg)
+{
+	int listener = *(int *)arg;
+
+	for (;;) {
+		int fd = accept(listener, NULL, NULL);
+
+		if (fd >= 0)
+			close(fd);
+	}
+	return NULL;
+}
+
+static int start_listener(int port)
+{
+	static int listener;
+	pthread_t thread;
+	int one = 1;
+
+	listener = socket(AF_INET, SOCK_STREAM, 0);
+	if (listener < 0)
+		return -1;
+	setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	listener_addr.sin_family = AF_INET;
+	listener_addr.sin_port = htons(port);
+	listener_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(listener, (struct sockaddr *)&listener_addr, sizeof(listener_addr)) < 0 ||
+	    listen(listener, SOMAXCONN) < 0)
+		return -1;
+	return pthread_create(&thread, NULL, accept_forever, &listener) == 0 ? 0 : -1;
+}
+
+static int do_connect(const char *unused)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int ret;
+
+	(void)unused;
+	if (fd < 0)
+		return -1;
+	ret = connect(fd, (struct sockaddr *)&listener_addr, sizeof(listener_addr));
+	close(fd);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	int (*operation)(const char *);
+	long long started, elapsed;
+	long iterations, failures = 0;
+	struct stat st;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s open|chmod|exec PATH ITERATIONS | connect PORT ITERATIONS\n", argv[0]);
+		return 2;
+	}
+	iterations = strtol(argv[3], NULL, 10);
+	if (!strcmp(argv[1], "open")) {
+		operation = do_open;
+	} else if (!strcmp(argv[1], "chmod")) {
+		if (stat(argv[2], &st) < 0) {
+			perror(argv[2]);
+			return 1;
+		}
+		chmod_mode = st.st_mode & 07777;
+		operation = do_chmod;
+	} else if (!strcmp(argv[1], "exec")) {
+		operation = do_exec;
+	} else if (!strcmp(argv[1], "connect")) {
+		if (start_listener(atoi(argv[2])) < 0) {
+			perror("listener");
+			return 1;
+		}
+		operation = do_connect;
+	} else {
+		fprintf(stderr, "unknown operation %s\n", argv[1]);
+		return 2;
+	}
+	started = now_ns();
+	for (long i = 0; i < iterations; i++)
+		if (operation(argv[2]) < 0)
+			failures++;
+	elapsed = now_ns() - started;
+	printf("{\"op\": \"%s\", \"iterations\": %ld, \"ns_per_op\": %.1f, \"failures\": %ld}\n",
+	       argv[1], iterations, (double)elapsed / iterations, failures);
+	return 0;
+}

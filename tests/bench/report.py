@@ -1,0 +1,97 @@
+"""Host side of `make bench`: turn the guest's measurements into the table, the
+JSON summary and the chart of ratios to no enforcement.
+
+    python -m tests.bench.report RESULTS_DIR OUT_DIR"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+OPERATIONS = ("open", "chmod", "exec", "connect")
+BASELINE = "none"
+
+
+@dataclass
+class Cell:
+    config: str
+    op: str
+    median_ns: float
+    low_ns: float           # the fastest and slowest round: the spread
+    high_ns: float
+    rounds: int
+    ratio: float            # median / the baseline's median
+
+
+def summarise(lines: list[dict]) -> list[Cell]:
+    samples: dict[tuple[str, str], list[float]] = {}
+    for line in lines:
+        samples.setdefault((line["config"], line["op"]), []).append(line["ns_per_op"])
+    configs = list(dict.fromkeys(line["config"] for line in lines))
+    cells = []
+    for config in configs:
+        for op in OPERATIONS:
+            values = samples.get((config, op))
+            if not values:
+                continue
+            base = statistics.median(samples[(BASELINE, op)])
+            median = statistics.median(values)
+            cells.append(Cell(config, op, median, min(values), max(values), len(values), median / base))
+    return cells
+
+
+def table(cells: list[Cell]) -> str:
+    configs = list(dict.fromkeys(c.config for c in cells))
+    by = {(c.config, c.op): c for c in cells}
+    width = max(len(c) for c in configs)
+    rows = [f"{'configuration':<{width}}  " + "  ".join(f"{op:>22}" for op in OPERATIONS)]
+    for config in configs:
+        row = []
+        for op in OPERATIONS:
+            c = by.get((config, op))
+            row.append(f"{c.ratio:6.3f} ({c.low_ns / 1000:7.1f}-{c.high_ns / 1000:7.1f}µs)" if c else f"{'-':>22}")
+        rows.append(f"{config:<{width}}  " + "  ".join(f"{cell:>22}" for cell in row))
+    return "\n".join(rows)
+
+
+def chart(cells: list[Cell], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = [c for c in dict.fromkeys(c.config for c in cells) if c != BASELINE]
+    by = {(c.config, c.op): c for c in cells}
+    fig, ax = plt.subplots(figsize=(11, 5))
+    width = 0.8 / len(configs)
+    for i, config in enumerate(configs):
+        xs = [j + i * width for j in range(len(OPERATIONS))]
+        ax.bar(xs, [by[(config, op)].ratio if (config, op) in by else 0 for op in OPERATIONS], width, label=config)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(OPERATIONS))], OPERATIONS)
+    ax.set_ylabel("time per operation / no enforcement (median of rounds)")
+    ax.set_title("lsmguard and AppArmor: cost per system call, relative to no enforcement")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("results", type=Path)
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args()
+    lines = [json.loads(line) for line in (args.results / "overhead.jsonl").read_text().splitlines()]
+    cells = summarise(lines)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "overhead.json").write_text(json.dumps([asdict(c) for c in cells], indent=1))
+    chart(cells, args.out / "overhead.png")
+    print("ratio to no enforcement, median of rounds (fastest-slowest round per operation)")
+    print(table(cells))
+    print(f"\nwritten: {args.out / 'overhead.json'}, {args.out / 'overhead.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
