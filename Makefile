@@ -74,7 +74,7 @@ $(BENCH_DIR)/static-true: tests/bench/static_true.c
 bench: venv bench-driver
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/bench/requirements.txt
 	$(PYTHON) -m tests.lab run --results $(BENCH_DIR)/raw $(BENCH_KERNEL) -- \
-		$(abspath $(PYTHON)) -m tests.bench.overhead $(BENCH_DIR)/raw --size $(BENCH_SIZE) --rounds $(BENCH_ROUNDS)
+		$(abspath $(PYTHON)) -m tests.bench.guest $(BENCH_DIR)/raw --size $(BENCH_SIZE) --rounds $(BENCH_ROUNDS)
 	$(PYTHON) -m tests.bench.report $(BENCH_DIR)/raw $(BENCH_DIR)
 
 # Policy load and compile time and entry count for 1k, 10k and 100k rules.

@@ -8,6 +8,11 @@
  *   driver exec    PATH  ITERATIONS    fork + execve(PATH) + wait (a static binary)
  *   driver connect PORT  ITERATIONS    TCP connect to 127.0.0.1:PORT + close; a thread accepts
  *
+ * Two optional arguments follow: RATE, the operations per second to pace the
+ * loop at (0: as fast as it goes), and SPREAD: with SPREAD > 1, open and chmod
+ * go round the files PATH/f0 ... PATH/f<SPREAD-1> (made if missing), so that
+ * the event pipeline sees distinct objects rather than one it can coalesce.
+ *
  * Prints one JSON object: {"op": ..., "iterations": N, "ns_per_op": X, "failures": F}.
  * An operation the kernel refuses counts as a failure, not as an error: the
  * denied path is measured too. */
@@ -46,7 +51,7 @@ static int do_open(const char *path)
 	return 0;
 }
 
-static mode_t chmod_mode;
+static mode_t chmod_mode = 0644;
 
 static int do_chmod(const char *path)
 {
@@ -106,37 +111,81 @@ static int start_listener(int port)
 
 static int do_connect(const char *unused)
 {
+	/* Close with a reset: no TIME_WAIT piles up across thousands of iterations. */
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	int ret;
 
 	(void)unused;
 	if (fd < 0)
 		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
 	ret = connect(fd, (struct sockaddr *)&listener_addr, sizeof(listener_addr));
 	close(fd);
 	return ret;
+}
+
+/* The names PATH/f0 ... PATH/f<spread-1>, each created if missing. */
+static char **spread_names(const char *dir, long spread)
+{
+	char **names = calloc(spread, sizeof(*names));
+
+	for (long i = 0; names && i < spread; i++) {
+		int fd;
+
+		if (asprintf(&names[i], "%s/f%ld", dir, i) < 0)
+			return NULL;
+		fd = open(names[i], O_CREAT | O_WRONLY, 0644);
+		if (fd >= 0)
+			close(fd);
+	}
+	return names;
+}
+
+static void pace(long long started, long i, long rate)
+{
+	long long due = started + i * (1000000000LL / rate);
+	struct timespec ts = { .tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL };
+
+	if (now_ns() < due)
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
 int main(int argc, char **argv)
 {
 	int (*operation)(const char *);
 	long long started, elapsed;
-	long iterations, failures = 0;
+	long iterations, failures = 0, rate = 0, spread = 1;
+	char **names = NULL;
 	struct stat st;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s open|chmod|exec PATH ITERATIONS | connect PORT ITERATIONS\n", argv[0]);
+	if (argc < 4 || argc > 6) {
+		fprintf(stderr, "usage: %s open|chmod|exec PATH ITERATIONS [RATE [SPREAD]] | "
+			"connect PORT ITERATIONS [RATE]\n", argv[0]);
 		return 2;
 	}
 	iterations = strtol(argv[3], NULL, 10);
+	if (argc > 4)
+		rate = strtol(argv[4], NULL, 10);
+	if (argc > 5)
+		spread = strtol(argv[5], NULL, 10);
+	if (spread > 1) {
+		names = spread_names(argv[2], spread);
+		if (!names) {
+			perror("spread");
+			return 1;
+		}
+	}
 	if (!strcmp(argv[1], "open")) {
 		operation = do_open;
 	} else if (!strcmp(argv[1], "chmod")) {
-		if (stat(argv[2], &st) < 0) {
-			perror(argv[2]);
-			return 1;
+		if (!names) {
+			if (stat(argv[2], &st) < 0) {
+				perror(argv[2]);
+				return 1;
+			}
+			chmod_mode = st.st_mode & 07777;
 		}
-		chmod_mode = st.st_mode & 07777;
 		operation = do_chmod;
 	} else if (!strcmp(argv[1], "exec")) {
 		operation = do_exec;
@@ -151,9 +200,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	started = now_ns();
-	for (long i = 0; i < iterations; i++)
-		if (operation(argv[2]) < 0)
+	for (long i = 0; i < iterations; i++) {
+		if (rate > 0)
+			pace(started, i, rate);
+		if (operation(names ? names[i % spread] : argv[2]) < 0)
 			failures++;
+	}
 	elapsed = now_ns() - started;
 	printf("{\"op\": \"%s\", \"iterations\": %ld, \"ns_per_op\": %.1f, \"failures\": %ld}\n",
 	       argv[1], iterations, (double)elapsed / iterations, failures);

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -77,6 +78,28 @@ def chart(cells: list[Cell], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def pipeline_table(lines: list[dict]) -> str:
+    rows = [f"{'rate/s':>8} {'generated':>9} {'per s':>7} {'records':>8} {'in records':>10} {'lost':>6} "
+            f"{'balanced':>8} {'daemon RSS':>10}"]
+    for x in lines:
+        rows.append(f"{x['rate'] or 'unpaced':>8} {x['generated']:>9} {x['generated_per_s']:>7} {x['records']:>8} "
+                    f"{x['events_in_records']:>10} {x['lost']:>6} {str(x['balanced']):>8} "
+                    f"{x['daemon_rss_kib'] // 1024:>7} MiB")
+    return "\n".join(rows)
+
+
+def latency_lines(latency: dict) -> str:
+    memory = latency["map_memory_bytes"]
+    return "\n".join([
+        f"lsmguard deny -> first denied chmod: {latency['deny_to_first_denial_s_median']:.2f} s "
+        f"(the deny command itself ran {latency['deny_cli_s_median']:.2f} s)",
+        f"CLI start-up: --version {latency['cli_version_s_median']:.2f} s, status --json "
+        f"{latency['cli_status_s_median']:.2f} s",
+        f"kernel map memory: {int(memory['0']) / 2**20:.1f} MiB with no rules, "
+        f"{int(memory['100000']) / 2**20:.1f} MiB with 100,000",
+    ])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("results", type=Path)
@@ -85,11 +108,26 @@ def main() -> int:
     lines = [json.loads(line) for line in (args.results / "overhead.jsonl").read_text().splitlines()]
     cells = summarise(lines)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "overhead.json").write_text(json.dumps([asdict(c) for c in cells], indent=1))
     chart(cells, args.out / "overhead.png")
     print("ratio to no enforcement, median of rounds (fastest-slowest round per operation)")
     print(table(cells))
-    print(f"\nwritten: {args.out / 'overhead.json'}, {args.out / 'overhead.png'}")
+    summary: dict[str, object] = {"overhead": [asdict(c) for c in cells]}
+    pipeline = args.results / "pipeline.jsonl"
+    if pipeline.exists():
+        runs = [json.loads(line) for line in pipeline.read_text().splitlines()]
+        summary["pipeline"] = runs
+        print("\nevent pipeline: denials driven through the daemon into journald")
+        print(pipeline_table(runs))
+    latency = args.results / "latency.json"
+    if latency.exists():
+        summary["latency"] = json.loads(latency.read_text())
+        print()
+        print(latency_lines(summary["latency"]))
+    (args.out / "bench.json").write_text(json.dumps(summary, indent=1))
+    print(f"\nwritten: {args.out / 'bench.json'}, {args.out / 'overhead.png'}")
+    if not all(run["balanced"] for run in summary.get("pipeline", [])):
+        print("error: the event pipeline lost events it did not count", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,32 @@
+"""Everything `make bench` measures in the kernel lab, in one boot:
+
+    python -m tests.bench.guest OUT_DIR [--size ci|full] [--rounds N]"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--size", choices=("ci", "full"), default="ci")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    steps = [
+        ["tests.bench.overhead", str(args.out), "--size", args.size, "--rounds", str(args.rounds)],
+        ["tests.bench.pipeline", str(args.out), "--size", args.size],
+        ["tests.bench.latency", str(args.out)],
+    ]
+    for step in steps:
+        print(f"== {step[0]}", flush=True)
+        code = subprocess.run([sys.executable, "-m", *step]).returncode
+        if code != 0:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
