@@ -1,6 +1,7 @@
 """Polling a BPF ring buffer with a Python callback."""
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 
 from lsmguard.loader._libbpf import ffi, lib
@@ -9,6 +10,11 @@ from lsmguard.loader.libbpf import check
 from lsmguard.loader.maps import Map
 
 Callback = Callable[[bytes], None]
+
+# What the sample callback returns when a pass has used its budget. libbpf has
+# already consumed the sample (it advances the consumer position before calling
+# back), so stopping loses nothing; ring_buffer__poll returns this code.
+_BUDGET_SPENT = -errno.ECANCELED
 
 
 @ffi.def_extern()
@@ -19,14 +25,23 @@ def lg_on_ringbuf_sample(ctx: "ffi.CData", data: "ffi.CData", size: int) -> int:
     except BaseException as exc:  # re-raised from poll(), after libbpf returns
         reader.pending_error = exc
         return -1
+    reader.taken += 1
+    if reader.budget and reader.taken >= reader.budget:
+        return _BUDGET_SPENT
     return 0
 
 
 class RingBuffer:
-    """Hands every record of a ring-buffer map to ``callback`` as bytes."""
+    """Hands every record of a ring-buffer map to ``callback`` as bytes.
 
-    def __init__(self, ringbuf: Map, callback: Callback) -> None:
+    With a ``budget``, one poll() or consume() hands over at most that many records
+    and returns, even while a producer keeps the buffer full: a caller with other
+    duties (timers, a watchdog) is never starved by a flood."""
+
+    def __init__(self, ringbuf: Map, callback: Callback, budget: int | None = None) -> None:
         self.callback = callback
+        self.budget = budget
+        self.taken = 0
         self.pending_error: BaseException | None = None
         self._handle = ffi.new_handle(self)
         self._rb = lib.ring_buffer__new(ringbuf.fd, lib.lg_on_ringbuf_sample, self._handle, ffi.NULL)
@@ -34,12 +49,21 @@ class RingBuffer:
             raise BpfError(ffi.errno or 22, f"opening ring buffer {ringbuf.name}")
 
     def poll(self, timeout_ms: int) -> int:
-        """Wait up to ``timeout_ms`` for records and consume them; returns how many."""
+        """Wait up to ``timeout_ms`` for records and consume them (at most the budget); returns how many."""
+        self.taken = 0
         return self._finish(lib.ring_buffer__poll(self._rb, timeout_ms), "polling ring buffer")
 
     def consume(self) -> int:
-        """Consume what is there without waiting."""
+        """Consume what is there (at most the budget) without waiting; returns how many."""
+        self.taken = 0
         return self._finish(lib.ring_buffer__consume(self._rb), "consuming ring buffer")
+
+    def drain(self) -> int:
+        """Consume until the buffer is empty, budget or not; returns how many."""
+        total = 0
+        while (taken := self.consume()) > 0:
+            total += taken
+        return total
 
     def fileno(self) -> int:
         return lib.ring_buffer__epoll_fd(self._rb)
@@ -48,7 +72,9 @@ class RingBuffer:
         if self.pending_error is not None:
             error, self.pending_error = self.pending_error, None
             raise error
-        if ret == -4:  # EINTR: a signal arrived; nothing was lost
+        if ret == _BUDGET_SPENT:
+            return self.taken
+        if ret == -errno.EINTR:  # a signal arrived; nothing was lost
             return 0
         return check(ret, what)
 

@@ -208,8 +208,8 @@ class Engine:
                 out[(name, rule)] = totals.get(hits.identity(self.hash_key, name, rule), 0)
         return out
 
-    def event_reader(self, callback: Callable[[abi.Event], None]) -> RingBuffer:
-        return RingBuffer(self.maps["lg_events"], lambda data: callback(abi.decode_event(data)))
+    def event_reader(self, callback: Callable[[abi.Event], None], budget: int | None = None) -> RingBuffer:
+        return RingBuffer(self.maps["lg_events"], lambda data: callback(abi.decode_event(data)), budget)
 
     def close(self) -> None:
         """Drop this process's handles; pinned links keep enforcing."""

@@ -54,8 +54,10 @@ def daemon_with(policy_dir: Path, run_dir: Path) -> Iterator[tuple[Daemon, dict[
         subprocess.run([sys.executable, "-m", "lsmguard", "unload"], env=env, capture_output=True, timeout=300)
 
 
-def settled_status(run_dir: Path, quiet_s: float = 3.0, timeout: float = 300) -> dict:
-    """The daemon's counters once they stop moving (its coalescing windows have closed)."""
+def settled_status(run_dir: Path, accounted_for: int = 0, quiet_s: float = 4.0, timeout: float = 900) -> dict:
+    """The daemon's counters once they account for `accounted_for` more events than at its
+    start (received or counted lost by the kernel) and then stop moving: its coalescing
+    windows (1 s) have closed and its status (every 2 s) is current."""
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
@@ -64,13 +66,14 @@ def settled_status(run_dir: Path, quiet_s: float = 3.0, timeout: float = 300) ->
             time.sleep(0.5)
             continue
         status = json.loads(path.read_text())
-        key = (status["events"], status["written"], status["kernel_lost"], status["journal_lost"])
+        key = (status["events"], status["written"], status["coalesced"], status["kernel_lost"],
+               status["journal_lost"])
         if key != last:
             last, since = key, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
+        elif status["events"] + status["kernel_lost"] >= accounted_for and time.monotonic() - since >= quiet_s:
             return status
         time.sleep(0.5)
-    raise RuntimeError(f"the daemon's counters did not settle within {timeout}s")
+    raise RuntimeError(f"the daemon did not account for {accounted_for} events within {timeout}s: {last}")
 
 
 def rss_kib(pid: int) -> int:
@@ -117,7 +120,7 @@ def main() -> int:
                     [str(BUILD / "driver"), "chmod", str(targets), str(iterations), str(rate), str(SPREAD)],
                     capture_output=True, text=True, check=True).stdout)
                 driven_s = time.monotonic() - started
-                after = settled_status(run_dir)
+                after = settled_status(run_dir, before["events"] + before["kernel_lost"] + drive["failures"])
                 records, events, lost = account(since, targets)
                 generated = drive["failures"]          # every chmod was denied: each is one event
                 line = {"rate": rate, "generated": generated, "seconds": round(driven_s, 2),

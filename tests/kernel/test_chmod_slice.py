@@ -83,6 +83,20 @@ def test_one_event_names_pid_comm_and_path(engine: Engine, protected: Path) -> N
     assert ev.header.ppid == os.getpid()
 
 
+def test_a_reader_with_a_budget_stops_after_it_and_loses_nothing(engine: Engine, protected: Path) -> None:
+    """The daemon polls with a budget so that a flood cannot keep it from its other duties."""
+    for _ in range(10):
+        with pytest.raises(PermissionError):
+            os.chmod(protected, 0o600)
+    seen: list[object] = []
+    with engine.event_reader(seen.append, budget=3) as reader:
+        assert reader.poll(1000) == 3 and len(seen) == 3
+        assert reader.consume() == 3
+        assert reader.drain() == 4 and len(seen) == 10
+        assert reader.poll(0) == 0
+    assert [e.header.op for e in seen] == [Op.CHMOD] * 10
+
+
 def test_removing_the_rule_allows_chmod_without_reloading(engine: Engine, protected: Path) -> None:
     with pytest.raises(PermissionError):
         os.chmod(protected, 0o600)
