@@ -23,7 +23,7 @@ from pathlib import Path
 from lsmguard.journal import MessageId
 from tests.bench.overhead import BUILD
 from tests.journald import journald_session, read
-from tests.kernel.daemons import Daemon, start_daemon
+from tests.kernel.daemons import Daemon, start_daemon, stop_daemon
 
 PIN_ROOT = "/sys/fs/bpf/lsmguard-bench"
 SPREAD = 200          # distinct files: the coalescer sees up to this many objects a second
@@ -49,8 +49,7 @@ def daemon_with(policy_dir: Path, run_dir: Path) -> Iterator[tuple[Daemon, dict[
     try:
         yield daemon, env
     finally:
-        daemon.process.terminate()
-        daemon.process.wait(timeout=300)
+        stop_daemon(daemon)
         subprocess.run([sys.executable, "-m", "lsmguard", "unload"], env=env, capture_output=True, timeout=300)
 
 

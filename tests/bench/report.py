@@ -31,15 +31,15 @@ def summarise(lines: list[dict]) -> list[Cell]:
     for line in lines:
         samples.setdefault((line["config"], line["op"]), []).append(line["ns_per_op"])
     configs = list(dict.fromkeys(line["config"] for line in lines))
+    base = {op: statistics.median(samples[(BASELINE, op)]) for op in OPERATIONS if (BASELINE, op) in samples}
     cells = []
     for config in configs:
         for op in OPERATIONS:
             values = samples.get((config, op))
             if not values:
                 continue
-            base = statistics.median(samples[(BASELINE, op)])
             median = statistics.median(values)
-            cells.append(Cell(config, op, median, min(values), max(values), len(values), median / base))
+            cells.append(Cell(config, op, median, min(values), max(values), len(values), median / base[op]))
     return cells
 
 

@@ -10,8 +10,6 @@ from pathlib import Path
 from lsmguard.policy.model import (Access, Action, Default, InetTarget, Mode, Operation, PathPattern, Policy,
                                    PortRange, Protocol, Rule)
 
-PATH_OPERATIONS = (Operation.EXEC, Operation.OPEN, Operation.CHMOD)
-
 
 @dataclass(frozen=True)
 class Objects:

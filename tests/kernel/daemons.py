@@ -1,6 +1,7 @@
 """A daemon under test with its own sd_notify socket: started, awaited, stopped."""
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -43,9 +44,11 @@ def start_daemon(argv: list[str], env: dict[str, str], tmp: Path) -> Daemon:
     return daemon
 
 
-def stop_daemon(daemon: Daemon) -> int:
+def stop_daemon(daemon: Daemon, pid: int | None = None) -> int:
+    """SIGTERM and its exit status. `pid`: the daemon's own, when a wrapper such as
+    strace stands between it and `daemon.process` (and passes its exit status on)."""
     if daemon.process.poll() is None:
-        daemon.process.send_signal(signal.SIGTERM)
+        os.kill(pid or daemon.process.pid, signal.SIGTERM)
     code = daemon.process.wait(timeout=120)
     daemon.notify.close()
     return code

@@ -48,12 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         else:
             command = [sys.executable, "-m", "tests.lab.demo"]
-        if args.command == "run" and args.results:
-            args.results.mkdir(parents=True, exist_ok=True)
-            result = run_in_guest(_kernel(args.kernel), command, args.results.resolve(), stream=True)
-        else:
-            with tempfile.TemporaryDirectory(prefix="lsmguard-lab-") as out:
-                result = run_in_guest(_kernel(args.kernel), command, Path(out), stream=True)
+        kept = getattr(args, "results", None)
+        with tempfile.TemporaryDirectory(prefix="lsmguard-lab-") as out:
+            results = kept.resolve() if kept else Path(out)
+            result = run_in_guest(_kernel(args.kernel), command, results, stream=True)
         print(f"[lab] {args.kernel}: exit {result.returncode} after {result.seconds:.1f}s (boot included)",
               file=sys.stderr)
         return result.returncode
