@@ -13,7 +13,7 @@ ARCH         := x86
 BPF_SOURCES  := $(wildcard bpf/*.bpf.c bpf/*.bpf.h bpf/include/lsmguard/*.h)
 BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
 
-.PHONY: all bpf deps venv test test-host test-kernel demo bench bench-driver bench-compile packages deb rpm clean
+.PHONY: all bpf deps venv test test-host test-kernel test-programs demo bench bench-driver bench-compile packages deb rpm clean
 
 all: bpf
 
@@ -33,6 +33,21 @@ $(BPF_OBJECT): $(BPF_SOURCES) $(BUILD)/vmlinux.h
 	$(LLVM_STRIP) -g $@.tmp   # drop DWARF, keep BTF
 	mv $@.tmp $@
 
+# Programs the kernel tests run: the Phantom attacker and the syscall-entry
+# tracer it fools (tests/race), built here because clang is slow in the lab.
+TEST_BUILD   := $(BUILD)/tests
+
+test-programs: $(TEST_BUILD)/phantom $(TEST_BUILD)/race-tracer.bpf.o
+
+$(TEST_BUILD)/phantom: tests/race/phantom.c
+	@mkdir -p $(TEST_BUILD)
+	gcc -O2 -Wall -Wextra -Werror -o $@ $< -lpthread
+
+# -mcpu=v3: the tracer counts with an atomic fetch-and-add.
+$(TEST_BUILD)/race-tracer.bpf.o: tests/race/tracer.bpf.c tests/race/race.h $(BUILD)/vmlinux.h
+	@mkdir -p $(TEST_BUILD)
+	$(CLANG) -g -O2 -mcpu=v3 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -I$(BUILD) -Itests/race -c $< -o $@
+
 deps:
 	tests/lab/install-deps
 
@@ -41,13 +56,13 @@ venv: deps
 
 # The packaging tests install the deb that `make deb` built, on this machine
 # and in the kernel lab, so the packages are built first.
-test: venv packages
+test: venv packages test-programs
 	$(PYTHON) -m pytest tests
 
 test-host: venv
 	$(PYTHON) -m pytest tests/unit
 
-test-kernel: venv
+test-kernel: venv test-programs
 	$(PYTHON) -m pytest tests/lab
 
 demo: venv

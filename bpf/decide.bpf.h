@@ -55,6 +55,8 @@ struct lg_access {
 	__u8 slots[LG_LOOKUP_SLOTS];
 	__u32 nslots;
 	bool unresolved;  /* the object could not be fully named: refuse where a rule could */
+	bool rules_only;  /* only rules decide, not a policy's default (executable mappings, new names) */
+	bool everyone;    /* policies decide whatever their subjects (a file's names serve every process) */
 };
 
 struct lg_verdict {
@@ -85,9 +87,12 @@ static __always_inline void lg_weigh(const struct lg_policy_set *set, const stru
 		v->deny |= m->deny & applies;
 		v->audit |= m->audit & applies;
 		if (slot < LG_SLOT_COUNT) {
-			v->missing |= set->default_deny[slot] & ~m->allow & applies;
+			if (!a->rules_only)
+				v->missing |= set->default_deny[slot] & ~m->allow & applies;
+			/* unresolved: refuse where a rule could have matched (and, unless rules only, a default) */
 			if (a->unresolved)
-				v->missing |= set->unresolved_refuse[slot] & applies;
+				v->missing |= set->unresolved_refuse[slot] &
+					      (a->rules_only ? ~set->default_deny[slot] : ~0ULL) & applies;
 		}
 	}
 }
@@ -122,7 +127,7 @@ static __always_inline void lg_decide(struct lg_scratch *s, const struct lg_conf
 	__u64 refusing, enforced;
 
 	lg_weigh(set, a, set->policies, &v);
-	if ((v.deny | v.missing | v.audit) & set->with_subjects)
+	if (!a->everyone && ((v.deny | v.missing | v.audit) & set->with_subjects))
 		lg_weigh(set, a, lg_applying_policies(s, config, set, generation), &v);
 
 	out->audit = v.audit != 0;

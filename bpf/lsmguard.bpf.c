@@ -15,6 +15,10 @@
 #include "decide.bpf.h"
 #include "inet.bpf.h"
 
+/* include/uapi/asm-generic/mman-common.h and include/linux/mm.h */
+#define LG_PROT_EXEC 0x4
+#define LG_VM_EXEC 0x4
+#define LG_RENAME_EXCHANGE 0x2 /* include/uapi/linux/fs.h */
 /* include/linux/fs.h: FMODE_* are macros, so not in vmlinux.h */
 #define LG_FMODE_READ 0x1
 #define LG_FMODE_WRITE 0x2
@@ -27,12 +31,14 @@ char LICENSE[] SEC("license") = "GPL";
  * Decide an operation on a resolved path in s->path, looked up in `nslots`
  * slots (open: the read and write slots its file mode asks for). Returns the
  * exe ids of the path when `slot_b` is LG_SLOT_SUBJECT_EXE (exec), via `exe_ids`.
+ * With `rules_only`, a policy's default does not refuse (executable mappings).
  */
 static __always_inline int lg_judge_path(__u32 op, struct lg_scratch *s, __u64 seq, const struct lg_config *config,
 					 const struct lg_policy_set *set, __u32 generation, struct lg_path *path,
-					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail, __u64 *exe_ids)
+					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail, __u64 *exe_ids,
+					 bool rules_only)
 {
-	struct lg_access a = { .slots = { slot_a, slot_b }, .nslots = nslots };
+	struct lg_access a = { .slots = { slot_a, slot_b }, .nslots = nslots, .rules_only = rules_only };
 	struct lg_outcome out = {};
 
 	lg_lookup_in(config, path, generation, slot_a, slot_b, nslots, a.found);
@@ -57,7 +63,8 @@ static __always_inline int lg_judge_path(__u32 op, struct lg_scratch *s, __u64 s
 }
 
 static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct vfsmount *mnt,
-					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail, __u64 *exe_ids)
+					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail, __u64 *exe_ids,
+					 bool rules_only)
 {
 	struct lg_policy_set *set;
 	struct lg_config *config;
@@ -73,7 +80,8 @@ static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct
 	if (!s)
 		return 0;
 	lg_resolve_path(dentry, mnt, &s->path, &path);
-	return lg_judge_path(op, s, seq, config, set, generation, &path, slot_a, slot_b, nslots, detail, exe_ids);
+	return lg_judge_path(op, s, seq, config, set, generation, &path, slot_a, slot_b, nslots, detail, exe_ids,
+			     rules_only);
 }
 
 /* The unix socket `other` that a connect or send reaches: its bound path, or its @abstract name. */
@@ -94,7 +102,7 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 	dentry = BPF_CORE_READ(peer, path.dentry);
 	if (dentry)
 		return lg_check_path(LG_OP_CONNECT, dentry, BPF_CORE_READ(peer, path.mnt), LG_SLOT_UNIX, 0, 1, 0,
-				     &unused);
+				     &unused, false);
 	addr = BPF_CORE_READ(peer, addr);
 	if (!addr)
 		return 0; /* unnamed (socketpair): nothing a rule names */
@@ -121,7 +129,7 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 	path.buf = &s->path;
 	path.len = name_len + 1;
 	return lg_judge_path(LG_OP_CONNECT, s, seq, config, set, generation, &path, LG_SLOT_UNIX, 0, 1, 0,
-			     &unused);
+			     &unused, false);
 }
 
 SEC("lsm/bprm_creds_for_exec")
@@ -148,7 +156,7 @@ int BPF_PROG(lg_bprm_check_security, struct linux_binprm *bprm, int ret)
 		return ret;
 	/* Called once per image: a script, then its interpreter. Both count as executables run. */
 	verdict = lg_check_path(LG_OP_EXEC, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
-				LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE, 2, 0, &exe_ids);
+				LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE, 2, 0, &exe_ids, false);
 	if (exe_ids) {
 		subject = bpf_task_storage_get(&lg_task_subjects, bpf_get_current_task_btf(), 0,
 					       BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -214,7 +222,7 @@ int BPF_PROG(lg_file_open, struct file *file, int ret)
 		return 0;
 	return lg_check_path(LG_OP_OPEN, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
 			     reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE, LG_SLOT_OPEN_WRITE,
-			     reads && writes ? 2 : 1, fmode & (LG_FMODE_READ | LG_FMODE_WRITE), &unused);
+			     reads && writes ? 2 : 1, fmode & (LG_FMODE_READ | LG_FMODE_WRITE), &unused, false);
 }
 
 SEC("lsm/path_chmod")
@@ -225,7 +233,130 @@ int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
 	if (ret)
 		return ret;
 	return lg_check_path(LG_OP_CHMOD, BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt),
-			     LG_SLOT_CHMOD, 0, 1, mode, &unused);
+			     LG_SLOT_CHMOD, 0, 1, mode, &unused, false);
+}
+
+/*
+ * A file mapped executable runs code as surely as an exec does: `ld.so
+ * /path/bin` maps the binary itself. Exec rules decide on the file; a
+ * policy's default does not, since every process maps the libraries that an
+ * exec allow-list never names (that list already decides which loader runs).
+ */
+static __always_inline int lg_check_exec_mapping(struct file *file, __u32 how)
+{
+	__u64 unused;
+
+	return lg_check_path(LG_OP_MMAP, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
+			     LG_SLOT_EXEC, 0, 1, how, &unused, true);
+}
+
+SEC("lsm/mmap_file")
+int BPF_PROG(lg_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags,
+	     int ret)
+{
+	if (ret)
+		return ret;
+	if (!file || !(prot & LG_PROT_EXEC))
+		return 0;
+	return lg_check_exec_mapping(file, LG_MAP_MMAP);
+}
+
+SEC("lsm/file_mprotect")
+int BPF_PROG(lg_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot, int ret)
+{
+	struct file *file;
+
+	if (ret)
+		return ret;
+	/* Mapped readable, then made executable: the same decision as mapping it so. */
+	if (!(prot & LG_PROT_EXEC) || (BPF_CORE_READ(vma, vm_flags) & LG_VM_EXEC))
+		return 0;
+	file = BPF_CORE_READ(vma, vm_file);
+	if (!file)
+		return 0;
+	return lg_check_exec_mapping(file, LG_MAP_MPROTECT);
+}
+
+/* The path slots whose deny rules protect a file's name. */
+#define LG_NAME_LOOKUPS 2
+static const __u8 lg_name_slots[LG_NAME_LOOKUPS][LG_LOOKUP_SLOTS] = {
+	{ LG_SLOT_EXEC, LG_SLOT_CHMOD },
+	{ LG_SLOT_OPEN_READ, LG_SLOT_OPEN_WRITE },
+};
+
+/*
+ * A deny rule names a path; a new name for the same file (a hard link, or
+ * the file renamed, or moved out of a recursive rule's tree) would walk
+ * around it. Refused for every process, since names serve every process:
+ * any enforce-mode policy whose deny rules name the file refuses.
+ */
+static __always_inline int lg_check_new_name(__u32 op, struct dentry *dentry, struct vfsmount *mnt)
+{
+	struct lg_access a = { .slots = { LG_SLOT_EXEC }, .nslots = 1, .rules_only = true, .everyone = true };
+	struct lg_masks found[LG_LOOKUP_SLOTS];
+	struct lg_outcome out = {};
+	struct lg_policy_set *set;
+	struct lg_config *config;
+	struct lg_scratch *s;
+	struct lg_path path;
+	__u64 seq, could_refuse = 0;
+	__u32 generation, i, j;
+
+	set = lg_policy_set_in_force(&config, &generation);
+	if (!set)
+		return 0;
+	s = lg_scratch_take(&seq);
+	if (!s)
+		return 0;
+	lg_resolve_path(dentry, mnt, &s->path, &path);
+	a.found[0].deny_rule = LG_NO_RULE;
+	for (i = 0; i < LG_NAME_LOOKUPS; i++) {
+		lg_lookup_in(config, &path, generation, lg_name_slots[i][0], lg_name_slots[i][1], LG_LOOKUP_SLOTS,
+			     found);
+		for (j = 0; j < LG_LOOKUP_SLOTS; j++) {
+			if (found[j].deny && a.found[0].deny_rule == LG_NO_RULE)
+				a.found[0].deny_rule = found[j].deny_rule;
+			a.found[0].deny |= found[j].deny;
+			could_refuse |= set->unresolved_refuse[lg_name_slots[i][j]] &
+					~set->default_deny[lg_name_slots[i][j]];
+		}
+	}
+	if (!lg_scratch_intact(s, seq))
+		path.flags |= LG_PATH_RACED;
+	if (path.flags) {
+		lg_stat_inc(LG_STAT_PATHS_UNRESOLVED);
+		a.found[0].deny |= could_refuse; /* a deny rule in any of these slots could have matched */
+	}
+	lg_decide(s, config, set, generation, &a, &out);
+	if (out.decision == LG_DECISION_ALLOW)
+		return 0;
+	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, &path, 0);
+	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
+}
+
+SEC("lsm/path_link")
+int BPF_PROG(lg_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry,
+	     int ret)
+{
+	if (ret)
+		return ret;
+	/* A hard link is made on its target's mount (else EXDEV): new_dir's. */
+	return lg_check_new_name(LG_OP_LINK, old_dentry, BPF_CORE_READ(new_dir, mnt));
+}
+
+SEC("lsm/path_rename")
+int BPF_PROG(lg_path_rename, const struct path *old_dir, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry, unsigned int flags, int ret)
+{
+	int verdict;
+
+	if (ret)
+		return ret;
+	verdict = lg_check_new_name(LG_OP_RENAME, old_dentry, BPF_CORE_READ(old_dir, mnt));
+	if (verdict || !(flags & LG_RENAME_EXCHANGE))
+		return verdict;
+	/* An exchange renames the other file too. */
+	return lg_check_new_name(LG_OP_RENAME, new_dentry, BPF_CORE_READ(new_dir, mnt));
 }
 
 SEC("lsm/socket_connect")
@@ -234,6 +365,24 @@ int BPF_PROG(lg_socket_connect, struct socket *sock, struct sockaddr *address, i
 	if (ret)
 		return ret;
 	return lg_check_inet_connect(sock, address, addrlen);
+}
+
+/*
+ * A datagram sent to an address (sendto, sendmsg, sendmmsg, io_uring) reaches
+ * it without a connect, and so does a TCP Fast Open sendto: connect rules
+ * decide on that address too. The kernel has copied it in already.
+ */
+SEC("lsm/socket_sendmsg")
+int BPF_PROG(lg_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
+{
+	struct sockaddr *address;
+
+	if (ret)
+		return ret;
+	address = BPF_CORE_READ(msg, msg_name);
+	if (!address)
+		return 0; /* connected: decided at connect */
+	return lg_check_inet_connect(sock, address, BPF_CORE_READ(msg, msg_namelen));
 }
 
 /*

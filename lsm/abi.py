@@ -19,6 +19,9 @@ class Op(enum.IntEnum):
     OPEN = lib.LG_OP_OPEN
     CHMOD = lib.LG_OP_CHMOD
     CONNECT = lib.LG_OP_CONNECT
+    MMAP = lib.LG_OP_MMAP
+    LINK = lib.LG_OP_LINK
+    RENAME = lib.LG_OP_RENAME
 
 
 class Decision(enum.IntEnum):

@@ -227,17 +227,26 @@ class Engine:
 _DATAGRAM_PROTOCOLS = {1, 17, 58, 136}   # IPPROTO_ICMP, UDP, ICMPV6, UDPLITE: the kernel's "udp" slot
 
 
-def request_of(event: abi.Event) -> Request:
-    """The access an event reports, as the reference evaluator takes it."""
-    op = Operation(event.header.op.name.lower())
+# Event operations that other operations' rules decide: a mapping by exec rules; a new
+# name (hard link, rename) by the deny rules of every path operation.
+_DECIDED_AS = {abi.Op.MMAP: (Operation.EXEC,),
+               abi.Op.LINK: (Operation.EXEC, Operation.OPEN, Operation.CHMOD),
+               abi.Op.RENAME: (Operation.EXEC, Operation.OPEN, Operation.CHMOD)}
+
+
+def requests_of(event: abi.Event) -> list[Request]:
+    """The accesses an event reports, as the reference evaluator takes them."""
     if isinstance(event, abi.InetEvent):
         protocol = Protocol.UDP if event.protocol in _DATAGRAM_PROTOCOLS else Protocol.TCP
-        return Request(op, address=event.address, port=event.port, protocol=protocol)
+        return [Request(Operation.CONNECT, address=event.address, port=event.port, protocol=protocol)]
     path = os.fsdecode(event.path)
-    if op is Operation.CONNECT:
-        return Request(op, unix=path)
-    access = Access(event.mode & Access.ANY.value or Access.READ.value) if op is Operation.OPEN else Access.READ
-    return Request(op, path=path, access=access)
+    op = event.header.op
+    if op is abi.Op.CONNECT:
+        return [Request(Operation.CONNECT, unix=path)]
+    if op is abi.Op.OPEN:
+        return [Request(Operation.OPEN, path=path, access=Access(event.mode & Access.ANY.value or Access.READ.value))]
+    operations = _DECIDED_AS[op] if op in _DECIDED_AS else (Operation(op.name.lower()),)
+    return [Request(o, path=path, access=Access.ANY if o is Operation.OPEN else Access.READ) for o in operations]
 
 
 def describe(compiled: Compiled | None, header: abi.EventHeader,
@@ -263,8 +272,8 @@ def attribute(policy: Policy, header: abi.EventHeader, event: abi.Event | None) 
     if event is None:
         return hits.UNATTRIBUTED_RULE
     action = Action.AUDIT if header.decision == abi.Decision.AUDIT else Action.DENY
-    request = request_of(event)
+    requests = requests_of(event)
     for rule in policy.rules:
-        if rule.action is action and matches(rule, request):
+        if rule.action is action and any(matches(rule, request) for request in requests):
             return rule.id
     return hits.UNATTRIBUTED_RULE

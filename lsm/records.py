@@ -21,6 +21,7 @@ _PRIORITIES = {abi.Decision.DENY: Priority.WARNING, abi.Decision.WOULD_DENY: Pri
                abi.Decision.AUDIT: Priority.INFO}
 _PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp", 136: "udplite", 262: "mptcp", 1: "icmp", 58: "icmpv6"}
 _OPEN_ACCESS = {1: "read", 2: "write", 3: "read,write"}
+_MAP_ACCESS = {abi.lib.LG_MAP_MMAP: "mmap-exec", abi.lib.LG_MAP_MPROTECT: "mprotect-exec"}
 
 
 def target_fields(event: abi.Event) -> dict[str, object]:
@@ -36,6 +37,8 @@ def target_fields(event: abi.Event) -> dict[str, object]:
     fields: dict[str, object] = {"LSMGUARD_PATH": path, "LSMGUARD_TARGET": path}
     if event.header.op is abi.Op.OPEN:
         fields["LSMGUARD_ACCESS"] = _OPEN_ACCESS.get(event.mode & 3, "read")
+    elif event.header.op is abi.Op.MMAP:
+        fields["LSMGUARD_ACCESS"] = _MAP_ACCESS.get(event.mode, "mmap-exec")
     elif event.header.op is abi.Op.CHMOD:
         fields["LSMGUARD_MODE"] = f"{event.mode & 0o7777:04o}"
     return fields

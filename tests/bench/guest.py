@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -22,7 +23,9 @@ def main() -> int:
     ]
     for step in steps:
         print(f"== {step[0]}", flush=True)
+        started = time.monotonic()
         code = subprocess.run([sys.executable, "-m", *step]).returncode
+        print(f"== {step[0]}: {time.monotonic() - started:.0f} s", flush=True)
         if code != 0:
             return code
     return 0

@@ -59,11 +59,9 @@ def apparmor(bench: Bench, *, audit: bool = False, complain: bool = False) -> It
     profile = Path(tempfile.mkdtemp()) / "lsmguard-bench"
     canary = bench.objects.file.with_name("apparmor-canary")
     canary.write_text("")
-    text = apparmor_profile("lsmguard-bench", bench.driver, APPARMOR_RULES,
-                            audit=bench.objects if audit else None, allow=not complain)
-    if not complain:
-        text = text.replace("}\n", f"  deny {canary} r,\n}}\n")
-    profile.write_text(text)
+    profile.write_text(apparmor_profile("lsmguard-bench", bench.driver, APPARMOR_RULES,
+                                        audit=bench.objects if audit else None, allow=not complain,
+                                        deny_read=() if complain else (canary,)))
     subprocess.run(["apparmor_parser", "-r", *(["-C"] if complain else []), str(profile)], check=True)
     try:
         if not complain:   # the profile is attached: its canary rule refuses

@@ -20,26 +20,29 @@ class Cell:
     config: str
     op: str
     median_ns: float
-    low_ns: float           # the fastest and slowest round: the spread
-    high_ns: float
     rounds: int
-    ratio: float            # median / the baseline's median
+    ratio: float            # median over rounds of (this round's time / the baseline's in the same round)
+    ratio_low: float        # the lowest and highest of those per-round ratios: the spread
+    ratio_high: float
 
 
 def summarise(lines: list[dict]) -> list[Cell]:
-    samples: dict[tuple[str, str], list[float]] = {}
+    """Each round ran every configuration once, interleaved; a ratio is taken within a
+    round, so drift between rounds (the emulator, the page cache) cancels out."""
+    by_round: dict[tuple[str, str], dict[int, float]] = {}
     for line in lines:
-        samples.setdefault((line["config"], line["op"]), []).append(line["ns_per_op"])
+        by_round.setdefault((line["config"], line["op"]), {})[line["round"]] = line["ns_per_op"]
     configs = list(dict.fromkeys(line["config"] for line in lines))
-    base = {op: statistics.median(samples[(BASELINE, op)]) for op in OPERATIONS if (BASELINE, op) in samples}
     cells = []
     for config in configs:
         for op in OPERATIONS:
-            values = samples.get((config, op))
-            if not values:
+            times = by_round.get((config, op))
+            base = by_round.get((BASELINE, op), {})
+            ratios = [times[r] / base[r] for r in times if r in base] if times else []
+            if not ratios:
                 continue
-            median = statistics.median(values)
-            cells.append(Cell(config, op, median, min(values), max(values), len(values), median / base[op]))
+            cells.append(Cell(config, op, statistics.median(times.values()), len(ratios),
+                              statistics.median(ratios), min(ratios), max(ratios)))
     return cells
 
 
@@ -47,13 +50,14 @@ def table(cells: list[Cell]) -> str:
     configs = list(dict.fromkeys(c.config for c in cells))
     by = {(c.config, c.op): c for c in cells}
     width = max(len(c) for c in configs)
-    rows = [f"{'configuration':<{width}}  " + "  ".join(f"{op:>22}" for op in OPERATIONS)]
+    rows = [f"{'configuration':<{width}}  " + "  ".join(f"{op:>26}" for op in OPERATIONS)]
     for config in configs:
         row = []
         for op in OPERATIONS:
             c = by.get((config, op))
-            row.append(f"{c.ratio:6.3f} ({c.low_ns / 1000:7.1f}-{c.high_ns / 1000:7.1f}µs)" if c else f"{'-':>22}")
-        rows.append(f"{config:<{width}}  " + "  ".join(f"{cell:>22}" for cell in row))
+            row.append(f"{c.ratio:5.2f} ({c.ratio_low:4.2f}-{c.ratio_high:4.2f}) {c.median_ns / 1000:7.1f}µs"
+                       if c else "-")
+        rows.append(f"{config:<{width}}  " + "  ".join(f"{cell:>26}" for cell in row))
     return "\n".join(rows)
 
 
@@ -71,7 +75,7 @@ def chart(cells: list[Cell], path: Path) -> None:
         ax.bar(xs, [by[(config, op)].ratio if (config, op) in by else 0 for op in OPERATIONS], width, label=config)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(OPERATIONS))], OPERATIONS)
-    ax.set_ylabel("time per operation / no enforcement (median of rounds)")
+    ax.set_ylabel("time per operation / no enforcement\n(median of per-round ratios)")
     ax.set_title("lsmguard and AppArmor: cost per system call, relative to no enforcement")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
@@ -109,7 +113,7 @@ def main() -> int:
     cells = summarise(lines)
     args.out.mkdir(parents=True, exist_ok=True)
     chart(cells, args.out / "overhead.png")
-    print("ratio to no enforcement, median of rounds (fastest-slowest round per operation)")
+    print("time per operation / no enforcement in the same round: median (lowest-highest round), median time")
     print(table(cells))
     summary: dict[str, object] = {"overhead": [asdict(c) for c in cells]}
     pipeline = args.results / "pipeline.jsonl"

@@ -66,12 +66,13 @@ ALLOW_EVERYTHING = ("  file,", "  network,", "  capability,", "  signal,", "  pt
 
 
 def apparmor_profile(name: str, attach: Path, count: int, *, audit: Objects | None = None,
-                     allow: bool = True) -> str:
+                     allow: bool = True, deny_read: tuple[Path, ...] = ()) -> str:
     """A profile for the driver. With `allow`, it allows everything but the same
     non-matching objects as `nonmatching(count)` (AppArmor 3.0 network rules name
     families and socket types, not addresses, so the connect rules have no
     counterpart); `audit` adds audit rules on the driver's objects, like
-    `audit_matching`. Without `allow` it allows nothing, for complain mode."""
+    `audit_matching`. Without `allow` it allows nothing, for complain mode.
+    `deny_read` names files the profile refuses, to prove it is attached."""
     lines = [f"profile {name} {attach} flags=(attach_disconnected) {{", *(ALLOW_EVERYTHING if allow else ())]
     for i in range(count):
         rule = _nonmatching_rule(i)
@@ -83,5 +84,6 @@ def apparmor_profile(name: str, attach: Path, count: int, *, audit: Objects | No
             lines.append(f"  deny /etc/app{i}/** w,")
     if audit is not None:
         lines += [f"  audit {audit.file} rw,", f"  audit {audit.binary} rix,", "  audit network inet stream,"]
+    lines += [f"  deny {path} r," for path in deny_read]
     lines.append("}")
     return "\n".join(lines) + "\n"

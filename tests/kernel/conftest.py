@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,3 +44,14 @@ def engine(session_engine: Engine) -> Iterator[Engine]:
 def scratch(tmp_path: Path) -> Path:
     """A directory in the guest's throw-away /tmp."""
     return tmp_path
+
+
+@pytest.fixture
+def figure() -> Callable[[str], None]:
+    """Report a measured figure: the host's kernel-lab summary prints it under the kernel."""
+    def report(text: str) -> None:
+        print(text)
+        if RESULTS:
+            with open(Path(RESULTS) / "figures.txt", "a") as out:
+                out.write(text + "\n")
+    return report

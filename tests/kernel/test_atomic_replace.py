@@ -12,7 +12,7 @@ from lsmguard.policy.load import load_text
 from tests.kernel.hammer import Hammer
 from tests.kernel.policies import policy
 
-REPLACEMENTS = 2000
+REPLACEMENTS = 1000
 
 
 def version(scratch: Path, name: str, also: str) -> object:

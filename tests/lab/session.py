@@ -108,4 +108,7 @@ class LabSession:
             took = f", {res.run.seconds:.0f}s boot+run" if res.run else ""
             detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or f"ERROR: {res.error[:200]}"
             lines.append(f"kernel {name} ({release}){took}: {detail}")
+            figures = res.run.results / "figures.txt" if res.run else None
+            if figures and figures.exists():
+                lines += [f"  {line}" for line in figures.read_text().splitlines()]
         return lines

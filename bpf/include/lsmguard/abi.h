@@ -32,6 +32,15 @@ enum lg_op {
 	LG_OP_OPEN = 2,
 	LG_OP_CHMOD = 3,
 	LG_OP_CONNECT = 4,
+	LG_OP_MMAP = 5,     /* a file mapped executable: decided by exec rules */
+	LG_OP_LINK = 6,     /* a hard link to a file that deny rules name */
+	LG_OP_RENAME = 7,   /* renaming a file that deny rules name */
+};
+
+/* How an LG_OP_MMAP event's file became executable (the event's `mode`). */
+enum lg_map_how {
+	LG_MAP_MMAP = 1,      /* mmap with PROT_EXEC */
+	LG_MAP_MPROTECT = 2,  /* mprotect adding PROT_EXEC */
 };
 
 /* What the kernel did with an access. */
@@ -230,7 +239,7 @@ struct lg_event_header {
 struct lg_path_event {
 	struct lg_event_header hdr;
 	__u32 path_len;
-	__u32 mode;       /* chmod: the requested mode; open: FMODE_READ 1 | FMODE_WRITE 2 */
+	__u32 mode;       /* chmod: the requested mode; open: FMODE_READ 1 | FMODE_WRITE 2; mmap: lg_map_how */
 	char path[LG_PATH_MAX];
 };
 
