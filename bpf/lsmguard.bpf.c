@@ -79,7 +79,10 @@ static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct
 	s = lg_scratch_take(&seq);
 	if (!s)
 		return 0;
-	lg_resolve_path(dentry, mnt, &s->path, &path);
+	if (lg_is_fileless(mnt))
+		lg_name_fileless(dentry, &s->path, &path);
+	else
+		lg_resolve_path(dentry, mnt, &s->path, &path);
 	return lg_judge_path(op, s, seq, config, set, generation, &path, slot_a, slot_b, nslots, detail, exe_ids,
 			     rules_only);
 }

@@ -34,6 +34,7 @@ struct lg_path {
 	__u32 start;
 	__u32 len;
 	__u32 flags; /* enum lg_path_flags */
+	bool fileless; /* a file of no filesystem: named by its dentry, looked up under the fileless key */
 };
 
 struct lg_walk {
@@ -137,6 +138,29 @@ static __always_inline void lg_finish_path(struct lg_path_buf *buf, __u32 pos, _
 	out->start = *(volatile __u32 *)&buf->start & LG_PATH_MASK;
 	out->len = LG_PATH_MAX - out->start;
 	out->flags = *(volatile __u32 *)&buf->flags;
+	out->fileless = false;
+}
+
+/*
+ * A file on a kern_mount() (memfd_create, SysV shm, pipes, sockets) belongs
+ * to no filesystem a path could name: "fileless" code, when it is executed.
+ */
+static __always_inline bool lg_is_fileless(struct vfsmount *vfsmnt)
+{
+	return lg_mount_is_kern_mount(lg_real_mount(vfsmnt));
+}
+
+/* A fileless file's name for events: its dentry's, as "memfd:NAME" (chosen by its creator). */
+static __always_inline void lg_name_fileless(struct dentry *dentry, struct lg_path_buf *buf, struct lg_path *out)
+{
+	__u32 len = BPF_CORE_READ(dentry, d_name.len), pos;
+
+	if (len > LG_NAME_MAX)
+		len = LG_NAME_MAX;
+	pos = LG_PATH_MAX - len;
+	bpf_probe_read_kernel(&buf->data[pos & LG_PATH_MASK], len & LG_NAME_MAX, BPF_CORE_READ(dentry, d_name.name));
+	lg_finish_path(buf, pos, 0, out);
+	out->fileless = true;
 }
 
 /* Resolve `dentry` on `vfsmnt` into `buf`. */

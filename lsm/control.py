@@ -152,7 +152,7 @@ def _objects(rule: Rule) -> str:
         return f"{nets} port {ports} {protocol}"
     if rule.unix is not None:
         return " ".join([*map(str, rule.unix.paths), *("@" + a for a in rule.unix.abstract)])
-    text = " ".join(map(str, rule.paths))
+    text = " ".join([*map(str, rule.paths), *(["fileless"] if rule.fileless else [])])
     if rule.operation is Operation.OPEN and rule.access != Access.ANY:
         text += f" ({(rule.access.name or '').lower()})"
     return text

@@ -246,7 +246,9 @@ def requests_of(event: abi.Event) -> list[Request]:
     if op is abi.Op.OPEN:
         return [Request(Operation.OPEN, path=path, access=Access(event.mode & Access.ANY.value or Access.READ.value))]
     operations = _DECIDED_AS[op] if op in _DECIDED_AS else (Operation(op.name.lower()),)
-    return [Request(o, path=path, access=Access.ANY if o is Operation.OPEN else Access.READ) for o in operations]
+    fileless = not path.startswith("/")     # the kernel names fileless code by its dentry: memfd:NAME
+    return [Request(o, path=path, access=Access.ANY if o is Operation.OPEN else Access.READ,
+                    fileless=fileless and o is Operation.EXEC) for o in operations]
 
 
 def describe(compiled: Compiled | None, header: abi.EventHeader,

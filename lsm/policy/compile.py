@@ -38,6 +38,8 @@ class Slot(enum.Enum):
 
 
 RULE_SLOTS = (Slot.EXEC, Slot.OPEN_READ, Slot.OPEN_WRITE, Slot.CHMOD, Slot.UNIX)
+# Fileless code has no path: rules name it by the one key no path can be, the empty path.
+FILELESS = PathPattern("", False)
 
 
 @dataclass
@@ -274,6 +276,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                 if rule.action is Action.DENY:
                     unresolved_refuse[slot] = unresolved_refuse.get(slot, 0) | bit
                 targets = rule.paths if slot is not Slot.UNIX else rule.unix.paths  # type: ignore[union-attr]
+                if rule.fileless:
+                    targets = (*targets, FILELESS)
                 for pattern in targets:
                     _add_pattern(patterns[slot], pattern, pid, rule.action, index)
                 if slot is Slot.UNIX:
@@ -320,7 +324,8 @@ def _lookups(c: Compiled, request: Request) -> list[tuple[Slot | Protocol, Masks
         slots = [s for s, b in bits if request.access & b] or [Slot.OPEN_READ]
     else:
         slots = [Slot.EXEC if op is Operation.EXEC else Slot.CHMOD]
-    return [(s, c.paths[s].lookup(request.path)) for s in slots]
+    path = FILELESS.base if request.fileless else request.path
+    return [(s, c.paths[s].lookup(path)) for s in slots]
 
 
 def decide_compiled(c: Compiled, process: Process, request: Request) -> Verdict:

@@ -31,6 +31,7 @@ class Request:
     port: int = 0
     protocol: Protocol = Protocol.TCP
     unix: str = ""
+    fileless: bool = False      # exec of fileless code: only `fileless` rules match, never a path
 
 
 class Outcome(enum.Enum):
@@ -81,6 +82,8 @@ def matches(rule: Rule, request: Request, access: Access | None = None) -> bool:
                 and rule.inet.matches(request.address, request.port, request.protocol))
     if rule.operation is Operation.OPEN and not (rule.access & (access or request.access)):
         return False
+    if request.fileless:
+        return rule.fileless
     return _path_hit(rule.paths, request.path)
 
 

@@ -11,7 +11,8 @@ def _covers(a: Rule, b: Rule) -> bool:
     if a.operation is not b.operation:
         return False
     if a.operation is not Operation.CONNECT:
-        return (b.access & a.access) == b.access and all(any(pa.covers(pb) for pa in a.paths) for pb in b.paths)
+        return ((b.access & a.access) == b.access and (a.fileless or not b.fileless)
+                and all(any(pa.covers(pb) for pa in a.paths) for pb in b.paths))
     if b.unix is not None:
         return (a.unix is not None and set(b.unix.abstract) <= set(a.unix.abstract)
                 and all(any(pa.covers(pb) for pa in a.unix.paths) for pb in b.unix.paths))
@@ -26,7 +27,7 @@ def _covers(a: Rule, b: Rule) -> bool:
 def _objects(rule: Rule) -> list[tuple[str, object]]:
     """The objects a rule names, as index keys."""
     if rule.operation is not Operation.CONNECT:
-        return [("path", p) for p in rule.paths]
+        return [("path", p) for p in rule.paths] + ([("fileless", True)] if rule.fileless else [])
     if rule.unix is not None:
         return [("path", p) for p in rule.unix.paths] + [("abstract", a) for a in rule.unix.abstract]
     return [("net", n) for n in rule.inet.networks]  # type: ignore[union-attr]

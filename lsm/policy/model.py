@@ -136,6 +136,7 @@ class Rule:
     action: Action
     operation: Operation
     paths: tuple[PathPattern, ...] = ()   # exec, open, chmod
+    fileless: bool = False                # exec: also fileless code (memfd_create, SysV shm)
     access: Access = Access.ANY           # open
     inet: InetTarget | None = None        # connect
     unix: UnixTarget | None = None        # connect

@@ -131,7 +131,13 @@ def _rule(p: _Problems, raw: dict[str, Any], path: FieldPath) -> Rule | None:
             access = Access(0)
             for a in body["access"]:
                 access |= Access[a.upper()]
-        return Rule(paths=_paths(p, body["paths"], at + ("paths",)), access=access, **common)
+        fileless = op is Operation.EXEC and body.get("fileless") is True
+        if "paths" not in body and not fileless:
+            p.error(at, "missing required field 'paths'" if op is not Operation.EXEC
+                    else "the exec rule names nothing: give paths, or fileless: true")
+            return None
+        return Rule(paths=_paths(p, body.get("paths", []), at + ("paths",)), access=access, fileless=fileless,
+                    **common)
     inet_fields = [k for k in ("cidrs", "ports", "protocol") if k in body]
     if "unix" in body:
         if inet_fields:

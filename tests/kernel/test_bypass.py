@@ -220,19 +220,40 @@ def test_fexecve_is_the_binary(engine: Engine, tool: Path) -> None:
     assert_one_denial(engine, Op.EXEC, tool)
 
 
-def test_fileless_exec_from_a_memfd_is_refused_by_an_exec_allow_list(engine: Engine) -> None:
-    apply(engine, policy("allow-list", """\
-  mode: enforce
-  default: deny
-  rules:
-    - {id: system, action: allow, exec: {paths: [/usr/**, /bin/**, /lib/**, /lib64/**]}}
-"""))
-    code = ("    fd = os.memfd_create('payload')\n"
-            "    os.write(fd, open('/bin/true', 'rb').read())\n"
-            "    os.execve(fd, ['payload'], {})")
-    assert exec_errno(code) == errno.EPERM
+MEMFD_EXEC = ("    fd = os.memfd_create('payload')\n"
+              "    os.write(fd, open('/bin/true', 'rb').read())\n"
+              "    os.execve(fd, ['payload'], {})")
+SYSTEM_EXEC = "[/usr/**, /bin/**, /lib/**, /lib64/**]"
+
+
+def test_fileless_exec_is_refused_by_a_fileless_rule_or_an_exec_allow_list(engine: Engine) -> None:
+    deny_fileless = policy("no-fileless", "  mode: enforce\n"
+                                          "  rules: [{id: memfd, action: deny, exec: {fileless: true}}]\n")
+    apply(engine, deny_fileless)
+    assert exec_errno(MEMFD_EXEC) == errno.EPERM
+    assert exec_errno("    os.execv('/bin/true', ['true'])") == 0     # files with a path are not fileless
     [event] = path_events(engine, Op.EXEC)
-    assert event.header.decision == Decision.DENY and event.path.startswith(b"/memfd:payload")
+    assert (event.path, event.header.decision) == (b"memfd:payload", Decision.DENY)
+    assert engine.describe(event.header, event) == ("no-fileless", "memfd")
+    allow_list = f"  mode: enforce\n  default: deny\n  rules:\n    - {{id: system, action: allow, exec: {{paths: {SYSTEM_EXEC}"
+    apply(engine, policy("allow-list", allow_list + "}}\n"))
+    assert exec_errno(MEMFD_EXEC) == errno.EPERM                 # no allow rule names it
+    apply(engine, policy("allow-list", allow_list + ", fileless: true}}\n"))
+    assert exec_errno(MEMFD_EXEC) == 0
+
+
+def test_fileless_code_mapped_executable_is_refused_by_a_fileless_rule(engine: Engine) -> None:
+    apply(engine, policy("no-fileless", "  mode: enforce\n"
+                                        "  rules: [{id: memfd, action: deny, exec: {fileless: true}}]\n"))
+    fd = os.memfd_create("jit")
+    try:
+        os.ftruncate(fd, mmap.PAGESIZE)
+        assert libc.mmap(None, mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_EXEC, mmap.MAP_SHARED, fd, 0) == MAP_FAILED
+        assert ctypes.get_errno() == errno.EPERM
+    finally:
+        os.close(fd)
+    [event] = path_events(engine, Op.MMAP)
+    assert event.path == b"memfd:jit"
 
 
 def test_the_dynamic_loader_cannot_map_a_denied_binary(engine: Engine, tool: Path) -> None:

@@ -23,7 +23,7 @@ enum race_syscall {
 	RACE_CONNECT = 2,
 };
 
-/* Set by the test before it attaches: whose calls to record. */
+/* Set by the test before it attaches: whose calls to record (that process's main thread). */
 struct race_config {
 	__u32 tgid;
 	__u32 reserved;

@@ -54,8 +54,9 @@ static __always_inline bool race_traced(void)
 	struct race_config *config;
 	__u32 zero = 0;
 
+	/* the process's main thread: the attacker's system calls, not its fault handler's */
 	config = bpf_map_lookup_elem(&race_config, &zero);
-	return config && config->tgid == bpf_get_current_pid_tgid() >> 32;
+	return config && bpf_get_current_pid_tgid() == ((__u64)config->tgid << 32 | config->tgid);
 }
 
 static __always_inline bool race_read(struct race_pending *p)

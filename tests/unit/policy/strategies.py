@@ -30,7 +30,9 @@ def rules(draw: st.DrawFn, index: int) -> Rule:
     rid = f"r{index}"
     if op is not Operation.CONNECT:
         access = draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])) if op is Operation.OPEN else Access.ANY
-        return Rule(rid, action, op, paths=tuple(draw(st.lists(patterns, min_size=1, max_size=3))), access=access)
+        fileless = op is Operation.EXEC and draw(st.booleans())
+        rule_paths = tuple(draw(st.lists(patterns, min_size=0 if fileless else 1, max_size=3)))
+        return Rule(rid, action, op, paths=rule_paths, access=access, fileless=fileless)
     if draw(st.booleans()):
         items = draw(st.lists(st.sampled_from(UNIX + ["/run/**"]), min_size=1, max_size=3))
         unix = UnixTarget(tuple(PathPattern(p[:-3] or "/", True) if p.endswith("/**") else PathPattern(p, False)
@@ -68,6 +70,8 @@ processes = st.builds(Process, exe=paths, ancestry=st.lists(paths, max_size=2).m
 @st.composite
 def requests(draw: st.DrawFn) -> Request:
     op = draw(st.sampled_from(list(Operation)))
+    if op is Operation.EXEC and draw(st.booleans()):
+        return Request(op, path="memfd:payload", fileless=True)
     if op is not Operation.CONNECT:
         return Request(op, path=draw(paths), access=draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])))
     if draw(st.booleans()):

@@ -127,6 +127,16 @@ CORPUS = [
        exec: {paths: [/a]}
        exec: {paths: [/b]}
      """, "web.yaml:11:7: spec.rules[0].exec: duplicate key 'exec'"),
+    ("""\
+     - id: x
+       action: deny
+       exec: {fileless: false}
+     """, "web.yaml:10:13: spec.rules[0].exec: the exec rule names nothing: give paths, or fileless: true"),
+    ("""\
+     - id: x
+       action: deny
+       chmod: {}
+     """, "web.yaml:10:14: spec.rules[0].chmod: missing required field 'paths'"),
 ]
 
 

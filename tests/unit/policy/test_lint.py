@@ -34,3 +34,13 @@ def test_different_actions_or_access_are_not_redundant() -> None:
                     "    - {id: r, action: deny, open: {paths: [/etc/**], access: [read]}}\n"
                     "    - {id: w, action: deny, open: {paths: [/etc/shadow], access: [write]}}\n"
                     "    - {id: a, action: audit, open: {paths: [/etc/shadow]}}\n") == []
+
+
+def test_no_path_rule_covers_fileless_code_but_a_fileless_rule_covers_another() -> None:
+    assert warnings("  mode: enforce\n  rules:\n"
+                    "    - {id: all, action: deny, exec: {paths: [/**]}}\n"
+                    "    - {id: memfd, action: deny, exec: {fileless: true}}\n") == []
+    found = warnings("  mode: enforce\n  rules:\n"
+                     "    - {id: both, action: deny, exec: {paths: [/tmp/**], fileless: true}}\n"
+                     "    - {id: memfd, action: deny, exec: {fileless: true}}\n")
+    assert len(found) == 1 and "rule 'both' already matches" in found[0]

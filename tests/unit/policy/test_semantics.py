@@ -118,3 +118,17 @@ def test_an_audit_rule_records_without_deciding() -> None:
     p = policies("  mode: enforce\n  rules: [{id: a, action: audit, open: {paths: [/etc/shadow]}}]\n")
     verdict = decide(p, ROOT, Request(Operation.OPEN, path="/etc/shadow"))
     assert verdict.allowed and verdict.records == (Record("p0", "a", Outcome.AUDIT),)
+
+
+def test_fileless_code_is_matched_by_fileless_rules_only_and_refused_by_an_exec_allow_list() -> None:
+    memfd = Request(Operation.EXEC, path="memfd:payload", fileless=True)
+    anything = "  mode: enforce\n  rules: [{id: all, action: deny, exec: {paths: [/**]}}]\n"
+    assert decide(policies(anything), ROOT, memfd).allowed            # no path names fileless code
+    no_fileless = "  mode: enforce\n  rules: [{id: f, action: deny, exec: {fileless: true}}]\n"
+    verdict = decide(policies(no_fileless), ROOT, memfd)
+    assert verdict.records == (Record("p0", "f", Outcome.DENY),)
+    assert decide(policies(no_fileless), ROOT, Request(Operation.EXEC, path="/usr/bin/true")).allowed
+    allow_list = "  mode: enforce\n  default: deny\n  rules: [{id: usr, action: allow, exec: {paths: [/usr/**]}}]\n"
+    assert not decide(policies(allow_list), ROOT, memfd).allowed
+    with_fileless = allow_list.replace("]}}]", "], fileless: true}}]")
+    assert decide(policies(with_fileless), ROOT, memfd).allowed
