@@ -27,6 +27,18 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* The policy set in force, and the scratch area for one decision; NULL: nothing to decide. */
+static __always_inline struct lg_policy_set *lg_begin(struct lg_config **config, __u32 *generation,
+						       struct lg_scratch **s, __u64 *seq)
+{
+	struct lg_policy_set *set = lg_policy_set_in_force(config, generation);
+
+	if (!set)
+		return NULL;
+	*s = lg_scratch_take(seq);
+	return *s ? set : NULL;
+}
+
 /*
  * Decide an operation on a resolved path in s->path, looked up in `nslots`
  * slots (open: the read and write slots its file mode asks for). Returns the
@@ -73,12 +85,9 @@ static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct
 	__u32 generation;
 	__u64 seq;
 
-	set = lg_policy_set_in_force(&config, &generation);
+	set = lg_begin(&config, &generation, &s, &seq);
 	if (!set)
 		return 0; /* nothing applied: no path walk at all */
-	s = lg_scratch_take(&seq);
-	if (!s)
-		return 0;
 	if (lg_is_fileless(mnt))
 		lg_name_fileless(dentry, &s->path, &path);
 	else
@@ -109,11 +118,8 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 	addr = BPF_CORE_READ(peer, addr);
 	if (!addr)
 		return 0; /* unnamed (socketpair): nothing a rule names */
-	set = lg_policy_set_in_force(&config, &generation);
+	set = lg_begin(&config, &generation, &s, &seq);
 	if (!set)
-		return 0;
-	s = lg_scratch_take(&seq);
-	if (!s)
 		return 0;
 	/* addr->name is a struct sockaddr_un of addr->len bytes: family, then NUL and the abstract name */
 	addr_len = BPF_CORE_READ(addr, len);
@@ -239,6 +245,12 @@ int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
 			     LG_SLOT_CHMOD, 0, 1, mode, &unused, false);
 }
 
+/* fs/internal.h, 6.6 and later: a stacking filesystem's file on its layer. */
+struct backing_file___lg {
+	struct file file;
+	struct path user_path;
+} __attribute__((preserve_access_index));
+
 /*
  * A file mapped executable runs code as surely as an exec does: `ld.so
  * /path/bin` maps the binary itself. Exec rules decide on the file; a
@@ -247,10 +259,22 @@ int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
  */
 static __always_inline int lg_check_exec_mapping(struct file *file, __u32 how)
 {
+	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
 	__u64 unused;
 
-	return lg_check_path(LG_OP_MMAP, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
-			     LG_SLOT_EXEC, 0, 1, how, &unused, true);
+	/*
+	 * overlayfs (6.6 and later) maps its layer's file in place of the one the
+	 * user opened: a backing file on a private clone mount, which keeps the
+	 * user's path. mprotect then finds the backing file in the mapping.
+	 */
+	if (bpf_core_type_exists(struct backing_file___lg) && lg_mount_is_private_clone(mnt)) {
+		struct backing_file___lg *backing = (void *)file - bpf_core_field_offset(struct backing_file___lg, file);
+
+		dentry = BPF_CORE_READ(backing, user_path.dentry);
+		mnt = BPF_CORE_READ(backing, user_path.mnt);
+	}
+	return lg_check_path(LG_OP_MMAP, dentry, mnt, LG_SLOT_EXEC, 0, 1, how, &unused, true);
 }
 
 SEC("lsm/mmap_file")
@@ -305,11 +329,8 @@ static __always_inline int lg_check_new_name(__u32 op, struct dentry *dentry, st
 	__u64 seq, could_refuse = 0;
 	__u32 generation, i, j;
 
-	set = lg_policy_set_in_force(&config, &generation);
+	set = lg_begin(&config, &generation, &s, &seq);
 	if (!set)
-		return 0;
-	s = lg_scratch_take(&seq);
-	if (!s)
 		return 0;
 	lg_resolve_path(dentry, mnt, &s->path, &path);
 	a.found[0].deny_rule = LG_NO_RULE;

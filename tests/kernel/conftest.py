@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,6 +45,15 @@ def engine(session_engine: Engine) -> Iterator[Engine]:
 def scratch(tmp_path: Path) -> Path:
     """A directory in the guest's throw-away /tmp."""
     return tmp_path
+
+
+@pytest.fixture
+def tool(scratch: Path) -> Path:
+    """A copy of /bin/true in the scratch directory: dynamically linked, so ld.so can run it too."""
+    target = scratch / "bin" / "tool"
+    target.parent.mkdir()
+    shutil.copy2("/bin/true", target)
+    return target
 
 
 @pytest.fixture

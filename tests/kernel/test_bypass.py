@@ -35,15 +35,6 @@ MAP_FAILED = ctypes.c_void_p(-1).value
 
 
 @pytest.fixture
-def tool(scratch: Path) -> Path:
-    """A copy of /bin/true: dynamically linked, so ld.so can run it too."""
-    target = scratch / "bin" / "tool"
-    target.parent.mkdir()
-    shutil.copy2("/bin/true", target)
-    return target
-
-
-@pytest.fixture
 def secret(scratch: Path) -> Path:
     target = scratch / "etc" / "secret"
     target.parent.mkdir()

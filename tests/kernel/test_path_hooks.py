@@ -16,15 +16,6 @@ from tests.kernel.events import drain_events
 from tests.kernel.policies import apply, deny, policy
 
 
-@pytest.fixture
-def tool(scratch: Path) -> Path:
-    """A copy of /bin/true in the scratch directory."""
-    target = scratch / "bin" / "tool"
-    target.parent.mkdir()
-    shutil.copy2("/bin/true", target)
-    return target
-
-
 def run(path: Path) -> int:
     return subprocess.run([str(path)]).returncode
 
