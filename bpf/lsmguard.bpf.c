@@ -245,12 +245,6 @@ int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
 			     LG_SLOT_CHMOD, 0, 1, mode, &unused, false);
 }
 
-/* fs/internal.h, 6.6 and later: a stacking filesystem's file on its layer. */
-struct backing_file___lg {
-	struct file file;
-	struct path user_path;
-} __attribute__((preserve_access_index));
-
 /*
  * A file mapped executable runs code as surely as an exec does: `ld.so
  * /path/bin` maps the binary itself. Exec rules decide on the file; a
@@ -266,13 +260,18 @@ static __always_inline int lg_check_exec_mapping(struct file *file, __u32 how)
 	/*
 	 * overlayfs (6.6 and later) maps its layer's file in place of the one the
 	 * user opened: a backing file on a private clone mount, which keeps the
-	 * user's path. mprotect then finds the backing file in the mapping.
+	 * user's path right after its struct file (fs/internal.h: struct
+	 * backing_file). mprotect then finds the backing file in the mapping.
+	 * Older overlayfs gave its layer's file the user's path itself, so no
+	 * mapped file is on a private clone there. The layout is computed, not
+	 * relocated: a type missing from vmlinux (6.1) would make libbpf search
+	 * module BTF, which needs CAP_SYS_ADMIN that the service does not have.
 	 */
-	if (bpf_core_type_exists(struct backing_file___lg) && lg_mount_is_private_clone(mnt)) {
-		struct backing_file___lg *backing = (void *)file - bpf_core_field_offset(struct backing_file___lg, file);
+	if (lg_mount_is_private_clone(mnt)) {
+		struct path *user_path = (void *)file + bpf_core_type_size(struct file);
 
-		dentry = BPF_CORE_READ(backing, user_path.dentry);
-		mnt = BPF_CORE_READ(backing, user_path.mnt);
+		dentry = BPF_CORE_READ(user_path, dentry);
+		mnt = BPF_CORE_READ(user_path, mnt);
 	}
 	return lg_check_path(LG_OP_MMAP, dentry, mnt, LG_SLOT_EXEC, 0, 1, how, &unused, true);
 }
