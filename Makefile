@@ -56,7 +56,7 @@ venv: deps
 
 # The packaging tests install the deb that `make deb` built, on this machine
 # and in the kernel lab, so the packages are built first.
-test: venv packages test-programs
+test: venv packages test-programs bench-driver
 	$(PYTHON) -m pytest tests
 
 test-host: venv

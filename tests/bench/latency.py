@@ -71,6 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out", type=Path)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--largest", type=int, default=100_000, help="rules loaded to measure map memory")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="lsmguard-latency-"))
@@ -85,7 +86,7 @@ def main() -> int:
     engine = Engine.load(pin_root=PIN_ROOT)
     try:
         result["map_memory_bytes"] = {}
-        for count in (0, 100_000):
+        for count in (0, args.largest):
             engine.apply(compile_policies(nonmatching(count)))
             result["map_memory_bytes"][str(count)] = map_memory()
         engine.apply(compile_policies([]))

@@ -4,7 +4,7 @@ per second that reached journald and the count lost, and checks the books:
 every generated denial is a record, counted in a repeat record, or counted as
 lost, exactly.
 
-    python -m tests.bench.pipeline OUT_DIR [--size ci|full]
+    python -m tests.bench.pipeline OUT_DIR [--size smoke|ci|full]
 
 Writes OUT_DIR/pipeline.jsonl, one line per rate."""
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tests.kernel.daemons import Daemon, start_daemon, stop_daemon
 PIN_ROOT = "/sys/fs/bpf/lsmguard-bench"
 SPREAD = 200          # distinct files: the coalescer sees up to this many objects a second
 SIZES = {             # (rates in denials per second, 0 = unpaced; seconds per rate)
+    "smoke": ((200,), 1),
     "ci": ((200, 1_000, 0), 5),
     "full": ((100, 1_000, 5_000, 20_000, 0), 10),
 }

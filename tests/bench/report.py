@@ -94,13 +94,14 @@ def pipeline_table(lines: list[dict]) -> str:
 
 def latency_lines(latency: dict) -> str:
     memory = latency["map_memory_bytes"]
+    largest = max(memory, key=int)
     return "\n".join([
         f"lsmguard deny -> first denied chmod: {latency['deny_to_first_denial_s_median']:.2f} s "
         f"(the deny command itself ran {latency['deny_cli_s_median']:.2f} s)",
         f"CLI start-up: --version {latency['cli_version_s_median']:.2f} s, status --json "
         f"{latency['cli_status_s_median']:.2f} s",
         f"kernel map memory: {int(memory['0']) / 2**20:.1f} MiB with no rules, "
-        f"{int(memory['100000']) / 2**20:.1f} MiB with 100,000",
+        f"{int(memory[largest]) / 2**20:.1f} MiB with {int(largest):,}",
     ])
 
 
