@@ -257,6 +257,10 @@ static __always_inline int lg_check_exec_mapping(struct file *file, __u32 how)
 	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
 	__u64 unused;
 
+	/* The process's own executable: decided when it was executed (execve maps it, once allowed). */
+	if (file == BPF_CORE_READ(bpf_get_current_task_btf(), mm, exe_file))
+		return 0;
+
 	/*
 	 * overlayfs (6.6 and later) maps its layer's file in place of the one the
 	 * user opened: a backing file on a private clone mount, which keeps the

@@ -275,6 +275,13 @@ def test_mapping_a_denied_binary_executable_or_mprotecting_it_so_is_refused(engi
     assert [(e.path, e.mode) for e in events] == [(os.fsencode(tool), 1), (os.fsencode(tool), 2)]
 
 
+def test_an_audited_exec_is_one_event_not_one_per_mapping_of_the_program(engine: Engine, tool: Path) -> None:
+    apply(engine, policy("watch", f"  mode: enforce\n  rules: [{{id: tool, action: audit, exec: {{paths: [\"{tool}\"]}}}}]\n"))
+    assert subprocess.run([str(tool)]).returncode == 0
+    events = [e for e in drain_events(engine) if isinstance(e, PathEvent)]
+    assert [(e.header.op, e.header.decision, e.path) for e in events] == [(Op.EXEC, Decision.AUDIT, os.fsencode(tool))]
+
+
 def test_an_exec_allow_list_does_not_refuse_mapping_libraries(engine: Engine, tool: Path) -> None:
     apply(engine, policy("allow-list", f"""\
   mode: enforce
