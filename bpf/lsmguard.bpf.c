@@ -39,6 +39,33 @@ static __always_inline struct lg_policy_set *lg_begin(struct lg_config **config,
 	return *s ? set : NULL;
 }
 
+/* A path the walk could not finish, or whose scratch a preempting program tore: flagged and counted. */
+static __always_inline bool lg_path_unresolved(struct lg_scratch *s, __u64 seq, struct lg_path *path)
+{
+	if (!lg_scratch_intact(s, seq))
+		path->flags |= LG_PATH_RACED;
+	if (!path->flags)
+		return false;
+	lg_stat_inc(LG_STAT_PATHS_UNRESOLVED);
+	return true;
+}
+
+/* Decide access `a` to `path`, report what the policies say, and return the hook's verdict. */
+static __always_inline int lg_conclude_path(__u32 op, struct lg_scratch *s, const struct lg_config *config,
+					    const struct lg_policy_set *set, __u32 generation,
+					    const struct lg_access *a, const struct lg_path *path, __u32 detail)
+{
+	struct lg_outcome out = {};
+
+	lg_decide(s, config, set, generation, a, &out);
+	if (out.audit)
+		lg_emit_path_event(op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, path, detail);
+	if (out.decision == LG_DECISION_ALLOW)
+		return 0;
+	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, path, detail);
+	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
+}
+
 /*
  * Decide an operation on a resolved path in s->path, looked up in `nslots`
  * slots (open: the read and write slots its file mode asks for). Returns the
@@ -51,27 +78,14 @@ static __always_inline int lg_judge_path(__u32 op, struct lg_scratch *s, __u64 s
 					 bool rules_only)
 {
 	struct lg_access a = { .slots = { slot_a, slot_b }, .nslots = nslots, .rules_only = rules_only };
-	struct lg_outcome out = {};
 
 	lg_lookup_in(config, path, generation, slot_a, slot_b, nslots, a.found);
 	if (slot_b == LG_SLOT_SUBJECT_EXE) { /* not a rule slot: only tells which executable this is */
 		*exe_ids = a.found[1].allow;
 		a.nslots = 1;
 	}
-	if (!lg_scratch_intact(s, seq))
-		path->flags |= LG_PATH_RACED;
-	if (path->flags) {
-		lg_stat_inc(LG_STAT_PATHS_UNRESOLVED);
-		a.unresolved = true;
-	}
-	lg_decide(s, config, set, generation, &a, &out);
-
-	if (out.audit)
-		lg_emit_path_event(op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, path, detail);
-	if (out.decision == LG_DECISION_ALLOW)
-		return 0;
-	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, path, detail);
-	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
+	a.unresolved = lg_path_unresolved(s, seq, path);
+	return lg_conclude_path(op, s, config, set, generation, &a, path, detail);
 }
 
 static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct vfsmount *mnt,
@@ -88,10 +102,7 @@ static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct
 	set = lg_begin(&config, &generation, &s, &seq);
 	if (!set)
 		return 0; /* nothing applied: no path walk at all */
-	if (lg_is_fileless(mnt))
-		lg_name_fileless(dentry, &s->path, &path);
-	else
-		lg_resolve_path(dentry, mnt, &s->path, &path);
+	lg_resolve_path(dentry, mnt, &s->path, &path);
 	return lg_judge_path(op, s, seq, config, set, generation, &path, slot_a, slot_b, nslots, detail, exe_ids,
 			     rules_only);
 }
@@ -253,13 +264,15 @@ int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
  */
 static __always_inline int lg_check_exec_mapping(struct file *file, __u32 how)
 {
-	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
+	struct dentry *dentry;
+	struct vfsmount *mnt;
 	__u64 unused;
 
 	/* The process's own executable: decided when it was executed (execve maps it, once allowed). */
 	if (file == BPF_CORE_READ(bpf_get_current_task_btf(), mm, exe_file))
 		return 0;
+	dentry = BPF_CORE_READ(file, f_path.dentry);
+	mnt = BPF_CORE_READ(file, f_path.mnt);
 
 	/*
 	 * overlayfs (6.6 and later) maps its layer's file in place of the one the
@@ -324,7 +337,6 @@ static __always_inline int lg_check_new_name(__u32 op, struct dentry *dentry, st
 {
 	struct lg_access a = { .slots = { LG_SLOT_EXEC }, .nslots = 1, .rules_only = true, .everyone = true };
 	struct lg_masks found[LG_LOOKUP_SLOTS];
-	struct lg_outcome out = {};
 	struct lg_policy_set *set;
 	struct lg_config *config;
 	struct lg_scratch *s;
@@ -348,17 +360,9 @@ static __always_inline int lg_check_new_name(__u32 op, struct dentry *dentry, st
 					~set->default_deny[lg_name_slots[i][j]];
 		}
 	}
-	if (!lg_scratch_intact(s, seq))
-		path.flags |= LG_PATH_RACED;
-	if (path.flags) {
-		lg_stat_inc(LG_STAT_PATHS_UNRESOLVED);
+	if (lg_path_unresolved(s, seq, &path))
 		a.found[0].deny |= could_refuse; /* a deny rule in any of these slots could have matched */
-	}
-	lg_decide(s, config, set, generation, &a, &out);
-	if (out.decision == LG_DECISION_ALLOW)
-		return 0;
-	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, &path, 0);
-	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
+	return lg_conclude_path(op, s, config, set, generation, &a, &path, 0); /* no audit masks: never audits */
 }
 
 SEC("lsm/path_link")

@@ -163,7 +163,7 @@ static __always_inline void lg_name_fileless(struct dentry *dentry, struct lg_pa
 	out->fileless = true;
 }
 
-/* Resolve `dentry` on `vfsmnt` into `buf`. */
+/* Resolve `dentry` on `vfsmnt` into `buf`; a fileless file is named by its dentry alone. */
 static __always_inline void lg_resolve_path(struct dentry *dentry, struct vfsmount *vfsmnt,
 					    struct lg_path_buf *buf, struct lg_path *out)
 {
@@ -177,6 +177,10 @@ static __always_inline void lg_resolve_path(struct dentry *dentry, struct vfsmou
 	};
 	struct mount *last;
 
+	if (lg_is_fileless(vfsmnt)) {
+		lg_name_fileless(dentry, buf, out);
+		return;
+	}
 	bpf_loop(LG_WALK_MAX_STEPS, lg_walk_step, &w, 0);
 
 	if (!w.reached_root && !(w.flags & LG_PATH_TRUNCATED))
