@@ -1,7 +1,7 @@
 """Helpers for kernel tests: draining events from the engine's ring buffer."""
 from __future__ import annotations
 
-from lsmguard.abi import Event
+from lsmguard.abi import Event, Op, PathEvent
 from lsmguard.engine import Engine
 
 
@@ -11,3 +11,8 @@ def drain_events(engine: Engine, timeout_ms: int = 200) -> list[Event]:
         reader.poll(timeout_ms)
         reader.consume()
     return events
+
+
+def path_events(engine: Engine, op: Op) -> list[PathEvent]:
+    """The pending events of `op` whose object is a path."""
+    return [e for e in drain_events(engine) if isinstance(e, PathEvent) and e.header.op == op]

@@ -18,7 +18,7 @@ import pytest
 
 from lsmguard.abi import Decision, InetEvent, Op, PathEvent
 from lsmguard.engine import Engine
-from tests.kernel.events import drain_events
+from tests.kernel.events import drain_events, path_events
 from tests.kernel.policies import apply, deny, policy
 
 SYS_EXECVEAT = 322           # x86_64
@@ -41,10 +41,6 @@ def secret(scratch: Path) -> Path:
     target.write_text("s3cret\n")
     target.chmod(0o600)
     return target
-
-
-def path_events(engine: Engine, op: Op) -> list[PathEvent]:
-    return [e for e in drain_events(engine) if isinstance(e, PathEvent) and e.header.op == op]
 
 
 def assert_one_denial(engine: Engine, op: Op, target: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from lsmguard.abi import Decision, Op, key_generation
 from lsmguard.engine import Engine
-from tests.kernel.events import drain_events
+from tests.kernel.events import drain_events, path_events
 from tests.kernel.policies import apply, deny, policy
 
 
@@ -26,7 +26,7 @@ def test_exec_denied_by_recursive_rule_fails_with_eperm(engine: Engine, tool: Pa
     with pytest.raises(PermissionError) as exc:
         run(tool)
     assert exc.value.errno == errno.EPERM
-    events = [e for e in drain_events(engine) if e.header.op == Op.EXEC]
+    events = path_events(engine, Op.EXEC)
     assert [(e.path, e.header.decision) for e in events] == [(os.fsencode(tool), Decision.DENY)]
     assert engine.describe(events[0].header) == ("test", "deny-exec")
 

@@ -13,9 +13,9 @@ import struct
 import subprocess
 from pathlib import Path
 
-from lsmguard.abi import Decision, InetEvent, Op, PathEvent
+from lsmguard.abi import Decision, InetEvent, Op
 from lsmguard.engine import Engine
-from tests.kernel.events import drain_events
+from tests.kernel.events import drain_events, path_events
 from tests.kernel.policies import apply, deny, policy
 from tests.race.tracer import Seen, SyscallTracer, lib
 
@@ -51,7 +51,7 @@ def test_the_race_on_open_is_denied_every_time_and_names_the_real_file(engine: E
     deny(engine, "open", str(real))
     drain_events(engine)
     result, seen = race("open", str(real), str(benign))
-    events = [e for e in drain_events(engine) if isinstance(e, PathEvent) and e.header.op == Op.OPEN]
+    events = path_events(engine, Op.OPEN)
     fooled, tracer_says = tracer_figure(seen, os.fsencode(real))
     figure(f"phantom open x{ITERATIONS}: lsmguard denied {result['eperm']}, "
            f"{sum(e.path == os.fsencode(real) for e in events)} events name the real file; {tracer_says}")
