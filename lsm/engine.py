@@ -14,7 +14,7 @@ from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
 from lsmguard.loader._libbpf import ffi, lib
 from lsmguard.policy.compile import Compiled
 from lsmguard.policy.evaluate import Request, matches
-from lsmguard.policy.model import Access, Action, Operation, Policy, Protocol
+from lsmguard.policy.model import PATH_OPERATIONS, Access, Action, Operation, Policy, Protocol
 from lsmguard.resources import bpf_object_path
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
@@ -229,9 +229,7 @@ _DATAGRAM_PROTOCOLS = {1, 17, 58, 136}   # IPPROTO_ICMP, UDP, ICMPV6, UDPLITE: t
 
 # Event operations that other operations' rules decide: a mapping by exec rules; a new
 # name (hard link, rename) by the deny rules of every path operation.
-_DECIDED_AS = {abi.Op.MMAP: (Operation.EXEC,),
-               abi.Op.LINK: (Operation.EXEC, Operation.OPEN, Operation.CHMOD),
-               abi.Op.RENAME: (Operation.EXEC, Operation.OPEN, Operation.CHMOD)}
+_DECIDED_AS = {abi.Op.MMAP: (Operation.EXEC,), abi.Op.LINK: PATH_OPERATIONS, abi.Op.RENAME: PATH_OPERATIONS}
 
 
 def requests_of(event: abi.Event) -> list[Request]:
