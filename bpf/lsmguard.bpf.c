@@ -320,12 +320,27 @@ int BPF_PROG(lg_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
 	return lg_check_exec_mapping(file, LG_MAP_MPROTECT);
 }
 
-/* The path slots whose deny rules protect a file's name. */
-#define LG_NAME_LOOKUPS 2
-static const __u8 lg_name_slots[LG_NAME_LOOKUPS][LG_LOOKUP_SLOTS] = {
-	{ LG_SLOT_EXEC, LG_SLOT_CHMOD },
-	{ LG_SLOT_OPEN_READ, LG_SLOT_OPEN_WRITE },
-};
+/*
+ * Fold what the deny rules of two path slots say about a name into `merged`
+ * (deny bits, and the first denying rule), and note in `could_refuse` the
+ * policies whose deny rules in those slots could match a name not resolved.
+ */
+static __always_inline void lg_merge_name_denials(const struct lg_config *config, const struct lg_policy_set *set,
+						  __u32 generation, const struct lg_path *path, __u8 slot_a,
+						  __u8 slot_b, struct lg_masks *merged, __u64 *could_refuse)
+{
+	struct lg_masks found[LG_LOOKUP_SLOTS];
+	__u8 slots[LG_LOOKUP_SLOTS] = { slot_a, slot_b };
+	__u32 i;
+
+	lg_lookup_in(config, path, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, found);
+	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
+		if (found[i].deny && merged->deny_rule == LG_NO_RULE)
+			merged->deny_rule = found[i].deny_rule;
+		merged->deny |= found[i].deny;
+		*could_refuse |= set->unresolved_refuse[slots[i]] & ~set->default_deny[slots[i]];
+	}
+}
 
 /*
  * A deny rule names a path; a new name for the same file (a hard link, or
@@ -336,30 +351,22 @@ static const __u8 lg_name_slots[LG_NAME_LOOKUPS][LG_LOOKUP_SLOTS] = {
 static __always_inline int lg_check_new_name(__u32 op, struct dentry *dentry, struct vfsmount *mnt)
 {
 	struct lg_access a = { .slots = { LG_SLOT_EXEC }, .nslots = 1, .rules_only = true, .everyone = true };
-	struct lg_masks found[LG_LOOKUP_SLOTS];
 	struct lg_policy_set *set;
 	struct lg_config *config;
 	struct lg_scratch *s;
 	struct lg_path path;
 	__u64 seq, could_refuse = 0;
-	__u32 generation, i, j;
+	__u32 generation;
 
 	set = lg_begin(&config, &generation, &s, &seq);
 	if (!set)
 		return 0;
 	lg_resolve_path(dentry, mnt, &s->path, &path);
 	a.found[0].deny_rule = LG_NO_RULE;
-	for (i = 0; i < LG_NAME_LOOKUPS; i++) {
-		lg_lookup_in(config, &path, generation, lg_name_slots[i][0], lg_name_slots[i][1], LG_LOOKUP_SLOTS,
-			     found);
-		for (j = 0; j < LG_LOOKUP_SLOTS; j++) {
-			if (found[j].deny && a.found[0].deny_rule == LG_NO_RULE)
-				a.found[0].deny_rule = found[j].deny_rule;
-			a.found[0].deny |= found[j].deny;
-			could_refuse |= set->unresolved_refuse[lg_name_slots[i][j]] &
-					~set->default_deny[lg_name_slots[i][j]];
-		}
-	}
+	/* The path slots whose deny rules protect a file's name: every path operation's. */
+	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_EXEC, LG_SLOT_CHMOD, &a.found[0], &could_refuse);
+	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_OPEN_READ, LG_SLOT_OPEN_WRITE, &a.found[0],
+			      &could_refuse);
 	if (lg_path_unresolved(s, seq, &path))
 		a.found[0].deny |= could_refuse; /* a deny rule in any of these slots could have matched */
 	return lg_conclude_path(op, s, config, set, generation, &a, &path, 0); /* no audit masks: never audits */
