@@ -79,7 +79,7 @@ static __always_inline int lg_judge_path(__u32 op, struct lg_scratch *s, __u64 s
 {
 	struct lg_access a = { .slots = { slot_a, slot_b }, .nslots = nslots, .rules_only = rules_only };
 
-	lg_lookup_in(config, path, generation, slot_a, slot_b, nslots, a.found);
+	lg_lookup_in(config, path, generation, slot_a, slot_b, nslots, set->bound_inodes != 0, a.found);
 	if (slot_b == LG_SLOT_SUBJECT_EXE) { /* not a rule slot: only tells which executable this is */
 		*exe_ids = a.found[1].allow;
 		a.nslots = 1;
@@ -333,7 +333,7 @@ static __always_inline void lg_merge_name_denials(const struct lg_config *config
 	__u8 slots[LG_LOOKUP_SLOTS] = { slot_a, slot_b };
 	__u32 i;
 
-	lg_lookup_in(config, path, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, found);
+	lg_lookup_in(config, path, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, set->bound_inodes != 0, found);
 	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
 		if (found[i].deny && merged->deny_rule == LG_NO_RULE)
 			merged->deny_rule = found[i].deny_rule;

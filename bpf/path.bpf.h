@@ -35,6 +35,8 @@ struct lg_path {
 	__u32 len;
 	__u32 flags; /* enum lg_path_flags */
 	bool fileless; /* a file of no filesystem: named by its dentry, looked up under the fileless key */
+	__u32 dev;     /* the file's device and inode number, for inode entries; 0: none */
+	__u64 ino;
 };
 
 struct lg_walk {
@@ -139,6 +141,8 @@ static __always_inline void lg_finish_path(struct lg_path_buf *buf, __u32 pos, _
 	out->len = LG_PATH_MAX - out->start;
 	out->flags = *(volatile __u32 *)&buf->flags;
 	out->fileless = false;
+	out->dev = 0;
+	out->ino = 0;
 }
 
 /*
@@ -194,6 +198,9 @@ static __always_inline void lg_resolve_path(struct dentry *dentry, struct vfsmou
 	if (w.reached_root && last != BPF_CORE_READ(task, nsproxy, mnt_ns, root) && !lg_mount_is_internal(last))
 		w.flags |= LG_PATH_DETACHED;
 	lg_finish_path(buf, w.pos, w.flags, out);
+	/* The file itself, whatever it is called: rules bound to it at apply time find it by these. */
+	out->dev = BPF_CORE_READ(dentry, d_inode, i_sb, s_dev);
+	out->ino = BPF_CORE_READ(dentry, d_inode, i_ino);
 }
 
 /* kernfs_node's parent pointer was renamed in 6.15. */

@@ -45,11 +45,38 @@ static __always_inline bool lg_scratch_intact(const struct lg_scratch *s, __u64 
 }
 
 /*
- * Look `path` up in up to two slots into found[0..nslots). The state lives on
- * the stack: bpf_loop takes only a stack pointer as context on 6.1.
+ * An inode entry: exact deny and audit rules bound to the file itself when
+ * the set was applied, so another name of it (a hard link made earlier, a
+ * directory above it renamed) does not walk around them. Added to what the
+ * name says; allow rules are never bound, so an inode number reused after
+ * the file is gone can only be refused, never let through.
+ */
+static __always_inline void lg_add_bound(const struct lg_path *path, __u32 generation, __u8 slot,
+					 struct lg_masks *found)
+{
+	struct lg_path_entry_key key = {
+		.hash = path->ino, .len = path->dev, .slot = slot, .match = LG_MATCH_INODE, .generation = generation,
+	};
+	struct lg_masks *bound = bpf_map_lookup_elem(&lg_path_entries, &key);
+
+	if (!bound)
+		return;
+	/* the name's own rule, if it has one, is the one reported */
+	if (!found->deny)
+		found->deny_rule = bound->deny_rule;
+	if (!found->audit)
+		found->audit_rule = bound->audit_rule;
+	found->deny |= bound->deny;
+	found->audit |= bound->audit;
+}
+
+/*
+ * Look `path` up in up to two slots into found[0..nslots), and with
+ * `by_inode` the file's inode entries too. The state lives on the stack:
+ * bpf_loop takes only a stack pointer as context on 6.1.
  */
 static __always_inline void lg_lookup_in(const struct lg_config *config, const struct lg_path *path,
-					 __u32 generation, __u8 slot_a, __u8 slot_b, __u32 nslots,
+					 __u32 generation, __u8 slot_a, __u8 slot_b, __u32 nslots, bool by_inode,
 					 struct lg_masks found[LG_LOOKUP_SLOTS])
 {
 	struct lg_lookup l = {
@@ -64,6 +91,11 @@ static __always_inline void lg_lookup_in(const struct lg_config *config, const s
 	}
 	found[0] = l.found[0];
 	found[1] = l.found[1];
+	if (!by_inode || !path->ino)
+		return;
+	lg_add_bound(path, generation, slot_a, &found[0]);
+	if (nslots > 1)
+		lg_add_bound(path, generation, slot_b, &found[1]);
 }
 
 #endif /* LSMGUARD_SCRATCH_BPF_H */

@@ -47,7 +47,7 @@ static __always_inline __u64 lg_cgroup_policies(struct lg_scratch *s, const stru
 	lg_resolve_cgroup(&s->cgroup, s->name, &cgroup);
 	if (cgroup.flags) /* deeper than the walk: let every cgroup subject apply rather than none */
 		return ~0ULL;
-	lg_lookup_in(config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, 0, 1, found);
+	lg_lookup_in(config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, 0, 1, false, found);
 	return found[0].allow;
 }
 

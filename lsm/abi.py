@@ -72,6 +72,7 @@ class Family(enum.IntEnum):
 class Match(enum.IntEnum):
     EXACT = lib.LG_MATCH_EXACT
     PREFIX = lib.LG_MATCH_PREFIX
+    INODE = lib.LG_MATCH_INODE
 
 
 PATH_MAX = lib.LG_PATH_MAX
@@ -155,6 +156,11 @@ def path_hash(hash_key: tuple[int, int], path: bytes) -> int:
 def path_entry_key(hash_key: tuple[int, int], path: bytes, slot: Slot, match: Match, generation: int) -> bytes:
     """The `struct lg_path_entry_key` of a path (for a prefix entry: its base)."""
     return PATH_ENTRY_KEY.pack(path_hash(hash_key, path), len(path), slot, match, generation, 0)
+
+
+def inode_entry_key(dev: int, ino: int, slot: Slot, generation: int) -> bytes:
+    """The `struct lg_path_entry_key` of a file bound by inode: `dev` in the kernel's encoding."""
+    return PATH_ENTRY_KEY.pack(ino, dev, slot, Match.INODE, generation, 0)
 
 
 @dataclass(frozen=True)

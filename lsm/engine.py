@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsmguard import abi, entries, hits, lineage
+from lsmguard import abi, entries, hits, inodes, lineage
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
 from lsmguard.loader._libbpf import ffi, lib
 from lsmguard.policy.compile import Compiled
@@ -149,7 +149,7 @@ class Engine:
         self._retire_hits(new)                      # leftovers of an apply that died halfway
         self._delete(self._generation_keys(new))
         exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key, compiled.exe_patterns)
-        generation = entries.encode(compiled, self.hash_key, new, exe_ids)
+        generation = entries.encode(compiled, self.hash_key, new, exe_ids, inodes.bind(compiled))
         written: dict[str, list[bytes]] = {}
         try:
             for name, items in generation.by_map.items():

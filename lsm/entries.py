@@ -10,6 +10,7 @@ import struct
 from dataclasses import dataclass, field
 
 from lsmguard import abi, hits
+from lsmguard.inodes import Inode
 from lsmguard.loader._libbpf import ffi
 from lsmguard.policy.compile import Compiled, Masks, PathTable, Slot, bit_table
 from lsmguard.policy.model import Action, IPNetwork, PathPattern, Protocol
@@ -79,7 +80,8 @@ def inet_key(generation: int, protocol: Protocol, network: IPNetwork) -> bytes:
 
 
 def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
-           exe_ids: dict[PathPattern, int]) -> GenerationEntries:
+           exe_ids: dict[PathPattern, int], bound: dict[Slot, dict[Inode, Masks]] | None = None) -> GenerationEntries:
+    """`bound`: the inode entries (see `inodes.bind`), taken from the files when the set is applied."""
     out = GenerationEntries()
     tables = dict(compiled.paths)
     tables[Slot.SUBJECT_EXE] = exe_id_table(compiled, exe_ids)
@@ -89,6 +91,12 @@ def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
             for path, masks in entries.items():
                 key = abi.path_entry_key(hash_key, os.fsencode(path), PATH_SLOTS[slot], match, generation)
                 path_entries.append((key, _masks(masks, compiled.enforce)))
+    bound_inodes = 0
+    for slot, inodes in (bound or {}).items():
+        for inode, masks in inodes.items():
+            path_entries.append((abi.inode_entry_key(inode.dev, inode.ino, PATH_SLOTS[slot], generation),
+                                 _masks(masks, compiled.enforce)))
+            bound_inodes += 1
 
     networks = out.by_map.setdefault("lg_inet_networks", [])
     intervals = out.by_map.setdefault("lg_port_intervals", [])
@@ -105,11 +113,11 @@ def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
     out.by_map["lg_subject_uids"] = [(abi.pack("struct lg_uid_key", uid=uid, generation=generation), _u64(mask))
                                      for uid, mask in compiled.uids.items()]
     out.by_map["lg_rule_identities"] = list(hits.identities(compiled, hash_key, generation))
-    out.policy_set = policy_set(compiled, exe_ids)
+    out.policy_set = policy_set(compiled, exe_ids, bound_inodes)
     return out
 
 
-def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> bytes:
+def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes: int = 0) -> bytes:
     default_deny = [0] * abi.SLOT_COUNT
     for key, mask in compiled.default_deny.items():
         default_deny[slot_of(key)] |= mask
@@ -123,5 +131,5 @@ def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> bytes:
                     default_deny=default_deny, unresolved_refuse=unresolved,
                     with_subjects=compiled.with_subjects, unconstrained_exe=compiled.unconstrained_exe,
                     unconstrained_cgroup=compiled.unconstrained_cgroup, unconstrained_uid=compiled.unconstrained_uid,
-                    exe_policies=exe_policies)
+                    exe_policies=exe_policies, bound_inodes=bound_inodes)
 

@@ -38,6 +38,8 @@ class Slot(enum.Enum):
 
 
 RULE_SLOTS = (Slot.EXEC, Slot.OPEN_READ, Slot.OPEN_WRITE, Slot.CHMOD, Slot.UNIX)
+# Slots whose exact deny and audit rules also bind to the file they name when a set is applied.
+BINDING_SLOTS = (Slot.EXEC, Slot.OPEN_READ, Slot.OPEN_WRITE, Slot.CHMOD)
 # Fileless code has no path: rules name it by the one key no path can be, the empty path.
 FILELESS = PathPattern("", False)
 
@@ -144,6 +146,9 @@ class Compiled:
     inet: dict[Protocol, InetTable]
     exe_patterns: dict[PathPattern, int]    # subject executables, unmerged: pattern -> policies
     uids: dict[int, int]
+    # Exact paths' own deny and audit rules (no allow, no covering prefix), per binding slot:
+    # what binds to the file a path names when the set is applied.
+    bindable: dict[Slot, dict[str, Masks]] = field(default_factory=dict)
 
     def entry_count(self) -> int:
         return (sum(len(t.exact) + len(t.prefix) for t in self.paths.values())
@@ -164,6 +169,11 @@ def _slots(rule: Rule) -> list[Slot]:
 def _add_pattern(table: dict[PathPattern, Masks], pattern: PathPattern, policy_id: int, action: Action,
                  index: int) -> None:
     table.setdefault(pattern, Masks()).add(policy_id, action, index)
+
+
+def _bindable(masks: Masks) -> Masks:
+    """An exact path's own deny and audit rules: what may follow its file to another name."""
+    return Masks(masks.deny, 0, masks.audit, {k: i for k, i in masks.rules.items() if k[1] is not Action.ALLOW})
 
 
 def bit_table(patterns: dict[PathPattern, int]) -> PathTable:
@@ -284,6 +294,9 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                     for name in rule.unix.abstract:  # type: ignore[union-attr]
                         _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
     paths = {slot: _merge_path_table(table) for slot, table in patterns.items()}
+    bindable = {slot: {p.base: _bindable(m) for p, m in patterns[slot].items()
+                       if not p.recursive and p.base.startswith("/") and (m.deny or m.audit)}
+                for slot in BINDING_SLOTS}
     paths[Slot.SUBJECT_EXE] = bit_table(exe_patterns)
     paths[Slot.SUBJECT_CGROUP] = bit_table(cgroups)
     return Compiled(
@@ -293,7 +306,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         unconstrained_exe=unconstrained["exe"], unconstrained_cgroup=unconstrained["cgroup"],
         unconstrained_uid=unconstrained["uid"], paths=paths,
         inet={proto: _merge_inet(inet_rules, proto) for proto in (Protocol.TCP, Protocol.UDP)},
-        exe_patterns=exe_patterns, uids=uids)
+        exe_patterns=exe_patterns, uids=uids, bindable=bindable)
 
 
 def subject_mask(c: Compiled, process: Process) -> int:
@@ -325,7 +338,19 @@ def _lookups(c: Compiled, request: Request) -> list[tuple[Slot | Protocol, Masks
     else:
         slots = [Slot.EXEC if op is Operation.EXEC else Slot.CHMOD]
     path = FILELESS.base if request.fileless else request.path
-    return [(s, c.paths[s].lookup(path)) for s in slots]
+    return [(s, _with_bound(c, s, c.paths[s].lookup(path), request.bound)) for s in slots]
+
+
+def _with_bound(c: Compiled, slot: Slot, found: Masks | None, bound: tuple[str, ...]) -> Masks | None:
+    """What the name says, plus the rules bound to the file's names at apply time (the kernel's inode entry)."""
+    extra = [c.bindable.get(slot, {}).get(name) for name in bound]
+    if not any(extra):
+        return found
+    merged = found.copy() if found else Masks()
+    for masks in extra:
+        if masks:
+            merged.merge(masks)
+    return merged
 
 
 def decide_compiled(c: Compiled, process: Process, request: Request) -> Verdict:

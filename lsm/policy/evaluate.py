@@ -32,6 +32,9 @@ class Request:
     protocol: Protocol = Protocol.TCP
     unix: str = ""
     fileless: bool = False      # exec of fileless code: only `fileless` rules match, never a path
+    # Names the file had when the policy set was applied (exec, open, chmod): exact deny and
+    # audit rules naming one of them match the file under any name.
+    bound: tuple[str, ...] = ()
 
 
 class Outcome(enum.Enum):
@@ -84,6 +87,8 @@ def matches(rule: Rule, request: Request, access: Access | None = None) -> bool:
         return False
     if request.fileless:
         return rule.fileless
+    if rule.action is not Action.ALLOW and any(not p.recursive and p.base in request.bound for p in rule.paths):
+        return True
     return _path_hit(rule.paths, request.path)
 
 

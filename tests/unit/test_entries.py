@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import struct
 
 from lsmguard import abi, entries
 from lsmguard.loader._libbpf import ffi
-from lsmguard.policy.compile import compile_policies
+from lsmguard.policy.compile import Slot, compile_policies
 from lsmguard.policy.load import load_text
 from lsmguard.policy.model import PathPattern
 
@@ -91,3 +92,28 @@ def test_rule_identities_name_every_rule_and_the_specials() -> None:
     expected = {entries.hits.hit_key(i, 0): entries.hits.identity(HASH_KEY, "pol", rule)
                 for i, rule in ((0, "a"), (1, "b"), (abi.RULE_INDEX_DEFAULT, ""), (abi.RULE_INDEX_UNATTRIBUTED, "?"))}
     assert {k: struct.unpack("=Q", v)[0] for k, v in out.items()} == expected
+
+
+def test_exact_deny_and_audit_paths_of_existing_files_get_inode_entries(tmp_path) -> None:
+    from lsmguard import inodes
+    secret, link, absent = tmp_path / "secret", tmp_path / "elsewhere", tmp_path / "absent"
+    secret.write_text("x")
+    os.link(secret, link)   # made before the set is applied: one file, two names
+    (tmp_path / "symlink").symlink_to(secret)
+    c = compiled("  mode: enforce\n  rules:\n"
+                 f"    - {{id: s, action: deny, open: {{paths: [{secret}, {absent}, {tmp_path}/symlink]}}}}\n"
+                 f"    - {{id: t, action: deny, open: {{paths: [{tmp_path}/**]}}}}\n"
+                 f"    - {{id: a, action: allow, exec: {{paths: [{secret}]}}}}\n"
+                 f"    - {{id: c, action: audit, chmod: {{paths: [{link}]}}}}\n")
+    bound = inodes.bind(c)
+    st = os.stat(secret)
+    inode = inodes.Inode(os.major(st.st_dev) << 20 | os.minor(st.st_dev), st.st_ino)
+    # absent files, symbolic links, recursive patterns and allow rules bind nothing
+    assert {slot.value: list(table) for slot, table in bound.items()} == {
+        "open-read": [inode], "open-write": [inode], "chmod": [inode]}
+    assert bound[Slot.OPEN_READ][inode].deny == 1 and bound[Slot.OPEN_READ][inode].allow == 0
+    assert bound[Slot.CHMOD][inode].audit == 1
+    out = entries.encode(c, HASH_KEY, 1, {}, bound)
+    keys = [struct.unpack_from("=QIBBBB", key) for key, _ in out.by_map["lg_path_entries"]]
+    assert (st.st_ino, inode.dev, abi.Slot.CHMOD, abi.Match.INODE, 1, 0) in keys
+    assert cast("struct lg_policy_set", out.policy_set).bound_inodes == 3

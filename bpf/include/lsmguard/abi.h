@@ -89,10 +89,17 @@ enum lg_family {
 	LG_AF_INET6 = 10,
 };
 
-/* A path entry matches the path exactly, or it and everything below it (a recursive pattern). */
+/*
+ * A path entry matches the path exactly, or it and everything below it (a
+ * recursive pattern), or -- for exact deny and audit rules on files that
+ * existed when the set was applied -- the file itself under any name: an
+ * inode entry, whose key holds the inode number in `hash` and the kernel's
+ * device number (MKDEV: major << 20 | minor) in `len`.
+ */
 enum lg_match {
 	LG_MATCH_EXACT = 0,
 	LG_MATCH_PREFIX = 1,
+	LG_MATCH_INODE = 2,
 };
 
 /* Indexes into the per-CPU counter array `lg_stats`. */
@@ -128,6 +135,8 @@ struct lg_policy_set {
 	__u64 unconstrained_cgroup;
 	__u64 unconstrained_uid;
 	__u64 exe_policies[LG_EXE_IDS];  /* exe id -> policies naming that executable */
+	__u32 bound_inodes;              /* inode entries of this generation: none, no inode lookups */
+	__u32 reserved;
 };
 
 /*

@@ -73,7 +73,9 @@ def requests(draw: st.DrawFn) -> Request:
     if op is Operation.EXEC and draw(st.booleans()):
         return Request(op, path="memfd:payload", fileless=True)
     if op is not Operation.CONNECT:
-        return Request(op, path=draw(paths), access=draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])))
+        # bound: the names the file had when the set was applied (a hard link, an ancestor renamed)
+        return Request(op, path=draw(paths), access=draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])),
+                       bound=tuple(draw(st.lists(paths, max_size=2, unique=True))))
     if draw(st.booleans()):
         return Request(op, unix=draw(st.sampled_from(UNIX + ["/run/b", "/run"])))
     return Request(op, address=ipaddress.ip_address(draw(st.sampled_from(ADDRESSES))),

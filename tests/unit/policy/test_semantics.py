@@ -132,3 +132,18 @@ def test_fileless_code_is_matched_by_fileless_rules_only_and_refused_by_an_exec_
     assert not decide(policies(allow_list), ROOT, memfd).allowed
     with_fileless = allow_list.replace("]}}]", "], fileless: true}}]")
     assert decide(policies(with_fileless), ROOT, memfd).allowed
+
+
+def test_exact_deny_and_audit_rules_follow_their_file_to_another_name_but_allow_rules_do_not() -> None:
+    """A hard link made before the set was applied: the file had both names then."""
+    link = Request(Operation.OPEN, path="/home/x/link", bound=("/etc/shadow",))
+    deny = policies("  mode: enforce\n  rules: [{id: s, action: deny, open: {paths: [/etc/shadow]}}]\n")
+    assert decide(deny, ROOT, link).records == (Record("p0", "s", Outcome.DENY),)
+    audit = policies("  mode: enforce\n  rules: [{id: a, action: audit, open: {paths: [/etc/shadow]}}]\n")
+    assert decide(audit, ROOT, link).records == (Record("p0", "a", Outcome.AUDIT),)
+    # only exact patterns bind: /etc/** names a tree, not a file
+    tree = policies("  mode: enforce\n  rules: [{id: t, action: deny, open: {paths: [/etc/**]}}]\n")
+    assert decide(tree, ROOT, link).allowed
+    allow_list = policies("  mode: enforce\n  default: deny\n"
+                          "  rules: [{id: s, action: allow, open: {paths: [/etc/shadow]}}]\n")
+    assert not decide(allow_list, ROOT, link).allowed
