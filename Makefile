@@ -12,12 +12,13 @@ ARCH         := x86
 
 BPF_SOURCES  := $(wildcard bpf/*.bpf.c bpf/*.bpf.h bpf/include/lsmguard/*.h)
 BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
+LOCK_OBJECT  := $(BUILD)/lsmguard-lock.bpf.o
 
 .PHONY: all bpf deps venv test test-host test-kernel test-programs demo bench bench-driver bench-compile packages deb rpm clean
 
 all: bpf
 
-bpf: $(BPF_OBJECT)
+bpf: $(BPF_OBJECT) $(LOCK_OBJECT)
 
 # vmlinux.h is generated from the build machine's BTF, never committed.
 $(BUILD)/vmlinux.h:
@@ -26,10 +27,10 @@ $(BUILD)/vmlinux.h:
 	@test -x "$(BPFTOOL)" || { echo "error: bpftool not found: apt-get install bpftool" >&2; exit 1; }
 	$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp && mv $@.tmp $@
 
-$(BPF_OBJECT): $(BPF_SOURCES) $(BUILD)/vmlinux.h
+$(BUILD)/%.bpf.o: $(BPF_SOURCES) $(BUILD)/vmlinux.h
 	@test -n "$(CLANG)" || { echo "error: clang not found: apt-get install clang-14" >&2; exit 1; }
 	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
-		-I$(BUILD) -Ibpf -Ibpf/include -c bpf/lsmguard.bpf.c -o $@.tmp
+		-I$(BUILD) -Ibpf -Ibpf/include -c bpf/$(subst lsmguard-,,$*).bpf.c -o $@.tmp
 	$(LLVM_STRIP) -g $@.tmp   # drop DWARF, keep BTF
 	mv $@.tmp $@
 

@@ -82,6 +82,13 @@ struct bpf_map_info {
 };
 int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
 
+struct bpf_link_info {
+    __u32 type;
+    __u32 id;
+    __u32 prog_id;
+    ...;
+};
+
 typedef int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size);
 struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn sample_cb, void *ctx,
                                      const struct ring_buffer_opts *opts);

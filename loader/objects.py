@@ -33,6 +33,14 @@ class Link:
     def fd(self) -> int:
         return lib.bpf_link__fd(self._link)
 
+    @property
+    def id(self) -> int:
+        """The kernel's id of the link (what BPF_LINK_GET_FD_BY_ID takes)."""
+        info = ffi.new("struct bpf_link_info *")
+        size = ffi.new("__u32 *", ffi.sizeof("struct bpf_link_info"))
+        check(lib.bpf_obj_get_info_by_fd(self.fd, info, size), f"reading link info of {self.name}")
+        return info.id
+
     def pin(self, path: str | os.PathLike[str]) -> None:
         ret = lib.bpf_link__pin(self._link, cstr(path))
         if ret < 0:

@@ -12,7 +12,7 @@ from lsmguard import __version__
 from lsmguard.loader import diagnose
 from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.load import load_paths
-from lsmguard import audit, control, journal
+from lsmguard import audit, control, journal, lock_commands
 from lsmguard.control import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError
 
 EXIT_CODES = ("exit status: 0 success; 1 failure (the kernel or the system refused); 2 invalid usage, "
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--pid", type=int)
     aud.add_argument("--exe", metavar="PATH")
     aud.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    lock_commands.add_commands(command)
     command("daemon", "run the enforcement daemon (lsmguard.service)",
             "Load or adopt the pinned programs, apply the policy directory, pump events to journald, reload "
             "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", cmd_daemon, json_output=False,

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from lsmguard import local_rules, store, table
+from lsmguard import local_rules, lock, store, table
 from lsmguard.engine import Engine, IncompatiblePins
 from lsmguard.loader import BpfError, diagnose
 from lsmguard.policy.compile import Compiled
@@ -44,8 +44,15 @@ def is_loaded(paths: store.Paths) -> bool:
     return (paths.pin_root / "links").is_dir()
 
 
+def require_unlocked(paths: store.Paths, what: str) -> None:
+    if lock.is_locked(paths.pin_root):
+        raise CliError(f"lsmguard is locked: {what} is refused until `lsmguard unlock` with the key that "
+                       "`lsmguard lock` printed, or a reboot", EXIT_PERMISSION)
+
+
 def open_engine(paths: store.Paths, load: bool = False) -> Engine:
     """Adopt the pinned engine; load and pin one when `load` and nothing is pinned."""
+    require_unlocked(paths, "changing or reading the kernel's maps")
     if not is_loaded(paths) and not load:
         raise CliError(f"lsmguard is not loaded (nothing pinned under {paths.pin_root}): "
                        "start it with `systemctl start lsmguard` or `lsmguard apply`", EXIT_NOT_LOADED)
@@ -119,6 +126,7 @@ def cmd_unload(args: argparse.Namespace) -> int:
     if not is_loaded(paths):
         print("not loaded")
         return EXIT_OK
+    require_unlocked(paths, "unloading")
     with store.locked(paths):
         Engine.unpin(paths.pin_root)
         paths.in_force.unlink(missing_ok=True)
@@ -160,7 +168,8 @@ def _objects(rule: Rule) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     paths = paths_of(args)
-    engine = open_engine(paths) if is_loaded(paths) and os.geteuid() == 0 else None
+    readable = is_loaded(paths) and os.geteuid() == 0 and not lock.is_locked(paths.pin_root)
+    engine = open_engine(paths) if readable else None
     try:
         compiled = in_force(paths, engine)
         source = "in force"
@@ -178,7 +187,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"source": source, "rules": rows}))
         return EXIT_OK
-    print(f"# rules {source}" + ("" if hits is not None else "; hit counts need root and a loaded lsmguard"))
+    print(f"# rules {source}" + ("" if hits is not None else
+                                 "; hit counts need root and a loaded, unlocked lsmguard"))
     columns = ("policy", "mode", "rule", "action", "operation", "objects", "hits")
     cells = [["-" if r[c] is None else str(r[c]) for c in columns] for r in rows]
     for text in table.render([c.upper() for c in columns], cells):
@@ -189,10 +199,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     paths = paths_of(args)
     loaded = is_loaded(paths)
-    out: dict[str, object] = {"loaded": loaded, "pin_root": str(paths.pin_root)}
+    locked = lock.is_locked(paths.pin_root)
+    out: dict[str, object] = {"loaded": loaded, "locked": locked, "pin_root": str(paths.pin_root)}
     if loaded:
         out["programs"] = sorted(p.name for p in (paths.pin_root / "links").iterdir())
-    if loaded and os.geteuid() == 0:
+    if loaded and os.geteuid() == 0 and not locked:
         engine = open_engine(paths)
         try:
             compiled = in_force(paths, engine)
@@ -222,7 +233,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"kernel:    {k['denied']} denied, {k['events_lost']} events lost, "  # type: ignore[index]
               f"{k['paths_unresolved']} unresolved paths")  # type: ignore[index]
     elif loaded:
-        print("policies:  (run as root to read the kernel's maps)")
+        print("policies:  " + ("(locked: only the daemon reads the kernel's maps)" if locked else
+                               "(run as root to read the kernel's maps)"))
+    if locked:
+        print("locked:    yes: maps, links, pins and the daemon are guarded; `lsmguard unlock` with the key")
     if pid is None:
         print("daemon:    not running" + ("" if not loaded else " (enforcement continues; events queue in the "
                                                              "kernel and are counted when they cannot)"))

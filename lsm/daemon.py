@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from types import FrameType
 
-from lsmguard import abi, store
+from lsmguard import abi, channel, lock, store
 from lsmguard.engine import Engine
 from lsmguard.journal import JournalWriter, MessageId, Priority, lost_record
 from lsmguard.policy.errors import PolicyError
@@ -67,6 +67,7 @@ class DaemonStatus:
     journal_buffered: int = 0
     journal_lost: int = 0
     last_reload_error: str = ""
+    locked: bool = False
 
 
 class Daemon:
@@ -80,6 +81,8 @@ class Daemon:
         self._reload = False
         self._stop = False
         self._in_force_mtime = -1
+        self.lock: lock.Lock | None = None
+        self.lock_reader = None
 
     # -- policy ---------------------------------------------------------------
 
@@ -128,6 +131,59 @@ class Daemon:
             MessageId.POLICY_APPLIED, Priority.INFO, LSMGUARD_POLICIES=",".join(compiled.names),
             LSMGUARD_RULE_COUNT=self.status.rules, LSMGUARD_POLICY_DIR=self.paths.policy_dir))
 
+    # -- lock mode ------------------------------------------------------------
+
+    def _on_request(self, request: dict) -> dict:
+        """The control channel: lock, unlock, and the lock's state."""
+        op = request.get("op")
+        if op == "lock":
+            return self._lock()
+        if op == "unlock":
+            return self._unlock(str(request.get("key", "")))
+        if op == "lock-status":
+            refusals = self.lock.refusals() if self.lock else {}
+            return {"ok": True, "locked": self.lock is not None,
+                    "refusals": {r.label: n for r, n in refusals.items()}}
+        return {"ok": False, "error": f"unknown request {op!r}"}
+
+    def _lock(self) -> dict:
+        assert self.engine is not None
+        if self.lock is not None:
+            return {"ok": False, "error": "already locked"}
+        try:
+            self.lock, key = lock.Lock.engage(list(self.engine.maps.values()), self.engine.links,
+                                              self.paths.pin_root)
+        except (OSError, RuntimeError) as error:
+            return {"ok": False, "error": f"could not lock: {error}"}
+        self.lock_reader = self.lock.event_reader(self._on_lock_event)
+        self.status.locked = True
+        self.writer.write(daemon_record(
+            "lsmguard locked: its maps, links, pins and daemon are guarded until unlocked with the key or a reboot",
+            MessageId.LOCKED, Priority.NOTICE))
+        return {"ok": True, "key": key}
+
+    def _unlock(self, key: str) -> dict:
+        if self.lock is None:
+            return {"ok": False, "error": "not locked"}
+        if not self.lock.verify(key):
+            self.writer.write(daemon_record("lsmguard unlock refused: wrong key", MessageId.LOCK_REFUSED,
+                                            Priority.WARNING, LSMGUARD_LOCK_REFUSAL="unlock"))
+            return {"ok": False, "error": "wrong key: still locked"}
+        self.lock_reader.consume()   # type: ignore[union-attr]
+        self.lock_reader.close()     # type: ignore[union-attr]
+        self.lock.release(self.paths.pin_root)
+        self.lock = self.lock_reader = None
+        self.status.locked = False
+        self.writer.write(daemon_record("lsmguard unlocked", MessageId.UNLOCKED, Priority.NOTICE))
+        return {"ok": True}
+
+    def _on_lock_event(self, event: lock.LockEvent) -> None:
+        self.writer.write(daemon_record(
+            f"lsmguard lock refused {event.text} by {event.comm} (pid {event.pid}, uid {event.uid})",
+            MessageId.LOCK_REFUSED, Priority.WARNING, LSMGUARD_LOCK_REFUSAL=event.refusal.label,
+            LSMGUARD_PID=event.pid, LSMGUARD_UID=event.uid, LSMGUARD_COMM=event.comm,
+            LSMGUARD_LOCK_DETAIL=event.detail))
+
     # -- running ----------------------------------------------------------------
 
     def _on_event(self, event: abi.Event) -> None:
@@ -157,6 +213,13 @@ class Daemon:
             signal.signal(signum, self._on_signal)
         self.paths.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         pid_file = self.paths.run_dir / "daemon.pid"
+        if lock.is_locked(self.paths.pin_root):
+            # Only the daemon that locked may use the maps; if it is gone, so is the key.
+            self.writer.write(daemon_record(
+                "lsmguard is locked by another daemon process: the policy in force and the lock stay until "
+                "that daemon unlocks with the key, or a reboot", MessageId.LOCK_REFUSED, Priority.ERR,
+                LSMGUARD_LOCK_REFUSAL="daemon-start"))
+            return 1
         self.engine = Engine.load(pin_root=self.paths.pin_root)
         adopted = self.engine.adopted
         self.writer.write(daemon_record(
@@ -169,12 +232,16 @@ class Daemon:
             return 1
         store.write_atomically(pid_file, f"{os.getpid()}\n")
         reader = self.engine.event_reader(self._on_event, budget=EVENTS_PER_POLL)
+        control = channel.listen(self.paths.run_dir)
         watchdog = watchdog_interval()
         next_status = next_ping = 0.0
         notify("READY=1")
         try:
             while not self._stop:
                 reader.poll(POLL_MS)
+                channel.serve_pending(control, self._on_request)
+                if self.lock_reader is not None:
+                    self.lock_reader.consume()
                 self.pump.tick(self.engine.stats()[abi.Stat.EVENTS_LOST])
                 if self._reload:
                     self._reload = False
@@ -196,6 +263,8 @@ class Daemon:
                                             MessageId.DAEMON_STOPPED))
             self._write_status()
         finally:
+            control.close()
+            channel.socket_path(self.paths.run_dir).unlink(missing_ok=True)
             reader.close()
             self.engine.close()
             pid_file.unlink(missing_ok=True)

@@ -25,27 +25,57 @@ class Inode:
 
 
 def kernel_dev(st_dev: int) -> int:
-    """stat(2)'s device number in the kernel's internal encoding."""
+    """A device number as stat(2) reports it, in the kernel's internal encoding."""
     return os.major(st_dev) << 20 | os.minor(st_dev)
 
 
-def identify(path: str) -> Inode | None:
-    """The file `path` names now, or None (absent, unreadable, or a symbolic link)."""
+def _mount_devices() -> dict[int, int]:
+    """Mount id -> its superblock's device (mountinfo's major:minor), in the kernel's encoding."""
+    devices = {}
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+        for line in mountinfo:
+            fields = line.split(" ", 3)
+            major, minor = fields[2].split(":")
+            devices[int(fields[0])] = int(major) << 20 | int(minor)
+    return devices
+
+
+def _mount_id(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as fdinfo:
+        for line in fdinfo:
+            if line.startswith("mnt_id:"):
+                return int(line.split()[1])
+    raise OSError(f"no mnt_id in /proc/self/fdinfo/{fd}")
+
+
+def identify(path: str, devices: dict[int, int] | None = None) -> Inode | None:
+    """The file `path` names now as the kernel's hooks see it, or None (absent, unreadable, or a
+    symbolic link). The device is the superblock's, from the file's mount, not stat's st_dev:
+    overlayfs reports its layer's device there, btrfs its subvolume's."""
     try:
-        st = os.lstat(path)
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)   # O_PATH: no file_open decision
     except (OSError, ValueError):
         return None
-    if stat.S_ISLNK(st.st_mode):
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISLNK(st.st_mode):
+            return None
+        mount_id = _mount_id(fd)
+        dev = (devices if devices is not None else _mount_devices()).get(mount_id)
+        return Inode(dev if dev is not None else kernel_dev(st.st_dev), st.st_ino)
+    except OSError:
         return None
-    return Inode(kernel_dev(st.st_dev), st.st_ino)
+    finally:
+        os.close(fd)
 
 
 def bind(compiled: Compiled) -> dict[Slot, dict[Inode, Masks]]:
     """The inode entries of `compiled`, as the files are now; two names of one file merge."""
     bound: dict[Slot, dict[Inode, Masks]] = {}
+    devices = _mount_devices() if any(compiled.bindable.values()) else {}
     for slot, paths in compiled.bindable.items():
         for path, masks in paths.items():
-            inode = identify(path)
+            inode = identify(path, devices)
             if inode is None:
                 continue
             table = bound.setdefault(slot, {})

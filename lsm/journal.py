@@ -40,6 +40,9 @@ class MessageId:
     EVENTS_LOST = uuid.UUID("f5af88a4d21a42fab3daca65b172513a")
     DAEMON_STARTED = uuid.UUID("4799f6fa5c6e43a999d71104bc433d35")
     DAEMON_STOPPED = uuid.UUID("495e0101401b477aaca5dd83de66460f")
+    LOCKED = uuid.UUID("4c25a381118e4545a581cc1d85d6ab64")
+    UNLOCKED = uuid.UUID("37a09761f2174ee5989cad17d7947626")
+    LOCK_REFUSED = uuid.UUID("1698b01faab04375be69f26aa28a98dd")
 
 
 class Priority:

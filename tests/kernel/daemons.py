@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,26 @@ class Daemon:
             if any(line.startswith(wanted) for line in message.split("\n")):
                 return seen
         raise AssertionError(f"no {wanted} within {timeout}s; got {seen}")
+
+
+@dataclass
+class Host:
+    """Where the CLI and the daemon keep their state in a test."""
+    policy_dir: Path
+    run_dir: Path
+    pin_root: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "LSMGUARD_POLICY_DIR": str(self.policy_dir), "LSMGUARD_RUN_DIR": str(self.run_dir),
+                "LSMGUARD_PIN_ROOT": str(self.pin_root)}
+
+    def lsmguard(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "lsmguard", *args], capture_output=True, text=True,
+                              env=self.env, timeout=300, input=input)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"lsmguard {' '.join(args)}: exit {proc.returncode}\n{proc.stderr}")
+        return proc
 
 
 def start_daemon(argv: list[str], env: dict[str, str], tmp: Path) -> Daemon:

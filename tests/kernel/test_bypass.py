@@ -187,6 +187,58 @@ def test_names_are_guarded_whoever_renames_and_audit_mode_only_reports(engine: E
     assert (event.path, event.header.decision) == (os.fsencode(secret), Decision.WOULD_DENY)
 
 
+def test_a_hard_link_made_before_the_policy_is_the_file(engine: Engine, secret: Path, tool: Path,
+                                                        scratch: Path) -> None:
+    elsewhere = scratch / "elsewhere"
+    elsewhere.mkdir()
+    os.link(secret, elsewhere / "alias")
+    os.link(tool, elsewhere / "tool-alias")
+    apply(engine, policy("bound", f"""\
+  mode: enforce
+  rules:
+    - {{id: read, action: deny, open: {{paths: ["{secret}"]}}}}
+    - {{id: mode, action: deny, chmod: {{paths: ["{secret}"]}}}}
+    - {{id: run, action: deny, exec: {{paths: ["{tool}"]}}}}
+"""))
+    with pytest.raises(PermissionError):
+        (elsewhere / "alias").read_text()
+    with pytest.raises(PermissionError):
+        os.chmod(elsewhere / "alias", 0o644)
+    assert exec_errno("    os.execv(sys.argv[1], [sys.argv[1]])", str(elsewhere / "tool-alias")) == errno.EPERM
+    events = path_events(engine, Op.OPEN) + path_events(engine, Op.CHMOD) + path_events(engine, Op.EXEC)
+    # the event names the file as it was reached, and the rule that named it
+    assert [(e.path, e.header.decision, engine.describe(e.header, e)) for e in events] == [
+        (os.fsencode(elsewhere / "alias"), Decision.DENY, ("bound", "read")),
+        (os.fsencode(elsewhere / "alias"), Decision.DENY, ("bound", "mode")),
+        (os.fsencode(elsewhere / "tool-alias"), Decision.DENY, ("bound", "run"))]
+    deny(engine, "open", str(secret), mode="audit")
+    assert (elsewhere / "alias").read_text() == "s3cret\n"
+    [event] = path_events(engine, Op.OPEN)
+    assert (event.path, event.header.decision) == (os.fsencode(elsewhere / "alias"), Decision.WOULD_DENY)
+
+
+def test_a_denied_file_under_a_renamed_directory_is_still_the_file(engine: Engine, secret: Path,
+                                                                   scratch: Path) -> None:
+    deny(engine, "open", str(secret))
+    moved = scratch / "moved"
+    os.rename(secret.parent, moved)          # no rule names the directory itself
+    with pytest.raises(PermissionError):
+        (moved / "secret").read_text()
+    assert_one_denial(engine, Op.OPEN, moved / "secret")
+
+
+def test_allow_rules_do_not_follow_a_file_to_another_name(engine: Engine, tool: Path, scratch: Path) -> None:
+    os.link(tool, scratch / "tool-alias")
+    apply(engine, policy("allow-list", f"""\
+  mode: enforce
+  default: deny
+  rules: [{{id: tool, action: allow, exec: {{paths: ["{tool}"]}}}}]
+"""))
+    assert subprocess.run([str(tool)]).returncode == 0
+    with pytest.raises(PermissionError):
+        subprocess.run([str(scratch / "tool-alias")])
+
+
 # -- exec by descriptor, fileless, through the loader -------------------------------------------
 
 def test_execveat_with_an_empty_path_is_the_binary(engine: Engine, tool: Path) -> None:

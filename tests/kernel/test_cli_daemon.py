@@ -13,7 +13,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from lsmguard.journal import MessageId
 from lsmguard.untrusted import escape, unescape
 from tests.journald import Journald, journald_session, wait_for
-from tests.kernel.daemons import Daemon, start_daemon, stop_daemon
+from tests.kernel.daemons import Daemon, Host, start_daemon, stop_daemon
 from tests.kernel.hammer import Hammer
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard-cli-test")
@@ -33,29 +32,10 @@ def journald() -> Iterator[Journald]:
     yield from journald_session()
 
 
-@dataclass
-class Host:
-    """Where the CLI and the daemon keep their state in these tests."""
-    policy_dir: Path
-    run_dir: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "LSMGUARD_POLICY_DIR": str(self.policy_dir), "LSMGUARD_RUN_DIR": str(self.run_dir),
-                "LSMGUARD_PIN_ROOT": str(PIN_ROOT)}
-
-    def lsmguard(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "lsmguard", *args], capture_output=True, text=True,
-                              env=self.env, timeout=300)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"lsmguard {' '.join(args)}: exit {proc.returncode}\n{proc.stderr}")
-        return proc
-
-
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory, journald: Journald) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("lsmguard")
-    h = Host(base / "policies.d", base / "run")
+    h = Host(base / "policies.d", base / "run", PIN_ROOT)
     h.policy_dir.mkdir()
     yield h
     subprocess.run([sys.executable, "-m", "lsmguard", "unload"], env=h.env, capture_output=True, timeout=300)

@@ -19,6 +19,7 @@ from tests.packages import (CATALOG, COMPLETION, POLICY_DIR, REPO, RUNTIME_DEPEN
 
 SITE = "/usr/lib/python3/dist-packages"
 BPF_OBJECT = f"{SITE}/lsmguard/data/lsmguard.bpf.o"
+LOCK_OBJECT = f"{SITE}/lsmguard/data/lsmguard-lock.bpf.o"
 EM_BPF = 247   # ELF e_machine of BPF objects
 
 
@@ -29,7 +30,7 @@ def deb_files(deb: Path) -> set[str]:
 def test_deb_holds_package_object_unit_catalog_policies_and_man_pages() -> None:
     files = deb_files(built("deb"))
     expected = {"/usr/bin/lsmguard", f"{SITE}/lsmguard/cli.py", f"{SITE}/lsmguard/daemon.py",
-                f"{SITE}/lsmguard/loader/_libbpf.abi3.so", BPF_OBJECT, f"/lib/systemd/system/{UNIT}",
+                f"{SITE}/lsmguard/loader/_libbpf.abi3.so", BPF_OBJECT, LOCK_OBJECT, f"/lib/systemd/system/{UNIT}",
                 CATALOG, COMPLETION, SCHEMA, "/usr/share/man/man8/lsmguard.8.gz",
                 "/usr/share/man/man5/lsmguard.policy.5.gz", *(f"{POLICY_DIR}/{p}" for p in SHIPPED_POLICIES)}
     assert expected <= files, sorted(expected - files)
@@ -55,13 +56,14 @@ def test_shipped_policies_are_in_audit_mode_in_both_packages(tmp_path: Path) -> 
             assert re.search(r"^  mode: audit\b", text, re.M), f"{root}: {name} does not audit"
 
 
-def test_bpf_object_is_shipped_prebuilt_with_its_btf(tmp_path: Path) -> None:
-    """The object is never rebuilt at run time, so it must arrive as EM_BPF ELF with BTF (not stripped)."""
+def test_bpf_objects_are_shipped_prebuilt_with_their_btf(tmp_path: Path) -> None:
+    """The objects are never rebuilt at run time, so they must arrive as EM_BPF ELF with BTF (not stripped)."""
     run("dpkg-deb", "-x", built("deb"), tmp_path)
-    obj = (tmp_path / BPF_OBJECT.lstrip("/")).read_bytes()
-    assert obj[:4] == b"\x7fELF" and int.from_bytes(obj[18:20], "little") == EM_BPF
-    sections = run("readelf", "-S", tmp_path / BPF_OBJECT.lstrip("/")).stdout
-    assert ".BTF.ext" in sections and re.search(r"\] \.BTF\s", sections)
+    for shipped in (BPF_OBJECT, LOCK_OBJECT):
+        obj = (tmp_path / shipped.lstrip("/")).read_bytes()
+        assert obj[:4] == b"\x7fELF" and int.from_bytes(obj[18:20], "little") == EM_BPF, shipped
+        sections = run("readelf", "-S", tmp_path / shipped.lstrip("/")).stdout
+        assert ".BTF.ext" in sections and re.search(r"\] \.BTF\s", sections), shipped
 
 
 def test_rpm_holds_the_same_and_declares_dependencies_and_config() -> None:
@@ -70,6 +72,7 @@ def test_rpm_holds_the_same_and_declares_dependencies_and_config() -> None:
     site = next(f for f in files if f.endswith("/lsmguard/data/lsmguard.bpf.o")).removesuffix(
         "/lsmguard/data/lsmguard.bpf.o")
     expected = {"/usr/bin/lsmguard", f"{site}/lsmguard/cli.py", f"{site}/lsmguard/loader/_libbpf.abi3.so",
+                f"{site}/lsmguard/data/lsmguard-lock.bpf.o",
                 f"/usr/lib/systemd/system/{UNIT}", CATALOG, COMPLETION, SCHEMA, "/usr/share/man/man8/lsmguard.8",
                 "/usr/share/man/man5/lsmguard.policy.5", *(f"{POLICY_DIR}/{p}" for p in SHIPPED_POLICIES)}
     assert expected <= files, sorted(expected - files)
@@ -80,14 +83,14 @@ def test_rpm_holds_the_same_and_declares_dependencies_and_config() -> None:
     assert flags == {f"{POLICY_DIR}/{p}": "cn" for p in SHIPPED_POLICIES}   # %config(noreplace)
 
 
-def test_lintian_is_clean_with_one_override_for_the_bpf_object() -> None:
+def test_lintian_is_clean_with_one_override_for_each_bpf_object() -> None:
     deb = built("deb")
     proc = run("lintian", "--fail-on", "error,warning", deb, check=False)
     assert proc.returncode == 0 and not re.search(r"^[EW]: ", proc.stdout, re.M), proc.stdout + proc.stderr
     shown = run("lintian", "--show-overrides", deb, check=False).stdout
     tags = [line for line in shown.splitlines() if re.match(r"[EWO]: ", line)]
-    assert tags == ["O: lsmguard: binary-from-other-architecture "
-                    f"[{BPF_OBJECT.lstrip('/')}]"], shown
+    assert sorted(tags) == sorted(f"O: lsmguard: binary-from-other-architecture [{shipped.lstrip('/')}]"
+                                  for shipped in (BPF_OBJECT, LOCK_OBJECT)), shown
     # With information tags too: only the systemd-only service remains (no init.d script, by design).
     info = run("lintian", "--pedantic", "-I", deb, check=False).stdout
     assert {line.split()[2] for line in info.splitlines() if re.match(r"[EWIP]: ", line)} == {
@@ -175,7 +178,7 @@ def test_deb_installs_works_upgrades_keeping_local_edits_and_purges_clean(clean_
     assert verify.returncode == 0 and "lsmguard" not in verify.stdout + verify.stderr, verify.stderr
     assert run("man", "-w", "lsmguard.policy").stdout.strip() == "/usr/share/man/man5/lsmguard.policy.5.gz"
     # systemd's dpkg trigger on the catalog directory updated journald's catalog database.
-    assert len(ALL_IDS) == 8 and catalog_ids() == ALL_IDS
+    assert len(ALL_IDS) == 11 and catalog_ids() == ALL_IDS
 
     # Local state: one shipped policy edited by hand, one rule added the way `lsmguard deny` saves it.
     edited, changed_upstream = Path(POLICY_DIR) / "no-chmod-etc.yaml", "no-mining-pools.yaml"

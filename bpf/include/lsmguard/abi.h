@@ -261,6 +261,51 @@ struct lg_inet_event {
 	__u16 reserved;
 	__u8 addr[LG_ADDR_LEN];
 };
+/*
+ * Lock mode (lock.bpf.c): while locked, only the owner -- the daemon that
+ * locked -- may write lsmguard's maps, reach its links, rename or unlink its
+ * pins, signal or trace the daemon, or load programs that override returns.
+ */
+enum lg_lock_guard {
+	LG_LOCK_GUARD_NAME = 1,   /* a pin or pin directory: no unlink, no rename */
+	LG_LOCK_GUARD_OPEN = 2,   /* a link's pin: no BPF_OBJ_GET (a link fd can detach it) */
+};
+
+/* What a refusal was; the index of its counter in `lg_lock_refusals`. */
+enum lg_lock_refusal {
+	LG_LOCK_MAP_WRITE = 0,    /* a writable fd of a protected map (by id or pin) */
+	LG_LOCK_LINK = 1,         /* an fd of a protected link by id */
+	LG_LOCK_PIN_OPEN = 2,     /* BPF_OBJ_GET of a protected link pin */
+	LG_LOCK_PIN_NAME = 3,     /* unlink or rename of a pin or pin directory */
+	LG_LOCK_SIGNAL = 4,       /* a signal to the daemon */
+	LG_LOCK_PTRACE = 5,       /* ptrace, /proc/pid/mem, process_vm_writev of the daemon */
+	LG_LOCK_PROG_LOAD = 6,    /* a program that could override a return (fmod_ret, freplace) */
+	LG_LOCK_REFUSAL_COUNT = 7,
+};
+
+/* The owner: a process, told from a later one with its pid by its start time (/proc/pid/stat). */
+struct lg_lock_owner {
+	__u32 tgid;
+	__u32 ns_per_tick;        /* NSEC_PER_SEC / USER_HZ: /proc reports start times in ticks */
+	__u64 start_ticks;
+};
+
+/* A protected bpffs inode (hash map `lg_lock_inodes`, value: enum lg_lock_guard bits). */
+struct lg_lock_inode_key {
+	__u64 ino;
+	__u32 dev;                /* the kernel's encoding, as in lg_path_entry_key */
+	__u32 reserved;
+};
+
+/* One refused attempt (ring buffer `lg_lock_events`). */
+struct lg_lock_event {
+	__u64 ktime_ns;
+	__u32 refusal;            /* enum lg_lock_refusal */
+	__u32 pid;                /* the process that tried (tgid) */
+	__u32 uid;
+	__u32 detail;             /* map/link id, signal, ptrace mode, bpf command or 0 */
+	char comm[LG_COMM_LEN];
+};
 /* cffi:end */
 
 #endif /* LSMGUARD_ABI_H */

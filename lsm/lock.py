@@ -1,0 +1,165 @@
+"""Lock mode: lsmguard's own objects and daemon, guarded in the kernel.
+
+While locked, only the owner -- the daemon that locked -- may write
+lsmguard's maps, take fds of its links, unlink or rename its pins, signal or
+trace the daemon, or load a program that could override a hook's return
+(fmod_ret, freplace). The lock's own links are pinned under `<pin root>/lock`
+and guarded like the rest, so killing the daemon by other means does not lift
+it: unlocking needs the key the daemon handed out when it locked, or a reboot.
+The daemon keeps only the key's SHA-256.
+"""
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsmguard import abi, inodes
+from lsmguard.loader import BpfObject, Link, Map, RingBuffer
+from lsmguard.loader._libbpf import ffi, lib
+from lsmguard.resources import lock_object_path
+
+LOCK_DIR = "lock"
+KEY_PREFIX = "lsmguard-key-"
+NSEC_PER_SEC = 1_000_000_000
+
+
+class Refusal(enum.IntEnum):
+    MAP_WRITE = lib.LG_LOCK_MAP_WRITE
+    LINK = lib.LG_LOCK_LINK
+    PIN_OPEN = lib.LG_LOCK_PIN_OPEN
+    PIN_NAME = lib.LG_LOCK_PIN_NAME
+    SIGNAL = lib.LG_LOCK_SIGNAL
+    PTRACE = lib.LG_LOCK_PTRACE
+    PROG_LOAD = lib.LG_LOCK_PROG_LOAD
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+REFUSAL_TEXT = {
+    Refusal.MAP_WRITE: "a writable fd of lsmguard map id {detail}",
+    Refusal.LINK: "an fd of lsmguard link id {detail}",
+    Refusal.PIN_OPEN: "an fd of a pinned lsmguard link",
+    Refusal.PIN_NAME: "unlinking or renaming a pin of lsmguard",
+    Refusal.SIGNAL: "signal {detail} to the lsmguard daemon",
+    Refusal.PTRACE: "tracing the lsmguard daemon (ptrace mode {detail:#x})",
+    Refusal.PROG_LOAD: "loading a BPF program that could override a hook's return (type {detail})",
+}
+
+
+@dataclass(frozen=True)
+class LockEvent:
+    refusal: Refusal
+    pid: int
+    uid: int
+    detail: int
+    comm: str
+
+    @property
+    def text(self) -> str:
+        return REFUSAL_TEXT[self.refusal].format(detail=self.detail)
+
+
+def decode_event(data: bytes) -> LockEvent:
+    raw = ffi.from_buffer("struct lg_lock_event *", data)
+    return LockEvent(Refusal(raw.refusal), raw.pid, raw.uid, raw.detail,
+                     ffi.string(raw.comm).decode(errors="replace"))
+
+
+def is_locked(pin_root: Path) -> bool:
+    return (pin_root / LOCK_DIR).is_dir()
+
+
+def start_ticks(pid: int) -> int:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return int(text[text.rindex(")") + 2:].split()[19])
+
+
+def owner_record(pid: int) -> bytes:
+    return abi.pack("struct lg_lock_owner", tgid=pid, ns_per_tick=NSEC_PER_SEC // os.sysconf("SC_CLK_TCK"),
+                    start_ticks=start_ticks(pid))
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.strip().encode()).digest()
+
+
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "little")
+
+
+def _inode_key(path: Path) -> bytes:
+    st = os.stat(path)
+    return abi.pack("struct lg_lock_inode_key", ino=st.st_ino, dev=inodes.kernel_dev(st.st_dev))
+
+
+@dataclass
+class Lock:
+    obj: BpfObject
+    links: list[Link]
+    key_digest: bytes
+    maps: dict[str, Map] = field(default_factory=dict)
+
+    @classmethod
+    def engage(cls, maps: list[Map], links: list[Link], pin_root: Path) -> tuple["Lock", str]:
+        """Lock the engine of `maps` and `links` pinned under `pin_root`, owned by this process.
+        Returns the lock and its key, which exists nowhere else."""
+        if is_locked(pin_root):
+            raise RuntimeError(f"already locked ({pin_root / LOCK_DIR} exists)")
+        obj = BpfObject(lock_object_path())
+        try:
+            obj.load()
+            own = {name: obj.map(name) for name in obj.map_names()}
+            own["lg_lock_owner"].update(_u32(0), owner_record(os.getpid()))
+            for m in [*maps, *own.values()]:
+                own["lg_lock_maps"].update(_u32(m.info.id), _u32(1))
+            for link in links:
+                own["lg_lock_links"].update(_u32(link.id), _u32(1))
+            guard = own["lg_lock_inodes"]
+            name_only, with_open = lib.LG_LOCK_GUARD_NAME, lib.LG_LOCK_GUARD_NAME | lib.LG_LOCK_GUARD_OPEN
+            for directory in (pin_root, *(d for d in pin_root.iterdir() if d.is_dir())):
+                guard.update(_inode_key(directory), _u32(name_only))
+                for pin in directory.iterdir():
+                    if pin.is_file():
+                        guard.update(_inode_key(pin), _u32(with_open if directory.name == "links" else name_only))
+            lock_links = [program.attach() for program in obj.programs()]
+            for link in lock_links:
+                own["lg_lock_links"].update(_u32(link.id), _u32(1))
+            lock_dir = pin_root / LOCK_DIR
+            lock_dir.mkdir(mode=0o700)
+            for link in lock_links:
+                link.pin(lock_dir / link.name)
+                guard.update(_inode_key(lock_dir / link.name), _u32(with_open))
+            guard.update(_inode_key(lock_dir), _u32(name_only))
+        except BaseException:
+            obj.close()
+            raise
+        key = KEY_PREFIX + secrets.token_hex(32)
+        return cls(obj, lock_links, digest(key), own), key
+
+    def verify(self, key: str) -> bool:
+        return hmac.compare_digest(self.key_digest, digest(key))
+
+    def release(self, pin_root: Path) -> None:
+        """Unlock: only the owner can (the lock's programs refuse everyone else)."""
+        lock_dir = pin_root / LOCK_DIR
+        for link in self.links:
+            (lock_dir / link.name).unlink(missing_ok=True)
+            link.close()
+        lock_dir.rmdir()
+        self.obj.close()
+
+    def refusals(self) -> dict[Refusal, int]:
+        counts = self.maps["lg_lock_refusals"]
+        return {r: sum(int.from_bytes(v[:8], "little") for v in counts.lookup_percpu(_u32(r))) for r in Refusal}
+
+    def event_reader(self, callback: Callable[[LockEvent], None]) -> RingBuffer:
+        return RingBuffer(self.maps["lg_lock_events"], lambda data: callback(decode_event(data)))
