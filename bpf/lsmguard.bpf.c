@@ -237,8 +237,13 @@ int BPF_PROG(lg_file_open, struct file *file, int ret)
 		return 0;
 	if (!reads && !writes)
 		return 0;
-	/* overlayfs opening its layer's file for an open decided on the overlay path (newer kernels) */
-	if (lg_mount_is_private_clone(BPF_CORE_READ(file, f_path.mnt)))
+	/*
+	 * overlayfs opening its layer's file for an open already decided on the
+	 * overlay path: on a private clone mount (6.6 and later), or before that
+	 * under the overlay's own path but with the layer's inode.
+	 */
+	if (lg_mount_is_private_clone(BPF_CORE_READ(file, f_path.mnt)) ||
+	    BPF_CORE_READ(file, f_inode) != BPF_CORE_READ(file, f_path.dentry, d_inode))
 		return 0;
 	return lg_check_path(LG_OP_OPEN, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
 			     reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE, LG_SLOT_OPEN_WRITE,

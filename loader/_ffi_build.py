@@ -68,6 +68,7 @@ int bpf_map_update_batch(int fd, const void *keys, const void *values, __u32 *co
                          const struct bpf_map_batch_opts *opts);
 int bpf_map_delete_batch(int fd, const void *keys, __u32 *count, const struct bpf_map_batch_opts *opts);
 int bpf_obj_get(const char *pathname);
+int bpf_link_get_fd_by_id(__u32 id);
 int bpf_obj_pin(int fd, const char *pathname);
 
 struct bpf_map_info {

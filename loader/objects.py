@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Iterator
 
 from lsmguard.loader import diagnose
@@ -59,6 +60,32 @@ class Link:
         if self._link != ffi.NULL:
             lib.bpf_link__destroy(self._link)
             self._link = ffi.NULL
+
+
+# How long a released link may take to go: its pin's reference is dropped after
+# an RCU grace period, and the final put then runs from a workqueue.
+LINK_RELEASE_TIMEOUT_S = 30.0
+
+
+def wait_released(link_ids: list[int], timeout: float = LINK_RELEASE_TIMEOUT_S) -> None:
+    """Return once no link of `link_ids` exists any more: each is detached, or about to be
+    within the same kernel function. Raises TimeoutError naming those still there."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        remaining = []
+        for link_id in link_ids:
+            fd = lib.bpf_link_get_fd_by_id(link_id)
+            if fd >= 0:
+                os.close(fd)
+                remaining.append(link_id)
+        if not remaining:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"links {remaining} still exist {timeout:.0f}s after their last reference was "
+                               "dropped")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 class Program:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lsmguard import abi, entries, hits, inodes, lineage
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
+from lsmguard.loader.objects import wait_released
 from lsmguard.loader._libbpf import ffi, lib
 from lsmguard.policy.compile import Compiled
 from lsmguard.policy.evaluate import Request, matches
@@ -106,18 +107,22 @@ class Engine:
     def unpin(pin_root: Path) -> None:
         """Remove every pin; links nobody else holds are detached when this returns.
 
-        Unlinking a pin drops its reference from a kernel workqueue, so the
-        program could still run for a moment afterwards. Holding our own fd
-        across the unlink makes the final put ours, on close, synchronous.
+        A pin's reference is dropped only after an RCU grace period, and the
+        final put then runs from a workqueue, so the programs could still run
+        for a moment after the unlink: wait until the kernel no longer knows
+        the links' ids (the id goes in the same function that detaches).
         """
         links = pin_root / "links"
+        ids = []
         if links.is_dir():
             for pin in sorted(links.iterdir()):
                 link = Link.from_pin(pin)
+                ids.append(link.id)
                 pin.unlink()
                 link.close()
         if pin_root.exists():
             shutil.rmtree(pin_root)
+        wait_released(ids)
 
     # -- applying policy -------------------------------------------------
 

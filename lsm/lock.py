@@ -21,6 +21,7 @@ from pathlib import Path
 
 from lsmguard import abi, inodes
 from lsmguard.loader import BpfObject, Link, Map, RingBuffer
+from lsmguard.loader.objects import wait_released
 from lsmguard.loader._libbpf import ffi, lib
 from lsmguard.resources import lock_object_path
 
@@ -151,11 +152,13 @@ class Lock:
     def release(self, pin_root: Path) -> None:
         """Unlock: only the owner can (the lock's programs refuse everyone else)."""
         lock_dir = pin_root / LOCK_DIR
+        ids = [link.id for link in self.links]
         for link in self.links:
             (lock_dir / link.name).unlink(missing_ok=True)
             link.close()
         lock_dir.rmdir()
         self.obj.close()
+        wait_released(ids)   # unlocked when this returns, not a grace period later
 
     def refusals(self) -> dict[Refusal, int]:
         counts = self.maps["lg_lock_refusals"]

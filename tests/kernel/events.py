@@ -13,6 +13,6 @@ def drain_events(engine: Engine, timeout_ms: int = 200) -> list[Event]:
     return events
 
 
-def path_events(engine: Engine, op: Op) -> list[PathEvent]:
-    """The pending events of `op` whose object is a path."""
-    return [e for e in drain_events(engine) if isinstance(e, PathEvent) and e.header.op == op]
+def path_events(engine: Engine, *ops: Op) -> list[PathEvent]:
+    """The pending events of `ops` whose object is a path, in order (the others are drained too)."""
+    return [e for e in drain_events(engine) if isinstance(e, PathEvent) and e.header.op in ops]

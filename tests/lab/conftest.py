@@ -21,6 +21,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                          ids=[f"{k}:{t.removeprefix('tests/kernel/')}" for k, t in params])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Boot only the kernels whose tests were selected (-k 6.1 boots one)."""
+    _session.wanted = {item.callspec.params["kernel_name"] for item in items
+                       if hasattr(item, "callspec") and "kernel_name" in item.callspec.params}
+
+
 @pytest.fixture(scope="session")
 def lab() -> LabSession:
     return _session

@@ -1,5 +1,9 @@
 """One lab session: fetch the kernels once, run the kernel tests once per kernel.
 
+The kernels' guests run side by side (LSMGUARD_LAB_PARALLEL at a time, default
+all): each guest mostly runs one Python process on one emulated CPU, so two
+host cores serve more than one guest at once.
+
 The guest's pytest writes each test's outcome to results.jsonl (see
 tests/kernel/conftest.py); the host's pytest turns each into one test item
 named after the kernel, so a report says which test passed on which kernel.
@@ -11,11 +15,12 @@ import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.lab import kernels
-from tests.lab.kernels import Kernel, LabError
+from tests.lab.kernels import SERIES, Kernel, LabError
 from tests.lab.vm import SRC, GuestRun, run_in_guest
 
 KERNEL_TESTS = "tests/kernel"
@@ -63,10 +68,15 @@ def _parse(results: Path) -> dict[str, Outcome]:
     return outcomes
 
 
+PARALLEL = int(os.environ.get("LSMGUARD_LAB_PARALLEL", str(len(SERIES))))
+
+
 class LabSession:
     def __init__(self) -> None:
         self._kernels: dict[str, Kernel | LabError] | None = None
         self._results: dict[str, KernelResults] = {}
+        self._runs: dict[str, Future[KernelResults]] = {}
+        self.wanted: set[str] | None = None   # kernels to boot; None: every one
         self._tmp = Path(tempfile.mkdtemp(prefix="lsmguard-lab-"))
 
     def kernel(self, name: str) -> Kernel:
@@ -78,9 +88,20 @@ class LabSession:
         return got
 
     def results(self, name: str) -> KernelResults:
+        if not self._runs:
+            self._start_all()
         if name not in self._results:
-            self._results[name] = self._run(name)
+            self._results[name] = self._runs[name].result()
         return self._results[name]
+
+    def _start_all(self) -> None:
+        """Start every kernel's run; the kernels are fetched first, once, in this thread."""
+        if self._kernels is None:
+            self._kernels = kernels.fetch_all()   # each run reports its own kernel's error
+        pool = ThreadPoolExecutor(max_workers=max(1, PARALLEL), thread_name_prefix="lab")
+        self._runs = {series.name: pool.submit(self._run, series.name) for series in SERIES
+                      if self.wanted is None or series.name in self.wanted}
+        pool.shutdown(wait=False)
 
     def _run(self, name: str) -> KernelResults:
         try:

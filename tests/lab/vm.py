@@ -15,7 +15,8 @@ from tests.lab.kernels import Kernel, LabError
 
 SRC = Path(__file__).resolve().parents[2]
 GUEST_RUN = SRC / "tests" / "lab" / "guest-run"
-BOOT_TIMEOUT_S = int(os.environ.get("LSMGUARD_LAB_TIMEOUT", "900"))
+# Generous: the kernels' guests share two host cores (tests/lab/session.py).
+BOOT_TIMEOUT_S = int(os.environ.get("LSMGUARD_LAB_TIMEOUT", "1800"))
 MEMORY = os.environ.get("LSMGUARD_LAB_MEMORY", "2G")
 
 
