@@ -174,8 +174,8 @@ int BPF_PROG(lg_lock_inode_permission, struct inode *inode, int mask)
 	return 0;
 }
 
-SEC("lsm/inode_unlink")
-int BPF_PROG(lg_lock_inode_unlink, struct inode *dir, struct dentry *dentry)
+/* Removing a pin or a pin directory. */
+static __always_inline int lg_guard_name(struct dentry *dentry)
 {
 	if ((lg_inode_guards(BPF_CORE_READ(dentry, d_inode)) & LG_LOCK_GUARD_NAME) &&
 	    !lg_is_owner(bpf_get_current_task_btf()))
@@ -183,13 +183,16 @@ int BPF_PROG(lg_lock_inode_unlink, struct inode *dir, struct dentry *dentry)
 	return 0;
 }
 
+SEC("lsm/inode_unlink")
+int BPF_PROG(lg_lock_inode_unlink, struct inode *dir, struct dentry *dentry)
+{
+	return lg_guard_name(dentry);
+}
+
 SEC("lsm/inode_rmdir")
 int BPF_PROG(lg_lock_inode_rmdir, struct inode *dir, struct dentry *dentry)
 {
-	if ((lg_inode_guards(BPF_CORE_READ(dentry, d_inode)) & LG_LOCK_GUARD_NAME) &&
-	    !lg_is_owner(bpf_get_current_task_btf()))
-		return lg_refuse(LG_LOCK_PIN_NAME, 0);
-	return 0;
+	return lg_guard_name(dentry);
 }
 
 /* Moving a pin or pin directory, or replacing one by a rename over it. */

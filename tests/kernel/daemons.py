@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,14 @@ class Host:
         if check and proc.returncode != 0:
             raise AssertionError(f"lsmguard {' '.join(args)}: exit {proc.returncode}\n{proc.stderr}")
         return proc
+
+
+def host_session(base: Path, pin_root: Path) -> Iterator[Host]:
+    """A Host under `base` with an empty policy directory; unloaded afterwards."""
+    host = Host(base / "policies.d", base / "run", pin_root)
+    host.policy_dir.mkdir()
+    yield host
+    host.lsmguard("unload", check=False)
 
 
 def start_daemon(argv: list[str], env: dict[str, str], tmp: Path) -> Daemon:

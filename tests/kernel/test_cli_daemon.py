@@ -20,7 +20,7 @@ import pytest
 from lsmguard.journal import MessageId
 from lsmguard.untrusted import escape, unescape
 from tests.journald import Journald, journald_session, wait_for
-from tests.kernel.daemons import Daemon, Host, start_daemon, stop_daemon
+from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
 from tests.kernel.hammer import Hammer
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard-cli-test")
@@ -34,11 +34,7 @@ def journald() -> Iterator[Journald]:
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory, journald: Journald) -> Iterator[Host]:
-    base = tmp_path_factory.mktemp("lsmguard")
-    h = Host(base / "policies.d", base / "run", PIN_ROOT)
-    h.policy_dir.mkdir()
-    yield h
-    subprocess.run([sys.executable, "-m", "lsmguard", "unload"], env=h.env, capture_output=True, timeout=300)
+    yield from host_session(tmp_path_factory.mktemp("lsmguard"), PIN_ROOT)
 
 
 @pytest.fixture(scope="module")

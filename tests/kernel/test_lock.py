@@ -20,7 +20,7 @@ from lsmguard import channel
 from lsmguard.journal import MessageId
 from lsmguard.loader import Map
 from tests.journald import Journald, journald_session, wait_for
-from tests.kernel.daemons import Daemon, Host, start_daemon, stop_daemon
+from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard-lock-test")
 DAEMON_ARGV = [sys.executable, "-m", "lsmguard", "daemon"]
@@ -79,11 +79,7 @@ def journald() -> Iterator[Journald]:
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory, journald: Journald) -> Iterator[Host]:
-    base = tmp_path_factory.mktemp("lsmguard-lock")
-    h = Host(base / "policies.d", base / "run", PIN_ROOT)
-    h.policy_dir.mkdir()
-    yield h
-    h.lsmguard("unload", check=False)
+    yield from host_session(tmp_path_factory.mktemp("lsmguard-lock"), PIN_ROOT)
 
 
 @pytest.fixture(scope="module")
