@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from types import FrameType
 
 from lsmguard import abi, channel, lock, store
+from lsmguard.control import EXIT_PERMISSION
 from lsmguard.engine import Engine
 from lsmguard.journal import JournalWriter, MessageId, Priority, lost_record
 from lsmguard.policy.errors import PolicyError
@@ -219,7 +220,7 @@ class Daemon:
                 "lsmguard is locked by another daemon process: the policy in force and the lock stay until "
                 "that daemon unlocks with the key, or a reboot", MessageId.LOCK_REFUSED, Priority.ERR,
                 LSMGUARD_LOCK_REFUSAL="daemon-start"))
-            return 1
+            return EXIT_PERMISSION   # the unit does not restart on it: nothing would change
         self.engine = Engine.load(pin_root=self.paths.pin_root)
         adopted = self.engine.adopted
         self.writer.write(daemon_record(
