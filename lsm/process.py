@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lsmguard.exe_hash import EXE_HASHES
 from lsmguard.untrusted import escape
 
 LINEAGE_DEPTH = 8
@@ -35,6 +36,7 @@ class Ancestor:
 @dataclass
 class ProcessContext:
     exe: str = ""
+    exe_sha256: str = ""
     cmdline: str = ""
     cgroup: str = ""
     unit: str = ""
@@ -127,5 +129,6 @@ def context(tgid: int, ppid: int, event_ktime_ns: int) -> ProcessContext:
         raw = b""
     cmdline = " ".join(escape(arg) for arg in raw.rstrip(b"\0").split(b"\0")) if raw else ""
     cgroup = cgroup_of(tgid)
-    return ProcessContext(exe=_exe(tgid), cmdline=cmdline, cgroup=cgroup, unit=unit_of(cgroup),
-                          container=container_of(cgroup), lineage=lineage(ppid), current=True)
+    return ProcessContext(exe=_exe(tgid), exe_sha256=EXE_HASHES.of_process(tgid), cmdline=cmdline,
+                          cgroup=cgroup, unit=unit_of(cgroup), container=container_of(cgroup),
+                          lineage=lineage(ppid), current=True)

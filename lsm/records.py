@@ -70,7 +70,8 @@ def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, 
         "LSMGUARD_COMM": comm, **fields}
     if unresolved:
         extra["LSMGUARD_UNRESOLVED"] = unresolved
-    context_fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_CMDLINE": ctx.cmdline, "LSMGUARD_CGROUP": ctx.cgroup,
+    context_fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_EXE_SHA256": ctx.exe_sha256,
+                      "LSMGUARD_CMDLINE": ctx.cmdline, "LSMGUARD_CGROUP": ctx.cgroup,
                       "LSMGUARD_UNIT": ctx.unit, "LSMGUARD_CONTAINER_ID": ctx.container,
                       "LSMGUARD_LINEAGE": lineage_text(ctx)}
     extra.update((k, v) for k, v in context_fields.items() if v)

@@ -4,6 +4,7 @@ access, a daemon killed with SIGKILL leaves no gap, SIGHUP with a broken policy
 keeps the old one."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -76,6 +77,7 @@ def test_deny_is_enforced_at_once_and_journaled_with_every_field(host: Host, dae
     # The shell had exited when the daemon read the event, or it is still sh: either way, no other process.
     if "LSMGUARD_PROCESS_GONE" not in entry:
         assert entry["LSMGUARD_EXE"] == os.path.realpath("/bin/sh")
+        assert entry["LSMGUARD_EXE_SHA256"] == hashlib.sha256(Path("/bin/sh").read_bytes()).hexdigest()
         assert entry["LSMGUARD_CMDLINE"] == f"/bin/sh -c exec {denied_binary}"
         assert entry["LSMGUARD_CGROUP"].startswith("/")
     assert entry["LSMGUARD_LINEAGE"].endswith(f"{os.path.realpath(sys.executable)}[{os.getpid()}]")
