@@ -21,7 +21,6 @@
 #define LG_BPF_FS_MAGIC 0xcafe4a11 /* include/uapi/linux/magic.h */
 #define LG_MAY_WRITE 0x2           /* include/linux/fs.h */
 #define LG_MAY_READ 0x4
-#define LG_FMODE_WRITE 0x2
 #define LG_PTRACE_MODE_ATTACH 0x02 /* include/linux/ptrace.h */
 #define LG_LOCK_EVENTS_BYTES (256 * 1024)
 #define LG_LOCK_IDS_MAX 256
@@ -149,17 +148,18 @@ int BPF_PROG(lg_lock_bpf, int cmd, union bpf_attr *attr, unsigned int size)
 	return 0;
 }
 
-/* A new fd of a map, by id or from its pin: writable ones only for the owner. */
+/*
+ * A new fd of a map, by id or from its pin: only for the owner, even
+ * read-only. A read-only fd is enough to load a program that uses the map,
+ * and a program's helpers write the map whatever mode its fd had.
+ */
 SEC("lsm/bpf_map")
 int BPF_PROG(lg_lock_bpf_map, struct bpf_map *map, fmode_t fmode)
 {
-	__u32 id;
+	__u32 id = BPF_CORE_READ(map, id);
 
-	if (!(fmode & LG_FMODE_WRITE))
-		return 0;
-	id = BPF_CORE_READ(map, id);
 	if (lg_protected_id(&lg_lock_maps, id) && !lg_is_owner(bpf_get_current_task_btf()))
-		return lg_refuse(LG_LOCK_MAP_WRITE, id);
+		return lg_refuse(LG_LOCK_MAP, id);
 	return 0;
 }
 

@@ -31,7 +31,7 @@ NSEC_PER_SEC = 1_000_000_000
 
 
 class Refusal(enum.IntEnum):
-    MAP_WRITE = lib.LG_LOCK_MAP_WRITE
+    MAP = lib.LG_LOCK_MAP
     LINK = lib.LG_LOCK_LINK
     PIN_OPEN = lib.LG_LOCK_PIN_OPEN
     PIN_NAME = lib.LG_LOCK_PIN_NAME
@@ -45,7 +45,7 @@ class Refusal(enum.IntEnum):
 
 
 REFUSAL_TEXT = {
-    Refusal.MAP_WRITE: "a writable fd of lsmguard map id {detail}",
+    Refusal.MAP: "an fd of lsmguard map id {detail}",
     Refusal.LINK: "an fd of lsmguard link id {detail}",
     Refusal.PIN_OPEN: "an fd of a pinned lsmguard link",
     Refusal.PIN_NAME: "unlinking or renaming a pin of lsmguard",

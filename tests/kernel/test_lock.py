@@ -104,8 +104,11 @@ def attempts(pid: int) -> dict[str, Callable[[], int | None]]:
     stats_map.close()
     link_pin = PIN_ROOT / "links" / "lg_file_open"
     return {
-        "map-write": lambda: bpf(BPF_MAP_GET_FD_BY_ID, struct.pack("=III", map_id, 0, 0)),
-        "map-write-pin": lambda: obj_get(PIN_ROOT / "maps" / "lg_policy_sets"),
+        "map": lambda: bpf(BPF_MAP_GET_FD_BY_ID, struct.pack("=III", map_id, 0, 0)),
+        # read-only too: a program loaded with a read-only fd writes the map through helpers
+        "map-read-only": lambda: bpf(BPF_MAP_GET_FD_BY_ID, struct.pack("=III", map_id, 0, BPF_F_RDONLY)),
+        "map-pin": lambda: obj_get(PIN_ROOT / "maps" / "lg_policy_sets"),
+        "map-pin-read-only": lambda: obj_get(PIN_ROOT / "maps" / "lg_policy_sets", BPF_F_RDONLY),
         "pin-open": lambda: obj_get(link_pin),
         "pin-name": lambda: move_and_restore(PIN_ROOT / "maps"),
         "ptrace": lambda: os.open(f"/proc/{pid}/mem", os.O_RDONLY),
@@ -143,9 +146,9 @@ def test_locked_refuses_every_tampering_journals_it_and_the_key_unlocks(host: Ho
         "ok": False, "error": "wrong key: still locked"}
 
     me = str(os.getpid())
-    records = wait_for(since, count=12, MESSAGE_ID=MessageId.LOCK_REFUSED.hex, LSMGUARD_PID=me, timeout=60)
+    records = wait_for(since, count=14, MESSAGE_ID=MessageId.LOCK_REFUSED.hex, LSMGUARD_PID=me, timeout=60)
     assert {r["LSMGUARD_LOCK_REFUSAL"] for r in records} == {
-        "map-write", "link", "pin-open", "pin-name", "signal", "ptrace", "prog-load"}
+        "map", "link", "pin-open", "pin-name", "signal", "ptrace", "prog-load"}
     assert all(r["PRIORITY"] == 4 and r["LSMGUARD_UID"] == "0" for r in records)
     [wrong] = wait_for(since, MESSAGE_ID=MessageId.LOCK_REFUSED.hex, LSMGUARD_LOCK_REFUSAL="unlock")
     assert wait_for(since, MESSAGE_ID=MessageId.LOCKED.hex)

@@ -273,7 +273,7 @@ enum lg_lock_guard {
 
 /* What a refusal was; the index of its counter in `lg_lock_refusals`. */
 enum lg_lock_refusal {
-	LG_LOCK_MAP_WRITE = 0,    /* a writable fd of a protected map (by id or pin) */
+	LG_LOCK_MAP = 0,          /* an fd of a protected map (by id or pin), even read-only */
 	LG_LOCK_LINK = 1,         /* an fd of a protected link by id */
 	LG_LOCK_PIN_OPEN = 2,     /* BPF_OBJ_GET of a protected link pin */
 	LG_LOCK_PIN_NAME = 3,     /* unlink or rename of a pin or pin directory */
