@@ -115,10 +115,10 @@ class Lock:
         Returns the lock and its key, which exists nowhere else."""
         if is_locked(pin_root):
             raise RuntimeError(f"already locked ({pin_root / LOCK_DIR} exists)")
-        obj = BpfObject(lock_object_path())
+        lock = cls(BpfObject(lock_object_path()), [], b"")
         try:
-            obj.load()
-            own = {name: obj.map(name) for name in obj.map_names()}
+            lock.obj.load()
+            own = lock.maps = {name: lock.obj.map(name) for name in lock.obj.map_names()}
             own["lg_lock_owner"].update(_u32(0), owner_record(os.getpid()))
             for m in [*maps, *own.values()]:
                 own["lg_lock_maps"].update(_u32(m.info.id), _u32(1))
@@ -131,32 +131,35 @@ class Lock:
                 for pin in directory.iterdir():
                     if pin.is_file():
                         guard.update(_inode_key(pin), _u32(with_open if directory.name == "links" else name_only))
-            lock_links = [program.attach() for program in obj.programs()]
-            for link in lock_links:
-                own["lg_lock_links"].update(_u32(link.id), _u32(1))
+            for program in lock.obj.programs():
+                lock.links.append(program.attach())
+                own["lg_lock_links"].update(_u32(lock.links[-1].id), _u32(1))
             lock_dir = pin_root / LOCK_DIR
             lock_dir.mkdir(mode=0o700)
-            for link in lock_links:
+            for link in lock.links:
                 link.pin(lock_dir / link.name)
                 guard.update(_inode_key(lock_dir / link.name), _u32(with_open))
             guard.update(_inode_key(lock_dir), _u32(name_only))
         except BaseException:
-            obj.close()
+            lock.release(pin_root)   # nothing half-applied: no program stays attached, no pin stays
             raise
         key = KEY_PREFIX + secrets.token_hex(32)
-        return cls(obj, lock_links, digest(key), own), key
+        lock.key_digest = digest(key)
+        return lock, key
 
     def verify(self, key: str) -> bool:
         return hmac.compare_digest(self.key_digest, digest(key))
 
     def release(self, pin_root: Path) -> None:
-        """Unlock: only the owner can (the lock's programs refuse everyone else)."""
+        """Unlock (only the owner can: the lock's programs refuse everyone else), or undo a
+        lock that failed halfway."""
         lock_dir = pin_root / LOCK_DIR
         ids = [link.id for link in self.links]
         for link in self.links:
             (lock_dir / link.name).unlink(missing_ok=True)
             link.close()
-        lock_dir.rmdir()
+        if lock_dir.is_dir():
+            lock_dir.rmdir()
         self.obj.close()
         wait_released(ids)   # unlocked when this returns, not a grace period later
 
