@@ -174,7 +174,7 @@ int BPF_PROG(lg_lock_inode_permission, struct inode *inode, int mask)
 	return 0;
 }
 
-/* Removing a pin or a pin directory. */
+/* Removing a pin or a pin directory, or giving it (or its name) to another. */
 static __always_inline int lg_guard_name(struct dentry *dentry)
 {
 	if ((lg_inode_guards(BPF_CORE_READ(dentry, d_inode)) & LG_LOCK_GUARD_NAME) &&
@@ -200,12 +200,9 @@ SEC("lsm/inode_rename")
 int BPF_PROG(lg_lock_inode_rename, struct inode *old_dir, struct dentry *old_dentry, struct inode *new_dir,
 	     struct dentry *new_dentry)
 {
-	__u32 guards = lg_inode_guards(BPF_CORE_READ(old_dentry, d_inode)) |
-		       lg_inode_guards(BPF_CORE_READ(new_dentry, d_inode));
+	int verdict = lg_guard_name(old_dentry);
 
-	if ((guards & LG_LOCK_GUARD_NAME) && !lg_is_owner(bpf_get_current_task_btf()))
-		return lg_refuse(LG_LOCK_PIN_NAME, 0);
-	return 0;
+	return verdict ? verdict : lg_guard_name(new_dentry);
 }
 
 /* Signals from processes (kill, tgkill, sigqueue) to the daemon; 0 only probes it. */

@@ -57,8 +57,11 @@ static __always_inline void lg_add_bound(const struct lg_path *path, __u32 gener
 	struct lg_path_entry_key key = {
 		.hash = path->ino, .len = path->dev, .slot = slot, .match = LG_MATCH_INODE, .generation = generation,
 	};
-	struct lg_masks *bound = bpf_map_lookup_elem(&lg_path_entries, &key);
+	struct lg_masks *bound;
 
+	if (slot > LG_SLOT_CHMOD)
+		return; /* only the file slots (exec, open, chmod) have inode entries: not unix, not subjects */
+	bound = bpf_map_lookup_elem(&lg_path_entries, &key);
 	if (!bound)
 		return;
 	/* the name's own rule, if it has one, is the one reported */

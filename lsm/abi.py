@@ -100,6 +100,11 @@ def _generation_offset(ctype: str) -> int:
     return ffi.offsetof(ctype, "generation")
 
 
+def u32(value: int) -> bytes:
+    """A `__u32` map key or value."""
+    return struct.pack("=I", value)
+
+
 def rule_reference(policy_id: int, index: int) -> int:
     """(policy id << LG_RULE_POLICY_SHIFT) | rule index, as in lg_masks and lg_rule_hit_key."""
     return policy_id << RULE_POLICY_SHIFT | index

@@ -135,16 +135,12 @@ class Daemon:
     # -- lock mode ------------------------------------------------------------
 
     def _on_request(self, request: dict) -> dict:
-        """The control channel: lock, unlock, and the lock's state."""
+        """The control channel: lock and unlock."""
         op = request.get("op")
         if op == "lock":
             return self._lock()
         if op == "unlock":
             return self._unlock(str(request.get("key", "")))
-        if op == "lock-status":
-            refusals = self.lock.refusals() if self.lock else {}
-            return {"ok": True, "locked": self.lock is not None,
-                    "refusals": {r.label: n for r, n in refusals.items()}}
         return {"ok": False, "error": f"unknown request {op!r}"}
 
     def _lock(self) -> dict:

@@ -33,10 +33,6 @@ class IncompatiblePins(RuntimeError):
     """What is pinned is not this version's object; nothing was touched."""
 
 
-def _u32(value: int) -> bytes:
-    return struct.pack("=I", value)
-
-
 @dataclass
 class Engine:
     obj: BpfObject | None
@@ -60,7 +56,7 @@ class Engine:
             obj.load()
             maps = {name: obj.map(name) for name in MAP_NAMES}
             hash_key = struct.unpack("=QQ", os.urandom(16))
-            maps["lg_config"].update(_u32(0), abi.pack("struct lg_config", path_hash_key=list(hash_key)))
+            maps["lg_config"].update(abi.u32(0), abi.pack("struct lg_config", path_hash_key=list(hash_key)))
             engine = cls(obj, maps, [], hash_key)
             for program in obj.programs():
                 engine.links.append(program.attach())
@@ -89,7 +85,7 @@ class Engine:
                     m.close()
                 raise IncompatiblePins(f"pinned map {name} has {maps[name].info.value_size}-byte values, this "
                                        f"version {ffi.sizeof(ctype)}: `lsmguard unload`, then load again")
-        raw = maps["lg_config"].lookup(_u32(0)) or b""
+        raw = maps["lg_config"].lookup(abi.u32(0)) or b""
         config = ffi.cast("struct lg_config *", ffi.from_buffer(raw))
         hash_key = (config.path_hash_key[0], config.path_hash_key[1])
         links = [Link.from_pin(pin_root / "links" / name) for name in pinned_links]
@@ -127,7 +123,7 @@ class Engine:
     # -- applying policy -------------------------------------------------
 
     def generation(self) -> int:
-        raw = self.maps["lg_config"].lookup(_u32(0))
+        raw = self.maps["lg_config"].lookup(abi.u32(0))
         assert raw is not None
         return ffi.cast("struct lg_config *", ffi.from_buffer(raw)).generation
 
@@ -164,17 +160,17 @@ class Engine:
                     written[name] = [key for key, _ in items[:error.done]]
                     raise
                 written[name] = [key for key, _ in items]
-            self.maps["lg_policy_sets"].update(_u32(new), generation.policy_set)
+            self.maps["lg_policy_sets"].update(abi.u32(new), generation.policy_set)
         except BpfError:
             self._delete(written)
             raise
         exe_table = entries.exe_id_table(compiled, exe_ids)
         if compiled.exe_patterns:
             lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
-        raw = bytearray(self.maps["lg_config"].lookup(_u32(0)) or b"")
+        raw = bytearray(self.maps["lg_config"].lookup(abi.u32(0)) or b"")
         config = ffi.cast("struct lg_config *", ffi.from_buffer(raw))
         config.generation = new
-        self.maps["lg_config"].update(_u32(0), bytes(raw))   # the switch: one array-map write
+        self.maps["lg_config"].update(abi.u32(0), bytes(raw))   # the switch: one array-map write
         # Wait until no program can still be reading the old generation, then drop it.
         if lib.lg_membarrier_global() != 0:
             raise OSError(ffi.errno, "membarrier(MEMBARRIER_CMD_GLOBAL) failed: cannot retire the old policy set")
@@ -183,7 +179,7 @@ class Engine:
             lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
         self._retire_hits(old)
         self._delete(self._generation_keys(old))
-        self.maps["lg_policy_sets"].update(_u32(old), bytes(ffi.sizeof("struct lg_policy_set")))
+        self.maps["lg_policy_sets"].update(abi.u32(old), bytes(ffi.sizeof("struct lg_policy_set")))
         self._keys[new] = written
         self._keys[old] = {}   # known empty: the next apply need not scan for leftovers
         self.compiled = compiled
@@ -195,7 +191,7 @@ class Engine:
 
     def stats(self) -> dict[abi.Stat, int]:
         counters = self.maps["lg_stats"]
-        return {stat: sum(struct.unpack("=Q", v)[0] for v in counters.lookup_percpu(_u32(stat)))
+        return {stat: sum(struct.unpack("=Q", v)[0] for v in counters.lookup_percpu(abi.u32(stat)))
                 for stat in abi.Stat}
 
     def rule_hits(self, compiled: Compiled | None = None) -> dict[tuple[str, str], int]:

@@ -48,10 +48,11 @@ def _mount_id(fd: int) -> int:
     raise OSError(f"no mnt_id in /proc/self/fdinfo/{fd}")
 
 
-def identify(path: str, devices: dict[int, int] | None = None) -> Inode | None:
+def identify(path: str, devices: dict[int, int]) -> Inode | None:
     """The file `path` names now as the kernel's hooks see it, or None (absent, unreadable, or a
-    symbolic link). The device is the superblock's, from the file's mount, not stat's st_dev:
-    overlayfs reports its layer's device there, btrfs its subvolume's."""
+    symbolic link). The device is the superblock's, from the file's mount (`devices`: mount id ->
+    device, from `_mount_devices`), not stat's st_dev: overlayfs reports its layer's device
+    there, btrfs its subvolume's."""
     try:
         fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)   # O_PATH: no file_open decision
     except (OSError, ValueError):
@@ -61,7 +62,7 @@ def identify(path: str, devices: dict[int, int] | None = None) -> Inode | None:
         if stat.S_ISLNK(st.st_mode):
             return None
         mount_id = _mount_id(fd)
-        dev = (devices if devices is not None else _mount_devices()).get(mount_id)
+        dev = devices.get(mount_id)
         return Inode(dev if dev is not None else kernel_dev(st.st_dev), st.st_ino)
     except OSError:
         return None

@@ -42,7 +42,7 @@ def assign_exe_ids(registry: Map, hash_key: tuple[int, int], patterns: Iterable[
     """The id of each pattern, handing out free ids to new ones (written to `registry`)."""
     taken: dict[_Identity, int] = {}
     for exe_id in range(abi.EXE_IDS):
-        raw = registry.lookup(struct.pack("=I", exe_id))
+        raw = registry.lookup(abi.u32(exe_id))
         entry = ffi.cast("struct lg_exe_id *", ffi.from_buffer(raw)) if raw else None
         if entry is not None and entry.in_use:
             taken[_Identity(entry.hash, entry.len, entry.match)] = exe_id
@@ -61,7 +61,7 @@ def assign_exe_ids(registry: Map, hash_key: tuple[int, int], patterns: Iterable[
             f"{abi.EXE_IDS} executable ids are free since lsmguard was loaded; "
             "`lsmguard unload` and a new load start afresh")
     for (pattern, identity), exe_id in zip(new, free):
-        registry.update(struct.pack("=I", exe_id),
+        registry.update(abi.u32(exe_id),
                         abi.pack("struct lg_exe_id", hash=identity.hash, len=identity.len, match=identity.match,
                                  in_use=1))
         ids[pattern] = exe_id

@@ -93,10 +93,6 @@ def digest(key: str) -> bytes:
     return hashlib.sha256(key.strip().encode()).digest()
 
 
-def _u32(value: int) -> bytes:
-    return value.to_bytes(4, "little")
-
-
 def _inode_key(path: Path) -> bytes:
     st = os.stat(path)
     return abi.pack("struct lg_lock_inode_key", ino=st.st_ino, dev=inodes.kernel_dev(st.st_dev))
@@ -119,27 +115,27 @@ class Lock:
         try:
             lock.obj.load()
             own = lock.maps = {name: lock.obj.map(name) for name in lock.obj.map_names()}
-            own["lg_lock_owner"].update(_u32(0), owner_record(os.getpid()))
+            own["lg_lock_owner"].update(abi.u32(0), owner_record(os.getpid()))
             for m in [*maps, *own.values()]:
-                own["lg_lock_maps"].update(_u32(m.info.id), _u32(1))
+                own["lg_lock_maps"].update(abi.u32(m.info.id), abi.u32(1))
             for link in links:
-                own["lg_lock_links"].update(_u32(link.id), _u32(1))
+                own["lg_lock_links"].update(abi.u32(link.id), abi.u32(1))
             guard = own["lg_lock_inodes"]
             name_only, with_open = lib.LG_LOCK_GUARD_NAME, lib.LG_LOCK_GUARD_NAME | lib.LG_LOCK_GUARD_OPEN
             for directory in (pin_root, *(d for d in pin_root.iterdir() if d.is_dir())):
-                guard.update(_inode_key(directory), _u32(name_only))
+                guard.update(_inode_key(directory), abi.u32(name_only))
                 for pin in directory.iterdir():
                     if pin.is_file():
-                        guard.update(_inode_key(pin), _u32(with_open if directory.name == "links" else name_only))
+                        guard.update(_inode_key(pin), abi.u32(with_open if directory.name == "links" else name_only))
             for program in lock.obj.programs():
                 lock.links.append(program.attach())
-                own["lg_lock_links"].update(_u32(lock.links[-1].id), _u32(1))
+                own["lg_lock_links"].update(abi.u32(lock.links[-1].id), abi.u32(1))
             lock_dir = pin_root / LOCK_DIR
             lock_dir.mkdir(mode=0o700)
             for link in lock.links:
                 link.pin(lock_dir / link.name)
-                guard.update(_inode_key(lock_dir / link.name), _u32(with_open))
-            guard.update(_inode_key(lock_dir), _u32(name_only))
+                guard.update(_inode_key(lock_dir / link.name), abi.u32(with_open))
+            guard.update(_inode_key(lock_dir), abi.u32(name_only))
         except BaseException:
             lock.release(pin_root)   # nothing half-applied: no program stays attached, no pin stays
             raise
@@ -162,10 +158,6 @@ class Lock:
             lock_dir.rmdir()
         self.obj.close()
         wait_released(ids)   # unlocked when this returns, not a grace period later
-
-    def refusals(self) -> dict[Refusal, int]:
-        counts = self.maps["lg_lock_refusals"]
-        return {r: sum(int.from_bytes(v[:8], "little") for v in counts.lookup_percpu(_u32(r))) for r in Refusal}
 
     def event_reader(self, callback: Callable[[LockEvent], None]) -> RingBuffer:
         return RingBuffer(self.maps["lg_lock_events"], lambda data: callback(decode_event(data)))
