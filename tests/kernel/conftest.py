@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lsmguard.engine import Engine
+from tests.journald import Journald, journald_session
 from tests.kernel.policies import reset
 
 RESULTS = os.environ.get("LSMGUARD_LAB_RESULTS")
@@ -65,3 +66,9 @@ def figure() -> Callable[[str], None]:
             with open(Path(RESULTS) / "figures.txt", "a") as out:
                 out.write(text + "\n")
     return report
+
+
+@pytest.fixture(scope="module")
+def journald() -> Iterator[Journald]:
+    """A standalone systemd-journald for the module's tests, and journalctl reading it."""
+    yield from journald_session()

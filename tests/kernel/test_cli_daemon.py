@@ -20,17 +20,12 @@ import pytest
 
 from lsmguard.journal import MessageId
 from lsmguard.untrusted import escape, unescape
-from tests.journald import Journald, journald_session, wait_for
+from tests.journald import Journald, wait_for
 from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
 from tests.kernel.hammer import Hammer
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard-cli-test")
 DAEMON_ARGV = [sys.executable, "-m", "lsmguard", "daemon"]
-
-
-@pytest.fixture(scope="module")
-def journald() -> Iterator[Journald]:
-    yield from journald_session()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from lsmguard import channel
 from lsmguard.journal import MessageId
 from lsmguard.loader import Map
-from tests.journald import Journald, journald_session, wait_for
+from tests.journald import Journald, wait_for
 from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard-lock-test")
@@ -70,11 +70,6 @@ def errno_of(attempt: Callable[[], int | None]) -> int:
     if result is not None and result > 2:
         os.close(result)
     return 0
-
-
-@pytest.fixture(scope="module")
-def journald() -> Iterator[Journald]:
-    yield from journald_session()
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,12 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lsmguard.journal import MessageId
-from tests.journald import Journald, journald_session, wait_for
+from tests.journald import Journald, wait_for
 from tests.kernel.daemons import start_daemon, stop_daemon
 from tests.packages import (PACKAGES_DIR, SHIPPED_POLICIES, SYSTEM_ENV, UNIT, run, strace_summary_syscalls,
                             syscalls_allowed, unit_settings, version)
@@ -40,11 +39,6 @@ spec:
       exec:
         paths: [{path}]
 """
-
-
-@pytest.fixture(scope="module")
-def journald() -> Iterator[Journald]:
-    yield from journald_session()
 
 
 @pytest.fixture(scope="module")
