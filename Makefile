@@ -38,7 +38,12 @@ $(BUILD)/%.bpf.o: $(BPF_SOURCES) $(BUILD)/vmlinux.h
 # tracer it fools (tests/race), built here because clang is slow in the lab.
 TEST_BUILD   := $(BUILD)/tests
 
-test-programs: $(TEST_BUILD)/phantom $(TEST_BUILD)/race-tracer.bpf.o
+test-programs: $(TEST_BUILD)/phantom $(TEST_BUILD)/race-tracer.bpf.o $(TEST_BUILD)/cnrig
+
+# The crypto-miner story's stand-in miner (tests/kernel/test_story.py): static, as dropped ones are.
+$(TEST_BUILD)/cnrig: tests/story/cnrig.c
+	@mkdir -p $(TEST_BUILD)
+	gcc -O2 -Wall -Wextra -Werror -static -o $@ $<
 
 $(TEST_BUILD)/phantom: tests/race/phantom.c
 	@mkdir -p $(TEST_BUILD)

@@ -13,6 +13,7 @@
 #include "events.bpf.h"
 #include "subjects.bpf.h"
 #include "decide.bpf.h"
+#include "drift.bpf.h"
 #include "inet.bpf.h"
 
 /* include/uapi/asm-generic/mman-common.h and include/linux/mm.h */
@@ -23,6 +24,7 @@
 #define LG_FMODE_READ 0x1
 #define LG_FMODE_WRITE 0x2
 #define LG_FMODE_EXEC 0x20 /* FMODE_EXEC, and __FMODE_EXEC in f_flags */
+#define LG_FMODE_CREATED 0x100000
 #define LG_UNIX_NAME_MASK 0x7f /* a power of two above LG_UNIX_NAME_MAX, to bound the copy */
 
 char LICENSE[] SEC("license") = "GPL";
@@ -59,10 +61,11 @@ static __always_inline int lg_conclude_path(__u32 op, struct lg_scratch *s, cons
 
 	lg_decide(s, config, set, generation, a, &out);
 	if (out.audit)
-		lg_emit_path_event(op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, path, detail);
+		lg_emit_path_event(op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, path, detail,
+				   a->writer);
 	if (out.decision == LG_DECISION_ALLOW)
 		return 0;
-	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, path, detail);
+	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, path, detail, a->writer);
 	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
 }
 
@@ -71,18 +74,27 @@ static __always_inline int lg_conclude_path(__u32 op, struct lg_scratch *s, cons
  * slots (open: the read and write slots its file mode asks for). Returns the
  * exe ids of the path when `slot_b` is LG_SLOT_SUBJECT_EXE (exec), via `exe_ids`.
  * With `rules_only`, a policy's default does not refuse (executable mappings).
+ * `code`: the inode of a file about to run as code (exec, executable
+ * mapping), which drift options decide on too; NULL for other accesses.
  */
 static __always_inline int lg_judge_path(__u32 op, struct lg_scratch *s, __u64 seq, const struct lg_config *config,
 					 const struct lg_policy_set *set, __u32 generation, struct lg_path *path,
 					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail, __u64 *exe_ids,
-					 bool rules_only)
+					 bool rules_only, struct inode *code)
 {
 	struct lg_access a = { .slots = { slot_a, slot_b }, .nslots = nslots, .rules_only = rules_only };
+	struct lg_file_mark *mark;
 
 	lg_lookup_in(config, path, generation, slot_a, slot_b, nslots, set->bound_inodes != 0, a.found);
 	if (slot_b == LG_SLOT_SUBJECT_EXE) { /* not a rule slot: only tells which executable this is */
 		*exe_ids = a.found[1].allow;
 		a.nslots = 1;
+	}
+	/* code looks up one slot: the second holds what drift options say */
+	if (code && a.nslots == 1 && lg_drift_of(set, generation, code, &a.found[1], &mark)) {
+		a.slots[1] = LG_SLOT_DRIFT;
+		a.nslots = 2;
+		a.writer = mark;
 	}
 	a.unresolved = lg_path_unresolved(s, seq, path);
 	return lg_conclude_path(op, s, config, set, generation, &a, path, detail);
@@ -90,7 +102,7 @@ static __always_inline int lg_judge_path(__u32 op, struct lg_scratch *s, __u64 s
 
 static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct vfsmount *mnt,
 					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail, __u64 *exe_ids,
-					 bool rules_only)
+					 bool rules_only, struct inode *code)
 {
 	struct lg_policy_set *set;
 	struct lg_config *config;
@@ -104,7 +116,7 @@ static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct
 		return 0; /* nothing applied: no path walk at all */
 	lg_resolve_path(dentry, mnt, &s->path, &path);
 	return lg_judge_path(op, s, seq, config, set, generation, &path, slot_a, slot_b, nslots, detail, exe_ids,
-			     rules_only);
+			     rules_only, code);
 }
 
 /* The unix socket `other` that a connect or send reaches: its bound path, or its @abstract name. */
@@ -125,7 +137,7 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 	dentry = BPF_CORE_READ(peer, path.dentry);
 	if (dentry)
 		return lg_check_path(LG_OP_CONNECT, dentry, BPF_CORE_READ(peer, path.mnt), LG_SLOT_UNIX, 0, 1, 0,
-				     &unused, false);
+				     &unused, false, NULL);
 	addr = BPF_CORE_READ(peer, addr);
 	if (!addr)
 		return 0; /* unnamed (socketpair): nothing a rule names */
@@ -149,7 +161,7 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 	path.buf = &s->path;
 	path.len = name_len + 1;
 	return lg_judge_path(LG_OP_CONNECT, s, seq, config, set, generation, &path, LG_SLOT_UNIX, 0, 1, 0,
-			     &unused, false);
+			     &unused, false, NULL);
 }
 
 SEC("lsm/bprm_creds_for_exec")
@@ -176,7 +188,7 @@ int BPF_PROG(lg_bprm_check_security, struct linux_binprm *bprm, int ret)
 		return ret;
 	/* Called once per image: a script, then its interpreter. Both count as executables run. */
 	verdict = lg_check_path(LG_OP_EXEC, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
-				LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE, 2, 0, &exe_ids, false);
+				LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE, 2, 0, &exe_ids, false, bprm->file->f_inode);
 	if (exe_ids) {
 		subject = bpf_task_storage_get(&lg_task_subjects, bpf_get_current_task_btf(), 0,
 					       BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -218,6 +230,13 @@ int BPF_PROG(lg_task_alloc, struct task_struct *task, unsigned long clone_flags,
 	return 0;
 }
 
+/* What an open event reports of its file mode. */
+static __always_inline __u32 lg_open_mode(__u32 fmode)
+{
+	return (fmode & LG_FMODE_READ ? LG_OPEN_READ : 0) | (fmode & LG_FMODE_WRITE ? LG_OPEN_WRITE : 0) |
+	       (fmode & LG_FMODE_CREATED ? LG_OPEN_CREATED : 0);
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(lg_file_open, struct file *file, int ret)
 {
@@ -228,6 +247,9 @@ int BPF_PROG(lg_file_open, struct file *file, int ret)
 
 	if (ret)
 		return ret;
+	/* marked before anything below returns: a write is drift whatever the rules say of its open */
+	if (writes && lg_drift_in_force())
+		lg_mark_written(file->f_inode);
 	/*
 	 * The kernel opening a program for execve: exec rules govern that
 	 * (bprm_check_security). 6.1 marks it in f_flags (__FMODE_EXEC) only;
@@ -247,7 +269,7 @@ int BPF_PROG(lg_file_open, struct file *file, int ret)
 		return 0;
 	return lg_check_path(LG_OP_OPEN, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
 			     reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE, LG_SLOT_OPEN_WRITE,
-			     reads && writes ? 2 : 1, fmode & (LG_FMODE_READ | LG_FMODE_WRITE), &unused, false);
+			     reads && writes ? 2 : 1, lg_open_mode(fmode), &unused, false, NULL);
 }
 
 SEC("lsm/path_chmod")
@@ -258,7 +280,7 @@ int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
 	if (ret)
 		return ret;
 	return lg_check_path(LG_OP_CHMOD, BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt),
-			     LG_SLOT_CHMOD, 0, 1, mode, &unused, false);
+			     LG_SLOT_CHMOD, 0, 1, mode, &unused, false, NULL);
 }
 
 /*
@@ -295,7 +317,7 @@ static __always_inline int lg_check_exec_mapping(struct file *file, __u32 how)
 		dentry = BPF_CORE_READ(user_path, dentry);
 		mnt = BPF_CORE_READ(user_path, mnt);
 	}
-	return lg_check_path(LG_OP_MMAP, dentry, mnt, LG_SLOT_EXEC, 0, 1, how, &unused, true);
+	return lg_check_path(LG_OP_MMAP, dentry, mnt, LG_SLOT_EXEC, 0, 1, how, &unused, true, file->f_inode);
 }
 
 SEC("lsm/mmap_file")
@@ -319,7 +341,7 @@ int BPF_PROG(lg_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
 	/* Mapped readable, then made executable: the same decision as mapping it so. */
 	if (!(prot & LG_PROT_EXEC) || (BPF_CORE_READ(vma, vm_flags) & LG_VM_EXEC))
 		return 0;
-	file = BPF_CORE_READ(vma, vm_file);
+	file = vma->vm_file; /* a BTF pointer, which inode storage (drift) needs */
 	if (!file)
 		return 0;
 	return lg_check_exec_mapping(file, LG_MAP_MPROTECT);

@@ -44,6 +44,7 @@ class Stat(enum.IntEnum):
     DENIED = lib.LG_STAT_DENIED
     HITS_UNCOUNTED = lib.LG_STAT_HITS_UNCOUNTED
     SCRATCH_RACES = lib.LG_STAT_SCRATCH_RACES
+    MARKS_LOST = lib.LG_STAT_MARKS_LOST
 
 
 class Slot(enum.IntEnum):
@@ -85,6 +86,7 @@ RULE_POLICY_SHIFT = lib.LG_RULE_POLICY_SHIFT
 RULE_INDEX_MASK = lib.LG_RULE_INDEX_MASK
 RULE_INDEX_DEFAULT = lib.LG_RULE_INDEX_DEFAULT
 RULE_INDEX_UNATTRIBUTED = lib.LG_RULE_INDEX_UNATTRIBUTED
+RULE_INDEX_DRIFT = lib.LG_RULE_INDEX_DRIFT
 EXE_IDS = lib.LG_EXE_IDS
 ADDR_LEN = lib.LG_ADDR_LEN
 
@@ -169,6 +171,15 @@ def inode_entry_key(dev: int, ino: int, slot: Slot, generation: int) -> bytes:
 
 
 @dataclass(frozen=True)
+class ProcessId:
+    """A process as the kernel named it when the event happened (struct lg_process_id)."""
+    tgid: int
+    uid: int
+    start_ns: int   # ns since boot
+    comm: bytes
+
+
+@dataclass(frozen=True)
 class EventHeader:
     ktime_ns: int
     cgroup_id: int
@@ -184,6 +195,18 @@ class EventHeader:
     flags: PathFlag
     comm: bytes
     generation: int = 0   # the policy set that decided
+    ancestors: tuple[ProcessId, ...] = ()   # parent first, up to LG_ANCESTORS
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who last opened a drifted file for writing (struct lg_file_mark)."""
+    written_ns: int     # CLOCK_MONOTONIC
+    start_ns: int       # the writer's start, ns since boot
+    tgid: int
+    ppid: int
+    uid: int
+    comm: bytes
 
 
 @dataclass(frozen=True)
@@ -192,6 +215,7 @@ class PathEvent:
     header: EventHeader
     path: bytes
     mode: int
+    writer: Writer | None = None   # exec and mmap of a file changed after a drift baseline, if it was marked
 
 
 @dataclass(frozen=True)
@@ -213,7 +237,16 @@ def _header(raw: "ffi.CData") -> EventHeader:
         ktime_ns=raw.ktime_ns, cgroup_id=raw.cgroup_id, op=Op(raw.op), decision=Decision(raw.decision),
         policy_id=raw.policy_id, rule_id=raw.rule_id, pid=raw.pid, tgid=raw.tgid, ppid=raw.ppid,
         uid=raw.uid, gid=raw.gid, flags=PathFlag(raw.flags), comm=ffi.string(raw.comm),
-        generation=raw.generation)
+        generation=raw.generation, ancestors=_ancestors(raw.ancestors))
+
+
+def _ancestors(raw: "ffi.CData") -> tuple[ProcessId, ...]:
+    out = []
+    for a in raw:
+        if not a.tgid:   # the chain ended (at the idle task, or above init)
+            break
+        out.append(ProcessId(a.tgid, a.uid, a.start_ns, ffi.string(a.comm)))
+    return tuple(out)
 
 
 def _cast(ctype: str, data: bytes) -> "ffi.CData":
@@ -232,7 +265,10 @@ def decode_event(data: bytes) -> Event:
     if hdr.object == ObjectKind.PATH:
         ev = _cast("struct lg_path_event", data)
         length = min(ev.path_len, PATH_MAX)
-        return PathEvent(_header(ev.hdr), bytes(ffi.buffer(ev.path, length)), ev.mode)
+        w = ev.writer
+        writer = Writer(w.written_ns, w.writer_start_ns, w.writer_tgid, w.writer_ppid, w.writer_uid,
+                        ffi.string(w.writer_comm)) if w.written_ns else None
+        return PathEvent(_header(ev.hdr), bytes(ffi.buffer(ev.path, length)), ev.mode, writer)
     if hdr.object == ObjectKind.INET:
         ev = _cast("struct lg_inet_event", data)
         raw = bytes(ffi.buffer(ev.addr, ADDR_LEN))

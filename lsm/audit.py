@@ -125,15 +125,64 @@ def row(entry: dict[str, object]) -> tuple[str, ...]:
         f"{entry.get('LSMGUARD_POLICY', '?')}/{entry.get('LSMGUARD_RULE', '?')}"))
 
 
+def _usec_time(text: object) -> str:
+    try:
+        when = dt.datetime.fromtimestamp(int(str(text)) / 1e6)
+    except (ValueError, OverflowError, OSError):
+        return "?"
+    return when.astimezone().strftime("%b %d %H:%M:%S")
+
+
+def _writer(entry: dict[str, object]) -> str:
+    """Who wrote a drifted file: the kernel's mark, and what /proc told while the writer ran."""
+    if entry.get("LSMGUARD_DRIFT") != "written":
+        return "changed after the policy came into force (no write mark: the inode was evicted, or written " \
+               "through a descriptor opened before)"
+    who = f"written by {entry.get('LSMGUARD_WRITER_COMM', '?')}[{entry.get('LSMGUARD_WRITER_PID', '?')}] " \
+          f"uid {entry.get('LSMGUARD_WRITER_UID', '?')} at {_usec_time(entry.get('LSMGUARD_WRITTEN_REALTIME_USEC'))}"
+    if "LSMGUARD_WRITER_GONE" in entry:
+        return who + f", parent pid {entry.get('LSMGUARD_WRITER_PPID', '?')} (the writer had exited)"
+    return who + f", exe {entry.get('LSMGUARD_WRITER_EXE', '?')}, cwd {entry.get('LSMGUARD_WRITER_CWD', '?')}"
+
+
+def details(entry: dict[str, object]) -> list[str]:
+    """The context of one record, as indented lines under its row (`lsmguard audit --details`)."""
+    lines = []
+    exe = entry.get("LSMGUARD_EXE")
+    if exe:
+        sha = entry.get("LSMGUARD_EXE_SHA256")
+        lines.append(f"process  {exe}" + (f" sha256:{sha}" if sha else ""))
+    elif "LSMGUARD_PROCESS_GONE" in entry:
+        lines.append("process  (exited before the daemon read its event)")
+    for label, name in (("lineage", "LSMGUARD_LINEAGE"), ("unit", "LSMGUARD_UNIT"),
+                        ("cgroup", "LSMGUARD_CGROUP"), ("container", "LSMGUARD_CONTAINER_ID"),
+                        ("file", "LSMGUARD_TARGET_SHA256")):
+        if entry.get(name):
+            value = f"sha256:{entry[name]}" if label == "file" else str(entry[name])
+            lines.append(f"{label:<8} {value}")
+    if "LSMGUARD_DRIFT" in entry:
+        lines.append(f"drift    {_writer(entry)}")
+    return ["    " + displayable(text) for text in lines]
+
+
 FOLLOW_WIDTHS = (15, 10, 7, 40, 20, 20)   # streamed rows cannot be measured first
 
 
-def print_table(rows: Iterator[tuple[str, ...]], out: TextIO = sys.stdout, follow: bool = False) -> None:
-    """Columns sized to the rows (streamed with fixed widths when following)."""
+def print_table(entries: Iterator[dict[str, object]], out: TextIO = sys.stdout, follow: bool = False,
+                with_details: bool = False) -> None:
+    """Columns sized to the rows (streamed with fixed widths when following); with_details: each
+    row followed by its context."""
     if follow:
         print(table.line(COLUMNS, FOLLOW_WIDTHS), file=out, flush=True)
-        for r in rows:
-            print(table.line(r, FOLLOW_WIDTHS), file=out, flush=True)
+        for entry in entries:
+            print(table.line(row(entry), FOLLOW_WIDTHS), file=out, flush=True)
+            for text in details(entry) if with_details else []:
+                print(text, file=out, flush=True)
         return
-    for text in table.render(COLUMNS, list(rows)):
+    found = list(entries)
+    header, *lines = table.render(COLUMNS, [row(e) for e in found])
+    print(header, file=out)
+    for text, entry in zip(lines, found):
         print(text, file=out)
+        for extra in details(entry) if with_details else []:
+            print(extra, file=out)

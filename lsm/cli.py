@@ -74,7 +74,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         for entry in found:
             print(json.dumps(audit.as_json(entry)), flush=args.follow)
         return EXIT_OK
-    audit.print_table((audit.row(e) for e in found), follow=args.follow)
+    audit.print_table(found, follow=args.follow, with_details=args.details)
     return EXIT_OK
 
 
@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--pid", type=int)
     aud.add_argument("--exe", metavar="PATH")
     aud.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    aud.add_argument("--details", "-d", action="store_true",
+                     help="under each record, its process's executable and hash, lineage, unit and cgroup, "
+                          "the file's hash, and for drift who wrote the file")
     lock_commands.add_commands(command)
     command("daemon", "run the enforcement daemon (lsmguard.service)",
             "Load or adopt the pinned programs, apply the policy directory, pump events to journald, reload "

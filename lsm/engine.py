@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,14 @@ from lsmguard.resources import bpf_object_path
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
 MAP_NAMES = ("lg_config", "lg_policy_sets", "lg_path_entries", "lg_inet_networks", "lg_port_intervals",
              "lg_subject_uids", "lg_task_subjects", "lg_exe_ids", "lg_rule_identities", "lg_rule_hits_carried",
-             "lg_rule_hits", "lg_stats", "lg_events")
+             "lg_rule_hits", "lg_stats", "lg_events", "lg_file_marks")
+# CLOCK_REALTIME_COARSE (linux/time.h): what the kernel stamps inode change times with.
+CLOCK_REALTIME_COARSE = getattr(time, "CLOCK_REALTIME_COARSE", 5)
 # Value layouts a pinned map must still have to be adopted.
 MAP_VALUES = {"lg_config": "struct lg_config", "lg_policy_sets": "struct lg_policy_set",
               "lg_path_entries": "struct lg_masks", "lg_inet_networks": "struct lg_inet_value",
               "lg_port_intervals": "struct lg_port_interval", "lg_task_subjects": "struct lg_task_subject",
-              "lg_exe_ids": "struct lg_exe_id"}
+              "lg_exe_ids": "struct lg_exe_id", "lg_file_marks": "struct lg_file_mark"}
 
 
 class IncompatiblePins(RuntimeError):
@@ -142,6 +145,30 @@ class Engine:
         hits.retire(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"], self.maps["lg_rule_hits_carried"],
                     generation)
 
+    def _drift_baselines(self, compiled: Compiled, old: int) -> list[entries.DriftBaseline]:
+        """By policy id: when its drift option came into force. A policy that had drift in the set
+        in force keeps its baseline (a reload or a live change must not excuse files written since);
+        one that did not gets now, taken before the switch so that no write slips between."""
+        now = entries.DriftBaseline(time.clock_gettime_ns(time.CLOCK_MONOTONIC),
+                                    time.clock_gettime_ns(CLOCK_REALTIME_COARSE))
+        kept: dict[int, entries.DriftBaseline] = {}
+        raw = self.maps["lg_policy_sets"].lookup(abi.u32(old))
+        if raw is not None and any(p.drift is not None for p in compiled.policies):
+            in_force = ffi.cast("struct lg_policy_set *", ffi.from_buffer(raw))
+            for policy_id in range(abi.MAX_POLICIES):
+                if not (in_force.drift_deny | in_force.drift_audit) >> policy_id & 1:
+                    continue
+                # the drift identity of a policy names it: written only for policies with drift
+                ident = self.maps["lg_rule_identities"].lookup(
+                    hits.hit_key(abi.rule_reference(policy_id, abi.RULE_INDEX_DRIFT), old))
+                if ident is not None:
+                    since = in_force.drift_since[policy_id]
+                    kept[struct.unpack("=Q", ident)[0]] = entries.DriftBaseline(since.monotonic_ns,
+                                                                                since.realtime_ns)
+        return [kept.get(hits.identity(self.hash_key, name, hits.DRIFT_RULE), now)
+                if policy.drift is not None else entries.DriftBaseline(0, 0)
+                for name, policy in zip(compiled.names, compiled.policies)]
+
     def apply(self, compiled: Compiled) -> None:
         """Replace the policy set in force, atomically: programs see the old set or the
         new one, never a mix. On failure the old set stays in force, unchanged."""
@@ -150,7 +177,8 @@ class Engine:
         self._retire_hits(new)                      # leftovers of an apply that died halfway
         self._delete(self._generation_keys(new))
         exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key, compiled.exe_patterns)
-        generation = entries.encode(compiled, self.hash_key, new, exe_ids, inodes.bind(compiled))
+        generation = entries.encode(compiled, self.hash_key, new, exe_ids, inodes.bind(compiled),
+                                    self._drift_baselines(compiled, old))
         written: dict[str, list[bytes]] = {}
         try:
             for name, items in generation.by_map.items():
@@ -205,7 +233,7 @@ class Engine:
                                   self.maps["lg_rule_hits_carried"], self.generation())
         out = {}
         for name, rules in zip(compiled.names, compiled.rules):
-            for rule in [*rules, hits.DEFAULT_RULE, hits.UNATTRIBUTED_RULE]:
+            for rule in [*rules, hits.DEFAULT_RULE, hits.UNATTRIBUTED_RULE, hits.DRIFT_RULE]:
                 out[(name, rule)] = totals.get(hits.identity(self.hash_key, name, rule), 0)
         return out
 
@@ -266,6 +294,8 @@ def describe(compiled: Compiled | None, header: abi.EventHeader,
         return name, rules[header.rule_id]
     if header.rule_id == abi.RULE_UNATTRIBUTED:
         return name, attribute(compiled.policies[header.policy_id], header, event)
+    if header.rule_id == abi.RULE_INDEX_DRIFT:
+        return name, hits.DRIFT_RULE
     return name, hits.DEFAULT_RULE
 
 
@@ -277,4 +307,7 @@ def attribute(policy: Policy, header: abi.EventHeader, event: abi.Event | None) 
     for rule in policy.rules:
         if rule.action is action and any(matches(rule, request) for request in requests):
             return rule.id
+    # no rule names the file: what refused code the rules do not name is the drift option
+    if policy.drift is not None and header.op in (abi.Op.EXEC, abi.Op.MMAP):
+        return hits.DRIFT_RULE
     return hits.UNATTRIBUTED_RULE

@@ -80,8 +80,10 @@ def inet_key(generation: int, protocol: Protocol, network: IPNetwork) -> bytes:
 
 
 def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
-           exe_ids: dict[PathPattern, int], bound: dict[Slot, dict[Inode, Masks]] | None = None) -> GenerationEntries:
-    """`bound`: the inode entries (see `inodes.bind`), taken from the files when the set is applied."""
+           exe_ids: dict[PathPattern, int], bound: dict[Slot, dict[Inode, Masks]] | None = None,
+           drift_since: list[DriftBaseline] | None = None) -> GenerationEntries:
+    """`bound`: the inode entries (see `inodes.bind`), taken from the files when the set is applied.
+    `drift_since`: by policy id, when its drift option came into force."""
     out = GenerationEntries()
     tables = dict(compiled.paths)
     tables[Slot.SUBJECT_EXE] = exe_id_table(compiled, exe_ids)
@@ -113,11 +115,19 @@ def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
     out.by_map["lg_subject_uids"] = [(abi.pack("struct lg_uid_key", uid=uid, generation=generation), _u64(mask))
                                      for uid, mask in compiled.uids.items()]
     out.by_map["lg_rule_identities"] = list(hits.identities(compiled, hash_key, generation))
-    out.policy_set = policy_set(compiled, exe_ids, bound_inodes)
+    out.policy_set = policy_set(compiled, exe_ids, bound_inodes, drift_since or [])
     return out
 
 
-def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes: int = 0) -> bytes:
+@dataclass(frozen=True)
+class DriftBaseline:
+    """When a policy's drift option came into force, on the clocks the kernel stamps writes with."""
+    monotonic_ns: int
+    realtime_ns: int
+
+
+def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes: int = 0,
+               drift_since: list[DriftBaseline] | None = None) -> bytes:
     default_deny = [0] * abi.SLOT_COUNT
     for key, mask in compiled.default_deny.items():
         default_deny[slot_of(key)] |= mask
@@ -131,5 +141,8 @@ def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes
                     default_deny=default_deny, unresolved_refuse=unresolved,
                     with_subjects=compiled.with_subjects, unconstrained_exe=compiled.unconstrained_exe,
                     unconstrained_cgroup=compiled.unconstrained_cgroup, unconstrained_uid=compiled.unconstrained_uid,
-                    exe_policies=exe_policies, bound_inodes=bound_inodes)
+                    exe_policies=exe_policies, bound_inodes=bound_inodes,
+                    drift_deny=compiled.drift_deny, drift_audit=compiled.drift_audit,
+                    drift_since=[{"monotonic_ns": b.monotonic_ns, "realtime_ns": b.realtime_ns}
+                                 for b in drift_since or []])
 

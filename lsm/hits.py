@@ -14,10 +14,12 @@ from collections.abc import Iterator
 
 from lsmguard import abi
 from lsmguard.loader import Map
+from lsmguard.policy import evaluate
 from lsmguard.policy.compile import Compiled
 
 DEFAULT_RULE = ""          # refusals by a policy's default
 UNATTRIBUTED_RULE = "?"    # refusals by a rule the kernel could not single out (not a valid rule id)
+DRIFT_RULE = evaluate.DRIFT_RULE   # refusals and audits by a policy's drift option
 
 
 def identity(hash_key: tuple[int, int], policy: str, rule: str) -> int:
@@ -32,6 +34,8 @@ def identities(compiled: Compiled, hash_key: tuple[int, int], generation: int) -
     """(lg_rule_identities key, value) for every rule reference of a generation."""
     for policy_id, (name, rules) in enumerate(zip(compiled.names, compiled.rules)):
         specials = ((abi.RULE_INDEX_DEFAULT, DEFAULT_RULE), (abi.RULE_INDEX_UNATTRIBUTED, UNATTRIBUTED_RULE))
+        if compiled.policies[policy_id].drift is not None:   # its identity also tells the engine it had drift
+            specials += ((abi.RULE_INDEX_DRIFT, DRIFT_RULE),)
         for index, rule in [*enumerate(rules), *specials]:
             yield hit_key(abi.rule_reference(policy_id, index), generation), struct.pack("=Q", identity(hash_key, name, rule))
 

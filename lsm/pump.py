@@ -2,6 +2,7 @@
 what was lost in the kernel or on the way."""
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,10 +10,29 @@ from dataclasses import dataclass, field
 from lsmguard import abi, process, records, store
 from lsmguard.coalesce import Coalescer
 from lsmguard.engine import describe
+from lsmguard.exe_hash import EXE_HASHES
 from lsmguard.journal import JournalWriter, lost_record
 from lsmguard.policy.errors import PolicyError
 
 Namer = Callable[[abi.EventHeader, abi.Event], tuple[str, str]]
+
+
+def writer_of(event: abi.Event) -> process.WriterContext | None:
+    """The writer of a drifted file, as /proc tells it while the writer still runs."""
+    w = event.writer if isinstance(event, abi.PathEvent) else None
+    return process.writer_context(w.tgid, w.start_ns) if w is not None else None
+
+
+def code_sha256(event: abi.Event) -> str:
+    """The SHA-256 of the file an exec or executable mapping was about, as its process sees it
+    (through /proc/PID/root: the daemon may have another mount namespace, such as a private /tmp)."""
+    if not isinstance(event, abi.PathEvent) or event.header.op not in (abi.Op.EXEC, abi.Op.MMAP):
+        return ""
+    if not event.path.startswith(b"/") or event.header.flags:
+        return ""   # fileless code, or a path not fully resolved: not a name to open
+    path = os.fsdecode(event.path)
+    # the process may be gone (a refused exec's child exits at once): then the daemon's own view
+    return EXE_HASHES.of_file(f"/proc/{event.header.tgid}/root{path}") or EXE_HASHES.of_file(path)
 
 
 @dataclass
@@ -40,8 +60,10 @@ class EventPump:
         def build(repeats: int) -> dict[str, str]:
             # /proc is read only for an event that gets a record, once, when it is first written.
             if not contexts:
-                contexts.append(process.context(event.header.tgid, event.header.ppid, event.header.ktime_ns))
-            return records.event_record(event, policy, rule, contexts[0], repeats)
+                contexts.append(process.context(event.header.tgid, event.header.ppid, event.header.ktime_ns,
+                                                event.header.ancestors, event.header.cgroup_id))
+            return records.event_record(event, policy, rule, contexts[0], repeats, writer_of(event),
+                                        code_sha256(event))
 
         out = self.coalescer.add(records.coalescing_key(event, policy, rule), self.clock(), build)
         if not out:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from lsmguard import abi
 from lsmguard.journal import MessageId, Priority, Record, record
-from lsmguard.process import ProcessContext
+from lsmguard.policy.evaluate import DRIFT_RULE
+from lsmguard.process import ProcessContext, WriterContext
 from lsmguard.untrusted import escape
 
 DECISION_NAMES = {abi.Decision.DENY: "deny", abi.Decision.WOULD_DENY: "would-deny", abi.Decision.AUDIT: "audit",
@@ -21,6 +23,7 @@ _PRIORITIES = {abi.Decision.DENY: Priority.WARNING, abi.Decision.WOULD_DENY: Pri
                abi.Decision.AUDIT: Priority.INFO}
 _PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp", 136: "udplite", 262: "mptcp", 1: "icmp", 58: "icmpv6"}
 _OPEN_ACCESS = {1: "read", 2: "write", 3: "read,write"}
+_OPEN_CREATED = abi.lib.LG_OPEN_CREATED
 _MAP_ACCESS = {abi.lib.LG_MAP_MMAP: "mmap-exec", abi.lib.LG_MAP_MPROTECT: "mprotect-exec"}
 
 
@@ -37,6 +40,8 @@ def target_fields(event: abi.Event) -> dict[str, object]:
     fields: dict[str, object] = {"LSMGUARD_PATH": path, "LSMGUARD_TARGET": path}
     if event.header.op is abi.Op.OPEN:
         fields["LSMGUARD_ACCESS"] = _OPEN_ACCESS.get(event.mode & 3, "read")
+        if event.mode & _OPEN_CREATED:
+            fields["LSMGUARD_ACCESS"] += ",create"
     elif event.header.op is abi.Op.MMAP:
         fields["LSMGUARD_ACCESS"] = _MAP_ACCESS.get(event.mode, "mmap-exec")
     elif event.header.op is abi.Op.CHMOD:
@@ -46,15 +51,49 @@ def target_fields(event: abi.Event) -> dict[str, object]:
 
 def lineage_text(ctx: ProcessContext) -> str:
     """Oldest ancestor first: "/sbin/init[1] -> /usr/bin/python3[700] -> /bin/sh[812]"."""
-    return " -> ".join(f"{a.exe or '?'}[{a.pid}]" for a in reversed(ctx.lineage))
+    return " -> ".join(f"{a.exe or a.comm or '?'}[{a.pid}]" for a in reversed(ctx.lineage))
 
 
-def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, repeats: int = 0) -> Record:
+def _realtime_usec_of_monotonic(monotonic_ns: int) -> int:
+    now_real, now_mono = time.clock_gettime_ns(time.CLOCK_REALTIME), time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    return (now_real - (now_mono - monotonic_ns)) // 1000
+
+
+def drift_fields(event: abi.Event, writer: WriterContext | None) -> dict[str, object]:
+    """Who wrote a file that a drift option refused or audited; the mark is the kernel's, the rest /proc's."""
+    w = event.writer if isinstance(event, abi.PathEvent) else None
+    if w is None:   # decided on the file's change time: its mark was lost, or it never had one
+        return {"LSMGUARD_DRIFT": "changed"}
+    fields: dict[str, object] = {
+        "LSMGUARD_DRIFT": "written", "LSMGUARD_WRITER_PID": w.tgid, "LSMGUARD_WRITER_PPID": w.ppid,
+        "LSMGUARD_WRITER_UID": w.uid, "LSMGUARD_WRITER_COMM": escape(w.comm),
+        "LSMGUARD_WRITTEN_REALTIME_USEC": _realtime_usec_of_monotonic(w.written_ns)}
+    if writer is not None and writer.current:
+        fields.update((k, v) for k, v in (("LSMGUARD_WRITER_EXE", writer.exe), ("LSMGUARD_WRITER_CWD", writer.cwd),
+                                          ("LSMGUARD_WRITER_EXE_SHA256", writer.exe_sha256)) if v)
+    else:
+        fields["LSMGUARD_WRITER_GONE"] = 1
+    return fields
+
+
+def _drift_reason(event: abi.Event) -> str:
+    w = event.writer if isinstance(event, abi.PathEvent) else None
+    if w is None:
+        return "drift: the file changed after the policy came into force"
+    return f"drift: written after the policy came into force by {escape(w.comm)}[{w.tgid}]"
+
+
+def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, repeats: int = 0,
+                 writer: WriterContext | None = None, target_sha256: str = "") -> Record:
     h = event.header
     decision = DECISION_NAMES[h.decision]
     fields = target_fields(event)
     comm = escape(h.comm)
-    why = f"rule {rule}" if rule else f"default {'deny' if h.decision != abi.Decision.AUDIT else 'audit'}"
+    if rule == DRIFT_RULE:
+        why = _drift_reason(event)
+        fields.update(drift_fields(event, writer))
+    else:
+        why = f"rule {rule}" if rule else f"default {'deny' if h.decision != abi.Decision.AUDIT else 'audit'}"
     access = f" ({fields['LSMGUARD_ACCESS']})" if "LSMGUARD_ACCESS" in fields else ""
     unresolved = str(h.flags).replace("PathFlag.", "").lower() if h.flags else ""
     message = (f"{decision} {h.op.name.lower()} {fields['LSMGUARD_TARGET']}{access} by {comm}[{h.tgid}] "
@@ -70,6 +109,8 @@ def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, 
         "LSMGUARD_COMM": comm, **fields}
     if unresolved:
         extra["LSMGUARD_UNRESOLVED"] = unresolved
+    if target_sha256:
+        extra["LSMGUARD_TARGET_SHA256"] = target_sha256
     context_fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_EXE_SHA256": ctx.exe_sha256,
                       "LSMGUARD_CMDLINE": ctx.cmdline, "LSMGUARD_CGROUP": ctx.cgroup,
                       "LSMGUARD_UNIT": ctx.unit, "LSMGUARD_CONTAINER_ID": ctx.container,
@@ -77,7 +118,8 @@ def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, 
     extra.update((k, v) for k, v in context_fields.items() if v)
     if ctx.lineage:
         extra["LSMGUARD_LINEAGE_JSON"] = json.dumps(
-            [{"pid": a.pid, "exe": a.exe, "uid": a.uid, "start_boottime_ns": a.start_ns} for a in ctx.lineage])
+            [{"pid": a.pid, "exe": a.exe, "comm": a.comm, "uid": a.uid, "start_boottime_ns": a.start_ns}
+             for a in ctx.lineage])
     if not ctx.current:
         extra["LSMGUARD_PROCESS_GONE"] = 1
     if repeats:

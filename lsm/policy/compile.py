@@ -20,7 +20,7 @@ import enum
 import ipaddress
 from dataclasses import dataclass, field
 
-from lsmguard.policy.evaluate import Outcome, Process, Record, Request, Verdict
+from lsmguard.policy.evaluate import DRIFT_RULE, Outcome, Process, Record, Request, Verdict
 from lsmguard.policy.model import (Access, Action, Default, IPNetwork, Mode, Operation, PathPattern, Policy,
                                    Protocol, Rule, normalise_address)
 
@@ -149,6 +149,8 @@ class Compiled:
     # Exact paths' own deny and audit rules (no allow, no covering prefix), per binding slot:
     # what binds to the file a path names when the set is applied.
     bindable: dict[Slot, dict[str, Masks]] = field(default_factory=dict)
+    drift_deny: int = 0                     # policies whose drift option refuses
+    drift_audit: int = 0                    # policies whose drift option audits
 
     def entry_count(self) -> int:
         return (sum(len(t.exact) + len(t.prefix) for t in self.paths.values())
@@ -250,12 +252,16 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     cgroups: dict[PathPattern, int] = {}
     exe_patterns: dict[PathPattern, int] = {}
     uids: dict[int, int] = {}
-    enforce = with_subjects = 0
+    enforce = with_subjects = drift_deny = drift_audit = 0
     unconstrained = {"exe": 0, "cgroup": 0, "uid": 0}
     for pid, policy in enumerate(policies):
         bit = 1 << pid
         if policy.mode is Mode.ENFORCE:
             enforce |= bit
+        if policy.drift is Action.DENY:
+            drift_deny |= bit
+        elif policy.drift is Action.AUDIT:
+            drift_audit |= bit
         if policy.default is Default.DENY:
             for op in policy.operations:
                 keys: list[Slot | Protocol] = {
@@ -306,7 +312,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         unconstrained_exe=unconstrained["exe"], unconstrained_cgroup=unconstrained["cgroup"],
         unconstrained_uid=unconstrained["uid"], paths=paths,
         inet={proto: _merge_inet(inet_rules, proto) for proto in (Protocol.TCP, Protocol.UDP)},
-        exe_patterns=exe_patterns, uids=uids, bindable=bindable)
+        exe_patterns=exe_patterns, uids=uids, bindable=bindable, drift_deny=drift_deny, drift_audit=drift_audit)
 
 
 def subject_mask(c: Compiled, process: Process) -> int:
@@ -365,15 +371,21 @@ def decide_compiled(c: Compiled, process: Process, request: Request) -> Verdict:
         for pid in _bits(m.audit & applies):
             audit_rule[pid] = min(audit_rule.get(pid, 1 << 30), m.rules[(pid, Action.AUDIT)])
         default_refusal |= c.default_deny.get(key, 0) & ~m.allow & applies
+    # The kernel's drift pseudo-slot: exec of a file changed after the baselines.
+    drifted = applies if request.drifted and request.operation is Operation.EXEC else 0
     records = []
     for pid in range(len(c.names)):
         outcome = Outcome.DENY if c.enforce >> pid & 1 else Outcome.WOULD_DENY
         if pid in deny_rule:
             records.append(Record(c.names[pid], c.rules[pid][deny_rule[pid]], outcome))
+        elif (drifted & c.drift_deny) >> pid & 1:
+            records.append(Record(c.names[pid], DRIFT_RULE, outcome))
         elif default_refusal >> pid & 1:
             records.append(Record(c.names[pid], "", outcome))
         if pid in audit_rule:
             records.append(Record(c.names[pid], c.rules[pid][audit_rule[pid]], Outcome.AUDIT))
+        elif (drifted & c.drift_audit) >> pid & 1:
+            records.append(Record(c.names[pid], DRIFT_RULE, Outcome.AUDIT))
     return Verdict(not any(r.outcome is Outcome.DENY for r in records), tuple(records))
 
 

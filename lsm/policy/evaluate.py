@@ -35,6 +35,11 @@ class Request:
     # Names the file had when the policy set was applied (exec, open, chmod): exact deny and
     # audit rules naming one of them match the file under any name.
     bound: tuple[str, ...] = ()
+    # exec: the file was created or written after the drift baselines (the policies came into force)
+    drifted: bool = False
+
+
+DRIFT_RULE = "(drift)"     # a record's rule when a policy's drift option decided (no rule id has parentheses)
 
 
 class Outcome(enum.Enum):
@@ -105,8 +110,11 @@ def policy_records(policy: Policy, process: Process, request: Request) -> list[R
     records = []
     refusal = Outcome.DENY if policy.mode is Mode.ENFORCE else Outcome.WOULD_DENY
     denying = [r for r in policy.rules if r.action is Action.DENY and matches(r, request)]
+    drifted = request.drifted and request.operation is Operation.EXEC
     if denying:
         records.append(Record(policy.name, denying[0].id, refusal))
+    elif drifted and policy.drift is Action.DENY:
+        records.append(Record(policy.name, DRIFT_RULE, refusal))
     elif policy.default is Default.DENY and request.operation in policy.operations:
         # Every requested access bit must be allowed by some allow rule.
         allows = [r for r in policy.rules if r.action is Action.ALLOW]
@@ -115,6 +123,8 @@ def policy_records(policy: Policy, process: Process, request: Request) -> list[R
     auditing = [r for r in policy.rules if r.action is Action.AUDIT and matches(r, request)]
     if auditing:  # one audit record per policy: the first matching audit rule
         records.append(Record(policy.name, auditing[0].id, Outcome.AUDIT))
+    elif drifted and policy.drift is Action.AUDIT:
+        records.append(Record(policy.name, DRIFT_RULE, Outcome.AUDIT))
     return records
 
 

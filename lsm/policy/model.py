@@ -160,6 +160,8 @@ class Policy:
     rules: tuple[Rule, ...]
     subjects: Subjects | None = None      # None: every process
     operations: frozenset[Operation] = frozenset()   # what `default` governs
+    # Drift: files changed after the policy came into force may not run as its subjects' code.
+    drift: Action | None = None           # DENY or AUDIT; None: off
     description: str = ""
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     source: str = ""                      # file[#document] it came from

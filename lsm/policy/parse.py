@@ -211,6 +211,7 @@ def build_policy(doc: Document, *, lenient: bool = False) -> Policy:
         raise PolicyError(p.found)
     source = doc.file if doc.index == 0 else f"{doc.file}#{doc.index + 1}"
     meta = data["metadata"]
+    drift = Action(spec["drift"]) if "drift" in spec else None
     return Policy(name=meta["name"], mode=Mode(spec["mode"]), default=default, rules=tuple(rules),
-                  subjects=subjects, operations=operations, description=meta.get("description", ""),
+                  subjects=subjects, operations=operations, drift=drift, description=meta.get("description", ""),
                   labels=dict(meta.get("labels", {})), source=source)

@@ -20,11 +20,13 @@
 #define LG_RULE_INDEX_MASK 0x3ffffff
 #define LG_RULE_INDEX_DEFAULT 0x3ffffff      /* hit counters: refusals by the default */
 #define LG_RULE_INDEX_UNATTRIBUTED 0x3fffffe /* hit counters: refusals userspace attributes */
+#define LG_RULE_INDEX_DRIFT 0x3fffffd        /* a policy's drift option: a file changed after its baseline */
 #define LG_ADDR_LEN 16          /* an IPv6 address; IPv4 uses the first 4 bytes */
 #define LG_UNIX_NAME_MAX 108    /* sizeof(sockaddr_un.sun_path) */
 #define LG_EXE_IDS 64           /* executables that subjects can name, across all policies */
 #define LG_PORT_SEARCH_STEPS 17 /* binary search over at most 65536 disjoint port intervals */
 #define LG_CGROUP_DEPTH_MAX 64  /* cgroup levels walked; deeper subjects are refused by the compiler */
+#define LG_ANCESTORS 4          /* ancestors an event names, parent first: they may be gone when it is read */
 
 /* Operations a rule covers; also the `op` of an event. */
 enum lg_op {
@@ -35,6 +37,13 @@ enum lg_op {
 	LG_OP_MMAP = 5,     /* a file mapped executable: decided by exec rules */
 	LG_OP_LINK = 6,     /* a hard link to a file that deny rules name */
 	LG_OP_RENAME = 7,   /* renaming a file that deny rules name */
+};
+
+/* An LG_OP_OPEN event's `mode`: FMODE_READ and FMODE_WRITE, and whether the open created the file. */
+enum lg_open_mode {
+	LG_OPEN_READ = 1,
+	LG_OPEN_WRITE = 2,
+	LG_OPEN_CREATED = 4,
 };
 
 /* How an LG_OP_MMAP event's file became executable (the event's `mode`). */
@@ -109,7 +118,8 @@ enum lg_stat {
 	LG_STAT_DENIED = 2,
 	LG_STAT_HITS_UNCOUNTED = 3,   /* rule hit counter table full */
 	LG_STAT_SCRATCH_RACES = 4,    /* a preempting program reused the per-CPU scratch mid-walk */
-	LG_STAT_COUNT = 5,
+	LG_STAT_MARKS_LOST = 5,       /* a write could not be marked on its inode (drift falls back on ctime) */
+	LG_STAT_COUNT = 6,
 };
 
 /* Load-time configuration, one entry in the array map `lg_config`. */
@@ -117,6 +127,17 @@ struct lg_config {
 	__u64 path_hash_key[2]; /* SipHash key: secret, so path hashes cannot be forged */
 	__u32 generation;       /* which policy set is in force: 0 or 1 */
 	__u32 reserved;
+};
+
+/*
+ * When a policy's drift option came into force. A file changed later is
+ * drift: its write mark (lg_file_mark) is newer than `monotonic_ns`, or its
+ * inode's change time is not older than `realtime_ns` (the clocks the kernel
+ * stamps them with: bpf_ktime_get_ns, and the coarse real-time clock).
+ */
+struct lg_drift_baseline {
+	__u64 monotonic_ns;
+	__u64 realtime_ns;
 };
 
 /*
@@ -137,6 +158,10 @@ struct lg_policy_set {
 	__u64 exe_policies[LG_EXE_IDS];  /* exe id -> policies naming that executable */
 	__u32 bound_inodes;              /* inode entries of this generation: none, no inode lookups */
 	__u32 reserved;
+	/* Drift: policies that refuse (or audit) executing files changed after their baseline. */
+	__u64 drift_deny;
+	__u64 drift_audit;
+	struct lg_drift_baseline drift_since[LG_MAX_POLICIES];
 };
 
 /*
@@ -225,6 +250,14 @@ struct lg_rule_hit_key {
 	__u32 generation;
 };
 
+/* A process an event names: enough to tell it from a later one with its pid, and to name it once gone. */
+struct lg_process_id {
+	__u32 tgid;       /* 0: none (the chain ended) */
+	__u32 uid;        /* effective */
+	__u64 start_ns;   /* start time, ns since boot (/proc/pid/stat counts it in ticks) */
+	char comm[LG_COMM_LEN];
+};
+
 /* Common header of every ring-buffer event. */
 struct lg_event_header {
 	__u64 ktime_ns;   /* CLOCK_MONOTONIC */
@@ -242,13 +275,29 @@ struct lg_event_header {
 	__u32 object;     /* enum lg_object: which event struct this header starts */
 	__u32 generation; /* the policy set (0 or 1) that decided: names policy_id and rule_id */
 	char comm[LG_COMM_LEN];
+	struct lg_process_id ancestors[LG_ANCESTORS]; /* parent first, read when the event happened */
+};
+
+/*
+ * The last open for writing of a file while a drift option was in force
+ * (inode storage `lg_file_marks`), and who made it.
+ */
+struct lg_file_mark {
+	__u64 written_ns;        /* CLOCK_MONOTONIC; 0: no mark */
+	__u64 writer_start_ns;   /* the writer's start, ns since boot (as /proc/pid/stat counts, in ticks) */
+	__u32 writer_tgid;
+	__u32 writer_ppid;
+	__u32 writer_uid;
+	__u32 reserved;
+	char writer_comm[LG_COMM_LEN];
 };
 
 /* An event whose object is a path (exec, open, chmod). */
 struct lg_path_event {
 	struct lg_event_header hdr;
 	__u32 path_len;
-	__u32 mode;       /* chmod: the requested mode; open: FMODE_READ 1 | FMODE_WRITE 2; mmap: lg_map_how */
+	__u32 mode;       /* chmod: the requested mode; open: enum lg_open_mode bits; mmap: lg_map_how */
+	struct lg_file_mark writer; /* exec and mmap of a file changed after a drift baseline; else zero */
 	char path[LG_PATH_MAX];
 };
 

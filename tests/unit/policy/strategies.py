@@ -57,7 +57,8 @@ def policies(draw: st.DrawFn, name: str) -> Policy:
     operations = frozenset(draw(st.lists(st.sampled_from(list(Operation)), max_size=4))) \
         or frozenset(r.operation for r in rule_list)
     return Policy(name=name, mode=draw(st.sampled_from(list(Mode))), default=draw(st.sampled_from(list(Default))),
-                  rules=tuple(rule_list), subjects=subjects, operations=operations)
+                  rules=tuple(rule_list), subjects=subjects, operations=operations,
+                  drift=draw(st.sampled_from([None, Action.DENY, Action.AUDIT])))
 
 
 policy_sets = st.integers(1, 4).flatmap(lambda n: st.tuples(*[policies(f"p{i}") for i in range(n)])).map(list)
@@ -71,11 +72,12 @@ processes = st.builds(Process, exe=paths, ancestry=st.lists(paths, max_size=2).m
 def requests(draw: st.DrawFn) -> Request:
     op = draw(st.sampled_from(list(Operation)))
     if op is Operation.EXEC and draw(st.booleans()):
-        return Request(op, path="memfd:payload", fileless=True)
+        return Request(op, path="memfd:payload", fileless=True, drifted=draw(st.booleans()))
     if op is not Operation.CONNECT:
         # bound: the names the file had when the set was applied (a hard link, an ancestor renamed)
         return Request(op, path=draw(paths), access=draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])),
-                       bound=tuple(draw(st.lists(paths, max_size=2, unique=True))))
+                       bound=tuple(draw(st.lists(paths, max_size=2, unique=True))),
+                       drifted=draw(st.booleans()))
     if draw(st.booleans()):
         return Request(op, unix=draw(st.sampled_from(UNIX + ["/run/b", "/run"])))
     return Request(op, address=ipaddress.ip_address(draw(st.sampled_from(ADDRESSES))),

@@ -5,7 +5,7 @@ import ipaddress
 
 import pytest
 
-from lsmguard.policy.evaluate import Outcome, Process, Record, Request, decide
+from lsmguard.policy.evaluate import DRIFT_RULE, Outcome, Process, Record, Request, decide
 from lsmguard.policy.load import load_text
 from lsmguard.policy.model import Access, Operation, Protocol
 
@@ -147,3 +147,22 @@ def test_exact_deny_and_audit_rules_follow_their_file_to_another_name_but_allow_
     allow_list = policies("  mode: enforce\n  default: deny\n"
                           "  rules: [{id: s, action: allow, open: {paths: [/etc/shadow]}}]\n")
     assert not decide(allow_list, ROOT, link).allowed
+
+
+def test_drift_refuses_or_audits_executing_a_file_changed_after_the_baseline_but_rules_come_first() -> None:
+    dropped = Request(Operation.EXEC, path="/tmp/cnrig", drifted=True)
+    installed = Request(Operation.EXEC, path="/usr/bin/true")
+    deny = policies("  mode: enforce\n  drift: deny\n  rules: []\n")
+    assert decide(deny, ROOT, dropped).records == (Record("p0", DRIFT_RULE, Outcome.DENY),)
+    assert decide(deny, ROOT, installed).allowed and not decide(deny, ROOT, installed).records
+    # opening a drifted file is no exec: drift says nothing of it
+    assert decide(deny, ROOT, Request(Operation.OPEN, path="/tmp/cnrig", drifted=True)).allowed
+    audit = policies("  mode: enforce\n  drift: audit\n  rules: []\n")
+    assert decide(audit, ROOT, dropped).records == (Record("p0", DRIFT_RULE, Outcome.AUDIT),)
+    would = policies("  mode: audit\n  drift: deny\n  rules: []\n")
+    assert decide(would, ROOT, dropped).records == (Record("p0", DRIFT_RULE, Outcome.WOULD_DENY),)
+    # a deny rule naming the file is reported before drift; an allow rule does not excuse drift
+    named = policies("  mode: enforce\n  drift: deny\n  rules: [{id: tmp, action: deny, exec: {paths: [/tmp/**]}}]\n")
+    assert decide(named, ROOT, dropped).records == (Record("p0", "tmp", Outcome.DENY),)
+    allowed = policies("  mode: enforce\n  drift: deny\n  rules: [{id: t, action: allow, exec: {paths: [/tmp/**]}}]\n")
+    assert not decide(allowed, ROOT, dropped).allowed

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Drift: a file created or written after a policy's drift baseline is not
+ * executed, nor mapped executable, by that policy's subjects.
+ *
+ * An open for writing marks the inode (inode storage) with when and by whom.
+ * A mark lives as long as the inode is in memory, so the inode's change time
+ * decides too: it covers a mark lost with an evicted inode, and a write
+ * through a descriptor opened before the baseline (which never passes
+ * file_open again). The change time cannot be set by users, only by the
+ * kernel's clock.
+ */
+#ifndef LSMGUARD_DRIFT_BPF_H
+#define LSMGUARD_DRIFT_BPF_H
+
+#define LG_NSEC_PER_SEC 1000000000ULL
+/* 6.13 and later keep a flag in the top bit of i_ctime_nsec (multigrain timestamps) */
+#define LG_CTIME_NSEC_MASK 0x3fffffff
+/* Not a slot of the policy set: the drift masks of an access, which no default decides on. */
+#define LG_SLOT_DRIFT LG_SLOT_COUNT
+
+struct {
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct lg_file_mark);
+} lg_file_marks SEC(".maps");
+
+/* struct inode's change time: a timespec64 until 6.5, renamed in 6.6, split in 6.11. */
+struct inode___ctime_v61 {
+	struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+
+struct inode___ctime_v66 {
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+struct inode___ctime_v611 {
+	time64_t i_ctime_sec;
+	__u32 i_ctime_nsec;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 lg_inode_ctime_ns(struct inode *inode)
+{
+	__s64 sec;
+	__u32 nsec;
+
+	if (bpf_core_field_exists(struct inode___ctime_v611, i_ctime_sec)) {
+		struct inode___ctime_v611 *i = (void *)inode;
+
+		sec = BPF_CORE_READ(i, i_ctime_sec);
+		nsec = BPF_CORE_READ(i, i_ctime_nsec);
+	} else if (bpf_core_field_exists(struct inode___ctime_v66, __i_ctime)) {
+		struct inode___ctime_v66 *i = (void *)inode;
+
+		sec = BPF_CORE_READ(i, __i_ctime.tv_sec);
+		nsec = BPF_CORE_READ(i, __i_ctime.tv_nsec);
+	} else {
+		struct inode___ctime_v61 *i = (void *)inode;
+
+		sec = BPF_CORE_READ(i, i_ctime.tv_sec);
+		nsec = BPF_CORE_READ(i, i_ctime.tv_nsec);
+	}
+	if (sec < 0)
+		return 0;
+	return (__u64)sec * LG_NSEC_PER_SEC + (nsec & LG_CTIME_NSEC_MASK);
+}
+
+/* Whether any policy in force has a drift option: only then are writes marked. */
+static __always_inline bool lg_drift_in_force(void)
+{
+	struct lg_config *config;
+	struct lg_policy_set *set;
+	__u32 generation;
+
+	set = lg_policy_set_in_force(&config, &generation);
+	return set && (set->drift_deny | set->drift_audit);
+}
+
+/* Remember who opened `inode` for writing, and when. */
+static __always_inline void lg_mark_written(struct inode *inode)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct lg_file_mark *mark;
+
+	mark = bpf_inode_storage_get(&lg_file_marks, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!mark) {
+		lg_stat_inc(LG_STAT_MARKS_LOST);
+		return;
+	}
+	mark->written_ns = bpf_ktime_get_ns();
+	mark->writer_tgid = bpf_get_current_pid_tgid() >> 32;
+	mark->writer_ppid = BPF_CORE_READ(task, real_parent, tgid);
+	mark->writer_uid = BPF_CORE_READ(task, cred, euid.val);
+	mark->writer_start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	bpf_get_current_comm(mark->writer_comm, sizeof(mark->writer_comm));
+}
+
+struct lg_drift_scan {
+	__u64 policies;     /* policies with a drift option */
+	__u64 ctime_ns;     /* the inode's change time */
+	__u64 written_ns;   /* its write mark's time; 0: no mark */
+	__u64 drifted;      /* out: the policies whose baseline it postdates */
+	__u32 generation;
+};
+
+/* One policy of the scan: a bpf_loop step, so that 64 policies cost the verifier one pass. */
+static long lg_drift_step(__u32 i, void *ctx)
+{
+	struct lg_drift_scan *scan = ctx;
+	const struct lg_drift_baseline *since;
+	struct lg_policy_set *set;
+
+	if (i >= LG_MAX_POLICIES)
+		return 1;
+	if (!((scan->policies >> i) & 1))
+		return 0;
+	set = bpf_map_lookup_elem(&lg_policy_sets, &scan->generation);
+	if (!set)
+		return 1;
+	since = &set->drift_since[i];
+	if (scan->ctime_ns >= since->realtime_ns || (scan->written_ns && scan->written_ns >= since->monotonic_ns))
+		scan->drifted |= 1ULL << i;
+	return 0;
+}
+
+/*
+ * The policies with a drift option whose baseline `inode` was changed after,
+ * as the masks of a pseudo-slot (deny: refusing policies, audit: auditing
+ * ones), with the file's mark if it has one. False when it is no drift.
+ */
+static __always_inline bool lg_drift_of(const struct lg_policy_set *set, __u32 generation, struct inode *inode,
+					struct lg_masks *found, struct lg_file_mark **mark)
+{
+	struct lg_drift_scan scan = { .policies = set->drift_deny | set->drift_audit, .generation = generation };
+	__u64 chosen;
+
+	*mark = NULL;
+	if (!scan.policies || !inode)
+		return false;
+	*mark = bpf_inode_storage_get(&lg_file_marks, inode, 0, 0);
+	if (*mark)
+		scan.written_ns = (*mark)->written_ns;
+	scan.ctime_ns = lg_inode_ctime_ns(inode);
+	bpf_loop(LG_MAX_POLICIES, lg_drift_step, &scan, 0);
+	if (!scan.drifted)
+		return false;
+	found->deny = scan.drifted & set->drift_deny;
+	found->audit = scan.drifted & set->drift_audit;
+	found->allow = 0;
+	/* reported as the lowest enforce-mode policy's drift, as for rules (lg_rule_of checks the policy) */
+	chosen = found->deny & set->enforce ? found->deny & set->enforce : found->deny;
+	found->deny_rule = chosen ? lg_lowest_bit(chosen) << LG_RULE_POLICY_SHIFT | LG_RULE_INDEX_DRIFT : LG_NO_RULE;
+	chosen = found->audit & set->enforce ? found->audit & set->enforce : found->audit;
+	found->audit_rule = chosen ? lg_lowest_bit(chosen) << LG_RULE_POLICY_SHIFT | LG_RULE_INDEX_DRIFT : LG_NO_RULE;
+	return true;
+}
+
+#endif /* LSMGUARD_DRIFT_BPF_H */
