@@ -69,7 +69,7 @@ static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 g
 	bpf_ringbuf_submit(ev, 0);
 }
 
-/* An inet connect's object, as the events report it. */
+/* An inet access's object, as the events report it: a connect's peer, a bind's or listen's local end. */
 struct lg_inet_target {
 	__u16 family;
 	__u16 port;
@@ -77,8 +77,8 @@ struct lg_inet_target {
 	__u8 addr[LG_ADDR_LEN];
 };
 
-static __always_inline void lg_emit_inet_event(__u32 decision, __u32 generation, __u32 policy_id, __u32 rule_id,
-					       const struct lg_inet_target *target)
+static __always_inline void lg_emit_inet_event(__u32 op, __u32 decision, __u32 generation, __u32 policy_id,
+					       __u32 rule_id, const struct lg_inet_target *target)
 {
 	struct lg_inet_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
 
@@ -86,7 +86,7 @@ static __always_inline void lg_emit_inet_event(__u32 decision, __u32 generation,
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
-	lg_fill_header(&ev->hdr, LG_OBJECT_INET, LG_OP_CONNECT, decision, generation, policy_id, rule_id, 0);
+	lg_fill_header(&ev->hdr, LG_OBJECT_INET, op, decision, generation, policy_id, rule_id, 0);
 	ev->family = target->family;
 	ev->port = target->port;
 	ev->protocol = target->protocol;

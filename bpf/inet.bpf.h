@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * inet connects: one longest-prefix-match lookup finds the most specific
+ * inet connects, binds and listens: one longest-prefix-match lookup finds the most specific
  * network with rules (its entry already merged with every covering network),
  * then a bounded binary search finds the port's interval.
  */
@@ -16,6 +16,19 @@
 static __always_inline __u16 lg_ntohs(__u16 port)
 {
 	return __builtin_bswap16(port);
+}
+
+/* ::ffff:a.b.c.d is the IPv4 address a.b.c.d, to rules and to the network */
+static __always_inline void lg_set_inet6_address(struct lg_inet_target *target, const __u8 addr[LG_ADDR_LEN])
+{
+	if (!addr[0] && !addr[1] && !addr[2] && !addr[3] && !addr[4] && !addr[5] && !addr[6] && !addr[7] &&
+	    !addr[8] && !addr[9] && addr[10] == 0xff && addr[11] == 0xff) {
+		target->family = LG_AF_INET;
+		__builtin_memcpy(target->addr, &addr[12], LG_IN_ADDR_LEN);
+	} else {
+		target->family = LG_AF_INET6;
+		__builtin_memcpy(target->addr, addr, LG_ADDR_LEN);
+	}
 }
 
 /* Fill `target` from the caller's sockaddr; false for what is not an inet destination. */
@@ -37,15 +50,7 @@ static __always_inline bool lg_inet_target_of(struct sockaddr *address, int addr
 
 		target->port = lg_ntohs(BPF_CORE_READ(in6, sin6_port));
 		bpf_probe_read_kernel(addr, sizeof(addr), &in6->sin6_addr);
-		/* ::ffff:a.b.c.d is the IPv4 address a.b.c.d, to rules and to the network */
-		if (!addr[0] && !addr[1] && !addr[2] && !addr[3] && !addr[4] && !addr[5] && !addr[6] && !addr[7] &&
-		    !addr[8] && !addr[9] && addr[10] == 0xff && addr[11] == 0xff) {
-			target->family = LG_AF_INET;
-			__builtin_memcpy(target->addr, &addr[12], LG_IN_ADDR_LEN);
-		} else {
-			target->family = LG_AF_INET6;
-			__builtin_memcpy(target->addr, addr, LG_ADDR_LEN);
-		}
+		lg_set_inet6_address(target, addr);
 		return true;
 	}
 	return false; /* AF_UNSPEC (disconnect), or an address the protocol will refuse */
@@ -90,41 +95,94 @@ static __always_inline bool lg_inet_lookup(const struct lg_inet_target *target, 
 	return false;
 }
 
-static __always_inline int lg_check_inet_connect(struct socket *sock, struct sockaddr *address, int addrlen)
+/* Decide `op` on an inet `target` in `slot`, report what the policies say, and return the verdict. */
+static __always_inline int lg_check_inet(__u32 op, __u8 slot, struct lg_inet_target *target)
 {
-	struct lg_inet_target target = {};
+	struct lg_access a = { .nslots = 1, .slots = { slot } };
 	struct lg_outcome out = {};
-	struct lg_access a = { .nslots = 1 };
 	struct lg_policy_set *set;
 	struct lg_config *config;
 	struct lg_scratch *s;
-	__u16 sk_family;
 	__u32 generation;
 	__u64 seq;
 
-	sk_family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
-	if (sk_family != LG_AF_INET && sk_family != LG_AF_INET6)
-		return 0; /* unix sockets: lg_check_unix_peer */
 	set = lg_policy_set_in_force(&config, &generation);
 	if (!set)
 		return 0;
-	if (!lg_inet_target_of(address, addrlen, &target))
-		return 0;
-	/* Stream sockets (TCP, MPTCP, SCTP one-to-one) are "tcp"; every other inet socket is "udp". */
-	a.slots[0] = BPF_CORE_READ(sock, type) == LG_SOCK_STREAM ? LG_SLOT_TCP : LG_SLOT_UDP;
-	target.protocol = BPF_CORE_READ(sock, sk, sk_protocol);
-	lg_inet_lookup(&target, a.slots[0], generation, &a.found[0]);
+	lg_inet_lookup(target, slot, generation, &a.found[0]);
 	s = lg_scratch_take(&seq); /* subjects may walk the cgroup path */
 	if (!s)
 		return 0;
 	lg_decide(s, config, set, generation, &a, &out);
 
 	if (out.audit)
-		lg_emit_inet_event(LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, &target);
+		lg_emit_inet_event(op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, target);
 	if (out.decision == LG_DECISION_ALLOW)
 		return 0;
-	lg_emit_inet_event(out.decision, generation, out.policy_id, out.rule_id, &target);
+	lg_emit_inet_event(op, out.decision, generation, out.policy_id, out.rule_id, target);
 	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
+}
+
+static __always_inline bool lg_is_inet(struct socket *sock)
+{
+	__u16 family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+
+	return family == LG_AF_INET || family == LG_AF_INET6;
+}
+
+/* Stream sockets (TCP, MPTCP, SCTP one-to-one) are "tcp"; every other inet socket is "udp". */
+static __always_inline bool lg_is_stream(struct socket *sock)
+{
+	return BPF_CORE_READ(sock, type) == LG_SOCK_STREAM;
+}
+
+static __always_inline int lg_check_inet_connect(struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	struct lg_inet_target target = {};
+
+	if (!lg_is_inet(sock))
+		return 0; /* unix sockets: lg_check_unix_peer */
+	if (!lg_inet_target_of(address, addrlen, &target))
+		return 0;
+	target.protocol = BPF_CORE_READ(sock, sk, sk_protocol);
+	return lg_check_inet(LG_OP_CONNECT, lg_is_stream(sock) ? LG_SLOT_TCP : LG_SLOT_UDP, &target);
+}
+
+/* A bind to a local port. Port 0 asks for any free port: no listener a rule could name. */
+static __always_inline int lg_check_inet_bind(struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	struct lg_inet_target target = {};
+
+	if (!lg_is_inet(sock) || !lg_inet_target_of(address, addrlen, &target) || !target.port)
+		return 0;
+	target.protocol = BPF_CORE_READ(sock, sk, sk_protocol);
+	return lg_check_inet(LG_OP_BIND, lg_is_stream(sock) ? LG_SLOT_BIND_TCP : LG_SLOT_BIND_UDP, &target);
+}
+
+/*
+ * Listening on the socket's local port and address. A socket never bound
+ * listens on a port the kernel picks after this hook: port 0, which no rule
+ * names, so an allow-list refuses it.
+ */
+static __always_inline int lg_check_inet_listen(struct socket *sock)
+{
+	struct lg_inet_target target = {};
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u8 addr[LG_ADDR_LEN];
+
+	if (family != LG_AF_INET && family != LG_AF_INET6)
+		return 0;
+	target.port = BPF_CORE_READ(sk, __sk_common.skc_num); /* host byte order */
+	target.protocol = BPF_CORE_READ(sk, sk_protocol);
+	if (family == LG_AF_INET) {
+		target.family = LG_AF_INET;
+		bpf_probe_read_kernel(target.addr, LG_IN_ADDR_LEN, &sk->__sk_common.skc_rcv_saddr);
+	} else {
+		bpf_probe_read_kernel(addr, sizeof(addr), &sk->__sk_common.skc_v6_rcv_saddr);
+		lg_set_inet6_address(&target, addr);
+	}
+	return lg_check_inet(LG_OP_LISTEN, LG_SLOT_LISTEN, &target);
 }
 
 #endif /* LSMGUARD_INET_BPF_H */

@@ -432,6 +432,22 @@ int BPF_PROG(lg_socket_connect, struct socket *sock, struct sockaddr *address, i
 	return lg_check_inet_connect(sock, address, addrlen);
 }
 
+SEC("lsm/socket_bind")
+int BPF_PROG(lg_socket_bind, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
+{
+	if (ret)
+		return ret;
+	return lg_check_inet_bind(sock, address, addrlen);
+}
+
+SEC("lsm/socket_listen")
+int BPF_PROG(lg_socket_listen, struct socket *sock, int backlog, int ret)
+{
+	if (ret)
+		return ret;
+	return lg_check_inet_listen(sock);
+}
+
 /*
  * A datagram sent to an address (sendto, sendmsg, sendmmsg, io_uring) reaches
  * it without a connect, and so does a TCP Fast Open sendto: connect rules

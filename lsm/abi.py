@@ -22,6 +22,8 @@ class Op(enum.IntEnum):
     MMAP = lib.LG_OP_MMAP
     LINK = lib.LG_OP_LINK
     RENAME = lib.LG_OP_RENAME
+    BIND = lib.LG_OP_BIND
+    LISTEN = lib.LG_OP_LISTEN
 
 
 class Decision(enum.IntEnum):
@@ -57,6 +59,9 @@ class Slot(enum.IntEnum):
     UDP = lib.LG_SLOT_UDP
     SUBJECT_EXE = lib.LG_SLOT_SUBJECT_EXE
     SUBJECT_CGROUP = lib.LG_SLOT_SUBJECT_CGROUP
+    BIND_TCP = lib.LG_SLOT_BIND_TCP
+    BIND_UDP = lib.LG_SLOT_BIND_UDP
+    LISTEN = lib.LG_SLOT_LISTEN
 
 
 class ObjectKind(enum.IntEnum):

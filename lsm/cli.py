@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                   cmd_audit)
     aud.add_argument("--since", metavar="TIME", help="2026-11-21 10:00, today, -10m, 2h ago")
     aud.add_argument("--until", metavar="TIME")
-    aud.add_argument("--op", choices=("exec", "mmap", "open", "chmod", "connect", "link", "rename"))
+    aud.add_argument("--op", choices=("exec", "mmap", "open", "chmod", "connect", "bind", "listen", "link", "rename"))
     aud.add_argument("--decision", choices=("deny", "would-deny", "audit"))
     aud.add_argument("--policy")
     aud.add_argument("--rule")

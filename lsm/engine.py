@@ -265,7 +265,8 @@ def requests_of(event: abi.Event) -> list[Request]:
     """The accesses an event reports, as the reference evaluator takes them."""
     if isinstance(event, abi.InetEvent):
         protocol = Protocol.UDP if event.protocol in _DATAGRAM_PROTOCOLS else Protocol.TCP
-        return [Request(Operation.CONNECT, address=event.address, port=event.port, protocol=protocol)]
+        operation = Operation(event.header.op.name.lower())    # connect, bind or listen
+        return [Request(operation, address=event.address, port=event.port, protocol=protocol)]
     path = os.fsdecode(event.path)
     op = event.header.op
     if op is abi.Op.CONNECT:

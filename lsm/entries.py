@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from lsmguard import abi, hits
 from lsmguard.inodes import Inode
 from lsmguard.loader._libbpf import ffi
-from lsmguard.policy.compile import Compiled, Masks, PathTable, Slot, bit_table
-from lsmguard.policy.model import Action, IPNetwork, PathPattern, Protocol
+from lsmguard.policy.compile import Compiled, InetSlot, Masks, PathTable, Slot, bit_table
+from lsmguard.policy.model import Action, IPNetwork, PathPattern
 
 PATH_SLOTS = {Slot.EXEC: abi.Slot.EXEC, Slot.OPEN_READ: abi.Slot.OPEN_READ, Slot.OPEN_WRITE: abi.Slot.OPEN_WRITE,
               Slot.CHMOD: abi.Slot.CHMOD, Slot.UNIX: abi.Slot.UNIX, Slot.SUBJECT_EXE: abi.Slot.SUBJECT_EXE,
               Slot.SUBJECT_CGROUP: abi.Slot.SUBJECT_CGROUP}
-INET_SLOTS = {Protocol.TCP: abi.Slot.TCP, Protocol.UDP: abi.Slot.UDP}
+INET_SLOTS = {InetSlot.TCP: abi.Slot.TCP, InetSlot.UDP: abi.Slot.UDP, InetSlot.BIND_TCP: abi.Slot.BIND_TCP,
+              InetSlot.BIND_UDP: abi.Slot.BIND_UDP, InetSlot.LISTEN: abi.Slot.LISTEN}
 # Bits of an lg_inet_key ahead of the address (LG_INET_KEY_HEADER_BITS in inet.bpf.h).
 INET_KEY_HEADER_BITS = 8 * ffi.offsetof("struct lg_inet_key", "addr") - 8 * ffi.offsetof("struct lg_inet_key",
                                                                                           "generation")
@@ -38,8 +39,8 @@ PORT_INTERVAL_HEAD = struct.Struct("=HHI")
 assert PORT_INTERVAL_HEAD.size == ffi.offsetof("struct lg_port_interval", "masks")
 
 
-def slot_of(key: Slot | Protocol) -> abi.Slot:
-    return INET_SLOTS[key] if isinstance(key, Protocol) else PATH_SLOTS[key]
+def slot_of(key: Slot | InetSlot) -> abi.Slot:
+    return INET_SLOTS[key] if isinstance(key, InetSlot) else PATH_SLOTS[key]
 
 
 def _attribution(masks: Masks, action: Action, bits: int, enforce: int) -> int:
@@ -72,10 +73,10 @@ def exe_id_table(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> PathTab
     return bit_table({pattern: 1 << exe_ids[pattern] for pattern in compiled.exe_patterns})
 
 
-def inet_key(generation: int, protocol: Protocol, network: IPNetwork) -> bytes:
+def inet_key(generation: int, slot: InetSlot, network: IPNetwork) -> bytes:
     family = abi.Family.INET if network.version == 4 else abi.Family.INET6
     return abi.pack("struct lg_inet_key", prefixlen=INET_KEY_HEADER_BITS + network.prefixlen,
-                    generation=generation, slot=INET_SLOTS[protocol], family=family,
+                    generation=generation, slot=INET_SLOTS[slot], family=family,
                     addr=list(network.network_address.packed))
 
 
@@ -102,9 +103,9 @@ def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
 
     networks = out.by_map.setdefault("lg_inet_networks", [])
     intervals = out.by_map.setdefault("lg_port_intervals", [])
-    for protocol, inet in compiled.inet.items():
+    for slot, inet in compiled.inet.items():
         for network, ports in inet.networks.items():
-            networks.append((inet_key(generation, protocol, network),
+            networks.append((inet_key(generation, slot, network),
                              abi.pack("struct lg_inet_value", first=len(intervals), count=len(ports))))
             for interval in ports:
                 intervals.append((abi.pack("struct lg_port_interval_key", index=len(intervals),

@@ -21,7 +21,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from lsmguard.policy.evaluate import DRIFT_RULE, Outcome, Process, Record, Request, Verdict
-from lsmguard.policy.model import (Access, Action, Default, IPNetwork, Mode, Operation, PathPattern, Policy,
+from lsmguard.policy.model import (INET_OPERATIONS, Access, Action, Default, IPNetwork, Mode, Operation, PathPattern, Policy,
                                    Protocol, Rule, normalise_address)
 
 MAX_POLICIES = 64
@@ -35,6 +35,27 @@ class Slot(enum.Enum):
     UNIX = "connect-unix"
     SUBJECT_EXE = "subject-exe"        # allow = policies naming the executable
     SUBJECT_CGROUP = "subject-cgroup"  # allow = policies naming the cgroup (recursive patterns)
+
+
+class InetSlot(enum.Enum):
+    """An inet table: connects by protocol, local ports bound by protocol, and listening ports."""
+    TCP = "connect-tcp"
+    UDP = "connect-udp"
+    BIND_TCP = "bind-tcp"
+    BIND_UDP = "bind-udp"
+    LISTEN = "listen"
+
+
+# (operation, protocol) -> its inet table; listen is always tcp (stream sockets)
+INET_SLOTS = {(Operation.CONNECT, Protocol.TCP): InetSlot.TCP, (Operation.CONNECT, Protocol.UDP): InetSlot.UDP,
+              (Operation.BIND, Protocol.TCP): InetSlot.BIND_TCP, (Operation.BIND, Protocol.UDP): InetSlot.BIND_UDP,
+              (Operation.LISTEN, Protocol.TCP): InetSlot.LISTEN}
+
+
+def inet_slot(operation: Operation, protocol: Protocol) -> InetSlot:
+    """The table an access looks up: anything not udp is tcp, as the kernel tells stream sockets."""
+    return INET_SLOTS[(operation, Protocol.UDP if protocol is Protocol.UDP and operation is not Operation.LISTEN
+                       else Protocol.TCP)]
 
 
 RULE_SLOTS = (Slot.EXEC, Slot.OPEN_READ, Slot.OPEN_WRITE, Slot.CHMOD, Slot.UNIX)
@@ -134,7 +155,7 @@ class Compiled:
     names: list[str]
     rules: list[list[str]]                  # policy id -> rule ids by index
     enforce: int                            # policies in enforce mode
-    default_deny: dict[Slot | Protocol, int]
+    default_deny: dict[Slot | InetSlot, int]
     # Policies that could refuse something in a path slot: they refuse a path the kernel
     # cannot fully resolve, since any of their rules might have matched it.
     unresolved_refuse: dict[Slot, int]
@@ -143,7 +164,7 @@ class Compiled:
     unconstrained_cgroup: int
     unconstrained_uid: int
     paths: dict[Slot, PathTable]
-    inet: dict[Protocol, InetTable]
+    inet: dict[InetSlot, InetTable]
     exe_patterns: dict[PathPattern, int]    # subject executables, unmerged: pattern -> policies
     uids: dict[int, int]
     # Exact paths' own deny and audit rules (no allow, no covering prefix), per binding slot:
@@ -203,11 +224,12 @@ def _supernets(network: IPNetwork) -> list[IPNetwork]:
     return [network.supernet(new_prefix=length) for length in range(network.prefixlen + 1)]
 
 
-def _merge_inet(rules: list[tuple[int, Rule, int]], protocol: Protocol) -> InetTable:
+def _merge_inet(rules: list[tuple[int, Rule, int]], slot: InetSlot) -> InetTable:
     """One entry per rule network, merged with every rule whose network contains it."""
     by_network: dict[IPNetwork, list[tuple[int, Rule, int]]] = {}
     for pid, rule, index in rules:
-        if rule.inet is not None and rule.inet.protocol & protocol:
+        if rule.inet is not None and any(INET_SLOTS.get((rule.operation, p)) is slot
+                                          for p in (Protocol.TCP, Protocol.UDP) if rule.inet.protocol & p):
             for network in rule.inet.networks:
                 by_network.setdefault(network, []).append((pid, rule, index))
     table = InetTable()
@@ -247,7 +269,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         raise CompileError(f"{len(policies)} policies: at most {MAX_POLICIES} can be applied at once")
     patterns: dict[Slot, dict[PathPattern, Masks]] = {slot: {} for slot in Slot}
     inet_rules: list[tuple[int, Rule, int]] = []
-    default_deny: dict[Slot | Protocol, int] = {}
+    default_deny: dict[Slot | InetSlot, int] = {}
     unresolved_refuse: dict[Slot, int] = {}
     cgroups: dict[PathPattern, int] = {}
     exe_patterns: dict[PathPattern, int] = {}
@@ -264,10 +286,12 @@ def compile_policies(policies: list[Policy]) -> Compiled:
             drift_audit |= bit
         if policy.default is Default.DENY:
             for op in policy.operations:
-                keys: list[Slot | Protocol] = {
+                keys: list[Slot | InetSlot] = {
                     Operation.EXEC: [Slot.EXEC], Operation.CHMOD: [Slot.CHMOD],
                     Operation.OPEN: [Slot.OPEN_READ, Slot.OPEN_WRITE],
-                    Operation.CONNECT: [Slot.UNIX, Protocol.TCP, Protocol.UDP]}[op]
+                    Operation.CONNECT: [Slot.UNIX, InetSlot.TCP, InetSlot.UDP],
+                    Operation.BIND: [InetSlot.BIND_TCP, InetSlot.BIND_UDP],
+                    Operation.LISTEN: [InetSlot.LISTEN]}[op]
                 for key in keys:
                     default_deny[key] = default_deny.get(key, 0) | bit
                     if isinstance(key, Slot):
@@ -286,7 +310,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
             for uid in s.uids:
                 uids[uid] = uids.get(uid, 0) | bit
         for index, rule in enumerate(policy.rules):
-            if rule.operation is Operation.CONNECT and rule.inet is not None:
+            if rule.inet is not None:
                 inet_rules.append((pid, rule, index))
             for slot in _slots(rule):
                 if rule.action is Action.DENY:
@@ -311,7 +335,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         with_subjects=with_subjects,
         unconstrained_exe=unconstrained["exe"], unconstrained_cgroup=unconstrained["cgroup"],
         unconstrained_uid=unconstrained["uid"], paths=paths,
-        inet={proto: _merge_inet(inet_rules, proto) for proto in (Protocol.TCP, Protocol.UDP)},
+        inet={slot: _merge_inet(inet_rules, slot) for slot in InetSlot},
         exe_patterns=exe_patterns, uids=uids, bindable=bindable, drift_deny=drift_deny, drift_audit=drift_audit)
 
 
@@ -330,14 +354,14 @@ def subject_mask(c: Compiled, process: Process) -> int:
     return (all_policies & ~c.with_subjects) | constrained
 
 
-def _lookups(c: Compiled, request: Request) -> list[tuple[Slot | Protocol, Masks | None]]:
+def _lookups(c: Compiled, request: Request) -> list[tuple[Slot | InetSlot, Masks | None]]:
     op = request.operation
-    if op is Operation.CONNECT:
+    if op in INET_OPERATIONS:
         if request.unix:
             return [(Slot.UNIX, c.paths[Slot.UNIX].lookup(request.unix))]
-        proto = Protocol.UDP if request.protocol is Protocol.UDP else Protocol.TCP
+        slot = inet_slot(op, request.protocol)
         address = normalise_address(request.address)  # type: ignore[arg-type]
-        return [(proto, c.inet[proto].lookup(address, request.port))]
+        return [(slot, c.inet[slot].lookup(address, request.port))]
     if op is Operation.OPEN:
         bits = [(Slot.OPEN_READ, Access.READ), (Slot.OPEN_WRITE, Access.WRITE)]
         slots = [s for s, b in bits if request.access & b] or [Slot.OPEN_READ]

@@ -23,7 +23,8 @@ class Process:
 @dataclass(frozen=True)
 class Request:
     """One access. `path` for exec/open/chmod; `access` for open; address, port and
-    protocol, or `unix` (a path, or @name for an abstract socket) for connect."""
+    protocol, or `unix` (a path, or @name for an abstract socket) for connect; the local
+    address, port and protocol for bind and listen (listen: always tcp)."""
     operation: Operation
     path: str = ""
     access: Access = Access.READ
@@ -83,6 +84,9 @@ def matches(rule: Rule, request: Request, access: Access | None = None) -> bool:
     """Does `rule` match `request` (for open: restricted to the `access` bits given)?"""
     if rule.operation is not request.operation:
         return False
+    if rule.operation in (Operation.BIND, Operation.LISTEN):
+        return (rule.inet is not None and request.address is not None
+                and rule.inet.matches(request.address, request.port, request.protocol))
     if rule.operation is Operation.CONNECT:
         if request.unix:
             return rule.unix is not None and rule.unix.matches(request.unix)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from lsmguard.policy.errors import Diagnostic
-from lsmguard.policy.model import Action, Default, Operation, PathPattern, Policy, Rule
+from lsmguard.policy.model import INET_OPERATIONS, Action, Default, Operation, PathPattern, Policy, Rule
 from lsmguard.policy.source import Document
 
 
@@ -10,7 +10,7 @@ def _covers(a: Rule, b: Rule) -> bool:
     """Every access rule `b` matches, rule `a` matches too."""
     if a.operation is not b.operation:
         return False
-    if a.operation is not Operation.CONNECT:
+    if a.operation not in INET_OPERATIONS:
         return ((b.access & a.access) == b.access and (a.fileless or not b.fileless)
                 and all(any(pa.covers(pb) for pa in a.paths) for pb in b.paths))
     if b.unix is not None:
@@ -26,7 +26,7 @@ def _covers(a: Rule, b: Rule) -> bool:
 
 def _objects(rule: Rule) -> list[tuple[str, object]]:
     """The objects a rule names, as index keys."""
-    if rule.operation is not Operation.CONNECT:
+    if rule.operation not in INET_OPERATIONS:
         return [("path", p) for p in rule.paths] + ([("fileless", True)] if rule.fileless else [])
     if rule.unix is not None:
         return [("path", p) for p in rule.unix.paths] + [("abstract", a) for a in rule.unix.abstract]

@@ -34,9 +34,12 @@ class Operation(enum.Enum):
     OPEN = "open"
     CHMOD = "chmod"
     CONNECT = "connect"
+    BIND = "bind"        # a local port (socket_bind)
+    LISTEN = "listen"    # listening on a local port (socket_listen)
 
 
 PATH_OPERATIONS = (Operation.EXEC, Operation.OPEN, Operation.CHMOD)
+INET_OPERATIONS = (Operation.CONNECT, Operation.BIND, Operation.LISTEN)   # rules with an InetTarget
 
 
 class Access(enum.Flag):
@@ -138,7 +141,7 @@ class Rule:
     paths: tuple[PathPattern, ...] = ()   # exec, open, chmod
     fileless: bool = False                # exec: also fileless code (memfd_create, SysV shm)
     access: Access = Access.ANY           # open
-    inet: InetTarget | None = None        # connect
+    inet: InetTarget | None = None        # connect; bind and listen (every address: ports only)
     unix: UnixTarget | None = None        # connect
     description: str = ""
 

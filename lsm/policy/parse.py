@@ -113,10 +113,13 @@ def _unix(p: _Problems, items: list[str], path: FieldPath) -> UnixTarget:
     return UnixTarget(tuple(paths), tuple(abstract))
 
 
+EVERY_ADDRESS = (ipaddress.IPv4Network("0.0.0.0/0"), ipaddress.IPv6Network("::/0"))
+
+
 def _rule(p: _Problems, raw: dict[str, Any], path: FieldPath) -> Rule | None:
     ops = [op for op in Operation if op.value in raw]
     if not ops:
-        p.error(path, "rule has no operation: give one of exec, open, chmod, connect")
+        p.error(path, "rule has no operation: give one of exec, open, chmod, connect, bind, listen")
         return None
     if len(ops) > 1:
         p.error(path + (ops[1].value,), f"rule has more than one operation ({', '.join(o.value for o in ops)}): "
@@ -125,6 +128,9 @@ def _rule(p: _Problems, raw: dict[str, Any], path: FieldPath) -> Rule | None:
     op = ops[0]
     body, at = raw[op.value], path + (op.value,)
     common = dict(id=raw["id"], action=Action(raw["action"]), operation=op, description=raw.get("description", ""))
+    if op in (Operation.BIND, Operation.LISTEN):   # a local port, on any local address
+        protocol = Protocol[body.get("protocol", "any").upper()] if op is Operation.BIND else Protocol.TCP
+        return Rule(inet=InetTarget(EVERY_ADDRESS, _ports(p, body["ports"], at + ("ports",)), protocol), **common)
     if op is not Operation.CONNECT:
         access = Access.ANY
         if op is Operation.OPEN and "access" in body:
@@ -145,8 +151,7 @@ def _rule(p: _Problems, raw: dict[str, Any], path: FieldPath) -> Rule | None:
                                             "matches inet (cidrs, ports, protocol) or unix, not both")
             return None
         return Rule(unix=_unix(p, body["unix"], at + ("unix",)), **common)
-    networks = (_networks(p, body["cidrs"], at + ("cidrs",)) if "cidrs" in body
-                else (ipaddress.IPv4Network("0.0.0.0/0"), ipaddress.IPv6Network("::/0")))
+    networks = _networks(p, body["cidrs"], at + ("cidrs",)) if "cidrs" in body else EVERY_ADDRESS
     ports = _ports(p, body["ports"], at + ("ports",)) if "ports" in body else ALL_PORTS
     protocol = Protocol[body.get("protocol", "any").upper()]
     return Rule(inet=InetTarget(networks, ports, protocol), **common)

@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,7 +204,7 @@ def assert_the_exec_names_lineage_hash_and_writer(exec_entry: dict[str, object],
 
 
 def test_enforce_refuses_the_dropped_miner_and_journals_creation_chmod_and_exec(
-        host: Host, daemon: Daemon, web_service: WebService, pool: Pool) -> None:
+        host: Host, daemon: Daemon, web_service: WebService, pool: Pool, figure: Callable[[str], None]) -> None:
     apply_policy(host, web_service, "enforce")
     since = time.time()
     output, status = web_service.inject(INJECTION.format(source=web_service.download))
@@ -230,6 +230,7 @@ def test_enforce_refuses_the_dropped_miner_and_journals_creation_chmod_and_exec(
     lines = [line for line in story.splitlines() if str(DROPPED) in line and not line.startswith(" ")]
     assert [line.split()[3:5] for line in lines] == [["audit", "open"], ["audit", "chmod"], ["deny", "exec"]], story
     assert f"written by cp[{created['LSMGUARD_PID']}]" in story and "web-service" in story
+    figure(f"story, enforce: the injection answered\n{output}\nexit {status}\nlsmguard audit --details:\n{story}")
 
 
 def test_enforce_refuses_the_pool_connection_of_a_miner_that_runs(
@@ -247,7 +248,7 @@ def test_enforce_refuses_the_pool_connection_of_a_miner_that_runs(
 
 
 def test_audit_mode_lets_every_step_run_and_journals_each(
-        host: Host, daemon: Daemon, web_service: WebService, pool: Pool) -> None:
+        host: Host, daemon: Daemon, web_service: WebService, pool: Pool, figure: Callable[[str], None]) -> None:
     apply_policy(host, web_service, "audit")
     since = time.time()
     output, status = web_service.inject(INJECTION.format(source=web_service.download))
@@ -262,5 +263,22 @@ def test_audit_mode_lets_every_step_run_and_journals_each(
         ("connect", "would-deny", f"127.0.0.1:{POOL_PORT}/tcp", "(default)")]
     assert [e["PRIORITY"] for e in entries] == [6, 6, 5, 5]
     assert_the_exec_names_lineage_hash_and_writer(ran, created, web_service, since)
-    assert connected["LSMGUARD_COMM"] == "cnrig" and connected["LSMGUARD_EXE"] == str(DROPPED) \
-        if "LSMGUARD_PROCESS_GONE" not in connected else True
+    assert connected["LSMGUARD_COMM"] == "cnrig" and connected["LSMGUARD_UID"] == str(WEB_UID)
+    assert f"{web_service.exe}[{web_service.process.pid}]" in str(connected["LSMGUARD_LINEAGE"])
+    story = host.lsmguard("audit", "--since", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since - 1)),
+                          "--policy", "web-hardening").stdout
+    figure(f"story, audit mode: the injection answered\n{output}\nexit {status}\nlsmguard audit:\n{story}")
+
+
+def test_enforce_refuses_a_listener_opened_through_the_hole(
+        host: Host, daemon: Daemon, web_service: WebService) -> None:
+    """A bind shell on an unexpected port: refused, and journaled with the process that opened it."""
+    apply_policy(host, web_service, "enforce")
+    since = time.time()
+    listener = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 4444)); s.listen()"
+    output, status = web_service.inject(f"{web_service.exe} -c \"{listener}\"")
+    assert status == 1 and "PermissionError: [Errno 1] Operation not permitted" in output, output
+    [refused] = story_entries(since, 1)
+    assert steps([refused]) == [("bind", "deny", "127.0.0.1:4444/tcp", "(default)")]
+    assert refused["LSMGUARD_COMM"] == "web-service" and refused["LSMGUARD_PORT"] == "4444"
+    assert f"{web_service.exe}[{web_service.process.pid}]" in str(refused["LSMGUARD_LINEAGE"])

@@ -18,7 +18,7 @@ def lsmguard(*args: str) -> subprocess.CompletedProcess[str]:
 def test_shipped_policies_are_valid() -> None:
     proc = lsmguard("check", str(REPO / "policies"))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "ok: 5 policies, 11 rules in 5 files"
+    assert proc.stdout.strip() == "ok: 6 policies, 18 rules in 6 files"
 
 
 def test_invalid_policy_exits_2_listing_errors_and_a_summary(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def test_inet_networks_point_at_their_sorted_port_intervals() -> None:
 
 
 def test_inet_key_holds_the_network_address() -> None:
-    key = cast("struct lg_inet_key", entries.inet_key(0, entries.Protocol.TCP, ipaddress.ip_network("192.0.2.0/24")))
+    key = cast("struct lg_inet_key", entries.inet_key(0, entries.InetSlot.TCP, ipaddress.ip_network("192.0.2.0/24")))
     assert bytes(key.addr)[:4] == bytes([192, 0, 2, 0])
     assert key.prefixlen == entries.INET_KEY_HEADER_BITS + 24
 
@@ -117,3 +117,22 @@ def test_exact_deny_and_audit_paths_of_existing_files_get_inode_entries(tmp_path
     keys = [struct.unpack_from("=QIBBBB", key) for key, _ in out.by_map["lg_path_entries"]]
     assert (st.st_ino, inode.dev, abi.Slot.CHMOD, abi.Match.INODE, 1, 0) in keys
     assert cast("struct lg_policy_set", out.policy_set).bound_inodes == 3
+
+
+def test_drift_masks_baselines_and_identities() -> None:
+    docs = load_text("\n---\n".join(
+        f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n{drift}"
+        "  rules: []\n" for name, drift in (("plain", ""), ("deny", "  drift: deny\n"), ("audit", "  drift: audit\n"))),
+        "t.yaml").policies
+    c = compile_policies(docs)
+    assert (c.drift_deny, c.drift_audit) == (0b010, 0b100)
+    since = [entries.DriftBaseline(0, 0), entries.DriftBaseline(11, 12), entries.DriftBaseline(21, 22)]
+    out = entries.encode(c, HASH_KEY, 1, {}, drift_since=since)
+    policy_set = cast("struct lg_policy_set", out.policy_set)
+    assert (policy_set.drift_deny, policy_set.drift_audit) == (0b010, 0b100)
+    assert [(b.monotonic_ns, b.realtime_ns) for b in list(policy_set.drift_since)[:4]] == [(0, 0), (11, 12), (21, 22), (0, 0)]
+    # a drift identity only for a policy with drift: the engine finds a baseline to keep by it
+    identities = dict(out.by_map["lg_rule_identities"])
+    drift_keys = [entries.hits.hit_key(abi.rule_reference(pid, abi.RULE_INDEX_DRIFT), 1) for pid in range(3)]
+    assert [key in identities for key in drift_keys] == [False, True, True]
+    assert struct.unpack("=Q", identities[drift_keys[1]])[0] == entries.hits.identity(HASH_KEY, "deny", "(drift)")

@@ -303,3 +303,93 @@ def test_audit_follow_prints_new_records_as_they_come(journald: Journald) -> Non
     finally:
         follower.kill()
         follower.wait()
+
+
+# -- drift, the writer and the kernel's ancestors ----------------------------------------
+
+def _start_ns(pid: int) -> int:
+    raw = Path(f"/proc/{pid}/stat").read_bytes()
+    return int(raw[raw.rindex(b")") + 2:].split()[19]) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def test_a_drift_record_names_the_writer_and_says_when_it_is_gone(tmp_path: Path) -> None:
+    dropped = tmp_path / "cnrig"
+    dropped.write_bytes(b"\x7fELF payload")
+    written = time.clock_gettime_ns(time.CLOCK_MONOTONIC) - 2_000_000_000
+    me = abi.Writer(written, _start_ns(os.getpid()), os.getpid(), os.getppid(), 33, b"cp")
+    event = abi.PathEvent(header(rule_id=abi.RULE_INDEX_DRIFT), os.fsencode(dropped), 0, me)
+    rec = records.event_record(event, "web-hardening", records.DRIFT_RULE, process.ProcessContext(), 0,
+                               process.writer_context(me.tgid, me.start_ns), "ab" * 32)
+    assert rec["MESSAGE"] == (f"deny exec {dropped} by python3[{os.getpid()}] uid 33 (policy web-hardening, "
+                              f"drift: written after the policy came into force by cp[{os.getpid()}])")
+    assert rec["LSMGUARD_RULE"] == "(drift)" and rec["LSMGUARD_DRIFT"] == "written"
+    assert rec["LSMGUARD_WRITER_PID"] == str(os.getpid()) and rec["LSMGUARD_WRITER_COMM"] == "cp"
+    assert rec["LSMGUARD_WRITER_EXE"] == os.path.realpath(sys.executable)
+    assert rec["LSMGUARD_WRITER_CWD"] == os.getcwd() and len(rec["LSMGUARD_WRITER_EXE_SHA256"]) == 64
+    assert rec["LSMGUARD_TARGET_SHA256"] == "ab" * 32
+    assert abs(int(rec["LSMGUARD_WRITTEN_REALTIME_USEC"]) / 1e6 - (time.time() - 2)) < 1
+    assert "LSMGUARD_WRITER_GONE" not in rec
+    # the same pid with another start time is another process: not described as the writer
+    impostor = process.writer_context(os.getpid(), me.start_ns - 10_000_000_000)
+    gone = records.event_record(event, "web-hardening", records.DRIFT_RULE, process.ProcessContext(), 0, impostor)
+    assert gone["LSMGUARD_WRITER_GONE"] == "1" and "LSMGUARD_WRITER_EXE" not in gone
+    # decided on the change time alone: no mark, no writer
+    unmarked = records.event_record(abi.PathEvent(event.header, event.path, 0), "web-hardening",
+                                    records.DRIFT_RULE, process.ProcessContext())
+    assert unmarked["LSMGUARD_DRIFT"] == "changed" and "LSMGUARD_WRITER_PID" not in unmarked
+    assert "the file changed after the policy came into force" in unmarked["MESSAGE"]
+
+
+def test_an_open_that_created_its_file_says_so() -> None:
+    event = abi.PathEvent(header(op=abi.Op.OPEN, decision=abi.Decision.AUDIT), b"/tmp/cnrig",
+                          abi.lib.LG_OPEN_WRITE | abi.lib.LG_OPEN_CREATED)
+    assert records.event_record(event, "p", "r", process.ProcessContext())["LSMGUARD_ACCESS"] == "write,create"
+
+
+def test_the_kernels_ancestors_name_the_lineage_even_once_gone() -> None:
+    parent = os.getppid()
+    ancestors = (abi.ProcessId(os.getpid(), 0, _start_ns(os.getpid()), b"python3"),
+                 abi.ProcessId(parent, 0, _start_ns(parent), b"pytest"))
+    lineage = process.lineage_of(ancestors)
+    assert [a.pid for a in lineage[:2]] == [os.getpid(), parent]
+    assert lineage[0].exe == os.path.realpath(sys.executable)
+    assert len(lineage) > 2 or process._stat(parent)[0] == 0   # then /proc above the last of them
+    # exited (a start time that is not this pid's): named by the kernel's comm, no exe guessed
+    gone = process.lineage_of((abi.ProcessId(os.getpid(), 33, 1, b"sh"),))
+    assert [(a.pid, a.exe, a.comm, a.uid) for a in gone] == [(os.getpid(), "", "sh", 33)]
+    text = records.lineage_text(process.ProcessContext(lineage=gone + lineage[:1]))
+    assert text == f"{os.path.realpath(sys.executable)}[{os.getpid()}] -> sh[{os.getpid()}]"
+
+
+def test_a_cgroup_is_named_by_its_id_when_the_process_is_gone(tmp_path: Path) -> None:
+    (tmp_path / "system.slice" / "webapp.service").mkdir(parents=True)
+    names = process.CgroupNames(tmp_path)
+    assert names.path_of((tmp_path / "system.slice" / "webapp.service").stat().st_ino) \
+        == "/system.slice/webapp.service"
+    assert names.path_of(tmp_path.stat().st_ino) == "/"
+    (tmp_path / "later").mkdir()
+    assert names.path_of((tmp_path / "later").stat().st_ino) == ""   # rescanned at most once a second
+    time.sleep(1.0)
+    assert names.path_of((tmp_path / "later").stat().st_ino) == "/later"
+
+
+def test_audit_details_tell_the_drift_story(journald: Journald) -> None:
+    marker = uuid.uuid4().hex
+    since = time.time()
+    ctx = process.ProcessContext(exe="/usr/bin/dash", exe_sha256="cd" * 32, cgroup="/system.slice/webapp.service",
+                                 unit="webapp.service",
+                                 lineage=[process.Ancestor(41, "/srv/web-service", 33, 1, "web-service")])
+    writer = abi.Writer(time.clock_gettime_ns(time.CLOCK_MONOTONIC), 1, 4242, 41, 33, b"cp")
+    event = abi.PathEvent(header(rule_id=abi.RULE_INDEX_DRIFT), f"/tmp/{marker}".encode(), 0, writer)
+    journal.send(records.event_record(event, "web-hardening", records.DRIFT_RULE, ctx, 0, process.WriterContext(),
+                                      "ef" * 32))
+    wait_for(since, 1, LSMGUARD_PATH=f"/tmp/{marker}")
+    start = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since - 1))
+    out = lsmguard("audit", "--since", start, "--details", "--policy", "web-hardening").stdout.splitlines()
+    row = next(i for i, line in enumerate(out) if f"/tmp/{marker}" in line)
+    assert out[row].split()[3:5] == ["deny", "exec"] and "web-hardening/(drift)" in out[row]
+    block = "\n".join(out[row + 1:row + 7])
+    assert f"    process  /usr/bin/dash sha256:{'cd' * 32}" in block
+    assert "    lineage  /srv/web-service[41]" in block and "    unit     webapp.service" in block
+    assert f"    file     sha256:{'ef' * 32}" in block
+    assert "    drift    written by cp[4242] uid 33 at " in block and "parent pid 41 (the writer had exited)" in block

@@ -37,6 +37,8 @@ enum lg_op {
 	LG_OP_MMAP = 5,     /* a file mapped executable: decided by exec rules */
 	LG_OP_LINK = 6,     /* a hard link to a file that deny rules name */
 	LG_OP_RENAME = 7,   /* renaming a file that deny rules name */
+	LG_OP_BIND = 8,     /* binding an inet socket to a local port */
+	LG_OP_LISTEN = 9,   /* listening on a local port */
 };
 
 /* An LG_OP_OPEN event's `mode`: FMODE_READ and FMODE_WRITE, and whether the open created the file. */
@@ -82,7 +84,10 @@ enum lg_slot {
 	LG_SLOT_UDP = 6,           /* inet connects on every other socket type */
 	LG_SLOT_SUBJECT_EXE = 7,   /* executables named by subjects: value.allow = exe id bit */
 	LG_SLOT_SUBJECT_CGROUP = 8,/* cgroup paths named by subjects: value.allow = policy mask */
-	LG_SLOT_COUNT = 9,
+	LG_SLOT_BIND_TCP = 9,      /* local ports bound by stream sockets (lg_inet_networks, every address) */
+	LG_SLOT_BIND_UDP = 10,     /* local ports bound by every other inet socket */
+	LG_SLOT_LISTEN = 11,       /* local ports listened on */
+	LG_SLOT_COUNT = 12,
 };
 
 /* What an event's object is. */
@@ -301,7 +306,7 @@ struct lg_path_event {
 	char path[LG_PATH_MAX];
 };
 
-/* An event whose object is an inet address (connect). */
+/* An event whose object is an inet address: the peer of a connect, the local one of a bind or listen. */
 struct lg_inet_event {
 	struct lg_event_header hdr;
 	__u16 family;     /* LG_AF_INET or LG_AF_INET6 (v4-mapped addresses are reported as IPv4) */

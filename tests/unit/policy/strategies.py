@@ -7,6 +7,7 @@ import ipaddress
 from hypothesis import strategies as st
 
 from lsmguard.policy.evaluate import Process, Request
+from lsmguard.policy.parse import EVERY_ADDRESS
 from lsmguard.policy.model import (ALL_PORTS, Access, Action, Default, InetTarget, Mode, Operation, PathPattern,
                                    Policy, PortRange, Protocol, Rule, Subjects, UnixTarget, normalise_network)
 
@@ -28,6 +29,11 @@ def rules(draw: st.DrawFn, index: int) -> Rule:
     op = draw(st.sampled_from(list(Operation)))
     action = draw(st.sampled_from(list(Action)))
     rid = f"r{index}"
+    if op in (Operation.BIND, Operation.LISTEN):
+        ports = tuple(draw(st.lists(port_ranges, min_size=1, max_size=2)))
+        protocol = draw(st.sampled_from([Protocol.TCP, Protocol.UDP, Protocol.ANY])) if op is Operation.BIND \
+            else Protocol.TCP
+        return Rule(rid, action, op, inet=InetTarget(EVERY_ADDRESS, ports, protocol))
     if op is not Operation.CONNECT:
         access = draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])) if op is Operation.OPEN else Access.ANY
         fileless = op is Operation.EXEC and draw(st.booleans())
@@ -73,6 +79,11 @@ def requests(draw: st.DrawFn) -> Request:
     op = draw(st.sampled_from(list(Operation)))
     if op is Operation.EXEC and draw(st.booleans()):
         return Request(op, path="memfd:payload", fileless=True, drifted=draw(st.booleans()))
+    if op in (Operation.BIND, Operation.LISTEN):
+        return Request(op, address=ipaddress.ip_address(draw(st.sampled_from(ADDRESSES))),
+                       port=draw(st.sampled_from(BOUNDS + [21, 23, 2000])),
+                       protocol=draw(st.sampled_from([Protocol.TCP, Protocol.UDP])) if op is Operation.BIND
+                       else Protocol.TCP)
     if op is not Operation.CONNECT:
         # bound: the names the file had when the set was applied (a hard link, an ancestor renamed)
         return Request(op, path=draw(paths), access=draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])),

@@ -81,12 +81,12 @@ CORPUS = [
      - id: x
        action: deny
        mount: {paths: [/]}
-     """, "web.yaml:10:7: spec.rules[0].mount: unknown operation or field 'mount' (allowed: action, chmod, connect, "
-         "description, exec, id, open)"),
+     """, "web.yaml:10:7: spec.rules[0].mount: unknown operation or field 'mount' (allowed: action, bind, chmod, "
+         "connect, description, exec, id, listen, open)"),
     ("""\
      - id: x
        action: deny
-     """, "web.yaml:8:7: spec.rules[0]: rule has no operation: give one of exec, open, chmod, connect"),
+     """, "web.yaml:8:7: spec.rules[0]: rule has no operation: give one of exec, open, chmod, connect, bind, listen"),
     ("""\
      - id: x
        action: deny
