@@ -16,34 +16,10 @@ import pytest
 from lsmguard.abi import Decision, InetEvent, Op, PathEvent
 from lsmguard.engine import Engine
 from tests.kernel.events import drain_events
+from tests.kernel.listeners import Listener
 from tests.kernel.policies import apply, policy
 
 IPPROTO_TCP, IPPROTO_UDP = 6, 17
-
-
-class Listener:
-    """A TCP listener on loopback that counts the connections it accepts."""
-
-    def __init__(self, family: int, address: str) -> None:
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0)
-        self.port = self.sock.getsockname()[1]
-
-    def accepted(self) -> int:
-        count = 0
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except BlockingIOError:
-                return count
-            conn.close()
-            count += 1
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

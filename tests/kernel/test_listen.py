@@ -15,14 +15,15 @@ from tests.kernel.events import drain_events
 from tests.kernel.policies import apply, policy
 
 SUBJECT_UID = 4321
-SERVICE_PORT = 8080
-UNEXPECTED_PORT = 4444
+SERVICE_PORT = 18080   # not the story's 8080, whose TIME_WAIT sockets may outlive its test
+UNEXPECTED_PORT = 14444
 
 # Each attempt: (name, family, type, address to bind or None for none, whether to listen).
 ATTEMPTS = """
 import errno, json, socket
 def attempt(family, kind, address, listen):
     s = socket.socket(family, kind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         if address is not None:
             s.bind(address)
