@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -143,9 +144,11 @@ def shipped_policy_for(web: WebService, mode: str) -> str:
     return text.replace("\n  mode: audit", f"\n  mode: {mode}")
 
 
-def apply_policy(host: Host, web: WebService, mode: str) -> None:
+def apply_policy(host: Host, daemon: Daemon, web: WebService, mode: str) -> None:
+    """As an administrator would: the file, then SIGHUP (no CLI start: slow under emulation)."""
     (host.policy_dir / "web-hardening.yaml").write_text(shipped_policy_for(web, mode))
-    host.lsmguard("apply")
+    os.kill(daemon.process.pid, signal.SIGHUP)
+    daemon.wait_for_notification("READY=1")
 
 
 def story_entries(since: float, count: int) -> list[dict[str, object]]:
@@ -195,7 +198,7 @@ def assert_the_exec_names_lineage_hash_and_writer(exec_entry: dict[str, object],
 
 def test_enforce_refuses_the_dropped_miner_and_journals_creation_chmod_and_exec(
         host: Host, daemon: Daemon, web_service: WebService, pool: Listener, figure: Callable[[str], None]) -> None:
-    apply_policy(host, web_service, "enforce")
+    apply_policy(host, daemon, web_service, "enforce")
     since = time.time()
     output, status = web_service.inject(INJECTION.format(source=web_service.download))
     assert status == 126 and f"{DROPPED}: Operation not permitted" in output, output   # EPERM from execve
@@ -226,7 +229,7 @@ def test_enforce_refuses_the_dropped_miner_and_journals_creation_chmod_and_exec(
 def test_enforce_refuses_the_pool_connection_of_a_miner_that_runs(
         host: Host, daemon: Daemon, web_service: WebService, pool: Listener) -> None:
     """Had the miner run (it was installed before the policy, so it is no drift), its pool is refused."""
-    apply_policy(host, web_service, "enforce")
+    apply_policy(host, daemon, web_service, "enforce")
     since = time.time()
     output, status = web_service.inject(f"{web_service.miner} {POOL_PORT}")
     assert status == 2 and "cnrig: connect: Operation not permitted (errno 1)" in output, output
@@ -239,7 +242,7 @@ def test_enforce_refuses_the_pool_connection_of_a_miner_that_runs(
 
 def test_audit_mode_lets_every_step_run_and_journals_each(
         host: Host, daemon: Daemon, web_service: WebService, pool: Listener, figure: Callable[[str], None]) -> None:
-    apply_policy(host, web_service, "audit")
+    apply_policy(host, daemon, web_service, "audit")
     since = time.time()
     output, status = web_service.inject(INJECTION.format(source=web_service.download))
     assert status == 0 and "cnrig: connected to the pool" in output, output
@@ -263,7 +266,7 @@ def test_audit_mode_lets_every_step_run_and_journals_each(
 def test_enforce_refuses_a_listener_opened_through_the_hole(
         host: Host, daemon: Daemon, web_service: WebService) -> None:
     """A bind shell on an unexpected port: refused, and journaled with the process that opened it."""
-    apply_policy(host, web_service, "enforce")
+    apply_policy(host, daemon, web_service, "enforce")
     since = time.time()
     listener = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 4444)); s.listen()"
     output, status = web_service.inject(f"{web_service.exe} -c \"{listener}\"")

@@ -79,6 +79,11 @@ CORPUS = [
      """, "web.yaml:10:23: spec.rules[0].chmod.paths[0]: contains a NUL byte"),
     ("""\
      - id: x
+       action: allow
+       bind: {cidrs: [10.0.0.0/8], ports: [80]}
+     """, "web.yaml:10:14: spec.rules[0].bind.cidrs: unknown field 'cidrs' (allowed: ports, protocol)"),
+    ("""\
+     - id: x
        action: deny
        mount: {paths: [/]}
      """, "web.yaml:10:7: spec.rules[0].mount: unknown operation or field 'mount' (allowed: action, bind, chmod, "

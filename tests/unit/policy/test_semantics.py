@@ -166,3 +166,23 @@ def test_drift_refuses_or_audits_executing_a_file_changed_after_the_baseline_but
     assert decide(named, ROOT, dropped).records == (Record("p0", "tmp", Outcome.DENY),)
     allowed = policies("  mode: enforce\n  drift: deny\n  rules: [{id: t, action: allow, exec: {paths: [/tmp/**]}}]\n")
     assert not decide(allowed, ROOT, dropped).allowed
+
+
+def test_bind_and_listen_allow_lists_name_local_ports_whatever_the_address() -> None:
+    listeners = policies("  mode: enforce\n  default: deny\n  operations: [bind, listen]\n  rules:\n"
+                         "    - {id: serve, action: allow, listen: {ports: [8080]}}\n"
+                         "    - {id: serve-bind, action: allow, bind: {ports: [8080], protocol: tcp}}\n")
+
+    def local(op: Operation, address: str, port: int, protocol: Protocol = Protocol.TCP) -> Request:
+        return Request(op, address=ipaddress.ip_address(address), port=port, protocol=protocol)
+
+    assert decide(listeners, ROOT, local(Operation.BIND, "0.0.0.0", 8080)).allowed
+    assert decide(listeners, ROOT, local(Operation.LISTEN, "::1", 8080)).allowed
+    refused = decide(listeners, ROOT, local(Operation.BIND, "127.0.0.1", 4444))
+    assert refused.records == (Record("p0", "", Outcome.DENY),)
+    assert not decide(listeners, ROOT, local(Operation.BIND, "127.0.0.1", 8080, Protocol.UDP)).allowed
+    assert not decide(listeners, ROOT, local(Operation.LISTEN, "0.0.0.0", 0)).allowed   # listen before bind
+    # connect rules say nothing of binds, nor bind rules of connects
+    assert decide(listeners, ROOT, connect("127.0.0.1", 4444)).allowed
+    connects = policies("  mode: enforce\n  rules: [{id: c, action: deny, connect: {ports: [4444]}}]\n")
+    assert decide(connects, ROOT, local(Operation.BIND, "127.0.0.1", 4444)).allowed
