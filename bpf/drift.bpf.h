@@ -77,11 +77,43 @@ static __always_inline bool lg_drift_in_force(void)
 	return set && (set->drift_deny | set->drift_audit);
 }
 
-/* Remember who opened `inode` for writing, and when. */
+#define LG_WRITER_PATH_MASK (LG_WRITER_PATH_MAX - 1)
+
+/*
+ * Resolve (dentry, mnt) and keep the end of the path in `out` (NUL-terminated,
+ * LG_WRITER_PATH_MAX bytes): the end names a program or directory best.
+ * False when it was cut or could not be fully resolved.
+ */
+static __always_inline bool lg_keep_path(struct dentry *dentry, struct vfsmount *mnt, struct lg_scratch *s,
+					 char *out)
+{
+	struct lg_path path;
+	__u32 start, len;
+
+	out[0] = 0;
+	if (!dentry || !mnt)
+		return false;
+	lg_resolve_path(dentry, mnt, &s->path, &path);
+	start = path.start;
+	len = path.len;
+	if (len > LG_WRITER_PATH_MASK) {
+		start += len - LG_WRITER_PATH_MASK;
+		len = LG_WRITER_PATH_MASK;
+	}
+	len &= LG_WRITER_PATH_MASK;
+	bpf_probe_read_kernel(out, len, &path.buf->data[start & LG_PATH_MASK]);
+	out[len] = 0;
+	return !path.flags && path.len <= LG_WRITER_PATH_MASK;
+}
+
+/* Remember who opened `inode` for writing, and when: the writer may be gone when the file runs. */
 static __always_inline void lg_mark_written(struct inode *inode)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct lg_file_mark *mark;
+	struct lg_scratch *s;
+	struct file *exe;
+	__u64 seq;
 
 	mark = bpf_inode_storage_get(&lg_file_marks, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!mark) {
@@ -94,6 +126,17 @@ static __always_inline void lg_mark_written(struct inode *inode)
 	mark->writer_uid = BPF_CORE_READ(task, cred, euid.val);
 	mark->writer_start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	bpf_get_current_comm(mark->writer_comm, sizeof(mark->writer_comm));
+	mark->flags = LG_WRITER_EXE_PARTIAL | LG_WRITER_CWD_PARTIAL;
+	s = lg_scratch_take(&seq);
+	if (!s)
+		return;
+	exe = BPF_CORE_READ(task, mm, exe_file);
+	if (lg_keep_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), s, mark->writer_exe))
+		mark->flags &= ~LG_WRITER_EXE_PARTIAL;
+	if (lg_keep_path(BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt), s, mark->writer_cwd))
+		mark->flags &= ~LG_WRITER_CWD_PARTIAL;
+	if (!lg_scratch_intact(s, seq))
+		mark->flags |= LG_WRITER_EXE_PARTIAL | LG_WRITER_CWD_PARTIAL;
 }
 
 struct lg_drift_scan {

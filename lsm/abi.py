@@ -212,6 +212,10 @@ class Writer:
     ppid: int
     uid: int
     comm: bytes
+    exe: bytes = b""        # resolved by the kernel when it wrote (the end of the path, if long)
+    cwd: bytes = b""
+    exe_partial: bool = False   # cut to its end, or not fully resolved
+    cwd_partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -272,7 +276,9 @@ def decode_event(data: bytes) -> Event:
         length = min(ev.path_len, PATH_MAX)
         w = ev.writer
         writer = Writer(w.written_ns, w.writer_start_ns, w.writer_tgid, w.writer_ppid, w.writer_uid,
-                        ffi.string(w.writer_comm)) if w.written_ns else None
+                        ffi.string(w.writer_comm), ffi.string(w.writer_exe), ffi.string(w.writer_cwd),
+                        bool(w.flags & lib.LG_WRITER_EXE_PARTIAL),
+                        bool(w.flags & lib.LG_WRITER_CWD_PARTIAL)) if w.written_ns else None
         return PathEvent(_header(ev.hdr), bytes(ffi.buffer(ev.path, length)), ev.mode, writer)
     if hdr.object == ObjectKind.INET:
         ev = _cast("struct lg_inet_event", data)

@@ -140,9 +140,9 @@ def _writer(entry: dict[str, object]) -> str:
                "through a descriptor opened before)"
     who = f"written by {entry.get('LSMGUARD_WRITER_COMM', '?')}[{entry.get('LSMGUARD_WRITER_PID', '?')}] " \
           f"uid {entry.get('LSMGUARD_WRITER_UID', '?')} at {_usec_time(entry.get('LSMGUARD_WRITTEN_REALTIME_USEC'))}"
-    if "LSMGUARD_WRITER_GONE" in entry:
-        return who + f", parent pid {entry.get('LSMGUARD_WRITER_PPID', '?')} (the writer had exited)"
-    return who + f", exe {entry.get('LSMGUARD_WRITER_EXE', '?')}, cwd {entry.get('LSMGUARD_WRITER_CWD', '?')}"
+    who += f", exe {entry.get('LSMGUARD_WRITER_EXE', '?')}, cwd {entry.get('LSMGUARD_WRITER_CWD', '?')}, " \
+           f"parent pid {entry.get('LSMGUARD_WRITER_PPID', '?')}"
+    return who + (" (since exited)" if "LSMGUARD_WRITER_GONE" in entry else "")
 
 
 def details(entry: dict[str, object]) -> list[str]:

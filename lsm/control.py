@@ -13,6 +13,7 @@ from lsmguard.engine import Engine, IncompatiblePins
 from lsmguard.loader import BpfError, diagnose
 from lsmguard.policy.compile import Compiled
 from lsmguard.policy.errors import PolicyError
+from lsmguard.policy.evaluate import DRIFT_RULE
 from lsmguard.policy.load import load_sources, read_sources
 from lsmguard.policy.model import ALL_PORTS, Access, Operation, Policy, Protocol, Rule
 
@@ -143,6 +144,11 @@ def _policy_rows(compiled: Compiled, hits: dict[tuple[str, str], int] | None) ->
             rows.append({"policy": policy.name, "mode": policy.mode.value, "rule": rule.id,
                          "action": rule.action.value, "operation": rule.operation.value,
                          "objects": _objects(rule), "hits": None if hits is None else hits.get((policy.name, rule.id), 0)})
+        if policy.drift is not None:
+            rows.append({"policy": policy.name, "mode": policy.mode.value, "rule": DRIFT_RULE,
+                         "action": policy.drift.value, "operation": "exec,mmap",
+                         "objects": "files changed after the policy came into force",
+                         "hits": None if hits is None else hits.get((policy.name, DRIFT_RULE), 0)})
         if policy.default.value == "deny":
             rows.append({"policy": policy.name, "mode": policy.mode.value, "rule": "(default)", "action": "deny",
                          "operation": ",".join(sorted(o.value for o in policy.operations)), "objects": "-",

@@ -140,10 +140,8 @@ def container_of(cgroup: str) -> str:
 
 @dataclass(frozen=True)
 class WriterContext:
-    """What /proc says of the process that wrote a drifted file, while it still runs."""
-    exe: str = ""
+    """What /proc adds to the kernel's write mark of a drifted file, while the writer still runs."""
     exe_sha256: str = ""
-    cwd: str = ""
     current: bool = False   # False: it exited, or its pid is another process's now
 
 
@@ -151,11 +149,7 @@ def writer_context(tgid: int, start_ns: int) -> WriterContext:
     """The writer `tgid` that started at `start_ns` (ns since boot), if it is still that process."""
     if not _same_process(_stat(tgid), start_ns):
         return WriterContext()
-    try:
-        cwd = escape(os.fsencode(os.readlink(PROC / str(tgid) / "cwd")))
-    except OSError:
-        cwd = ""
-    return WriterContext(exe=_exe(tgid), exe_sha256=EXE_HASHES.of_process(tgid), cwd=cwd, current=True)
+    return WriterContext(exe_sha256=EXE_HASHES.of_process(tgid), current=True)
 
 
 def _same_process(stat: tuple[int, int] | None, start_ns: int) -> bool:

@@ -68,9 +68,15 @@ def drift_fields(event: abi.Event, writer: WriterContext | None) -> dict[str, ob
         "LSMGUARD_DRIFT": "written", "LSMGUARD_WRITER_PID": w.tgid, "LSMGUARD_WRITER_PPID": w.ppid,
         "LSMGUARD_WRITER_UID": w.uid, "LSMGUARD_WRITER_COMM": escape(w.comm),
         "LSMGUARD_WRITTEN_REALTIME_USEC": _realtime_usec_of_monotonic(w.written_ns)}
+    # the kernel named its executable and directory when it wrote; /proc can only add a hash
+    for name, path, partial in (("EXE", w.exe, w.exe_partial), ("CWD", w.cwd, w.cwd_partial)):
+        if path:
+            fields[f"LSMGUARD_WRITER_{name}"] = escape(path)
+            if partial:
+                fields[f"LSMGUARD_WRITER_{name}_PARTIAL"] = 1
     if writer is not None and writer.current:
-        fields.update((k, v) for k, v in (("LSMGUARD_WRITER_EXE", writer.exe), ("LSMGUARD_WRITER_CWD", writer.cwd),
-                                          ("LSMGUARD_WRITER_EXE_SHA256", writer.exe_sha256)) if v)
+        if writer.exe_sha256:
+            fields["LSMGUARD_WRITER_EXE_SHA256"] = writer.exe_sha256
     else:
         fields["LSMGUARD_WRITER_GONE"] = 1
     return fields

@@ -191,9 +191,10 @@ def assert_the_exec_names_lineage_hash_and_writer(exec_entry: dict[str, object],
     assert exec_entry["LSMGUARD_WRITER_UID"] == str(WEB_UID)
     written = int(str(exec_entry["LSMGUARD_WRITTEN_REALTIME_USEC"])) / 1e6
     assert since - 1 <= written <= time.time()
-    # cp has exited by now: the record says so rather than guessing
-    assert "LSMGUARD_WRITER_GONE" in exec_entry or exec_entry["LSMGUARD_WRITER_EXE"] == os.path.realpath(
-        "/bin/cp")
+    # named by the kernel when it wrote: cp has exited by now
+    assert exec_entry["LSMGUARD_WRITER_EXE"] == os.path.realpath("/bin/cp")
+    assert exec_entry["LSMGUARD_WRITER_CWD"] == str(web.exe.parent)      # the service's, which the shell inherits
+    assert exec_entry["LSMGUARD_WRITER_PPID"] == created["LSMGUARD_PPID"]
 
 
 def test_enforce_refuses_the_dropped_miner_and_journals_creation_chmod_and_exec(
@@ -223,6 +224,7 @@ def test_enforce_refuses_the_dropped_miner_and_journals_creation_chmod_and_exec(
     lines = [line for line in story.splitlines() if str(DROPPED) in line and not line.startswith(" ")]
     assert [line.split()[3:5] for line in lines] == [["audit", "open"], ["audit", "chmod"], ["deny", "exec"]], story
     assert f"written by cp[{created['LSMGUARD_PID']}]" in story and "web-service" in story
+    assert f"exe {os.path.realpath('/bin/cp')}, cwd {web_service.exe.parent}" in story
     figure(f"story, enforce: the injection answered\n{output}\nexit {status}\nlsmguard audit --details:\n{story}")
 
 

@@ -4,6 +4,7 @@ kernel's side is tested in tests/kernel/test_cli_daemon.py)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from lsmguard import local_rules, store
 from lsmguard.loader import BpfError
 from lsmguard.policy.compile import Compiled
 
+REPO = Path(__file__).resolve().parents[2]
 HAND_WRITTEN = ("# mine\napiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: hand}\n"
                 "spec:\n  mode: enforce\n  rules: [{id: r1, action: deny, exec: {paths: [/opt/x]}}]\n")
 
@@ -204,3 +206,13 @@ def test_every_command_has_help() -> None:
                     "daemon"):
         proc = subprocess.run([sys.executable, "-m", "lsmguard", command, "--help"], capture_output=True, text=True)
         assert proc.returncode == 0 and "exit status: 0 success" in proc.stdout, command
+
+
+def test_list_shows_drift_and_listeners(paths: store.Paths) -> None:
+    shutil.copy(REPO / "policies" / "web-hardening.yaml", paths.policy_dir)
+    rows = {r["rule"]: r for r in json.loads(lsmguard(paths, "list", "--json").stdout)["rules"]}
+    assert rows["(drift)"] == {"policy": "web-hardening", "mode": "audit", "rule": "(drift)", "action": "deny",
+                               "operation": "exec,mmap", "objects": "files changed after the policy came into force",
+                               "hits": None}
+    assert rows["serve"]["operation"] == "listen" and rows["serve"]["objects"] == "0.0.0.0/0,::/0 port 8080 tcp"
+    assert rows["(default)"]["operation"] == "bind,connect,listen"

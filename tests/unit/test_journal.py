@@ -316,7 +316,8 @@ def test_a_drift_record_names_the_writer_and_says_when_it_is_gone(tmp_path: Path
     dropped = tmp_path / "cnrig"
     dropped.write_bytes(b"\x7fELF payload")
     written = time.clock_gettime_ns(time.CLOCK_MONOTONIC) - 2_000_000_000
-    me = abi.Writer(written, _start_ns(os.getpid()), os.getpid(), os.getppid(), 33, b"cp")
+    me = abi.Writer(written, _start_ns(os.getpid()), os.getpid(), os.getppid(), 33, b"cp", b"/usr/bin/cp",
+                    b"/srv/www\nLSMGUARD_X=1")
     event = abi.PathEvent(header(rule_id=abi.RULE_INDEX_DRIFT), os.fsencode(dropped), 0, me)
     rec = records.event_record(event, "web-hardening", records.DRIFT_RULE, process.ProcessContext(), 0,
                                process.writer_context(me.tgid, me.start_ns), "ab" * 32)
@@ -324,15 +325,17 @@ def test_a_drift_record_names_the_writer_and_says_when_it_is_gone(tmp_path: Path
                               f"drift: written after the policy came into force by cp[{os.getpid()}])")
     assert rec["LSMGUARD_RULE"] == "(drift)" and rec["LSMGUARD_DRIFT"] == "written"
     assert rec["LSMGUARD_WRITER_PID"] == str(os.getpid()) and rec["LSMGUARD_WRITER_COMM"] == "cp"
-    assert rec["LSMGUARD_WRITER_EXE"] == os.path.realpath(sys.executable)
-    assert rec["LSMGUARD_WRITER_CWD"] == os.getcwd() and len(rec["LSMGUARD_WRITER_EXE_SHA256"]) == 64
+    # the path the kernel resolved when it wrote (escaped: a directory name cannot forge a field)
+    assert rec["LSMGUARD_WRITER_EXE"] == "/usr/bin/cp" and rec["LSMGUARD_WRITER_CWD"] == "/srv/www\\x0aLSMGUARD_X=1"
+    assert len(rec["LSMGUARD_WRITER_EXE_SHA256"]) == 64 and "LSMGUARD_WRITER_EXE_PARTIAL" not in rec
     assert rec["LSMGUARD_TARGET_SHA256"] == "ab" * 32
     assert abs(int(rec["LSMGUARD_WRITTEN_REALTIME_USEC"]) / 1e6 - (time.time() - 2)) < 1
     assert "LSMGUARD_WRITER_GONE" not in rec
     # the same pid with another start time is another process: not described as the writer
     impostor = process.writer_context(os.getpid(), me.start_ns - 10_000_000_000)
     gone = records.event_record(event, "web-hardening", records.DRIFT_RULE, process.ProcessContext(), 0, impostor)
-    assert gone["LSMGUARD_WRITER_GONE"] == "1" and "LSMGUARD_WRITER_EXE" not in gone
+    assert gone["LSMGUARD_WRITER_GONE"] == "1" and gone["LSMGUARD_WRITER_EXE"] == "/usr/bin/cp"
+    assert "LSMGUARD_WRITER_EXE_SHA256" not in gone
     # decided on the change time alone: no mark, no writer
     unmarked = records.event_record(abi.PathEvent(event.header, event.path, 0), "web-hardening",
                                     records.DRIFT_RULE, process.ProcessContext())
@@ -379,7 +382,8 @@ def test_audit_details_tell_the_drift_story(journald: Journald) -> None:
     ctx = process.ProcessContext(exe="/usr/bin/dash", exe_sha256="cd" * 32, cgroup="/system.slice/webapp.service",
                                  unit="webapp.service",
                                  lineage=[process.Ancestor(41, "/srv/web-service", 33, 1, "web-service")])
-    writer = abi.Writer(time.clock_gettime_ns(time.CLOCK_MONOTONIC), 1, 4242, 41, 33, b"cp")
+    writer = abi.Writer(time.clock_gettime_ns(time.CLOCK_MONOTONIC), 1, 4242, 41, 33, b"cp", b"/usr/bin/cp",
+                        b"/srv/www")
     event = abi.PathEvent(header(rule_id=abi.RULE_INDEX_DRIFT), f"/tmp/{marker}".encode(), 0, writer)
     journal.send(records.event_record(event, "web-hardening", records.DRIFT_RULE, ctx, 0, process.WriterContext(),
                                       "ef" * 32))
@@ -392,4 +396,5 @@ def test_audit_details_tell_the_drift_story(journald: Journald) -> None:
     assert f"    process  /usr/bin/dash sha256:{'cd' * 32}" in block
     assert "    lineage  /srv/web-service[41]" in block and "    unit     webapp.service" in block
     assert f"    file     sha256:{'ef' * 32}" in block
-    assert "    drift    written by cp[4242] uid 33 at " in block and "parent pid 41 (the writer had exited)" in block
+    assert "    drift    written by cp[4242] uid 33 at " in block
+    assert "exe /usr/bin/cp, cwd /srv/www, parent pid 41 (since exited)" in block

@@ -27,6 +27,7 @@
 #define LG_PORT_SEARCH_STEPS 17 /* binary search over at most 65536 disjoint port intervals */
 #define LG_CGROUP_DEPTH_MAX 64  /* cgroup levels walked; deeper subjects are refused by the compiler */
 #define LG_ANCESTORS 4          /* ancestors an event names, parent first: they may be gone when it is read */
+#define LG_WRITER_PATH_MAX 256  /* a drift writer's executable and directory: the last 255 bytes, NUL-terminated */
 
 /* Operations a rule covers; also the `op` of an event. */
 enum lg_op {
@@ -283,6 +284,12 @@ struct lg_event_header {
 	struct lg_process_id ancestors[LG_ANCESTORS]; /* parent first, read when the event happened */
 };
 
+/* What a write mark could not name in full (lg_file_mark.flags). */
+enum lg_writer_flags {
+	LG_WRITER_EXE_PARTIAL = 1,  /* the executable's path is cut (only its end kept) or not fully resolved */
+	LG_WRITER_CWD_PARTIAL = 2,
+};
+
 /*
  * The last open for writing of a file while a drift option was in force
  * (inode storage `lg_file_marks`), and who made it.
@@ -293,8 +300,10 @@ struct lg_file_mark {
 	__u32 writer_tgid;
 	__u32 writer_ppid;
 	__u32 writer_uid;
-	__u32 reserved;
+	__u32 flags;             /* enum lg_writer_flags */
 	char writer_comm[LG_COMM_LEN];
+	char writer_exe[LG_WRITER_PATH_MAX]; /* resolved when it wrote: it may be gone when the file runs */
+	char writer_cwd[LG_WRITER_PATH_MAX];
 };
 
 /* An event whose object is a path (exec, open, chmod). */
