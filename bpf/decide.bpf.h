@@ -57,7 +57,7 @@ struct lg_access {
 	bool unresolved;  /* the object could not be fully named: refuse where a rule could */
 	bool rules_only;  /* only rules decide, not a policy's default (executable mappings, new names) */
 	bool everyone;    /* policies decide whatever their subjects (a file's names serve every process) */
-	const struct lg_file_mark *writer; /* a drifted file's write mark, reported with the decision */
+	__u64 writer;     /* address of a code file's write mark (0: none), copied into events */
 };
 
 struct lg_verdict {

@@ -61,8 +61,7 @@ static __always_inline __u64 lg_inode_ctime_ns(struct inode *inode)
 		sec = BPF_CORE_READ(i, i_ctime.tv_sec);
 		nsec = BPF_CORE_READ(i, i_ctime.tv_nsec);
 	}
-	if (sec < 0)
-		return 0;
+	/* no branch (see lg_drift_of); a change time before 1970 wraps to the far future: drift */
 	return (__u64)sec * LG_NSEC_PER_SEC + (nsec & LG_CTIME_NSEC_MASK);
 }
 
@@ -154,8 +153,8 @@ static long lg_drift_step(__u32 i, void *ctx)
 	const struct lg_drift_baseline *since;
 	struct lg_policy_set *set;
 
-	if (i >= LG_MAX_POLICIES)
-		return 1;
+	if (i >= LG_MAX_POLICIES || !(scan->policies >> i))
+		return 1; /* no policy with drift from here on (none at all: one step) */
 	if (!((scan->policies >> i) & 1))
 		return 0;
 	set = bpf_map_lookup_elem(&lg_policy_sets, &scan->generation);
@@ -168,35 +167,34 @@ static long lg_drift_step(__u32 i, void *ctx)
 }
 
 /*
- * The policies with a drift option whose baseline `inode` was changed after,
- * as the masks of a pseudo-slot (deny: refusing policies, audit: auditing
- * ones), with the file's mark if it has one. False when it is no drift.
+ * What drift options say of code in `inode` (NULL: none), as the masks of a
+ * pseudo-slot (deny: refusing policies, audit: auditing ones), and the
+ * address of its write mark (0: none), which events copy.
+ *
+ * Branch-free on purpose: it is inlined in the exec and mapping hooks, and a
+ * branch here would double what the verifier walks in the whole decision
+ * after it. A NULL inode or mark reads as zero (probe reads fill zeros).
  */
-static __always_inline bool lg_drift_of(const struct lg_policy_set *set, __u32 generation, struct inode *inode,
-					struct lg_masks *found, struct lg_file_mark **mark)
+static __always_inline void lg_drift_of(const struct lg_policy_set *set, __u32 generation, struct inode *inode,
+					struct lg_masks *found, __u64 *mark_addr)
 {
 	struct lg_drift_scan scan = { .policies = set->drift_deny | set->drift_audit, .generation = generation };
-	__u64 chosen;
+	struct lg_file_mark *mark = bpf_inode_storage_get(&lg_file_marks, inode, 0, 0);
+	__u64 deny_chosen, audit_chosen;
 
-	*mark = NULL;
-	if (!scan.policies || !inode)
-		return false;
-	*mark = bpf_inode_storage_get(&lg_file_marks, inode, 0, 0);
-	if (*mark)
-		scan.written_ns = (*mark)->written_ns;
+	bpf_probe_read_kernel(&scan.written_ns, sizeof(scan.written_ns), mark);
 	scan.ctime_ns = lg_inode_ctime_ns(inode);
 	bpf_loop(LG_MAX_POLICIES, lg_drift_step, &scan, 0);
-	if (!scan.drifted)
-		return false;
 	found->deny = scan.drifted & set->drift_deny;
 	found->audit = scan.drifted & set->drift_audit;
 	found->allow = 0;
-	/* reported as the lowest enforce-mode policy's drift, as for rules (lg_rule_of checks the policy) */
-	chosen = found->deny & set->enforce ? found->deny & set->enforce : found->deny;
-	found->deny_rule = chosen ? lg_lowest_bit(chosen) << LG_RULE_POLICY_SHIFT | LG_RULE_INDEX_DRIFT : LG_NO_RULE;
-	chosen = found->audit & set->enforce ? found->audit & set->enforce : found->audit;
-	found->audit_rule = chosen ? lg_lowest_bit(chosen) << LG_RULE_POLICY_SHIFT | LG_RULE_INDEX_DRIFT : LG_NO_RULE;
-	return true;
+	/* reported as the lowest enforce-mode policy's drift, as for rules (lg_rule_of checks the policy);
+	 * with no bit set the rule is never read */
+	deny_chosen = found->deny & set->enforce ? found->deny & set->enforce : found->deny;
+	audit_chosen = found->audit & set->enforce ? found->audit & set->enforce : found->audit;
+	found->deny_rule = lg_lowest_bit(deny_chosen) << LG_RULE_POLICY_SHIFT | LG_RULE_INDEX_DRIFT;
+	found->audit_rule = lg_lowest_bit(audit_chosen) << LG_RULE_POLICY_SHIFT | LG_RULE_INDEX_DRIFT;
+	*mark_addr = (__u64)mark;
 }
 
 #endif /* LSMGUARD_DRIFT_BPF_H */

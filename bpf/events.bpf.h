@@ -3,23 +3,22 @@
 #ifndef LSMGUARD_EVENTS_BPF_H
 #define LSMGUARD_EVENTS_BPF_H
 
-/* The task's ancestors, parent first, as they are now: they may be gone when userspace reads the event. */
+/*
+ * The task's ancestors, parent first, as they are now: they may be gone when
+ * userspace reads the event. Straight-line code, no branch: it is inlined at
+ * every event, and the verifier walks each copy. Above init the chain reaches
+ * the idle task (tgid 0), which is its own parent: userspace stops there.
+ */
 static __always_inline void lg_fill_ancestors(struct task_struct *task, struct lg_process_id *ancestors)
 {
-	struct task_struct *parent;
 	__u32 i;
 
 	for (i = 0; i < LG_ANCESTORS; i++) {
-		parent = BPF_CORE_READ(task, real_parent);
-		if (!parent || parent == task) { /* the chain ends at the idle task, its own parent */
-			__builtin_memset(&ancestors[i], 0, sizeof(ancestors[i]));
-			continue;
-		}
-		task = parent;
+		task = BPF_CORE_READ(task, real_parent);
 		ancestors[i].tgid = BPF_CORE_READ(task, tgid);
 		ancestors[i].uid = BPF_CORE_READ(task, cred, euid.val);
 		ancestors[i].start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-		BPF_CORE_READ_STR_INTO(&ancestors[i].comm, task, group_leader, comm);
+		BPF_CORE_READ_INTO(&ancestors[i].comm, task, group_leader, comm);
 	}
 }
 
@@ -48,8 +47,7 @@ static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 ob
 }
 
 static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 generation, __u32 policy_id,
-					       __u32 rule_id, const struct lg_path *path, __u32 mode,
-					       const struct lg_file_mark *writer)
+					       __u32 rule_id, const struct lg_path *path, __u32 mode, __u64 writer)
 {
 	struct lg_path_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
 
@@ -59,10 +57,8 @@ static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 g
 	}
 	lg_fill_header(&ev->hdr, LG_OBJECT_PATH, op, decision, generation, policy_id, rule_id, path->flags);
 	ev->mode = mode;
-	if (writer)
-		ev->writer = *writer;
-	else
-		__builtin_memset(&ev->writer, 0, sizeof(ev->writer));
+	/* one helper call, no branch: from address 0 (no mark) it fills zeros */
+	bpf_probe_read_kernel(&ev->writer, sizeof(ev->writer), (const void *)writer);
 	ev->path_len = path->len & LG_PATH_MASK;
 	bpf_probe_read_kernel(ev->path, ev->path_len,
 			      &path->buf->data[path->start & LG_PATH_MASK]);

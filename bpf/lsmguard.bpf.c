@@ -74,27 +74,26 @@ static __always_inline int lg_conclude_path(__u32 op, struct lg_scratch *s, cons
  * slots (open: the read and write slots its file mode asks for). Returns the
  * exe ids of the path when `slot_b` is LG_SLOT_SUBJECT_EXE (exec), via `exe_ids`.
  * With `rules_only`, a policy's default does not refuse (executable mappings).
- * `code`: the inode of a file about to run as code (exec, executable
- * mapping), which drift options decide on too; NULL for other accesses.
+ * With `is_code` (exec, executable mappings), drift options decide on the
+ * file's inode `code` too.
  */
 static __always_inline int lg_judge_path(__u32 op, struct lg_scratch *s, __u64 seq, const struct lg_config *config,
 					 const struct lg_policy_set *set, __u32 generation, struct lg_path *path,
 					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail, __u64 *exe_ids,
-					 bool rules_only, struct inode *code)
+					 bool rules_only, bool is_code, struct inode *code)
 {
 	struct lg_access a = { .slots = { slot_a, slot_b }, .nslots = nslots, .rules_only = rules_only };
-	struct lg_file_mark *mark;
 
 	lg_lookup_in(config, path, generation, slot_a, slot_b, nslots, set->bound_inodes != 0, a.found);
 	if (slot_b == LG_SLOT_SUBJECT_EXE) { /* not a rule slot: only tells which executable this is */
 		*exe_ids = a.found[1].allow;
 		a.nslots = 1;
 	}
-	/* code looks up one slot: the second holds what drift options say */
-	if (code && a.nslots == 1 && lg_drift_of(set, generation, code, &a.found[1], &mark)) {
+	/* code looks up one slot: the second holds what drift options say (a constant choice per hook) */
+	if (is_code) {
+		lg_drift_of(set, generation, code, &a.found[1], &a.writer);
 		a.slots[1] = LG_SLOT_DRIFT;
 		a.nslots = 2;
-		a.writer = mark;
 	}
 	a.unresolved = lg_path_unresolved(s, seq, path);
 	return lg_conclude_path(op, s, config, set, generation, &a, path, detail);
@@ -102,7 +101,7 @@ static __always_inline int lg_judge_path(__u32 op, struct lg_scratch *s, __u64 s
 
 static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct vfsmount *mnt,
 					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail, __u64 *exe_ids,
-					 bool rules_only, struct inode *code)
+					 bool rules_only, bool is_code, struct inode *code)
 {
 	struct lg_policy_set *set;
 	struct lg_config *config;
@@ -116,7 +115,7 @@ static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct
 		return 0; /* nothing applied: no path walk at all */
 	lg_resolve_path(dentry, mnt, &s->path, &path);
 	return lg_judge_path(op, s, seq, config, set, generation, &path, slot_a, slot_b, nslots, detail, exe_ids,
-			     rules_only, code);
+			     rules_only, is_code, code);
 }
 
 /* The unix socket `other` that a connect or send reaches: its bound path, or its @abstract name. */
@@ -137,7 +136,7 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 	dentry = BPF_CORE_READ(peer, path.dentry);
 	if (dentry)
 		return lg_check_path(LG_OP_CONNECT, dentry, BPF_CORE_READ(peer, path.mnt), LG_SLOT_UNIX, 0, 1, 0,
-				     &unused, false, NULL);
+				     &unused, false, false, NULL);
 	addr = BPF_CORE_READ(peer, addr);
 	if (!addr)
 		return 0; /* unnamed (socketpair): nothing a rule names */
@@ -161,7 +160,7 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 	path.buf = &s->path;
 	path.len = name_len + 1;
 	return lg_judge_path(LG_OP_CONNECT, s, seq, config, set, generation, &path, LG_SLOT_UNIX, 0, 1, 0,
-			     &unused, false, NULL);
+			     &unused, false, false, NULL);
 }
 
 SEC("lsm/bprm_creds_for_exec")
@@ -188,7 +187,7 @@ int BPF_PROG(lg_bprm_check_security, struct linux_binprm *bprm, int ret)
 		return ret;
 	/* Called once per image: a script, then its interpreter. Both count as executables run. */
 	verdict = lg_check_path(LG_OP_EXEC, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
-				LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE, 2, 0, &exe_ids, false, bprm->file->f_inode);
+				LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE, 2, 0, &exe_ids, false, true, bprm->file->f_inode);
 	if (exe_ids) {
 		subject = bpf_task_storage_get(&lg_task_subjects, bpf_get_current_task_btf(), 0,
 					       BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -269,7 +268,7 @@ int BPF_PROG(lg_file_open, struct file *file, int ret)
 		return 0;
 	return lg_check_path(LG_OP_OPEN, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
 			     reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE, LG_SLOT_OPEN_WRITE,
-			     reads && writes ? 2 : 1, lg_open_mode(fmode), &unused, false, NULL);
+			     reads && writes ? 2 : 1, lg_open_mode(fmode), &unused, false, false, NULL);
 }
 
 SEC("lsm/path_chmod")
@@ -280,7 +279,7 @@ int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
 	if (ret)
 		return ret;
 	return lg_check_path(LG_OP_CHMOD, BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt),
-			     LG_SLOT_CHMOD, 0, 1, mode, &unused, false, NULL);
+			     LG_SLOT_CHMOD, 0, 1, mode, &unused, false, false, NULL);
 }
 
 /*
@@ -317,7 +316,7 @@ static __always_inline int lg_check_exec_mapping(struct file *file, __u32 how)
 		dentry = BPF_CORE_READ(user_path, dentry);
 		mnt = BPF_CORE_READ(user_path, mnt);
 	}
-	return lg_check_path(LG_OP_MMAP, dentry, mnt, LG_SLOT_EXEC, 0, 1, how, &unused, true, file->f_inode);
+	return lg_check_path(LG_OP_MMAP, dentry, mnt, LG_SLOT_EXEC, 0, 1, how, &unused, true, true, file->f_inode);
 }
 
 SEC("lsm/mmap_file")

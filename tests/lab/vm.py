@@ -15,8 +15,10 @@ from tests.lab.kernels import Kernel, LabError
 
 SRC = Path(__file__).resolve().parents[2]
 GUEST_RUN = SRC / "tests" / "lab" / "guest-run"
-# Generous: the kernels' guests share two host cores (tests/lab/session.py).
-BOOT_TIMEOUT_S = int(os.environ.get("LSMGUARD_LAB_TIMEOUT", "1800"))
+# Generous: the kernels' guests share two host cores (tests/lab/session.py), and
+# one guest's run takes up to about 1600 s then. The deadline is there to end a
+# hung guest, well inside CI's 90 minutes.
+BOOT_TIMEOUT_S = int(os.environ.get("LSMGUARD_LAB_TIMEOUT", "2700"))
 MEMORY = os.environ.get("LSMGUARD_LAB_MEMORY", "2G")
 
 
