@@ -16,6 +16,12 @@ from pathlib import Path
 class Daemon:
     process: subprocess.Popen[bytes]
     notify: socket.socket
+    stderr: Path | None = None   # where its standard error goes, to say why it exited
+
+    def stderr_tail(self) -> str:
+        if self.stderr is None or not self.stderr.exists():
+            return ""
+        return self.stderr.read_text(errors="replace")[-3000:]
 
     def wait_for_notification(self, wanted: str, timeout: float = 180) -> list[str]:
         """sd_notify messages until one has a line starting with `wanted` (READY=1, STATUS= ...)."""
@@ -23,7 +29,8 @@ class Daemon:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"daemon exited {self.process.returncode}; notifications {seen}")
+                raise AssertionError(f"daemon exited {self.process.returncode}; notifications {seen}; "
+                                     f"stderr:\n{self.stderr_tail()}")
             self.notify.settimeout(max(0.1, min(1.0, deadline - time.monotonic())))
             try:
                 message = self.notify.recv(4096).decode()
@@ -68,8 +75,11 @@ def start_daemon(argv: list[str], env: dict[str, str], tmp: Path) -> Daemon:
     path = tmp / f"notify-{time.monotonic_ns()}"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(path))
-    process = subprocess.Popen(argv, env={**env, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
-    daemon = Daemon(process, notify)
+    stderr = tmp / f"stderr-{time.monotonic_ns()}"
+    with open(stderr, "wb") as err:   # a file, not a pipe: nobody has to drain it
+        process = subprocess.Popen(argv, env={**env, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"},
+                                   stderr=err)
+    daemon = Daemon(process, notify, stderr)
     daemon.wait_for_notification("READY=1")
     return daemon
 
