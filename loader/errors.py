@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno as errno_codes
 import os
 
+from lsmguard.errors import LsmguardError
 from lsmguard.loader._libbpf import ffi, lib
 
 LIBBPF_ERRNO_BASE = 4000  # libbpf's own codes (bad ELF, relocation failed, ...) start here
@@ -18,7 +19,7 @@ def describe(err: int) -> str:
     return f"{os.strerror(err)} (errno {errno_codes.errorcode.get(err, err)})"
 
 
-class BpfError(OSError):
+class BpfError(LsmguardError, OSError):
     """A libbpf or bpf() call failed. ``errno`` is the kernel's; ``log`` is
     whatever libbpf printed while the call ran (for a load: the verifier log)."""
 
@@ -26,7 +27,7 @@ class BpfError(OSError):
         text = f"{message}: {describe(err)}"
         if hint:
             text += f"\n{hint}"
-        super().__init__(err, text)
+        OSError.__init__(self, err, text)   # errno and strerror, as every OSError has them
         self.message = message
         self.log = log
         self.hint = hint

@@ -17,6 +17,7 @@ from typing import TextIO
 from systemd import journal as sdjournal
 
 from lsmguard import table
+from lsmguard.errors import UsageError
 from lsmguard.journal import IDENTIFIER, MessageId
 from lsmguard.untrusted import displayable
 
@@ -27,7 +28,7 @@ _RELATIVE = re.compile(r"^-?(\d+)\s*(s|sec|m|min|h|hour|d|day)s?(?:\s+ago)?$")
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
 
-class TimeError(ValueError):
+class TimeError(UsageError):
     pass
 
 

@@ -13,10 +13,9 @@ from lsmguard.loader import diagnose
 from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.load import load_paths
 from lsmguard import audit, control, journal, lock_commands
-from lsmguard.control import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError
+from lsmguard.errors import ExitStatus, LsmguardError, UsageError
 
-EXIT_CODES = ("exit status: 0 success; 1 failure (the kernel or the system refused); 2 invalid usage, "
-              "policy or input; 3 lsmguard is not loaded; 4 permission denied (changing policy needs root)")
+EXIT_CODES = ExitStatus.describe()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -27,7 +26,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         for c in checks:
             mark = "ok  " if c.ok else "FAIL"
             print(f"{mark} {c.name:13} {c.detail}" + ("" if c.ok else f"\n     fix: {c.fix}"))
-    return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILURE
+    return ExitStatus.OK if all(c.ok for c in checks) else ExitStatus.FAILURE
 
 
 def _plural(n: int, word: str) -> str:
@@ -46,7 +45,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             for d in exc.diagnostics:
                 print(d, file=sys.stderr)
             print(f"invalid: {_plural(len(errors), 'error')}, {_plural(len(warnings), 'warning')}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     rules = sum(len(p.rules) for p in result.policies)
     if args.json:
         print(json.dumps({"valid": True, "policies": [p.name for p in result.policies], "rules": rules,
@@ -57,7 +56,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"ok: {_plural(len(result.policies), 'policy').replace('policys', 'policies')}, "
               f"{_plural(rules, 'rule')} in {_plural(len(result.files), 'file')}"
               + (f", {_plural(len(result.warnings), 'warning')}" if result.warnings else ""))
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 
@@ -68,14 +67,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
                             matches={audit.FILTER_FIELDS[k]: str(getattr(args, k)) for k in audit.FILTER_FIELDS
                                      if getattr(args, k) is not None})
     except audit.TimeError as error:
-        raise CliError(str(error), EXIT_USAGE) from None
+        raise UsageError(str(error)) from None
     found = audit.entries(query, follow=args.follow)
     if args.json:
         for entry in found:
             print(json.dumps(audit.as_json(entry)), flush=args.follow)
-        return EXIT_OK
+        return ExitStatus.OK
     audit.print_table(found, follow=args.follow, with_details=args.details)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
@@ -174,19 +173,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     try:
         return args.func(args)
-    except CliError as error:
+    except LsmguardError as error:
         print(f"lsmguard: {error}", file=sys.stderr)
-        return error.status
+        return error.exit_status
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        return EXIT_OK
+        return ExitStatus.OK
     except OSError as error:
         print(f"lsmguard: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        return ExitStatus.FAILURE
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from lsmguard import local_rules, lock, store, table
+from lsmguard.errors import ExitStatus, LsmguardError, NotLoaded, PermissionRefused, UsageError
 from lsmguard.engine import Engine, IncompatiblePins
 from lsmguard.loader import BpfError, diagnose
 from lsmguard.policy.compile import Compiled
@@ -16,17 +17,6 @@ from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.evaluate import DRIFT_RULE
 from lsmguard.policy.load import load_sources, read_sources
 from lsmguard.policy.model import ALL_PORTS, Access, Operation, Policy, Protocol, Rule
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_LOADED, EXIT_PERMISSION = 0, 1, 2, 3, 4
-
-
-class CliError(Exception):
-    """A failure to report as one line and an exit status, never a traceback."""
-
-    def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
-        super().__init__(message)
-        self.status = status
-
 
 def paths_of(args: argparse.Namespace) -> store.Paths:
     paths = store.Paths.from_env()
@@ -37,8 +27,8 @@ def paths_of(args: argparse.Namespace) -> store.Paths:
 
 def require_root(what: str) -> None:
     if os.geteuid() != 0:
-        raise CliError(f"{what} needs root (CAP_BPF, CAP_PERFMON and write access to /etc/lsmguard): "
-                       "run it with sudo", EXIT_PERMISSION)
+        raise PermissionRefused(f"{what} needs root (CAP_BPF, CAP_PERFMON and write access to /etc/lsmguard): "
+                       "run it with sudo")
 
 
 def is_loaded(paths: store.Paths) -> bool:
@@ -47,22 +37,22 @@ def is_loaded(paths: store.Paths) -> bool:
 
 def require_unlocked(paths: store.Paths, what: str) -> None:
     if lock.is_locked(paths.pin_root):
-        raise CliError(f"lsmguard is locked: {what} is refused until `lsmguard unlock` with the key that "
-                       "`lsmguard lock` printed, or a reboot", EXIT_PERMISSION)
+        raise PermissionRefused(f"lsmguard is locked: {what} is refused until `lsmguard unlock` with the key that "
+                       "`lsmguard lock` printed, or a reboot")
 
 
 def open_engine(paths: store.Paths, load: bool = False) -> Engine:
     """Adopt the pinned engine; load and pin one when `load` and nothing is pinned."""
     require_unlocked(paths, "changing or reading the kernel's maps")
     if not is_loaded(paths) and not load:
-        raise CliError(f"lsmguard is not loaded (nothing pinned under {paths.pin_root}): "
-                       "start it with `systemctl start lsmguard` or `lsmguard apply`", EXIT_NOT_LOADED)
+        raise NotLoaded(f"lsmguard is not loaded (nothing pinned under {paths.pin_root}): "
+                       "start it with `systemctl start lsmguard` or `lsmguard apply`")
     try:
         return Engine.load(pin_root=paths.pin_root)
     except IncompatiblePins as error:
-        raise CliError(str(error)) from None
+        raise LsmguardError(str(error)) from None
     except BpfError as error:
-        raise CliError(f"{error}\n{diagnose.explain_load_failure()}") from None
+        raise LsmguardError(f"{error}\n{diagnose.explain_load_failure()}") from None
 
 
 def daemon_pid(paths: store.Paths) -> int | None:
@@ -98,12 +88,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
             # A bad set is refused before anything is loaded.
             policy_set = store.prepare(read_sources(given) if given else store.directory_sources(paths.policy_dir))
         except PolicyError as error:
-            raise CliError(str(error), EXIT_USAGE) from None
+            raise UsageError(str(error)) from None
         engine = open_engine(paths, load=True)
         try:
             store.apply_set(engine, paths, policy_set)
         except BpfError as error:
-            raise CliError(f"the kernel refused the policy set; the previous one stays in force: {error}") from None
+            raise LsmguardError(f"the kernel refused the policy set; the previous one stays in force: {error}") from None
         finally:
             engine.close()
     compiled, loaded = policy_set.compiled, policy_set.loaded
@@ -114,7 +104,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(f"applied {len(compiled.names)} policies, {rules} rules from {len(loaded.files)} files")
         if given and not all(Path(f).parent == paths.policy_dir for f in loaded.files):
             print(f"note: not saved to {paths.policy_dir}: the daemon applies that directory when it starts")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_unload(args: argparse.Namespace) -> int:
@@ -122,17 +112,17 @@ def cmd_unload(args: argparse.Namespace) -> int:
     require_root("unloading")
     pid = daemon_pid(paths)
     if pid is not None:
-        raise CliError(f"the daemon (pid {pid}) is running and holds the programs: "
+        raise LsmguardError(f"the daemon (pid {pid}) is running and holds the programs: "
                        "stop it first with `systemctl stop lsmguard`")
     if not is_loaded(paths):
         print("not loaded")
-        return EXIT_OK
+        return ExitStatus.OK
     require_unlocked(paths, "unloading")
     with store.locked(paths):
         Engine.unpin(paths.pin_root)
         paths.in_force.unlink(missing_ok=True)
     print("unloaded: no lsmguard program is attached")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 # -- list, status ----------------------------------------------------------------
@@ -183,7 +173,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             try:
                 compiled = store.prepare(store.directory_sources(paths.policy_dir)).compiled
             except PolicyError as error:
-                raise CliError(str(error), EXIT_USAGE) from None
+                raise UsageError(str(error)) from None
             source = f"{paths.policy_dir} (not in force)"
         hits = engine.rule_hits(compiled) if engine is not None else None
     finally:
@@ -192,14 +182,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = _policy_rows(compiled, hits)
     if args.json:
         print(json.dumps({"source": source, "rules": rows}))
-        return EXIT_OK
+        return ExitStatus.OK
     print(f"# rules {source}" + ("" if hits is not None else
                                  "; hit counts need root and a loaded, unlocked lsmguard"))
     columns = ("policy", "mode", "rule", "action", "operation", "objects", "hits")
     cells = [["-" if r[c] is None else str(r[c]) for c in columns] for r in rows]
     for text in table.render([c.upper() for c in columns], cells):
         print(text)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -228,7 +218,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     out["daemon"] = daemon
     if args.json:
         print(json.dumps(out))
-        return EXIT_OK
+        return ExitStatus.OK
     print(f"loaded:    {'yes' if loaded else 'no'}")
     if loaded:
         print(f"programs:  {', '.join(out['programs'])}")   # type: ignore[arg-type]
@@ -252,7 +242,7 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{int(daemon.get('kernel_lost', 0)) + int(daemon.get('journal_lost', 0))} lost")  # type: ignore[arg-type]
         if daemon.get("last_reload_error"):
             print(f"           last reload failed: {str(daemon['last_reload_error']).splitlines()[0]}")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 # -- allow, deny, remove ---------------------------------------------------------
@@ -264,7 +254,7 @@ def _policy_files(paths: store.Paths) -> dict[str, tuple[Path, str, Policy]]:
     try:
         loaded = load_sources(sources)
     except PolicyError as error:
-        raise CliError(f"{paths.policy_dir} is not valid; fix it first:\n{error}", EXIT_USAGE) from None
+        raise UsageError(f"{paths.policy_dir} is not valid; fix it first:\n{error}") from None
     texts = dict(sources)
     for policy in loaded.policies:
         file = policy.source.split("#", 1)[0]
@@ -276,12 +266,12 @@ def _commit(paths: store.Paths, changes: dict[Path, str | None]) -> None:
     try:   # bad input is refused before the kernel is even opened
         policy_set = store.prepare(store.directory_sources(paths.policy_dir, changes))
     except PolicyError as error:
-        raise CliError(f"the change would make the policy set invalid; nothing changed:\n{error}", EXIT_USAGE) from None
+        raise UsageError(f"the change would make the policy set invalid; nothing changed:\n{error}") from None
     engine = open_engine(paths)
     try:
         store.commit(engine, paths, changes, policy_set)
     except BpfError as error:
-        raise CliError(f"the kernel refused the change; nothing changed: {error}") from None
+        raise LsmguardError(f"the kernel refused the change; nothing changed: {error}") from None
     finally:
         engine.close()
 
@@ -300,14 +290,14 @@ def cmd_rule(args: argparse.Namespace) -> int:
         files = _policy_files(paths)
         file, text, _ = files.get(name, (paths.policy_dir / f"{name}.yaml", None, None))   # type: ignore[assignment]
         if text is not None and not local_rules.is_managed(text):
-            raise CliError(f"policy {name} is written by hand in {file}: add the rule there and run "
-                           "`systemctl reload lsmguard`, or choose another --policy", EXIT_USAGE)
+            raise UsageError(f"policy {name} is written by hand in {file}: add the rule there and run "
+                           "`systemctl reload lsmguard`, or choose another --policy")
         if text is None and file.exists():
-            raise CliError(f"{file} exists but does not define policy {name}; choose another --policy", EXIT_USAGE)
+            raise UsageError(f"{file} exists but does not define policy {name}; choose another --policy")
         try:
             new_text, rule_id, notes = local_rules.add_rule(text, name, req)
         except local_rules.LocalRuleError as error:
-            raise CliError(str(error), EXIT_USAGE) from None
+            raise UsageError(str(error)) from None
         _commit(paths, {file: new_text})
     if args.json:
         print(json.dumps({"policy": name, "rule": rule_id, "file": str(file), "notes": notes}))
@@ -315,7 +305,7 @@ def cmd_rule(args: argparse.Namespace) -> int:
         for note in notes:
             print(f"note: {note}")
         print(f"{args.action} rule {rule_id} added to policy {name} ({file}); in force now")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -326,19 +316,19 @@ def cmd_remove(args: argparse.Namespace) -> int:
         candidates = [name for name, (_, _, policy) in files.items() if args.policy in (None, name)
                       and any(r.id == args.rule_id for r in policy.rules)]
         if not candidates:
-            raise CliError(f"no rule {args.rule_id}" + (f" in policy {args.policy}" if args.policy else "")
-                           + ": `lsmguard list` shows the rules", EXIT_USAGE)
+            raise UsageError(f"no rule {args.rule_id}" + (f" in policy {args.policy}" if args.policy else "")
+                           + ": `lsmguard list` shows the rules")
         if len(candidates) > 1:
-            raise CliError(f"rule {args.rule_id} is in several policies ({', '.join(candidates)}): "
-                           "choose one with --policy", EXIT_USAGE)
+            raise UsageError(f"rule {args.rule_id} is in several policies ({', '.join(candidates)}): "
+                           "choose one with --policy")
         name = candidates[0]
         file, text, _ = files[name]
         if not local_rules.is_managed(text):
-            raise CliError(f"rule {args.rule_id} is in {file}, written by hand: edit it there and run "
-                           "`systemctl reload lsmguard`", EXIT_USAGE)
+            raise UsageError(f"rule {args.rule_id} is in {file}, written by hand: edit it there and run "
+                           "`systemctl reload lsmguard`")
         _commit(paths, {file: local_rules.remove_rule(text, args.rule_id)})
     if args.json:
         print(json.dumps({"policy": name, "removed": args.rule_id, "file": str(file)}))
     else:
         print(f"removed rule {args.rule_id} from policy {name}; in force now")
-    return EXIT_OK
+    return ExitStatus.OK

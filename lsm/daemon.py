@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass
 from types import FrameType
 
 from lsmguard import abi, channel, lock, store
-from lsmguard.control import EXIT_PERMISSION
+from lsmguard.errors import ExitStatus, LsmguardError
 from lsmguard.engine import Engine
 from lsmguard.journal import JournalWriter, MessageId, Priority, lost_record
-from lsmguard.policy.errors import PolicyError
 from lsmguard.pump import EventPump, PolicyBook
 from lsmguard.records import daemon_record
 
@@ -109,7 +108,7 @@ class Daemon:
             try:
                 policy_set = store.prepare(store.directory_sources(self.paths.policy_dir))
                 store.apply_set(self.engine, self.paths, policy_set)
-            except (PolicyError, OSError) as error:
+            except (LsmguardError, OSError) as error:
                 why = str(error)
                 self.status.last_reload_error = why
                 what = "kept the policy set in force" if not first else "nothing applied"
@@ -216,7 +215,7 @@ class Daemon:
                 "lsmguard is locked by another daemon process: the policy in force and the lock stay until "
                 "that daemon unlocks with the key, or a reboot", MessageId.LOCK_REFUSED, Priority.ERR,
                 LSMGUARD_LOCK_REFUSAL="daemon-start"))
-            return EXIT_PERMISSION   # the unit does not restart on it: nothing would change
+            return ExitStatus.PERMISSION   # the unit does not restart on it: nothing would change
         self.engine = Engine.load(pin_root=self.paths.pin_root)
         adopted = self.engine.adopted
         self.writer.write(daemon_record(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsmguard import abi, entries, hits, inodes, lineage
+from lsmguard.errors import LsmguardError
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
 from lsmguard.loader.objects import wait_released
 from lsmguard.loader._libbpf import ffi, lib
@@ -32,7 +33,7 @@ MAP_VALUES = {"lg_config": "struct lg_config", "lg_policy_sets": "struct lg_poli
               "lg_exe_ids": "struct lg_exe_id", "lg_file_marks": "struct lg_file_mark"}
 
 
-class IncompatiblePins(RuntimeError):
+class IncompatiblePins(LsmguardError):
     """What is pinned is not this version's object; nothing was touched."""
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lsmguard import abi
+from lsmguard.errors import CapacityError
 from lsmguard.loader import BpfError, Map
 from lsmguard.loader._libbpf import ffi
 from lsmguard.policy.compile import PathTable
 from lsmguard.policy.model import PathPattern
 
 
-class ExeIdsExhausted(ValueError):
+class ExeIdsExhausted(CapacityError):
     """Every exe id is taken; nothing was applied."""
 
 

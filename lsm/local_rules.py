@@ -13,12 +13,14 @@ from pathlib import Path
 
 import yaml
 
+from lsmguard.errors import UsageError
+
 MANAGED_MARK = "# lsmguard: managed by `lsmguard allow`, `deny` and `remove`; edit by hand at your own risk"
 _SLUG = re.compile(r"[^a-z0-9]+")
 NAME_MAX = 63
 
 
-class LocalRuleError(ValueError):
+class LocalRuleError(UsageError):
     """A request that cannot be carried out; the message says why and what to do."""
 
 

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from lsmguard import channel, lock
-from lsmguard.control import EXIT_OK, EXIT_PERMISSION, CliError, paths_of, require_root
+from lsmguard.control import paths_of, require_root
+from lsmguard.errors import ExitStatus, LsmguardError, PermissionRefused
 
 
 def _ask(args: argparse.Namespace, request: dict) -> dict:
@@ -17,10 +18,10 @@ def _ask(args: argparse.Namespace, request: dict) -> dict:
     try:
         reply = channel.ask(paths.run_dir, request)
     except (FileNotFoundError, ConnectionRefusedError):
-        raise CliError(f"no lsmguard daemon answers on {channel.socket_path(paths.run_dir)}: the lock belongs to "
+        raise LsmguardError(f"no lsmguard daemon answers on {channel.socket_path(paths.run_dir)}: the lock belongs to "
                        "the daemon, start it first with `systemctl start lsmguard`") from None
     if not reply.get("ok"):
-        raise CliError(str(reply.get("error", "the daemon refused")), EXIT_PERMISSION)
+        raise PermissionRefused(str(reply.get("error", "the daemon refused")))
     return reply
 
 
@@ -33,7 +34,7 @@ def _write_key(path: Path, key: str) -> None:
 def cmd_lock(args: argparse.Namespace) -> int:
     require_root("locking")
     if args.key_file and Path(args.key_file).exists():
-        raise CliError(f"{args.key_file} exists: the key file must be new", EXIT_PERMISSION)
+        raise PermissionRefused(f"{args.key_file} exists: the key file must be new")
     key = _ask(args, {"op": "lock"})["key"]
     if args.key_file:
         _write_key(Path(args.key_file), key)
@@ -44,7 +45,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     else:
         print("locked; keep this key, it is shown once and needed to unlock (else reboot):")
         print(key)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _read_key(args: argparse.Namespace) -> str:
@@ -59,13 +60,13 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     require_root("unlocking")
     key = _read_key(args)
     if not key.startswith(lock.KEY_PREFIX):
-        raise CliError(f"that is not an lsmguard key (they start with {lock.KEY_PREFIX})", EXIT_PERMISSION)
+        raise PermissionRefused(f"that is not an lsmguard key (they start with {lock.KEY_PREFIX})")
     _ask(args, {"op": "unlock", "key": key})
     if args.json:
         print(json.dumps({"locked": False}))
     else:
         print("unlocked")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def add_commands(command) -> None:   # noqa: ANN001 - cli.build_parser's local helper

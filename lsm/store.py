@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from lsmguard.policy.compile import Compiled, compile_policies
+from lsmguard.policy.compile import CompileError, Compiled, compile_policies
 from lsmguard.policy.errors import Diagnostic, PolicyError
 from lsmguard.policy.load import LoadResult, load_sources, read_sources
 
@@ -73,7 +73,7 @@ def prepare(sources: list[tuple[str, str]]) -> PolicySet:
     loaded = load_sources(sources)
     try:
         return PolicySet(sources, compile_policies(loaded.policies), loaded)
-    except ValueError as exc:
+    except CompileError as exc:
         raise PolicyError([Diagnostic(sources[0][0] if sources else "-", 1, 1, "", str(exc))]) from None
 
 

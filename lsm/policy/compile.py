@@ -20,6 +20,7 @@ import enum
 import ipaddress
 from dataclasses import dataclass, field
 
+from lsmguard.errors import UsageError
 from lsmguard.policy.evaluate import DRIFT_RULE, Outcome, Process, Record, Request, Verdict
 from lsmguard.policy.model import (INET_OPERATIONS, Access, Action, Default, IPNetwork, Mode, Operation, PathPattern, Policy,
                                    Protocol, Rule, normalise_address)
@@ -260,7 +261,7 @@ def _port_intervals(covering: list[tuple[int, Rule, int]]) -> list[PortInterval]
     return intervals
 
 
-class CompileError(ValueError):
+class CompileError(UsageError):
     pass
 
 

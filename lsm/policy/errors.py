@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lsmguard.errors import UsageError
+
 
 @dataclass(frozen=True, order=True)
 class Diagnostic:
@@ -19,7 +21,7 @@ class Diagnostic:
         return f"{where}: {prefix}{self.field + ': ' if self.field else ''}{self.message}"
 
 
-class PolicyError(Exception):
+class PolicyError(UsageError):
     """One or more errors in policy input. Never raised for anything else."""
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:

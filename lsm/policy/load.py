@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import gc
 import os
+import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,22 +77,67 @@ def _load_text(text: str, file: str) -> LoadResult:
 
 
 def policy_files(path: Path) -> list[Path]:
-    """A file itself, or a directory's *.yaml and *.yml files sorted by name (bytewise)."""
+    """A file itself, or a directory's *.yaml and *.yml entries sorted by name (bytewise).
+    Hidden entries are skipped, as in every systemd .d directory (editors' and package
+    managers' leftovers); anything else named like a policy is read, and refused there
+    if it is not a regular file."""
     if path.is_dir():
-        return sorted((p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES and p.is_file()),
+        return sorted((p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES and not p.name.startswith(".")),
                       key=lambda p: os.fsencode(p.name))
     return [path]
 
 
-def _read(path: Path) -> str:
+STDIN = "-"
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+
+
+def _refused(path: Path | str, message: str) -> PolicyError:
+    return PolicyError([Diagnostic(str(path), 1, 1, "", message)])
+
+
+def _read_bounded(fd: int, name: str) -> bytes:
+    """At most MAX_POLICY_BYTES from `fd`: a file's size on disk is not trusted (/proc, /dev/zero)."""
+    chunks, total = [], 0
+    while True:
+        chunk = os.read(fd, min(1 << 20, MAX_POLICY_BYTES + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > MAX_POLICY_BYTES:
+            raise _refused(name, f"larger than {MAX_POLICY_BYTES} bytes")
+
+
+def _decode(data: bytes, name: str) -> str:
     try:
-        if path.stat().st_size > MAX_POLICY_BYTES:
-            raise PolicyError([Diagnostic(str(path), 1, 1, "", f"larger than {MAX_POLICY_BYTES} bytes")])
-        return path.read_bytes().decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PolicyError([Diagnostic(str(path), 1, 1, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+        raise _refused(name, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _read(path: Path) -> str:
+    """A policy file's text. Only regular files are read: opening never blocks (a FIFO
+    without a writer would wait forever) and the read stops at the size limit."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
-        raise PolicyError([Diagnostic(str(path), 1, 1, "", f"cannot read: {exc.strerror}")]) from None
+        raise _refused(path, f"cannot read: {exc.strerror}") from None
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            raise _refused(path, f"not a regular file ({_KINDS.get(kind, 'not a file')}): "
+                                 "policies are read from regular files only")
+        return _decode(_read_bounded(fd, str(path)), str(path))
+    except OSError as exc:
+        raise _refused(path, f"cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def read_stdin(name: str = "<stdin>") -> str:
+    """`lsmguard check -`: a policy on standard input, bounded like a file."""
+    return _decode(_read_bounded(sys.stdin.fileno(), name), name)
 
 
 def read_sources(paths: list[Path]) -> list[tuple[str, str]]:
@@ -99,7 +146,13 @@ def read_sources(paths: list[Path]) -> list[tuple[str, str]]:
     sources: list[tuple[str, str]] = []
     errors: list[Diagnostic] = []
     for given in paths:
-        if not given.exists():
+        if str(given) == STDIN:
+            try:
+                sources.append(("<stdin>", read_stdin()))
+            except PolicyError as exc:
+                errors += exc.diagnostics
+            continue
+        if not given.exists() and not given.is_symlink():
             errors.append(Diagnostic(str(given), 1, 1, "", "no such file or directory"))
             continue
         for file in policy_files(given):

@@ -11,7 +11,33 @@ from lsmguard.policy.errors import Diagnostic, PolicyError
 
 FieldPath = tuple[str | int, ...]
 # libyaml's parser when PyYAML has it (10x faster on 100k-rule files); both report positions.
-YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Bounds on what one file may make the loader build, checked on the parser's event
+# stream before anything is built (docs/policy.md, "Limits of the policy files").
+MAX_DEPTH = 64               # collections nested in one another; libyaml's composer recurses in C
+MAX_VALUES = 4_000_000       # values in one file: more rules than the kernel's tables hold
+MAX_ALIASED_VALUES = 100_000 # values that aliases add to a file, beyond its own
+
+
+class YamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe loader, whose constructors report their failures at the value that failed."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(None, None, _construction_problem(node, exc),
+                                                    node.start_mark) from None
+
+
+def _construction_problem(node: yaml.Node, exc: Exception) -> str:
+    text = str(exc)
+    if "Exceeds the limit" in text and "digits" in text:   # sys.get_int_max_str_digits()
+        return f"a number of {len(str(node.value))} digits is too long (at most 4300)"
+    value = str(node.value)
+    shown = value if len(value) <= 40 else value[:37] + "..."
+    return f"{shown!r} is not a valid {node.tag.rsplit(':', 1)[-1]}: {text}"
 
 
 def field_name(path: FieldPath) -> str:
@@ -75,12 +101,77 @@ class _Walker:
                 self.walk(item, path + (i,))
 
 
+class _Bounds:
+    """One streaming pass over the parser's events, before anything is built. libyaml keeps
+    an explicit stack, so nesting costs nothing here; the composer that builds nodes
+    afterwards recurses (in C, with no limit of its own), and walking a document expands
+    every alias: a few lines of aliases can stand for billions of values."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.values = 0                          # values written in the file
+        self.aliased = 0                         # values its aliases stand for
+        self.sizes: dict[str, int] = {}          # anchor -> values it stands for, expanded
+        self.open: list[tuple[str | None, int]] = []   # open collections: (anchor, values so far)
+
+    def _refuse(self, mark: yaml.Mark, message: str) -> PolicyError:
+        return PolicyError([Diagnostic(self.file, mark.line + 1, mark.column + 1, "", message)])
+
+    def _add(self, count: int) -> None:
+        if self.open:
+            anchor, so_far = self.open[-1]
+            self.open[-1] = (anchor, so_far + count)
+
+    def event(self, event: yaml.Event) -> None:
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(self.open) >= MAX_DEPTH:
+                raise self._refuse(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
+            self.values += 1
+            self.open.append((event.anchor, 1))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, count = self.open.pop()
+            if anchor is not None:
+                self.sizes[anchor] = count
+            self._add(count)
+        elif isinstance(event, yaml.ScalarEvent):
+            self.values += 1
+            if event.anchor is not None:
+                self.sizes[event.anchor] = 1
+            self._add(1)
+        elif isinstance(event, yaml.AliasEvent):
+            if any(anchor == event.anchor for anchor, _ in self.open):
+                raise self._refuse(event.start_mark, f"alias *{event.anchor} refers to a value that contains it")
+            count = self.sizes.get(event.anchor, 1)   # an undefined one: the composer says so
+            self.aliased += count
+            if self.aliased > MAX_ALIASED_VALUES:
+                raise self._refuse(event.start_mark, f"aliases expand to more than {MAX_ALIASED_VALUES:,} values "
+                                                     "(an alias bomb?): write the values out")
+            self._add(count)
+        if self.values > MAX_VALUES:
+            raise self._refuse(event.start_mark, f"more than {MAX_VALUES:,} values in one file")
+
+
+def _check_bounds(text: str, file: str) -> None:
+    """Raises PolicyError when the stream is too deep, too large or expands too much;
+    YAML errors are left to the composer, which reports them the same way."""
+    bounds = _Bounds(file)
+    loader = _BaseLoader(text)
+    try:
+        while loader.check_event():
+            bounds.event(loader.get_event())
+    except yaml.YAMLError:
+        pass
+    finally:
+        loader.dispose()
+
+
 def parse_documents(text: str, file: str) -> list[Document]:
     """Every non-empty document of a YAML stream, with positions. Raises PolicyError."""
     documents: list[Document] = []
     problems: list[Diagnostic] = []
     loader = None
     try:
+        _check_bounds(text, file)
         loader = YamlLoader(text)  # the pure-Python reader rejects control characters here already
         index = 0
         while loader.check_node():
@@ -109,8 +200,8 @@ def parse_documents(text: str, file: str) -> list[Document]:
                                       f"invalid YAML: unacceptable character #x{exc.character:04x}")]) from None
     except yaml.YAMLError as exc:
         raise PolicyError([Diagnostic(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
-    except (ValueError, TypeError, RecursionError) as exc:  # e.g. bad timestamps, deep nesting
-        raise PolicyError([Diagnostic(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
+    except (ValueError, TypeError, RecursionError, MemoryError) as exc:   # bounded above: a last resort
+        raise PolicyError([Diagnostic(file, 1, 1, "", f"invalid YAML: {type(exc).__name__}: {exc}")]) from None
     finally:
         if loader is not None:
             loader.dispose()
