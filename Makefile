@@ -13,12 +13,13 @@ ARCH         := x86
 BPF_SOURCES  := $(wildcard bpf/*.bpf.c bpf/*.bpf.h bpf/include/lsmguard/*.h)
 BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
 LOCK_OBJECT  := $(BUILD)/lsmguard-lock.bpf.o
+PROBE_OBJECT := $(BUILD)/lsmguard-probe.bpf.o
 
 .PHONY: all bpf deps venv test test-host test-kernel test-programs demo bench bench-driver bench-compile packages deb rpm clean
 
 all: bpf
 
-bpf: $(BPF_OBJECT) $(LOCK_OBJECT)
+bpf: $(BPF_OBJECT) $(LOCK_OBJECT) $(PROBE_OBJECT)
 
 # vmlinux.h is generated from the build machine's BTF, never committed.
 $(BUILD)/vmlinux.h:

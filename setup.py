@@ -17,7 +17,7 @@ class BuildPyWithBpf(build_py):
         subprocess.run(["make", "-C", str(ROOT), "bpf"], check=True)
         target = Path(self.build_lib) / "lsmguard" / "data"
         target.mkdir(parents=True, exist_ok=True)
-        for name in ("lsmguard.bpf.o", "lsmguard-lock.bpf.o"):
+        for name in ("lsmguard.bpf.o", "lsmguard-lock.bpf.o", "lsmguard-probe.bpf.o"):
             shutil.copy2(ROOT / "build" / name, target / name)
         shutil.copy2(ROOT / "policies" / "lsmguard.schema.json", target / "lsmguard.schema.json")
 

@@ -65,6 +65,13 @@ struct {
 } lg_lock_refusals SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LG_LOCK_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} lg_lock_stats SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, LG_LOCK_EVENTS_BYTES);
 } lg_lock_events SEC(".maps");
@@ -88,6 +95,7 @@ static __always_inline bool lg_is_owner(struct task_struct *task)
 /* Count and report a refused attempt by the current task; returns the hook's verdict. */
 static __always_inline int lg_refuse(__u32 refusal, __u32 detail)
 {
+	__u32 lost_index = LG_LOCK_STAT_EVENTS_LOST;
 	struct lg_lock_event *event;
 	__u64 *count;
 
@@ -95,7 +103,11 @@ static __always_inline int lg_refuse(__u32 refusal, __u32 detail)
 	if (count)
 		*count += 1;
 	event = bpf_ringbuf_reserve(&lg_lock_events, sizeof(*event), 0);
-	if (event) {
+	if (!event) { /* a flood of attempts outran the daemon: counted, reported as lost */
+		count = bpf_map_lookup_elem(&lg_lock_stats, &lost_index);
+		if (count)
+			*count += 1;
+	} else {
 		event->ktime_ns = bpf_ktime_get_ns();
 		event->refusal = refusal;
 		event->pid = bpf_get_current_pid_tgid() >> 32;

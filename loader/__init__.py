@@ -6,9 +6,9 @@
     with RingBuffer(obj.map("lg_events"), callback) as rb: rb.poll(100)
 """
 from lsmguard.loader.errors import BpfError, LoadError
-from lsmguard.loader.maps import UPDATE_ANY, UPDATE_EXIST, UPDATE_NOEXIST, Map
+from lsmguard.loader.maps import UPDATE_ANY, UPDATE_EXIST, UPDATE_NOEXIST, Map, MapSpec
 from lsmguard.loader.objects import BpfObject, Link, Program
 from lsmguard.loader.ringbuf import RingBuffer
 
-__all__ = ["BpfError", "LoadError", "BpfObject", "Program", "Link", "Map", "RingBuffer",
+__all__ = ["BpfError", "LoadError", "BpfObject", "Program", "Link", "Map", "MapSpec", "RingBuffer",
            "UPDATE_ANY", "UPDATE_NOEXIST", "UPDATE_EXIST"]

@@ -55,6 +55,8 @@ int bpf_map__fd(const struct bpf_map *map);
 __u32 bpf_map__key_size(const struct bpf_map *map);
 __u32 bpf_map__value_size(const struct bpf_map *map);
 __u32 bpf_map__max_entries(const struct bpf_map *map);
+unsigned int bpf_map__type(const struct bpf_map *map);
+__u32 bpf_map__map_flags(const struct bpf_map *map);
 int bpf_map__reuse_fd(struct bpf_map *map, int fd);
 int bpf_map__pin(struct bpf_map *map, const char *path);
 int bpf_map__unpin(struct bpf_map *map, const char *path);
@@ -68,6 +70,9 @@ int bpf_map_update_batch(int fd, const void *keys, const void *values, __u32 *co
                          const struct bpf_map_batch_opts *opts);
 int bpf_map_delete_batch(int fd, const void *keys, __u32 *count, const struct bpf_map_batch_opts *opts);
 int bpf_obj_get(const char *pathname);
+struct bpf_map_create_opts;
+int bpf_map_create(unsigned int map_type, const char *map_name, __u32 key_size, __u32 value_size,
+                   __u32 max_entries, const struct bpf_map_create_opts *opts);
 int bpf_link_get_fd_by_id(__u32 id);
 int bpf_obj_pin(int fd, const char *pathname);
 

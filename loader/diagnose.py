@@ -6,10 +6,12 @@ prints them, and the loader attaches the relevant ones to a failed load.
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 
-LSM_LIST = Path("/sys/kernel/security/lsm")
+SECURITYFS = Path("/sys/kernel/security")
+LSM_LIST = SECURITYFS / "lsm"
 KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
 BPFFS = Path("/sys/fs/bpf")
 LOCKDOWN = Path("/sys/kernel/security/lockdown")
@@ -34,6 +36,22 @@ def _effective_capabilities() -> int:
     return 0
 
 
+def _mounted(path: Path, fstype: str) -> bool:
+    mounts = (line.split() for line in Path("/proc/mounts").read_text().splitlines())
+    return any(fields[1:3] == [str(path), fstype] for fields in mounts if len(fields) > 2)
+
+
+def securityfs_mounted() -> bool:
+    return _mounted(SECURITYFS, "securityfs")
+
+
+def check_securityfs() -> Check:
+    if securityfs_mounted():
+        return Check("securityfs", True, f"securityfs mounted on {SECURITYFS}")
+    return Check("securityfs", False, f"securityfs is not mounted on {SECURITYFS}: the active LSMs and the "
+                 "lockdown mode cannot be read", f"mount -t securityfs securityfs {SECURITYFS}")
+
+
 def active_lsms() -> list[str] | None:
     """The kernel's active LSM list, or None when securityfs is not readable."""
     try:
@@ -45,8 +63,10 @@ def active_lsms() -> list[str] | None:
 def check_bpf_lsm() -> Check:
     lsms = active_lsms()
     if lsms is None:
-        return Check("bpf-lsm", False, f"{LSM_LIST} is not readable",
-                     "mount securityfs: mount -t securityfs securityfs /sys/kernel/security")
+        if not securityfs_mounted():
+            return Check("bpf-lsm", False, "cannot tell whether BPF LSM is active: securityfs is not mounted",
+                         f"mount -t securityfs securityfs {SECURITYFS}")
+        return Check("bpf-lsm", False, f"{LSM_LIST} is not readable", "run as root")
     if "bpf" in lsms:
         return Check("bpf-lsm", True, "active LSMs: " + ",".join(lsms))
     wanted = ",".join(lsms + ["bpf"])
@@ -73,8 +93,7 @@ def check_capabilities() -> Check:
 
 
 def check_bpffs() -> Check:
-    mounts = (line.split() for line in Path("/proc/mounts").read_text().splitlines())
-    if any(fields[1:3] == [str(BPFFS), "bpf"] for fields in mounts if len(fields) > 2):
+    if _mounted(BPFFS, "bpf"):
         return Check("bpffs", True, f"bpffs mounted on {BPFFS}")
     return Check("bpffs", False, f"no bpf filesystem on {BPFFS}: pins cannot survive the daemon",
                  f"mount -t bpf bpf {BPFFS}")
@@ -103,6 +122,9 @@ def check_lockdown() -> Check:
     try:
         text = LOCKDOWN.read_text()
     except OSError:
+        if not securityfs_mounted():
+            return Check("lockdown", False, "cannot tell the lockdown mode: securityfs is not mounted",
+                         f"mount -t securityfs securityfs {SECURITYFS}")
         return Check("lockdown", True, "lockdown LSM not present")
     mode = text[text.find("[") + 1:text.find("]")] if "[" in text else text.strip()
     if mode == "confidentiality":
@@ -112,13 +134,47 @@ def check_lockdown() -> Check:
 
 
 def run_checks() -> list[Check]:
-    return [check_bpf_lsm(), check_btf(), check_capabilities(), check_bpffs(), check_lockdown()]
+    """What can be read about the host; `lsmguard doctor` adds the proof (loading a program)."""
+    return [check_securityfs(), check_bpf_lsm(), check_btf(), check_capabilities(), check_bpffs(),
+            check_lockdown()]
+
+
+SANDBOX_REFUSAL = ("the kernel refused a BPF LSM program although BPF LSM is active and this process has the "
+                   "capabilities: something between lsmguard and the kernel forbids BPF_PROG_TYPE_LSM (a "
+                   "sandbox, a container runtime, a seccomp filter or another security module)")
+SANDBOX_FIX = "run lsmguard on the host itself, outside any container or sandbox"
 
 
 def explain_load_failure() -> str:
-    """The fixes for whatever host problem would make an LSM program load fail."""
-    failed = [c for c in (check_bpf_lsm(), check_btf(), check_capabilities(), check_lockdown()) if not c.ok]
+    """The fixes for whatever host problem would make an LSM program load fail, one per line."""
+    failed = [c for c in (check_securityfs(), check_bpf_lsm(), check_btf(), check_capabilities(), check_lockdown())
+              if not c.ok]
     if not failed:
-        return ("the kernel refused the BPF LSM program although BPF LSM is active; "
-                "a sandbox or a security module may forbid BPF_PROG_TYPE_LSM here")
-    return "\n".join(f"{c.detail}: {c.fix}" for c in failed)
+        return f"{SANDBOX_REFUSAL}: {SANDBOX_FIX}"
+    fixes: dict[str, str] = {}
+    for c in failed:   # one line per fix: an unmounted securityfs fails three checks with one cure
+        fixes.setdefault(c.fix, c.detail)
+    return "\n".join(f"{detail}: {fix}" for fix, detail in fixes.items())
+
+
+MEMCG_ACCOUNTING = (5, 11)   # kernels since charge BPF memory to the memory cgroup, not RLIMIT_MEMLOCK
+_MEMLOCK_ADVICE = "try raising 'ulimit -l'"
+
+
+def memlock_matters() -> bool:
+    """Whether RLIMIT_MEMLOCK can be why the kernel refused a BPF object."""
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        version = (int(release[0]), int(release[1]))
+    except (IndexError, ValueError):
+        return True
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    return version < MEMCG_ACCOUNTING and soft != resource.RLIM_INFINITY
+
+
+def relevant_log(lines: list[str]) -> list[str]:
+    """libbpf's log without its memlock advice where memlock cannot be the cause (it blames
+    `ulimit -l` for any EPERM seen as root)."""
+    if memlock_matters():
+        return lines
+    return [line for line in lines if _MEMLOCK_ADVICE not in line]

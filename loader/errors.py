@@ -40,8 +40,14 @@ class BpfError(LsmguardError, OSError):
 class LoadError(BpfError):
     """Loading the object's programs failed; ``log`` holds the verifier log."""
 
+    @property
+    def verifier_log(self) -> str:
+        """What the verifier said, without libbpf's own lines (empty when the kernel refused
+        the program type outright, as a sandbox does)."""
+        return "".join(line for line in self.log.splitlines(keepends=True) if not line.startswith("libbpf: "))
+
     def __str__(self) -> str:
         text = self.strerror or ""
-        if self.log.strip():
+        if self.log.strip() and (self.verifier_log.strip() or not self.hint):
             text += "\n--- libbpf and verifier log ---\n" + self.log.rstrip()
         return text

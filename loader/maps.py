@@ -26,6 +26,23 @@ _PERCPU_TYPES = {BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY,
 
 
 @dataclass(frozen=True)
+class MapSpec:
+    """What a map is: what must agree between an object's definition and a pinned map it
+    would use (as libbpf's own reuse check, and cilium/ebpf's, compare them)."""
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+
+    def differences(self, other: "MapSpec") -> list[str]:
+        """`field: this, other` for each field that differs."""
+        return [f"{name.replace('_', ' ')} {getattr(self, name)}, expected {getattr(other, name)}"
+                for name in ("type", "key_size", "value_size", "max_entries", "flags")
+                if getattr(self, name) != getattr(other, name)]
+
+
+@dataclass(frozen=True)
 class MapInfo:
     name: str
     type: int
@@ -34,6 +51,10 @@ class MapInfo:
     value_size: int
     max_entries: int
     flags: int
+
+    @property
+    def spec(self) -> MapSpec:
+        return MapSpec(self.type, self.key_size, self.value_size, self.max_entries, self.flags)
 
 
 def map_info(fd: int) -> MapInfo:
@@ -59,6 +80,15 @@ class Map:
         slot = (self.info.value_size + 7) & ~7 if self.percpu else self.info.value_size
         self.value_size = slot * self.ncpus
         self._slot = slot
+
+    @classmethod
+    def create(cls, spec: MapSpec, name: str = "") -> "Map":
+        """A new map of its own (tests make pins of the wrong shape with it)."""
+        fd = lib.bpf_map_create(spec.type, name.encode() or ffi.NULL, spec.key_size, spec.value_size,
+                                spec.max_entries, ffi.NULL)
+        if fd < 0:
+            raise BpfError(-fd, f"creating map {name}")
+        return cls(fd, owns_fd=True)
 
     @classmethod
     def from_pin(cls, path: str | os.PathLike[str]) -> "Map":

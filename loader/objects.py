@@ -10,7 +10,7 @@ from lsmguard.loader import diagnose
 from lsmguard.loader._libbpf import ffi, lib
 from lsmguard.loader.errors import BpfError, LoadError
 from lsmguard.loader.libbpf import captured_log, check, check_ptr, cstr, pystr
-from lsmguard.loader.maps import Map
+from lsmguard.loader.maps import Map, MapSpec
 
 
 # Errors by which a kernel refuses a valid program for reasons of the host
@@ -105,7 +105,8 @@ class Program:
         if link == ffi.NULL:
             err = ffi.errno or errno.EINVAL
             hint = diagnose.explain_load_failure() if self.section.startswith("lsm") else ""
-            raise BpfError(err, f"attaching program {self.name} ({self.section})", "".join(log), hint)
+            raise BpfError(err, f"attaching program {self.name} ({self.section})",
+                           "".join(diagnose.relevant_log(log)), hint)
         return Link(link, self.name)
 
 
@@ -141,6 +142,12 @@ class BpfObject:
             m = lib.bpf_object__next_map(self._obj, m)
         return names
 
+    def map_spec(self, name: str) -> MapSpec:
+        """A map's definition in the object (before or after load)."""
+        m = self._raw_map(name)
+        return MapSpec(lib.bpf_map__type(m), lib.bpf_map__key_size(m), lib.bpf_map__value_size(m),
+                       lib.bpf_map__max_entries(m), lib.bpf_map__map_flags(m))
+
     def _raw_map(self, name: str) -> "ffi.CData":
         m = lib.bpf_object__find_map_by_name(self._obj, name.encode())
         if m == ffi.NULL:
@@ -164,7 +171,7 @@ class BpfObject:
         if ret < 0:
             err = -ret
             hint = diagnose.explain_load_failure() if err in _HOST_REFUSALS else ""
-            raise LoadError(err, f"loading BPF object {self.path}", "".join(log), hint)
+            raise LoadError(err, f"loading BPF object {self.path}", "".join(diagnose.relevant_log(log)), hint)
         self.loaded = True
 
     def close(self) -> None:

@@ -9,17 +9,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lsmguard import __version__
-from lsmguard.loader import diagnose
 from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.load import load_paths
-from lsmguard import audit, control, journal, lock_commands
+from lsmguard import audit, control, doctor, lock_commands
 from lsmguard.errors import ExitStatus, LsmguardError, UsageError
 
 EXIT_CODES = ExitStatus.describe()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    checks = diagnose.run_checks() + [journal.check_journald()]
+    checks = doctor.run()
     if args.json:
         print(json.dumps([c.__dict__ for c in checks]))
     else:
@@ -101,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("doctor", "check that this host can enforce BPF LSM policy",
-            "Check BPF LSM, BTF, capabilities, bpffs, lockdown and journald; exit 0 only when enforcement can "
-            "work.", cmd_doctor)
+            "Check securityfs, BPF LSM, BTF, capabilities, bpffs, lockdown and journald, then load, attach and "
+            "detach a minimal BPF LSM program: exit 0 only when enforcement can work, with the fix for each "
+            "finding otherwise.", cmd_doctor)
     check = command("check", "validate policy files or directories",
                     "Validate policies: exit 0 when valid (warnings allowed), 2 with every error listed as "
                     "file:line:column: field: message.", cmd_check)

@@ -11,7 +11,7 @@ from pathlib import Path
 from lsmguard import local_rules, lock, store, table
 from lsmguard.errors import ExitStatus, LsmguardError, NotLoaded, PermissionRefused, UsageError
 from lsmguard.engine import Engine, IncompatiblePins
-from lsmguard.loader import BpfError, diagnose
+from lsmguard.loader import BpfError
 from lsmguard.policy.compile import Compiled
 from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.evaluate import DRIFT_RULE
@@ -52,7 +52,7 @@ def open_engine(paths: store.Paths, load: bool = False) -> Engine:
     except IncompatiblePins as error:
         raise LsmguardError(str(error)) from None
     except BpfError as error:
-        raise LsmguardError(f"{error}\n{diagnose.explain_load_failure()}") from None
+        raise LsmguardError(str(error)) from None   # it carries the host's fix already
 
 
 def daemon_pid(paths: store.Paths) -> int | None:
@@ -237,9 +237,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("daemon:    not running" + ("" if not loaded else " (enforcement continues; events queue in the "
                                                              "kernel and are counted when they cannot)"))
     else:
+        causes = {"kernel ring buffer full": "kernel_lost", "journald unavailable": "journal_lost",
+                  "journald rate limit": "journal_suppressed", "lock ring buffer full": "lock_events_lost"}
+        lost = {cause: int(daemon.get(key, 0)) for cause, key in causes.items()}   # type: ignore[call-overload]
+        why = ", ".join(f"{n} {cause}" for cause, n in lost.items() if n)
         print(f"daemon:    running, pid {pid}; {daemon.get('events', 0)} events, "
-              f"{daemon.get('coalesced', 0)} coalesced, "
-              f"{int(daemon.get('kernel_lost', 0)) + int(daemon.get('journal_lost', 0))} lost")  # type: ignore[arg-type]
+              f"{daemon.get('coalesced', 0)} coalesced, {sum(lost.values())} lost" + (f" ({why})" if why else ""))
         if daemon.get("last_reload_error"):
             print(f"           last reload failed: {str(daemon['last_reload_error']).splitlines()[0]}")
     return ExitStatus.OK

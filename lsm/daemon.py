@@ -20,7 +20,9 @@ from lsmguard.errors import ExitStatus, LsmguardError
 from lsmguard.engine import Engine
 from lsmguard.journal import JournalWriter, MessageId, Priority, lost_record
 from lsmguard.pump import EventPump, PolicyBook
+from lsmguard.loader import RingBuffer
 from lsmguard.records import daemon_record
+from lsmguard.suppression import SuppressionWatch, own_unit
 
 POLL_MS = 200
 # Events described per poll: under a flood that outruns the daemon, the loop still
@@ -31,8 +33,18 @@ EVENTS_PER_POLL = 256
 STATUS_EVERY_S = 2.0
 
 
-def notify(message: str) -> None:
-    """sd_notify(3): a datagram to $NOTIFY_SOCKET; nothing when not run by systemd."""
+# How long a state change (READY, RELOADING, STOPPING) may wait for room in the service
+# manager's queue: dropping one would leave systemd waiting for a reload that finished.
+NOTIFY_STATE_TIMEOUT_S = 5.0
+
+
+def notify(message: str, *, state: bool = False) -> None:
+    """sd_notify(3): a datagram to $NOTIFY_SOCKET; nothing when not run by systemd.
+
+    A state change waits for room in the receiver's queue, up to NOTIFY_STATE_TIMEOUT_S,
+    as libsystemd's own sd_notify blocks. Status lines and watchdog pings never block
+    the event pump: one that finds the queue full is dropped, and the next one will do.
+    """
     path = os.environ.get("NOTIFY_SOCKET")
     if not path:
         return
@@ -40,10 +52,13 @@ def notify(message: str) -> None:
         path = "\0" + path[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
         try:
-            # Never block the event pump on a listener that does not read.
-            sock.sendto(message.encode(), socket.MSG_DONTWAIT, path)
+            if state:
+                sock.settimeout(NOTIFY_STATE_TIMEOUT_S)
+                sock.sendto(message.encode(), path)
+            else:
+                sock.sendto(message.encode(), socket.MSG_DONTWAIT, path)
         except OSError:
-            pass   # systemd went away or is not reading; the next status will do
+            pass   # systemd went away, or did not read for seconds: nothing better to do
 
 
 def watchdog_interval() -> float | None:
@@ -68,6 +83,9 @@ class DaemonStatus:
     journal_lost: int = 0
     last_reload_error: str = ""
     locked: bool = False
+    lock_events_lost: int = 0    # lock refusals counted in the kernel whose event found the ring full
+    journal_suppressed: int = 0  # records journald said it dropped under its rate limit
+    unit: str = ""               # the unit journald files our records under
 
 
 class Daemon:
@@ -82,7 +100,9 @@ class Daemon:
         self._stop = False
         self._in_force_mtime = -1
         self.lock: lock.Lock | None = None
-        self.lock_reader = None
+        self.lock_reader: RingBuffer | None = None
+        self._lock_lost_seen = 0
+        self.suppression: SuppressionWatch | None = None
 
     # -- policy ---------------------------------------------------------------
 
@@ -103,22 +123,29 @@ class Daemon:
             self.book.learn(generation, sources)
 
     def apply_directory(self, first: bool) -> bool:
+        """Apply the policy directory; on any failure the set in force stays, and a
+        "policy rejected" record says why."""
         assert self.engine is not None
         with store.locked(self.paths):
             try:
                 policy_set = store.prepare(store.directory_sources(self.paths.policy_dir))
                 store.apply_set(self.engine, self.paths, policy_set)
             except (LsmguardError, OSError) as error:
-                why = str(error)
-                self.status.last_reload_error = why
-                what = "kept the policy set in force" if not first else "nothing applied"
-                self.writer.write(daemon_record(
-                    f"policy rejected, {what}: {why.splitlines()[0] if why else type(error).__name__}",
-                    MessageId.POLICY_REJECTED, Priority.ERR, LSMGUARD_ERROR=why,
-                    LSMGUARD_POLICY_DIR=self.paths.policy_dir))
+                self._rejected(str(error) or type(error).__name__, first)
+                return False
+            except Exception as error:   # noqa: BLE001 - a bug must not end enforcement's reporter
+                self._rejected(f"internal error while applying the policy directory: {type(error).__name__}: "
+                               f"{error}", first)
                 return False
         self._applied(policy_set)
         return True
+
+    def _rejected(self, why: str, first: bool) -> None:
+        self.status.last_reload_error = why
+        what = "kept the policy set in force" if not first else "nothing applied"
+        self.writer.write(daemon_record(
+            f"policy rejected, {what}: {why.splitlines()[0]}", MessageId.POLICY_REJECTED, Priority.ERR,
+            LSMGUARD_ERROR=why, LSMGUARD_POLICY_DIR=self.paths.policy_dir))
 
     def _applied(self, policy_set: store.PolicySet) -> None:
         compiled, files = policy_set.compiled, len(policy_set.loaded.files)
@@ -152,6 +179,8 @@ class Daemon:
         except (OSError, RuntimeError) as error:
             return {"ok": False, "error": f"could not lock: {error}"}
         self.lock_reader = self.lock.event_reader(self._on_lock_event)
+        self._lock_lost_seen = 0
+        self.suppression: SuppressionWatch | None = None
         self.status.locked = True
         self.writer.write(daemon_record(
             "lsmguard locked: its maps, links, pins and daemon are guarded until unlocked with the key or a reboot",
@@ -165,13 +194,23 @@ class Daemon:
             self.writer.write(daemon_record("lsmguard unlock refused: wrong key", MessageId.LOCK_REFUSED,
                                             Priority.WARNING, LSMGUARD_LOCK_REFUSAL="unlock"))
             return {"ok": False, "error": "wrong key: still locked"}
-        self.lock_reader.consume()   # type: ignore[union-attr]
+        self._consume_lock_events()
         self.lock_reader.close()     # type: ignore[union-attr]
         self.lock.release(self.paths.pin_root)
         self.lock = self.lock_reader = None
         self.status.locked = False
         self.writer.write(daemon_record("lsmguard unlocked", MessageId.UNLOCKED, Priority.NOTICE))
         return {"ok": True}
+
+    def _consume_lock_events(self) -> None:
+        """Journal the lock's refusals, and report those the kernel counted but could not queue."""
+        assert self.lock is not None and self.lock_reader is not None
+        self.lock_reader.consume()
+        lost = self.lock.events_lost()
+        if lost > self._lock_lost_seen:
+            delta, self._lock_lost_seen = lost - self._lock_lost_seen, lost
+            self.status.lock_events_lost += delta
+            self.writer.write(lost_record(delta, "lock ring buffer full"))
 
     def _on_lock_event(self, event: lock.LockEvent) -> None:
         self.writer.write(daemon_record(
@@ -195,14 +234,22 @@ class Daemon:
         else:
             self._stop = True
 
+    def _check_suppression(self) -> None:
+        """journald's own account of what its rate limit dropped of ours, reported as lost."""
+        dropped = self.suppression.poll() if self.suppression is not None else 0
+        if dropped:
+            self.status.journal_suppressed += dropped
+            self.writer.write(lost_record(dropped, "journald rate limit", LSMGUARD_UNIT=self.status.unit))
+
     def _write_status(self) -> None:
+        self._check_suppression()
         c = self.pump.counts
         self.status.events, self.status.written, self.status.coalesced = c.events, c.written, c.coalesced
         self.status.kernel_lost = c.kernel_lost
         self.status.journal_buffered, self.status.journal_lost = len(self.writer.buffered), self.writer.lost_total
         store.write_atomically(self.paths.run_dir / "daemon.json", json.dumps(asdict(self.status)))
-        notify(f"STATUS={self.status.policies} policies, {self.status.rules} rules; {c.events} events, "
-               f"{c.kernel_lost + self.writer.lost_total} lost")
+        lost = c.kernel_lost + self.writer.lost_total + self.status.journal_suppressed + self.status.lock_events_lost
+        notify(f"STATUS={self.status.policies} policies, {self.status.rules} rules; {c.events} events, {lost} lost")
 
     def run(self) -> int:
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
@@ -227,23 +274,26 @@ class Daemon:
             Engine.unpin(self.paths.pin_root)
             return 1
         store.write_atomically(pid_file, f"{os.getpid()}\n")
+        self.status.unit = own_unit()
+        self.suppression = SuppressionWatch(self.status.unit)
         reader = self.engine.event_reader(self._on_event, budget=EVENTS_PER_POLL)
         control = channel.listen(self.paths.run_dir)
         watchdog = watchdog_interval()
         next_status = next_ping = 0.0
-        notify("READY=1")
+        notify("READY=1", state=True)
         try:
             while not self._stop:
                 reader.poll(POLL_MS)
                 channel.serve_pending(control, self._on_request)
                 if self.lock_reader is not None:
-                    self.lock_reader.consume()
+                    self._consume_lock_events()
                 self.pump.tick(self.engine.stats()[abi.Stat.EVENTS_LOST])
                 if self._reload:
                     self._reload = False
-                    notify("RELOADING=1")
+                    notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
+                           state=True)
                     self.apply_directory(first=False)
-                    notify("READY=1")
+                    notify("READY=1", state=True)
                 now = time.monotonic()
                 if now >= next_status:
                     self._write_status()
@@ -251,7 +301,7 @@ class Daemon:
                 if watchdog and now >= next_ping:
                     notify("WATCHDOG=1")
                     next_ping = now + watchdog
-            notify("STOPPING=1")
+            notify("STOPPING=1", state=True)
             reader.drain()
             self.pump.tick(self.engine.stats()[abi.Stat.EVENTS_LOST])
             self.pump.drain()
@@ -262,6 +312,8 @@ class Daemon:
             control.close()
             channel.socket_path(self.paths.run_dir).unlink(missing_ok=True)
             reader.close()
+            if self.suppression is not None:
+                self.suppression.close()
             self.engine.close()
             pid_file.unlink(missing_ok=True)
         return 0

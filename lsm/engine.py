@@ -26,11 +26,6 @@ MAP_NAMES = ("lg_config", "lg_policy_sets", "lg_path_entries", "lg_inet_networks
              "lg_rule_hits", "lg_stats", "lg_events", "lg_file_marks")
 # CLOCK_REALTIME_COARSE (linux/time.h): what the kernel stamps inode change times with.
 CLOCK_REALTIME_COARSE = getattr(time, "CLOCK_REALTIME_COARSE", 5)
-# Value layouts a pinned map must still have to be adopted.
-MAP_VALUES = {"lg_config": "struct lg_config", "lg_policy_sets": "struct lg_policy_set",
-              "lg_path_entries": "struct lg_masks", "lg_inet_networks": "struct lg_inet_value",
-              "lg_port_intervals": "struct lg_port_interval", "lg_task_subjects": "struct lg_task_subject",
-              "lg_exe_ids": "struct lg_exe_id", "lg_file_marks": "struct lg_file_mark"}
 
 
 class IncompatiblePins(LsmguardError):
@@ -73,22 +68,34 @@ class Engine:
 
     @classmethod
     def adopt(cls, pin_root: Path, object_path: str | os.PathLike[str] | None = None) -> "Engine":
-        """Take over pinned maps and links: the programs never stop running."""
+        """Take over pinned maps and links: the programs never stop running. What is pinned
+        must be what this version's object defines, map by map, or nothing is touched."""
         with BpfObject(object_path or bpf_object_path()) as obj:
             programs = sorted(p.name for p in obj.programs())
+            expected = {name: obj.map_spec(name) for name in MAP_NAMES}
         pinned_links = sorted(p.name for p in (pin_root / "links").iterdir())
-        missing_maps = [n for n in MAP_NAMES if not (pin_root / "maps" / n).exists()]
-        if pinned_links != programs or missing_maps:
-            raise IncompatiblePins(
-                f"{pin_root} holds another version's object (links {', '.join(pinned_links) or 'none'}; "
-                f"missing maps {', '.join(missing_maps) or 'none'}): `lsmguard unload`, then load again")
-        maps = {name: Map.from_pin(pin_root / "maps" / name) for name in MAP_NAMES}
-        for name, ctype in MAP_VALUES.items():
-            if maps[name].info.value_size != ffi.sizeof(ctype):
-                for m in maps.values():
-                    m.close()
-                raise IncompatiblePins(f"pinned map {name} has {maps[name].info.value_size}-byte values, this "
-                                       f"version {ffi.sizeof(ctype)}: `lsmguard unload`, then load again")
+        problems, maps = [], {}
+        try:
+            for name, spec in expected.items():
+                path = pin_root / "maps" / name
+                if not path.exists():
+                    problems.append(f"map {name} is not pinned")
+                    continue
+                maps[name] = Map.from_pin(path)
+                problems += [f"map {name}: {d}" for d in maps[name].info.spec.differences(spec)]
+            if pinned_links != programs:
+                problems.append(f"programs {', '.join(pinned_links) or 'none'} are attached, this version has "
+                                f"{', '.join(programs)}")
+            if problems:
+                raise IncompatiblePins(
+                    f"{pin_root} holds an lsmguard object this version cannot use, and nothing was changed:\n  "
+                    + "\n  ".join(problems) + "\nIt was loaded by another version of lsmguard. To replace it: "
+                    "stop the daemon, run `lsmguard unload` (enforcement stops until the next load), then start "
+                    "the daemon again (docs/cli.md, \"Upgrading\").")
+        except BaseException:
+            for m in maps.values():
+                m.close()
+            raise
         raw = maps["lg_config"].lookup(abi.u32(0)) or b""
         config = ffi.cast("struct lg_config *", ffi.from_buffer(raw))
         hash_key = (config.path_hash_key[0], config.path_hash_key[1])

@@ -123,9 +123,9 @@ def check_journald(path: str = SOCKET) -> Check:
                  "start it: systemctl start systemd-journald")
 
 
-def lost_record(count: int, where: str) -> Record:
+def lost_record(count: int, where: str, **fields: object) -> Record:
     return record(f"{count} lsmguard event{'s' if count != 1 else ''} lost ({where})", MessageId.EVENTS_LOST,
-                  Priority.WARNING, LSMGUARD_LOST=count, LSMGUARD_LOST_WHERE=where)
+                  Priority.WARNING, LSMGUARD_LOST=count, LSMGUARD_LOST_WHERE=where, **fields)
 
 
 @dataclass

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,11 @@ class Lock:
             lock_dir.rmdir()
         self.obj.close()
         wait_released(ids)   # unlocked when this returns, not a grace period later
+
+    def events_lost(self) -> int:
+        """Refusals whose event the lock's ring buffer had no room for, since the lock."""
+        raw = self.maps["lg_lock_stats"].lookup_percpu(abi.u32(lib.LG_LOCK_STAT_EVENTS_LOST))
+        return sum(struct.unpack("=Q", value)[0] for value in raw)
 
     def event_reader(self, callback: Callable[[LockEvent], None]) -> RingBuffer:
         return RingBuffer(self.maps["lg_lock_events"], lambda data: callback(decode_event(data)))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 BPF_OBJECT_NAME = "lsmguard.bpf.o"
 LOCK_OBJECT_NAME = "lsmguard-lock.bpf.o"
+PROBE_OBJECT_NAME = "lsmguard-probe.bpf.o"
 
 
 def bpf_object_path(name: str = BPF_OBJECT_NAME, override_variable: str = "LSMGUARD_BPF_OBJECT") -> Path:
@@ -25,3 +26,8 @@ def bpf_object_path(name: str = BPF_OBJECT_NAME, override_variable: str = "LSMGU
 def lock_object_path() -> Path:
     """The lock mode's object (LSMGUARD_LOCK_OBJECT overrides)."""
     return bpf_object_path(LOCK_OBJECT_NAME, "LSMGUARD_LOCK_OBJECT")
+
+
+def probe_object_path() -> Path:
+    """`lsmguard doctor`'s minimal LSM program (LSMGUARD_PROBE_OBJECT overrides)."""
+    return bpf_object_path(PROBE_OBJECT_NAME, "LSMGUARD_PROBE_OBJECT")

@@ -13,6 +13,7 @@ from systemd import journal as sdjournal
 
 JOURNALD = "/lib/systemd/systemd-journald"
 SOCKET = Path("/run/systemd/journal/socket")
+DROP_IN = Path("/run/systemd/journald.conf.d/lsmguard-tests.conf")   # journald reads /run's drop-ins too
 
 
 @dataclass
@@ -45,11 +46,13 @@ class Journald:
         subprocess.run(["journalctl", "--sync"], check=False, capture_output=True, timeout=30)
 
 
-def journald_session() -> Iterator[Journald]:
-    """For a session fixture: a journald the tests own, so that they can stop it.
-    A standalone journald left by someone else is replaced; a host whose PID 1 is
-    systemd keeps its own (tests that stop journald then fail, saying so)."""
+def journald_session(config: str = "") -> Iterator[Journald]:
+    """For a session fixture: a journald the tests own, so that they can stop it, with
+    `config` ([Journal] settings) as a drop-in. A standalone journald left by someone
+    else is replaced; a host whose PID 1 is systemd keeps its own (tests that stop
+    journald or need a config then fail, saying so)."""
     if Path("/proc/1/comm").read_text().strip() == "systemd" and SOCKET.exists():
+        assert not config, "a journald of systemd's own cannot take the tests' configuration"
         yield Journald()
         return
     subprocess.run(["pkill", "-x", "systemd-journal"], check=False)   # comm is 15 characters
@@ -58,12 +61,17 @@ def journald_session() -> Iterator[Journald]:
         if time.monotonic() > deadline:
             raise RuntimeError("a journald left running would not stop")
         time.sleep(0.05)
+    DROP_IN.unlink(missing_ok=True)
+    if config:
+        DROP_IN.parent.mkdir(parents=True, exist_ok=True)
+        DROP_IN.write_text("[Journal]\n" + config)
     jd = Journald()
-    jd.start()
     try:
+        jd.start()
         yield jd
     finally:
         jd.stop()
+        DROP_IN.unlink(missing_ok=True)
 
 
 def read(since: float, **matches: str) -> list[dict[str, object]]:

@@ -6,17 +6,40 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 @dataclass
 class Daemon:
+    """A daemon under test. Its sd_notify messages are read as they come, by a thread:
+    a socket nobody reads fills up (net.unix.max_dgram_qlen, 10 datagrams) in seconds of
+    status lines and watchdog pings, and the daemon then drops what does not fit."""
     process: subprocess.Popen[bytes]
     notify: socket.socket
     stderr: Path | None = None   # where its standard error goes, to say why it exited
+    messages: list[str] = field(default_factory=list)
+    cursor: int = 0              # messages before this one were returned by a wait
+    _arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._read, name="sd-notify", daemon=True).start()
+
+    def _read(self) -> None:
+        self.notify.settimeout(0.5)
+        while self.notify.fileno() >= 0:
+            try:
+                message = self.notify.recv(4096).decode()
+            except TimeoutError:
+                continue
+            except OSError:
+                return   # closed by stop_daemon
+            with self._arrived:
+                self.messages.append(message)
+                self._arrived.notify_all()
 
     def stderr_tail(self) -> str:
         if self.stderr is None or not self.stderr.exists():
@@ -24,22 +47,30 @@ class Daemon:
         return self.stderr.read_text(errors="replace")[-3000:]
 
     def wait_for_notification(self, wanted: str, timeout: float = 180) -> list[str]:
-        """sd_notify messages until one has a line starting with `wanted` (READY=1, STATUS= ...)."""
-        seen: list[str] = []
+        """The messages since the last wait, up to the first with a line starting with `wanted`
+        (READY=1, STATUS= ...)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"daemon exited {self.process.returncode}; notifications {seen}; "
-                                     f"stderr:\n{self.stderr_tail()}")
-            self.notify.settimeout(max(0.1, min(1.0, deadline - time.monotonic())))
-            try:
-                message = self.notify.recv(4096).decode()
-            except TimeoutError:
-                continue
-            seen.append(message)
-            if any(line.startswith(wanted) for line in message.split("\n")):
-                return seen
-        raise AssertionError(f"no {wanted} within {timeout}s; got {seen}")
+        with self._arrived:
+            while True:
+                for index in range(self.cursor, len(self.messages)):
+                    if any(line.startswith(wanted) for line in self.messages[index].split("\n")):
+                        seen, self.cursor = self.messages[self.cursor:index + 1], index + 1
+                        return seen
+                if self.process.poll() is not None:
+                    raise AssertionError(f"daemon exited {self.process.returncode}; notifications "
+                                         f"{self.messages[self.cursor:]}; stderr:\n{self.stderr_tail()}")
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no {wanted} within {timeout}s; got {self.messages[self.cursor:]}")
+                self._arrived.wait(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
+
+    def reload(self, pid: int | None = None) -> list[str]:
+        """SIGHUP, as `systemctl reload` sends it; returns once the daemon said READY=1 after
+        RELOADING=1 (both are required: a reload systemd cannot follow is a failed one)."""
+        with self._arrived:
+            self.cursor = len(self.messages)
+        os.kill(pid or self.process.pid, signal.SIGHUP)
+        reloading = self.wait_for_notification("RELOADING=1")
+        return reloading + self.wait_for_notification("READY=1")
 
 
 @dataclass

@@ -124,8 +124,7 @@ def test_sighup_with_a_broken_policy_keeps_the_old_one(host: Host, daemon: Daemo
         "apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: hand}\nspec:\n  mode: enforce\n"
         f"  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{tmp_path}/**']}}}}]\n")
     since = time.time()
-    daemon.process.send_signal(signal.SIGHUP)
-    assert any(m.startswith("RELOADING=1") for m in daemon.wait_for_notification("READY=1"))
+    daemon.reload()
     [applied] = wait_for(since, MESSAGE_ID=MessageId.POLICY_APPLIED.hex, timeout=60)
     assert applied["LSMGUARD_POLICIES"] == "hand" and applied["LSMGUARD_RULE_COUNT"] == "1"
     # The watchdog is fed (WATCHDOG_USEC=2s: every second) and the status carries counts.
@@ -149,21 +148,68 @@ def test_sighup_with_a_broken_policy_keeps_the_old_one(host: Host, daemon: Daemo
     (host.policy_dir / "broken.yaml").write_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
                                                  "spec: {mode: enforce, rules: [{id: r, action: deny, "
                                                  "chmod: {paths: [relative/path]}}]}\n")
+    os.mkfifo(host.policy_dir / "pipe.yaml")      # read without blocking, refused like a bad file
     since = time.time()
     try:
-        daemon.process.send_signal(signal.SIGHUP)
-        daemon.wait_for_notification("READY=1")
+        daemon.reload()
         [rejected] = wait_for(since, MESSAGE_ID=MessageId.POLICY_REJECTED.hex, timeout=60)
         assert "broken.yaml:4:" in rejected["LSMGUARD_ERROR"] and rejected["PRIORITY"] == 3
+        assert "pipe.yaml:1:1: not a regular file (a FIFO)" in rejected["LSMGUARD_ERROR"]
         assert rejected["MESSAGE"].startswith("policy rejected, kept the policy set in force: ")
         with pytest.raises(PermissionError):
             os.chmod(target, 0o600)                         # the old set is still in force
         assert daemon.process.poll() is None
     finally:
         (host.policy_dir / "broken.yaml").unlink()
+        (host.policy_dir / "pipe.yaml").unlink()
         (host.policy_dir / "hand.yaml").unlink()
-        daemon.process.send_signal(signal.SIGHUP)
-        daemon.wait_for_notification("READY=1")
+        daemon.reload()
+    os.chmod(target, 0o600)
+
+
+def exe_policy(name: str, executables: list[str]) -> str:
+    listed = ", ".join(executables)
+    return (f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n"
+            f"  subjects: {{executables: [{listed}]}}\n"
+            "  rules: [{id: no-exec, action: deny, exec: {paths: [/nonexistent/**]}}]\n")
+
+
+def test_more_subject_executables_than_the_kernel_holds_is_refused_whole(host: Host, daemon: Daemon,
+                                                                          tmp_path: Path) -> None:
+    """Executable ids are kept from load to unload (tasks carry them): a set naming 40 new ones
+    after 40 others does not fit in 64. The CLI says so with exit 1; the daemon's reload keeps
+    the set in force and says why in a "policy rejected" record; neither dies."""
+    target = tmp_path / "guarded"
+    target.write_text("x")
+    guard = ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: guard}\nspec:\n  mode: enforce\n"
+             f"  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{target}']}}}}]\n")
+    (host.policy_dir / "guard.yaml").write_text(guard)
+    (host.policy_dir / "first.yaml").write_text(exe_policy("first", [f"/opt/first/bin/{i}" for i in range(40)]))
+    daemon.reload()
+    with pytest.raises(PermissionError):
+        os.chmod(target, 0o600)
+
+    second = tmp_path / "second.yaml"
+    second.write_text(exe_policy("second", [f"/opt/second/bin/{i}" for i in range(40)]))
+    proc = host.lsmguard("apply", str(second), check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "only 24 of 64 executable ids are free" in proc.stderr and "`lsmguard unload`" in proc.stderr
+
+    (host.policy_dir / "guard.yaml").unlink()
+    (host.policy_dir / "first.yaml").unlink()
+    shutil.copy(second, host.policy_dir / "second.yaml")
+    since = time.time()
+    try:
+        daemon.reload()
+        [rejected] = wait_for(since, MESSAGE_ID=MessageId.POLICY_REJECTED.hex, timeout=60)
+        assert "only 24 of 64 executable ids are free" in rejected["LSMGUARD_ERROR"]
+        assert rejected["MESSAGE"].startswith("policy rejected, kept the policy set in force: ")
+        with pytest.raises(PermissionError):
+            os.chmod(target, 0o600)                 # the guard, in the set still in force
+        assert daemon.process.poll() is None
+    finally:
+        (host.policy_dir / "second.yaml").unlink()
+        daemon.reload()
     os.chmod(target, 0o600)
 
 
@@ -206,3 +252,4 @@ def test_sigkill_and_restart_leave_no_gap(host: Host, daemon: Daemon, tmp_path: 
     os.chmod(target, 0o600)
     status = json.loads(host.lsmguard("status", "--json").stdout)
     assert status["loaded"] and not status["daemon"]["running"]   # SIGTERM left the programs pinned
+

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import errno
+import shutil
 import struct
 from pathlib import Path
 
 import pytest
 
-from lsmguard.engine import Engine
-from lsmguard.loader import BpfError, Map
+from lsmguard.engine import Engine, IncompatiblePins
+from lsmguard.loader import BpfError, Map, MapSpec
 
 
 def test_a_pin_outside_bpffs_fails_with_the_fix(engine: Engine, scratch: Path) -> None:
@@ -30,3 +31,23 @@ def test_a_pinned_map_reopens_and_shares_contents(engine: Engine) -> None:
         reopened.close()
     finally:
         pin.unlink()
+
+
+def test_adopting_a_pin_set_with_a_map_of_another_shape_is_refused_and_touches_nothing(engine: Engine) -> None:
+    """What an upgrade meets when an older version's object is pinned: the map-by-map check."""
+    pin_root = Path("/sys/fs/bpf/lsmguard-test-adopt")
+    engine.pin(pin_root)
+    try:
+        right = engine.maps["lg_exe_ids"].info.spec
+        (pin_root / "maps" / "lg_exe_ids").unlink()
+        wrong = Map.create(MapSpec(right.type, right.key_size, right.value_size, right.max_entries + 1, right.flags))
+        wrong.pin(pin_root / "maps" / "lg_exe_ids")
+        with pytest.raises(IncompatiblePins) as refused:
+            Engine.adopt(pin_root)
+        assert (f"map lg_exe_ids: max entries {right.max_entries + 1}, expected {right.max_entries}"
+                in str(refused.value))
+        assert str(refused.value).count("map ") == 1            # every other map and every link matched
+        assert Map.from_pin(pin_root / "maps" / "lg_exe_ids").info.id == wrong.info.id   # nothing changed
+        wrong.close()
+    finally:
+        shutil.rmtree(pin_root)   # the session engine keeps its own handles: its programs stay attached

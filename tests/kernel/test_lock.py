@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import struct
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ import pytest
 from lsmguard import channel
 from lsmguard.journal import MessageId
 from lsmguard.loader import Map
-from tests.journald import Journald, wait_for
+from tests.journald import Journald, read, wait_for
 from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard-lock-test")
@@ -113,6 +114,39 @@ def attempts(pid: int) -> dict[str, Callable[[], int | None]]:
     }
 
 
+# Far more than the lock's ring buffer holds (256 KiB: about 5,400 events).
+FLOOD_ATTEMPTS = 30_000
+FLOOD = """
+import os, signal, sys
+pid, attempts, refused = int(sys.argv[1]), int(sys.argv[2]), 0
+for _ in range(attempts):
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except PermissionError:
+        refused += 1
+print(os.getpid(), refused)
+"""
+
+
+def flood_books_balance(pid: int, since: float) -> None:
+    """A flood of tampering outruns the daemon: every refusal is journaled, or counted in the
+    kernel and reported as lost; exactly, none silently."""
+    flood = subprocess.run([sys.executable, "-c", FLOOD, str(pid), str(FLOOD_ATTEMPTS)], capture_output=True,
+                           text=True, timeout=600, check=True)
+    flooder, refused = map(int, flood.stdout.split())
+    assert refused == FLOOD_ATTEMPTS
+    deadline = time.monotonic() + 600
+    while True:
+        journaled = len(read(since, MESSAGE_ID=MessageId.LOCK_REFUSED.hex, LSMGUARD_PID=str(flooder)))
+        lost = sum(int(r["LSMGUARD_LOST"]) for r in read(since, MESSAGE_ID=MessageId.EVENTS_LOST.hex,
+                                                          LSMGUARD_LOST_WHERE="lock ring buffer full"))
+        if journaled + lost >= FLOOD_ATTEMPTS or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert (journaled, lost) == (FLOOD_ATTEMPTS - lost, lost) and journaled + lost == FLOOD_ATTEMPTS
+    assert lost > 0 and journaled > 0    # the ring overflowed: the case this is about
+
+
 def test_locked_refuses_every_tampering_journals_it_and_the_key_unlocks(host: Host, daemon: Daemon) -> None:
     pid = daemon.process.pid
     link = link_id(PIN_ROOT / "links" / "lg_file_open")   # read while not locked
@@ -130,6 +164,7 @@ def test_locked_refuses_every_tampering_journals_it_and_the_key_unlocks(host: Ho
     assert refused == {**dict.fromkeys(tries, errno.EPERM), "ptrace": errno.EACCES}
     assert signals == dict.fromkeys(signals, errno.EPERM)
     assert errno_of(lambda: os.kill(pid, 0)) == 0            # probing it stays allowed
+    flood_books_balance(pid, since)
     assert errno_of(lambda: os.unlink(PIN_ROOT / "lock" / "lg_lock_bpf")) == errno.EPERM
 
     denied = host.lsmguard("deny", "exec", "/nonexistent", check=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -95,8 +94,7 @@ def test_unit_execstart_with_its_capabilities_enforces_and_journals(unpacked: Pa
         assert entry["LSMGUARD_POLICY"] == "package-test" and entry["LSMGUARD_RULE"] == "deny-test-binary"
         assert entry["LSMGUARD_DECISION"] == "deny" and entry["_UID"] == 0
 
-        os.kill(daemon_pid, signal.SIGHUP)            # a reload, for its system calls (strace is in between)
-        daemon.wait_for_notification("READY=1")
+        daemon.reload(pid=daemon_pid)                 # for its system calls (strace is in between)
     finally:
         assert stop_daemon(daemon, pid=daemon_pid) == 0
         subprocess.run(["/usr/bin/python3", "-m", "lsmguard", "unload"], env=env, capture_output=True, timeout=300)

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -147,8 +146,7 @@ def shipped_policy_for(web: WebService, mode: str) -> str:
 def apply_policy(host: Host, daemon: Daemon, web: WebService, mode: str) -> None:
     """As an administrator would: the file, then SIGHUP (no CLI start: slow under emulation)."""
     (host.policy_dir / "web-hardening.yaml").write_text(shipped_policy_for(web, mode))
-    os.kill(daemon.process.pid, signal.SIGHUP)
-    daemon.wait_for_notification("READY=1")
+    daemon.reload()
 
 
 def story_entries(since: float, count: int) -> list[dict[str, object]]:

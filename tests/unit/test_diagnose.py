@@ -26,10 +26,30 @@ def test_bpf_in_lsm_list_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert diagnose.check_bpf_lsm().ok
 
 
-def test_unreadable_securityfs_says_how_to_mount_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unmounted_securityfs_says_how_to_mount_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(diagnose, "LSM_LIST", tmp_path / "absent")
-    check = diagnose.check_bpf_lsm()
-    assert not check.ok and "mount -t securityfs" in check.fix
+    monkeypatch.setattr(diagnose, "LOCKDOWN", tmp_path / "absent")
+    monkeypatch.setattr(diagnose, "securityfs_mounted", lambda: False)
+    for check in (diagnose.check_securityfs(), diagnose.check_bpf_lsm(), diagnose.check_lockdown()):
+        assert not check.ok and check.fix == "mount -t securityfs securityfs /sys/kernel/security"
+    assert diagnose.explain_load_failure().count("mount -t securityfs") == 1   # one cure, said once
+
+
+def test_mounted_securityfs_without_a_lockdown_file_has_no_lockdown_lsm(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(diagnose, "LOCKDOWN", tmp_path / "absent")
+    monkeypatch.setattr(diagnose, "securityfs_mounted", lambda: True)
+    assert diagnose.check_lockdown() == diagnose.Check("lockdown", True, "lockdown LSM not present")
+
+
+def test_memlock_advice_is_dropped_where_memlock_cannot_be_the_cause(monkeypatch: pytest.MonkeyPatch) -> None:
+    log = ["libbpf: prog 'x': BPF program load failed: Operation not permitted\n",
+           "libbpf: permission error while running as root; try raising 'ulimit -l'? current value: 8.0 MiB\n"]
+    monkeypatch.setattr(diagnose.os, "uname", lambda: type("u", (), {"release": "6.1.0-50-amd64"})())
+    assert diagnose.relevant_log(log) == log[:1]
+    monkeypatch.setattr(diagnose.os, "uname", lambda: type("u", (), {"release": "5.10.0-30-amd64"})())
+    monkeypatch.setattr(diagnose.resource, "getrlimit", lambda _: (8 << 20, 8 << 20))
+    assert diagnose.relevant_log(log) == log     # 5.10 charges RLIMIT_MEMLOCK: the advice may be right
 
 
 def test_missing_btf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

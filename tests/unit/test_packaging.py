@@ -21,6 +21,7 @@ from tests.packages import (CATALOG, COMPLETION, POLICY_DIR, REPO, RUNTIME_DEPEN
 SITE = "/usr/lib/python3/dist-packages"
 BPF_OBJECT = f"{SITE}/lsmguard/data/lsmguard.bpf.o"
 LOCK_OBJECT = f"{SITE}/lsmguard/data/lsmguard-lock.bpf.o"
+PROBE_OBJECT = f"{SITE}/lsmguard/data/lsmguard-probe.bpf.o"
 EM_BPF = 247   # ELF e_machine of BPF objects
 
 
@@ -60,7 +61,7 @@ def test_shipped_policies_are_in_audit_mode_in_both_packages(tmp_path: Path) -> 
 def test_bpf_objects_are_shipped_prebuilt_with_their_btf(tmp_path: Path) -> None:
     """The objects are never rebuilt at run time, so they must arrive as EM_BPF ELF with BTF (not stripped)."""
     run("dpkg-deb", "-x", built("deb"), tmp_path)
-    for shipped in (BPF_OBJECT, LOCK_OBJECT):
+    for shipped in (BPF_OBJECT, LOCK_OBJECT, PROBE_OBJECT):
         obj = (tmp_path / shipped.lstrip("/")).read_bytes()
         assert obj[:4] == b"\x7fELF" and int.from_bytes(obj[18:20], "little") == EM_BPF, shipped
         sections = run("readelf", "-S", tmp_path / shipped.lstrip("/")).stdout
@@ -73,7 +74,7 @@ def test_rpm_holds_the_same_and_declares_dependencies_and_config() -> None:
     site = next(f for f in files if f.endswith("/lsmguard/data/lsmguard.bpf.o")).removesuffix(
         "/lsmguard/data/lsmguard.bpf.o")
     expected = {"/usr/bin/lsmguard", f"{site}/lsmguard/cli.py", f"{site}/lsmguard/loader/_libbpf.abi3.so",
-                f"{site}/lsmguard/data/lsmguard-lock.bpf.o",
+                f"{site}/lsmguard/data/lsmguard-lock.bpf.o", f"{site}/lsmguard/data/lsmguard-probe.bpf.o",
                 f"/usr/lib/systemd/system/{UNIT}", CATALOG, COMPLETION, SCHEMA, "/usr/share/man/man8/lsmguard.8",
                 "/usr/share/man/man5/lsmguard.policy.5", *(f"{POLICY_DIR}/{p}" for p in SHIPPED_POLICIES)}
     assert expected <= files, sorted(expected - files)
@@ -104,6 +105,8 @@ def test_unit_is_hardened_for_bpf_lsm() -> None:
     assert settings["Restart"] == ["on-failure"] and settings["NoNewPrivileges"] == ["yes"]
     assert set(settings["CapabilityBoundingSet"][0].split()) == {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE"}
     assert settings["ProtectSystem"] == ["strict"] and settings["ReadWritePaths"] == ["/sys/fs/bpf"]
+    # journald's per-service rate limit must not drop denials (the daemon counts it if set anyway)
+    assert settings["LogRateLimitIntervalSec"] == ["0"]
     report = run("systemd-analyze", "security", "--offline=true", REPO / "packaging" / UNIT).stdout
     exposure = float(re.search(r"Overall exposure level for lsmguard.service: ([0-9.]+)", report).group(1))
     assert exposure <= 2.5, report     # systemd rates up to 3.9 "OK"; 10 is a unit with no sandboxing

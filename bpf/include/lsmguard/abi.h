@@ -346,6 +346,12 @@ enum lg_lock_refusal {
 	LG_LOCK_REFUSAL_COUNT = 7,
 };
 
+/* Indexes into the lock's per-CPU counters `lg_lock_stats`. */
+enum lg_lock_stat {
+	LG_LOCK_STAT_EVENTS_LOST = 0, /* a refusal counted whose event the ring buffer had no room for */
+	LG_LOCK_STAT_COUNT = 1,
+};
+
 /* The owner: a process, told from a later one with its pid by its start time (/proc/pid/stat). */
 struct lg_lock_owner {
 	__u32 tgid;
