@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Resolving a (dentry, vfsmount) to an absolute path, and hashing it.
+ * Naming a file, and hashing the name.
  *
- * bpf_d_path is refused in path_* hooks on 6.1, so the path is built by a
- * bounded walk up the dentry tree, crossing mounts, in the style of d_path:
- * components are written right to left into a per-CPU buffer. The path is
- * relative to the root of the task's mount namespace (not its chroot), so a
- * chroot cannot rename what a rule protects.
+ * A rule names a file, not one view of it, so decisions are made on the
+ * file's identity: the device of its file system and its path from that file
+ * system's root, whatever mount, bind mount, mount namespace or chroot it was
+ * reached through. Userspace translates each rule's path into identities
+ * with the host's mount table when a set is applied (lsmguard.mounts).
+ *
+ * Both names are built by a bounded walk up the dentry tree in the style of
+ * d_path (bpf_d_path is refused in path_* hooks on 6.1): components are
+ * written right to left into a per-CPU buffer. The identity walk stops at its
+ * file system's root; the other one (lg_resolve_path) crosses mounts up to
+ * the task's mount namespace root, and names what a process ran or where it
+ * worked, for events.
  */
 #ifndef LSMGUARD_PATH_BPF_H
 #define LSMGUARD_PATH_BPF_H
@@ -19,6 +26,7 @@
 #define LG_WALK_MAX_STEPS (LG_PATH_MAX / 2 + 64)
 
 #define LG_MNT_INTERNAL 0x4000 /* include/linux/mount.h: kern_mount()s of pipes, sockets, memfd */
+#define LG_SB_KERNMOUNT (1 << 22) /* include/linux/fs.h: a super block kern_mount()ed (pipes, sockets, memfd, shm) */
 /* fs/mount.h: the mnt_ns of kern_mount()s and of clone_private_mount()s (overlayfs layers) */
 #define LG_MNT_NS_INTERNAL ((struct mnt_namespace *)-22L)
 
@@ -28,15 +36,15 @@ struct lg_path_buf {
 	__u32 flags;
 };
 
-/* A resolved path: buf->data[start, start + len), not NUL-terminated. */
+/* A resolved name: buf->data[start, start + len), not NUL-terminated. */
 struct lg_path {
 	struct lg_path_buf *buf;
 	__u32 start;
 	__u32 len;
 	__u32 flags; /* enum lg_path_flags */
-	bool fileless; /* a file of no filesystem: named by its dentry, looked up under the fileless key */
-	__u32 dev;     /* the file's device and inode number, for inode entries; 0: none */
-	__u64 ino;
+	__u32 kind;  /* enum lg_name: a file's identity (hashed after its device), or another kind of name */
+	__u32 dev;   /* LG_NAME_FILE: the file system's device (the kernel's encoding) */
+	__u64 ino;   /* the file's inode number, for inode entries; 0: none (a name not yet made) */
 };
 
 struct lg_walk {
@@ -140,7 +148,7 @@ static __always_inline void lg_finish_path(struct lg_path_buf *buf, __u32 pos, _
 	out->start = *(volatile __u32 *)&buf->start & LG_PATH_MASK;
 	out->len = LG_PATH_MAX - out->start;
 	out->flags = *(volatile __u32 *)&buf->flags;
-	out->fileless = false;
+	out->kind = LG_NAME_PATH;
 	out->dev = 0;
 	out->ino = 0;
 }
@@ -164,10 +172,14 @@ static __always_inline void lg_name_fileless(struct dentry *dentry, struct lg_pa
 	pos = LG_PATH_MAX - len;
 	bpf_probe_read_kernel(&buf->data[pos & LG_PATH_MASK], len & LG_NAME_MAX, BPF_CORE_READ(dentry, d_name.name));
 	lg_finish_path(buf, pos, 0, out);
-	out->fileless = true;
+	out->kind = LG_NAME_FILELESS;
 }
 
-/* Resolve `dentry` on `vfsmnt` into `buf`; a fileless file is named by its dentry alone. */
+/*
+ * The path of `dentry` on `vfsmnt` as the task sees it, up to its mount
+ * namespace's root: what events say a process ran or where it worked.
+ * A fileless file is named by its dentry alone.
+ */
 static __always_inline void lg_resolve_path(struct dentry *dentry, struct vfsmount *vfsmnt,
 					    struct lg_path_buf *buf, struct lg_path *out)
 {
@@ -198,8 +210,70 @@ static __always_inline void lg_resolve_path(struct dentry *dentry, struct vfsmou
 	if (w.reached_root && last != BPF_CORE_READ(task, nsproxy, mnt_ns, root) && !lg_mount_is_internal(last))
 		w.flags |= LG_PATH_DETACHED;
 	lg_finish_path(buf, w.pos, w.flags, out);
+}
+
+struct lg_identity_walk {
+	struct dentry *dentry;
+	struct lg_path_buf *buf;
+	__u32 pos; /* the path so far is data[pos, LG_PATH_MAX) */
+	__u32 flags;
+	bool reached_root;
+};
+
+/* One component of a walk that stays in the file's file system: no mount is crossed. */
+static long lg_identity_step(__u32 index, void *ctx)
+{
+	struct lg_identity_walk *w = ctx;
+	struct dentry *dentry = w->dentry;
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	const unsigned char *name;
+	__u32 len;
+
+	if (dentry == parent) {
+		w->reached_root = true;
+		return 1;
+	}
+	len = BPF_CORE_READ(dentry, d_name.len);
+	name = BPF_CORE_READ(dentry, d_name.name);
+	if (len > LG_NAME_MAX || w->pos < len + 1) {
+		w->flags |= LG_PATH_TRUNCATED;
+		return 1;
+	}
+	w->pos -= len;
+	bpf_probe_read_kernel(&w->buf->data[w->pos & LG_PATH_MASK], len & LG_NAME_MAX, name);
+	w->pos -= 1;
+	w->buf->data[w->pos & LG_PATH_MASK] = '/';
+	w->dentry = parent;
+	return 0;
+}
+
+/*
+ * The identity of the file (or the name not yet made) `dentry`: its path from
+ * its file system's root, and that file system's device. Mounts, bind mounts,
+ * namespaces and chroots change how a file is reached, not this. A file of
+ * the kernel's internal mounts (memfd, SysV shm) is fileless: named by its
+ * dentry. A dentry cut off from its file system's root (a file handle's
+ * disconnected dentry) is flagged: its path is not known in full.
+ */
+static __always_inline void lg_resolve_identity(struct dentry *dentry, struct lg_path_buf *buf,
+						struct lg_path *out)
+{
+	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+	struct lg_identity_walk w = { .dentry = dentry, .buf = buf, .pos = LG_PATH_MAX };
+
+	if (BPF_CORE_READ(sb, s_flags) & LG_SB_KERNMOUNT) {
+		lg_name_fileless(dentry, buf, out);
+		return;
+	}
+	bpf_loop(LG_WALK_MAX_STEPS, lg_identity_step, &w, 0);
+	if (!w.reached_root && !(w.flags & LG_PATH_TRUNCATED))
+		w.flags |= LG_PATH_WALK_LIMIT;
+	if (w.reached_root && w.dentry != BPF_CORE_READ(sb, s_root))
+		w.flags |= LG_PATH_DETACHED;
+	lg_finish_path(buf, w.pos, w.flags, out);
+	out->kind = LG_NAME_FILE;
+	out->dev = BPF_CORE_READ(sb, s_dev);
 	/* The file itself, whatever it is called: rules bound to it at apply time find it by these. */
-	out->dev = BPF_CORE_READ(dentry, d_inode, i_sb, s_dev);
 	out->ino = BPF_CORE_READ(dentry, d_inode, i_ino);
 }
 
@@ -318,6 +392,9 @@ static __always_inline void lg_lookup_entry(struct lg_lookup *l, __u64 hash, __u
 	}
 }
 
+/* Bytes hashed ahead of every name: the device word (0 for names of no file system). */
+#define LG_NAME_HASH_PREFIX 8
+
 static long lg_lookup_step(__u32 index, void *ctx)
 {
 	struct lg_lookup *l = ctx;
@@ -328,7 +405,7 @@ static long lg_lookup_step(__u32 index, void *ctx)
 		lg_lookup_entry(l, lg_siphash_final(&l->state), index, LG_MATCH_PREFIX);
 
 	/* Position from the index: see lg_siphash_byte's caveat in the 6.1 verifier. */
-	l->state.len = index;
+	l->state.len = LG_NAME_HASH_PREFIX + index;
 	lg_siphash_byte(&l->state, byte);
 
 	if (index == 0)  /* the root, "/" */
@@ -344,13 +421,25 @@ static long lg_lookup_step(__u32 index, void *ctx)
 }
 
 /*
+ * Start hashing a name: keyed, then its device word (a file's file system;
+ * 0 for other names), so that one path on two file systems is two keys.
+ */
+static __always_inline void lg_name_hash_init(struct lg_siphash *state, const struct lg_config *config,
+					      const struct lg_path *path)
+{
+	lg_siphash_init(state, config->path_hash_key[0], config->path_hash_key[1]);
+	lg_siphash_compress(state, path->dev);
+	state->len = LG_NAME_HASH_PREFIX;
+}
+
+/*
  * Fill l->found for the resolved path: a fixed number of hash lookups per
  * path component, whatever the number of rules. l->found must start zeroed.
  */
 static __always_inline void lg_lookup_path(const struct lg_config *config, const struct lg_path *path,
 					   struct lg_lookup *l)
 {
-	lg_siphash_init(&l->state, config->path_hash_key[0], config->path_hash_key[1]);
+	lg_name_hash_init(&l->state, config, path);
 	l->buf = path->buf;
 	l->start = path->start;
 	l->len = path->len;

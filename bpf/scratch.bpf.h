@@ -86,8 +86,8 @@ static __always_inline void lg_lookup_in(const struct lg_config *config, const s
 		.nslots = nslots, .slots = { slot_a, slot_b }, .generation = generation,
 	};
 
-	if (path->fileless) { /* rules name fileless files by one key: the empty path */
-		lg_siphash_init(&l.state, config->path_hash_key[0], config->path_hash_key[1]);
+	if (path->kind == LG_NAME_FILELESS) { /* rules name fileless files by one key: the empty name */
+		lg_name_hash_init(&l.state, config, path);
 		lg_lookup_entry(&l, lg_siphash_final(&l.state), 0, LG_MATCH_EXACT);
 	} else {
 		lg_lookup_path(config, path, &l);

@@ -142,7 +142,7 @@ def read_stdin(name: str = "<stdin>") -> str:
 
 def read_sources(paths: list[Path]) -> list[tuple[str, str]]:
     """(file, text) of every policy file under `paths`, in order. Raises PolicyError
-    listing every path that is missing or unreadable."""
+    listing every path that is missing or unreadable, and every error of the others."""
     sources: list[tuple[str, str]] = []
     errors: list[Diagnostic] = []
     for given in paths:
@@ -161,6 +161,10 @@ def read_sources(paths: list[Path]) -> list[tuple[str, str]]:
             except PolicyError as exc:
                 errors += exc.diagnostics
     if errors:
+        try:   # one run lists every error: those of the files that could be read too
+            load_sources(sources)
+        except PolicyError as exc:
+            errors += exc.diagnostics
         raise PolicyError(errors)
     return sources
 

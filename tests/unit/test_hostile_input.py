@@ -145,3 +145,12 @@ def test_the_daemon_reads_a_directory_with_a_fifo_without_blocking(tmp_path: Pat
     fifo(tmp_path)
     with pytest.raises(PolicyError, match="not a regular file"):
         read_sources([tmp_path])
+
+
+def test_an_unreadable_file_and_a_broken_one_are_both_reported(tmp_path: Path) -> None:
+    fifo(tmp_path)
+    (tmp_path / "broken.yaml").write_text(POLICY_HEAD + "  rules: [{id: r, action: deny, chmod: {paths: [rel]}}]\n")
+    run = check(str(tmp_path))
+    assert run.returncode == 2
+    assert "x.yaml:1:1: not a regular file (a FIFO)" in run.stderr
+    assert "broken.yaml:6:" in run.stderr and "'rel' is not absolute" in run.stderr
