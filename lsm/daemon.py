@@ -279,7 +279,9 @@ class Daemon:
         reader = self.engine.event_reader(self._on_event, budget=EVENTS_PER_POLL)
         control = channel.listen(self.paths.run_dir)
         watchdog = watchdog_interval()
-        next_status = next_ping = 0.0
+        self._write_status()   # `lsmguard status` has the daemon's state from its first moment
+        next_status = time.monotonic() + STATUS_EVERY_S
+        next_ping = 0.0
         notify("READY=1", state=True)
         try:
             while not self._stop:
