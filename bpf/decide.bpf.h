@@ -49,6 +49,18 @@ static __always_inline struct lg_policy_set *lg_policy_set_in_force(struct lg_co
 	return set;
 }
 
+/* What a hook asks of the policy set about one object: constant per call site. */
+struct lg_question {
+	__u32 op;                          /* enum lg_op, for events */
+	__u8 slots[LG_LOOKUP_SLOTS];       /* the slots looked up (open: read and write) */
+	__u32 nslots;
+	__u32 detail;                      /* the event's mode */
+	bool rules_only;                   /* a policy's default does not refuse (executable mappings) */
+	bool is_code;                      /* exec and executable mappings: drift decides too, on `code` */
+	bool ancestors;                    /* a name above others: write deny rules of names below it refuse */
+	struct inode *code;
+};
+
 /* What the object's entries say, one entry per slot looked up. */
 struct lg_access {
 	struct lg_masks found[LG_LOOKUP_SLOTS];

@@ -57,6 +57,9 @@ static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 g
 	}
 	lg_fill_header(&ev->hdr, LG_OBJECT_PATH, op, decision, generation, policy_id, rule_id, path->flags);
 	ev->mode = mode;
+	ev->name = path->kind;
+	ev->dev = path->dev;
+	ev->ino = path->ino;
 	/* one helper call, no branch: from address 0 (no mark) it fills zeros */
 	bpf_probe_read_kernel(&ev->writer, sizeof(ev->writer), (const void *)writer);
 	ev->path_len = path->len & LG_PATH_MASK;

@@ -8,6 +8,9 @@
 #define LSMGUARD_INET_BPF_H
 
 #define LG_SOCK_STREAM 1           /* include/linux/net.h */
+#define LG_SOCK_RAW 3
+#define LG_AF_UNSPEC 0
+#define LG_INADDR_LOOPBACK 0x0100007f /* 127.0.0.1, in network byte order as read on little-endian */
 #define LG_IN_ADDR_LEN 4
 #define LG_SIN6_LEN_RFC2133 24     /* an IPv6 sockaddr without sin6_scope_id, which the kernel accepts */
 /* Bits of lg_inet_key ahead of the address: generation, slot, family, reserved. */
@@ -31,11 +34,32 @@ static __always_inline void lg_set_inet6_address(struct lg_inet_target *target, 
 	}
 }
 
-/* Fill `target` from the caller's sockaddr; false for what is not an inet destination. */
-static __always_inline bool lg_inet_target_of(struct sockaddr *address, int addrlen, struct lg_inet_target *target)
+/*
+ * The family the kernel will read the caller's sockaddr as. A datagram sent
+ * with AF_UNSPEC reaches its address all the same on IPv4 UDP and raw
+ * sockets (udp_sendmsg, raw_sendmsg take it for AF_INET), and IPv6 raw
+ * sockets take it for AF_INET6; IPv6 UDP ignores the address then (the
+ * connected peer, decided at connect, gets it). A connect with AF_UNSPEC
+ * only disconnects.
+ */
+static __always_inline __u16 lg_sendto_family(struct socket *sock, __u16 family)
 {
-	__u16 family = BPF_CORE_READ(address, sa_family);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	__u16 own = BPF_CORE_READ(sk, __sk_common.skc_family);
 
+	if (family != LG_AF_UNSPEC)
+		return family;
+	if (own == LG_AF_INET)
+		return LG_AF_INET;
+	if (own == LG_AF_INET6 && BPF_CORE_READ(sock, type) == LG_SOCK_RAW)
+		return LG_AF_INET6;
+	return LG_AF_UNSPEC;
+}
+
+/* Fill `target` from the caller's sockaddr, read as `family`; false for what is not an inet destination. */
+static __always_inline bool lg_inet_target_of(struct sockaddr *address, int addrlen, __u16 family,
+					      struct lg_inet_target *target)
+{
 	if (family == LG_AF_INET && addrlen >= (int)sizeof(struct sockaddr_in)) {
 		struct sockaddr_in *in = (void *)address;
 
@@ -54,6 +78,50 @@ static __always_inline bool lg_inet_target_of(struct sockaddr *address, int addr
 		return true;
 	}
 	return false; /* AF_UNSPEC (disconnect), or an address the protocol will refuse */
+}
+
+static __always_inline bool lg_inet6_is_any(const __u8 addr[LG_ADDR_LEN])
+{
+	__u64 high, low;
+
+	__builtin_memcpy(&high, addr, sizeof(high));
+	__builtin_memcpy(&low, addr + sizeof(high), sizeof(low));
+	return !high && !low;
+}
+
+/*
+ * The address a connect or send to a wildcard reaches: the kernel replaces
+ * 0.0.0.0 by the socket's bound address, else 127.0.0.1 (ip_route_output_key:
+ * "connect to self"), and :: by ::1 (or 127.0.0.1 on a socket bound to a
+ * v4-mapped address), after the hook has seen the wildcard. Rules decide on
+ * the address used.
+ */
+static __always_inline void lg_resolve_wildcard(struct socket *sock, struct lg_inet_target *target)
+{
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	__u32 bound, v4;
+	__u8 own6[LG_ADDR_LEN];
+
+	if (target->family == LG_AF_INET) {
+		__builtin_memcpy(&v4, target->addr, sizeof(v4));
+		if (v4)
+			return;
+		bound = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		v4 = bound ? bound : LG_INADDR_LOOPBACK;
+		__builtin_memcpy(target->addr, &v4, sizeof(v4));
+		return;
+	}
+	if (!lg_inet6_is_any(target->addr))
+		return;
+	bpf_probe_read_kernel(own6, sizeof(own6), &sk->__sk_common.skc_v6_rcv_saddr);
+	lg_set_inet6_address(target, own6);
+	if (target->family == LG_AF_INET) { /* bound to a v4-mapped address: IPv4 loopback */
+		v4 = LG_INADDR_LOOPBACK;
+		__builtin_memcpy(target->addr, &v4, sizeof(v4));
+		return;
+	}
+	__builtin_memset(target->addr, 0, LG_ADDR_LEN);
+	target->addr[LG_ADDR_LEN - 1] = 1; /* ::1 */
 }
 
 /* The masks of `port` on the deepest network holding `target`, or false. */
@@ -136,14 +204,20 @@ static __always_inline bool lg_is_stream(struct socket *sock)
 	return BPF_CORE_READ(sock, type) == LG_SOCK_STREAM;
 }
 
-static __always_inline int lg_check_inet_connect(struct socket *sock, struct sockaddr *address, int addrlen)
+/* A connect, or a send with an address (`sending`): decided on the address the kernel will reach. */
+static __always_inline int lg_check_inet_connect(struct socket *sock, struct sockaddr *address, int addrlen,
+						 bool sending)
 {
 	struct lg_inet_target target = {};
+	__u16 family = BPF_CORE_READ(address, sa_family);
 
 	if (!lg_is_inet(sock))
 		return 0; /* unix sockets: lg_check_unix_peer */
-	if (!lg_inet_target_of(address, addrlen, &target))
+	if (sending)
+		family = lg_sendto_family(sock, family);
+	if (!lg_inet_target_of(address, addrlen, family, &target))
 		return 0;
+	lg_resolve_wildcard(sock, &target);
 	target.protocol = BPF_CORE_READ(sock, sk, sk_protocol);
 	return lg_check_inet(LG_OP_CONNECT, lg_is_stream(sock) ? LG_SLOT_TCP : LG_SLOT_UDP, &target);
 }
@@ -153,7 +227,8 @@ static __always_inline int lg_check_inet_bind(struct socket *sock, struct sockad
 {
 	struct lg_inet_target target = {};
 
-	if (!lg_is_inet(sock) || !lg_inet_target_of(address, addrlen, &target) || !target.port)
+	if (!lg_is_inet(sock) || !lg_inet_target_of(address, addrlen, BPF_CORE_READ(address, sa_family), &target) ||
+	    !target.port)
 		return 0;
 	target.protocol = BPF_CORE_READ(sock, sk, sk_protocol);
 	return lg_check_inet(LG_OP_BIND, lg_is_stream(sock) ? LG_SLOT_BIND_TCP : LG_SLOT_BIND_UDP, &target);

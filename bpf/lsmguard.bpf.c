@@ -14,6 +14,8 @@
 #include "subjects.bpf.h"
 #include "decide.bpf.h"
 #include "drift.bpf.h"
+#include "file.bpf.h"
+#include "names.bpf.h"
 #include "inet.bpf.h"
 
 /* include/uapi/asm-generic/mman-common.h and include/linux/mm.h */
@@ -29,98 +31,10 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* The policy set in force, and the scratch area for one decision; NULL: nothing to decide. */
-static __always_inline struct lg_policy_set *lg_begin(struct lg_config **config, __u32 *generation,
-						       struct lg_scratch **s, __u64 *seq)
-{
-	struct lg_policy_set *set = lg_policy_set_in_force(config, generation);
-
-	if (!set)
-		return NULL;
-	*s = lg_scratch_take(seq);
-	return *s ? set : NULL;
-}
-
-/* A path the walk could not finish, or whose scratch a preempting program tore: flagged and counted. */
-static __always_inline bool lg_path_unresolved(struct lg_scratch *s, __u64 seq, struct lg_path *path)
-{
-	if (!lg_scratch_intact(s, seq))
-		path->flags |= LG_PATH_RACED;
-	if (!path->flags)
-		return false;
-	lg_stat_inc(LG_STAT_PATHS_UNRESOLVED);
-	return true;
-}
-
-/* Decide access `a` to `path`, report what the policies say, and return the hook's verdict. */
-static __always_inline int lg_conclude_path(__u32 op, struct lg_scratch *s, const struct lg_config *config,
-					    const struct lg_policy_set *set, __u32 generation,
-					    const struct lg_access *a, const struct lg_path *path, __u32 detail)
-{
-	struct lg_outcome out = {};
-
-	lg_decide(s, config, set, generation, a, &out);
-	if (out.audit)
-		lg_emit_path_event(op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, path, detail,
-				   a->writer);
-	if (out.decision == LG_DECISION_ALLOW)
-		return 0;
-	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, path, detail, a->writer);
-	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
-}
-
-/*
- * Decide an operation on a resolved path in s->path, looked up in `nslots`
- * slots (open: the read and write slots its file mode asks for). Returns the
- * exe ids of the path when `slot_b` is LG_SLOT_SUBJECT_EXE (exec), via `exe_ids`.
- * With `rules_only`, a policy's default does not refuse (executable mappings).
- * With `is_code` (exec, executable mappings), drift options decide on the
- * file's inode `code` too.
- */
-static __always_inline int lg_judge_path(__u32 op, struct lg_scratch *s, __u64 seq, const struct lg_config *config,
-					 const struct lg_policy_set *set, __u32 generation, struct lg_path *path,
-					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail, __u64 *exe_ids,
-					 bool rules_only, bool is_code, struct inode *code)
-{
-	struct lg_access a = { .slots = { slot_a, slot_b }, .nslots = nslots, .rules_only = rules_only };
-
-	lg_lookup_in(config, path, generation, slot_a, slot_b, nslots, set->bound_inodes != 0, a.found);
-	if (slot_b == LG_SLOT_SUBJECT_EXE) { /* not a rule slot: only tells which executable this is */
-		*exe_ids = a.found[1].allow;
-		a.nslots = 1;
-	}
-	/* code looks up one slot: the second holds what drift options say (a constant choice per hook) */
-	if (is_code) {
-		lg_drift_of(set, generation, code, &a.found[1], &a.writer);
-		a.slots[1] = LG_SLOT_DRIFT;
-		a.nslots = 2;
-	}
-	a.unresolved = lg_path_unresolved(s, seq, path);
-	return lg_conclude_path(op, s, config, set, generation, &a, path, detail);
-}
-
-static __always_inline int lg_check_path(__u32 op, struct dentry *dentry, struct vfsmount *mnt,
-					 __u8 slot_a, __u8 slot_b, __u32 nslots, __u32 detail, __u64 *exe_ids,
-					 bool rules_only, bool is_code, struct inode *code)
-{
-	struct lg_policy_set *set;
-	struct lg_config *config;
-	struct lg_scratch *s;
-	struct lg_path path;
-	__u32 generation;
-	__u64 seq;
-
-	set = lg_begin(&config, &generation, &s, &seq);
-	if (!set)
-		return 0; /* nothing applied: no path walk at all */
-	lg_resolve_path(dentry, mnt, &s->path, &path);
-	return lg_judge_path(op, s, seq, config, set, generation, &path, slot_a, slot_b, nslots, detail, exe_ids,
-			     rules_only, is_code, code);
-}
-
 /* The unix socket `other` that a connect or send reaches: its bound path, or its @abstract name. */
 static __always_inline int lg_check_unix_peer(struct sock *other)
 {
+	const struct lg_question q = { .op = LG_OP_CONNECT, .slots = { LG_SLOT_UNIX }, .nslots = 1 };
 	struct unix_sock *peer = (void *)other;
 	struct unix_address *addr;
 	struct lg_policy_set *set;
@@ -135,8 +49,7 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 
 	dentry = BPF_CORE_READ(peer, path.dentry);
 	if (dentry)
-		return lg_check_path(LG_OP_CONNECT, dentry, BPF_CORE_READ(peer, path.mnt), LG_SLOT_UNIX, 0, 1, 0,
-				     &unused, false, false, NULL);
+		return lg_check_file(&q, dentry, NULL, &unused);
 	addr = BPF_CORE_READ(peer, addr);
 	if (!addr)
 		return 0; /* unnamed (socketpair): nothing a rule names */
@@ -159,8 +72,8 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 	bpf_probe_read_kernel(&s->path.data[1], name_len, sun_path + 1);
 	path.buf = &s->path;
 	path.len = name_len + 1;
-	return lg_judge_path(LG_OP_CONNECT, s, seq, config, set, generation, &path, LG_SLOT_UNIX, 0, 1, 0,
-			     &unused, false, false, NULL);
+	path.kind = LG_NAME_ABSTRACT;
+	return lg_judge_path(&q, s, seq, config, set, generation, &path, NULL, &unused);
 }
 
 SEC("lsm/bprm_creds_for_exec")
@@ -179,21 +92,20 @@ SEC("lsm/bprm_check_security")
 int BPF_PROG(lg_bprm_check_security, struct linux_binprm *bprm, int ret)
 {
 	struct file *file = BPF_CORE_READ(bprm, file);
-	struct lg_task_subject *subject;
+	const struct lg_question q = { .op = LG_OP_EXEC, .slots = { LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE }, .nslots = 2,
+				       .is_code = true, .code = file->f_inode };
 	__u64 exe_ids = 0;
 	int verdict;
 
 	if (ret)
 		return ret;
-	/* Called once per image: a script, then its interpreter. Both count as executables run. */
-	verdict = lg_check_path(LG_OP_EXEC, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
-				LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE, 2, 0, &exe_ids, false, true, bprm->file->f_inode);
-	if (exe_ids) {
-		subject = bpf_task_storage_get(&lg_task_subjects, bpf_get_current_task_btf(), 0,
-					       BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (subject)
-			subject->pending |= exe_ids;
-	}
+	/*
+	 * Called once per image: a script, then its interpreter. Both count as
+	 * executables run. An overlay's file is decided here; its real file when
+	 * overlayfs opens it for this exec (lg_file_open).
+	 */
+	verdict = lg_check_file(&q, BPF_CORE_READ(file, f_path.dentry), NULL, &exe_ids);
+	lg_add_pending_exe_ids(exe_ids);
 	return verdict;
 }
 
@@ -229,11 +141,32 @@ int BPF_PROG(lg_task_alloc, struct task_struct *task, unsigned long clone_flags,
 	return 0;
 }
 
-/* What an open event reports of its file mode. */
-static __always_inline __u32 lg_open_mode(__u32 fmode)
+/* What an open event reports of its file mode and flags. */
+static __always_inline __u32 lg_open_mode(__u32 fmode, __u32 fflags, bool no_access)
 {
 	return (fmode & LG_FMODE_READ ? LG_OPEN_READ : 0) | (fmode & LG_FMODE_WRITE ? LG_OPEN_WRITE : 0) |
-	       (fmode & LG_FMODE_CREATED ? LG_OPEN_CREATED : 0);
+	       (fmode & LG_FMODE_CREATED ? LG_OPEN_CREATED : 0) | (no_access ? LG_OPEN_NO_ACCESS : 0) |
+	       (fflags & LG_O_TRUNC ? LG_OPEN_TRUNCATE : 0);
+}
+
+/*
+ * An overlay's real file, opened by overlayfs for an open or an exec of one of
+ * its files: the overlay's file was decided already; the real file is decided
+ * now, by its own identity, as the same operation.
+ */
+static __always_inline int lg_check_real_open(const struct lg_question *open, struct file *file, __u32 fflags)
+{
+	const struct lg_question exec = { .op = LG_OP_EXEC, .slots = { LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE },
+					  .nslots = 2, .is_code = true, .code = file->f_inode };
+	struct dentry *real = lg_file_dentry(file);
+	__u64 exe_ids = 0;
+	int verdict;
+
+	if (!(fflags & LG_FMODE_EXEC))
+		return lg_check_file(open, real, NULL, &exe_ids);
+	verdict = lg_check_file(&exec, real, NULL, &exe_ids);
+	lg_add_pending_exe_ids(exe_ids);   /* a view of a subject's executable runs as that executable */
+	return verdict;
 }
 
 SEC("lsm/file_open")
@@ -241,45 +174,97 @@ int BPF_PROG(lg_file_open, struct file *file, int ret)
 {
 	__u32 fmode = BPF_CORE_READ(file, f_mode);
 	__u32 fflags = BPF_CORE_READ(file, f_flags);
-	bool reads = fmode & LG_FMODE_READ, writes = fmode & LG_FMODE_WRITE;
+	bool no_access = !(fmode & (LG_FMODE_READ | LG_FMODE_WRITE));
+	/* O_ACCMODE 3 opens for neither (ioctls only): decided as an open for both */
+	bool reads = (fmode & LG_FMODE_READ) || no_access;
+	bool writes = (fmode & LG_FMODE_WRITE) || no_access || (fflags & LG_O_TRUNC);
+	const struct lg_question q = { .op = LG_OP_OPEN, .slots = { reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE,
+								    LG_SLOT_OPEN_WRITE },
+				       .nslots = reads && writes ? 2 : 1, .detail = lg_open_mode(fmode, fflags, no_access) };
 	__u64 unused;
 
 	if (ret)
 		return ret;
 	/* marked before anything below returns: a write is drift whatever the rules say of its open */
-	if (writes && lg_drift_in_force())
+	if ((fmode & LG_FMODE_WRITE) && lg_drift_in_force())
 		lg_mark_written(file->f_inode);
+	if (lg_is_real_file(file))
+		return lg_check_real_open(&q, file, fflags);
 	/*
 	 * The kernel opening a program for execve: exec rules govern that
-	 * (bprm_check_security). 6.1 marks it in f_flags (__FMODE_EXEC) only;
-	 * newer kernels also in f_mode.
+	 * (bprm_check_security). It is marked in f_flags (__FMODE_EXEC), never
+	 * in f_mode.
 	 */
-	if ((fmode & LG_FMODE_EXEC) || (fflags & LG_FMODE_EXEC))
+	if (fflags & LG_FMODE_EXEC)
 		return 0;
-	if (!reads && !writes)
-		return 0;
-	/*
-	 * overlayfs opening its layer's file for an open already decided on the
-	 * overlay path: on a private clone mount (6.6 and later), or before that
-	 * under the overlay's own path but with the layer's inode.
-	 */
-	if (lg_mount_is_private_clone(BPF_CORE_READ(file, f_path.mnt)) ||
-	    BPF_CORE_READ(file, f_inode) != BPF_CORE_READ(file, f_path.dentry, d_inode))
-		return 0;
-	return lg_check_path(LG_OP_OPEN, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
-			     reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE, LG_SLOT_OPEN_WRITE,
-			     reads && writes ? 2 : 1, lg_open_mode(fmode), &unused, false, false, NULL);
+	return lg_check_file(&q, BPF_CORE_READ(file, f_path.dentry), NULL, &unused);
+}
+
+/* Changes of a file's permissions: its mode, its owner, its ACLs and capabilities. All chmod rules. */
+static __always_inline int lg_check_permissions(__u32 op, struct dentry *dentry, __u32 detail)
+{
+	const struct lg_question q = { .op = op, .slots = { LG_SLOT_CHMOD }, .nslots = 1, .detail = detail };
+	__u64 unused;
+
+	return lg_check_file(&q, dentry, NULL, &unused);
 }
 
 SEC("lsm/path_chmod")
 int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
 {
-	__u64 unused;
+	if (ret)
+		return ret;
+	return lg_check_permissions(LG_OP_CHMOD, BPF_CORE_READ(path, dentry), mode);
+}
+
+/* Who owns a file decides whose permission bits apply: chmod rules decide chown too. */
+SEC("lsm/path_chown")
+int BPF_PROG(lg_path_chown, const struct path *path, __u64 uid, __u64 gid, int ret)
+{
+	if (ret)
+		return ret;
+	return lg_check_permissions(LG_OP_CHOWN, BPF_CORE_READ(path, dentry), 0);
+}
+
+/* 6.1 sets and removes POSIX ACLs through the xattr hooks; later kernels through the ACL hooks below. */
+SEC("lsm/inode_setxattr")
+int BPF_PROG(lg_inode_setxattr, void *idmap, struct dentry *dentry, const char *name, const void *value,
+	     size_t size, int flags, int ret)
+{
+	__u32 kind;
 
 	if (ret)
 		return ret;
-	return lg_check_path(LG_OP_CHMOD, BPF_CORE_READ(path, dentry), BPF_CORE_READ(path, mnt),
-			     LG_SLOT_CHMOD, 0, 1, mode, &unused, false, false, NULL);
+	kind = lg_permission_xattr(name);
+	return kind ? lg_check_permissions(LG_OP_SETXATTR, dentry, kind) : 0;
+}
+
+SEC("lsm/inode_removexattr")
+int BPF_PROG(lg_inode_removexattr, void *idmap, struct dentry *dentry, const char *name, int ret)
+{
+	__u32 kind;
+
+	if (ret)
+		return ret;
+	kind = lg_permission_xattr(name);
+	return kind ? lg_check_permissions(LG_OP_SETXATTR, dentry, kind | LG_XATTR_REMOVED) : 0;
+}
+
+SEC("lsm/inode_set_acl")
+int BPF_PROG(lg_inode_set_acl, void *idmap, struct dentry *dentry, const char *acl_name, struct posix_acl *kacl,
+	     int ret)
+{
+	if (ret)
+		return ret;
+	return lg_check_permissions(LG_OP_SETXATTR, dentry, lg_permission_xattr(acl_name));
+}
+
+SEC("lsm/inode_remove_acl")
+int BPF_PROG(lg_inode_remove_acl, void *idmap, struct dentry *dentry, const char *acl_name, int ret)
+{
+	if (ret)
+		return ret;
+	return lg_check_permissions(LG_OP_SETXATTR, dentry, lg_permission_xattr(acl_name) | LG_XATTR_REMOVED);
 }
 
 /*
@@ -287,47 +272,34 @@ int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
  * /path/bin` maps the binary itself. Exec rules decide on the file; a
  * policy's default does not, since every process maps the libraries that an
  * exec allow-list never names (that list already decides which loader runs).
+ * `alt`: the file's other identity (an overlay's real file, or the overlay
+ * file a real one serves).
  */
-static __always_inline int lg_check_exec_mapping(struct file *file, __u32 how)
+static __always_inline int lg_check_exec_mapping(struct file *file, struct dentry *alt, __u32 how)
 {
-	struct dentry *dentry;
-	struct vfsmount *mnt;
+	const struct lg_question q = { .op = LG_OP_MMAP, .slots = { LG_SLOT_EXEC }, .nslots = 1, .detail = how,
+				       .rules_only = true, .is_code = true, .code = file->f_inode };
 	__u64 unused;
 
 	/* The process's own executable: decided when it was executed (execve maps it, once allowed). */
 	if (file == BPF_CORE_READ(bpf_get_current_task_btf(), mm, exe_file))
 		return 0;
-	dentry = BPF_CORE_READ(file, f_path.dentry);
-	mnt = BPF_CORE_READ(file, f_path.mnt);
-
-	/*
-	 * overlayfs (6.6 and later) maps its layer's file in place of the one the
-	 * user opened: a backing file on a private clone mount, which keeps the
-	 * user's path right after its struct file (fs/internal.h: struct
-	 * backing_file). mprotect then finds the backing file in the mapping.
-	 * Older overlayfs gave its layer's file the user's path itself, so no
-	 * mapped file is on a private clone there. The layout is computed, not
-	 * relocated: a type missing from vmlinux (6.1) would make libbpf search
-	 * module BTF, which needs CAP_SYS_ADMIN that the service does not have.
-	 */
-	if (lg_mount_is_private_clone(mnt)) {
-		struct path *user_path = (void *)file + bpf_core_type_size(struct file);
-
-		dentry = BPF_CORE_READ(user_path, dentry);
-		mnt = BPF_CORE_READ(user_path, mnt);
-	}
-	return lg_check_path(LG_OP_MMAP, dentry, mnt, LG_SLOT_EXEC, 0, 1, how, &unused, true, true, file->f_inode);
+	return lg_check_file(&q, lg_file_dentry(file), alt, &unused);
 }
 
 SEC("lsm/mmap_file")
 int BPF_PROG(lg_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags,
 	     int ret)
 {
+	struct file *real;
+
 	if (ret)
 		return ret;
 	if (!file || !(prot & LG_PROT_EXEC))
 		return 0;
-	return lg_check_exec_mapping(file, LG_MAP_MMAP);
+	/* the mapping will hold the overlay's real file: decided with it */
+	real = lg_overlay_real_file(file);
+	return lg_check_exec_mapping(file, real ? lg_file_dentry(real) : NULL, LG_MAP_MMAP);
 }
 
 SEC("lsm/file_mprotect")
@@ -343,71 +315,86 @@ int BPF_PROG(lg_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
 	file = vma->vm_file; /* a BTF pointer, which inode storage (drift) needs */
 	if (!file)
 		return 0;
-	return lg_check_exec_mapping(file, LG_MAP_MPROTECT);
+	/* an overlay's mapping holds its real file: decided with the overlay file it serves */
+	return lg_check_exec_mapping(file, lg_user_dentry(file), LG_MAP_MPROTECT);
 }
 
-/*
- * Fold what the deny rules of two path slots say about a name into `merged`
- * (deny bits, and the first denying rule), and note in `could_refuse` the
- * policies whose deny rules in those slots could match a name not resolved.
- */
-static __always_inline void lg_merge_name_denials(const struct lg_config *config, const struct lg_policy_set *set,
-						  __u32 generation, const struct lg_path *path, __u8 slot_a,
-						  __u8 slot_b, struct lg_masks *merged, __u64 *could_refuse)
+SEC("lsm/path_truncate")
+int BPF_PROG(lg_path_truncate, const struct path *path, int ret)
 {
-	struct lg_masks found[LG_LOOKUP_SLOTS];
-	__u8 slots[LG_LOOKUP_SLOTS] = { slot_a, slot_b };
-	__u32 i;
-
-	lg_lookup_in(config, path, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, set->bound_inodes != 0, found);
-	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
-		if (found[i].deny && merged->deny_rule == LG_NO_RULE)
-			merged->deny_rule = found[i].deny_rule;
-		merged->deny |= found[i].deny;
-		*could_refuse |= set->unresolved_refuse[slots[i]] & ~set->default_deny[slots[i]];
-	}
+	if (ret)
+		return ret;
+	return lg_check_write(LG_OP_TRUNCATE, BPF_CORE_READ(path, dentry), 0);
 }
 
-/*
- * A deny rule names a path; a new name for the same file (a hard link, or
- * the file renamed, or moved out of a recursive rule's tree) would walk
- * around it. Refused for every process, since names serve every process:
- * any enforce-mode policy whose deny rules name the file refuses.
- */
-static __always_inline int lg_check_new_name(__u32 op, struct dentry *dentry, struct vfsmount *mnt)
+/* O_TRUNC and ftruncate(2) from 6.2: truncate(2) still passes path_truncate. */
+SEC("lsm/file_truncate")
+int BPF_PROG(lg_file_truncate, struct file *file, int ret)
 {
-	struct lg_access a = { .slots = { LG_SLOT_EXEC }, .nslots = 1, .rules_only = true, .everyone = true };
-	struct lg_policy_set *set;
-	struct lg_config *config;
-	struct lg_scratch *s;
-	struct lg_path path;
-	__u64 seq, could_refuse = 0;
-	__u32 generation;
-
-	set = lg_begin(&config, &generation, &s, &seq);
-	if (!set)
-		return 0;
-	lg_resolve_path(dentry, mnt, &s->path, &path);
-	a.found[0].deny_rule = LG_NO_RULE;
-	/* The path slots whose deny rules protect a file's name: every path operation's. */
-	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_EXEC, LG_SLOT_CHMOD, &a.found[0], &could_refuse);
-	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_OPEN_READ, LG_SLOT_OPEN_WRITE, &a.found[0],
-			      &could_refuse);
-	if (lg_path_unresolved(s, seq, &path))
-		a.found[0].deny |= could_refuse; /* a deny rule in any of these slots could have matched */
-	return lg_conclude_path(op, s, config, set, generation, &a, &path, 0); /* no audit masks: never audits */
+	if (ret)
+		return ret;
+	return lg_check_write(LG_OP_TRUNCATE, lg_file_dentry(file), 0);
 }
 
+SEC("lsm/path_unlink")
+int BPF_PROG(lg_path_unlink, const struct path *dir, struct dentry *dentry, int ret)
+{
+	if (ret)
+		return ret;
+	return lg_check_write(LG_OP_UNLINK, dentry, 0);
+}
+
+SEC("lsm/path_rmdir")
+int BPF_PROG(lg_path_rmdir, const struct path *dir, struct dentry *dentry, int ret)
+{
+	if (ret)
+		return ret;
+	return lg_check_write(LG_OP_UNLINK, dentry, LG_UNLINK_DIR);
+}
+
+/* A new name: a device node, FIFO or socket file, and O_CREAT's new file. */
+SEC("lsm/path_mknod")
+int BPF_PROG(lg_path_mknod, const struct path *dir, struct dentry *dentry, umode_t mode, unsigned int dev, int ret)
+{
+	if (ret)
+		return ret;
+	return lg_check_write(LG_OP_CREATE, dentry, mode & LG_S_IFMT);
+}
+
+SEC("lsm/path_mkdir")
+int BPF_PROG(lg_path_mkdir, const struct path *dir, struct dentry *dentry, umode_t mode, int ret)
+{
+	if (ret)
+		return ret;
+	return lg_check_write(LG_OP_CREATE, dentry, LG_S_IFDIR);
+}
+
+SEC("lsm/path_symlink")
+int BPF_PROG(lg_path_symlink, const struct path *dir, struct dentry *dentry, const char *old_name, int ret)
+{
+	if (ret)
+		return ret;
+	return lg_check_write(LG_OP_CREATE, dentry, LG_S_IFLNK);
+}
+
+/* A hard link: the file gets another name (which its deny rules follow), and the new name is written. */
 SEC("lsm/path_link")
 int BPF_PROG(lg_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry,
 	     int ret)
 {
+	int verdict;
+
 	if (ret)
 		return ret;
-	/* A hard link is made on its target's mount (else EXDEV): new_dir's. */
-	return lg_check_new_name(LG_OP_LINK, old_dentry, BPF_CORE_READ(new_dir, mnt));
+	verdict = lg_check_new_name(LG_OP_LINK, old_dentry);
+	return verdict ? verdict : lg_check_write(LG_OP_LINK, new_dentry, LG_NAME_TARGET);
 }
 
+/*
+ * A rename, source side: the file gets another name (its deny rules follow
+ * it), and its old name is removed; a directory moved takes every name
+ * below it along.
+ */
 SEC("lsm/path_rename")
 int BPF_PROG(lg_path_rename, const struct path *old_dir, struct dentry *old_dentry, const struct path *new_dir,
 	     struct dentry *new_dentry, unsigned int flags, int ret)
@@ -416,11 +403,29 @@ int BPF_PROG(lg_path_rename, const struct path *old_dir, struct dentry *old_dent
 
 	if (ret)
 		return ret;
-	verdict = lg_check_new_name(LG_OP_RENAME, old_dentry, BPF_CORE_READ(old_dir, mnt));
+	verdict = lg_check_new_name(LG_OP_RENAME, old_dentry);
+	if (!verdict)
+		verdict = lg_check_name_removed(LG_OP_RENAME, old_dentry, LG_NAME_SOURCE);
 	if (verdict || !(flags & LG_RENAME_EXCHANGE))
 		return verdict;
 	/* An exchange renames the other file too. */
-	return lg_check_new_name(LG_OP_RENAME, new_dentry, BPF_CORE_READ(new_dir, mnt));
+	verdict = lg_check_new_name(LG_OP_RENAME, new_dentry);
+	return verdict ? verdict : lg_check_name_removed(LG_OP_RENAME, new_dentry, LG_NAME_SOURCE);
+}
+
+/* A rename, target side (a second program on the same hook): the name made or replaced is written. */
+SEC("lsm/path_rename")
+int BPF_PROG(lg_path_rename_target, const struct path *old_dir, struct dentry *old_dentry,
+	     const struct path *new_dir, struct dentry *new_dentry, unsigned int flags, int ret)
+{
+	int verdict;
+
+	if (ret)
+		return ret;
+	verdict = lg_check_name_removed(LG_OP_RENAME, new_dentry, LG_NAME_TARGET);
+	if (verdict || !(flags & LG_RENAME_EXCHANGE))
+		return verdict;
+	return lg_check_name_removed(LG_OP_RENAME, old_dentry, LG_NAME_TARGET);
 }
 
 SEC("lsm/socket_connect")
@@ -428,7 +433,7 @@ int BPF_PROG(lg_socket_connect, struct socket *sock, struct sockaddr *address, i
 {
 	if (ret)
 		return ret;
-	return lg_check_inet_connect(sock, address, addrlen);
+	return lg_check_inet_connect(sock, address, addrlen, false);
 }
 
 SEC("lsm/socket_bind")
@@ -462,7 +467,7 @@ int BPF_PROG(lg_socket_sendmsg, struct socket *sock, struct msghdr *msg, int siz
 	address = BPF_CORE_READ(msg, msg_name);
 	if (!address)
 		return 0; /* connected: decided at connect */
-	return lg_check_inet_connect(sock, address, BPF_CORE_READ(msg, msg_namelen));
+	return lg_check_inet_connect(sock, address, BPF_CORE_READ(msg, msg_namelen), true);
 }
 
 /*

@@ -446,4 +446,42 @@ static __always_inline void lg_lookup_path(const struct lg_config *config, const
 	bpf_loop(path->len, lg_lookup_step, l, 0);
 }
 
+struct lg_name_hash {
+	struct lg_siphash state;
+	struct lg_path_buf *buf;
+	__u32 start;
+};
+
+static long lg_name_hash_step(__u32 index, void *ctx)
+{
+	struct lg_name_hash *h = ctx;
+
+	/* Position from the index: see lg_lookup_step */
+	h->state.len = LG_NAME_HASH_PREFIX + index;
+	lg_siphash_byte(&h->state, h->buf->data[(h->start + index) & LG_PATH_MASK]);
+	return 0;
+}
+
+/* What write deny rules say of the names below the directory `path` (zeros: none protected). */
+static __always_inline void lg_lookup_ancestor(const struct lg_config *config, const struct lg_path *path,
+					       __u32 generation, struct lg_masks *out)
+{
+	struct lg_name_hash h = { .buf = path->buf, .start = path->start };
+	struct lg_path_entry_key key = {
+		.len = path->len, .slot = LG_SLOT_OPEN_WRITE, .match = LG_MATCH_ANCESTOR, .generation = generation,
+	};
+	struct lg_masks *masks;
+
+	lg_name_hash_init(&h.state, config, path);
+	bpf_loop(path->len, lg_name_hash_step, &h, 0);
+	key.hash = lg_siphash_final(&h.state);
+	masks = bpf_map_lookup_elem(&lg_path_entries, &key);
+	if (masks) {
+		*out = *masks;
+	} else {
+		__builtin_memset(out, 0, sizeof(*out));
+		out->deny_rule = out->audit_rule = LG_NO_RULE;
+	}
+}
+
 #endif /* LSMGUARD_PATH_BPF_H */

@@ -14,6 +14,7 @@
 struct lg_scratch {
 	__u64 seq;
 	struct lg_path_buf path;    /* the object being decided on */
+	struct lg_path_buf alt;     /* a second identity of the same object (an overlay's real file) */
 	struct lg_path_buf cgroup;  /* the task's cgroup path, for subjects */
 	char name[LG_NAME_BUF_SIZE];
 };

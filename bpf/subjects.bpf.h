@@ -74,4 +74,17 @@ static __always_inline __u64 lg_applying_policies(struct lg_scratch *s, const st
 	return (set->policies & ~with) | matched;
 }
 
+/* The executables an exec in progress matched: they join the task's lineage when it commits. */
+static __always_inline void lg_add_pending_exe_ids(__u64 exe_ids)
+{
+	struct lg_task_subject *subject;
+
+	if (!exe_ids)
+		return;
+	subject = bpf_task_storage_get(&lg_task_subjects, bpf_get_current_task_btf(), 0,
+				       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (subject)
+		subject->pending |= exe_ids;
+}
+
 #endif /* LSMGUARD_SUBJECTS_BPF_H */

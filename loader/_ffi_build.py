@@ -42,6 +42,14 @@ const char *bpf_program__name(const struct bpf_program *prog);
 const char *bpf_program__section_name(const struct bpf_program *prog);
 int bpf_program__fd(const struct bpf_program *prog);
 struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+int bpf_program__set_autoload(struct bpf_program *prog, _Bool autoload);
+_Bool bpf_program__autoload(const struct bpf_program *prog);
+
+struct btf;
+struct btf *btf__load_vmlinux_btf(void);
+int btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32 kind);
+void btf__free(struct btf *btf);
+#define BTF_KIND_FUNC 12
 
 struct bpf_link *bpf_link__open(const char *path);
 int bpf_link__fd(const struct bpf_link *link);
@@ -128,6 +136,7 @@ GLUE_SOURCE = r"""
 #include <linux/types.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include "lsmguard/abi.h"
 #include "lsmguard/siphash.h"
 

@@ -98,6 +98,14 @@ class Program:
     def fd(self) -> int:
         return lib.bpf_program__fd(self._prog)
 
+    @property
+    def autoload(self) -> bool:
+        return bool(lib.bpf_program__autoload(self._prog))
+
+    def skip(self) -> None:
+        """Before load: leave this program out (its hook does not exist on this kernel)."""
+        check(lib.bpf_program__set_autoload(self._prog, False), f"leaving out program {self.name}")
+
     def attach(self) -> Link:
         """Attach by section (lsm/<hook>); fails if the object is not loaded."""
         with captured_log() as log:
@@ -108,6 +116,21 @@ class Program:
             raise BpfError(err, f"attaching program {self.name} ({self.section})",
                            "".join(diagnose.relevant_log(log)), hint)
         return Link(link, self.name)
+
+
+def kernel_functions(names: set[str]) -> set[str]:
+    """Which of `names` are functions in the running kernel's BTF (an LSM hook `h` is
+    bpf_lsm_h there). Raises BpfError when the kernel has no BTF."""
+    btf = lib.btf__load_vmlinux_btf()
+    if btf == ffi.NULL:
+        raise BpfError(ffi.errno or errno.ENOENT, "reading the kernel's BTF (/sys/kernel/btf/vmlinux)")
+    try:
+        return {n for n in names if lib.btf__find_by_name_kind(btf, n.encode(), lib.BTF_KIND_FUNC) >= 0}
+    finally:
+        lib.btf__free(btf)
+
+
+LSM_SECTION = "lsm/"
 
 
 class BpfObject:
@@ -133,6 +156,23 @@ class BpfObject:
         if prog == ffi.NULL:
             raise KeyError(f"no program {name!r} in {self.path}")
         return Program(prog)
+
+    def skip_absent_hooks(self) -> list[str]:
+        """Before load: leave out the LSM programs whose hook this kernel does not have (hooks
+        added after the oldest kernel supported, such as file_truncate in 6.2). Returns their names."""
+        hooks = {p.name: "bpf_lsm_" + p.section[len(LSM_SECTION):] for p in self.programs()
+                 if p.section.startswith(LSM_SECTION)}
+        present = kernel_functions(set(hooks.values()))
+        skipped = []
+        for program in self.programs():
+            if program.name in hooks and hooks[program.name] not in present:
+                program.skip()
+                skipped.append(program.name)
+        return skipped
+
+    def loaded_programs(self) -> list[Program]:
+        """The programs load() loads: every one not left out."""
+        return [p for p in self.programs() if p.autoload]
 
     def map_names(self) -> list[str]:
         names = []

@@ -8,8 +8,10 @@ from __future__ import annotations
 import enum
 import functools
 import ipaddress
+import os
 import struct
 from dataclasses import dataclass
+from typing import Protocol
 
 from lsmguard.loader._libbpf import ffi, lib
 
@@ -24,6 +26,11 @@ class Op(enum.IntEnum):
     RENAME = lib.LG_OP_RENAME
     BIND = lib.LG_OP_BIND
     LISTEN = lib.LG_OP_LISTEN
+    TRUNCATE = lib.LG_OP_TRUNCATE
+    UNLINK = lib.LG_OP_UNLINK
+    CREATE = lib.LG_OP_CREATE
+    CHOWN = lib.LG_OP_CHOWN
+    SETXATTR = lib.LG_OP_SETXATTR
 
 
 class Decision(enum.IntEnum):
@@ -64,6 +71,14 @@ class Slot(enum.IntEnum):
     LISTEN = lib.LG_SLOT_LISTEN
 
 
+class NameKind(enum.IntEnum):
+    """What a path event's name is (enum lg_name)."""
+    FILE = lib.LG_NAME_FILE           # a file's identity: device, and path from its file system's root
+    PATH = lib.LG_NAME_PATH           # a path from the task's mount namespace root
+    ABSTRACT = lib.LG_NAME_ABSTRACT   # "@name": an abstract unix socket
+    FILELESS = lib.LG_NAME_FILELESS   # "memfd:NAME"
+
+
 class ObjectKind(enum.IntEnum):
     PATH = lib.LG_OBJECT_PATH
     INET = lib.LG_OBJECT_INET
@@ -79,6 +94,7 @@ class Match(enum.IntEnum):
     EXACT = lib.LG_MATCH_EXACT
     PREFIX = lib.LG_MATCH_PREFIX
     INODE = lib.LG_MATCH_INODE
+    ANCESTOR = lib.LG_MATCH_ANCESTOR
 
 
 PATH_MAX = lib.LG_PATH_MAX
@@ -165,9 +181,19 @@ def path_hash(hash_key: tuple[int, int], path: bytes) -> int:
     return lib.lg_path_hash(hash_key[0], hash_key[1], path, len(path))
 
 
-def path_entry_key(hash_key: tuple[int, int], path: bytes, slot: Slot, match: Match, generation: int) -> bytes:
-    """The `struct lg_path_entry_key` of a path (for a prefix entry: its base)."""
-    return PATH_ENTRY_KEY.pack(path_hash(hash_key, path), len(path), slot, match, generation, 0)
+NAME_HASH_PREFIX = struct.Struct("<Q")   # the device word hashed ahead of a name (LG_NAME_HASH_PREFIX)
+
+
+def name_hash(hash_key: tuple[int, int], path: bytes, dev: int = 0) -> int:
+    """The kernel's hash of a name: its file system's device word (0 for names of none), then the path."""
+    return path_hash(hash_key, NAME_HASH_PREFIX.pack(dev) + path)
+
+
+def path_entry_key(hash_key: tuple[int, int], path: bytes, slot: Slot, match: Match, generation: int,
+                   dev: int = 0) -> bytes:
+    """The `struct lg_path_entry_key` of a name (for a prefix entry: its base); a file's path is
+    from its file system's root, and `dev` that file system's device."""
+    return PATH_ENTRY_KEY.pack(name_hash(hash_key, path, dev), len(path), slot, match, generation, 0)
 
 
 def inode_entry_key(dev: int, ino: int, slot: Slot, generation: int) -> bytes:
@@ -220,11 +246,25 @@ class Writer:
 
 @dataclass(frozen=True)
 class PathEvent:
-    """exec, open, chmod; and connect to a unix socket (path, or @abstract name)."""
+    """exec, open, chmod, ...; and connect to a unix socket (path, or @abstract name).
+
+    `path` names the file in the host's mount namespace. The kernel names a file
+    by its identity (`dev`, and `fs_path` from its file system's root), which
+    decoding names back through the host's mount table; a file of a file system
+    the host does not mount is named by its identity (`on_host` False)."""
     header: EventHeader
     path: bytes
     mode: int
     writer: Writer | None = None   # exec and mmap of a file changed after a drift baseline, if it was marked
+    name: NameKind = NameKind.PATH
+    dev: int = 0                   # the kernel's encoding: major << 20 | minor
+    ino: int = 0
+    fs_path: bytes = b""
+    on_host: bool = True
+
+    @property
+    def device(self) -> str:
+        return f"{self.dev >> 20}:{self.dev & 0xFFFFF}"
 
 
 @dataclass(frozen=True)
@@ -264,8 +304,13 @@ def _cast(ctype: str, data: bytes) -> "ffi.CData":
     return ffi.cast(f"{ctype} *", ffi.from_buffer(data))
 
 
-def decode_event(data: bytes) -> Event:
-    """Decode one ring-buffer record. Raises ValueError for a record too short or unknown."""
+class HostPaths(Protocol):
+    def host_path(self, dev: int, path: str) -> str | None: ...
+
+
+def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
+    """Decode one ring-buffer record, naming files by their host paths through `mounts`
+    (default: the host's mount table). Raises ValueError for a record too short or unknown."""
     if len(data) < HEADER_SIZE:
         raise ValueError(f"event of {len(data)} bytes is shorter than its header ({HEADER_SIZE})")
     hdr = ffi.cast("struct lg_event_header *", ffi.from_buffer(data))
@@ -279,7 +324,13 @@ def decode_event(data: bytes) -> Event:
                         ffi.string(w.writer_comm), ffi.string(w.writer_exe), ffi.string(w.writer_cwd),
                         bool(w.flags & lib.LG_WRITER_EXE_PARTIAL),
                         bool(w.flags & lib.LG_WRITER_CWD_PARTIAL)) if w.written_ns else None
-        return PathEvent(_header(ev.hdr), bytes(ffi.buffer(ev.path, length)), ev.mode, writer)
+        raw = bytes(ffi.buffer(ev.path, length))
+        kind = NameKind(ev.name) if ev.name in set(NameKind) else NameKind.PATH
+        if kind is not NameKind.FILE:
+            return PathEvent(_header(ev.hdr), raw, ev.mode, writer, kind, ev.dev, ev.ino, raw)
+        host = (mounts or _host_mounts()).host_path(ev.dev, os.fsdecode(raw))
+        return PathEvent(_header(ev.hdr), os.fsencode(host) if host is not None else raw, ev.mode, writer, kind,
+                         ev.dev, ev.ino, raw, host is not None)
     if hdr.object == ObjectKind.INET:
         ev = _cast("struct lg_inet_event", data)
         raw = bytes(ffi.buffer(ev.addr, ADDR_LEN))
@@ -291,3 +342,8 @@ def decode_event(data: bytes) -> Event:
             raise ValueError(f"inet event with unknown family {ev.family}")
         return InetEvent(_header(ev.hdr), address, ev.port, ev.protocol)
     raise ValueError(f"event with unknown object kind {hdr.object}")
+
+
+def _host_mounts() -> HostPaths:
+    from lsmguard.mounts import HOST_MOUNTS   # mounts imports the policy model, which abi must not
+    return HOST_MOUNTS

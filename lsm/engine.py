@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lsmguard import abi, entries, hits, inodes, lineage
 from lsmguard.errors import LsmguardError
+from lsmguard.mounts import MountTable
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
 from lsmguard.loader.objects import wait_released
 from lsmguard.loader._libbpf import ffi, lib
@@ -52,12 +53,13 @@ class Engine:
             return cls.adopt(pin_root, object_path)
         obj = BpfObject(object_path or bpf_object_path())
         try:
+            obj.skip_absent_hooks()
             obj.load()
             maps = {name: obj.map(name) for name in MAP_NAMES}
             hash_key = struct.unpack("=QQ", os.urandom(16))
             maps["lg_config"].update(abi.u32(0), abi.pack("struct lg_config", path_hash_key=list(hash_key)))
             engine = cls(obj, maps, [], hash_key)
-            for program in obj.programs():
+            for program in obj.loaded_programs():
                 engine.links.append(program.attach())
             if pin_root is not None:
                 engine.pin(pin_root)
@@ -71,7 +73,8 @@ class Engine:
         """Take over pinned maps and links: the programs never stop running. What is pinned
         must be what this version's object defines, map by map, or nothing is touched."""
         with BpfObject(object_path or bpf_object_path()) as obj:
-            programs = sorted(p.name for p in obj.programs())
+            obj.skip_absent_hooks()
+            programs = sorted(p.name for p in obj.loaded_programs())
             expected = {name: obj.map_spec(name) for name in MAP_NAMES}
         pinned_links = sorted(p.name for p in (pin_root / "links").iterdir())
         problems, maps = [], {}
@@ -177,16 +180,18 @@ class Engine:
                 if policy.drift is not None else entries.DriftBaseline(0, 0)
                 for name, policy in zip(compiled.names, compiled.policies)]
 
-    def apply(self, compiled: Compiled) -> None:
+    def apply(self, compiled: Compiled, mounts: MountTable | None = None) -> None:
         """Replace the policy set in force, atomically: programs see the old set or the
-        new one, never a mix. On failure the old set stays in force, unchanged."""
+        new one, never a mix. On failure the old set stays in force, unchanged. Rule paths
+        are translated with `mounts`, the host's mount table (default: read now)."""
         old = self.generation()
         new = old ^ 1
         self._retire_hits(new)                      # leftovers of an apply that died halfway
         self._delete(self._generation_keys(new))
         exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key, compiled.exe_patterns)
         generation = entries.encode(compiled, self.hash_key, new, exe_ids, inodes.bind(compiled),
-                                    self._drift_baselines(compiled, old))
+                                    self._drift_baselines(compiled, old),
+                                    mounts if mounts is not None else MountTable.of_host())
         written: dict[str, list[bytes]] = {}
         try:
             for name, items in generation.by_map.items():
@@ -264,9 +269,10 @@ class Engine:
 _DATAGRAM_PROTOCOLS = {1, 17, 58, 136}   # IPPROTO_ICMP, UDP, ICMPV6, UDPLITE: the kernel's "udp" slot
 
 
-# Event operations that other operations' rules decide: a mapping by exec rules; a new
-# name (hard link, rename) by the deny rules of every path operation.
-_DECIDED_AS = {abi.Op.MMAP: (Operation.EXEC,), abi.Op.LINK: PATH_OPERATIONS, abi.Op.RENAME: PATH_OPERATIONS}
+# Event operations that other operations' rules decide: a mapping by exec rules; ownership,
+# ACLs and capabilities by chmod rules; what changes a file's content or names by write rules.
+_MAPPED_OPS = {abi.Op.MMAP: Operation.EXEC, abi.Op.CHOWN: Operation.CHMOD, abi.Op.SETXATTR: Operation.CHMOD}
+_WRITE_OPS = (abi.Op.TRUNCATE, abi.Op.UNLINK, abi.Op.CREATE)
 
 
 def requests_of(event: abi.Event) -> list[Request]:
@@ -280,11 +286,23 @@ def requests_of(event: abi.Event) -> list[Request]:
     if op is abi.Op.CONNECT:
         return [Request(Operation.CONNECT, unix=path)]
     if op is abi.Op.OPEN:
-        return [Request(Operation.OPEN, path=path, access=Access(event.mode & Access.ANY.value or Access.READ.value))]
-    operations = _DECIDED_AS[op] if op in _DECIDED_AS else (Operation(op.name.lower()),)
-    fileless = not path.startswith("/")     # the kernel names fileless code by its dentry: memfd:NAME
-    return [Request(o, path=path, access=Access.ANY if o is Operation.OPEN else Access.READ,
-                    fileless=fileless and o is Operation.EXEC) for o in operations]
+        access = Access(event.mode & Access.ANY.value)
+        if event.mode & (abi.lib.LG_OPEN_NO_ACCESS | abi.lib.LG_OPEN_TRUNCATE):
+            access |= Access.WRITE | (Access.READ if event.mode & abi.lib.LG_OPEN_NO_ACCESS else Access(0))
+        return [Request(Operation.OPEN, path=path, access=access or Access.READ)]
+    if op in _WRITE_OPS:
+        return [Request(Operation.OPEN, path=path, access=Access.WRITE)]
+    if op in (abi.Op.LINK, abi.Op.RENAME):
+        renamed = op is abi.Op.RENAME
+        written = [Request(Operation.OPEN, path=path, access=Access.WRITE, moves_below=renamed)]
+        if event.mode == abi.lib.LG_NAME_TARGET:
+            return written
+        # the file getting a new name: the deny rules of every path operation follow it
+        return [Request(o, path=path, access=Access.ANY if o is Operation.OPEN else Access.READ)
+                for o in PATH_OPERATIONS] + (written if renamed else [])
+    operation = _MAPPED_OPS.get(op) or Operation(op.name.lower())
+    fileless = event.name is abi.NameKind.FILELESS or not path.startswith("/")   # memfd:NAME
+    return [Request(operation, path=path, access=Access.READ, fileless=fileless and operation is Operation.EXEC)]
 
 
 def describe(compiled: Compiled | None, header: abi.EventHeader,

@@ -2,6 +2,9 @@
 
 Every key carries the generation it belongs to, so the entries of the next
 policy set can be written beside those in force and switched to at once.
+Path entries are keyed by file identity: each rule path is translated with the
+host's mount table (lsmguard.mounts), then merged per file system, so that an
+exact entry carries the masks of every recursive pattern covering it there.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from dataclasses import dataclass, field
 from lsmguard import abi, hits
 from lsmguard.inodes import Inode
 from lsmguard.loader._libbpf import ffi
-from lsmguard.policy.compile import Compiled, InetSlot, Masks, PathTable, Slot, bit_table
+from lsmguard.mounts import MountTable
+from lsmguard.policy.compile import Compiled, InetSlot, Masks, PathTable, Slot, bit_table, merge_path_table
 from lsmguard.policy.model import Action, IPNetwork, PathPattern
 
 PATH_SLOTS = {Slot.EXEC: abi.Slot.EXEC, Slot.OPEN_READ: abi.Slot.OPEN_READ, Slot.OPEN_WRITE: abi.Slot.OPEN_WRITE,
@@ -80,20 +84,50 @@ def inet_key(generation: int, slot: InetSlot, network: IPNetwork) -> bytes:
                     addr=list(network.network_address.packed))
 
 
+def identity_tables(patterns: dict[PathPattern, Masks], mounts: MountTable) -> dict[int, PathTable]:
+    """One slot's patterns as the kernel looks them up: translated to file identities, and
+    merged per file system (device) so that each entry carries its covering patterns' masks."""
+    by_dev: dict[int, dict[PathPattern, Masks]] = {}
+    for pattern, masks in patterns.items():
+        for identity in mounts.identities(pattern):
+            table = by_dev.setdefault(identity.dev, {})
+            if identity.pattern in table:
+                table[identity.pattern].merge(masks)   # two names of one file: one entry
+            else:
+                table[identity.pattern] = masks.copy()
+    return {dev: merge_path_table(table) for dev, table in by_dev.items()}
+
+
 def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
            exe_ids: dict[PathPattern, int], bound: dict[Slot, dict[Inode, Masks]] | None = None,
-           drift_since: list[DriftBaseline] | None = None) -> GenerationEntries:
+           drift_since: list[DriftBaseline] | None = None, mounts: MountTable | None = None) -> GenerationEntries:
     """`bound`: the inode entries (see `inodes.bind`), taken from the files when the set is applied.
-    `drift_since`: by policy id, when its drift option came into force."""
+    `drift_since`: by policy id, when its drift option came into force. `mounts`: the host's
+    mount table the rule paths are translated with (default: read now)."""
+    mounts = mounts if mounts is not None else MountTable.of_host()
     out = GenerationEntries()
-    tables = dict(compiled.paths)
-    tables[Slot.SUBJECT_EXE] = exe_id_table(compiled, exe_ids)
+    raw = {slot: table for slot, table in compiled.patterns.items() if slot is not Slot.SUBJECT_CGROUP}
+    raw[Slot.SUBJECT_EXE] = {p: Masks(allow=1 << exe_ids[p]) for p in compiled.exe_patterns}
     path_entries = out.by_map.setdefault("lg_path_entries", [])
-    for slot, table in tables.items():
+
+    def add(table: PathTable, slot: Slot, dev: int) -> None:
         for match, entries in ((abi.Match.EXACT, table.exact), (abi.Match.PREFIX, table.prefix)):
             for path, masks in entries.items():
-                key = abi.path_entry_key(hash_key, os.fsencode(path), PATH_SLOTS[slot], match, generation)
+                key = abi.path_entry_key(hash_key, os.fsencode(path), PATH_SLOTS[slot], match, generation, dev)
                 path_entries.append((key, _masks(masks, compiled.enforce)))
+
+    for slot, patterns in raw.items():
+        for dev, table in identity_tables(patterns, mounts).items():
+            add(table, slot, dev)
+    add(compiled.paths[Slot.SUBJECT_CGROUP], Slot.SUBJECT_CGROUP, 0)   # cgroup paths: no file system's
+    ancestors: dict[tuple[int, str], Masks] = {}
+    for directory, masks in compiled.write_ancestors.items():
+        identity = mounts.identity_of(directory)
+        ancestors.setdefault(identity, Masks()).merge(masks)
+    for (dev, path), masks in ancestors.items():
+        key = abi.path_entry_key(hash_key, os.fsencode(path), abi.Slot.OPEN_WRITE, abi.Match.ANCESTOR, generation,
+                                 dev)
+        path_entries.append((key, _masks(masks, compiled.enforce)))
     bound_inodes = 0
     for slot, inodes in (bound or {}).items():
         for inode, masks in inodes.items():

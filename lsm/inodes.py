@@ -29,10 +29,21 @@ def kernel_dev(st_dev: int) -> int:
     return os.major(st_dev) << 20 | os.minor(st_dev)
 
 
-def _mount_devices() -> dict[int, int]:
+def host_root() -> str:
+    """Where the host's files are looked up from: PID 1's root, whatever the caller's mount
+    namespace is (the service runs with a private /tmp); our own root where PID 1's cannot be
+    entered (a sandbox that hides its init)."""
+    try:
+        os.stat("/proc/1/root/")
+        return "/proc/1/root"
+    except OSError:
+        return ""
+
+
+def _mount_devices(root: str) -> dict[int, int]:
     """Mount id -> its superblock's device (mountinfo's major:minor), in the kernel's encoding."""
     devices = {}
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+    with open(f"/proc/{'1' if root else 'self'}/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
         for line in mountinfo:
             fields = line.split(" ", 3)
             major, minor = fields[2].split(":")
@@ -48,13 +59,13 @@ def _mount_id(fd: int) -> int:
     raise OSError(f"no mnt_id in /proc/self/fdinfo/{fd}")
 
 
-def identify(path: str, devices: dict[int, int]) -> Inode | None:
+def identify(path: str, devices: dict[int, int], root: str = "") -> Inode | None:
     """The file `path` names now as the kernel's hooks see it, or None (absent, unreadable, or a
     symbolic link). The device is the superblock's, from the file's mount (`devices`: mount id ->
     device, from `_mount_devices`), not stat's st_dev: overlayfs reports its layer's device
     there, btrfs its subvolume's."""
     try:
-        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)   # O_PATH: no file_open decision
+        fd = os.open(root + path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)   # O_PATH: no file_open decision
     except (OSError, ValueError):
         return None
     try:
@@ -73,10 +84,11 @@ def identify(path: str, devices: dict[int, int]) -> Inode | None:
 def bind(compiled: Compiled) -> dict[Slot, dict[Inode, Masks]]:
     """The inode entries of `compiled`, as the files are now; two names of one file merge."""
     bound: dict[Slot, dict[Inode, Masks]] = {}
-    devices = _mount_devices() if any(compiled.bindable.values()) else {}
+    root = host_root()
+    devices = _mount_devices(root) if any(compiled.bindable.values()) else {}
     for slot, paths in compiled.bindable.items():
         for path, masks in paths.items():
-            inode = identify(path, devices)
+            inode = identify(path, devices, root)
             if inode is None:
                 continue
             table = bound.setdefault(slot, {})

@@ -23,8 +23,14 @@ _PRIORITIES = {abi.Decision.DENY: Priority.WARNING, abi.Decision.WOULD_DENY: Pri
                abi.Decision.AUDIT: Priority.INFO}
 _PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp", 136: "udplite", 262: "mptcp", 1: "icmp", 58: "icmpv6"}
 _OPEN_ACCESS = {1: "read", 2: "write", 3: "read,write"}
-_OPEN_CREATED = abi.lib.LG_OPEN_CREATED
+_OPEN_FLAGS = ((abi.lib.LG_OPEN_CREATED, "create"), (abi.lib.LG_OPEN_TRUNCATE, "truncate"),
+               (abi.lib.LG_OPEN_NO_ACCESS, "no-access"))
 _MAP_ACCESS = {abi.lib.LG_MAP_MMAP: "mmap-exec", abi.lib.LG_MAP_MPROTECT: "mprotect-exec"}
+_NAME_SIDES = {abi.lib.LG_NAME_SOURCE: "source", abi.lib.LG_NAME_TARGET: "target"}
+_XATTRS = {abi.lib.LG_XATTR_ACL_ACCESS: "system.posix_acl_access", abi.lib.LG_XATTR_ACL_DEFAULT:
+           "system.posix_acl_default", abi.lib.LG_XATTR_CAPABILITY: "security.capability"}
+_FILE_TYPES = {0o010000: "fifo", 0o020000: "char-device", 0o040000: "directory", 0o060000: "block-device",
+               0o100000: "file", 0o120000: "symlink", 0o140000: "socket"}
 
 
 def target_fields(event: abi.Event) -> dict[str, object]:
@@ -38,14 +44,28 @@ def target_fields(event: abi.Event) -> dict[str, object]:
     if event.header.op is abi.Op.CONNECT:
         return {"LSMGUARD_UNIX_PATH": path, "LSMGUARD_TARGET": f"unix:{path}"}
     fields: dict[str, object] = {"LSMGUARD_PATH": path, "LSMGUARD_TARGET": path}
-    if event.header.op is abi.Op.OPEN:
-        fields["LSMGUARD_ACCESS"] = _OPEN_ACCESS.get(event.mode & 3, "read")
-        if event.mode & _OPEN_CREATED:
-            fields["LSMGUARD_ACCESS"] += ",create"
-    elif event.header.op is abi.Op.MMAP:
+    if event.name is abi.NameKind.FILE and not event.on_host:
+        # a file system the host does not mount (a private one of another mount namespace)
+        fields["LSMGUARD_DEVICE"] = event.device
+        fields["LSMGUARD_TARGET"] = f"{event.device}:{path}"
+    op = event.header.op
+    if op is abi.Op.OPEN:
+        access = [_OPEN_ACCESS.get(event.mode & 3, "read")] if event.mode & 3 else []
+        access += [name for bit, name in _OPEN_FLAGS if event.mode & bit]
+        fields["LSMGUARD_ACCESS"] = ",".join(access)
+    elif op is abi.Op.MMAP:
         fields["LSMGUARD_ACCESS"] = _MAP_ACCESS.get(event.mode, "mmap-exec")
-    elif event.header.op is abi.Op.CHMOD:
+    elif op is abi.Op.CHMOD:
         fields["LSMGUARD_MODE"] = f"{event.mode & 0o7777:04o}"
+    elif op in (abi.Op.LINK, abi.Op.RENAME):
+        fields["LSMGUARD_NAME"] = _NAME_SIDES.get(event.mode, "source")
+    elif op is abi.Op.UNLINK:
+        fields["LSMGUARD_ACCESS"] = "rmdir" if event.mode & abi.lib.LG_UNLINK_DIR else "unlink"
+    elif op is abi.Op.CREATE:
+        fields["LSMGUARD_FILE_TYPE"] = _FILE_TYPES.get(event.mode & 0o170000, "file")
+    elif op is abi.Op.SETXATTR:
+        fields["LSMGUARD_XATTR"] = _XATTRS.get(event.mode & ~abi.lib.LG_XATTR_REMOVED & 0xff, "?")
+        fields["LSMGUARD_ACCESS"] = "remove" if event.mode & abi.lib.LG_XATTR_REMOVED else "set"
     return fields
 
 

@@ -173,6 +173,12 @@ class Compiled:
     bindable: dict[Slot, dict[str, Masks]] = field(default_factory=dict)
     drift_deny: int = 0                     # policies whose drift option refuses
     drift_audit: int = 0                    # policies whose drift option audits
+    # Each slot's patterns as the rules wrote them, unmerged: the kernel's tables are built
+    # from them per file system (lsmguard.mounts), and merged there.
+    patterns: dict[Slot, dict[PathPattern, Masks]] = field(default_factory=dict)
+    # Directories above the paths that write deny (and audit) rules name: a rename of one
+    # moves those names, so it is decided as a write of each (deny and audit bits only).
+    write_ancestors: dict[str, Masks] = field(default_factory=dict)
 
     def entry_count(self) -> int:
         return (sum(len(t.exact) + len(t.prefix) for t in self.paths.values())
@@ -202,10 +208,10 @@ def _bindable(masks: Masks) -> Masks:
 
 def bit_table(patterns: dict[PathPattern, int]) -> PathTable:
     """A path table whose entries' `allow` is the union of the bits of every pattern covering them."""
-    return _merge_path_table({p: Masks(allow=bits) for p, bits in patterns.items()})
+    return merge_path_table({p: Masks(allow=bits) for p, bits in patterns.items()})
 
 
-def _merge_path_table(patterns: dict[PathPattern, Masks]) -> PathTable:
+def merge_path_table(patterns: dict[PathPattern, Masks]) -> PathTable:
     """Pre-merge: each entry carries the masks of every recursive pattern covering it."""
     table = PathTable()
     prefixes = {p.base: m for p, m in patterns.items() if p.recursive}
@@ -218,6 +224,18 @@ def _merge_path_table(patterns: dict[PathPattern, Masks]) -> PathTable:
                     merged.merge(prefixes[ancestor])
         (table.prefix if pattern.recursive else table.exact)[pattern.base] = merged
     return table
+
+
+def _write_ancestors(write: dict[PathPattern, Masks]) -> dict[str, Masks]:
+    """Each directory strictly above a path that write deny or audit rules name, with their bits."""
+    above: dict[str, Masks] = {}
+    for pattern, masks in write.items():
+        named = Masks(masks.deny, 0, masks.audit, {k: i for k, i in masks.rules.items() if k[1] is not Action.ALLOW})
+        if not (named.deny or named.audit) or not pattern.base.startswith("/"):
+            continue
+        for directory in ancestors(pattern.base)[1:]:
+            above.setdefault(directory, Masks()).merge(named)
+    return above
 
 
 def _supernets(network: IPNetwork) -> list[IPNetwork]:
@@ -324,7 +342,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                 if slot is Slot.UNIX:
                     for name in rule.unix.abstract:  # type: ignore[union-attr]
                         _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
-    paths = {slot: _merge_path_table(table) for slot, table in patterns.items()}
+    paths = {slot: merge_path_table(table) for slot, table in patterns.items()}
+    write_ancestors = _write_ancestors(patterns[Slot.OPEN_WRITE])
     bindable = {slot: {p.base: _bindable(m) for p, m in patterns[slot].items()
                        if not p.recursive and p.base.startswith("/") and (m.deny or m.audit)}
                 for slot in BINDING_SLOTS}
@@ -337,7 +356,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         unconstrained_exe=unconstrained["exe"], unconstrained_cgroup=unconstrained["cgroup"],
         unconstrained_uid=unconstrained["uid"], paths=paths,
         inet={slot: _merge_inet(inet_rules, slot) for slot in InetSlot},
-        exe_patterns=exe_patterns, uids=uids, bindable=bindable, drift_deny=drift_deny, drift_audit=drift_audit)
+        exe_patterns=exe_patterns, uids=uids, bindable=bindable, drift_deny=drift_deny, drift_audit=drift_audit,
+        patterns=patterns, write_ancestors=write_ancestors)
 
 
 def subject_mask(c: Compiled, process: Process) -> int:
@@ -369,7 +389,16 @@ def _lookups(c: Compiled, request: Request) -> list[tuple[Slot | InetSlot, Masks
     else:
         slots = [Slot.EXEC if op is Operation.EXEC else Slot.CHMOD]
     path = FILELESS.base if request.fileless else request.path
-    return [(s, _with_bound(c, s, c.paths[s].lookup(path), request.bound)) for s in slots]
+    found = [(s, _with_bound(c, s, c.paths[s].lookup(path), request.bound)) for s in slots]
+    if request.moves_below and path in c.write_ancestors:   # the kernel's ancestor entry
+        found = [(s, _merged(m, c.write_ancestors[path]) if s is Slot.OPEN_WRITE else m) for s, m in found]
+    return found
+
+
+def _merged(found: Masks | None, more: Masks) -> Masks:
+    merged = found.copy() if found else Masks()
+    merged.merge(more)
+    return merged
 
 
 def _with_bound(c: Compiled, slot: Slot, found: Masks | None, bound: tuple[str, ...]) -> Masks | None:

@@ -2,6 +2,16 @@
 
 One pure function decides one access. The compiler is tested against it, and
 the kernel is tested against it on randomised accesses. Simplicity over speed.
+
+What the operations mean (docs/policy.md): a path names a file, whatever view
+of it is used. `open` with access `write` covers everything that changes the
+content of the file a path names or what the path names: an open for writing,
+truncation, and making, removing or replacing the name (unlink, rmdir, rename
+from or to it, link, mknod, mkdir, symlink). Each of those is a Request(OPEN,
+path, access=WRITE); a rename of a directory moves every name below it, so it
+is one with `moves_below`. `chmod` covers every change of who may do what
+with a file: its mode, its owner, its ACLs and file capabilities, each a
+Request(CHMOD, path).
 """
 from __future__ import annotations
 
@@ -38,6 +48,8 @@ class Request:
     bound: tuple[str, ...] = ()
     # exec: the file was created or written after the drift baselines (the policies came into force)
     drifted: bool = False
+    # open for writing: a rename of this directory, which moves every name below it
+    moves_below: bool = False
 
 
 DRIFT_RULE = "(drift)"     # a record's rule when a policy's drift option decided (no rule id has parentheses)
@@ -98,7 +110,14 @@ def matches(rule: Rule, request: Request, access: Access | None = None) -> bool:
         return rule.fileless
     if rule.action is not Action.ALLOW and any(not p.recursive and p.base in request.bound for p in rule.paths):
         return True
+    if (request.moves_below and rule.action is not Action.ALLOW and rule.access & Access.WRITE
+            and any(_strictly_below(p.base, request.path) for p in rule.paths)):
+        return True   # the directory takes a name that rule protects along
     return _path_hit(rule.paths, request.path)
+
+
+def _strictly_below(path: str, directory: str) -> bool:
+    return path != directory and path.startswith("/") and (directory == "/" or path.startswith(directory + "/"))
 
 
 def _requested_bits(request: Request) -> list[Access | None]:

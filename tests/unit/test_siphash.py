@@ -27,8 +27,11 @@ def test_key_changes_the_hash() -> None:
 
 
 def test_path_entry_key_layout_carries_hash_length_slot_match_and_generation() -> None:
-    key = abi.path_entry_key(KEY, b"/etc/shadow", abi.Slot.CHMOD, abi.Match.PREFIX, 1)
+    key = abi.path_entry_key(KEY, b"/etc/shadow", abi.Slot.CHMOD, abi.Match.PREFIX, 1, dev=(8 << 20) | 1)
     assert len(key) == 16
-    assert int.from_bytes(key[:8], "little") == abi.path_hash(KEY, b"/etc/shadow")
+    # the file system's device word, then the path: one path on two file systems is two keys
+    assert int.from_bytes(key[:8], "little") == abi.path_hash(KEY, ((8 << 20) | 1).to_bytes(8, "little")
+                                                              + b"/etc/shadow")
+    assert key[:8] != abi.path_entry_key(KEY, b"/etc/shadow", abi.Slot.CHMOD, abi.Match.PREFIX, 1)[:8]
     assert int.from_bytes(key[8:12], "little") == len(b"/etc/shadow")
     assert (key[12], key[13], abi.key_generation("struct lg_path_entry_key", key)) == (abi.Slot.CHMOD, abi.Match.PREFIX, 1)

@@ -36,10 +36,39 @@ enum lg_op {
 	LG_OP_CHMOD = 3,
 	LG_OP_CONNECT = 4,
 	LG_OP_MMAP = 5,     /* a file mapped executable: decided by exec rules */
-	LG_OP_LINK = 6,     /* a hard link to a file that deny rules name */
-	LG_OP_RENAME = 7,   /* renaming a file that deny rules name */
+	LG_OP_LINK = 6,     /* a hard link: a new name for a file (mode: enum lg_name_side) */
+	LG_OP_RENAME = 7,   /* a rename: a file's name removed and another made (mode: enum lg_name_side) */
 	LG_OP_BIND = 8,     /* binding an inet socket to a local port */
 	LG_OP_LISTEN = 9,   /* listening on a local port */
+	LG_OP_TRUNCATE = 10,/* truncate(2), ftruncate(2), O_TRUNC: decided by write rules */
+	LG_OP_UNLINK = 11,  /* unlink(2), rmdir(2) (mode: LG_UNLINK_DIR): decided by write rules */
+	LG_OP_CREATE = 12,  /* mknod, mkfifo, mkdir, symlink, O_CREAT: a new name, decided by write rules (mode: S_IFMT) */
+	LG_OP_CHOWN = 13,   /* chown(2) and its kin: decided by chmod rules */
+	LG_OP_SETXATTR = 14,/* a POSIX ACL or file capability set or removed: decided by chmod rules (mode: lg_xattr) */
+};
+
+/* Which side of a link or rename an event is about (the event's `mode`). */
+enum lg_name_side {
+	LG_NAME_SOURCE = 1,   /* the file that gets another name, or loses this one */
+	LG_NAME_TARGET = 2,   /* the name made, or replaced */
+};
+
+#define LG_UNLINK_DIR 1       /* an LG_OP_UNLINK event's `mode`: rmdir */
+
+/* What an LG_OP_SETXATTR event's `mode` says was changed. */
+enum lg_xattr {
+	LG_XATTR_ACL_ACCESS = 1,   /* system.posix_acl_access */
+	LG_XATTR_ACL_DEFAULT = 2,  /* system.posix_acl_default */
+	LG_XATTR_CAPABILITY = 3,   /* security.capability: a file's capabilities */
+	LG_XATTR_REMOVED = 8,      /* or-ed in: removed rather than set */
+};
+
+/* What a path event's name is. */
+enum lg_name {
+	LG_NAME_FILE = 0,      /* a file's identity: `dev`, and the path from its file system's root */
+	LG_NAME_PATH = 1,      /* a path from the task's mount namespace root */
+	LG_NAME_ABSTRACT = 2,  /* an abstract unix socket: "@name" */
+	LG_NAME_FILELESS = 3,  /* a file of no file system (memfd, SysV shm): "memfd:NAME" */
 };
 
 /* An LG_OP_OPEN event's `mode`: FMODE_READ and FMODE_WRITE, and whether the open created the file. */
@@ -47,6 +76,8 @@ enum lg_open_mode {
 	LG_OPEN_READ = 1,
 	LG_OPEN_WRITE = 2,
 	LG_OPEN_CREATED = 4,
+	LG_OPEN_NO_ACCESS = 8,   /* opened for neither (O_ACCMODE 3: ioctls only), decided as for both */
+	LG_OPEN_TRUNCATE = 16,   /* O_TRUNC: decided as a write */
 };
 
 /* How an LG_OP_MMAP event's file became executable (the event's `mode`). */
@@ -66,7 +97,7 @@ enum lg_decision {
 /* Why a path could not be fully resolved (event flags). */
 enum lg_path_flags {
 	LG_PATH_TRUNCATED = 1,   /* longer than LG_PATH_MAX */
-	LG_PATH_DETACHED = 2,    /* walk ended outside the task's mount namespace root */
+	LG_PATH_DETACHED = 2,    /* a dentry cut off from its file system's root (a file handle's), or a mount's */
 	LG_PATH_WALK_LIMIT = 4,  /* more components than the bounded walk allows */
 	LG_PATH_RACED = 8,       /* a preempting program reused the per-CPU buffer mid-walk */
 };
@@ -115,6 +146,7 @@ enum lg_match {
 	LG_MATCH_EXACT = 0,
 	LG_MATCH_PREFIX = 1,
 	LG_MATCH_INODE = 2,
+	LG_MATCH_ANCESTOR = 3,   /* a directory above a path write deny rules name (slot: open-write) */
 };
 
 /* Indexes into the per-CPU counter array `lg_stats`. */
@@ -173,10 +205,11 @@ struct lg_policy_set {
 /*
  * A path entry's key. Entries of both generations live side by side; a
  * program reads the generation once and looks up only its entries, so a
- * policy change is atomic.
+ * policy change is atomic. A file's path is its identity: the path from its
+ * file system's root, hashed after its device word (lsmguard.mounts).
  */
 struct lg_path_entry_key {
-	__u64 hash;       /* keyed SipHash of the path (for prefix entries: of the base) */
+	__u64 hash;       /* keyed SipHash of the device word and path (for prefix entries: of the base) */
 	__u32 len;
 	__u8 slot;        /* enum lg_slot */
 	__u8 match;       /* enum lg_match */
@@ -306,11 +339,14 @@ struct lg_file_mark {
 	char writer_cwd[LG_WRITER_PATH_MAX];
 };
 
-/* An event whose object is a path (exec, open, chmod). */
+/* An event whose object is a path (exec, open, chmod, ...). */
 struct lg_path_event {
 	struct lg_event_header hdr;
 	__u32 path_len;
-	__u32 mode;       /* chmod: the requested mode; open: enum lg_open_mode bits; mmap: lg_map_how */
+	__u32 mode;       /* chmod: the requested mode; open: enum lg_open_mode bits; mmap: lg_map_how; ... */
+	__u32 name;       /* enum lg_name: what `path` is */
+	__u32 dev;        /* LG_NAME_FILE: the file system's device (the kernel's encoding) */
+	__u64 ino;        /* the file's inode number; 0: a name not yet made */
 	struct lg_file_mark writer; /* exec and mmap of a file changed after a drift baseline; else zero */
 	char path[LG_PATH_MAX];
 };

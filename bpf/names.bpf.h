@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Names and permissions: what write and chmod rules mean beyond open and chmod.
+ *
+ * "Write" a path means changing the content of the file it names or what it
+ * names: open for writing, truncation, and every operation that makes,
+ * removes or replaces the name (unlink, rmdir, rename from or to it, link,
+ * mknod, mkdir, symlink to it). Those are decided as an open of the name for
+ * writing, defaults included. A directory above a name that write deny rules
+ * protect moves that name along when it is renamed, so it is protected too.
+ *
+ * A new name for a file that deny rules name (a hard link, a rename) would
+ * let the file be reached where no rule looks: refused for every process,
+ * since names serve every process.
+ *
+ * "chmod" a path means changing who may do what with the file: its mode,
+ * its owner, its POSIX ACLs and its file capabilities.
+ */
+#ifndef LSMGUARD_NAMES_BPF_H
+#define LSMGUARD_NAMES_BPF_H
+
+#define LG_O_TRUNC 01000      /* include/uapi/asm-generic/fcntl.h */
+#define LG_S_IFMT 0170000     /* include/uapi/linux/stat.h */
+#define LG_S_IFDIR 0040000
+#define LG_S_IFLNK 0120000
+#define LG_XATTR_NAME_MAX 32  /* enough for the longest name compared below, and its NUL */
+
+/* Writing the name `dentry`: its content, or what it names (made, removed, replaced). */
+static __always_inline int lg_check_write(__u32 op, struct dentry *dentry, __u32 detail)
+{
+	const struct lg_question q = { .op = op, .slots = { LG_SLOT_OPEN_WRITE }, .nslots = 1, .detail = detail };
+	__u64 unused;
+
+	return lg_check_file(&q, dentry, NULL, &unused);
+}
+
+/* A name removed or replaced by a rename: written, and, for a directory, every protected name below it. */
+static __always_inline int lg_check_name_removed(__u32 op, struct dentry *dentry, __u32 detail)
+{
+	const struct lg_question q = { .op = op, .slots = { LG_SLOT_OPEN_WRITE }, .nslots = 1, .detail = detail,
+				       .ancestors = true };
+	__u64 unused;
+
+	return lg_check_file(&q, dentry, NULL, &unused);
+}
+
+/*
+ * Fold what the deny rules of two path slots say about a name into `merged`
+ * (deny bits, and the first denying rule), and note in `could_refuse` the
+ * policies whose deny rules in those slots could match a name not resolved.
+ */
+static __always_inline void lg_merge_name_denials(const struct lg_config *config, const struct lg_policy_set *set,
+						  __u32 generation, const struct lg_path *path, __u8 slot_a,
+						  __u8 slot_b, struct lg_masks *merged, __u64 *could_refuse)
+{
+	struct lg_masks found[LG_LOOKUP_SLOTS];
+	__u8 slots[LG_LOOKUP_SLOTS] = { slot_a, slot_b };
+	__u32 i;
+
+	lg_lookup_in(config, path, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, set->bound_inodes != 0, found);
+	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
+		if (found[i].deny && merged->deny_rule == LG_NO_RULE)
+			merged->deny_rule = found[i].deny_rule;
+		merged->deny |= found[i].deny;
+		*could_refuse |= set->unresolved_refuse[slots[i]] & ~set->default_deny[slots[i]];
+	}
+}
+
+/* A new name for the file `dentry` (a hard link, or the file renamed): refused where its deny rules name it. */
+static __always_inline int lg_check_new_name(__u32 op, struct dentry *dentry)
+{
+	struct lg_access a = { .slots = { LG_SLOT_EXEC }, .nslots = 1, .rules_only = true, .everyone = true };
+	struct lg_policy_set *set;
+	struct lg_config *config;
+	struct lg_scratch *s;
+	struct lg_path path;
+	__u64 seq, could_refuse = 0;
+	__u32 generation;
+
+	set = lg_begin(&config, &generation, &s, &seq);
+	if (!set)
+		return 0;
+	lg_resolve_identity(dentry, &s->path, &path);
+	a.found[0].deny_rule = LG_NO_RULE;
+	/* The path slots whose deny rules protect a file's name: every path operation's. */
+	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_EXEC, LG_SLOT_CHMOD, &a.found[0], &could_refuse);
+	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_OPEN_READ, LG_SLOT_OPEN_WRITE, &a.found[0],
+			      &could_refuse);
+	if (lg_path_unresolved(s, seq, &path))
+		a.found[0].deny |= could_refuse; /* a deny rule in any of these slots could have matched */
+	return lg_conclude_path(op, s, config, set, generation, &a, &path, LG_NAME_SOURCE); /* never audits */
+}
+
+/*
+ * The names compared, as the little-endian words of their bytes and NULs:
+ * constants in the instructions rather than strings in .rodata.
+ */
+#define LG_XATTR_SYSTEM_P 0x702e6d6574737973ULL     /* "system.p" */
+#define LG_XATTR_OSIX_ACL 0x6c63615f7869736fULL     /* "osix_acl" */
+#define LG_XATTR_ACCESS 0x7373656363615fULL         /* "_access\0" */
+#define LG_XATTR_DEFAULT 0x746c75616665645fULL      /* "_default", then a NUL word */
+#define LG_XATTR_SECURITY 0x7974697275636573ULL     /* "security" */
+#define LG_XATTR_CAPABIL 0x6c6962617061632eULL      /* ".capabil" */
+#define LG_XATTR_ITY 0x797469ULL                    /* "ity\0" */
+
+/* Which extended attribute that changes a file's permissions `name` is (enum lg_xattr), or 0. */
+static __always_inline __u32 lg_permission_xattr(const char *name)
+{
+	__u64 w[LG_XATTR_NAME_MAX / sizeof(__u64)] = {};
+
+	if (bpf_probe_read_kernel_str(w, sizeof(w), name) <= 0)
+		return 0;
+	if (w[0] == LG_XATTR_SYSTEM_P && w[1] == LG_XATTR_OSIX_ACL) {
+		if (w[2] == LG_XATTR_ACCESS)
+			return LG_XATTR_ACL_ACCESS;
+		if (w[2] == LG_XATTR_DEFAULT && !w[3])
+			return LG_XATTR_ACL_DEFAULT;
+	}
+	if (w[0] == LG_XATTR_SECURITY && w[1] == LG_XATTR_CAPABIL && w[2] == LG_XATTR_ITY)
+		return LG_XATTR_CAPABILITY;
+	return 0;
+}
+
+#endif /* LSMGUARD_NAMES_BPF_H */
