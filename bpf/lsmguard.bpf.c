@@ -93,7 +93,7 @@ int BPF_PROG(lg_bprm_check_security, struct linux_binprm *bprm, int ret)
 {
 	struct file *file = BPF_CORE_READ(bprm, file);
 	const struct lg_question q = { .op = LG_OP_EXEC, .slots = { LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE }, .nslots = 2,
-				       .is_code = true, .code = file->f_inode };
+				       .is_code = true, .code = bprm->file->f_inode };
 	__u64 exe_ids = 0;
 	int verdict;
 

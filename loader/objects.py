@@ -210,8 +210,11 @@ class BpfObject:
             ret = lib.bpf_object__load(self._obj)
         if ret < 0:
             err = -ret
-            hint = diagnose.explain_load_failure() if err in _HOST_REFUSALS else ""
-            raise LoadError(err, f"loading BPF object {self.path}", "".join(diagnose.relevant_log(log)), hint)
+            text = "".join(diagnose.relevant_log(log))
+            # a verifier that said why refused the program itself; a silent refusal is the host's
+            verifier_spoke = any(not line.startswith("libbpf: ") for line in text.splitlines(keepends=True))
+            hint = diagnose.explain_load_failure() if err in _HOST_REFUSALS and not verifier_spoke else ""
+            raise LoadError(err, f"loading BPF object {self.path}", text, hint)
         self.loaded = True
 
     def close(self) -> None:

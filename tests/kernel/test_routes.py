@@ -1,0 +1,368 @@
+"""The ways around a rule that the attack review found, each tried as an attacker would,
+against the kernel, after a control that shows the plain attempt refused. A rule names a
+file, an address or a program, not one way of reaching it (docs/security.md, "Hook
+coverage"): every view of a file, every system call that changes its content, its name or
+its permissions, and the address the kernel really uses."""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lsmguard.abi import Decision, InetEvent, Op, PathEvent
+from lsmguard.engine import Engine
+from tests.kernel.events import drain_events, path_events
+from tests.kernel.listeners import Listener
+from tests.kernel.policies import apply, policy
+
+ATTACKER = 1234          # an unprivileged user: no capability in the initial user namespace
+LD_SO = "/lib64/ld-linux-x86-64.so.2"
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def as_attacker(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`sh -c script` as the unprivileged attacker, inside a user and mount namespace of its own."""
+    return subprocess.run(["setpriv", f"--reuid={ATTACKER}", f"--regid={ATTACKER}", "--clear-groups",
+                           "unshare", "--user", "--map-root-user", "--mount", "sh", "-ec", script, "sh", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A directory the attacker may traverse and write in (pytest's own are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="lsmguard-routes-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def secret_dir(shared: Path) -> Path:
+    """A directory with a file readable by anyone, and a program anyone may run."""
+    directory = shared / "etc"
+    directory.mkdir()
+    (directory / "secret").write_text("s3cret\n")
+    (directory / "secret").chmod(0o644)
+    shutil.copy2("/bin/true", directory / "tool")
+    workspace = shared / "attacker"
+    workspace.mkdir()
+    os.chown(workspace, ATTACKER, ATTACKER)
+    return directory
+
+
+def denial_paths(engine: Engine, *ops: Op) -> set[tuple[bytes, Decision]]:
+    return {(e.path, e.header.decision) for e in path_events(engine, *ops)}
+
+
+# -- other views of the same file: bind mounts and overlays made in a user namespace ------------
+
+def deny_read_and_exec(engine: Engine, directory: Path) -> None:
+    apply(engine, policy("views", f"""\
+  mode: enforce
+  rules:
+    - {{id: secret, action: deny, open: {{paths: ["{directory}/secret"]}}}}
+    - {{id: tool, action: deny, exec: {{paths: ["{directory}/tool"]}}}}
+"""))
+
+
+def test_control_the_attacker_is_refused_the_file_by_its_own_name(engine: Engine, secret_dir: Path) -> None:
+    deny_read_and_exec(engine, secret_dir)
+    got = as_attacker('cat "$1/secret"', str(secret_dir))
+    assert got.returncode != 0 and "Operation not permitted" in got.stderr
+    got = as_attacker('"$1/tool"', str(secret_dir))
+    assert got.returncode != 0 and "Operation not permitted" in got.stderr
+
+
+def test_a_bind_mount_of_its_directory_is_the_same_file(engine: Engine, secret_dir: Path) -> None:
+    deny_read_and_exec(engine, secret_dir)
+    view = secret_dir.parent / "attacker" / "view"
+    script = 'mkdir "$2"; mount --bind "$1" "$2"; cat "$2/secret"'
+    got = as_attacker(script, str(secret_dir), str(view))
+    assert got.returncode != 0 and "Operation not permitted" in got.stderr, got
+    assert "s3cret" not in got.stdout
+    got = as_attacker('mkdir -p "$2"; mount --bind "$1" "$2"; "$2/tool"', str(secret_dir), str(view))
+    assert got.returncode != 0 and "Operation not permitted" in got.stderr, got
+    # the events name the file by its host path, whatever view was used
+    assert denial_paths(engine, Op.OPEN, Op.EXEC) == {(os.fsencode(secret_dir / "secret"), Decision.DENY),
+                                                     (os.fsencode(secret_dir / "tool"), Decision.DENY)}
+
+
+def overlay_script(action: str) -> str:
+    return ('cd "$2"; mkdir upper work merged; '
+            'mount -t overlay overlay -o "lowerdir=$1,upperdir=upper,workdir=work" merged; ' + action)
+
+
+def test_an_overlay_over_its_directory_is_the_same_file(engine: Engine, secret_dir: Path) -> None:
+    deny_read_and_exec(engine, secret_dir)
+    workspace = secret_dir.parent / "attacker"
+    got = as_attacker(overlay_script("cat merged/secret"), str(secret_dir), str(workspace))
+    assert got.returncode != 0 and "Operation not permitted" in got.stderr, got
+    assert "s3cret" not in got.stdout
+    shutil.rmtree(workspace / "upper"), shutil.rmtree(workspace / "work"), shutil.rmtree(workspace / "merged")
+    got = as_attacker(overlay_script("./merged/tool"), str(secret_dir), str(workspace))
+    assert got.returncode != 0 and "Operation not permitted" in got.stderr, got
+    shutil.rmtree(workspace / "upper"), shutil.rmtree(workspace / "work"), shutil.rmtree(workspace / "merged")
+    got = as_attacker(overlay_script(f"{LD_SO} ./merged/tool"), str(secret_dir), str(workspace))
+    assert got.returncode != 0, got     # the loader cannot map it executable: "failed to map segment"
+    events = denial_paths(engine, Op.OPEN, Op.EXEC, Op.MMAP)
+    assert (os.fsencode(secret_dir / "secret"), Decision.DENY) in events
+    assert (os.fsencode(secret_dir / "tool"), Decision.DENY) in events
+
+
+# -- open for neither reading nor writing ------------------------------------------------------
+
+def test_an_open_for_neither_reading_nor_writing_is_decided_as_both(engine: Engine, secret_dir: Path) -> None:
+    secret = secret_dir / "secret"
+    apply(engine, policy("no-open", f"  mode: enforce\n  rules: [{{id: all, action: deny, open: {{paths: [\"{secret}\"]}}}}]\n"))
+    with pytest.raises(PermissionError):
+        os.open(secret, 3)                           # O_ACCMODE: ioctls only
+    with pytest.raises(PermissionError):
+        os.open(secret, 3 | os.O_TRUNC)              # which would empty it
+    assert secret.stat().st_size == len("s3cret\n")   # not emptied
+    [first, second] = path_events(engine, Op.OPEN)
+    assert first.mode & 8 and second.mode & 16        # LG_OPEN_NO_ACCESS; LG_OPEN_TRUNCATE
+
+
+# -- write: the content and the name -----------------------------------------------------------
+
+@pytest.fixture
+def protected(shared: Path, engine: Engine) -> Path:
+    """/…/conf: a file nobody may write, and /…/cron.d/: a directory whose names nobody may write."""
+    (shared / "conf").write_text("original\n")
+    (shared / "cron.d").mkdir()
+    (shared / "cron.d" / "job").write_text("* * * * * true\n")
+    (shared / "other").write_text("attacker's\n")
+    apply(engine, policy("no-write", f"""\
+  mode: enforce
+  rules:
+    - {{id: conf, action: deny, open: {{paths: ["{shared}/conf"], access: [write]}}}}
+    - {{id: cron, action: deny, open: {{paths: ["{shared}/cron.d/**"], access: [write]}}}}
+"""))
+    return shared
+
+
+def refused(attempt) -> int:
+    try:
+        attempt()
+    except OSError as error:
+        return error.errno
+    return 0
+
+
+def test_write_deny_refuses_every_change_of_the_content(engine: Engine, protected: Path) -> None:
+    conf = protected / "conf"
+    attempts = {
+        "open-write": lambda: os.open(conf, os.O_WRONLY),
+        "truncate": lambda: os.truncate(conf, 0),
+        "open-rdonly-trunc": lambda: os.open(conf, os.O_RDONLY | os.O_TRUNC),
+        "open-no-access-trunc": lambda: os.open(conf, 3 | os.O_TRUNC),
+    }
+    assert {name: refused(a) for name, a in attempts.items()} == dict.fromkeys(attempts, errno.EPERM)
+    assert conf.read_text() == "original\n"
+    with open(conf) as reading:                      # reading was never the question
+        assert reading.read() == "original\n"
+        assert refused(lambda: os.ftruncate(reading.fileno(), 0)) in (errno.EINVAL, errno.EBADF)
+
+
+def test_write_deny_refuses_every_change_of_the_name(engine: Engine, protected: Path) -> None:
+    conf, other = protected / "conf", protected / "other"
+    sed_tmp = protected / "sedXYZ"
+    sed_tmp.write_text("edited\n")
+    attempts = {
+        "unlink": lambda: os.unlink(conf),
+        "rename-over": lambda: os.rename(sed_tmp, conf),          # what `sed -i` does
+        "rename-away": lambda: os.rename(conf, protected / "moved"),
+        "link-over": lambda: os.link(other, conf),
+    }
+    got = {name: refused(a) for name, a in attempts.items()}
+    assert got == {"unlink": errno.EPERM, "rename-over": errno.EPERM, "rename-away": errno.EPERM,
+                   "link-over": errno.EEXIST}                     # the name exists: the kernel says so first
+    assert conf.read_text() == "original\n"
+    sed = subprocess.run(["sed", "-i", "s/original/edited/", str(conf)], capture_output=True, text=True)
+    assert sed.returncode != 0 and conf.read_text() == "original\n"
+    ops = {e.header.op for e in path_events(engine, Op.UNLINK, Op.RENAME, Op.LINK)}
+    assert {Op.UNLINK, Op.RENAME} <= ops
+
+
+def test_write_deny_of_a_tree_refuses_every_new_name_in_it(engine: Engine, protected: Path) -> None:
+    cron = protected / "cron.d"
+    other = protected / "other"
+    attempts = {
+        "create": lambda: os.close(os.open(cron / "evil", os.O_CREAT | os.O_RDONLY, 0o644)),
+        "mkfifo": lambda: os.mkfifo(cron / "fifo"),
+        "mknod": lambda: os.mknod(cron / "node", 0o600 | 0o100000),
+        "mkdir": lambda: os.mkdir(cron / "dir"),
+        "symlink": lambda: os.symlink("/bin/sh", cron / "link"),
+        "link-in": lambda: os.link(other, cron / "hardlink"),
+        "rename-in": lambda: os.rename(other, cron / "moved"),
+        "rmdir-tree": lambda: os.rmdir(cron),
+        "rename-tree": lambda: os.rename(cron, protected / "cron.old"),
+        "unlink-job": lambda: os.unlink(cron / "job"),
+    }
+    got = {name: refused(a) for name, a in attempts.items()}
+    assert got == dict.fromkeys(attempts, errno.EPERM) | {"rmdir-tree": got["rmdir-tree"]}
+    assert got["rmdir-tree"] in (errno.EPERM, errno.ENOTEMPTY)
+    assert sorted(p.name for p in cron.iterdir()) == ["job"] and other.exists()
+
+
+def test_a_directory_above_a_protected_name_cannot_move_it(engine: Engine, shared: Path) -> None:
+    deep = shared / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "conf").write_text("original\n")
+    (shared / "empty").mkdir()
+    apply(engine, policy("no-write", f"  mode: enforce\n  rules: [{{id: conf, action: deny, open: "
+                                     f"{{paths: [\"{deep}/conf\"], access: [write]}}}}]\n"))
+    assert refused(lambda: os.rename(shared / "a", shared / "a2")) == errno.EPERM         # takes conf along
+    assert refused(lambda: os.rename(shared / "a" / "b", shared / "b2")) == errno.EPERM
+    os.rename(shared / "empty", shared / "empty2")                                    # names nothing protected
+    assert (deep / "conf").read_text() == "original\n"
+
+
+def test_an_allow_list_for_writing_covers_names_too(engine: Engine, shared: Path) -> None:
+    """uid 1234 may write only under logs/: unlinking or renaming elsewhere is writing elsewhere."""
+    (shared / "logs").mkdir()
+    (shared / "logs" / "app.log").write_text("")
+    (shared / "data").write_text("")
+    for path in (shared / "logs", shared / "logs" / "app.log", shared / "data"):
+        os.chown(path, ATTACKER, ATTACKER)
+    os.chmod(shared, 0o777)
+    apply(engine, policy("writer", f"""\
+  mode: enforce
+  subjects: {{uids: [{ATTACKER}]}}
+  default: deny
+  operations: [open]
+  rules:
+    - {{id: logs, action: allow, open: {{paths: ["{shared}/logs/**"], access: [write]}}}}
+    - {{id: read, action: allow, open: {{paths: ["/**"], access: [read]}}}}
+"""))
+
+    def as_writer(code: str) -> int:
+        proc = subprocess.run(["setpriv", f"--reuid={ATTACKER}", f"--regid={ATTACKER}", "--clear-groups",
+                               sys.executable, "-c", f"import os\ntry:\n    {code}\nexcept OSError as e:\n"
+                               "    print(e.errno)\nelse:\n    print(0)"], capture_output=True, text=True)
+        return int(proc.stdout.split()[-1])
+    assert as_writer(f"os.rename('{shared}/logs/app.log', '{shared}/logs/app.log.1')") == 0
+    assert as_writer(f"os.unlink('{shared}/data')") == errno.EPERM
+    assert as_writer(f"os.rename('{shared}/logs/app.log.1', '{shared}/stolen')") == errno.EPERM
+    assert (shared / "data").exists()
+
+
+# -- permissions: mode, owner, ACLs, file capabilities ------------------------------------------
+
+def acl_xattr(mode: int) -> bytes:
+    """A POSIX ACL (system.posix_acl_access) equivalent to `mode`: owner, group, other."""
+    entries = [(0x01, (mode >> 6) & 7), (0x04, (mode >> 3) & 7), (0x20, mode & 7)]
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, 0xFFFFFFFF) for tag, perm in entries)
+
+
+def capability_xattr() -> bytes:
+    """security.capability v2 granting CAP_NET_RAW (bit 13), permitted and effective."""
+    return struct.pack("<IIIII", 0x02000000 | 1, 1 << 13, 0, 0, 0)
+
+
+def test_chmod_deny_refuses_every_change_of_permissions(engine: Engine, shared: Path) -> None:
+    target = shared / "passwd"
+    target.write_text("root:x:0:0\n")
+    target.chmod(0o644)
+    apply(engine, policy("perms", f"  mode: enforce\n  rules: [{{id: p, action: deny, chmod: {{paths: [\"{target}\"]}}}}]\n"))
+    attempts = {
+        "chmod": lambda: os.chmod(target, 0o666),
+        "acl": lambda: os.setxattr(target, "system.posix_acl_access", acl_xattr(0o666)),
+        "chown": lambda: os.chown(target, ATTACKER, ATTACKER),
+        "capability": lambda: os.setxattr(target, "security.capability", capability_xattr()),
+    }
+    got = {name: refused(a) for name, a in attempts.items()}
+    assert got == dict.fromkeys(attempts, errno.EPERM), got
+    st = os.stat(target)
+    assert (st.st_mode & 0o777, st.st_uid) == (0o644, 0)
+    ops = [e.header.op for e in path_events(engine, Op.CHMOD, Op.CHOWN, Op.SETXATTR)]
+    assert sorted(ops) == sorted([Op.CHMOD, Op.SETXATTR, Op.CHOWN, Op.SETXATTR])
+    os.setxattr(target, "user.note", b"x")            # other attributes change no permission
+
+
+# -- addresses: the one the kernel will use ------------------------------------------------------
+
+@pytest.fixture
+def loopback() -> Iterator[Listener]:
+    server = Listener(socket.AF_INET, "127.0.0.1")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def loopback6() -> Iterator[Listener]:
+    server = Listener(socket.AF_INET6, "::1")
+    yield server
+    server.close()
+
+
+def connect_errno(family: int, address: tuple) -> int:
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        try:
+            sock.connect(address)
+        except OSError as error:
+            return error.errno or errno.ETIMEDOUT
+    return 0
+
+
+def test_a_wildcard_destination_is_the_loopback_address_it_reaches(engine: Engine, loopback: Listener,
+                                                                   loopback6: Listener) -> None:
+    assert connect_errno(socket.AF_INET, ("0.0.0.0", loopback.port)) == 0     # the kernel's substitution
+    apply(engine, policy("no-lo", "  mode: enforce\n  rules:\n"
+                                  "  - {id: v4, action: deny, connect: {cidrs: [127.0.0.1/32]}}\n"
+                                  "  - {id: v6, action: deny, connect: {cidrs: [\"::1/128\"]}}\n"))
+    drain_events(engine)
+    accepted = loopback.accepted()
+    assert connect_errno(socket.AF_INET, ("127.0.0.1", loopback.port)) == errno.EPERM      # control
+    assert connect_errno(socket.AF_INET, ("0.0.0.0", loopback.port)) == errno.EPERM
+    assert connect_errno(socket.AF_INET6, ("::", loopback6.port)) == errno.EPERM
+    assert connect_errno(socket.AF_INET6, ("::ffff:0.0.0.0", loopback.port)) == errno.EPERM
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        assert refused(lambda: udp.sendto(b"x", ("0.0.0.0", loopback.port))) == errno.EPERM
+    assert loopback.accepted() == accepted and loopback6.accepted() == 0
+    events = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
+    assert [str(e.address) for e in events] == ["127.0.0.1", "127.0.0.1", "::1", "127.0.0.1", "127.0.0.1"]
+
+
+def sockaddr(family: int, address: str, port: int) -> bytes:
+    return struct.pack("=H", family) + struct.pack("!H", port) + socket.inet_aton(address) + bytes(8)
+
+
+def raw_sendto(sock: socket.socket, address: bytes) -> int:
+    data = ctypes.create_string_buffer(b"x")
+    addr = ctypes.create_string_buffer(address, len(address))
+    if libc.sendto(sock.fileno(), data, 1, 0, addr, len(address)) < 0:
+        return ctypes.get_errno()
+    return 0
+
+
+def test_a_datagram_addressed_as_af_unspec_is_decided_on_the_address_it_reaches(
+        engine: Engine, loopback: Listener) -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    port = receiver.getsockname()[1]
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            assert raw_sendto(udp, sockaddr(socket.AF_UNSPEC, "127.0.0.1", port)) == 0   # the kernel takes it
+        apply(engine, policy("no-lo", "  mode: enforce\n  rules:\n"
+                                      "  - {id: v4, action: deny, connect: {cidrs: [127.0.0.1/32], protocol: udp}}\n"))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            assert raw_sendto(udp, sockaddr(socket.AF_INET, "127.0.0.1", port)) == errno.EPERM     # control
+            assert raw_sendto(udp, sockaddr(socket.AF_UNSPEC, "127.0.0.1", port)) == errno.EPERM
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as udp6:   # an AF_INET address on a v6 socket
+            assert raw_sendto(udp6, sockaddr(socket.AF_INET, "127.0.0.1", port)) == errno.EPERM
+    finally:
+        receiver.close()
+    events = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
+    assert {(str(e.address), e.port, e.header.decision) for e in events} == {("127.0.0.1", port, Decision.DENY)}
