@@ -18,6 +18,17 @@
 
 extern int LINUX_KERNEL_VERSION __kconfig;
 
+/* struct dentry's inode alias link: in the union d_u until 7.x made the union anonymous. */
+struct dentry___alias_in_d_u {
+	union {
+		struct hlist_node d_alias;
+	} d_u;
+} __attribute__((preserve_access_index));
+
+struct dentry___alias_own {
+	struct hlist_node d_alias;
+} __attribute__((preserve_access_index));
+
 /* A dentry of `inode`: the real file's, where a file's path is not its own (6.1's fake paths). */
 static __always_inline struct dentry *lg_inode_alias(struct inode *inode)
 {
@@ -25,7 +36,9 @@ static __always_inline struct dentry *lg_inode_alias(struct inode *inode)
 
 	if (!first)
 		return NULL;
-	return (void *)first - bpf_core_field_offset(struct dentry, d_u.d_alias);
+	if (bpf_core_field_exists(struct dentry___alias_own, d_alias))
+		return (void *)first - bpf_core_field_offset(struct dentry___alias_own, d_alias);
+	return (void *)first - bpf_core_field_offset(struct dentry___alias_in_d_u, d_u.d_alias);
 }
 
 /*
