@@ -58,6 +58,7 @@ struct lg_question {
 	bool rules_only;                   /* a policy's default does not refuse (executable mappings) */
 	bool is_code;                      /* exec and executable mappings: drift decides too, on `code` */
 	bool ancestors;                    /* a name above others: write deny rules of names below it refuse */
+	bool own_denials_decided;          /* the name's own deny rules were decided already (lg_check_new_name) */
 	struct inode *code;
 };
 

@@ -182,6 +182,10 @@ static __always_inline int lg_judge_path(const struct lg_question *q, struct lg_
 		lg_merge_masks(&a.found[1], &more[1]);
 		path->flags |= other.flags;
 	}
+	if (q->own_denials_decided) {   /* and reported: not twice */
+		a.found[0].deny = 0;
+		a.found[0].deny_rule = LG_NO_RULE;
+	}
 	if (q->ancestors) {   /* a directory whose names below it move along */
 		lg_lookup_ancestor(config, path, generation, &more[0]);
 		lg_merge_masks(&a.found[0], &more[0]);

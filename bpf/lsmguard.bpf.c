@@ -151,19 +151,23 @@ static __always_inline __u32 lg_open_mode(__u32 fmode, __u32 fflags, bool no_acc
 
 /*
  * An overlay's real file, opened by overlayfs for an open or an exec of one of
- * its files: the overlay's file was decided already; the real file is decided
- * now, by its own identity, as the same operation.
+ * its files: the overlay's file was decided already, defaults included; the
+ * real file is decided now by its own identity, as the same operation, and
+ * by rules only (the allow-lists of the host do not name the layers'
+ * files), so that a deny rule naming the real file is not walked around.
  */
-static __always_inline int lg_check_real_open(const struct lg_question *open, struct file *file, __u32 fflags)
+static __always_inline int lg_check_real_open(const struct lg_question *outer, struct file *file, __u32 fflags)
 {
+	const struct lg_question open = { .op = LG_OP_OPEN, .slots = { outer->slots[0], outer->slots[1] },
+					  .nslots = outer->nslots, .detail = outer->detail, .rules_only = true };
 	const struct lg_question exec = { .op = LG_OP_EXEC, .slots = { LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE },
-					  .nslots = 2, .is_code = true, .code = file->f_inode };
+					  .nslots = 2, .rules_only = true, .is_code = true, .code = file->f_inode };
 	struct dentry *real = lg_file_dentry(file);
 	__u64 exe_ids = 0;
 	int verdict;
 
 	if (!(fflags & LG_FMODE_EXEC))
-		return lg_check_file(open, real, NULL, &exe_ids);
+		return lg_check_file(&open, real, NULL, &exe_ids);
 	verdict = lg_check_file(&exec, real, NULL, &exe_ids);
 	lg_add_pending_exe_ids(exe_ids);   /* a view of a subject's executable runs as that executable */
 	return verdict;

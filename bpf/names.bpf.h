@@ -34,11 +34,15 @@ static __always_inline int lg_check_write(__u32 op, struct dentry *dentry, __u32
 	return lg_check_file(&q, dentry, NULL, &unused);
 }
 
-/* A name removed or replaced by a rename: written, and, for a directory, every protected name below it. */
+/*
+ * A name removed or replaced by a rename: written, and, for a directory, every
+ * protected name below it. A source's own deny rules were decided as a new
+ * name for the file (lg_check_new_name).
+ */
 static __always_inline int lg_check_name_removed(__u32 op, struct dentry *dentry, __u32 detail)
 {
 	const struct lg_question q = { .op = op, .slots = { LG_SLOT_OPEN_WRITE }, .nslots = 1, .detail = detail,
-				       .ancestors = true };
+				       .ancestors = true, .own_denials_decided = detail == LG_NAME_SOURCE };
 	__u64 unused;
 
 	return lg_check_file(&q, dentry, NULL, &unused);

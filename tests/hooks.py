@@ -1,5 +1,21 @@
-"""The LSM hooks lsmguard's object attaches to: its programs are named lg_<hook>."""
-LSM_HOOKS = ("bprm_creds_for_exec", "bprm_check_security", "bprm_committed_creds", "task_alloc", "file_open",
-             "mmap_file", "file_mprotect", "path_chmod", "path_link", "path_rename", "socket_connect",
-             "socket_bind", "socket_listen", "socket_sendmsg", "unix_stream_connect", "unix_may_send")
-PROGRAMS = tuple(f"lg_{hook}" for hook in LSM_HOOKS)
+"""The LSM hooks lsmguard's object attaches to, and its programs on each: docs/security.md's
+hook coverage table lists each with what it decides."""
+PROGRAMS_BY_HOOK = {
+    "bprm_creds_for_exec": ("lg_bprm_creds_for_exec",), "bprm_check_security": ("lg_bprm_check_security",),
+    "bprm_committed_creds": ("lg_bprm_committed_creds",), "task_alloc": ("lg_task_alloc",),
+    "file_open": ("lg_file_open",), "mmap_file": ("lg_mmap_file",), "file_mprotect": ("lg_file_mprotect",),
+    "path_chmod": ("lg_path_chmod",), "path_chown": ("lg_path_chown",),
+    "inode_setxattr": ("lg_inode_setxattr",), "inode_removexattr": ("lg_inode_removexattr",),
+    "inode_set_acl": ("lg_inode_set_acl",), "inode_remove_acl": ("lg_inode_remove_acl",),
+    "path_truncate": ("lg_path_truncate",), "file_truncate": ("lg_file_truncate",),
+    "path_unlink": ("lg_path_unlink",), "path_rmdir": ("lg_path_rmdir",), "path_mknod": ("lg_path_mknod",),
+    "path_mkdir": ("lg_path_mkdir",), "path_symlink": ("lg_path_symlink",), "path_link": ("lg_path_link",),
+    "path_rename": ("lg_path_rename", "lg_path_rename_target"),
+    "socket_connect": ("lg_socket_connect",), "socket_bind": ("lg_socket_bind",),
+    "socket_listen": ("lg_socket_listen",), "socket_sendmsg": ("lg_socket_sendmsg",),
+    "unix_stream_connect": ("lg_unix_stream_connect",), "unix_may_send": ("lg_unix_may_send",),
+}
+LSM_HOOKS = tuple(PROGRAMS_BY_HOOK)
+# Hooks that kernels before 6.2 do not have: their programs are left out there.
+LATER_HOOKS = ("file_truncate", "inode_set_acl", "inode_remove_acl")
+PROGRAMS = tuple(p for programs in PROGRAMS_BY_HOOK.values() for p in programs)

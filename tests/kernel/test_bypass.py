@@ -222,7 +222,9 @@ def test_a_hard_link_made_before_the_policy_is_the_file(engine: Engine, secret: 
 
 def test_a_denied_file_under_a_renamed_directory_is_still_the_file(engine: Engine, secret: Path,
                                                                    scratch: Path) -> None:
-    deny(engine, "open", str(secret))
+    # read only: a write deny rule would refuse the rename itself (the directory takes the name along)
+    apply(engine, policy("test", f"  mode: enforce\n  rules: [{{id: deny-open, action: deny, open: "
+                                 f"{{paths: [\"{secret}\"], access: [read]}}}}]\n"))
     moved = scratch / "moved"
     os.rename(secret.parent, moved)          # no rule names the directory itself
     with pytest.raises(PermissionError):

@@ -12,7 +12,7 @@ import pytest
 from lsmguard.engine import MAP_NAMES
 from lsmguard.loader import BpfError, BpfObject, LoadError, Map
 from lsmguard.resources import bpf_object_path
-from tests.hooks import LSM_HOOKS
+from tests.hooks import PROGRAMS_BY_HOOK
 
 
 def test_the_installed_package_carries_its_bpf_object() -> None:
@@ -25,7 +25,8 @@ def test_the_installed_package_carries_its_bpf_object() -> None:
 
 def test_object_lists_its_programs_and_maps() -> None:
     with BpfObject(bpf_object_path()) as obj:
-        assert sorted(p.section for p in obj.programs()) == sorted(f"lsm/{hook}" for hook in LSM_HOOKS)
+        assert sorted((p.section, p.name) for p in obj.programs()) == sorted(
+            (f"lsm/{hook}", program) for hook, programs in PROGRAMS_BY_HOOK.items() for program in programs)
         assert set(MAP_NAMES) <= set(obj.map_names())
 
 

@@ -86,9 +86,10 @@ def requests(draw: st.DrawFn) -> Request:
                        else Protocol.TCP)
     if op is not Operation.CONNECT:
         # bound: the names the file had when the set was applied (a hard link, an ancestor renamed)
+        # moves_below: a rename of the directory, which takes the names below it along
         return Request(op, path=draw(paths), access=draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])),
                        bound=tuple(draw(st.lists(paths, max_size=2, unique=True))),
-                       drifted=draw(st.booleans()))
+                       drifted=draw(st.booleans()), moves_below=op is Operation.OPEN and draw(st.booleans()))
     if draw(st.booleans()):
         return Request(op, unix=draw(st.sampled_from(UNIX + ["/run/b", "/run"])))
     return Request(op, address=ipaddress.ip_address(draw(st.sampled_from(ADDRESSES))),

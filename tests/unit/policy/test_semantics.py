@@ -186,3 +186,33 @@ def test_bind_and_listen_allow_lists_name_local_ports_whatever_the_address() -> 
     assert decide(listeners, ROOT, connect("127.0.0.1", 4444)).allowed
     connects = policies("  mode: enforce\n  rules: [{id: c, action: deny, connect: {ports: [4444]}}]\n")
     assert decide(connects, ROOT, local(Operation.BIND, "127.0.0.1", 4444)).allowed
+
+
+# -- write: a file's content and its name -------------------------------------------------------
+
+WRITE_GUARD = """\
+apiVersion: lsmguard.io/v1
+kind: Policy
+metadata: {name: guard}
+spec:
+  mode: enforce
+  rules:
+    - {id: shadow, action: deny, open: {paths: [/etc/shadow], access: [write]}}
+    - {id: cron, action: deny, open: {paths: ["/etc/cron.d/**"], access: [write]}}
+    - {id: read, action: deny, open: {paths: [/srv/secret], access: [read]}}
+"""
+
+
+def test_renaming_a_directory_above_a_protected_name_writes_that_name() -> None:
+    from lsmguard.policy.evaluate import Process, Request, decide
+    from lsmguard.policy.load import load_text
+    from lsmguard.policy.model import Access, Operation
+    policies = load_text(WRITE_GUARD, "g.yaml").policies
+
+    def renamed(path: str) -> bool:
+        request = Request(Operation.OPEN, path=path, access=Access.WRITE, moves_below=True)
+        return decide(policies, Process(exe="/bin/mv"), request).allowed
+    assert not renamed("/etc") and not renamed("/") and not renamed("/etc/cron.d")
+    assert renamed("/srv")                   # only write rules protect names: /srv/secret is read-denied
+    assert renamed("/etc/ssh") and renamed("/etc/shadow.d")
+    assert decide(policies, Process(exe="/bin/mv"), Request(Operation.OPEN, path="/etc", access=Access.WRITE)).allowed
