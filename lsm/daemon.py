@@ -15,7 +15,8 @@ import time
 from dataclasses import asdict, dataclass
 from types import FrameType
 
-from lsmguard import abi, channel, lock, store
+from lsmguard import abi, channel, entries, lock, store
+from lsmguard.mounts import MountTable, MountWatch, translation
 from lsmguard.errors import ExitStatus, LsmguardError
 from lsmguard.engine import Engine
 from lsmguard.journal import JournalWriter, MessageId, Priority, lost_record
@@ -25,6 +26,9 @@ from lsmguard.records import daemon_record
 from lsmguard.suppression import SuppressionWatch, own_unit
 
 POLL_MS = 200
+# A mount table that changed is looked at once it has been still this long: a container
+# starting makes a burst of mounts.
+MOUNT_SETTLE_S = 1.0
 # Events described per poll: under a flood that outruns the daemon, the loop still
 # comes round to close coalescing windows, count kernel losses, write its status
 # and feed the watchdog (without a budget, libbpf's poll returned only when the
@@ -103,6 +107,9 @@ class Daemon:
         self.lock_reader: RingBuffer | None = None
         self._lock_lost_seen = 0
         self.suppression: SuppressionWatch | None = None
+        self.mount_watch: MountWatch | None = None
+        self._mounts_seen: MountTable | None = None
+        self._mounts_changed_at: float | None = None
 
     # -- policy ---------------------------------------------------------------
 
@@ -140,6 +147,28 @@ class Daemon:
         self._applied(policy_set)
         return True
 
+    def _follow_mounts(self) -> None:
+        """Rule paths are translated into file identities with the host's mount table when a
+        set is applied: when a change of that table changes what they are, apply the set in
+        force again (a file system mounted under a rule's path is covered from then on)."""
+        assert self.engine is not None
+        now_table = MountTable.of_host()
+        before, self._mounts_seen = self._mounts_seen, now_table
+        self._refresh_book()
+        policy_set = self.book.by_generation.get(self.engine.generation())
+        if policy_set is None or before is None:
+            return
+        patterns = entries.path_patterns(policy_set.compiled)
+        if translation(patterns, before) == translation(patterns, now_table):
+            return
+        with store.locked(self.paths):
+            try:
+                store.apply_set(self.engine, self.paths, policy_set)
+            except (LsmguardError, OSError) as error:
+                self._rejected(f"applying the set in force again after a mount: {error}", first=False)
+                return
+        self._applied(policy_set, reason="the host's mount table changed")
+
     def _rejected(self, why: str, first: bool) -> None:
         self.status.last_reload_error = why
         what = "kept the policy set in force" if not first else "nothing applied"
@@ -147,16 +176,18 @@ class Daemon:
             f"policy rejected, {what}: {why.splitlines()[0]}", MessageId.POLICY_REJECTED, Priority.ERR,
             LSMGUARD_ERROR=why, LSMGUARD_POLICY_DIR=self.paths.policy_dir))
 
-    def _applied(self, policy_set: store.PolicySet) -> None:
+    def _applied(self, policy_set: store.PolicySet, reason: str = "") -> None:
         compiled, files = policy_set.compiled, len(policy_set.loaded.files)
         self.book.record(self.engine.generation(), policy_set)   # type: ignore[union-attr]
         self.status.policies = len(compiled.names)
         self.status.rules = sum(len(r) for r in compiled.rules)
         self.status.last_reload_error = ""
+        why = f" again: {reason}" if reason else ""
+        extra = {"LSMGUARD_REASON": reason} if reason else {}
         self.writer.write(daemon_record(
-            f"policy applied: {self.status.policies} policies, {self.status.rules} rules from {files} files",
+            f"policy applied{why}: {self.status.policies} policies, {self.status.rules} rules from {files} files",
             MessageId.POLICY_APPLIED, Priority.INFO, LSMGUARD_POLICIES=",".join(compiled.names),
-            LSMGUARD_RULE_COUNT=self.status.rules, LSMGUARD_POLICY_DIR=self.paths.policy_dir))
+            LSMGUARD_RULE_COUNT=self.status.rules, LSMGUARD_POLICY_DIR=self.paths.policy_dir, **extra))
 
     # -- lock mode ------------------------------------------------------------
 
@@ -181,6 +212,9 @@ class Daemon:
         self.lock_reader = self.lock.event_reader(self._on_lock_event)
         self._lock_lost_seen = 0
         self.suppression: SuppressionWatch | None = None
+        self.mount_watch: MountWatch | None = None
+        self._mounts_seen: MountTable | None = None
+        self._mounts_changed_at: float | None = None
         self.status.locked = True
         self.writer.write(daemon_record(
             "lsmguard locked: its maps, links, pins and daemon are guarded until unlocked with the key or a reboot",
@@ -274,6 +308,8 @@ class Daemon:
             Engine.unpin(self.paths.pin_root)
             return 1
         store.write_atomically(pid_file, f"{os.getpid()}\n")
+        self.mount_watch = MountWatch()
+        self._mounts_seen = MountTable.of_host()
         self.status.unit = own_unit()
         self.suppression = SuppressionWatch(self.status.unit)
         reader = self.engine.event_reader(self._on_event, budget=EVENTS_PER_POLL)
@@ -297,6 +333,11 @@ class Daemon:
                     self.apply_directory(first=False)
                     notify("READY=1", state=True)
                 now = time.monotonic()
+                if self.mount_watch is not None and self.mount_watch.changed():
+                    self._mounts_changed_at = self._mounts_changed_at or now
+                if self._mounts_changed_at is not None and now - self._mounts_changed_at >= MOUNT_SETTLE_S:
+                    self._mounts_changed_at = None
+                    self._follow_mounts()
                 if now >= next_status:
                     self._write_status()
                     next_status = now + STATUS_EVERY_S
@@ -316,6 +357,8 @@ class Daemon:
             reader.close()
             if self.suppression is not None:
                 self.suppression.close()
+            if self.mount_watch is not None:
+                self.mount_watch.close()
             self.engine.close()
             pid_file.unlink(missing_ok=True)
         return 0

@@ -84,6 +84,12 @@ def inet_key(generation: int, slot: InetSlot, network: IPNetwork) -> bytes:
                     addr=list(network.network_address.packed))
 
 
+def path_patterns(compiled: Compiled) -> list[PathPattern]:
+    """Every path of the set that is translated into file identities when it is applied."""
+    return sorted({*(p for table in compiled.patterns.values() for p in table), *compiled.exe_patterns,
+                   *(PathPattern(d, False) for d in compiled.write_ancestors)})
+
+
 def identity_tables(patterns: dict[PathPattern, Masks], mounts: MountTable) -> dict[int, PathTable]:
     """One slot's patterns as the kernel looks them up: translated to file identities, and
     merged per file system (device) so that each entry carries its covering patterns' masks."""

@@ -15,6 +15,7 @@ the host's mount table changes.
 from __future__ import annotations
 
 import re
+import select
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -206,3 +207,31 @@ class HostMounts:
 
 
 HOST_MOUNTS = HostMounts()
+
+
+class MountWatch:
+    """Tells when the host's mount table changed: poll(2) on /proc/1/mountinfo reports
+    POLLPRI once per change of its namespace's mounts."""
+
+    def __init__(self, mountinfo: Path = HOST_MOUNTINFO) -> None:
+        self._poll: select.poll | None = None
+        try:
+            self._file = open(mountinfo, "rb")   # noqa: SIM115 - kept open for polling
+        except OSError:
+            return   # not readable here: a set is translated when applied, and that is all
+        self._poll = select.poll()
+        self._poll.register(self._file, select.POLLPRI | select.POLLERR)
+        self._poll.poll(0)   # the table as it is now is the baseline
+
+    def changed(self) -> bool:
+        return bool(self._poll is not None and self._poll.poll(0))
+
+    def close(self) -> None:
+        if self._poll is not None:
+            self._file.close()
+            self._poll = None
+
+
+def translation(patterns: Iterator[PathPattern] | list[PathPattern], table: MountTable) -> frozenset[tuple[PathPattern, tuple[Identity, ...]]]:
+    """What `patterns` are to the kernel under `table`: a set applied again only when this changes."""
+    return frozenset((p, tuple(table.identities(p))) for p in patterns)

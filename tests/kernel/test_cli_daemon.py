@@ -213,6 +213,33 @@ def test_more_subject_executables_than_the_kernel_holds_is_refused_whole(host: H
     os.chmod(target, 0o600)
 
 
+def test_a_file_system_mounted_under_a_rule_after_the_apply_is_covered(host: Host, daemon: Daemon,
+                                                                          tmp_path: Path) -> None:
+    """Rules name files by their identity, translated with the host's mount table when a set is
+    applied; the daemon applies the set again when a mount changes what a rule path names."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (host.policy_dir / "no-drop.yaml").write_text(
+        "apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: no-drop}\nspec:\n  mode: enforce\n"
+        f"  rules: [{{id: no-exec, action: deny, exec: {{paths: ['{drop}/**']}}}}]\n")
+    daemon.reload()
+    try:
+        since = time.time()
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(drop)], check=True)
+        try:
+            [again] = wait_for(since, MESSAGE_ID=MessageId.POLICY_APPLIED.hex,
+                               LSMGUARD_REASON="the host's mount table changed", timeout=120)
+            assert again["LSMGUARD_POLICIES"] == "no-drop"
+            shutil.copy2("/bin/true", drop / "tool")
+            with pytest.raises(PermissionError):
+                subprocess.run([drop / "tool"])
+        finally:
+            subprocess.run(["umount", str(drop)], check=True)
+    finally:
+        (host.policy_dir / "no-drop.yaml").unlink()
+        daemon.reload()
+
+
 def test_sigkill_and_restart_leave_no_gap(host: Host, daemon: Daemon, tmp_path: Path,
                                           tmp_path_factory: pytest.TempPathFactory) -> None:
     target = tmp_path / "guarded"
