@@ -96,6 +96,15 @@ struct bpf_map_info {
 };
 int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
 
+struct bpf_prog_info {
+    __u32 type;
+    __u32 id;
+    __u32 verified_insns;
+    __u64 run_time_ns;
+    __u64 run_cnt;
+    ...;
+};
+
 struct bpf_link_info {
     __u32 type;
     __u32 id;

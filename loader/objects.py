@@ -98,6 +98,18 @@ class Program:
     def fd(self) -> int:
         return lib.bpf_program__fd(self._prog)
 
+    def info(self) -> "ffi.CData":
+        """The kernel's bpf_prog_info of the loaded program (verified instructions, run time)."""
+        info = ffi.new("struct bpf_prog_info *")
+        size = ffi.new("__u32 *", ffi.sizeof("struct bpf_prog_info"))
+        check(lib.bpf_obj_get_info_by_fd(self.fd, info, size), f"reading program info of {self.name}")
+        return info
+
+    @property
+    def verified_insns(self) -> int:
+        """Instructions the verifier processed to accept it (0 before 5.16)."""
+        return int(self.info().verified_insns)
+
     @property
     def autoload(self) -> bool:
         return bool(lib.bpf_program__autoload(self._prog))

@@ -11,90 +11,30 @@ import ipaddress
 import os
 import struct
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from lsmguard.loader._libbpf import ffi, lib
 
 
-class Op(enum.IntEnum):
-    EXEC = lib.LG_OP_EXEC
-    OPEN = lib.LG_OP_OPEN
-    CHMOD = lib.LG_OP_CHMOD
-    CONNECT = lib.LG_OP_CONNECT
-    MMAP = lib.LG_OP_MMAP
-    LINK = lib.LG_OP_LINK
-    RENAME = lib.LG_OP_RENAME
-    BIND = lib.LG_OP_BIND
-    LISTEN = lib.LG_OP_LISTEN
-    TRUNCATE = lib.LG_OP_TRUNCATE
-    UNLINK = lib.LG_OP_UNLINK
-    CREATE = lib.LG_OP_CREATE
-    CHOWN = lib.LG_OP_CHOWN
-    SETXATTR = lib.LG_OP_SETXATTR
+def c_enum(name: str, ctype: str, prefix: str, kind: type[enum.IntEnum] | type[enum.IntFlag] = enum.IntEnum) -> Any:
+    """A Python enum of a C enum of abi.h, its members read from the cffi declaration (never
+    restated here), `prefix` stripped from their names, the *_COUNT bound left out. (Typed Any:
+    a checker cannot see members made at run time; tests/unit/test_abi.py holds them to abi.h.)"""
+    members = {cname.removeprefix(prefix): value
+               for cname, value in sorted(ffi.typeof(ctype).relements.items(), key=lambda item: item[1])
+               if not cname.endswith("COUNT")}
+    return kind(name, members, module=__name__)
 
 
-class Decision(enum.IntEnum):
-    ALLOW = lib.LG_DECISION_ALLOW
-    DENY = lib.LG_DECISION_DENY
-    WOULD_DENY = lib.LG_DECISION_WOULD_DENY
-    AUDIT = lib.LG_DECISION_AUDIT
-
-
-class PathFlag(enum.IntFlag):
-    TRUNCATED = lib.LG_PATH_TRUNCATED
-    DETACHED = lib.LG_PATH_DETACHED
-    WALK_LIMIT = lib.LG_PATH_WALK_LIMIT
-    RACED = lib.LG_PATH_RACED
-
-
-class Stat(enum.IntEnum):
-    EVENTS_LOST = lib.LG_STAT_EVENTS_LOST
-    PATHS_UNRESOLVED = lib.LG_STAT_PATHS_UNRESOLVED
-    DENIED = lib.LG_STAT_DENIED
-    HITS_UNCOUNTED = lib.LG_STAT_HITS_UNCOUNTED
-    SCRATCH_RACES = lib.LG_STAT_SCRATCH_RACES
-    MARKS_LOST = lib.LG_STAT_MARKS_LOST
-
-
-class Slot(enum.IntEnum):
-    EXEC = lib.LG_SLOT_EXEC
-    OPEN_READ = lib.LG_SLOT_OPEN_READ
-    OPEN_WRITE = lib.LG_SLOT_OPEN_WRITE
-    CHMOD = lib.LG_SLOT_CHMOD
-    UNIX = lib.LG_SLOT_UNIX
-    TCP = lib.LG_SLOT_TCP
-    UDP = lib.LG_SLOT_UDP
-    SUBJECT_EXE = lib.LG_SLOT_SUBJECT_EXE
-    SUBJECT_CGROUP = lib.LG_SLOT_SUBJECT_CGROUP
-    BIND_TCP = lib.LG_SLOT_BIND_TCP
-    BIND_UDP = lib.LG_SLOT_BIND_UDP
-    LISTEN = lib.LG_SLOT_LISTEN
-
-
-class NameKind(enum.IntEnum):
-    """What a path event's name is (enum lg_name)."""
-    FILE = lib.LG_NAME_FILE           # a file's identity: device, and path from its file system's root
-    PATH = lib.LG_NAME_PATH           # a path from the task's mount namespace root
-    ABSTRACT = lib.LG_NAME_ABSTRACT   # "@name": an abstract unix socket
-    FILELESS = lib.LG_NAME_FILELESS   # "memfd:NAME"
-
-
-class ObjectKind(enum.IntEnum):
-    PATH = lib.LG_OBJECT_PATH
-    INET = lib.LG_OBJECT_INET
-
-
-class Family(enum.IntEnum):
-    UNIX = lib.LG_AF_UNIX
-    INET = lib.LG_AF_INET
-    INET6 = lib.LG_AF_INET6
-
-
-class Match(enum.IntEnum):
-    EXACT = lib.LG_MATCH_EXACT
-    PREFIX = lib.LG_MATCH_PREFIX
-    INODE = lib.LG_MATCH_INODE
-    ANCESTOR = lib.LG_MATCH_ANCESTOR
+Op = c_enum("Op", "enum lg_op", "LG_OP_")
+Decision = c_enum("Decision", "enum lg_decision", "LG_DECISION_")
+PathFlag = c_enum("PathFlag", "enum lg_path_flags", "LG_PATH_", enum.IntFlag)
+Stat = c_enum("Stat", "enum lg_stat", "LG_STAT_")
+Slot = c_enum("Slot", "enum lg_slot", "LG_SLOT_")
+NameKind = c_enum("NameKind", "enum lg_name", "LG_NAME_")      # what a path event's name is
+ObjectKind = c_enum("ObjectKind", "enum lg_object", "LG_OBJECT_")
+Family = c_enum("Family", "enum lg_family", "LG_AF_")
+Match = c_enum("Match", "enum lg_match", "LG_MATCH_")
 
 
 PATH_MAX = lib.LG_PATH_MAX

@@ -31,18 +31,13 @@ KEY_PREFIX = "lsmguard-key-"
 NSEC_PER_SEC = 1_000_000_000
 
 
-class Refusal(enum.IntEnum):
-    MAP = lib.LG_LOCK_MAP
-    LINK = lib.LG_LOCK_LINK
-    PIN_OPEN = lib.LG_LOCK_PIN_OPEN
-    PIN_NAME = lib.LG_LOCK_PIN_NAME
-    SIGNAL = lib.LG_LOCK_SIGNAL
-    PTRACE = lib.LG_LOCK_PTRACE
-    PROG_LOAD = lib.LG_LOCK_PROG_LOAD
-
+class _Refusal(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower().replace("_", "-")
+
+
+Refusal = abi.c_enum("Refusal", "enum lg_lock_refusal", "LG_LOCK_", _Refusal)
 
 
 REFUSAL_TEXT = {
