@@ -432,6 +432,48 @@ int BPF_PROG(lg_path_rename_target, const struct path *old_dir, struct dentry *o
 	return lg_check_name_removed(LG_OP_RENAME, old_dentry, LG_NAME_TARGET);
 }
 
+/*
+ * A mount on a name changes what the name names: mounting over a file that
+ * nobody may write, or over a directory whose names nobody may write, is
+ * writing it -- in the host's mount namespace, where rules read names. A
+ * mount in another namespace (a service's sandbox, a container, a user
+ * namespace) changes that namespace's view, not the host's files, which are
+ * decided by identity whatever view reaches them. Changes of a mount's flags
+ * or propagation name nothing new.
+ */
+#define LG_MS_REMOUNT 32          /* include/uapi/linux/mount.h */
+
+static __always_inline bool lg_in_host_mount_namespace(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct lg_config *config;
+	__u32 zero = 0;
+
+	config = bpf_map_lookup_elem(&lg_config, &zero);
+	return config && BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum) == config->host_mnt_ns;
+}
+#define LG_MS_PROPAGATION ((1 << 15) | (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20)) /* UNBINDABLE..SHARED, SILENT */
+
+SEC("lsm/sb_mount")
+int BPF_PROG(lg_sb_mount, const char *dev_name, const struct path *path, const char *type, unsigned long flags,
+	     void *data, int ret)
+{
+	if (ret)
+		return ret;
+	if ((flags & (LG_MS_REMOUNT | LG_MS_PROPAGATION)) || !lg_in_host_mount_namespace())
+		return 0;
+	return lg_check_name_removed(LG_OP_MOUNT, BPF_CORE_READ(path, dentry), LG_NAME_TARGET);
+}
+
+/* The new mount API's way to put a mount on a name (fsmount, open_tree, then move_mount). */
+SEC("lsm/move_mount")
+int BPF_PROG(lg_move_mount, const struct path *from_path, const struct path *to_path, int ret)
+{
+	if (ret || !lg_in_host_mount_namespace())
+		return ret;
+	return lg_check_name_removed(LG_OP_MOUNT, BPF_CORE_READ(to_path, dentry), LG_NAME_TARGET);
+}
+
 SEC("lsm/socket_connect")
 int BPF_PROG(lg_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
 {

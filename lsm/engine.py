@@ -29,6 +29,16 @@ MAP_NAMES = ("lg_config", "lg_policy_sets", "lg_path_entries", "lg_inet_networks
 CLOCK_REALTIME_COARSE = getattr(time, "CLOCK_REALTIME_COARSE", 5)
 
 
+def host_mount_namespace() -> int:
+    """The inode number of PID 1's mount namespace (ours where PID 1's cannot be read)."""
+    for pid in ("1", "self"):
+        try:
+            return os.stat(f"/proc/{pid}/ns/mnt").st_ino
+        except OSError:
+            continue
+    return 0
+
+
 class IncompatiblePins(LsmguardError):
     """What is pinned is not this version's object; nothing was touched."""
 
@@ -57,7 +67,8 @@ class Engine:
             obj.load()
             maps = {name: obj.map(name) for name in MAP_NAMES}
             hash_key = struct.unpack("=QQ", os.urandom(16))
-            maps["lg_config"].update(abi.u32(0), abi.pack("struct lg_config", path_hash_key=list(hash_key)))
+            maps["lg_config"].update(abi.u32(0), abi.pack("struct lg_config", path_hash_key=list(hash_key),
+                                                          host_mnt_ns=host_mount_namespace()))
             engine = cls(obj, maps, [], hash_key)
             for program in obj.loaded_programs():
                 engine.links.append(program.attach())
@@ -292,6 +303,8 @@ def requests_of(event: abi.Event) -> list[Request]:
         return [Request(Operation.OPEN, path=path, access=access or Access.READ)]
     if op in _WRITE_OPS:
         return [Request(Operation.OPEN, path=path, access=Access.WRITE)]
+    if op is abi.Op.MOUNT:   # what the name names, and every name below it, changes
+        return [Request(Operation.OPEN, path=path, access=Access.WRITE, moves_below=True)]
     if op in (abi.Op.LINK, abi.Op.RENAME):
         renamed = op is abi.Op.RENAME
         written = [Request(Operation.OPEN, path=path, access=Access.WRITE, moves_below=renamed)]

@@ -11,6 +11,7 @@ PROGRAMS_BY_HOOK = {
     "path_unlink": ("lg_path_unlink",), "path_rmdir": ("lg_path_rmdir",), "path_mknod": ("lg_path_mknod",),
     "path_mkdir": ("lg_path_mkdir",), "path_symlink": ("lg_path_symlink",), "path_link": ("lg_path_link",),
     "path_rename": ("lg_path_rename", "lg_path_rename_target"),
+    "sb_mount": ("lg_sb_mount",), "move_mount": ("lg_move_mount",),
     "socket_connect": ("lg_socket_connect",), "socket_bind": ("lg_socket_bind",),
     "socket_listen": ("lg_socket_listen",), "socket_sendmsg": ("lg_socket_sendmsg",),
     "unix_stream_connect": ("lg_unix_stream_connect",), "unix_may_send": ("lg_unix_may_send",),

@@ -215,6 +215,23 @@ def test_write_deny_of_a_tree_refuses_every_new_name_in_it(engine: Engine, prote
     assert sorted(p.name for p in cron.iterdir()) == ["job"] and other.exists()
 
 
+def test_a_mount_over_a_protected_name_in_the_host_namespace_is_writing_it(engine: Engine,
+                                                                          protected: Path) -> None:
+    conf, cron, other = protected / "conf", protected / "cron.d", protected / "other"
+    mount = lambda *argv: subprocess.run(["mount", *argv], capture_output=True, text=True)   # noqa: E731
+    for argv in (("--bind", str(other), str(conf)), ("-t", "tmpfs", "tmpfs", str(cron))):
+        got = mount(*argv)
+        assert got.returncode != 0 and "ermission denied" in got.stderr, got   # mount(8): EPERM
+    assert conf.read_text() == "original\n" and (cron / "job").exists()
+    ops = [e.header.op for e in path_events(engine, Op.MOUNT)]
+    assert ops == [Op.MOUNT, Op.MOUNT]
+    # a namespace of its own (a service's sandbox, a container) changes its own view only
+    private = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec",
+                              f'mount --bind "{other}" "{conf}"; cat "{conf}"'], capture_output=True, text=True)
+    assert private.returncode == 0 and private.stdout == "attacker's\n", private
+    assert conf.read_text() == "original\n"
+
+
 def test_a_directory_above_a_protected_name_cannot_move_it(engine: Engine, shared: Path) -> None:
     deep = shared / "a" / "b"
     deep.mkdir(parents=True)

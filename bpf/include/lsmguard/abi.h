@@ -45,6 +45,7 @@ enum lg_op {
 	LG_OP_CREATE = 12,  /* mknod, mkfifo, mkdir, symlink, O_CREAT: a new name, decided by write rules (mode: S_IFMT) */
 	LG_OP_CHOWN = 13,   /* chown(2) and its kin: decided by chmod rules */
 	LG_OP_SETXATTR = 14,/* a POSIX ACL or file capability set or removed: decided by chmod rules (mode: lg_xattr) */
+	LG_OP_MOUNT = 15,   /* a mount over a name: what it names changes; decided by write rules */
 };
 
 /* Which side of a link or rename an event is about (the event's `mode`). */
@@ -164,7 +165,7 @@ enum lg_stat {
 struct lg_config {
 	__u64 path_hash_key[2]; /* SipHash key: secret, so path hashes cannot be forged */
 	__u32 generation;       /* which policy set is in force: 0 or 1 */
-	__u32 reserved;
+	__u32 host_mnt_ns;      /* the host's mount namespace (PID 1's), by its inode number */
 };
 
 /*
