@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass, field
 
 from lsmguard import abi, hits
+from lsmguard.bulk import paused_gc
 from lsmguard.inodes import Inode
 from lsmguard.loader._libbpf import ffi
 from lsmguard.mounts import MountTable
@@ -110,7 +111,14 @@ def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
     """`bound`: the inode entries (see `inodes.bind`), taken from the files when the set is applied.
     `drift_since`: by policy id, when its drift option came into force. `mounts`: the host's
     mount table the rule paths are translated with (default: read now)."""
-    mounts = mounts if mounts is not None else MountTable.of_host()
+    with paused_gc():
+        return _encode(compiled, hash_key, generation, exe_ids, bound, drift_since,
+                       mounts if mounts is not None else MountTable.of_host())
+
+
+def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_ids: dict[PathPattern, int],
+            bound: dict[Slot, dict[Inode, Masks]] | None, drift_since: list[DriftBaseline] | None,
+            mounts: MountTable) -> GenerationEntries:
     out = GenerationEntries()
     raw = {slot: table for slot, table in compiled.patterns.items() if slot is not Slot.SUBJECT_CGROUP}
     raw[Slot.SUBJECT_EXE] = {p: Masks(allow=1 << exe_ids[p]) for p in compiled.exe_patterns}

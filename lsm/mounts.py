@@ -14,6 +14,7 @@ the host's mount table changes.
 """
 from __future__ import annotations
 
+import functools
 import re
 import select
 import time
@@ -70,10 +71,13 @@ class Identity:
 class MountTable:
     mounts: list[Mount]
     _children: dict[int, list[Mount]] = field(default_factory=dict, repr=False)
+    _at: dict[tuple[int, str], list[Mount]] = field(default_factory=dict, repr=False)   # (parent, point)
 
     def __post_init__(self) -> None:
         for mount in self.mounts:
             self._children.setdefault(mount.parent, []).append(mount)
+            if mount.id != mount.parent:
+                self._at.setdefault((mount.parent, mount.point), []).append(mount)
 
     @classmethod
     def parse(cls, text: str) -> "MountTable":
@@ -101,20 +105,25 @@ class MountTable:
 
     def _top(self, mount: Mount) -> Mount:
         """The mount seen at `mount`'s mount point: the last one stacked on it."""
-        while True:
-            over = [m for m in self._children.get(mount.id, ()) if m.point == mount.point and m.id != mount.id]
+        for _ in range(len(self.mounts)):
+            over = self._at.get((mount.id, mount.point))
             if not over:
                 return mount
             mount = over[-1]
+        return mount
 
-    def root(self) -> Mount:
+    @functools.cached_property
+    def _root(self) -> Mount:
         roots = [m for m in self.mounts if m.point == "/"]
         if not roots:
             raise ValueError("the mount table has no root mount")
         return self._top(roots[0])
 
+    def root(self) -> Mount:
+        return self._root
+
     def _child_at(self, mount: Mount, point: str) -> Mount | None:
-        at = [m for m in self._children.get(mount.id, ()) if m.point == point and m.id != mount.id]
+        at = self._at.get((mount.id, point))
         return self._top(at[-1]) if at else None
 
     def visible(self, path: str) -> Mount:

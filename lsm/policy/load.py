@@ -1,13 +1,13 @@
 """Loading policies from files and directories, in a deterministic order."""
 from __future__ import annotations
 
-import gc
 import os
 import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lsmguard.bulk import paused_gc
 from lsmguard.policy import schema
 from lsmguard.policy.errors import Diagnostic, PolicyError
 from lsmguard.policy.lint import lint
@@ -44,15 +44,8 @@ def _semantic_after_schema_errors(doc: Document, schema_problems: list[Diagnosti
 
 def load_text(text: str, file: str) -> LoadResult:
     """Policies from one YAML stream. Raises PolicyError listing every error."""
-    # A 100k-rule file builds millions of objects; the cyclic GC rescanning them
-    # made loading superlinear (27 s instead of 18 s at 100k rules). Nothing here makes cycles.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():   # 27 s instead of 18 s at 100k rules with it
         return _load_text(text, file)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _load_text(text: str, file: str) -> LoadResult:
