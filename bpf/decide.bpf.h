@@ -49,29 +49,42 @@ static __always_inline struct lg_policy_set *lg_policy_set_in_force(struct lg_co
 	return set;
 }
 
-/* What a hook asks of the policy set about one object: constant per call site. */
+#define LG_SLOT_INDEX_MASK 0xf /* a power of two above every slot, LG_SLOT_DRIFT included */
+
+/* What a hook asks of the policy set about one object. */
 struct lg_question {
-	__u32 op;                          /* enum lg_op, for events */
+	__u8 op;                           /* enum lg_op, for events */
 	__u8 slots[LG_LOOKUP_SLOTS];       /* the slots looked up (open: read and write) */
-	__u32 nslots;
-	__u32 detail;                      /* the event's mode */
-	bool rules_only;                   /* a policy's default does not refuse (executable mappings) */
-	bool is_code;                      /* exec and executable mappings: drift decides too, on `code` */
-	bool ancestors;                    /* a name above others: write deny rules of names below it refuse */
-	bool own_denials_decided;          /* the name's own deny rules were decided already (lg_check_new_name) */
-	struct inode *code;
+	__u8 nslots;
+	__u8 flags;                        /* enum lg_question_flags */
+	__u32 detail;                      /* the event's mode (24 bits) */
+	__u64 code;                        /* LG_Q_CODE: the inode (address) drift decides on */
+	__u64 mark;                        /* LG_Q_CODE: its write mark (address; 0: none) */
 };
 
-/* What the object's entries say, one entry per slot looked up. */
-struct lg_access {
-	struct lg_masks found[LG_LOOKUP_SLOTS];
-	__u8 slots[LG_LOOKUP_SLOTS];
-	__u32 nslots;
-	bool unresolved;  /* the object could not be fully named: refuse where a rule could */
-	bool rules_only;  /* only rules decide, not a policy's default (executable mappings, new names) */
-	bool everyone;    /* policies decide whatever their subjects (a file's names serve every process) */
-	__u64 writer;     /* address of a code file's write mark (0: none), copied into events */
+enum lg_question_flags {
+	LG_Q_RULES_ONLY = 1,               /* a policy's default does not refuse (executable mappings, real files) */
+	LG_Q_CODE = 2,                     /* exec and executable mappings: drift decides too, on `code` */
+	LG_Q_ANCESTORS = 4,                /* a name above others: write deny rules of names below it refuse */
+	LG_Q_OWN_DENIALS_DECIDED = 8,      /* the name's own deny rules were decided already (lg_check_new_name) */
 };
+
+/* A question in one scalar, for the global functions that decide (a BPF call takes five). */
+static __always_inline __u64 lg_pack_question(const struct lg_question *q)
+{
+	return (__u64)(q->op & 0xff) | (__u64)q->slots[0] << 8 | (__u64)q->slots[1] << 16 |
+	       (__u64)(q->nslots & 0xff) << 24 | (__u64)(q->flags & 0xff) << 32 | (__u64)(q->detail & 0xffffff) << 40;
+}
+
+static __always_inline void lg_unpack_question(__u64 packed, struct lg_question *q)
+{
+	q->op = packed & 0xff;
+	q->slots[0] = (packed >> 8) & 0xff;
+	q->slots[1] = (packed >> 16) & 0xff;
+	q->nslots = (packed >> 24) & 0xff;
+	q->flags = (packed >> 32) & 0xff;
+	q->detail = (packed >> 40) & 0xffffff;
+}
 
 struct lg_verdict {
 	__u64 deny;
@@ -81,34 +94,69 @@ struct lg_verdict {
 	__u32 audit_rule;
 };
 
+static __always_inline void lg_weigh_masks(const struct lg_masks *m, __u64 applies, struct lg_verdict *v)
+{
+	if ((m->deny & applies) && v->deny_rule == LG_NO_RULE)
+		v->deny_rule = m->deny_rule;
+	if ((m->audit & applies) && v->audit_rule == LG_NO_RULE)
+		v->audit_rule = m->audit_rule;
+	v->deny |= m->deny & applies;
+	v->audit |= m->audit & applies;
+}
+
+/*
+ * What the rules, the defaults and drift say for the policies in `applies`.
+ * The options are masks, not branches (a branch would have the verifier walk
+ * the rest of the decision once per way through it).
+ */
 static __always_inline void lg_weigh(const struct lg_policy_set *set, const struct lg_access *a, __u64 applies,
 				     struct lg_verdict *v)
 {
+	__u64 defaults = (__u64)a->rules_only - 1;     /* rules only: 0; else every bit */
+	__u64 unresolved = -(__u64)a->unresolved;      /* unresolved: every bit; else 0 */
 	__u32 i;
 
 	v->deny = v->missing = v->audit = 0;
 	v->deny_rule = v->audit_rule = LG_NO_RULE;
 	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
 		const struct lg_masks *m = &a->found[i];
-		__u8 slot = a->slots[i];
+		/* masked: what indexes the policy set's arrays stays inside them for the verifier, whatever
+		 * register copy it follows (the check below is the one that decides) */
+		__u64 slot = a->slots[i] & LG_SLOT_INDEX_MASK;
+		__u64 default_deny;
 
 		if (i >= a->nslots)
 			break;
-		if ((m->deny & applies) && v->deny_rule == LG_NO_RULE)
-			v->deny_rule = m->deny_rule;
-		if ((m->audit & applies) && v->audit_rule == LG_NO_RULE)
-			v->audit_rule = m->audit_rule;
-		v->deny |= m->deny & applies;
-		v->audit |= m->audit & applies;
-		if (slot < LG_SLOT_COUNT) {
-			if (!a->rules_only)
-				v->missing |= set->default_deny[slot] & ~m->allow & applies;
-			/* unresolved: refuse where a rule could have matched (and, unless rules only, a default) */
-			if (a->unresolved)
-				v->missing |= set->unresolved_refuse[slot] &
-					      (a->rules_only ? ~set->default_deny[slot] : ~0ULL) & applies;
-		}
+		lg_weigh_masks(m, applies, v);
+		if (slot >= LG_SLOT_COUNT)
+			continue;
+		default_deny = set->default_deny[slot];
+		v->missing |= default_deny & ~m->allow & defaults & applies;
+		/* unresolved: refuse where a rule could have matched (and, unless rules only, a default) */
+		v->missing |= set->unresolved_refuse[slot] & ~(default_deny & ~defaults) & unresolved & applies;
 	}
+	lg_weigh_masks(&a->found[LG_DRIFT_ENTRY], applies, v);   /* what drift options say: no default */
+}
+
+/*
+ * The policies that refuse an object not fully named in `slots`: where a
+ * rule could have matched (and, unless rules only, a default), as lg_weigh.
+ */
+static __always_inline __u64 lg_unresolved_refusal(const struct lg_policy_set *set, const __u8 slots[LG_LOOKUP_SLOTS],
+						   __u32 nslots, bool rules_only)
+{
+	__u64 defaults = (__u64)rules_only - 1, refusal = 0;
+	__u32 i;
+
+	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
+		__u64 slot = slots[i] & LG_SLOT_INDEX_MASK;
+
+		if (i >= nslots)
+			break;
+		if (slot < LG_SLOT_COUNT)
+			refusal |= set->unresolved_refuse[slot] & ~(set->default_deny[slot] & ~defaults);
+	}
+	return refusal;
 }
 
 /* What to report and return. */
@@ -160,6 +208,27 @@ static __always_inline void lg_decide(struct lg_scratch *s, const struct lg_conf
 	out->rule_id = (v.deny >> out->policy_id) & 1 ? lg_rule_of(v.deny_rule, out->policy_id) : LG_NO_RULE;
 	out->decision = enforced ? LG_DECISION_DENY : LG_DECISION_WOULD_DENY;
 	lg_count_outcome_hit(out->policy_id, out->rule_id, generation);
+	if (enforced)
+		lg_stat_inc(LG_STAT_DENIED);
+}
+
+/*
+ * The outcome when a preempting program tore the scratch during the decision:
+ * what the policies in `refusal` say of an object not named, whatever their
+ * subjects (the decision's inputs cannot be trusted, the question can).
+ */
+static __always_inline void lg_decide_torn(const struct lg_policy_set *set, __u64 refusal, struct lg_outcome *out)
+{
+	__u64 refusing = refusal & set->policies, enforced = refusing & set->enforce;
+
+	out->audit = false;
+	if (!refusing) {
+		out->decision = LG_DECISION_ALLOW;
+		return;
+	}
+	out->policy_id = lg_lowest_bit(enforced ? enforced : refusing);
+	out->rule_id = LG_NO_RULE;
+	out->decision = enforced ? LG_DECISION_DENY : LG_DECISION_WOULD_DENY;
 	if (enforced)
 		lg_stat_inc(LG_STAT_DENIED);
 }

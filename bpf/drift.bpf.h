@@ -167,23 +167,33 @@ static long lg_drift_step(__u32 i, void *ctx)
 }
 
 /*
- * What drift options say of code in `inode` (NULL: none), as the masks of a
- * pseudo-slot (deny: refusing policies, audit: auditing ones), and the
- * address of its write mark (0: none), which events copy.
- *
- * Branch-free on purpose: it is inlined in the exec and mapping hooks, and a
- * branch here would double what the verifier walks in the whole decision
- * after it. A NULL inode or mark reads as zero (probe reads fill zeros).
+ * The address of `inode`'s write mark (0: none), as a plain number: the hook
+ * looks it up (inode storage needs its inode pointer), decisions read it.
  */
-static __always_inline void lg_drift_of(const struct lg_policy_set *set, __u32 generation, struct inode *inode,
-					struct lg_masks *found, __u64 *mark_addr)
+static __always_inline __u64 lg_mark_of(struct inode *inode)
+{
+	struct lg_file_mark *mark = bpf_inode_storage_get(&lg_file_marks, inode, 0, 0);
+	__u64 address = 0;
+
+	bpf_probe_read_kernel(&address, sizeof(address), &mark);
+	return address;
+}
+
+/*
+ * What drift options say of code in the inode at `inode` (0: none), with its
+ * write mark at `mark` (0: none), as the masks of a pseudo-slot (deny:
+ * refusing policies, audit: auditing ones). Branch-free on purpose: a branch
+ * here would double what the verifier walks in the decision after it. A
+ * missing inode or mark reads as zero (probe reads fill zeros).
+ */
+static __always_inline void lg_drift_of(const struct lg_policy_set *set, __u32 generation, __u64 inode,
+					__u64 mark, struct lg_masks *found)
 {
 	struct lg_drift_scan scan = { .policies = set->drift_deny | set->drift_audit, .generation = generation };
-	struct lg_file_mark *mark = bpf_inode_storage_get(&lg_file_marks, inode, 0, 0);
 	__u64 deny_chosen, audit_chosen;
 
-	bpf_probe_read_kernel(&scan.written_ns, sizeof(scan.written_ns), mark);
-	scan.ctime_ns = lg_inode_ctime_ns(inode);
+	bpf_probe_read_kernel(&scan.written_ns, sizeof(scan.written_ns), (const void *)mark);
+	scan.ctime_ns = lg_inode_ctime_ns((struct inode *)inode);
 	bpf_loop(LG_MAX_POLICIES, lg_drift_step, &scan, 0);
 	found->deny = scan.drifted & set->drift_deny;
 	found->audit = scan.drifted & set->drift_audit;
@@ -194,7 +204,6 @@ static __always_inline void lg_drift_of(const struct lg_policy_set *set, __u32 g
 	audit_chosen = found->audit & set->enforce ? found->audit & set->enforce : found->audit;
 	found->deny_rule = lg_lowest_bit(deny_chosen) << LG_RULE_POLICY_SHIFT | LG_RULE_INDEX_DRIFT;
 	found->audit_rule = lg_lowest_bit(audit_chosen) << LG_RULE_POLICY_SHIFT | LG_RULE_INDEX_DRIFT;
-	*mark_addr = (__u64)mark;
 }
 
 #endif /* LSMGUARD_DRIFT_BPF_H */

@@ -122,24 +122,35 @@ static __always_inline bool lg_path_unresolved(struct lg_scratch *s, __u64 seq, 
 	return true;
 }
 
-/* Decide access `a` to `path`, report what the policies say, and return the hook's verdict. */
-static __always_inline int lg_conclude_path(__u32 op, struct lg_scratch *s, const struct lg_config *config,
-					    const struct lg_policy_set *set, __u32 generation,
-					    const struct lg_access *a, const struct lg_path *path, __u32 detail)
+/*
+ * Decide access `a` to `path`, report what the policies say, and return the
+ * hook's verdict. The access lives in the scratch: torn by a preempting
+ * program meanwhile, it is not trusted, and the policies in `torn_refusal`
+ * (those that refuse an object not named) decide. `writer`: the address of a
+ * code file's write mark (0: none), copied into events.
+ */
+static __always_inline int lg_conclude_path(__u32 op, struct lg_scratch *s, __u64 seq,
+					    const struct lg_config *config, const struct lg_policy_set *set,
+					    __u32 generation, const struct lg_access *a, struct lg_path *path,
+					    __u32 detail, __u64 writer, __u64 torn_refusal)
 {
 	struct lg_outcome out = {};
 
 	lg_decide(s, config, set, generation, a, &out);
+	if (!lg_scratch_intact(s, seq)) {
+		lg_decide_torn(set, torn_refusal, &out);
+		path->flags |= LG_PATH_RACED;
+	}
 	if (out.audit)
 		lg_emit_path_event(op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, path, detail,
-				   a->writer);
+				   writer);
 	if (out.decision == LG_DECISION_ALLOW)
 		return 0;
-	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, path, detail, a->writer);
+	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, path, detail, writer);
 	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
 }
 
-/* Fold what the rules say of another identity of a file into what they say of the first. */
+/* Fold what the rules say of other names (those below a directory) into what they say of the name. */
 static __always_inline void lg_merge_masks(struct lg_masks *into, const struct lg_masks *more)
 {
 	if (!into->deny)
@@ -151,62 +162,135 @@ static __always_inline void lg_merge_masks(struct lg_masks *into, const struct l
 	into->audit |= more->audit;
 }
 
-static __always_inline bool lg_masks_name_it(const struct lg_masks found[LG_LOOKUP_SLOTS])
+/* The access `q` asks about, in the scratch, its rule slots not yet looked up. */
+static __always_inline struct lg_access *lg_access_of(const struct lg_question *q, struct lg_scratch *s)
 {
-	return found[0].deny | found[0].audit | found[1].deny | found[1].audit;
+	struct lg_access *a = &s->access;
+
+	__builtin_memset(&a->found[LG_DRIFT_ENTRY], 0, sizeof(a->found[LG_DRIFT_ENTRY]));
+	a->slots[0] = q->slots[0];
+	a->slots[1] = q->slots[1];
+	a->nslots = q->nslots;
+	a->unresolved = false;
+	a->rules_only = q->flags & LG_Q_RULES_ONLY;
+	a->everyone = false;
+	return a;
 }
 
 /*
- * Decide `q` on a resolved name in `path`; and, when `alt` is not NULL, on
- * that second identity of the same file too (an overlay's real file): what
- * the rules say of either, they say of the file. Sets `exe_ids` to the
- * executable ids of the name when q->slots[1] is LG_SLOT_SUBJECT_EXE (exec).
+ * What drift says of code (zeros for anything else: no inode to look at),
+ * whether the name could be resolved, and the outcome: reported as `reported`.
  */
-static __always_inline int lg_judge_path(const struct lg_question *q, struct lg_scratch *s, __u64 seq,
-					 const struct lg_config *config, const struct lg_policy_set *set,
-					 __u32 generation, struct lg_path *path, struct dentry *alt, __u64 *exe_ids)
+static __always_inline int lg_judge(const struct lg_question *q, struct lg_scratch *s, __u64 seq,
+				    const struct lg_config *config, const struct lg_policy_set *set, __u32 generation,
+				    struct lg_access *a, struct lg_path *path, struct lg_path *reported)
 {
-	struct lg_access a = { .slots = { q->slots[0], q->slots[1] }, .nslots = q->nslots,
-			       .rules_only = q->rules_only };
-	struct lg_path *reported = path, other;
-	struct lg_masks more[LG_LOOKUP_SLOTS];
-	bool by_inode = set->bound_inodes != 0;
-
-	lg_lookup_in(config, path, generation, q->slots[0], q->slots[1], q->nslots, by_inode, a.found);
-	if (alt) {
-		lg_resolve_identity(alt, &s->alt, &other);
-		lg_lookup_in(config, &other, generation, q->slots[0], q->slots[1], q->nslots, by_inode, more);
-		if (!lg_masks_name_it(a.found) && lg_masks_name_it(more))
-			reported = &other;   /* the events name the file by the identity a rule named */
-		lg_merge_masks(&a.found[0], &more[0]);
-		lg_merge_masks(&a.found[1], &more[1]);
-		path->flags |= other.flags;
-	}
-	if (q->own_denials_decided) {   /* and reported: not twice */
-		a.found[0].deny = 0;
-		a.found[0].deny_rule = LG_NO_RULE;
-	}
-	if (q->ancestors) {   /* a directory whose names below it move along */
-		lg_lookup_ancestor(config, path, generation, &more[0]);
-		lg_merge_masks(&a.found[0], &more[0]);
-	}
-	if (q->slots[1] == LG_SLOT_SUBJECT_EXE) { /* not a rule slot: only tells which executable this is */
-		*exe_ids = a.found[1].allow;
-		a.nslots = 1;
-	}
-	/* code looks up one slot: the second holds what drift options say (a constant choice per hook) */
-	if (q->is_code) {
-		lg_drift_of(set, generation, q->code, &a.found[1], &a.writer);
-		a.slots[1] = LG_SLOT_DRIFT;
-		a.nslots = 2;
-	}
-	a.unresolved = lg_path_unresolved(s, seq, path);
-	return lg_conclude_path(q->op, s, config, set, generation, &a, reported, q->detail);
+	lg_drift_of(set, generation, q->code, q->mark, &a->found[LG_DRIFT_ENTRY]);
+	a->unresolved = lg_path_unresolved(s, seq, path);
+	reported->flags |= path->flags;
+	return lg_conclude_path(q->op, s, seq, config, set, generation, a, reported, q->detail, q->mark,
+				lg_unresolved_refusal(set, q->slots, q->nslots, q->flags & LG_Q_RULES_ONLY));
 }
 
-/* Decide `q` on the file (or the name not yet made) `dentry`, and on `alt` (see lg_judge_path). */
-static __always_inline int lg_check_file(const struct lg_question *q, struct dentry *dentry, struct dentry *alt,
-					 __u64 *exe_ids)
+/* Decode a global decision's question; NULL: nothing applied (no walk at all). */
+static __always_inline struct lg_policy_set *lg_question_begin(__u64 question, __u64 code, __u64 mark,
+							       struct lg_question *q, struct lg_config **config,
+							       __u32 *generation, struct lg_scratch **s, __u64 *seq)
+{
+	q->code = code;
+	q->mark = mark;
+	lg_unpack_question(question, q);
+	return lg_begin(config, generation, s, seq);
+}
+
+/*
+ * The global functions below decide: the verifier checks each once per
+ * program, with its arguments unknown, rather than once per call site and
+ * path into it, which multiplied what it walked tenfold. Their arguments are
+ * scalars (6.1 lets a global function take no kernel pointer): addresses,
+ * read through probe reads as every read here is (lg_address). Each keeps
+ * to one shape of decision: what varies is data, not branches.
+ */
+
+/* Decide a question on the file (or the name not yet made) at `dentry`. */
+__noinline int lg_decide_file(__u64 question, __u64 dentry, __u64 code, __u64 mark)
+{
+	struct lg_policy_set *set;
+	struct lg_access *a;
+	struct lg_question q;
+	struct lg_config *config;
+	struct lg_scratch *s;
+	struct lg_path path;
+	__u32 generation;
+	__u64 seq;
+
+	set = lg_question_begin(question, code, mark, &q, &config, &generation, &s, &seq);
+	if (!set)
+		return 0;
+	a = lg_access_of(&q, s);
+	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
+	lg_lookup_in(config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0, a->found);
+	return lg_judge(&q, s, seq, config, set, generation, a, &path, &path);
+}
+
+/*
+ * Decide writing a name whose change moves the names below it (a rename's
+ * names, a mount point): the write rules of the name, and the write deny
+ * rules of names below it. LG_Q_OWN_DENIALS_DECIDED: the name's own deny
+ * rules were decided (and reported) as a new name for the file already.
+ */
+__noinline int lg_decide_name_change(__u64 question, __u64 dentry)
+{
+	struct lg_policy_set *set;
+	struct lg_access *a;
+	struct lg_question q;
+	struct lg_config *config;
+	struct lg_scratch *s;
+	struct lg_path path;
+	__u32 generation;
+	__u64 seq, keep, hash;
+
+	set = lg_question_begin(question, 0, 0, &q, &config, &generation, &s, &seq);
+	if (!set)
+		return 0;
+	a = lg_access_of(&q, s);
+	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
+	hash = lg_lookup_in(config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0,
+			    a->found);
+	keep = (__u64)!!(q.flags & LG_Q_OWN_DENIALS_DECIDED) - 1;   /* decided: 0; else every bit */
+	a->found[0].deny &= keep;
+	lg_lookup_ancestor(hash, path.len, generation, &s->spare[0]);
+	lg_merge_masks(&a->found[0], &s->spare[0]);
+	return lg_judge(&q, s, seq, config, set, generation, a, &path, &path);
+}
+
+/*
+ * An address as a plain number: a global function takes scalars, and the
+ * verifier knows a pointer by its register, whatever C casts it to. Copied
+ * through a probe read, it is a number.
+ */
+static __always_inline __u64 lg_address(const void *pointer)
+{
+	__u64 address = 0;
+
+	bpf_probe_read_kernel(&address, sizeof(address), &pointer);
+	return address;
+}
+
+/* Decide `q` on the file (or the name not yet made) `dentry`. */
+static __always_inline int lg_check_file(const struct lg_question *q, struct dentry *dentry)
+{
+	/* a global function's result is any number to the verifier: a hook returns 0 or -EPERM */
+	return lg_decide_file(lg_pack_question(q), lg_address(dentry), q->code, q->mark) ? -EPERM : 0;
+}
+
+#define LG_EXE_IDS_TORN (~0ULL)
+
+/*
+ * Which subject executables the file at `dentry` is (executable id bits), when
+ * some policy names executables; a global function, as lg_decide_file.
+ */
+__noinline __u64 lg_exe_ids_of(__u64 dentry)
 {
 	struct lg_policy_set *set;
 	struct lg_config *config;
@@ -216,10 +300,25 @@ static __always_inline int lg_check_file(const struct lg_question *q, struct den
 	__u64 seq;
 
 	set = lg_begin(&config, &generation, &s, &seq);
-	if (!set)
-		return 0; /* nothing applied: no walk at all */
-	lg_resolve_identity(dentry, &s->path, &path);
-	return lg_judge_path(q, s, seq, config, set, generation, &path, alt, exe_ids);
+	if (!set || !(set->with_subjects & ~set->unconstrained_exe))
+		return 0;
+	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
+	lg_lookup_in(config, &path, generation, LG_SLOT_SUBJECT_EXE, 0, 1, false, s->spare);
+	/* torn: every executable, which lg_exe_ids_asked asks again */
+	return lg_scratch_intact(s, seq) ? s->spare[0].allow : LG_EXE_IDS_TORN;
+}
+
+/*
+ * lg_exe_ids_of, asked again if a preempting program tore its scratch; torn
+ * twice, the file counts as every executable: every policy naming one applies
+ * to it, rather than none. (A file that is truly every executable is only
+ * looked up twice.)
+ */
+static __always_inline __u64 lg_exe_ids_asked(struct dentry *dentry)
+{
+	__u64 ids = lg_exe_ids_of(lg_address(dentry));
+
+	return ids == LG_EXE_IDS_TORN ? lg_exe_ids_of(lg_address(dentry)) : ids;
 }
 
 #endif /* LSMGUARD_FILE_BPF_H */

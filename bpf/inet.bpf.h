@@ -163,9 +163,21 @@ static __always_inline bool lg_inet_lookup(const struct lg_inet_target *target, 
 	return false;
 }
 
-/* Decide `op` on an inet `target` in `slot`, report what the policies say, and return the verdict. */
-static __always_inline int lg_check_inet(__u32 op, __u8 slot, struct lg_inet_target *target)
+/*
+ * Decide `op` on an inet target in `slot`, report what the policies say, and
+ * return the verdict. A global function, as lg_decide_file: the target comes
+ * as scalars (the address in two words, then family, port and protocol).
+ */
+__noinline int lg_decide_inet(__u64 op_slot, __u64 addr_lo, __u64 addr_hi, __u64 family_port_protocol)
 {
+	__u32 op = op_slot & 0xff;
+	__u8 slot = (op_slot >> 8) & 0xff;
+	struct lg_inet_target t = {
+		.family = family_port_protocol & 0xffff,
+		.port = (family_port_protocol >> 16) & 0xffff,
+		.protocol = (family_port_protocol >> 32) & 0xffff,
+	};
+	struct lg_inet_target *target = &t;
 	struct lg_access a = { .nslots = 1, .slots = { slot } };
 	struct lg_outcome out = {};
 	struct lg_policy_set *set;
@@ -174,6 +186,8 @@ static __always_inline int lg_check_inet(__u32 op, __u8 slot, struct lg_inet_tar
 	__u32 generation;
 	__u64 seq;
 
+	__builtin_memcpy(t.addr, &addr_lo, sizeof(addr_lo));
+	__builtin_memcpy(t.addr + sizeof(addr_lo), &addr_hi, sizeof(addr_hi));
 	set = lg_policy_set_in_force(&config, &generation);
 	if (!set)
 		return 0;
@@ -189,6 +203,16 @@ static __always_inline int lg_check_inet(__u32 op, __u8 slot, struct lg_inet_tar
 		return 0;
 	lg_emit_inet_event(op, out.decision, generation, out.policy_id, out.rule_id, target);
 	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
+}
+
+static __always_inline int lg_check_inet(__u32 op, __u8 slot, const struct lg_inet_target *target)
+{
+	__u64 lo, hi;
+
+	__builtin_memcpy(&lo, target->addr, sizeof(lo));
+	__builtin_memcpy(&hi, target->addr + sizeof(lo), sizeof(hi));
+	return lg_decide_inet(op | (__u32)slot << 8, lo, hi,
+			      target->family | (__u64)target->port << 16 | (__u64)target->protocol << 32) ? -EPERM : 0;
 }
 
 static __always_inline bool lg_is_inet(struct socket *sock)

@@ -31,31 +31,55 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/*
+ * An abstract unix socket's name, "@name", decided as a path of no file
+ * system: copied into the scratch and looked up. A global function, as
+ * lg_decide_file; `sun_path` is the address of the peer's sockaddr_un name.
+ */
+__noinline int lg_decide_abstract(__u64 sun_path, __u64 name_len)
+{
+	const struct lg_question q = { .op = LG_OP_CONNECT, .slots = { LG_SLOT_UNIX }, .nslots = 1 };
+	struct lg_policy_set *set;
+	struct lg_config *config;
+	struct lg_scratch *s;
+	struct lg_path path = {};
+	struct lg_access *a;
+	__u32 generation, len = name_len;
+	__u64 seq;
+
+	set = lg_begin(&config, &generation, &s, &seq);
+	if (!set)
+		return 0;
+	/* "@name" at the start of the buffer: constant offsets, nothing for the verifier to bound */
+	s->path.data[0] = '@';
+	barrier_var(len); /* keep the mask below: it is what bounds the copy for the verifier */
+	len &= LG_UNIX_NAME_MASK;
+	bpf_probe_read_kernel(&s->path.data[1], len, (const void *)(sun_path + 1));
+	path.buf = &s->path;
+	path.len = len + 1;
+	path.kind = LG_NAME_ABSTRACT;
+	a = lg_access_of(&q, s);
+	lg_lookup_in(config, &path, generation, LG_SLOT_UNIX, 0, 1, false, a->found);
+	return lg_judge(&q, s, seq, config, set, generation, a, &path, &path);
+}
+
 /* The unix socket `other` that a connect or send reaches: its bound path, or its @abstract name. */
 static __always_inline int lg_check_unix_peer(struct sock *other)
 {
 	const struct lg_question q = { .op = LG_OP_CONNECT, .slots = { LG_SLOT_UNIX }, .nslots = 1 };
 	struct unix_sock *peer = (void *)other;
 	struct unix_address *addr;
-	struct lg_policy_set *set;
-	struct lg_config *config;
-	struct lg_scratch *s;
-	struct lg_path path = {};
 	struct dentry *dentry;
-	__u32 generation, name_len;
+	__u32 name_len;
 	char *sun_path;
-	__u64 seq, unused;
 	int addr_len;
 
 	dentry = BPF_CORE_READ(peer, path.dentry);
 	if (dentry)
-		return lg_check_file(&q, dentry, NULL, &unused);
+		return lg_check_file(&q, dentry);
 	addr = BPF_CORE_READ(peer, addr);
 	if (!addr)
 		return 0; /* unnamed (socketpair): nothing a rule names */
-	set = lg_begin(&config, &generation, &s, &seq);
-	if (!set)
-		return 0;
 	/* addr->name is a struct sockaddr_un of addr->len bytes: family, then NUL and the abstract name */
 	addr_len = BPF_CORE_READ(addr, len);
 	sun_path = (void *)addr + bpf_core_field_offset(struct unix_address, name) +
@@ -64,16 +88,7 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 	if (addr_len <= (int)bpf_core_field_offset(struct sockaddr_un, sun_path) + 1 ||
 	    name_len >= LG_UNIX_NAME_MAX)
 		return 0; /* autobind names are abstract too and always at least 5 bytes; nothing else gets here */
-	/* "@name" at the start of the buffer: constant offsets, nothing for the verifier to bound */
-	path.start = 0;
-	s->path.data[0] = '@';
-	barrier_var(name_len); /* keep the mask below: it is what bounds the copy for the verifier */
-	name_len &= LG_UNIX_NAME_MASK;
-	bpf_probe_read_kernel(&s->path.data[1], name_len, sun_path + 1);
-	path.buf = &s->path;
-	path.len = name_len + 1;
-	path.kind = LG_NAME_ABSTRACT;
-	return lg_judge_path(&q, s, seq, config, set, generation, &path, NULL, &unused);
+	return lg_decide_abstract(lg_address(sun_path), name_len) ? -EPERM : 0;
 }
 
 SEC("lsm/bprm_creds_for_exec")
@@ -88,15 +103,22 @@ int BPF_PROG(lg_bprm_creds_for_exec, struct linux_binprm *bprm, int ret)
 	return ret;
 }
 
+/* Running the code of `file`, reached as `dentry`: exec rules and drift, with `flags` (LG_Q_*) more. */
+static __always_inline int lg_check_exec(struct file *file, struct dentry *dentry, __u32 flags)
+{
+	struct inode *code = file->f_inode; /* a BTF pointer: inode storage (drift marks) needs it */
+	const struct lg_question q = { .op = LG_OP_EXEC, .slots = { LG_SLOT_EXEC }, .nslots = 1,
+				       .flags = LG_Q_CODE | flags, .code = lg_address(code), .mark = lg_mark_of(code) };
+	int verdict = lg_check_file(&q, dentry);
+
+	/* a subject's executable runs as that executable, whatever view of it was used */
+	lg_add_pending_exe_ids(lg_exe_ids_asked(dentry));
+	return verdict;
+}
+
 SEC("lsm/bprm_check_security")
 int BPF_PROG(lg_bprm_check_security, struct linux_binprm *bprm, int ret)
 {
-	struct file *file = BPF_CORE_READ(bprm, file);
-	const struct lg_question q = { .op = LG_OP_EXEC, .slots = { LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE }, .nslots = 2,
-				       .is_code = true, .code = bprm->file->f_inode };
-	__u64 exe_ids = 0;
-	int verdict;
-
 	if (ret)
 		return ret;
 	/*
@@ -104,9 +126,7 @@ int BPF_PROG(lg_bprm_check_security, struct linux_binprm *bprm, int ret)
 	 * executables run. An overlay's file is decided here; its real file when
 	 * overlayfs opens it for this exec (lg_file_open).
 	 */
-	verdict = lg_check_file(&q, BPF_CORE_READ(file, f_path.dentry), NULL, &exe_ids);
-	lg_add_pending_exe_ids(exe_ids);
-	return verdict;
+	return lg_check_exec(bprm->file, BPF_CORE_READ(bprm, file, f_path.dentry), 0);
 }
 
 SEC("lsm/bprm_committed_creds")
@@ -150,67 +170,54 @@ static __always_inline __u32 lg_open_mode(__u32 fmode, __u32 fflags, bool no_acc
 }
 
 /*
- * An overlay's real file, opened by overlayfs for an open or an exec of one of
- * its files: the overlay's file was decided already, defaults included; the
- * real file is decided now by its own identity, as the same operation, and
- * by rules only (the allow-lists of the host do not name the layers'
- * files), so that a deny rule naming the real file is not walked around.
+ * Opening a file for reading, writing, or neither (O_ACCMODE 3, ioctls only:
+ * decided as both); O_TRUNC is a write. An overlay's real file, opened by
+ * overlayfs for an open of one of its files, is decided by its own identity
+ * too, by rules only (the host's allow-lists do not name the layers' files),
+ * so that a deny rule naming the real file is not walked around; opened for
+ * an exec, it is decided as that exec.
  */
-static __always_inline int lg_check_real_open(const struct lg_question *outer, struct file *file, __u32 fflags)
-{
-	const struct lg_question open = { .op = LG_OP_OPEN, .slots = { outer->slots[0], outer->slots[1] },
-					  .nslots = outer->nslots, .detail = outer->detail, .rules_only = true };
-	const struct lg_question exec = { .op = LG_OP_EXEC, .slots = { LG_SLOT_EXEC, LG_SLOT_SUBJECT_EXE },
-					  .nslots = 2, .rules_only = true, .is_code = true, .code = file->f_inode };
-	struct dentry *real = lg_file_dentry(file);
-	__u64 exe_ids = 0;
-	int verdict;
-
-	if (!(fflags & LG_FMODE_EXEC))
-		return lg_check_file(&open, real, NULL, &exe_ids);
-	verdict = lg_check_file(&exec, real, NULL, &exe_ids);
-	lg_add_pending_exe_ids(exe_ids);   /* a view of a subject's executable runs as that executable */
-	return verdict;
-}
-
 SEC("lsm/file_open")
 int BPF_PROG(lg_file_open, struct file *file, int ret)
 {
 	__u32 fmode = BPF_CORE_READ(file, f_mode);
 	__u32 fflags = BPF_CORE_READ(file, f_flags);
 	bool no_access = !(fmode & (LG_FMODE_READ | LG_FMODE_WRITE));
-	/* O_ACCMODE 3 opens for neither (ioctls only): decided as an open for both */
 	bool reads = (fmode & LG_FMODE_READ) || no_access;
 	bool writes = (fmode & LG_FMODE_WRITE) || no_access || (fflags & LG_O_TRUNC);
+	bool real = lg_is_real_file(file);
 	const struct lg_question q = { .op = LG_OP_OPEN, .slots = { reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE,
 								    LG_SLOT_OPEN_WRITE },
-				       .nslots = reads && writes ? 2 : 1, .detail = lg_open_mode(fmode, fflags, no_access) };
-	__u64 unused;
+				       .nslots = reads && writes ? 2 : 1, .detail = lg_open_mode(fmode, fflags, no_access),
+				       .flags = real ? LG_Q_RULES_ONLY : 0 };
 
 	if (ret)
 		return ret;
-	/* marked before anything below returns: a write is drift whatever the rules say of its open */
-	if ((fmode & LG_FMODE_WRITE) && lg_drift_in_force())
-		lg_mark_written(file->f_inode);
-	if (lg_is_real_file(file))
-		return lg_check_real_open(&q, file, fflags);
 	/*
 	 * The kernel opening a program for execve: exec rules govern that
 	 * (bprm_check_security). It is marked in f_flags (__FMODE_EXEC), never
-	 * in f_mode.
+	 * in f_mode; the overlay's real file of an exec is decided as the exec.
 	 */
 	if (fflags & LG_FMODE_EXEC)
-		return 0;
-	return lg_check_file(&q, BPF_CORE_READ(file, f_path.dentry), NULL, &unused);
+		return real ? lg_check_exec(file, lg_file_dentry(file), LG_Q_RULES_ONLY) : 0;
+	return lg_check_file(&q, lg_file_dentry(file));
+}
+
+/* An open for writing marks the file while a drift option is in force (a program of its own: it decides nothing). */
+SEC("lsm/file_open")
+int BPF_PROG(lg_file_open_mark, struct file *file, int ret)
+{
+	if (!ret && (BPF_CORE_READ(file, f_mode) & LG_FMODE_WRITE) && lg_drift_in_force())
+		lg_mark_written(file->f_inode);
+	return ret;
 }
 
 /* Changes of a file's permissions: its mode, its owner, its ACLs and capabilities. All chmod rules. */
 static __always_inline int lg_check_permissions(__u32 op, struct dentry *dentry, __u32 detail)
 {
 	const struct lg_question q = { .op = op, .slots = { LG_SLOT_CHMOD }, .nslots = 1, .detail = detail };
-	__u64 unused;
 
-	return lg_check_file(&q, dentry, NULL, &unused);
+	return lg_check_file(&q, dentry);
 }
 
 SEC("lsm/path_chmod")
@@ -277,18 +284,25 @@ int BPF_PROG(lg_inode_remove_acl, void *idmap, struct dentry *dentry, const char
  * policy's default does not, since every process maps the libraries that an
  * exec allow-list never names (that list already decides which loader runs).
  * `alt`: the file's other identity (an overlay's real file, or the overlay
- * file a real one serves).
+ * file a real one serves), decided by its own rules too: by rules only, what
+ * either identity's deny rules say, the mapping's does. Drift, which reads
+ * the inode both identities share, is decided once.
  */
 static __always_inline int lg_check_exec_mapping(struct file *file, struct dentry *alt, __u32 how)
 {
+	struct inode *code = file->f_inode;
 	const struct lg_question q = { .op = LG_OP_MMAP, .slots = { LG_SLOT_EXEC }, .nslots = 1, .detail = how,
-				       .rules_only = true, .is_code = true, .code = file->f_inode };
-	__u64 unused;
+				       .flags = LG_Q_RULES_ONLY | LG_Q_CODE, .code = lg_address(code),
+				       .mark = lg_mark_of(code) };
+	const struct lg_question other = { .op = LG_OP_MMAP, .slots = { LG_SLOT_EXEC }, .nslots = 1, .detail = how,
+					   .flags = LG_Q_RULES_ONLY };
+	int verdict;
 
 	/* The process's own executable: decided when it was executed (execve maps it, once allowed). */
 	if (file == BPF_CORE_READ(bpf_get_current_task_btf(), mm, exe_file))
 		return 0;
-	return lg_check_file(&q, lg_file_dentry(file), alt, &unused);
+	verdict = lg_check_file(&q, lg_file_dentry(file));
+	return verdict || !alt ? verdict : lg_check_file(&other, alt);
 }
 
 SEC("lsm/mmap_file")
@@ -390,7 +404,7 @@ int BPF_PROG(lg_path_link, struct dentry *old_dentry, const struct path *new_dir
 
 	if (ret)
 		return ret;
-	verdict = lg_check_new_name(LG_OP_LINK, old_dentry);
+	verdict = lg_decide_new_name(LG_OP_LINK, lg_address(old_dentry)) ? -EPERM : 0;
 	return verdict ? verdict : lg_check_write(LG_OP_LINK, new_dentry, LG_NAME_TARGET);
 }
 
@@ -407,13 +421,13 @@ int BPF_PROG(lg_path_rename, const struct path *old_dir, struct dentry *old_dent
 
 	if (ret)
 		return ret;
-	verdict = lg_check_new_name(LG_OP_RENAME, old_dentry);
+	verdict = lg_decide_new_name(LG_OP_RENAME, lg_address(old_dentry)) ? -EPERM : 0;
 	if (!verdict)
 		verdict = lg_check_name_removed(LG_OP_RENAME, old_dentry, LG_NAME_SOURCE);
 	if (verdict || !(flags & LG_RENAME_EXCHANGE))
 		return verdict;
 	/* An exchange renames the other file too. */
-	verdict = lg_check_new_name(LG_OP_RENAME, new_dentry);
+	verdict = lg_decide_new_name(LG_OP_RENAME, lg_address(new_dentry)) ? -EPERM : 0;
 	return verdict ? verdict : lg_check_name_removed(LG_OP_RENAME, new_dentry, LG_NAME_SOURCE);
 }
 
@@ -442,6 +456,7 @@ int BPF_PROG(lg_path_rename_target, const struct path *old_dir, struct dentry *o
  * or propagation name nothing new.
  */
 #define LG_MS_REMOUNT 32          /* include/uapi/linux/mount.h */
+#define LG_MS_PROPAGATION ((1 << 15) | (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20)) /* UNBINDABLE..SHARED, SILENT */
 
 static __always_inline bool lg_in_host_mount_namespace(void)
 {
@@ -452,7 +467,6 @@ static __always_inline bool lg_in_host_mount_namespace(void)
 	config = bpf_map_lookup_elem(&lg_config, &zero);
 	return config && BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum) == config->host_mnt_ns;
 }
-#define LG_MS_PROPAGATION ((1 << 15) | (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20)) /* UNBINDABLE..SHARED, SILENT */
 
 SEC("lsm/sb_mount")
 int BPF_PROG(lg_sb_mount, const char *dev_name, const struct path *path, const char *type, unsigned long flags,

@@ -29,9 +29,8 @@
 static __always_inline int lg_check_write(__u32 op, struct dentry *dentry, __u32 detail)
 {
 	const struct lg_question q = { .op = op, .slots = { LG_SLOT_OPEN_WRITE }, .nslots = 1, .detail = detail };
-	__u64 unused;
 
-	return lg_check_file(&q, dentry, NULL, &unused);
+	return lg_check_file(&q, dentry);
 }
 
 /*
@@ -42,10 +41,10 @@ static __always_inline int lg_check_write(__u32 op, struct dentry *dentry, __u32
 static __always_inline int lg_check_name_removed(__u32 op, struct dentry *dentry, __u32 detail)
 {
 	const struct lg_question q = { .op = op, .slots = { LG_SLOT_OPEN_WRITE }, .nslots = 1, .detail = detail,
-				       .ancestors = true, .own_denials_decided = detail == LG_NAME_SOURCE };
-	__u64 unused;
+				       .flags = LG_Q_ANCESTORS |
+						(detail == LG_NAME_SOURCE ? LG_Q_OWN_DENIALS_DECIDED : 0) };
 
-	return lg_check_file(&q, dentry, NULL, &unused);
+	return lg_decide_name_change(lg_pack_question(&q), lg_address(dentry)) ? -EPERM : 0;
 }
 
 /*
@@ -55,28 +54,31 @@ static __always_inline int lg_check_name_removed(__u32 op, struct dentry *dentry
  */
 static __always_inline void lg_merge_name_denials(const struct lg_config *config, const struct lg_policy_set *set,
 						  __u32 generation, const struct lg_path *path, __u8 slot_a,
-						  __u8 slot_b, struct lg_masks *merged, __u64 *could_refuse)
+						  __u8 slot_b, struct lg_scratch *s, __u64 *could_refuse)
 {
-	struct lg_masks found[LG_LOOKUP_SLOTS];
-	__u8 slots[LG_LOOKUP_SLOTS] = { slot_a, slot_b };
+	struct lg_masks *merged = &s->access.found[0];
 	__u32 i;
 
-	lg_lookup_in(config, path, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, set->bound_inodes != 0, found);
+	lg_lookup_in(config, path, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, set->bound_inodes != 0, s->spare);
 	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
-		if (found[i].deny && merged->deny_rule == LG_NO_RULE)
-			merged->deny_rule = found[i].deny_rule;
-		merged->deny |= found[i].deny;
-		*could_refuse |= set->unresolved_refuse[slots[i]] & ~set->default_deny[slots[i]];
+		if (s->spare[i].deny && merged->deny_rule == LG_NO_RULE)
+			merged->deny_rule = s->spare[i].deny_rule;
+		merged->deny |= s->spare[i].deny;
 	}
+	*could_refuse |= set->unresolved_refuse[slot_a] & ~set->default_deny[slot_a];
+	*could_refuse |= set->unresolved_refuse[slot_b] & ~set->default_deny[slot_b];
 }
 
-/* A new name for the file `dentry` (a hard link, or the file renamed): refused where its deny rules name it. */
-static __always_inline int lg_check_new_name(__u32 op, struct dentry *dentry)
+/*
+ * A new name for the file at `dentry` (a hard link, or the file renamed):
+ * refused where its deny rules name it. A global function, as lg_decide_file.
+ */
+__noinline int lg_decide_new_name(__u64 op, __u64 dentry)
 {
-	struct lg_access a = { .slots = { LG_SLOT_EXEC }, .nslots = 1, .rules_only = true, .everyone = true };
 	struct lg_policy_set *set;
 	struct lg_config *config;
 	struct lg_scratch *s;
+	struct lg_access *a;
 	struct lg_path path;
 	__u64 seq, could_refuse = 0;
 	__u32 generation;
@@ -84,15 +86,21 @@ static __always_inline int lg_check_new_name(__u32 op, struct dentry *dentry)
 	set = lg_begin(&config, &generation, &s, &seq);
 	if (!set)
 		return 0;
-	lg_resolve_identity(dentry, &s->path, &path);
-	a.found[0].deny_rule = LG_NO_RULE;
+	a = &s->access;
+	__builtin_memset(a, 0, sizeof(*a));
+	a->slots[0] = LG_SLOT_EXEC;
+	a->nslots = 1;
+	a->rules_only = true;
+	a->everyone = true;
+	a->found[0].deny_rule = LG_NO_RULE;
+	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
 	/* The path slots whose deny rules protect a file's name: every path operation's. */
-	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_EXEC, LG_SLOT_CHMOD, &a.found[0], &could_refuse);
-	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_OPEN_READ, LG_SLOT_OPEN_WRITE, &a.found[0],
-			      &could_refuse);
+	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_EXEC, LG_SLOT_CHMOD, s, &could_refuse);
+	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_OPEN_READ, LG_SLOT_OPEN_WRITE, s, &could_refuse);
 	if (lg_path_unresolved(s, seq, &path))
-		a.found[0].deny |= could_refuse; /* a deny rule in any of these slots could have matched */
-	return lg_conclude_path(op, s, config, set, generation, &a, &path, LG_NAME_SOURCE); /* never audits */
+		a->found[0].deny |= could_refuse; /* a deny rule in any of these slots could have matched */
+	/* never audits */
+	return lg_conclude_path(op, s, seq, config, set, generation, a, &path, LG_NAME_SOURCE, 0, could_refuse);
 }
 
 /*

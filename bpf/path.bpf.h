@@ -364,8 +364,10 @@ struct lg_lookup {
 	__u8 slots[LG_LOOKUP_SLOTS];
 	__u8 generation;
 	__u8 reserved;
-	/* per slot: the exact entry, else the deepest prefix entry, else zeros */
-	struct lg_masks found[LG_LOOKUP_SLOTS];
+	__u64 full_hash;  /* the whole name's hash, for keys of other kinds (lg_lookup_ancestor) */
+	/* per slot: the exact entry, else the deepest prefix entry, else zeros (the caller's array:
+	 * a copy here would cost stack that a decision's call chain does not have) */
+	struct lg_masks *found;
 };
 
 static __always_inline void lg_lookup_entry(struct lg_lookup *l, __u64 hash, __u32 len, __u8 match)
@@ -413,6 +415,7 @@ static long lg_lookup_step(__u32 index, void *ctx)
 	if (index + 1 == l->len) {
 		__u64 full = lg_siphash_final(&l->state);
 
+		l->full_hash = full;
 		if (index > 0)
 			lg_lookup_entry(l, full, l->len, LG_MATCH_PREFIX);
 		lg_lookup_entry(l, full, l->len, LG_MATCH_EXACT);
@@ -446,36 +449,19 @@ static __always_inline void lg_lookup_path(const struct lg_config *config, const
 	bpf_loop(path->len, lg_lookup_step, l, 0);
 }
 
-struct lg_name_hash {
-	struct lg_siphash state;
-	struct lg_path_buf *buf;
-	__u32 start;
-};
-
-static long lg_name_hash_step(__u32 index, void *ctx)
+/*
+ * What write deny rules say of the names below the directory whose whole
+ * name hashes to `hash` (from its lookup: lg_lookup_in), `len` bytes long;
+ * zeros: none protected.
+ */
+static __always_inline void lg_lookup_ancestor(__u64 hash, __u32 len, __u32 generation, struct lg_masks *out)
 {
-	struct lg_name_hash *h = ctx;
-
-	/* Position from the index: see lg_lookup_step */
-	h->state.len = LG_NAME_HASH_PREFIX + index;
-	lg_siphash_byte(&h->state, h->buf->data[(h->start + index) & LG_PATH_MASK]);
-	return 0;
-}
-
-/* What write deny rules say of the names below the directory `path` (zeros: none protected). */
-static __always_inline void lg_lookup_ancestor(const struct lg_config *config, const struct lg_path *path,
-					       __u32 generation, struct lg_masks *out)
-{
-	struct lg_name_hash h = { .buf = path->buf, .start = path->start };
 	struct lg_path_entry_key key = {
-		.len = path->len, .slot = LG_SLOT_OPEN_WRITE, .match = LG_MATCH_ANCESTOR, .generation = generation,
+		.hash = hash, .len = len, .slot = LG_SLOT_OPEN_WRITE, .match = LG_MATCH_ANCESTOR,
+		.generation = generation,
 	};
-	struct lg_masks *masks;
+	struct lg_masks *masks = bpf_map_lookup_elem(&lg_path_entries, &key);
 
-	lg_name_hash_init(&h.state, config, path);
-	bpf_loop(path->len, lg_name_hash_step, &h, 0);
-	key.hash = lg_siphash_final(&h.state);
-	masks = bpf_map_lookup_elem(&lg_path_entries, &key);
 	if (masks) {
 		*out = *masks;
 	} else {

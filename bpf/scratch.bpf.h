@@ -11,10 +11,30 @@
 #ifndef LSMGUARD_SCRATCH_BPF_H
 #define LSMGUARD_SCRATCH_BPF_H
 
+/*
+ * What one object's entries say: one entry per rule slot looked up (nslots
+ * of them), then the drift pseudo-slot, which is zeros but for code (exec,
+ * executable mappings). A fixed shape whatever the access, so the verifier
+ * walks one decision, not one per kind of access.
+ */
+#define LG_DRIFT_ENTRY LG_LOOKUP_SLOTS
+#define LG_ACCESS_ENTRIES (LG_LOOKUP_SLOTS + 1)
+
+struct lg_access {
+	struct lg_masks found[LG_ACCESS_ENTRIES];
+	__u8 slots[LG_LOOKUP_SLOTS];
+	__u32 nslots;
+	bool unresolved;  /* the object could not be fully named: refuse where a rule could */
+	bool rules_only;  /* only rules decide, not a policy's default (executable mappings, new names) */
+	bool everyone;    /* policies decide whatever their subjects (a file's names serve every process) */
+	__u64 writer;     /* address of a code file's write mark (0: none), copied into events */
+};
+
 struct lg_scratch {
 	__u64 seq;
+	struct lg_access access;    /* the access being decided */
+	struct lg_masks spare[LG_LOOKUP_SLOTS]; /* a second lookup's: another identity, names below, a subject */
 	struct lg_path_buf path;    /* the object being decided on */
-	struct lg_path_buf alt;     /* a second identity of the same object (an overlay's real file) */
 	struct lg_path_buf cgroup;  /* the task's cgroup path, for subjects */
 	char name[LG_NAME_BUF_SIZE];
 };
@@ -39,6 +59,7 @@ static __always_inline struct lg_scratch *lg_scratch_take(__u64 *seq)
 /* False if a preempting program used the scratch since lg_scratch_take. */
 static __always_inline bool lg_scratch_intact(const struct lg_scratch *s, __u64 seq)
 {
+	barrier(); /* the reads this check vouches for come before it */
 	if (s->seq == seq)
 		return true;
 	lg_stat_inc(LG_STAT_SCRATCH_RACES);
@@ -77,29 +98,44 @@ static __always_inline void lg_add_bound(const struct lg_path *path, __u32 gener
 /*
  * Look `path` up in up to two slots into found[0..nslots), and with
  * `by_inode` the file's inode entries too. The state lives on the stack:
- * bpf_loop takes only a stack pointer as context on 6.1.
+ * bpf_loop takes only a stack pointer as context on 6.1. A function of its
+ * own (not inlined): its state is then in its own frame, not in the frame
+ * of a decision, whose call chain must keep to 512 bytes of stack.
+ * Returns the whole name's hash.
  */
-static __always_inline void lg_lookup_in(const struct lg_config *config, const struct lg_path *path,
-					 __u32 generation, __u8 slot_a, __u8 slot_b, __u32 nslots, bool by_inode,
-					 struct lg_masks found[LG_LOOKUP_SLOTS])
+static __noinline __u64 lg_lookup_packed(const struct lg_config *config, const struct lg_path *path, __u64 what,
+					struct lg_masks found[LG_LOOKUP_SLOTS])
 {
+	__u8 slot_a = what & 0xff, slot_b = (what >> 8) & 0xff;
+	__u32 nslots = (what >> 16) & 0xff, generation = (what >> 32) & 1;
+	bool by_inode = (what >> 24) & 1;
 	struct lg_lookup l = {
-		.nslots = nslots, .slots = { slot_a, slot_b }, .generation = generation,
+		.nslots = nslots, .slots = { slot_a, slot_b }, .generation = generation, .found = found,
 	};
 
+	__builtin_memset(found, 0, sizeof(struct lg_masks) * LG_LOOKUP_SLOTS);
 	if (path->kind == LG_NAME_FILELESS) { /* rules name fileless files by one key: the empty name */
 		lg_name_hash_init(&l.state, config, path);
-		lg_lookup_entry(&l, lg_siphash_final(&l.state), 0, LG_MATCH_EXACT);
+		l.full_hash = lg_siphash_final(&l.state);
+		lg_lookup_entry(&l, l.full_hash, 0, LG_MATCH_EXACT);
 	} else {
 		lg_lookup_path(config, path, &l);
 	}
-	found[0] = l.found[0];
-	found[1] = l.found[1];
 	if (!by_inode || !path->ino)
-		return;
+		return l.full_hash;
 	lg_add_bound(path, generation, slot_a, &found[0]);
 	if (nslots > 1)
 		lg_add_bound(path, generation, slot_b, &found[1]);
+	return l.full_hash;
+}
+
+/* lg_lookup_packed's arguments, packed: a BPF call takes five. */
+static __always_inline __u64 lg_lookup_in(const struct lg_config *config, const struct lg_path *path,
+					 __u32 generation, __u8 slot_a, __u8 slot_b, __u32 nslots, bool by_inode,
+					 struct lg_masks found[LG_LOOKUP_SLOTS])
+{
+	return lg_lookup_packed(config, path, (__u64)slot_a | (__u64)slot_b << 8 | (__u64)(nslots & 0xff) << 16 |
+				       (__u64)by_inode << 24 | (__u64)(generation & 1) << 32, found);
 }
 
 #endif /* LSMGUARD_SCRATCH_BPF_H */

@@ -41,14 +41,15 @@ static __always_inline __u64 lg_exe_policies(const struct lg_policy_set *set, __
 static __always_inline __u64 lg_cgroup_policies(struct lg_scratch *s, const struct lg_config *config,
 						__u32 generation)
 {
-	struct lg_masks found[LG_LOOKUP_SLOTS];
 	struct lg_path cgroup;
+	__u64 seq = s->seq;
+	__u64 policies;
 
 	lg_resolve_cgroup(&s->cgroup, s->name, &cgroup);
-	if (cgroup.flags) /* deeper than the walk: let every cgroup subject apply rather than none */
-		return ~0ULL;
-	lg_lookup_in(config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, 0, 1, false, found);
-	return found[0].allow;
+	lg_lookup_in(config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, 0, 1, false, s->spare);
+	policies = s->spare[0].allow;
+	/* deeper than the walk, or torn: let every cgroup subject apply rather than none */
+	return cgroup.flags || !lg_scratch_intact(s, seq) ? ~0ULL : policies;
 }
 
 static __always_inline __u64 lg_uid_policies(struct task_struct *task, __u32 generation)
