@@ -3,7 +3,8 @@ hook coverage table lists each with what it decides."""
 PROGRAMS_BY_HOOK = {
     "bprm_creds_for_exec": ("lg_bprm_creds_for_exec",), "bprm_check_security": ("lg_bprm_check_security",),
     "bprm_committed_creds": ("lg_bprm_committed_creds",), "task_alloc": ("lg_task_alloc",),
-    "file_open": ("lg_file_open",), "mmap_file": ("lg_mmap_file",), "file_mprotect": ("lg_file_mprotect",),
+    "file_open": ("lg_file_open", "lg_file_open_mark"),
+    "mmap_file": ("lg_mmap_file",), "file_mprotect": ("lg_file_mprotect",),
     "path_chmod": ("lg_path_chmod",), "path_chown": ("lg_path_chown",),
     "inode_setxattr": ("lg_inode_setxattr",), "inode_removexattr": ("lg_inode_removexattr",),
     "inode_set_acl": ("lg_inode_set_acl",), "inode_remove_acl": ("lg_inode_remove_acl",),
