@@ -247,16 +247,15 @@ def test_sigkill_and_restart_leave_no_gap(host: Host, daemon: Daemon, tmp_path: 
     rule = json.loads(host.lsmguard("deny", "chmod", str(target), "--json").stdout)["rule"]
     hammer = Hammer.start(tmp_path / "stop", target)
     try:
-        time.sleep(1)
         daemon.process.send_signal(signal.SIGKILL)
         daemon.process.wait(timeout=60)
-        time.sleep(2)                                       # enforcement with no daemon at all
+        hammer.advance(10)                                  # enforcement with no daemon at all
         since = time.time()
         restarted = start_daemon(DAEMON_ARGV, host.env, tmp_path_factory.mktemp("notify"))
         try:
             [started] = wait_for(since, MESSAGE_ID=MessageId.DAEMON_STARTED.hex, timeout=60)
             assert started["LSMGUARD_ADOPTED"] == "1"
-            time.sleep(1)
+            hammer.advance(10)
             tries, [successes] = hammer.finish()
             assert tries > 0 and successes == 0
             # The hammer's denials while no daemon ran waited in the kernel and are journaled now,

@@ -86,14 +86,14 @@ def test_a_second_load_adopts_the_pins_without_a_gap(scratch: Path) -> None:
     first = Engine.load(pin_root=pins)
     try:
         deny(first, "chmod", str(target))
-        hammer = Hammer.start(stop, target)
-        time.sleep(1)
+        hammer = Hammer.start(stop, target)        # running: its first round is done
         first.close()                              # the daemon goes away ...
         second = Engine.load(pin_root=pins)        # ... and the next one adopts what it left
         assert second.adopted
         assert second.hash_key == first.hash_key
-        deny(second, "chmod", str(target))         # re-applies through the adopted maps
-        time.sleep(1)
+        hammer.advance(1)                          # ran while the maps were adopted ...
+        deny(second, "chmod", str(target))         # ... and re-applied through them
+        hammer.advance(10)
         tries, [successes] = hammer.finish(timeout=60)
         second.close()
         print(f"{tries} chmods across the adoption, {successes} succeeded")
