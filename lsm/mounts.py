@@ -188,13 +188,16 @@ class MountTable:
 
 
 class HostMounts:
-    """The host's mount table for naming events, read again when a device is not in it
-    (at most once a second): mounts come and go, events keep coming."""
+    """The host's mount table for naming events, read again whenever the host's mounts
+    changed (poll(2) on the table says so), so a file system mounted a moment ago names its
+    events; where the table cannot be watched, read again when a device is not in it, at
+    most once a second."""
 
     def __init__(self, mountinfo: Path = HOST_MOUNTINFO, clock=time.monotonic) -> None:
         self.mountinfo = mountinfo
         self.clock = clock
         self._table: MountTable | None = None
+        self._watch: MountWatch | None = None
         self._read_at = float("-inf")
 
     def _refresh(self) -> None:
@@ -204,14 +207,22 @@ class HostMounts:
             self._table = self._table or MountTable([])
         self._read_at = self.clock()
 
-    def host_path(self, dev: int, path: str) -> str | None:
-        if self._table is None:
+    def _current(self) -> MountTable:
+        if self._watch is None:
+            self._watch = MountWatch(self.mountinfo)   # before the read: no change between them is missed
+            self._refresh()
+        elif self._watch.changed():
             self._refresh()
         assert self._table is not None
-        found = self._table.host_path(dev, path)
-        if found is None and self.clock() - self._read_at >= 1.0:
+        return self._table
+
+    def host_path(self, dev: int, path: str) -> str | None:
+        table = self._current()
+        found = table.host_path(dev, path)
+        watched = self._watch is not None and self._watch.watching
+        if found is None and not watched and self.clock() - self._read_at >= 1.0:
             self._refresh()
-            found = self._table.host_path(dev, path)
+            found = self._current().host_path(dev, path)
         return found
 
 
@@ -231,6 +242,10 @@ class MountWatch:
         self._poll = select.poll()
         self._poll.register(self._file, select.POLLPRI | select.POLLERR)
         self._poll.poll(0)   # the table as it is now is the baseline
+
+    @property
+    def watching(self) -> bool:
+        return self._poll is not None
 
     def changed(self) -> bool:
         return bool(self._poll is not None and self._poll.poll(0))

@@ -1,6 +1,9 @@
 """Rule paths to file identities through the host's mount table, and back."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from lsmguard.mounts import Identity, MountTable, kernel_dev
 from lsmguard.policy.model import PathPattern
 
@@ -65,3 +68,25 @@ def test_the_host_table_of_this_machine_reads() -> None:
     t = MountTable.of_host()
     dev, path = t.identity_of("/")
     assert path.startswith("/") and t.host_path(dev, path) == "/"
+
+
+MOUNT_THEN_NAME = """\
+import os, subprocess, sys, tempfile
+from pathlib import Path
+from lsmguard.mounts import HostMounts, MountTable
+mounts = HostMounts(Path("/proc/self/mountinfo"))
+point = tempfile.mkdtemp()
+assert mounts.host_path(*MountTable.of_host(Path("/proc/self/mountinfo")).identity_of("/")) == "/"
+subprocess.run(["mount", "-t", "tmpfs", "tmpfs", point], check=True)
+dev = os.stat(point).st_dev
+print(mounts.host_path((os.major(dev) << 20) | os.minor(dev), "/f"), point + "/f")
+"""
+
+
+def test_a_file_system_mounted_a_moment_ago_names_its_events() -> None:
+    # A private mount namespace: a real mount, seen by the table's watch, with nothing left behind.
+    got = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c", MOUNT_THEN_NAME],
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    named, expected = got.stdout.split()
+    assert named == expected
