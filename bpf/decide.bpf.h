@@ -67,6 +67,9 @@ enum lg_question_flags {
 	LG_Q_CODE = 2,                     /* exec and executable mappings: drift decides too, on `code` */
 	LG_Q_ANCESTORS = 4,                /* a name above others: write deny rules of names below it refuse */
 	LG_Q_OWN_DENIALS_DECIDED = 8,      /* the name's own deny rules were decided already (lg_check_new_name) */
+	LG_Q_REFUSALS_ONLY = 16,           /* report only a refusal: what else is said, the open that follows reports */
+	LG_Q_EVERYONE = 32,                /* policies decide whatever their subjects (a file's names serve all) */
+	LG_Q_NAME_DENIALS = 64,            /* a new name for a file: the deny rules of every path slot decide */
 };
 
 /* A question in one scalar, for the global functions that decide (a BPF call takes five). */
@@ -157,6 +160,28 @@ static __always_inline __u64 lg_unresolved_refusal(const struct lg_policy_set *s
 			refusal |= set->unresolved_refuse[slot] & ~(set->default_deny[slot] & ~defaults);
 	}
 	return refusal;
+}
+
+/* The path slots whose deny rules protect a file's name: every path operation's. */
+static const __u8 lg_name_slots[] = { LG_SLOT_EXEC, LG_SLOT_CHMOD, LG_SLOT_OPEN_READ, LG_SLOT_OPEN_WRITE };
+
+/* The policies whose deny rules in those slots could match a name not resolved. */
+static __always_inline __u64 lg_name_refusal(const struct lg_policy_set *set)
+{
+	__u64 refusal = 0;
+	__u32 i;
+
+	for (i = 0; i < sizeof(lg_name_slots); i++)
+		refusal |= set->unresolved_refuse[lg_name_slots[i]] & ~set->default_deny[lg_name_slots[i]];
+	return refusal;
+}
+
+/* The policies that refuse what question `q` asks about, when the object could not be named. */
+static __always_inline __u64 lg_torn_refusal(const struct lg_policy_set *set, const struct lg_question *q)
+{
+	if (q->flags & LG_Q_NAME_DENIALS)
+		return lg_name_refusal(set);
+	return lg_unresolved_refusal(set, q->slots, q->nslots, q->flags & LG_Q_RULES_ONLY);
 }
 
 /* What to report and return. */

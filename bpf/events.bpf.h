@@ -46,8 +46,25 @@ static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 ob
 	lg_fill_ancestors(task, hdr->ancestors);
 }
 
-static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 generation, __u32 policy_id,
-					       __u32 rule_id, const struct lg_path *path, __u32 mode, __u64 writer)
+/* What an event is (op, decision, generation) and what decided it (policy, rule), each in one argument. */
+static __always_inline __u64 lg_event_what(__u32 op, __u32 decision, __u32 generation)
+{
+	return (op & 0xff) | (decision & 0xff) << 8 | (generation & 1) << 16;
+}
+
+static __always_inline __u64 lg_event_source(__u32 policy_id, __u32 rule_id)
+{
+	return (__u64)rule_id << 32 | policy_id;
+}
+
+/*
+ * A path event. Not inlined: a decision reports up to twice, and each copy
+ * would add to what the verifier walks and to the decision's stack. Its
+ * arguments packed, as a BPF call takes five: op, decision and generation in
+ * `what`; the policy and rule in `source`.
+ */
+static __noinline void lg_emit_path_event_packed(__u64 what, __u64 source, const struct lg_path *path, __u32 mode,
+						 __u64 writer)
 {
 	struct lg_path_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
 
@@ -55,7 +72,8 @@ static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 g
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
-	lg_fill_header(&ev->hdr, LG_OBJECT_PATH, op, decision, generation, policy_id, rule_id, path->flags);
+	lg_fill_header(&ev->hdr, LG_OBJECT_PATH, what & 0xff, (what >> 8) & 0xff, (what >> 16) & 1, (__u32)source,
+		       source >> 32, path->flags);
 	ev->mode = mode;
 	ev->name = path->kind;
 	ev->dev = path->dev;
@@ -68,6 +86,13 @@ static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 g
 	bpf_ringbuf_submit(ev, 0);
 }
 
+static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 generation, __u32 policy_id,
+					       __u32 rule_id, const struct lg_path *path, __u32 mode, __u64 writer)
+{
+	lg_emit_path_event_packed(lg_event_what(op, decision, generation), lg_event_source(policy_id, rule_id), path,
+				  mode, writer);
+}
+
 /* An inet access's object, as the events report it: a connect's peer, a bind's or listen's local end. */
 struct lg_inet_target {
 	__u16 family;
@@ -76,8 +101,8 @@ struct lg_inet_target {
 	__u8 addr[LG_ADDR_LEN];
 };
 
-static __always_inline void lg_emit_inet_event(__u32 op, __u32 decision, __u32 generation, __u32 policy_id,
-					       __u32 rule_id, const struct lg_inet_target *target)
+/* An inet event; not inlined, as lg_emit_path_event_packed, whose packing it shares. */
+static __noinline void lg_emit_inet_event_packed(__u64 what, __u64 source, const struct lg_inet_target *target)
 {
 	struct lg_inet_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
 
@@ -85,13 +110,20 @@ static __always_inline void lg_emit_inet_event(__u32 op, __u32 decision, __u32 g
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
-	lg_fill_header(&ev->hdr, LG_OBJECT_INET, op, decision, generation, policy_id, rule_id, 0);
+	lg_fill_header(&ev->hdr, LG_OBJECT_INET, what & 0xff, (what >> 8) & 0xff, (what >> 16) & 1, (__u32)source,
+		       source >> 32, 0);
 	ev->family = target->family;
 	ev->port = target->port;
 	ev->protocol = target->protocol;
 	ev->reserved = 0;
 	__builtin_memcpy(ev->addr, target->addr, sizeof(ev->addr));
 	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline void lg_emit_inet_event(__u32 op, __u32 decision, __u32 generation, __u32 policy_id,
+					       __u32 rule_id, const struct lg_inet_target *target)
+{
+	lg_emit_inet_event_packed(lg_event_what(op, decision, generation), lg_event_source(policy_id, rule_id), target);
 }
 
 #endif /* LSMGUARD_EVENTS_BPF_H */

@@ -122,34 +122,6 @@ static __always_inline bool lg_path_unresolved(struct lg_scratch *s, __u64 seq, 
 	return true;
 }
 
-/*
- * Decide access `a` to `path`, report what the policies say, and return the
- * hook's verdict. The access lives in the scratch: torn by a preempting
- * program meanwhile, it is not trusted, and the policies in `torn_refusal`
- * (those that refuse an object not named) decide. `writer`: the address of a
- * code file's write mark (0: none), copied into events.
- */
-static __always_inline int lg_conclude_path(__u32 op, struct lg_scratch *s, __u64 seq,
-					    const struct lg_config *config, const struct lg_policy_set *set,
-					    __u32 generation, const struct lg_access *a, struct lg_path *path,
-					    __u32 detail, __u64 writer, __u64 torn_refusal)
-{
-	struct lg_outcome out = {};
-
-	lg_decide(s, config, set, generation, a, &out);
-	if (!lg_scratch_intact(s, seq)) {
-		lg_decide_torn(set, torn_refusal, &out);
-		path->flags |= LG_PATH_RACED;
-	}
-	if (out.audit)
-		lg_emit_path_event(op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, path, detail,
-				   writer);
-	if (out.decision == LG_DECISION_ALLOW)
-		return 0;
-	lg_emit_path_event(op, out.decision, generation, out.policy_id, out.rule_id, path, detail, writer);
-	return out.decision == LG_DECISION_DENY ? -EPERM : 0;
-}
-
 /* Fold what the rules say of other names (those below a directory) into what they say of the name. */
 static __always_inline void lg_merge_masks(struct lg_masks *into, const struct lg_masks *more)
 {
@@ -173,23 +145,35 @@ static __always_inline struct lg_access *lg_access_of(const struct lg_question *
 	a->nslots = q->nslots;
 	a->unresolved = false;
 	a->rules_only = q->flags & LG_Q_RULES_ONLY;
-	a->everyone = false;
+	a->everyone = q->flags & LG_Q_EVERYONE;
 	return a;
 }
 
 /*
- * What drift says of code (zeros for anything else: no inode to look at),
- * whether the name could be resolved, and the outcome: reported as `reported`.
+ * A decision comes in two global functions, called one after the other by
+ * the hook: one finds what the entries say of the object (into the scratch),
+ * the other decides and reports. Split, the lookups of the first and the
+ * subjects of the second each have the whole stack, not what is left of it.
+ * The first hands the second a ticket: the scratch's sequence number and the
+ * generation it looked up; 0: nothing is applied.
  */
-static __always_inline int lg_judge(const struct lg_question *q, struct lg_scratch *s, __u64 seq,
-				    const struct lg_config *config, const struct lg_policy_set *set, __u32 generation,
-				    struct lg_access *a, struct lg_path *path, struct lg_path *reported)
+static __always_inline __u64 lg_ticket(__u64 seq, __u32 generation)
+{
+	return seq << 1 | (generation & 1);
+}
+
+/*
+ * Finish finding: what drift says of code (zeros for anything else: no inode
+ * to look at), whether the name could be resolved, and the name reported.
+ */
+static __always_inline __u64 lg_found(const struct lg_question *q, struct lg_scratch *s, __u64 seq,
+				      const struct lg_policy_set *set, __u32 generation, struct lg_access *a,
+				      struct lg_path *path)
 {
 	lg_drift_of(set, generation, q->code, q->mark, &a->found[LG_DRIFT_ENTRY]);
 	a->unresolved = lg_path_unresolved(s, seq, path);
-	reported->flags |= path->flags;
-	return lg_conclude_path(q->op, s, seq, config, set, generation, a, reported, q->detail, q->mark,
-				lg_unresolved_refusal(set, q->slots, q->nslots, q->flags & LG_Q_RULES_ONLY));
+	lg_path_keep(path, &s->named);
+	return lg_ticket(seq, generation);
 }
 
 /* Decode a global decision's question; NULL: nothing applied (no walk at all). */
@@ -204,16 +188,16 @@ static __always_inline struct lg_policy_set *lg_question_begin(__u64 question, _
 }
 
 /*
- * The global functions below decide: the verifier checks each once per
- * program, with its arguments unknown, rather than once per call site and
- * path into it, which multiplied what it walked tenfold. Their arguments are
- * scalars (6.1 lets a global function take no kernel pointer): addresses,
+ * The global functions below find and decide: the verifier checks each once
+ * per program, with its arguments unknown, rather than once per call site
+ * and path into it, which multiplied what it walked tenfold. Their arguments
+ * are scalars (6.1 lets a global function take no kernel pointer): addresses,
  * read through probe reads as every read here is (lg_address). Each keeps
- * to one shape of decision: what varies is data, not branches.
+ * to one shape: what varies is data, not branches.
  */
 
-/* Decide a question on the file (or the name not yet made) at `dentry`. */
-__noinline int lg_decide_file(__u64 question, __u64 dentry, __u64 code, __u64 mark)
+/* Find what the entries say of the file (or the name not yet made) at `dentry`. */
+__noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 mark)
 {
 	struct lg_policy_set *set;
 	struct lg_access *a;
@@ -229,17 +213,18 @@ __noinline int lg_decide_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
 		return 0;
 	a = lg_access_of(&q, s);
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
-	lg_lookup_in(config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0, a->found);
-	return lg_judge(&q, s, seq, config, set, generation, a, &path, &path);
+	lg_lookup_in(s, config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0, a->found);
+	return lg_found(&q, s, seq, set, generation, a, &path);
 }
 
 /*
- * Decide writing a name whose change moves the names below it (a rename's
- * names, a mount point): the write rules of the name, and the write deny
- * rules of names below it. LG_Q_OWN_DENIALS_DECIDED: the name's own deny
- * rules were decided (and reported) as a new name for the file already.
+ * Find what the entries say of writing a name whose change moves the names
+ * below it (a rename's names, a mount point): the write rules of the name,
+ * and the write deny rules of names below it. LG_Q_OWN_DENIALS_DECIDED: the
+ * name's own deny rules were decided (and reported) as a new name for the
+ * file already.
  */
-__noinline int lg_decide_name_change(__u64 question, __u64 dentry)
+__noinline __u64 lg_find_name_change(__u64 question, __u64 dentry)
 {
 	struct lg_policy_set *set;
 	struct lg_access *a;
@@ -255,13 +240,54 @@ __noinline int lg_decide_name_change(__u64 question, __u64 dentry)
 		return 0;
 	a = lg_access_of(&q, s);
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
-	hash = lg_lookup_in(config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0,
+	hash = lg_lookup_in(s, config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0,
 			    a->found);
 	keep = (__u64)!!(q.flags & LG_Q_OWN_DENIALS_DECIDED) - 1;   /* decided: 0; else every bit */
 	a->found[0].deny &= keep;
 	lg_lookup_ancestor(hash, path.len, generation, &s->spare[0]);
 	lg_merge_masks(&a->found[0], &s->spare[0]);
-	return lg_judge(&q, s, seq, config, set, generation, a, &path, &path);
+	return lg_found(&q, s, seq, set, generation, a, &path);
+}
+
+/*
+ * Decide the access found (`ticket`), report what the policies say, and
+ * return whether it is refused. The access lives in the scratch: torn by a
+ * preempting program since it was found, it is not trusted, and the
+ * policies that refuse an object not named decide.
+ */
+__noinline int lg_conclude(__u64 question, __u64 mark, __u64 ticket)
+{
+	__u32 generation = ticket & 1;
+	__u64 seq = ticket >> 1;
+	struct lg_outcome out = {};
+	struct lg_policy_set *set;
+	struct lg_config *config;
+	struct lg_question q;
+	struct lg_scratch *s;
+	struct lg_path path;
+	__u32 zero = 0;
+
+	config = bpf_map_lookup_elem(&lg_config, &zero);
+	set = bpf_map_lookup_elem(&lg_policy_sets, &generation);
+	s = bpf_map_lookup_elem(&lg_scratch, &zero);
+	if (!config || !set || !s)
+		return 0;
+	lg_unpack_question(question, &q);
+	lg_decide(s, config, set, generation, &s->access, &out);
+	lg_path_named(s, &path);
+	if (!lg_scratch_intact(s, seq)) {
+		lg_decide_torn(set, lg_torn_refusal(set, &q), &out);
+		path.flags |= LG_PATH_RACED;
+	}
+	if ((q.flags & LG_Q_REFUSALS_ONLY) && out.decision != LG_DECISION_DENY)
+		return 0;
+	if (out.audit)
+		lg_emit_path_event(q.op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, &path,
+				   q.detail, mark);
+	if (out.decision == LG_DECISION_ALLOW)
+		return 0;
+	lg_emit_path_event(q.op, out.decision, generation, out.policy_id, out.rule_id, &path, q.detail, mark);
+	return out.decision == LG_DECISION_DENY;
 }
 
 /*
@@ -277,18 +303,24 @@ static __always_inline __u64 lg_address(const void *pointer)
 	return address;
 }
 
+/* Conclude what a finding (`ticket`) found for `q`: the hook's verdict. */
+static __always_inline int lg_check_found(const struct lg_question *q, __u64 ticket)
+{
+	/* a global function's result is any number to the verifier: a hook returns 0 or -EPERM */
+	return ticket && lg_conclude(lg_pack_question(q), q->mark, ticket) ? -EPERM : 0;
+}
+
 /* Decide `q` on the file (or the name not yet made) `dentry`. */
 static __always_inline int lg_check_file(const struct lg_question *q, struct dentry *dentry)
 {
-	/* a global function's result is any number to the verifier: a hook returns 0 or -EPERM */
-	return lg_decide_file(lg_pack_question(q), lg_address(dentry), q->code, q->mark) ? -EPERM : 0;
+	return lg_check_found(q, lg_find_file(lg_pack_question(q), lg_address(dentry), q->code, q->mark));
 }
 
 #define LG_EXE_IDS_TORN (~0ULL)
 
 /*
  * Which subject executables the file at `dentry` is (executable id bits), when
- * some policy names executables; a global function, as lg_decide_file.
+ * some policy names executables; a global function, as lg_find_file.
  */
 __noinline __u64 lg_exe_ids_of(__u64 dentry)
 {
@@ -303,7 +335,7 @@ __noinline __u64 lg_exe_ids_of(__u64 dentry)
 	if (!set || !(set->with_subjects & ~set->unconstrained_exe))
 		return 0;
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
-	lg_lookup_in(config, &path, generation, LG_SLOT_SUBJECT_EXE, 0, 1, false, s->spare);
+	lg_lookup_in(s, config, &path, generation, LG_SLOT_SUBJECT_EXE, 0, 1, false, s->spare);
 	/* torn: every executable, which lg_exe_ids_asked asks again */
 	return lg_scratch_intact(s, seq) ? s->spare[0].allow : LG_EXE_IDS_TORN;
 }

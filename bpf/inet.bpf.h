@@ -165,7 +165,7 @@ static __always_inline bool lg_inet_lookup(const struct lg_inet_target *target, 
 
 /*
  * Decide `op` on an inet target in `slot`, report what the policies say, and
- * return the verdict. A global function, as lg_decide_file: the target comes
+ * return the verdict. A global function, as lg_find_file: the target comes
  * as scalars (the address in two words, then family, port and protocol).
  */
 __noinline int lg_decide_inet(__u64 op_slot, __u64 addr_lo, __u64 addr_hi, __u64 family_port_protocol)

@@ -32,22 +32,22 @@
 char LICENSE[] SEC("license") = "GPL";
 
 /*
- * An abstract unix socket's name, "@name", decided as a path of no file
+ * An abstract unix socket's name, "@name", found as a path of no file
  * system: copied into the scratch and looked up. A global function, as
- * lg_decide_file; `sun_path` is the address of the peer's sockaddr_un name.
+ * lg_find_file; `sun_path` is the address of the peer's sockaddr_un name.
  */
-__noinline int lg_decide_abstract(__u64 sun_path, __u64 name_len)
+__noinline __u64 lg_find_abstract(__u64 question, __u64 sun_path, __u64 name_len)
 {
-	const struct lg_question q = { .op = LG_OP_CONNECT, .slots = { LG_SLOT_UNIX }, .nslots = 1 };
 	struct lg_policy_set *set;
 	struct lg_config *config;
+	struct lg_question q;
 	struct lg_scratch *s;
 	struct lg_path path = {};
 	struct lg_access *a;
 	__u32 generation, len = name_len;
 	__u64 seq;
 
-	set = lg_begin(&config, &generation, &s, &seq);
+	set = lg_question_begin(question, 0, 0, &q, &config, &generation, &s, &seq);
 	if (!set)
 		return 0;
 	/* "@name" at the start of the buffer: constant offsets, nothing for the verifier to bound */
@@ -59,8 +59,8 @@ __noinline int lg_decide_abstract(__u64 sun_path, __u64 name_len)
 	path.len = len + 1;
 	path.kind = LG_NAME_ABSTRACT;
 	a = lg_access_of(&q, s);
-	lg_lookup_in(config, &path, generation, LG_SLOT_UNIX, 0, 1, false, a->found);
-	return lg_judge(&q, s, seq, config, set, generation, a, &path, &path);
+	lg_lookup_in(s, config, &path, generation, LG_SLOT_UNIX, 0, 1, false, a->found);
+	return lg_found(&q, s, seq, set, generation, a, &path);
 }
 
 /* The unix socket `other` that a connect or send reaches: its bound path, or its @abstract name. */
@@ -88,7 +88,7 @@ static __always_inline int lg_check_unix_peer(struct sock *other)
 	if (addr_len <= (int)bpf_core_field_offset(struct sockaddr_un, sun_path) + 1 ||
 	    name_len >= LG_UNIX_NAME_MAX)
 		return 0; /* autobind names are abstract too and always at least 5 bytes; nothing else gets here */
-	return lg_decide_abstract(lg_address(sun_path), name_len) ? -EPERM : 0;
+	return lg_check_found(&q, lg_find_abstract(lg_pack_question(&q), lg_address(sun_path), name_len));
 }
 
 SEC("lsm/bprm_creds_for_exec")
@@ -404,7 +404,7 @@ int BPF_PROG(lg_path_link, struct dentry *old_dentry, const struct path *new_dir
 
 	if (ret)
 		return ret;
-	verdict = lg_decide_new_name(LG_OP_LINK, lg_address(old_dentry)) ? -EPERM : 0;
+	verdict = lg_check_new_name(LG_OP_LINK, old_dentry);
 	return verdict ? verdict : lg_check_write(LG_OP_LINK, new_dentry, LG_NAME_TARGET);
 }
 
@@ -421,13 +421,13 @@ int BPF_PROG(lg_path_rename, const struct path *old_dir, struct dentry *old_dent
 
 	if (ret)
 		return ret;
-	verdict = lg_decide_new_name(LG_OP_RENAME, lg_address(old_dentry)) ? -EPERM : 0;
+	verdict = lg_check_new_name(LG_OP_RENAME, old_dentry);
 	if (!verdict)
 		verdict = lg_check_name_removed(LG_OP_RENAME, old_dentry, LG_NAME_SOURCE);
 	if (verdict || !(flags & LG_RENAME_EXCHANGE))
 		return verdict;
 	/* An exchange renames the other file too. */
-	verdict = lg_decide_new_name(LG_OP_RENAME, lg_address(new_dentry)) ? -EPERM : 0;
+	verdict = lg_check_new_name(LG_OP_RENAME, new_dentry);
 	return verdict ? verdict : lg_check_name_removed(LG_OP_RENAME, new_dentry, LG_NAME_SOURCE);
 }
 

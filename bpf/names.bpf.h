@@ -21,14 +21,21 @@
 
 #define LG_O_TRUNC 01000      /* include/uapi/asm-generic/fcntl.h */
 #define LG_S_IFMT 0170000     /* include/uapi/linux/stat.h */
+#define LG_S_IFREG 0100000
 #define LG_S_IFDIR 0040000
 #define LG_S_IFLNK 0120000
 #define LG_XATTR_NAME_MAX 32  /* enough for the longest name compared below, and its NUL */
 
-/* Writing the name `dentry`: its content, or what it names (made, removed, replaced). */
+/*
+ * Writing the name `dentry`: its content, or what it names (made, removed,
+ * replaced). A regular file made is decided, but reported only if refused:
+ * open(O_CREAT) makes it, and its open reports it (as created).
+ */
 static __always_inline int lg_check_write(__u32 op, struct dentry *dentry, __u32 detail)
 {
-	const struct lg_question q = { .op = op, .slots = { LG_SLOT_OPEN_WRITE }, .nslots = 1, .detail = detail };
+	const struct lg_question q = { .op = op, .slots = { LG_SLOT_OPEN_WRITE }, .nslots = 1, .detail = detail,
+				       .flags = op == LG_OP_CREATE && (detail == LG_S_IFREG || !detail) ?
+							LG_Q_REFUSALS_ONLY : 0 };
 
 	return lg_check_file(&q, dentry);
 }
@@ -44,63 +51,67 @@ static __always_inline int lg_check_name_removed(__u32 op, struct dentry *dentry
 				       .flags = LG_Q_ANCESTORS |
 						(detail == LG_NAME_SOURCE ? LG_Q_OWN_DENIALS_DECIDED : 0) };
 
-	return lg_decide_name_change(lg_pack_question(&q), lg_address(dentry)) ? -EPERM : 0;
+	return lg_check_found(&q, lg_find_name_change(lg_pack_question(&q), lg_address(dentry)));
 }
 
-/*
- * Fold what the deny rules of two path slots say about a name into `merged`
- * (deny bits, and the first denying rule), and note in `could_refuse` the
- * policies whose deny rules in those slots could match a name not resolved.
- */
-static __always_inline void lg_merge_name_denials(const struct lg_config *config, const struct lg_policy_set *set,
-						  __u32 generation, const struct lg_path *path, __u8 slot_a,
-						  __u8 slot_b, struct lg_scratch *s, __u64 *could_refuse)
+/* Fold what the deny rules of two path slots say about a name into `merged` (deny bits, and the first denying rule). */
+static __always_inline void lg_merge_name_denials(struct lg_scratch *s, const struct lg_config *config,
+						  const struct lg_policy_set *set, __u32 generation,
+						  const struct lg_path *path, __u8 slot_a, __u8 slot_b)
 {
 	struct lg_masks *merged = &s->access.found[0];
 	__u32 i;
 
-	lg_lookup_in(config, path, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, set->bound_inodes != 0, s->spare);
+	lg_lookup_in(s, config, path, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, set->bound_inodes != 0, s->spare);
 	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
 		if (s->spare[i].deny && merged->deny_rule == LG_NO_RULE)
 			merged->deny_rule = s->spare[i].deny_rule;
 		merged->deny |= s->spare[i].deny;
 	}
-	*could_refuse |= set->unresolved_refuse[slot_a] & ~set->default_deny[slot_a];
-	*could_refuse |= set->unresolved_refuse[slot_b] & ~set->default_deny[slot_b];
 }
 
 /*
- * A new name for the file at `dentry` (a hard link, or the file renamed):
- * refused where its deny rules name it. A global function, as lg_decide_file.
+ * Find what deny rules say of a new name for the file at `dentry` (a hard
+ * link, or the file renamed): refused where they name it, whichever path
+ * slot. A global function, as lg_find_file; the question is
+ * lg_check_new_name's.
  */
-__noinline int lg_decide_new_name(__u64 op, __u64 dentry)
+__noinline __u64 lg_find_new_name(__u64 question, __u64 dentry)
 {
 	struct lg_policy_set *set;
+	struct lg_question q;
 	struct lg_config *config;
 	struct lg_scratch *s;
 	struct lg_access *a;
 	struct lg_path path;
-	__u64 seq, could_refuse = 0;
 	__u32 generation;
+	__u64 seq;
 
-	set = lg_begin(&config, &generation, &s, &seq);
+	set = lg_question_begin(question, 0, 0, &q, &config, &generation, &s, &seq);
 	if (!set)
 		return 0;
-	a = &s->access;
-	__builtin_memset(a, 0, sizeof(*a));
-	a->slots[0] = LG_SLOT_EXEC;
-	a->nslots = 1;
-	a->rules_only = true;
-	a->everyone = true;
-	a->found[0].deny_rule = LG_NO_RULE;
+	a = lg_access_of(&q, s);
+	__builtin_memset(a->found, 0, sizeof(a->found[0]) * LG_LOOKUP_SLOTS);
+	a->found[0].deny_rule = a->found[0].audit_rule = LG_NO_RULE;
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
-	/* The path slots whose deny rules protect a file's name: every path operation's. */
-	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_EXEC, LG_SLOT_CHMOD, s, &could_refuse);
-	lg_merge_name_denials(config, set, generation, &path, LG_SLOT_OPEN_READ, LG_SLOT_OPEN_WRITE, s, &could_refuse);
+	lg_merge_name_denials(s, config, set, generation, &path, lg_name_slots[0], lg_name_slots[1]);
+	lg_merge_name_denials(s, config, set, generation, &path, lg_name_slots[2], lg_name_slots[3]);
 	if (lg_path_unresolved(s, seq, &path))
-		a->found[0].deny |= could_refuse; /* a deny rule in any of these slots could have matched */
-	/* never audits */
-	return lg_conclude_path(op, s, seq, config, set, generation, a, &path, LG_NAME_SOURCE, 0, could_refuse);
+		a->found[0].deny |= lg_name_refusal(set); /* a deny rule in any of these slots could have matched */
+	lg_path_keep(&path, &s->named);
+	return lg_ticket(seq, generation);
+}
+
+/*
+ * A new name for the file at `dentry` (a hard link, or the file renamed):
+ * refused for every process where deny rules name the file; never audited.
+ */
+static __always_inline int lg_check_new_name(__u32 op, struct dentry *dentry)
+{
+	const struct lg_question q = { .op = op, .slots = { LG_SLOT_EXEC }, .nslots = 1, .detail = LG_NAME_SOURCE,
+				       .flags = LG_Q_RULES_ONLY | LG_Q_EVERYONE | LG_Q_NAME_DENIALS };
+
+	return lg_check_found(&q, lg_find_new_name(lg_pack_question(&q), lg_address(dentry)));
 }
 
 /*

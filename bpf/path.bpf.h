@@ -354,10 +354,13 @@ static __always_inline void lg_resolve_cgroup(struct lg_path_buf *buf, char *nam
 
 #define LG_LOOKUP_SLOTS 2 /* open looks up read and write at once */
 
-/* Looking a resolved path up in up to two slots of the path entries. */
+/*
+ * Looking a resolved path up in up to two slots of the path entries. The
+ * state lives in the per-CPU scratch: a decision's call chain cannot spare
+ * its stack (lg_scratch_intact vouches for it afterwards).
+ */
 struct lg_lookup {
 	struct lg_siphash state;
-	struct lg_path_buf *buf;
 	__u32 start;
 	__u32 len;
 	__u32 nslots;
@@ -365,13 +368,19 @@ struct lg_lookup {
 	__u8 generation;
 	__u8 reserved;
 	__u64 full_hash;  /* the whole name's hash, for keys of other kinds (lg_lookup_ancestor) */
-	/* per slot: the exact entry, else the deepest prefix entry, else zeros (the caller's array:
-	 * a copy here would cost stack that a decision's call chain does not have) */
+};
+
+/* What the steps of a lookup reach: on the stack, where bpf_loop wants its context on 6.1. */
+struct lg_lookup_ctx {
+	struct lg_lookup *l;
+	const struct lg_path_buf *buf;
+	/* per slot: the exact entry, else the deepest prefix entry, else zeros */
 	struct lg_masks *found;
 };
 
-static __always_inline void lg_lookup_entry(struct lg_lookup *l, __u64 hash, __u32 len, __u8 match)
+static __always_inline void lg_lookup_entry(const struct lg_lookup_ctx *c, __u64 hash, __u32 len, __u8 match)
 {
+	struct lg_lookup *l = c->l;
 	struct lg_path_entry_key key = {
 		.hash = hash, .len = len, .match = match, .generation = l->generation,
 	};
@@ -390,7 +399,7 @@ static __always_inline void lg_lookup_entry(struct lg_lookup *l, __u64 hash, __u
 		key.slot = l->slots[i];
 		masks = bpf_map_lookup_elem(&lg_path_entries, &key);
 		if (masks)
-			l->found[i] = *masks;
+			c->found[i] = *masks;
 	}
 }
 
@@ -399,26 +408,27 @@ static __always_inline void lg_lookup_entry(struct lg_lookup *l, __u64 hash, __u
 
 static long lg_lookup_step(__u32 index, void *ctx)
 {
-	struct lg_lookup *l = ctx;
-	char byte = l->buf->data[(l->start + index) & LG_PATH_MASK];
+	const struct lg_lookup_ctx *c = ctx;
+	struct lg_lookup *l = c->l;
+	char byte = c->buf->data[(l->start + index) & LG_PATH_MASK];
 
 	/* A '/' after the first byte ends a directory prefix: /a of /a/b. */
 	if (byte == '/' && index > 0)
-		lg_lookup_entry(l, lg_siphash_final(&l->state), index, LG_MATCH_PREFIX);
+		lg_lookup_entry(c, lg_siphash_final(&l->state), index, LG_MATCH_PREFIX);
 
 	/* Position from the index: see lg_siphash_byte's caveat in the 6.1 verifier. */
 	l->state.len = LG_NAME_HASH_PREFIX + index;
 	lg_siphash_byte(&l->state, byte);
 
 	if (index == 0)  /* the root, "/" */
-		lg_lookup_entry(l, lg_siphash_final(&l->state), 1, LG_MATCH_PREFIX);
+		lg_lookup_entry(c, lg_siphash_final(&l->state), 1, LG_MATCH_PREFIX);
 	if (index + 1 == l->len) {
 		__u64 full = lg_siphash_final(&l->state);
 
 		l->full_hash = full;
 		if (index > 0)
-			lg_lookup_entry(l, full, l->len, LG_MATCH_PREFIX);
-		lg_lookup_entry(l, full, l->len, LG_MATCH_EXACT);
+			lg_lookup_entry(c, full, l->len, LG_MATCH_PREFIX);
+		lg_lookup_entry(c, full, l->len, LG_MATCH_EXACT);
 	}
 	return 0;
 }
@@ -436,17 +446,18 @@ static __always_inline void lg_name_hash_init(struct lg_siphash *state, const st
 }
 
 /*
- * Fill l->found for the resolved path: a fixed number of hash lookups per
- * path component, whatever the number of rules. l->found must start zeroed.
+ * Fill c->found for the resolved path: a fixed number of hash lookups per
+ * path component, whatever the number of rules. c->found must start zeroed.
  */
 static __always_inline void lg_lookup_path(const struct lg_config *config, const struct lg_path *path,
-					   struct lg_lookup *l)
+					   struct lg_lookup_ctx *c)
 {
+	struct lg_lookup *l = c->l;
+
 	lg_name_hash_init(&l->state, config, path);
-	l->buf = path->buf;
 	l->start = path->start;
 	l->len = path->len;
-	bpf_loop(path->len, lg_lookup_step, l, 0);
+	bpf_loop(path->len, lg_lookup_step, c, 0);
 }
 
 /*

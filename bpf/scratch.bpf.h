@@ -30,10 +30,23 @@ struct lg_access {
 	__u64 writer;     /* address of a code file's write mark (0: none), copied into events */
 };
 
+/* A resolved name as the scratch keeps it for the report (struct lg_path, its buffer being the scratch's path). */
+struct lg_path_meta {
+	__u32 start;
+	__u32 len;
+	__u32 flags;
+	__u32 kind;
+	__u32 dev;
+	__u32 reserved;
+	__u64 ino;
+};
+
 struct lg_scratch {
 	__u64 seq;
+	struct lg_path_meta named;  /* the name reported (in `path`) */
 	struct lg_access access;    /* the access being decided */
 	struct lg_masks spare[LG_LOOKUP_SLOTS]; /* a second lookup's: another identity, names below, a subject */
+	struct lg_lookup lookup;    /* a lookup's hashing state */
 	struct lg_path_buf path;    /* the object being decided on */
 	struct lg_path_buf cgroup;  /* the task's cgroup path, for subjects */
 	char name[LG_NAME_BUF_SIZE];
@@ -64,6 +77,29 @@ static __always_inline bool lg_scratch_intact(const struct lg_scratch *s, __u64 
 		return true;
 	lg_stat_inc(LG_STAT_SCRATCH_RACES);
 	return false;
+}
+
+/* Keep `path` (resolved into s->path) for the report. */
+static __always_inline void lg_path_keep(const struct lg_path *path, struct lg_path_meta *named)
+{
+	named->start = path->start;
+	named->len = path->len;
+	named->flags = path->flags;
+	named->kind = path->kind;
+	named->dev = path->dev;
+	named->ino = path->ino;
+}
+
+/* The name kept by lg_path_keep. */
+static __always_inline void lg_path_named(struct lg_scratch *s, struct lg_path *path)
+{
+	path->buf = &s->path;
+	path->start = s->named.start;
+	path->len = s->named.len;
+	path->flags = s->named.flags;
+	path->kind = s->named.kind;
+	path->dev = s->named.dev;
+	path->ino = s->named.ino;
 }
 
 /*
@@ -97,45 +133,48 @@ static __always_inline void lg_add_bound(const struct lg_path *path, __u32 gener
 
 /*
  * Look `path` up in up to two slots into found[0..nslots), and with
- * `by_inode` the file's inode entries too. The state lives on the stack:
- * bpf_loop takes only a stack pointer as context on 6.1. A function of its
- * own (not inlined): its state is then in its own frame, not in the frame
+ * `by_inode` the file's inode entries too; `l`: the scratch's lookup state.
+ * A function of its own (not inlined): its frame is then not in the frame
  * of a decision, whose call chain must keep to 512 bytes of stack.
  * Returns the whole name's hash.
  */
 static __noinline __u64 lg_lookup_packed(const struct lg_config *config, const struct lg_path *path, __u64 what,
-					struct lg_masks found[LG_LOOKUP_SLOTS])
+					 struct lg_masks found[LG_LOOKUP_SLOTS], struct lg_lookup *l)
 {
 	__u8 slot_a = what & 0xff, slot_b = (what >> 8) & 0xff;
 	__u32 nslots = (what >> 16) & 0xff, generation = (what >> 32) & 1;
 	bool by_inode = (what >> 24) & 1;
-	struct lg_lookup l = {
-		.nslots = nslots, .slots = { slot_a, slot_b }, .generation = generation, .found = found,
-	};
+	struct lg_lookup_ctx c = { .l = l, .buf = path->buf, .found = found };
 
 	__builtin_memset(found, 0, sizeof(struct lg_masks) * LG_LOOKUP_SLOTS);
+	l->nslots = nslots;
+	l->slots[0] = slot_a;
+	l->slots[1] = slot_b;
+	l->generation = generation;
+	l->full_hash = 0;
 	if (path->kind == LG_NAME_FILELESS) { /* rules name fileless files by one key: the empty name */
-		lg_name_hash_init(&l.state, config, path);
-		l.full_hash = lg_siphash_final(&l.state);
-		lg_lookup_entry(&l, l.full_hash, 0, LG_MATCH_EXACT);
+		lg_name_hash_init(&l->state, config, path);
+		l->full_hash = lg_siphash_final(&l->state);
+		lg_lookup_entry(&c, l->full_hash, 0, LG_MATCH_EXACT);
 	} else {
-		lg_lookup_path(config, path, &l);
+		lg_lookup_path(config, path, &c);
 	}
-	if (!by_inode || !path->ino)
-		return l.full_hash;
-	lg_add_bound(path, generation, slot_a, &found[0]);
-	if (nslots > 1)
-		lg_add_bound(path, generation, slot_b, &found[1]);
-	return l.full_hash;
+	if (by_inode && path->ino) {
+		lg_add_bound(path, generation, slot_a, &found[0]);
+		if (nslots > 1)
+			lg_add_bound(path, generation, slot_b, &found[1]);
+	}
+	return l->full_hash;
 }
 
 /* lg_lookup_packed's arguments, packed: a BPF call takes five. */
-static __always_inline __u64 lg_lookup_in(const struct lg_config *config, const struct lg_path *path,
-					 __u32 generation, __u8 slot_a, __u8 slot_b, __u32 nslots, bool by_inode,
-					 struct lg_masks found[LG_LOOKUP_SLOTS])
+static __always_inline __u64 lg_lookup_in(struct lg_scratch *s, const struct lg_config *config,
+					  const struct lg_path *path, __u32 generation, __u8 slot_a, __u8 slot_b,
+					  __u32 nslots, bool by_inode, struct lg_masks found[LG_LOOKUP_SLOTS])
 {
 	return lg_lookup_packed(config, path, (__u64)slot_a | (__u64)slot_b << 8 | (__u64)(nslots & 0xff) << 16 |
-				       (__u64)by_inode << 24 | (__u64)(generation & 1) << 32, found);
+					      (__u64)by_inode << 24 | (__u64)(generation & 1) << 32, found,
+				&s->lookup);
 }
 
 #endif /* LSMGUARD_SCRATCH_BPF_H */

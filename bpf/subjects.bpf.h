@@ -46,7 +46,7 @@ static __always_inline __u64 lg_cgroup_policies(struct lg_scratch *s, const stru
 	__u64 policies;
 
 	lg_resolve_cgroup(&s->cgroup, s->name, &cgroup);
-	lg_lookup_in(config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, 0, 1, false, s->spare);
+	lg_lookup_in(s, config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, 0, 1, false, s->spare);
 	policies = s->spare[0].allow;
 	/* deeper than the walk, or torn: let every cgroup subject apply rather than none */
 	return cgroup.flags || !lg_scratch_intact(s, seq) ? ~0ULL : policies;
