@@ -28,6 +28,7 @@ UNIT = "lsmguard-flood.service"
 CGROUP = Path("/sys/fs/cgroup") / UNIT
 INTERVAL_S = 3
 FLOOD = 300       # distinct denials: nothing to coalesce, one record each
+SPARES = 60       # denials after the flood, each one interval apart at most, that make journald tell
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def suppressed_by_journald(since: float) -> int:
 def test_records_journald_drops_are_counted_and_reported(host: Host, tmp_path: Path) -> None:
     flood_dir = tmp_path / "flood"
     flood_dir.mkdir()
-    files = [flood_dir / f"f{i}" for i in range(FLOOD)]
+    files = [flood_dir / f"f{i}" for i in range(FLOOD + SPARES)]
     for f in files:
         f.write_text("")
     (host.policy_dir / "flood.yaml").write_text(
@@ -60,26 +61,32 @@ def test_records_journald_drops_are_counted_and_reported(host: Host, tmp_path: P
     try:
         since = time.time()
         refused = 0
-        for f in files:
+        for f in files[:FLOOD]:
             try:
                 os.chmod(f, 0o600)
             except PermissionError:
                 refused += 1
         assert refused == FLOOD
 
-        # journald says what it dropped at the unit's first message after the interval: a reload makes one
-        deadline = time.monotonic() + 300
+        # journald says what it dropped of a unit's messages at the unit's next message of the same
+        # priority after the interval: one more denial an interval after the last, until the books balance
+        denials, last = FLOOD, time.monotonic()
+        deadline = last + 300
         while True:
+            daemon.reload()   # its status follows the reload, from what it has read of journald by then
+            daemon.wait_for_notification("STATUS=", timeout=30)
             journaled = len(read(since, MESSAGE_ID=MessageId.DENY.hex, LSMGUARD_POLICY="flood"))
             status = json.loads((host.run_dir / "daemon.json").read_text())
-            if (status["journal_suppressed"] and journaled + status["journal_suppressed"] == FLOOD) \
+            if (status["journal_suppressed"] and journaled + status["journal_suppressed"] == denials) \
                     or time.monotonic() > deadline:
                 break
-            daemon.reload()
-            daemon.wait_for_notification("STATUS=", timeout=30)   # its status follows the reload
+            if time.monotonic() - last > INTERVAL_S + 1 and denials < FLOOD + SPARES:
+                with pytest.raises(PermissionError):
+                    os.chmod(files[denials], 0o600)
+                denials, last = denials + 1, time.monotonic()
         assert status["unit"] == UNIT
         assert status["journal_suppressed"] > 0 and journaled > 0, status
-        assert journaled + status["journal_suppressed"] == FLOOD, (journaled, status)
+        assert journaled + status["journal_suppressed"] == denials, (journaled, denials, status)
         assert suppressed_by_journald(since) == status["journal_suppressed"]
         reported = read(since, MESSAGE_ID=MessageId.EVENTS_LOST.hex, LSMGUARD_LOST_WHERE="journald rate limit")
         assert sum(int(r["LSMGUARD_LOST"]) for r in reported) == status["journal_suppressed"]
