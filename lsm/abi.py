@@ -285,5 +285,5 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
 
 
 def _host_mounts() -> HostPaths:
-    from lsmguard.mounts import HOST_MOUNTS   # mounts imports the policy model, which abi must not
+    from lsmguard.kernel.mounts import HOST_MOUNTS   # mounts imports the policy model, which abi must not
     return HOST_MOUNTS

@@ -174,7 +174,7 @@ class Compiled:
     drift_deny: int = 0                     # policies whose drift option refuses
     drift_audit: int = 0                    # policies whose drift option audits
     # Each slot's patterns as the rules wrote them, unmerged: the kernel's tables are built
-    # from them per file system (lsmguard.mounts), and merged there.
+    # from them per file system (lsmguard.kernel.mounts), and merged there.
     patterns: dict[Slot, dict[PathPattern, Masks]] = field(default_factory=dict)
     # Directories above the paths that write deny (and audit) rules name: a rename of one
     # moves those names, so it is decided as a write of each (deny and audit bits only).

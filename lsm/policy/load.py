@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsmguard.bulk import paused_gc
+from lsmguard.policy.bulk import paused_gc
 from lsmguard.policy import schema
 from lsmguard.policy.errors import Diagnostic, PolicyError
 from lsmguard.policy.lint import lint

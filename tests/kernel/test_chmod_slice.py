@@ -11,7 +11,7 @@ import pytest
 
 from lsmguard.abi import Decision, Op, Stat
 from lsmguard.loader.objects import kernel_functions
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events
 from tests.kernel.policies import apply, deny
 from tests.hooks import PROGRAMS_BY_HOOK

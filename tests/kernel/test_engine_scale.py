@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lsmguard.abi import Decision, PathFlag
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import MAX_POLICIES, CompileError, compile_policies
 from lsmguard.policy.model import Action, Default, Mode, Operation, PathPattern, Policy, Rule
 from tests.kernel.events import drain_events

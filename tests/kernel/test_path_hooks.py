@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lsmguard.abi import Decision, Op, key_generation
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events, path_events
 from tests.kernel.policies import apply, deny, policy
 

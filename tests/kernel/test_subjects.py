@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lsmguard.abi import Decision
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events
 from tests.kernel.policies import apply, policy
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lsmguard import local_rules, store
+from lsmguard.state import local_rules, transaction
+from lsmguard.state.in_force import read_in_force
+from lsmguard.state.paths import Paths
 from lsmguard.loader import BpfError
 from lsmguard.policy.compile import Compiled
 
@@ -41,8 +43,8 @@ class RecordingApplier:
 
 
 @pytest.fixture
-def paths(tmp_path: Path) -> store.Paths:
-    p = store.Paths(tmp_path / "policies.d", tmp_path / "run", tmp_path / "pins")
+def paths(tmp_path: Path) -> Paths:
+    p = Paths(tmp_path / "policies.d", tmp_path / "run", tmp_path / "pins")
     p.policy_dir.mkdir()
     return p
 
@@ -51,29 +53,29 @@ def deny_exec(path: str, **kw: object) -> local_rules.Request:
     return local_rules.Request(action="deny", operation="exec", targets=(path,), **kw)  # type: ignore[arg-type]
 
 
-def add(paths: store.Paths, applier: RecordingApplier, req: local_rules.Request) -> str:
-    with store.locked(paths):
+def add(paths: Paths, applier: RecordingApplier, req: local_rules.Request) -> str:
+    with transaction.locked(paths):
         name = local_rules.default_policy_name(req)
         file = paths.policy_dir / f"{name}.yaml"
         text = file.read_text() if file.exists() else None
         new_text, rule_id, _ = local_rules.add_rule(text, name, req)
-        store.commit(applier, paths, {file: new_text})
+        transaction.commit(applier, paths, {file: new_text})
         return rule_id
 
 
-def test_commit_writes_the_file_and_records_what_is_in_force(paths: store.Paths) -> None:
+def test_commit_writes_the_file_and_records_what_is_in_force(paths: Paths) -> None:
     applier = RecordingApplier()
     rule = add(paths, applier, deny_exec("/tmp/**"))
     assert rule == "deny-exec-1"
     doc = yaml.safe_load((paths.policy_dir / "local.yaml").read_text())
     assert doc["spec"]["rules"] == [{"id": "deny-exec-1", "action": "deny", "exec": {"paths": ["/tmp/**"]}}]
     assert applier.applied[-1].names == ["local"]
-    in_force = store.read_in_force(paths)
+    in_force = read_in_force(paths)
     assert [f for f, _ in in_force[1]] == [str(paths.policy_dir / "local.yaml")]
     assert not list(paths.policy_dir.glob(".*"))            # no temporary file left
 
 
-def test_kernel_refusal_leaves_the_files_unchanged(paths: store.Paths) -> None:
+def test_kernel_refusal_leaves_the_files_unchanged(paths: Paths) -> None:
     add(paths, RecordingApplier(), deny_exec("/tmp/**"))
     before = (paths.policy_dir / "local.yaml").read_bytes()
     with pytest.raises(BpfError):
@@ -82,7 +84,7 @@ def test_kernel_refusal_leaves_the_files_unchanged(paths: store.Paths) -> None:
     assert sorted(p.name for p in paths.policy_dir.iterdir()) == ["local.yaml"]
 
 
-def test_file_failure_puts_the_kernel_back(paths: store.Paths) -> None:
+def test_file_failure_puts_the_kernel_back(paths: Paths) -> None:
     applier = RecordingApplier()
     add(paths, applier, deny_exec("/tmp/**"))
     (paths.policy_dir / ".local.yaml.lsmguard-tmp").mkdir()   # a directory where the temp file must go
@@ -93,7 +95,7 @@ def test_file_failure_puts_the_kernel_back(paths: store.Paths) -> None:
     assert len(yaml.safe_load((paths.policy_dir / "local.yaml").read_text())["spec"]["rules"]) == 1
 
 
-def test_invalid_rule_changes_nothing(paths: store.Paths) -> None:
+def test_invalid_rule_changes_nothing(paths: Paths) -> None:
     applier = RecordingApplier()
     with pytest.raises(Exception) as info:
         add(paths, applier, deny_exec("relative/path"))
@@ -101,7 +103,7 @@ def test_invalid_rule_changes_nothing(paths: store.Paths) -> None:
     assert applier.applied == [] and list(paths.policy_dir.iterdir()) == []
 
 
-def test_concurrent_changes_are_serialised(paths: store.Paths) -> None:
+def test_concurrent_changes_are_serialised(paths: Paths) -> None:
     applier = RecordingApplier()
     errors: list[BaseException] = []
 
@@ -122,7 +124,7 @@ def test_concurrent_changes_are_serialised(paths: store.Paths) -> None:
     assert len({r["id"] for r in rules}) == 8 and len(applier.applied[-1].policies[0].rules) == 8
 
 
-def test_allow_creates_an_allow_list_and_refuses_a_default_allow_policy(paths: store.Paths) -> None:
+def test_allow_creates_an_allow_list_and_refuses_a_default_allow_policy(paths: Paths) -> None:
     req = local_rules.Request(action="allow", operation="connect", targets=("10.0.0.0/8",), ports=("5432",),
                               executables=("/usr/sbin/nginx",))
     assert local_rules.default_policy_name(req) == "local-allow-nginx"
@@ -143,7 +145,7 @@ def test_allow_creates_an_allow_list_and_refuses_a_default_allow_policy(paths: s
 
 # -- the CLI -----------------------------------------------------------------------
 
-def lsmguard(paths: store.Paths, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+def lsmguard(paths: Paths, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "lsmguard", *args]
     if user:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
@@ -159,21 +161,21 @@ def lsmguard(paths: store.Paths, *args: str, user: str | None = None) -> subproc
     (("deny", "frobnicate", "/x"), 2, "argument operation: invalid choice: 'frobnicate'"),
     (("audit", "--since", "soon"), 2, "'soon' is not a time"),
 ])
-def test_cli_errors_are_one_line_with_an_exit_status(paths: store.Paths, args: tuple[str, ...], status: int,
+def test_cli_errors_are_one_line_with_an_exit_status(paths: Paths, args: tuple[str, ...], status: int,
                                                      message: str) -> None:
     proc = lsmguard(paths, *args)
     assert proc.returncode == status, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_bad_rule_is_reported_before_needing_the_kernel(paths: store.Paths) -> None:
+def test_bad_rule_is_reported_before_needing_the_kernel(paths: Paths) -> None:
     proc = lsmguard(paths, "deny", "exec", "relative/path")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "relative/path" in proc.stderr and "absolute" in proc.stderr
     assert list(paths.policy_dir.iterdir()) == []
 
 
-def test_changing_policy_needs_root(paths: store.Paths) -> None:
+def test_changing_policy_needs_root(paths: Paths) -> None:
     paths.policy_dir.chmod(0o755)
     for args in (("deny", "exec", "/tmp/**"), ("allow", "exec", "/usr/bin/**"), ("remove", "x"), ("apply",),
                  ("unload",)):
@@ -182,7 +184,7 @@ def test_changing_policy_needs_root(paths: store.Paths) -> None:
         assert "needs root" in proc.stderr and "sudo" in proc.stderr
 
 
-def test_hand_written_policies_are_not_rewritten(paths: store.Paths) -> None:
+def test_hand_written_policies_are_not_rewritten(paths: Paths) -> None:
     (paths.policy_dir / "hand.yaml").write_text(HAND_WRITTEN)
     proc = lsmguard(paths, "remove", "r1")
     assert proc.returncode == 2 and "written by hand" in proc.stderr
@@ -191,7 +193,7 @@ def test_hand_written_policies_are_not_rewritten(paths: store.Paths) -> None:
     assert (paths.policy_dir / "hand.yaml").read_text() == HAND_WRITTEN
 
 
-def test_list_without_the_kernel_shows_the_directory(paths: store.Paths) -> None:
+def test_list_without_the_kernel_shows_the_directory(paths: Paths) -> None:
     (paths.policy_dir / "hand.yaml").write_text(HAND_WRITTEN)
     data = json.loads(lsmguard(paths, "list", "--json").stdout)
     assert data["source"].endswith("(not in force)")
@@ -208,7 +210,7 @@ def test_every_command_has_help() -> None:
         assert proc.returncode == 0 and "exit status: 0 success" in proc.stdout, command
 
 
-def test_list_shows_drift_and_listeners(paths: store.Paths) -> None:
+def test_list_shows_drift_and_listeners(paths: Paths) -> None:
     shutil.copy(REPO / "policies" / "web-hardening.yaml", paths.policy_dir)
     rows = {r["rule"]: r for r in json.loads(lsmguard(paths, "list", "--json").stdout)["rules"]}
     assert rows["(drift)"] == {"policy": "web-hardening", "mode": "audit", "rule": "(drift)", "action": "deny",

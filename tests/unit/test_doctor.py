@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from lsmguard.resources import probe_object_path
+from lsmguard.kernel.resources import probe_object_path
 
 SECURITYFS, BPFFS = "/sys/kernel/security", "/sys/fs/bpf"
 # Run in a mount namespace of its own, so that what a test mounts or unmounts stays there.

@@ -5,7 +5,8 @@ import ipaddress
 import os
 import struct
 
-from lsmguard import abi, entries
+from lsmguard import abi
+from lsmguard.kernel import entries
 from lsmguard.loader._libbpf import ffi
 from lsmguard.policy.compile import Slot, compile_policies
 from lsmguard.policy.load import load_text
@@ -95,7 +96,7 @@ def test_rule_identities_name_every_rule_and_the_specials() -> None:
 
 
 def test_exact_deny_and_audit_paths_of_existing_files_get_inode_entries(tmp_path) -> None:
-    from lsmguard import inodes
+    from lsmguard.kernel import inodes
     secret, link, absent = tmp_path / "secret", tmp_path / "elsewhere", tmp_path / "absent"
     secret.write_text("x")
     os.link(secret, link)   # made before the set is applied: one file, two names

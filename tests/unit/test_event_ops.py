@@ -3,8 +3,9 @@
 user space names when the kernel could not."""
 from __future__ import annotations
 
-from lsmguard import abi, records
-from lsmguard.engine import describe
+from lsmguard import abi
+from lsmguard.events import records
+from lsmguard.kernel.engine import describe
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.load import load_text
 from tests.unit.test_journal import header

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from lsmguard.exe_hash import ExeHashes
+from lsmguard.events.exe_hash import ExeHashes
 
 
 def test_a_file_is_hashed_once_per_version(tmp_path: Path) -> None:

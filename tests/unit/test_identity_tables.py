@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsmguard.entries import identity_tables
-from lsmguard.mounts import Mount, MountTable
+from lsmguard.kernel.entries import identity_tables
+from lsmguard.kernel.mounts import Mount, MountTable
 from lsmguard.policy.compile import Masks, merge_path_table
 from lsmguard.policy.model import Action, PathPattern
 from tests.unit.policy.strategies import paths, patterns

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from lsmguard import abi, journal, process, records
-from lsmguard.coalesce import Coalescer
-from lsmguard.pump import EventPump
-from lsmguard.untrusted import escape, unescape
+from lsmguard import abi
+from lsmguard.events import journal, process, records
+from lsmguard.events.coalesce import Coalescer
+from lsmguard.events.pump import EventPump
+from lsmguard.events.untrusted import escape, unescape
 from tests.journald import Journald, read, wait_for
 from tests.unit.test_cli_check import lsmguard
 
@@ -255,7 +256,7 @@ def test_audit_ignores_records_forged_by_other_users(journald: Journald) -> None
     """Anyone may log as SYSLOG_IDENTIFIER=lsmguard; only root's records are shown."""
     marker = uuid.uuid4().hex
     since = time.time()
-    forged = ("from lsmguard import journal; journal.send(journal.record('deny exec /x', journal.MessageId.DENY, 4, "
+    forged = ("from lsmguard.events import journal; journal.send(journal.record('deny exec /x', journal.MessageId.DENY, 4, "
               f"LSMGUARD_TARGET='/forged/{marker}', LSMGUARD_DECISION='deny'))")
     subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", forged],
                    check=True)

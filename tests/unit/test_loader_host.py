@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard.engine import MAP_NAMES
+from lsmguard.kernel.engine import MAP_NAMES
 from lsmguard.loader import BpfError, BpfObject, LoadError, Map
-from lsmguard.resources import bpf_object_path
+from lsmguard.kernel.resources import bpf_object_path
 from tests.hooks import PROGRAMS_BY_HOOK
 
 

@@ -1,7 +1,7 @@
 """Rule paths to file identities through the host's mount table, and back."""
 from __future__ import annotations
 
-from lsmguard.mounts import Identity, MountTable, kernel_dev
+from lsmguard.kernel.mounts import Identity, MountTable, kernel_dev
 from lsmguard.policy.model import PathPattern
 
 ROOT, VAR, TMP, DOCKER, BIND = (kernel_dev(8, 1), kernel_dev(8, 2), kernel_dev(0, 30), kernel_dev(8, 3),

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lsmguard.journal import MessageId
-from lsmguard.local_rules import MANAGED_MARK
+from lsmguard.events.journal import MessageId
+from lsmguard.state.local_rules import MANAGED_MARK
 from tests.packages import (CATALOG, COMPLETION, POLICY_DIR, REPO, RUNTIME_DEPENDENCIES, SCHEMA, SHIPPED_POLICIES,
                             SYSTEM_ENV, UNIT, built, run, unit_settings, version)
 

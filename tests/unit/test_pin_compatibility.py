@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard.engine import MAP_NAMES, Engine, IncompatiblePins
+from lsmguard.kernel.engine import MAP_NAMES, Engine, IncompatiblePins
 from lsmguard.loader import BpfObject, Map, MapSpec
-from lsmguard.resources import bpf_object_path
+from lsmguard.kernel.resources import bpf_object_path
 
 
 @pytest.fixture

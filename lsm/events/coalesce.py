@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from lsmguard.journal import Record
+from lsmguard.events.journal import Record
 
 
 @dataclass

@@ -16,7 +16,7 @@ import uuid
 
 from systemd import journal as sdjournal
 
-from lsmguard.process import cgroup_of
+from lsmguard.events.process import cgroup_of
 
 # SD_MESSAGE_JOURNAL_DROPPED (systemd's sd-messages.h)
 JOURNAL_DROPPED = uuid.UUID("a596d6fe7bfa4994828e72309e95d61e")

@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from lsmguard import channel, lock
-from lsmguard.control import paths_of, require_root
+from lsmguard.cli.host import paths_of, require_root
 from lsmguard.errors import ExitStatus, LsmguardError, PermissionRefused
+from lsmguard.lockmode import channel, guard
 
 
 def _ask(args: argparse.Namespace, request: dict) -> dict:
@@ -59,8 +59,8 @@ def _read_key(args: argparse.Namespace) -> str:
 def cmd_unlock(args: argparse.Namespace) -> int:
     require_root("unlocking")
     key = _read_key(args)
-    if not key.startswith(lock.KEY_PREFIX):
-        raise PermissionRefused(f"that is not an lsmguard key (they start with {lock.KEY_PREFIX})")
+    if not key.startswith(guard.KEY_PREFIX):
+        raise PermissionRefused(f"that is not an lsmguard key (they start with {guard.KEY_PREFIX})")
     _ask(args, {"op": "unlock", "key": key})
     if args.json:
         print(json.dumps({"locked": False}))

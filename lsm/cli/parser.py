@@ -1,85 +1,14 @@
-"""The `lsmguard` command line."""
+"""The `lsmguard` command line: its parser. Each command group's handlers live in
+their own module of this package."""
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-
-from dataclasses import asdict
-from pathlib import Path
 
 from lsmguard import __version__
-from lsmguard.policy.errors import PolicyError
-from lsmguard.policy.load import load_paths
-from lsmguard import audit, control, doctor, lock_commands
-from lsmguard.errors import ExitStatus, LsmguardError, UsageError
+from lsmguard.cli import audit, daemon, doctor, lock, policy, rules
+from lsmguard.errors import ExitStatus
 
 EXIT_CODES = ExitStatus.describe()
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    checks = doctor.run()
-    if args.json:
-        print(json.dumps([c.__dict__ for c in checks]))
-    else:
-        for c in checks:
-            mark = "ok  " if c.ok else "FAIL"
-            print(f"{mark} {c.name:13} {c.detail}" + ("" if c.ok else f"\n     fix: {c.fix}"))
-    return ExitStatus.OK if all(c.ok for c in checks) else ExitStatus.FAILURE
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        result = load_paths([Path(p) for p in args.paths])
-    except PolicyError as exc:
-        errors = [d for d in exc.diagnostics if d.severity == "error"]
-        warnings = [d for d in exc.diagnostics if d.severity == "warning"]
-        if args.json:
-            print(json.dumps({"valid": False, "diagnostics": [asdict(d) for d in exc.diagnostics]}))
-        else:
-            for d in exc.diagnostics:
-                print(d, file=sys.stderr)
-            print(f"invalid: {_plural(len(errors), 'error')}, {_plural(len(warnings), 'warning')}", file=sys.stderr)
-        return ExitStatus.USAGE
-    rules = sum(len(p.rules) for p in result.policies)
-    if args.json:
-        print(json.dumps({"valid": True, "policies": [p.name for p in result.policies], "rules": rules,
-                          "files": result.files, "diagnostics": [asdict(d) for d in result.warnings]}))
-    else:
-        for d in result.warnings:
-            print(d, file=sys.stderr)
-        print(f"ok: {_plural(len(result.policies), 'policy').replace('policys', 'policies')}, "
-              f"{_plural(rules, 'rule')} in {_plural(len(result.files), 'file')}"
-              + (f", {_plural(len(result.warnings), 'warning')}" if result.warnings else ""))
-    return ExitStatus.OK
-
-
-
-def cmd_audit(args: argparse.Namespace) -> int:
-    try:
-        query = audit.Query(since=audit.parse_time(args.since) if args.since else None,
-                            until=audit.parse_time(args.until) if args.until else None,
-                            matches={audit.FILTER_FIELDS[k]: str(getattr(args, k)) for k in audit.FILTER_FIELDS
-                                     if getattr(args, k) is not None})
-    except audit.TimeError as error:
-        raise UsageError(str(error)) from None
-    found = audit.entries(query, follow=args.follow)
-    if args.json:
-        for entry in found:
-            print(json.dumps(audit.as_json(entry)), flush=args.follow)
-        return ExitStatus.OK
-    audit.print_table(found, follow=args.follow, with_details=args.details)
-    return ExitStatus.OK
-
-
-def cmd_daemon(args: argparse.Namespace) -> int:
-    from lsmguard.daemon import Daemon
-    control.require_root("the daemon")
-    return Daemon(control.paths_of(args)).run()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,31 +31,31 @@ def build_parser() -> argparse.ArgumentParser:
     command("doctor", "check that this host can enforce BPF LSM policy",
             "Check securityfs, BPF LSM, BTF, capabilities, bpffs, lockdown and journald, then load, attach and "
             "detach a minimal BPF LSM program: exit 0 only when enforcement can work, with the fix for each "
-            "finding otherwise.", cmd_doctor)
+            "finding otherwise.", doctor.cmd_doctor)
     check = command("check", "validate policy files or directories",
                     "Validate policies: exit 0 when valid (warnings allowed), 2 with every error listed as "
-                    "file:line:column: field: message.", cmd_check)
+                    "file:line:column: field: message.", policy.cmd_check)
     check.add_argument("paths", nargs="+", metavar="FILE|DIR", help="policy files, or directories of *.yaml")
     apply = command("apply", "apply the policy directory, or the given files, to the kernel",
                     "Load and pin lsmguard if needed, then replace the policy set in force atomically. With no "
                     "argument, the policy directory; with files or directories, exactly those (not saved).",
-                    control.cmd_apply, policy_dir=True)
+                    policy.cmd_apply, policy_dir=True)
     apply.add_argument("paths", nargs="*", metavar="FILE|DIR", help="policy files or directories")
     command("list", "list the rules in force with their hit counts",
             "List every rule in force: policy, mode, id, action, operation, objects and how often it matched "
-            "(hit counts need root).", control.cmd_list, policy_dir=True)
+            "(hit counts need root).", policy.cmd_list, policy_dir=True)
     command("status", "show whether lsmguard is loaded and what it enforces",
             "Loaded programs, policies and rules in force, kernel counters (denials, events lost), and the "
-            "daemon's state.", control.cmd_status)
+            "daemon's state.", policy.cmd_status)
     command("unload", "detach every lsmguard program and remove its pins",
             "Stop enforcing: detach the programs and remove /sys/fs/bpf/lsmguard. The daemon must be stopped "
-            "first.", control.cmd_unload, json_output=False)
+            "first.", policy.cmd_unload, json_output=False)
     for action, verb in (("deny", "refuse"), ("allow", "allow-list")):
         p = command(action, f"{verb} an operation now and persist the rule",
                     f"Add a {action} rule to a policy managed by lsmguard (default policy: "
                     f"{'local' if action == 'deny' else 'local-allow, created with default: deny'}), in force at "
                     "once through the pinned maps and saved to the policy directory; all or nothing.",
-                    control.cmd_rule, policy_dir=True)
+                    rules.cmd_rule, policy_dir=True)
         p.set_defaults(action=action)
         p.add_argument("operation", choices=("exec", "open", "chmod", "connect"))
         p.add_argument("targets", nargs="+", metavar="TARGET",
@@ -142,12 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="put the rule in an audit-mode policy: journal would-deny, refuse nothing")
     remove = command("remove", "remove a rule added with allow or deny",
                      "Remove one rule from a policy managed by lsmguard, in force at once and saved.",
-                     control.cmd_remove, policy_dir=True)
+                     rules.cmd_remove, policy_dir=True)
     remove.add_argument("rule_id", metavar="RULE_ID")
     remove.add_argument("--policy", metavar="NAME", help="the policy holding the rule, when several do")
     aud = command("audit", "review denials and audited accesses in the journal",
                   "Show lsmguard's journal records (denials, would-denials, audits, losses), oldest first.",
-                  cmd_audit)
+                  audit.cmd_audit)
     aud.add_argument("--since", metavar="TIME", help="2026-11-21 10:00, today, -10m, 2h ago")
     aud.add_argument("--until", metavar="TIME")
     aud.add_argument("--op", choices=("exec", "mmap", "open", "chmod", "connect", "bind", "listen", "link", "rename"))
@@ -160,33 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--details", "-d", action="store_true",
                      help="under each record, its process's executable and hash, lineage, unit and cgroup, "
                           "the file's hash, and for drift who wrote the file")
-    lock_commands.add_commands(command)
+    lock.add_commands(command)
     command("daemon", "run the enforcement daemon (lsmguard.service)",
             "Load or adopt the pinned programs, apply the policy directory, pump events to journald, reload "
-            "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", cmd_daemon, json_output=False,
+            "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", daemon.cmd_daemon, json_output=False,
             policy_dir=True)
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return ExitStatus.USAGE
-    try:
-        return args.func(args)
-    except LsmguardError as error:
-        print(f"lsmguard: {error}", file=sys.stderr)
-        return error.exit_status
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return ExitStatus.OK
-    except OSError as error:
-        print(f"lsmguard: {error}", file=sys.stderr)
-        return ExitStatus.FAILURE
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsmguard import abi, inodes
+from lsmguard import abi
+from lsmguard.kernel import inodes
 from lsmguard.loader import BpfObject, Link, Map, RingBuffer
 from lsmguard.loader.objects import wait_released
 from lsmguard.loader._libbpf import ffi, lib
-from lsmguard.resources import lock_object_path
+from lsmguard.kernel.resources import lock_object_path
 
 LOCK_DIR = "lock"
 KEY_PREFIX = "lsmguard-key-"

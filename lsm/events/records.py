@@ -10,10 +10,10 @@ import os
 import time
 
 from lsmguard import abi
-from lsmguard.journal import MessageId, Priority, Record, record
+from lsmguard.events.journal import MessageId, Priority, Record, record
 from lsmguard.policy.evaluate import DRIFT_RULE
-from lsmguard.process import ProcessContext, WriterContext
-from lsmguard.untrusted import escape
+from lsmguard.events.process import ProcessContext, WriterContext
+from lsmguard.events.untrusted import escape
 
 DECISION_NAMES = {abi.Decision.DENY: "deny", abi.Decision.WOULD_DENY: "would-deny", abi.Decision.AUDIT: "audit",
                   abi.Decision.ALLOW: "allow"}

@@ -3,7 +3,7 @@
 Every key carries the generation it belongs to, so the entries of the next
 policy set can be written beside those in force and switched to at once.
 Path entries are keyed by file identity: each rule path is translated with the
-host's mount table (lsmguard.mounts), then merged per file system, so that an
+host's mount table (lsmguard.kernel.mounts), then merged per file system, so that an
 exact entry carries the masks of every recursive pattern covering it there.
 """
 from __future__ import annotations
@@ -12,11 +12,12 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from lsmguard import abi, hits
-from lsmguard.bulk import paused_gc
-from lsmguard.inodes import Inode
+from lsmguard import abi
+from lsmguard.kernel import hits
+from lsmguard.policy.bulk import paused_gc
+from lsmguard.kernel.inodes import Inode
 from lsmguard.loader._libbpf import ffi
-from lsmguard.mounts import MountTable
+from lsmguard.kernel.mounts import MountTable
 from lsmguard.policy.compile import Compiled, InetSlot, Masks, PathTable, Slot, bit_table, merge_path_table
 from lsmguard.policy.model import Action, IPNetwork, PathPattern
 

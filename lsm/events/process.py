@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsmguard.abi import ProcessId
-from lsmguard.exe_hash import EXE_HASHES
-from lsmguard.untrusted import escape
+from lsmguard.events.exe_hash import EXE_HASHES
+from lsmguard.events.untrusted import escape
 
 LINEAGE_DEPTH = 8
 CMDLINE_MAX = 4096

@@ -7,11 +7,15 @@ detaches it, and reports the kernel's answer with the fix.
 """
 from __future__ import annotations
 
-from lsmguard.journal import check_journald
+import argparse
+import json
+
+from lsmguard.errors import ExitStatus
+from lsmguard.events.journal import check_journald
 from lsmguard.loader import BpfError, BpfObject
 from lsmguard.loader.diagnose import SANDBOX_FIX, SANDBOX_REFUSAL, Check, run_checks
 from lsmguard.loader.errors import describe
-from lsmguard.resources import probe_object_path
+from lsmguard.kernel.resources import probe_object_path
 
 PROBE_PROGRAM = "lg_probe_task_alloc"
 
@@ -40,3 +44,14 @@ def check_lsm_program(host_checks: list[Check]) -> Check:
 def run() -> list[Check]:
     checks = run_checks()
     return [*checks, check_lsm_program(checks), check_journald()]
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks = run()
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks]))
+    else:
+        for c in checks:
+            mark = "ok  " if c.ok else "FAIL"
+            print(f"{mark} {c.name:13} {c.detail}" + ("" if c.ok else f"\n     fix: {c.fix}"))
+    return ExitStatus.OK if all(c.ok for c in checks) else ExitStatus.FAILURE

@@ -6,6 +6,7 @@ Every value shown goes through `untrusted.displayable`, whoever wrote it.
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import re
@@ -16,10 +17,10 @@ from typing import TextIO
 
 from systemd import journal as sdjournal
 
-from lsmguard import table
-from lsmguard.errors import UsageError
-from lsmguard.journal import IDENTIFIER, MessageId
-from lsmguard.untrusted import displayable
+from lsmguard.cli import table
+from lsmguard.errors import ExitStatus, UsageError
+from lsmguard.events.journal import IDENTIFIER, MessageId
+from lsmguard.events.untrusted import displayable
 
 EVENT_IDS = (MessageId.DENY, MessageId.WOULD_DENY, MessageId.AUDIT, MessageId.EVENTS_LOST)
 FILTER_FIELDS = {"op": "LSMGUARD_OPERATION", "decision": "LSMGUARD_DECISION", "policy": "LSMGUARD_POLICY",
@@ -187,3 +188,20 @@ def print_table(entries: Iterator[dict[str, object]], out: TextIO = sys.stdout, 
         print(text, file=out)
         for extra in details(entry) if with_details else []:
             print(extra, file=out)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    try:
+        query = Query(since=parse_time(args.since) if args.since else None,
+                            until=parse_time(args.until) if args.until else None,
+                            matches={FILTER_FIELDS[k]: str(getattr(args, k)) for k in FILTER_FIELDS
+                                     if getattr(args, k) is not None})
+    except TimeError as error:
+        raise UsageError(str(error)) from None
+    found = entries(query, follow=args.follow)
+    if args.json:
+        for entry in found:
+            print(json.dumps(as_json(entry)), flush=args.follow)
+        return ExitStatus.OK
+    print_table(found, follow=args.follow, with_details=args.details)
+    return ExitStatus.OK

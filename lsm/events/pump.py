@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lsmguard import abi, process, records, store
-from lsmguard.coalesce import Coalescer
-from lsmguard.engine import describe
-from lsmguard.exe_hash import EXE_HASHES
-from lsmguard.journal import JournalWriter, lost_record
+from lsmguard import abi
+from lsmguard.events import process, records
+from lsmguard.state.policy_set import PolicySet, prepare
+from lsmguard.events.coalesce import Coalescer
+from lsmguard.kernel.engine import describe
+from lsmguard.events.exe_hash import EXE_HASHES
+from lsmguard.events.journal import JournalWriter, lost_record
 from lsmguard.policy.errors import PolicyError
 
 Namer = Callable[[abi.EventHeader, abi.Event], tuple[str, str]]
@@ -96,9 +98,9 @@ class EventPump:
 @dataclass
 class PolicyBook:
     """The policy set of each generation, to name the policy and rule of an event."""
-    by_generation: dict[int, store.PolicySet] = field(default_factory=dict)
+    by_generation: dict[int, PolicySet] = field(default_factory=dict)
 
-    def record(self, generation: int, policy_set: store.PolicySet) -> None:
+    def record(self, generation: int, policy_set: PolicySet) -> None:
         self.by_generation[generation] = policy_set
 
     def learn(self, generation: int, sources: list[tuple[str, str]]) -> None:
@@ -107,7 +109,7 @@ class PolicyBook:
         if known is not None and known.sources == sources:
             return
         try:
-            self.by_generation[generation] = store.prepare(sources)
+            self.by_generation[generation] = prepare(sources)
         except PolicyError:
             self.by_generation.pop(generation, None)
 

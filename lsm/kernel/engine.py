@@ -10,16 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsmguard import abi, entries, hits, inodes, lineage
+from lsmguard import abi
+from lsmguard.kernel import entries, hits, inodes, lineage
 from lsmguard.errors import LsmguardError
-from lsmguard.mounts import MountTable
+from lsmguard.kernel.mounts import MountTable
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
 from lsmguard.loader.objects import wait_released
 from lsmguard.loader._libbpf import ffi, lib
 from lsmguard.policy.compile import Compiled
 from lsmguard.policy.evaluate import Request, matches
 from lsmguard.policy.model import PATH_OPERATIONS, Access, Action, Operation, Policy, Protocol
-from lsmguard.resources import bpf_object_path
+from lsmguard.kernel.resources import bpf_object_path
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
 MAP_NAMES = ("lg_config", "lg_policy_sets", "lg_path_entries", "lg_inet_networks", "lg_port_intervals",
