@@ -20,14 +20,14 @@ from lsmguard.kernel import entries
 from lsmguard.lockmode import channel, guard
 from lsmguard.state import transaction
 from lsmguard.state.files import directory_sources, write_atomically
-from lsmguard.state.in_force import read_in_force
 from lsmguard.state.paths import Paths
 from lsmguard.state.policy_set import PolicySet, prepare
 from lsmguard.kernel.mounts import MountTable, MountWatch, translation
 from lsmguard.errors import ExitStatus, LsmguardError
 from lsmguard.kernel.engine import Engine
 from lsmguard.events.journal import JournalWriter, MessageId, Priority, lost_record
-from lsmguard.events.pump import EventPump, PolicyBook
+from lsmguard.events.naming import PolicyBook
+from lsmguard.events.pump import EventPump
 from lsmguard.loader import RingBuffer
 from lsmguard.events.records import daemon_record
 from lsmguard.events.suppression import SuppressionWatch, own_unit
@@ -102,14 +102,13 @@ class DaemonStatus:
 class Daemon:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
-        self.book = PolicyBook()
+        self.book = PolicyBook(paths)
         self.writer = JournalWriter()
-        self.pump = EventPump(self._name_event, self.writer)
+        self.pump = EventPump(self.book.name, self.writer)
         self.status = DaemonStatus(os.getpid(), time.time())
         self.engine: Engine | None = None
         self._reload = False
         self._stop = False
-        self._in_force_mtime = -1
         self.lock: guard.Lock | None = None
         self.lock_reader: RingBuffer | None = None
         self._lock_lost_seen = 0
@@ -119,22 +118,6 @@ class Daemon:
         self._mounts_changed_at: float | None = None
 
     # -- policy ---------------------------------------------------------------
-
-    def _name_event(self, header: abi.EventHeader, event: abi.Event) -> tuple[str, str]:
-        self._refresh_book()
-        return self.book.name(header, event)
-
-    def _refresh_book(self) -> None:
-        """Follow sets applied by others (`lsmguard deny` ...) through in-force.json."""
-        try:
-            mtime = self.paths.in_force.stat().st_mtime_ns
-        except OSError:
-            return
-        if mtime == self._in_force_mtime:
-            return
-        self._in_force_mtime = mtime
-        for generation, sources in read_in_force(self.paths).items():
-            self.book.learn(generation, sources)
 
     def apply_directory(self, first: bool) -> bool:
         """Apply the policy directory; on any failure the set in force stays, and a
@@ -161,8 +144,7 @@ class Daemon:
         assert self.engine is not None
         now_table = MountTable.of_host()
         before, self._mounts_seen = self._mounts_seen, now_table
-        self._refresh_book()
-        policy_set = self.book.by_generation.get(self.engine.generation())
+        policy_set = self.book.set_of(self.engine.generation())
         if policy_set is None or before is None:
             return
         patterns = entries.path_patterns(policy_set.compiled)

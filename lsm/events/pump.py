@@ -9,12 +9,9 @@ from dataclasses import dataclass, field
 
 from lsmguard import abi
 from lsmguard.events import process, records
-from lsmguard.state.policy_set import PolicySet, prepare
 from lsmguard.events.coalesce import Coalescer
-from lsmguard.kernel.engine import describe
 from lsmguard.events.exe_hash import EXE_HASHES
 from lsmguard.events.journal import JournalWriter, lost_record
-from lsmguard.policy.errors import PolicyError
 
 Namer = Callable[[abi.EventHeader, abi.Event], tuple[str, str]]
 
@@ -93,26 +90,3 @@ class EventPump:
     def _write(self, rec: dict[str, str]) -> None:
         self.counts.written += 1
         self.writer.write(rec)
-
-
-@dataclass
-class PolicyBook:
-    """The policy set of each generation, to name the policy and rule of an event."""
-    by_generation: dict[int, PolicySet] = field(default_factory=dict)
-
-    def record(self, generation: int, policy_set: PolicySet) -> None:
-        self.by_generation[generation] = policy_set
-
-    def learn(self, generation: int, sources: list[tuple[str, str]]) -> None:
-        """Sources another process put in force; compiled only when they changed."""
-        known = self.by_generation.get(generation)
-        if known is not None and known.sources == sources:
-            return
-        try:
-            self.by_generation[generation] = prepare(sources)
-        except PolicyError:
-            self.by_generation.pop(generation, None)
-
-    def name(self, header: abi.EventHeader, event: abi.Event) -> tuple[str, str]:
-        known = self.by_generation.get(header.generation)
-        return describe(known.compiled if known else None, header, event)

@@ -18,8 +18,6 @@ from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
 from lsmguard.loader.objects import wait_released
 from lsmguard.loader._libbpf import ffi, lib
 from lsmguard.policy.compile import Compiled
-from lsmguard.policy.evaluate import Request, matches
-from lsmguard.policy.model import PATH_OPERATIONS, Access, Action, Operation, Policy, Protocol
 from lsmguard.kernel.resources import bpf_object_path
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
@@ -237,9 +235,6 @@ class Engine:
         self._keys[old] = {}   # known empty: the next apply need not scan for leftovers
         self.compiled = compiled
 
-    def describe(self, header: abi.EventHeader, event: abi.Event | None = None) -> tuple[str, str]:
-        return describe(self.compiled, header, event)
-
     # -- reading ------------------------------------------------------------
 
     def stats(self) -> dict[abi.Stat, int]:
@@ -276,79 +271,3 @@ class Engine:
         else:
             for m in self.maps.values():
                 m.close()
-
-
-_DATAGRAM_PROTOCOLS = {1, 17, 58, 136}   # IPPROTO_ICMP, UDP, ICMPV6, UDPLITE: the kernel's "udp" slot
-
-
-# Event operations that other operations' rules decide: a mapping by exec rules; ownership,
-# ACLs and capabilities by chmod rules; what changes a file's content or names by write rules.
-_MAPPED_OPS = {abi.Op.MMAP: Operation.EXEC, abi.Op.CHOWN: Operation.CHMOD, abi.Op.SETXATTR: Operation.CHMOD}
-_WRITE_OPS = (abi.Op.TRUNCATE, abi.Op.UNLINK, abi.Op.CREATE)
-
-
-def requests_of(event: abi.Event) -> list[Request]:
-    """The accesses an event reports, as the reference evaluator takes them."""
-    if isinstance(event, abi.InetEvent):
-        protocol = Protocol.UDP if event.protocol in _DATAGRAM_PROTOCOLS else Protocol.TCP
-        operation = Operation(event.header.op.name.lower())    # connect, bind or listen
-        return [Request(operation, address=event.address, port=event.port, protocol=protocol)]
-    path = os.fsdecode(event.path)
-    op = event.header.op
-    if op is abi.Op.CONNECT:
-        return [Request(Operation.CONNECT, unix=path)]
-    if op is abi.Op.OPEN:
-        access = Access(event.mode & Access.ANY.value)
-        if event.mode & (abi.lib.LG_OPEN_NO_ACCESS | abi.lib.LG_OPEN_TRUNCATE):
-            access |= Access.WRITE | (Access.READ if event.mode & abi.lib.LG_OPEN_NO_ACCESS else Access(0))
-        return [Request(Operation.OPEN, path=path, access=access or Access.READ)]
-    if op in _WRITE_OPS:
-        return [Request(Operation.OPEN, path=path, access=Access.WRITE)]
-    if op is abi.Op.MOUNT:   # what the name names, and every name below it, changes
-        return [Request(Operation.OPEN, path=path, access=Access.WRITE, moves_below=True)]
-    if op in (abi.Op.LINK, abi.Op.RENAME):
-        renamed = op is abi.Op.RENAME
-        written = [Request(Operation.OPEN, path=path, access=Access.WRITE, moves_below=renamed)]
-        if event.mode == abi.lib.LG_NAME_TARGET:
-            return written
-        # the file getting a new name: the deny rules of every path operation follow it
-        return [Request(o, path=path, access=Access.ANY if o is Operation.OPEN else Access.READ)
-                for o in PATH_OPERATIONS] + (written if renamed else [])
-    operation = _MAPPED_OPS.get(op) or Operation(op.name.lower())
-    fileless = event.name is abi.NameKind.FILELESS or not path.startswith("/")   # memfd:NAME
-    return [Request(operation, path=path, access=Access.READ, fileless=fileless and operation is Operation.EXEC)]
-
-
-def describe(compiled: Compiled | None, header: abi.EventHeader,
-             event: abi.Event | None = None) -> tuple[str, str]:
-    """(policy name, rule id) of an event under the policy set `compiled`; rule id "" for
-    a policy's default.
-
-    When several policies with subjects matched one object, the kernel may not
-    single out the rule (LG_RULE_UNATTRIBUTED); given the event, the policy's
-    first rule of the event's decision that matches its object is named, else "?".
-    """
-    if compiled is None or header.policy_id >= len(compiled.names):
-        return (f"#{header.policy_id}", "" if header.rule_id == abi.NO_RULE else f"#{header.rule_id}")
-    name, rules = compiled.names[header.policy_id], compiled.rules[header.policy_id]
-    if header.rule_id < len(rules):
-        return name, rules[header.rule_id]
-    if header.rule_id == abi.RULE_UNATTRIBUTED:
-        return name, attribute(compiled.policies[header.policy_id], header, event)
-    if header.rule_id == abi.RULE_INDEX_DRIFT:
-        return name, hits.DRIFT_RULE
-    return name, hits.DEFAULT_RULE
-
-
-def attribute(policy: Policy, header: abi.EventHeader, event: abi.Event | None) -> str:
-    if event is None:
-        return hits.UNATTRIBUTED_RULE
-    action = Action.AUDIT if header.decision == abi.Decision.AUDIT else Action.DENY
-    requests = requests_of(event)
-    for rule in policy.rules:
-        if rule.action is action and any(matches(rule, request) for request in requests):
-            return rule.id
-    # no rule names the file: what refused code the rules do not name is the drift option
-    if policy.drift is not None and header.op in (abi.Op.EXEC, abi.Op.MMAP):
-        return hits.DRIFT_RULE
-    return hits.UNATTRIBUTED_RULE

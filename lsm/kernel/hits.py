@@ -17,9 +17,9 @@ from lsmguard.loader import Map
 from lsmguard.policy import evaluate
 from lsmguard.policy.compile import Compiled
 
-DEFAULT_RULE = ""          # refusals by a policy's default
-UNATTRIBUTED_RULE = "?"    # refusals by a rule the kernel could not single out (not a valid rule id)
-DRIFT_RULE = evaluate.DRIFT_RULE   # refusals and audits by a policy's drift option
+DEFAULT_RULE = evaluate.DEFAULT_RULE             # refusals by a policy's default
+UNATTRIBUTED_RULE = evaluate.UNATTRIBUTED_RULE   # refusals by a rule the kernel could not single out
+DRIFT_RULE = evaluate.DRIFT_RULE                 # refusals and audits by a policy's drift option
 
 
 def identity(hash_key: tuple[int, int], policy: str, rule: str) -> int:

@@ -53,6 +53,8 @@ class Request:
 
 
 DRIFT_RULE = "(drift)"     # a record's rule when a policy's drift option decided (no rule id has parentheses)
+DEFAULT_RULE = ""          # a record's rule when a policy's default decided
+UNATTRIBUTED_RULE = "?"    # a refusal the kernel could not single out one rule for (not a valid rule id)
 
 
 class Outcome(enum.Enum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lsmguard import abi
 from lsmguard.events import records
-from lsmguard.kernel.engine import describe
+from lsmguard.events.naming import describe
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.load import load_text
 from tests.unit.test_journal import header
