@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lsmguard.loader._libbpf import ffi, lib
+from lsmguard.loader.binding import ffi, lib
 
 
 def c_enum(name: str, ctype: str, prefix: str, kind: type[enum.IntEnum] | type[enum.IntFlag] = enum.IntEnum) -> Any:
@@ -76,6 +76,25 @@ def rule_reference(policy_id: int, index: int) -> int:
 def pack(ctype: str, **fields: object) -> bytes:
     """The bytes of a C struct from abi.h with the given fields set (others zero)."""
     return bytes(ffi.buffer(ffi.new(f"{ctype} *", fields)))
+
+
+def view(ctype: str, data: bytes | bytearray) -> Any:
+    """The C struct `ctype` of abi.h laid over `data` (a map's value, a ring-buffer record):
+    its fields read by name, and written through to `data` when that is a bytearray."""
+    return ffi.from_buffer(f"{ctype} *", data)
+
+
+def sizeof(ctype: str) -> int:
+    return ffi.sizeof(ctype)
+
+
+def offsetof(ctype: str, field: str) -> int:
+    return ffi.offsetof(ctype, field)
+
+
+def string(chars: Any) -> bytes:
+    """A struct's char array (a comm) up to its NUL."""
+    return ffi.string(chars)
 
 
 _SCALAR_FORMATS = {"uint8_t": "B", "unsigned char": "B", "uint16_t": "H", "unsigned short": "H",
@@ -249,8 +268,10 @@ class HostPaths(Protocol):
 
 
 def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
-    """Decode one ring-buffer record, naming files by their host paths through `mounts`
-    (default: the host's mount table). Raises ValueError for a record too short or unknown."""
+    """Decode one ring-buffer record, naming files by their host paths through `mounts` (the
+    engine's reader passes the host's mount table, lsmguard.kernel.mounts.HOST_MOUNTS); without
+    it, a file is named by its identity (`on_host` False). Raises ValueError for a record too
+    short or unknown."""
     if len(data) < HEADER_SIZE:
         raise ValueError(f"event of {len(data)} bytes is shorter than its header ({HEADER_SIZE})")
     hdr = ffi.cast("struct lg_event_header *", ffi.from_buffer(data))
@@ -268,7 +289,7 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
         kind = NameKind(ev.name) if ev.name in set(NameKind) else NameKind.PATH
         if kind is not NameKind.FILE:
             return PathEvent(_header(ev.hdr), raw, ev.mode, writer, kind, ev.dev, ev.ino, raw)
-        host = (mounts or _host_mounts()).host_path(ev.dev, os.fsdecode(raw))
+        host = mounts.host_path(ev.dev, os.fsdecode(raw)) if mounts is not None else None
         return PathEvent(_header(ev.hdr), os.fsencode(host) if host is not None else raw, ev.mode, writer, kind,
                          ev.dev, ev.ino, raw, host is not None)
     if hdr.object == ObjectKind.INET:
@@ -282,8 +303,3 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
             raise ValueError(f"inet event with unknown family {ev.family}")
         return InetEvent(_header(ev.hdr), address, ev.port, ev.protocol)
     raise ValueError(f"event with unknown object kind {hdr.object}")
-
-
-def _host_mounts() -> HostPaths:
-    from lsmguard.kernel.mounts import HOST_MOUNTS   # mounts imports the policy model, which abi must not
-    return HOST_MOUNTS

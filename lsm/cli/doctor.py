@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from lsmguard.errors import ExitStatus
-from lsmguard.events.journal import check_journald
+from lsmguard.events.journal import SOCKET
 from lsmguard.loader import BpfError, BpfObject
 from lsmguard.loader.diagnose import SANDBOX_FIX, SANDBOX_REFUSAL, Check, run_checks
 from lsmguard.loader.errors import describe
@@ -39,6 +40,14 @@ def check_lsm_program(host_checks: list[Check]) -> Check:
                          + ", ".join(c.name for c in failed_first))
         return Check("lsm-program", False, f"{SANDBOX_REFUSAL} ({describe(error.errno)})", SANDBOX_FIX)
     return Check("lsm-program", True, "a BPF LSM program loaded, attached (task_alloc) and detached")
+
+
+def check_journald(path: str = SOCKET) -> Check:
+    """For `lsmguard doctor`: without journald, events wait in the daemon's buffer, then are lost (counted)."""
+    if os.path.exists(path):
+        return Check("journald", True, f"{path} present")
+    return Check("journald", False, f"{path} is missing: journald is not running, events cannot be recorded",
+                 "start it: systemctl start systemd-journald")
 
 
 def run() -> list[Check]:

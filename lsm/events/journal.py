@@ -23,8 +23,6 @@ import struct
 import uuid
 from dataclasses import dataclass, field
 
-from lsmguard.loader.diagnose import Check
-
 IDENTIFIER = "lsmguard"
 SOCKET = "/run/systemd/journal/socket"
 _FIELD_NAME = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")
@@ -113,14 +111,6 @@ def record(message: str, message_id: uuid.UUID, priority: int, **fields: object)
            "SYSLOG_IDENTIFIER": IDENTIFIER}
     out.update((name, str(value)) for name, value in fields.items())
     return out
-
-
-def check_journald(path: str = SOCKET) -> Check:
-    """For `lsmguard doctor`: without journald, events wait in the daemon's buffer, then are lost (counted)."""
-    if os.path.exists(path):
-        return Check("journald", True, f"{path} present")
-    return Check("journald", False, f"{path} is missing: journald is not running, events cannot be recorded",
-                 "start it: systemctl start systemd-journald")
 
 
 def lost_record(count: int, where: str, **fields: object) -> Record:

@@ -13,10 +13,8 @@ from pathlib import Path
 from lsmguard import abi
 from lsmguard.kernel import entries, hits, inodes, lineage
 from lsmguard.errors import LsmguardError
-from lsmguard.kernel.mounts import MountTable
-from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer
-from lsmguard.loader.objects import wait_released
-from lsmguard.loader._libbpf import ffi, lib
+from lsmguard.kernel.mounts import HOST_MOUNTS, MountTable
+from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer, membarrier_global, wait_released
 from lsmguard.policy.compile import Compiled
 from lsmguard.kernel.resources import bpf_object_path
 
@@ -110,7 +108,7 @@ class Engine:
                 m.close()
             raise
         raw = maps["lg_config"].lookup(abi.u32(0)) or b""
-        config = ffi.cast("struct lg_config *", ffi.from_buffer(raw))
+        config = abi.view("struct lg_config", raw)
         hash_key = (config.path_hash_key[0], config.path_hash_key[1])
         links = [Link.from_pin(pin_root / "links" / name) for name in pinned_links]
         return cls(None, maps, links, hash_key, adopted=True)
@@ -149,7 +147,7 @@ class Engine:
     def generation(self) -> int:
         raw = self.maps["lg_config"].lookup(abi.u32(0))
         assert raw is not None
-        return ffi.cast("struct lg_config *", ffi.from_buffer(raw)).generation
+        return abi.view("struct lg_config", raw).generation
 
     def _generation_keys(self, generation: int) -> dict[str, list[bytes]]:
         known = self._keys.pop(generation, None)
@@ -175,7 +173,7 @@ class Engine:
         kept: dict[int, entries.DriftBaseline] = {}
         raw = self.maps["lg_policy_sets"].lookup(abi.u32(old))
         if raw is not None and any(p.drift is not None for p in compiled.policies):
-            in_force = ffi.cast("struct lg_policy_set *", ffi.from_buffer(raw))
+            in_force = abi.view("struct lg_policy_set", raw)
             for policy_id in range(abi.MAX_POLICIES):
                 if not (in_force.drift_deny | in_force.drift_audit) >> policy_id & 1:
                     continue
@@ -219,18 +217,21 @@ class Engine:
         if compiled.exe_patterns:
             lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
         raw = bytearray(self.maps["lg_config"].lookup(abi.u32(0)) or b"")
-        config = ffi.cast("struct lg_config *", ffi.from_buffer(raw))
+        config = abi.view("struct lg_config", raw)
         config.generation = new
         self.maps["lg_config"].update(abi.u32(0), bytes(raw))   # the switch: one array-map write
         # Wait until no program can still be reading the old generation, then drop it.
-        if lib.lg_membarrier_global() != 0:
-            raise OSError(ffi.errno, "membarrier(MEMBARRIER_CMD_GLOBAL) failed: cannot retire the old policy set")
+        try:
+            membarrier_global()
+        except OSError as error:
+            raise OSError(error.errno, "membarrier(MEMBARRIER_CMD_GLOBAL) failed: cannot retire the old "
+                          "policy set") from None
         # Tasks that exec'd a newly named executable while the old set was in force.
         if compiled.exe_patterns:
             lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
         self._retire_hits(old)
         self._delete(self._generation_keys(old))
-        self.maps["lg_policy_sets"].update(abi.u32(old), bytes(ffi.sizeof("struct lg_policy_set")))
+        self.maps["lg_policy_sets"].update(abi.u32(old), bytes(abi.sizeof("struct lg_policy_set")))
         self._keys[new] = written
         self._keys[old] = {}   # known empty: the next apply need not scan for leftovers
         self.compiled = compiled
@@ -258,7 +259,9 @@ class Engine:
         return out
 
     def event_reader(self, callback: Callable[[abi.Event], None], budget: int | None = None) -> RingBuffer:
-        return RingBuffer(self.maps["lg_events"], lambda data: callback(abi.decode_event(data)), budget)
+        """Events of the ring buffer, decoded, their files named by their paths on the host."""
+        return RingBuffer(self.maps["lg_events"], lambda data: callback(abi.decode_event(data, HOST_MOUNTS)),
+                          budget)
 
     def close(self) -> None:
         """Drop this process's handles; pinned links keep enforcing."""

@@ -16,7 +16,6 @@ from lsmguard import abi
 from lsmguard.kernel import hits
 from lsmguard.policy.bulk import paused_gc
 from lsmguard.kernel.inodes import Inode
-from lsmguard.loader._libbpf import ffi
 from lsmguard.kernel.mounts import MountTable
 from lsmguard.policy.compile import Compiled, InetSlot, Masks, PathTable, Slot, bit_table, merge_path_table
 from lsmguard.policy.model import Action, IPNetwork, PathPattern
@@ -27,7 +26,7 @@ PATH_SLOTS = {Slot.EXEC: abi.Slot.EXEC, Slot.OPEN_READ: abi.Slot.OPEN_READ, Slot
 INET_SLOTS = {InetSlot.TCP: abi.Slot.TCP, InetSlot.UDP: abi.Slot.UDP, InetSlot.BIND_TCP: abi.Slot.BIND_TCP,
               InetSlot.BIND_UDP: abi.Slot.BIND_UDP, InetSlot.LISTEN: abi.Slot.LISTEN}
 # Bits of an lg_inet_key ahead of the address (LG_INET_KEY_HEADER_BITS in inet.bpf.h).
-INET_KEY_HEADER_BITS = 8 * ffi.offsetof("struct lg_inet_key", "addr") - 8 * ffi.offsetof("struct lg_inet_key",
+INET_KEY_HEADER_BITS = 8 * abi.offsetof("struct lg_inet_key", "addr") - 8 * abi.offsetof("struct lg_inet_key",
                                                                                           "generation")
 
 # Maps whose keys carry a generation, and their key types.
@@ -42,7 +41,7 @@ GENERATION_KEYS = {
 
 # lg_port_interval is {low, high, reserved} then lg_masks
 PORT_INTERVAL_HEAD = struct.Struct("=HHI")
-assert PORT_INTERVAL_HEAD.size == ffi.offsetof("struct lg_port_interval", "masks")
+assert PORT_INTERVAL_HEAD.size == abi.offsetof("struct lg_port_interval", "masks")
 
 
 def slot_of(key: Slot | InetSlot) -> abi.Slot:

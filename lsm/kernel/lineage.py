@@ -17,7 +17,6 @@ from pathlib import Path
 from lsmguard import abi
 from lsmguard.errors import CapacityError
 from lsmguard.loader import BpfError, Map
-from lsmguard.loader._libbpf import ffi
 from lsmguard.policy.compile import PathTable
 from lsmguard.policy.model import PathPattern
 
@@ -44,7 +43,7 @@ def assign_exe_ids(registry: Map, hash_key: tuple[int, int], patterns: Iterable[
     taken: dict[_Identity, int] = {}
     for exe_id in range(abi.EXE_IDS):
         raw = registry.lookup(abi.u32(exe_id))
-        entry = ffi.cast("struct lg_exe_id *", ffi.from_buffer(raw)) if raw else None
+        entry = abi.view("struct lg_exe_id", raw) if raw else None
         if entry is not None and entry.in_use:
             taken[_Identity(entry.hash, entry.len, entry.match)] = exe_id
     free = [i for i in range(abi.EXE_IDS) if i not in taken.values()]
@@ -120,7 +119,7 @@ def _add_ids(tasks: Map, pid: int, ids: int) -> bool:
     try:
         key = struct.pack("=i", pidfd)
         raw = tasks.lookup(key)
-        subject = ffi.cast("struct lg_task_subject *", ffi.from_buffer(raw)) if raw else None
+        subject = abi.view("struct lg_task_subject", raw) if raw else None
         current, pending = (subject.exe_ids, subject.pending) if subject is not None else (0, 0)
         if current | ids != current:
             tasks.update(key, abi.pack("struct lg_task_subject", exe_ids=current | ids, pending=pending))

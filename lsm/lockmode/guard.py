@@ -22,9 +22,7 @@ from pathlib import Path
 
 from lsmguard import abi
 from lsmguard.kernel import inodes
-from lsmguard.loader import BpfObject, Link, Map, RingBuffer
-from lsmguard.loader.objects import wait_released
-from lsmguard.loader._libbpf import ffi, lib
+from lsmguard.loader import BpfObject, Link, Map, RingBuffer, wait_released
 from lsmguard.kernel.resources import lock_object_path
 
 LOCK_DIR = "lock"
@@ -66,9 +64,9 @@ class LockEvent:
 
 
 def decode_event(data: bytes) -> LockEvent:
-    raw = ffi.from_buffer("struct lg_lock_event *", data)
+    raw = abi.view("struct lg_lock_event", data)
     return LockEvent(Refusal(raw.refusal), raw.pid, raw.uid, raw.detail,
-                     ffi.string(raw.comm).decode(errors="replace"))
+                     abi.string(raw.comm).decode(errors="replace"))
 
 
 def is_locked(pin_root: Path) -> bool:
@@ -118,7 +116,7 @@ class Lock:
             for link in links:
                 own["lg_lock_links"].update(abi.u32(link.id), abi.u32(1))
             guard = own["lg_lock_inodes"]
-            name_only, with_open = lib.LG_LOCK_GUARD_NAME, lib.LG_LOCK_GUARD_NAME | lib.LG_LOCK_GUARD_OPEN
+            name_only, with_open = abi.lib.LG_LOCK_GUARD_NAME, abi.lib.LG_LOCK_GUARD_NAME | abi.lib.LG_LOCK_GUARD_OPEN
             for directory in (pin_root, *(d for d in pin_root.iterdir() if d.is_dir())):
                 guard.update(_inode_key(directory), abi.u32(name_only))
                 for pin in directory.iterdir():
@@ -158,7 +156,7 @@ class Lock:
 
     def events_lost(self) -> int:
         """Refusals whose event the lock's ring buffer had no room for, since the lock."""
-        raw = self.maps["lg_lock_stats"].lookup_percpu(abi.u32(lib.LG_LOCK_STAT_EVENTS_LOST))
+        raw = self.maps["lg_lock_stats"].lookup_percpu(abi.u32(abi.lib.LG_LOCK_STAT_EVENTS_LOST))
         return sum(struct.unpack("=Q", value)[0] for value in raw)
 
     def event_reader(self, callback: Callable[[LockEvent], None]) -> RingBuffer:

@@ -7,7 +7,7 @@ import struct
 
 from lsmguard import abi
 from lsmguard.kernel import entries
-from lsmguard.loader._libbpf import ffi
+from lsmguard.loader.binding import ffi
 from lsmguard.policy.compile import Slot, compile_policies
 from lsmguard.policy.load import load_text
 from lsmguard.policy.model import PathPattern
