@@ -186,11 +186,14 @@ class BpfObject:
         """The programs load() loads: every one not left out."""
         return [p for p in self.programs() if p.autoload]
 
-    def map_names(self) -> list[str]:
+    def map_names(self, internal: bool = True) -> list[str]:
+        """The object's maps; without `internal`, only those its source declares (SEC(".maps")),
+        not the ones libbpf makes of its global data (.rodata, .kconfig, ...)."""
         names = []
         m = lib.bpf_object__next_map(self._obj, ffi.NULL)
         while m != ffi.NULL:
-            names.append(pystr(lib.bpf_map__name(m)))
+            if internal or not lib.bpf_map__is_internal(m):
+                names.append(pystr(lib.bpf_map__name(m)))
             m = lib.bpf_object__next_map(self._obj, m)
         return names
 

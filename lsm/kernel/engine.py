@@ -19,9 +19,6 @@ from lsmguard.policy.compile import Compiled
 from lsmguard.kernel.resources import bpf_object_path
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
-MAP_NAMES = ("lg_config", "lg_policy_sets", "lg_path_entries", "lg_inet_networks", "lg_port_intervals",
-             "lg_subject_uids", "lg_task_subjects", "lg_exe_ids", "lg_rule_identities", "lg_rule_hits_carried",
-             "lg_rule_hits", "lg_stats", "lg_events", "lg_file_marks")
 # CLOCK_REALTIME_COARSE (linux/time.h): what the kernel stamps inode change times with.
 CLOCK_REALTIME_COARSE = getattr(time, "CLOCK_REALTIME_COARSE", 5)
 
@@ -34,6 +31,12 @@ def host_mount_namespace() -> int:
         except OSError:
             continue
     return 0
+
+
+def map_names(obj: BpfObject) -> list[str]:
+    """The maps the engine pins and adopts, and the lock guards: every map the object declares.
+    (libbpf's maps of the object's global data are frozen at load and never pinned.)"""
+    return obj.map_names(internal=False)
 
 
 class IncompatiblePins(LsmguardError):
@@ -62,7 +65,7 @@ class Engine:
         try:
             obj.skip_absent_hooks()
             obj.load()
-            maps = {name: obj.map(name) for name in MAP_NAMES}
+            maps = {name: obj.map(name) for name in map_names(obj)}
             hash_key = struct.unpack("=QQ", os.urandom(16))
             maps["lg_config"].update(abi.u32(0), abi.pack("struct lg_config", path_hash_key=list(hash_key),
                                                           host_mnt_ns=host_mount_namespace()))
@@ -83,7 +86,7 @@ class Engine:
         with BpfObject(object_path or bpf_object_path()) as obj:
             obj.skip_absent_hooks()
             programs = sorted(p.name for p in obj.loaded_programs())
-            expected = {name: obj.map_spec(name) for name in MAP_NAMES}
+            expected = {name: obj.map_spec(name) for name in map_names(obj)}
         pinned_links = sorted(p.name for p in (pin_root / "links").iterdir())
         problems, maps = [], {}
         try:

@@ -109,7 +109,7 @@ class Lock:
         lock = cls(BpfObject(lock_object_path()), [], b"")
         try:
             lock.obj.load()
-            own = lock.maps = {name: lock.obj.map(name) for name in lock.obj.map_names()}
+            own = lock.maps = {name: lock.obj.map(name) for name in lock.obj.map_names(internal=False)}
             own["lg_lock_owner"].update(abi.u32(0), owner_record(os.getpid()))
             for m in [*maps, *own.values()]:
                 own["lg_lock_maps"].update(abi.u32(m.info.id), abi.u32(1))

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard.kernel.engine import MAP_NAMES
+from lsmguard.kernel.engine import map_names
 from lsmguard.loader import BpfError, BpfObject, LoadError, Map
 from lsmguard.kernel.resources import bpf_object_path
-from tests.hooks import PROGRAMS_BY_HOOK
+from tests.hooks import ENGINE_MAPS, PROGRAMS_BY_HOOK
 
 
 def test_the_installed_package_carries_its_bpf_object() -> None:
@@ -27,7 +27,8 @@ def test_object_lists_its_programs_and_maps() -> None:
     with BpfObject(bpf_object_path()) as obj:
         assert sorted((p.section, p.name) for p in obj.programs()) == sorted(
             (f"lsm/{hook}", program) for hook, programs in PROGRAMS_BY_HOOK.items() for program in programs)
-        assert set(MAP_NAMES) <= set(obj.map_names())
+        assert set(map_names(obj)) == ENGINE_MAPS
+        assert ENGINE_MAPS < set(obj.map_names())   # and libbpf's own maps of the object's global data
 
 
 def test_opening_a_non_object_raises_with_errno(tmp_path: Path) -> None:

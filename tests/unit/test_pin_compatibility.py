@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard.kernel.engine import MAP_NAMES, Engine, IncompatiblePins
+from lsmguard.kernel.engine import Engine, IncompatiblePins, map_names
 from lsmguard.loader import BpfObject, Map, MapSpec
 from lsmguard.kernel.resources import bpf_object_path
+from tests.hooks import ENGINE_MAPS
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def bpffs(tmp_path: Path) -> Iterator[Path]:
 
 def expected_specs() -> dict[str, MapSpec]:
     with BpfObject(bpf_object_path()) as obj:
-        return {name: obj.map_spec(name) for name in MAP_NAMES}
+        return {name: obj.map_spec(name) for name in map_names(obj)}
 
 
 def pin_wrong_exe_ids(pin_root: Path) -> MapSpec:
@@ -71,5 +72,5 @@ def test_the_cli_reports_it_without_a_traceback(bpffs: Path, tmp_path: Path) -> 
 def test_the_shipped_object_matches_itself() -> None:
     """The check compares like with like: the object's spec of each map is well formed."""
     specs = expected_specs()
-    assert set(specs) == set(MAP_NAMES)
+    assert set(specs) == ENGINE_MAPS
     assert specs["lg_path_entries"].key_size == 16 and specs["lg_events"].key_size == 0
