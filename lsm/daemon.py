@@ -18,10 +18,10 @@ from types import FrameType
 from lsmguard import abi
 from lsmguard.kernel import entries
 from lsmguard.lockmode import channel, guard
-from lsmguard.state import transaction
-from lsmguard.state.files import directory_sources, write_atomically
+from lsmguard.state.files import write_atomically
 from lsmguard.state.paths import Paths
-from lsmguard.state.policy_set import PolicySet, prepare
+from lsmguard.state.policy_set import PolicySet
+from lsmguard.state.transaction import Edit
 from lsmguard.kernel.mounts import MountTable, MountWatch, translation
 from lsmguard.errors import ExitStatus, LsmguardError
 from lsmguard.kernel.engine import Engine
@@ -123,10 +123,10 @@ class Daemon:
         """Apply the policy directory; on any failure the set in force stays, and a
         "policy rejected" record says why."""
         assert self.engine is not None
-        with transaction.locked(self.paths):
+        with Edit(self.paths) as edit:
             try:
-                policy_set = prepare(directory_sources(self.paths.policy_dir))
-                transaction.apply_set(self.engine, self.paths, policy_set)
+                policy_set = edit.prepare()
+                edit.apply(self.engine, policy_set)
             except (LsmguardError, OSError) as error:
                 self._rejected(str(error) or type(error).__name__, first)
                 return False
@@ -150,9 +150,9 @@ class Daemon:
         patterns = entries.path_patterns(policy_set.compiled)
         if translation(patterns, before) == translation(patterns, now_table):
             return
-        with transaction.locked(self.paths):
+        with Edit(self.paths) as edit:
             try:
-                transaction.apply_set(self.engine, self.paths, policy_set)
+                edit.apply(self.engine, policy_set)
             except (LsmguardError, OSError) as error:
                 self._rejected(f"applying the set in force again after a mount: {error}", first=False)
                 return

@@ -62,15 +62,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
     paths = paths_of(args)
     require_root("applying policy")
     given = [Path(p) for p in args.paths]
-    with transaction.locked(paths):
+    with transaction.Edit(paths) as edit:
         try:
             # A bad set is refused before anything is loaded.
-            policy_set = prepare(read_sources(given) if given else directory_sources(paths.policy_dir))
+            policy_set = prepare(read_sources(given)) if given else edit.prepare()
         except PolicyError as error:
             raise UsageError(str(error)) from None
         engine = open_engine(paths, load=True)
         try:
-            transaction.apply_set(engine, paths, policy_set)
+            edit.apply(engine, policy_set)
         except BpfError as error:
             raise LsmguardError(f"the kernel refused the policy set; the previous one stays in force: {error}") from None
         finally:

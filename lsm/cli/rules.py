@@ -10,22 +10,19 @@ from lsmguard.cli.host import open_engine, paths_of, require_root
 from lsmguard.errors import ExitStatus, LsmguardError, UsageError
 from lsmguard.loader import BpfError
 from lsmguard.policy.errors import PolicyError
-from lsmguard.policy.load import load_sources
 from lsmguard.policy.model import Policy
-from lsmguard.state import local_rules, transaction
-from lsmguard.state.files import directory_sources
-from lsmguard.state.paths import Paths
-from lsmguard.state.policy_set import prepare
+from lsmguard.state import local_rules
+from lsmguard.state.transaction import Edit
 
 
-def _policy_files(paths: Paths) -> dict[str, tuple[Path, str, Policy]]:
+def _policy_files(edit: Edit) -> dict[str, tuple[Path, str, Policy]]:
     """Policy name -> (file, text, policy) for every policy in the directory."""
     out: dict[str, tuple[Path, str, Policy]] = {}
-    sources = directory_sources(paths.policy_dir)
+    sources = edit.sources()
     try:
-        loaded = load_sources(sources)
+        loaded = edit.load()
     except PolicyError as error:
-        raise UsageError(f"{paths.policy_dir} is not valid; fix it first:\n{error}") from None
+        raise UsageError(f"{edit.paths.policy_dir} is not valid; fix it first:\n{error}") from None
     texts = dict(sources)
     for policy in loaded.policies:
         file = policy.source.split("#", 1)[0]
@@ -33,14 +30,14 @@ def _policy_files(paths: Paths) -> dict[str, tuple[Path, str, Policy]]:
     return out
 
 
-def _commit(paths: Paths, changes: dict[Path, str | None]) -> None:
+def _commit(edit: Edit, changes: dict[Path, str | None]) -> None:
     try:   # bad input is refused before the kernel is even opened
-        policy_set = prepare(directory_sources(paths.policy_dir, changes))
+        policy_set = edit.prepare(changes)
     except PolicyError as error:
         raise UsageError(f"the change would make the policy set invalid; nothing changed:\n{error}") from None
-    engine = open_engine(paths)
+    engine = open_engine(edit.paths)
     try:
-        transaction.commit(engine, paths, changes, policy_set)
+        edit.commit(engine, changes, policy_set)
     except BpfError as error:
         raise LsmguardError(f"the kernel refused the change; nothing changed: {error}") from None
     finally:
@@ -57,9 +54,11 @@ def cmd_rule(args: argparse.Namespace) -> int:
         executables=tuple(args.exe or []), cgroups=tuple(args.cgroup or []), uids=tuple(args.uid or []),
         audit_only=args.audit_only)
     name = args.policy or local_rules.default_policy_name(req)
-    with transaction.locked(paths):
-        files = _policy_files(paths)
-        file, text, _ = files.get(name, (paths.policy_dir / f"{name}.yaml", None, None))   # type: ignore[assignment]
+    with Edit(paths) as edit:
+        files = _policy_files(edit)
+        file, text = paths.policy_dir / f"{name}.yaml", None
+        if name in files:
+            file, text, _ = files[name]
         if text is not None and not local_rules.is_managed(text):
             raise UsageError(f"policy {name} is written by hand in {file}: add the rule there and run "
                            "`systemctl reload lsmguard`, or choose another --policy")
@@ -69,7 +68,7 @@ def cmd_rule(args: argparse.Namespace) -> int:
             new_text, rule_id, notes = local_rules.add_rule(text, name, req)
         except local_rules.LocalRuleError as error:
             raise UsageError(str(error)) from None
-        _commit(paths, {file: new_text})
+        _commit(edit, {file: new_text})
     if args.json:
         print(json.dumps({"policy": name, "rule": rule_id, "file": str(file), "notes": notes}))
     else:
@@ -82,8 +81,8 @@ def cmd_rule(args: argparse.Namespace) -> int:
 def cmd_remove(args: argparse.Namespace) -> int:
     paths = paths_of(args)
     require_root("lsmguard remove")
-    with transaction.locked(paths):
-        files = _policy_files(paths)
+    with Edit(paths) as edit:
+        files = _policy_files(edit)
         candidates = [name for name, (_, _, policy) in files.items() if args.policy in (None, name)
                       and any(r.id == args.rule_id for r in policy.rules)]
         if not candidates:
@@ -97,7 +96,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
         if not local_rules.is_managed(text):
             raise UsageError(f"rule {args.rule_id} is in {file}, written by hand: edit it there and run "
                            "`systemctl reload lsmguard`")
-        _commit(paths, {file: local_rules.remove_rule(text, args.rule_id)})
+        _commit(edit, {file: local_rules.remove_rule(text, args.rule_id)})
     if args.json:
         print(json.dumps({"policy": name, "removed": args.rule_id, "file": str(file)}))
     else:

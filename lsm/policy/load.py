@@ -167,18 +167,25 @@ def load_paths(paths: list[Path]) -> LoadResult:
     return load_sources(read_sources(paths))
 
 
-def load_sources(sources: list[tuple[str, str]]) -> LoadResult:
-    """Policies from (file, text) pairs, in order; names must be unique across all of them."""
+def load_sources(sources: list[tuple[str, str]],
+                 known: dict[tuple[str, str], LoadResult] | None = None) -> LoadResult:
+    """Policies from (file, text) pairs, in order; names must be unique across all of them.
+    `known`: each file's own load by (file, text), from earlier calls: a file loaded there is
+    not parsed again, and the files loaded now are added to it."""
     result = LoadResult()
     errors: list[Diagnostic] = []
     first_seen: dict[str, str] = {}
     for file, text in sources:
         result.files.append(file)
-        try:
-            loaded = load_text(text, file)
-        except PolicyError as exc:
-            errors += exc.diagnostics
-            continue
+        loaded = known.get((file, text)) if known is not None else None
+        if loaded is None:
+            try:
+                loaded = load_text(text, file)
+            except PolicyError as exc:
+                errors += exc.diagnostics
+                continue
+            if known is not None:
+                known[(file, text)] = loaded
         result.warnings += loaded.warnings
         for policy in loaded.policies:
             if policy.name in first_seen:

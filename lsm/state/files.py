@@ -9,7 +9,12 @@ from lsmguard.policy.load import read_sources
 
 def directory_sources(policy_dir: Path, changes: dict[Path, str | None] | None = None) -> list[tuple[str, str]]:
     """The directory's (file, text) pairs with `changes` applied (None: the file is removed)."""
-    current = dict(read_sources([policy_dir])) if policy_dir.is_dir() else {}
+    return changed(read_sources([policy_dir]) if policy_dir.is_dir() else [], changes)
+
+
+def changed(sources: list[tuple[str, str]], changes: dict[Path, str | None] | None) -> list[tuple[str, str]]:
+    """A directory's (file, text) pairs with `changes` applied, in the directory's order."""
+    current = dict(sources)
     for path, text in (changes or {}).items():
         if text is None:
             current.pop(str(path), None)

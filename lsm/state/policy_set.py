@@ -16,9 +16,10 @@ class PolicySet:
     loaded: LoadResult
 
 
-def prepare(sources: list[tuple[str, str]]) -> PolicySet:
-    """Raises PolicyError (every problem, file:line:column) when the set is not valid."""
-    loaded = load_sources(sources)
+def prepare(sources: list[tuple[str, str]], known: dict[tuple[str, str], LoadResult] | None = None) -> PolicySet:
+    """Raises PolicyError (every problem, file:line:column) when the set is not valid.
+    `known`: files loaded before, by (file, text), not parsed again (see load_sources)."""
+    loaded = load_sources(sources, known)
     try:
         return PolicySet(sources, compile_policies(loaded.policies), loaded)
     except CompileError as exc:

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lsmguard.state import local_rules, transaction
+from lsmguard.state import local_rules
 from lsmguard.state.in_force import read_in_force
 from lsmguard.state.paths import Paths
+from lsmguard.state.transaction import Edit
 from lsmguard.loader import BpfError
+from lsmguard.policy import load
 from lsmguard.policy.compile import Compiled
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,12 +56,12 @@ def deny_exec(path: str, **kw: object) -> local_rules.Request:
 
 
 def add(paths: Paths, applier: RecordingApplier, req: local_rules.Request) -> str:
-    with transaction.locked(paths):
+    with Edit(paths) as edit:
         name = local_rules.default_policy_name(req)
         file = paths.policy_dir / f"{name}.yaml"
         text = file.read_text() if file.exists() else None
         new_text, rule_id, _ = local_rules.add_rule(text, name, req)
-        transaction.commit(applier, paths, {file: new_text})
+        edit.commit(applier, {file: new_text})
         return rule_id
 
 
@@ -122,6 +124,23 @@ def test_concurrent_changes_are_serialised(paths: Paths) -> None:
     rules = yaml.safe_load((paths.policy_dir / "local.yaml").read_text())["spec"]["rules"]
     assert sorted(r["exec"]["paths"][0] for r in rules) == sorted(f"/srv/{i}/**" for i in range(8))
     assert len({r["id"] for r in rules}) == 8 and len(applier.applied[-1].policies[0].rules) == 8
+
+
+def test_an_edit_parses_each_file_once(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding the policy, then the set with the change: only the changed file is parsed again."""
+    (paths.policy_dir / "hand.yaml").write_text(HAND_WRITTEN)
+    add(paths, RecordingApplier(), deny_exec("/tmp/**"))
+    parsed: list[str] = []
+    real = load.load_text
+    monkeypatch.setattr(load, "load_text", lambda text, file: parsed.append(Path(file).name) or real(text, file))
+    applier = RecordingApplier()
+    with Edit(paths) as edit:
+        assert [p.name for p in edit.load().policies] == ["hand", "local"]
+        local = paths.policy_dir / "local.yaml"
+        new_text, _, _ = local_rules.add_rule(local.read_text(), "local", deny_exec("/var/tmp/**"))
+        edit.commit(applier, {local: new_text})
+    assert sorted(parsed) == ["hand.yaml", "local.yaml", "local.yaml"]
+    assert [len(p.rules) for p in applier.applied[-1].policies] == [1, 2]
 
 
 def test_allow_creates_an_allow_list_and_refuses_a_default_allow_policy(paths: Paths) -> None:
