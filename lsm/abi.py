@@ -11,30 +11,40 @@ import ipaddress
 import os
 import struct
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lsmguard.loader.binding import ffi, lib
 
 
-def c_enum(name: str, ctype: str, prefix: str, kind: type[enum.IntEnum] | type[enum.IntFlag] = enum.IntEnum) -> Any:
-    """A Python enum of a C enum of abi.h, its members read from the cffi declaration (never
-    restated here), `prefix` stripped from their names, the *_COUNT bound left out. (Typed Any:
-    a checker cannot see members made at run time; tests/unit/test_abi.py holds them to abi.h.)"""
-    members = {cname.removeprefix(prefix): value
-               for cname, value in sorted(ffi.typeof(ctype).relements.items(), key=lambda item: item[1])
-               if not cname.endswith("COUNT")}
-    return kind(name, members, module=__name__)
+class CEnumType(enum.EnumType):
+    """The metaclass of Python enums of abi.h's C enums: the members are read from the cffi
+    declaration of `ctype` (never restated here), `prefix` stripped from their names, the
+    *_COUNT bound left out; tests/unit/test_abi.py holds them to abi.h.
+
+        class Op(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_op", prefix="LG_OP_"): ...
+    """
+
+    def __new__(metacls, cls: str, bases: tuple[type, ...], classdict: Any, ctype: str = "", prefix: str = "",
+                **kwds: Any) -> Any:
+        if ctype:
+            for cname, value in sorted(ffi.typeof(ctype).relements.items(), key=lambda item: item[1]):
+                if not cname.endswith("COUNT"):
+                    classdict[cname.removeprefix(prefix)] = value
+        return super().__new__(metacls, cls, bases, classdict, **kwds)
+
+    if TYPE_CHECKING:   # a checker cannot see members made at run time: each is what abi.h names
+        def __getattr__(cls, name: str) -> Any: ...
 
 
-Op = c_enum("Op", "enum lg_op", "LG_OP_")
-Decision = c_enum("Decision", "enum lg_decision", "LG_DECISION_")
-PathFlag = c_enum("PathFlag", "enum lg_path_flags", "LG_PATH_", enum.IntFlag)
-Stat = c_enum("Stat", "enum lg_stat", "LG_STAT_")
-Slot = c_enum("Slot", "enum lg_slot", "LG_SLOT_")
-NameKind = c_enum("NameKind", "enum lg_name", "LG_NAME_")      # what a path event's name is
-ObjectKind = c_enum("ObjectKind", "enum lg_object", "LG_OBJECT_")
-Family = c_enum("Family", "enum lg_family", "LG_AF_")
-Match = c_enum("Match", "enum lg_match", "LG_MATCH_")
+class Op(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_op", prefix="LG_OP_"): ...
+class Decision(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_decision", prefix="LG_DECISION_"): ...
+class PathFlag(enum.IntFlag, metaclass=CEnumType, ctype="enum lg_path_flags", prefix="LG_PATH_"): ...
+class Stat(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_stat", prefix="LG_STAT_"): ...
+class Slot(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_slot", prefix="LG_SLOT_"): ...
+class NameKind(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_name", prefix="LG_NAME_"): ...  # a path event's name
+class ObjectKind(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_object", prefix="LG_OBJECT_"): ...
+class Family(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_family", prefix="LG_AF_"): ...
+class Match(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_match", prefix="LG_MATCH_"): ...
 
 
 PATH_MAX = lib.LG_PATH_MAX
@@ -118,7 +128,7 @@ class Packer:
         self.pack = self.struct.pack
 
     @classmethod
-    def _scalars(cls, ctype: "ffi.CType", base: int) -> list[tuple[int, str]]:
+    def _scalars(cls, ctype: ffi.CType, base: int) -> list[tuple[int, str]]:
         out = []
         for _, field in ctype.fields:
             if field.type.kind == "struct":
@@ -240,7 +250,7 @@ Event = PathEvent | InetEvent
 HEADER_SIZE = ffi.sizeof("struct lg_event_header")
 
 
-def _header(raw: "ffi.CData") -> EventHeader:
+def _header(raw: ffi.CData) -> EventHeader:
     return EventHeader(
         ktime_ns=raw.ktime_ns, cgroup_id=raw.cgroup_id, op=Op(raw.op), decision=Decision(raw.decision),
         policy_id=raw.policy_id, rule_id=raw.rule_id, pid=raw.pid, tgid=raw.tgid, ppid=raw.ppid,
@@ -248,7 +258,7 @@ def _header(raw: "ffi.CData") -> EventHeader:
         generation=raw.generation, ancestors=_ancestors(raw.ancestors))
 
 
-def _ancestors(raw: "ffi.CData") -> tuple[ProcessId, ...]:
+def _ancestors(raw: ffi.CData) -> tuple[ProcessId, ...]:
     out = []
     for a in raw:
         if not a.tgid:   # the chain ended (at the idle task, or above init)
@@ -257,7 +267,7 @@ def _ancestors(raw: "ffi.CData") -> tuple[ProcessId, ...]:
     return tuple(out)
 
 
-def _cast(ctype: str, data: bytes) -> "ffi.CData":
+def _cast(ctype: str, data: bytes) -> ffi.CData:
     if len(data) < ffi.sizeof(ctype):
         raise ValueError(f"{ctype} of {len(data)} bytes is truncated")
     return ffi.cast(f"{ctype} *", ffi.from_buffer(data))

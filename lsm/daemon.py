@@ -16,21 +16,21 @@ from dataclasses import asdict, dataclass
 from types import FrameType
 
 from lsmguard import abi
+from lsmguard.errors import ExitStatus, LsmguardError
+from lsmguard.events.journal import JournalWriter, MessageId, Priority, lost_record
+from lsmguard.events.naming import PolicyBook
+from lsmguard.events.pump import EventPump
+from lsmguard.events.records import daemon_record
+from lsmguard.events.suppression import SuppressionWatch, own_unit
 from lsmguard.kernel import entries
+from lsmguard.kernel.engine import Engine
+from lsmguard.kernel.mounts import MountTable, MountWatch, translation
+from lsmguard.loader import RingBuffer
 from lsmguard.lockmode import channel, guard
 from lsmguard.state.files import write_atomically
 from lsmguard.state.paths import Paths
 from lsmguard.state.policy_set import PolicySet
 from lsmguard.state.transaction import Edit
-from lsmguard.kernel.mounts import MountTable, MountWatch, translation
-from lsmguard.errors import ExitStatus, LsmguardError
-from lsmguard.kernel.engine import Engine
-from lsmguard.events.journal import JournalWriter, MessageId, Priority, lost_record
-from lsmguard.events.naming import PolicyBook
-from lsmguard.events.pump import EventPump
-from lsmguard.loader import RingBuffer
-from lsmguard.events.records import daemon_record
-from lsmguard.events.suppression import SuppressionWatch, own_unit
 
 POLL_MS = 200
 # A mount table that changed is looked at once it has been still this long: a container
@@ -166,8 +166,9 @@ class Daemon:
             LSMGUARD_ERROR=why, LSMGUARD_POLICY_DIR=self.paths.policy_dir))
 
     def _applied(self, policy_set: PolicySet, reason: str = "") -> None:
+        assert self.engine is not None
         compiled, files = policy_set.compiled, len(policy_set.loaded.files)
-        self.book.record(self.engine.generation(), policy_set)   # type: ignore[union-attr]
+        self.book.record(self.engine.generation(), policy_set)
         self.status.policies = len(compiled.names)
         self.status.rules = sum(len(r) for r in compiled.rules)
         self.status.last_reload_error = ""
@@ -200,10 +201,10 @@ class Daemon:
             return {"ok": False, "error": f"could not lock: {error}"}
         self.lock_reader = self.lock.event_reader(self._on_lock_event)
         self._lock_lost_seen = 0
-        self.suppression: SuppressionWatch | None = None
-        self.mount_watch: MountWatch | None = None
-        self._mounts_seen: MountTable | None = None
-        self._mounts_changed_at: float | None = None
+        self.suppression = None
+        self.mount_watch = None
+        self._mounts_seen = None
+        self._mounts_changed_at = None
         self.status.locked = True
         self.writer.write(daemon_record(
             "lsmguard locked: its maps, links, pins and daemon are guarded until unlocked with the key or a reboot",
@@ -218,7 +219,8 @@ class Daemon:
                                             Priority.WARNING, LSMGUARD_LOCK_REFUSAL="unlock"))
             return {"ok": False, "error": "wrong key: still locked"}
         self._consume_lock_events()
-        self.lock_reader.close()     # type: ignore[union-attr]
+        assert self.lock_reader is not None
+        self.lock_reader.close()
         self.lock.release(self.paths.pin_root)
         self.lock = self.lock_reader = None
         self.status.locked = False

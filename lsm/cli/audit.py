@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from systemd import journal as sdjournal
 
@@ -71,11 +71,11 @@ def _open(query: Query) -> sdjournal.Reader:
     return reader
 
 
-def _is_event(entry: dict[str, object]) -> bool:
+def _is_event(entry: dict[str, Any]) -> bool:
     return str(entry.get("MESSAGE_ID", "")).replace("-", "") in {m.hex for m in EVENT_IDS}
 
 
-def entries(query: Query, follow: bool = False) -> Iterator[dict[str, object]]:
+def entries(query: Query, follow: bool = False) -> Iterator[dict[str, Any]]:
     reader = _open(query)
     if follow and not query.since:     # like journalctl -f: from now on
         reader.seek_tail()
@@ -96,8 +96,8 @@ def entries(query: Query, follow: bool = False) -> Iterator[dict[str, object]]:
             yield entry
 
 
-def as_json(entry: dict[str, object]) -> dict[str, object]:
-    out: dict[str, object] = {"time": entry["__REALTIME_TIMESTAMP"].isoformat(),  # type: ignore[attr-defined]
+def as_json(entry: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"time": entry["__REALTIME_TIMESTAMP"].isoformat(),
                               "message": entry.get("MESSAGE", ""),
                               "message_id": str(entry.get("MESSAGE_ID", "")).replace("-", ""),
                               "priority": entry.get("PRIORITY")}
@@ -115,8 +115,8 @@ def as_json(entry: dict[str, object]) -> dict[str, object]:
 COLUMNS = ("TIME", "DECISION", "OP", "TARGET", "PROCESS", "POLICY/RULE")
 
 
-def row(entry: dict[str, object]) -> tuple[str, ...]:
-    when = entry["__REALTIME_TIMESTAMP"].astimezone().strftime("%b %d %H:%M:%S")  # type: ignore[attr-defined]
+def row(entry: dict[str, Any]) -> tuple[str, ...]:
+    when = entry["__REALTIME_TIMESTAMP"].astimezone().strftime("%b %d %H:%M:%S")
     if "LSMGUARD_LOST" in entry:
         return (when, "lost", "-", f"{entry['LSMGUARD_LOST']} events lost", "-", "-")
     repeats = entry.get("LSMGUARD_REPEATS")
@@ -135,7 +135,7 @@ def _usec_time(text: object) -> str:
     return when.astimezone().strftime("%b %d %H:%M:%S")
 
 
-def _writer(entry: dict[str, object]) -> str:
+def _writer(entry: dict[str, Any]) -> str:
     """Who wrote a drifted file: the kernel's mark, and what /proc told while the writer ran."""
     if entry.get("LSMGUARD_DRIFT") != "written":
         return "changed after the policy came into force (no write mark: the inode was evicted, or written " \
@@ -147,7 +147,7 @@ def _writer(entry: dict[str, object]) -> str:
     return who + (" (since exited)" if "LSMGUARD_WRITER_GONE" in entry else "")
 
 
-def details(entry: dict[str, object]) -> list[str]:
+def details(entry: dict[str, Any]) -> list[str]:
     """The context of one record, as indented lines under its row (`lsmguard audit --details`)."""
     lines = []
     exe = entry.get("LSMGUARD_EXE")
@@ -170,7 +170,7 @@ def details(entry: dict[str, object]) -> list[str]:
 FOLLOW_WIDTHS = (15, 10, 7, 40, 20, 20)   # streamed rows cannot be measured first
 
 
-def print_table(entries: Iterator[dict[str, object]], out: TextIO = sys.stdout, follow: bool = False,
+def print_table(entries: Iterator[dict[str, Any]], out: TextIO = sys.stdout, follow: bool = False,
                 with_details: bool = False) -> None:
     """Columns sized to the rows (streamed with fixed widths when following); with_details: each
     row followed by its context."""
@@ -184,7 +184,7 @@ def print_table(entries: Iterator[dict[str, object]], out: TextIO = sys.stdout, 
     found = list(entries)
     header, *lines = table.render(COLUMNS, [row(e) for e in found])
     print(header, file=out)
-    for text, entry in zip(lines, found):
+    for text, entry in zip(lines, found, strict=True):
         print(text, file=out)
         for extra in details(entry) if with_details else []:
             print(extra, file=out)

@@ -13,10 +13,10 @@ import os
 
 from lsmguard.errors import ExitStatus
 from lsmguard.events.journal import SOCKET
+from lsmguard.kernel.resources import probe_object_path
 from lsmguard.loader import BpfError, BpfObject
 from lsmguard.loader.diagnose import SANDBOX_FIX, SANDBOX_REFUSAL, Check, run_checks
 from lsmguard.loader.errors import describe
-from lsmguard.kernel.resources import probe_object_path
 
 PROBE_PROGRAM = "lg_probe_task_alloc"
 

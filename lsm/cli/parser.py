@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--access", action="append", metavar="read|write", help="open: which access (default both)")
         p.add_argument("--port", action="append", metavar="PORT[-PORT]", help="connect: ports or ranges")
         p.add_argument("--proto", choices=("tcp", "udp", "any"), help="connect: protocol (default any)")
-        p.add_argument("--exe", action="append", metavar="PATH", help="only for processes running PATH (and descendants)")
+        p.add_argument("--exe", action="append", metavar="PATH",
+                       help="only for processes running PATH (and descendants)")
         p.add_argument("--cgroup", action="append", metavar="PATH", help="only for processes in this cgroup")
         p.add_argument("--uid", action="append", type=int, metavar="UID", help="only for this effective uid")
         p.add_argument("--policy", metavar="NAME", help="the policy to add the rule to")

@@ -9,6 +9,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from lsmguard.cli import table
 from lsmguard.cli.host import daemon_pid, in_force, is_loaded, open_engine, paths_of, require_root, require_unlocked
@@ -72,7 +73,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         try:
             edit.apply(engine, policy_set)
         except BpfError as error:
-            raise LsmguardError(f"the kernel refused the policy set; the previous one stays in force: {error}") from None
+            raise LsmguardError(f"the kernel refused the policy set; the previous one stays in force: "
+                                f"{error}") from None
         finally:
             engine.close()
     compiled, loaded = policy_set.compiled, policy_set.loaded
@@ -107,12 +109,13 @@ def cmd_unload(args: argparse.Namespace) -> int:
 # -- list, status ----------------------------------------------------------------
 
 def _policy_rows(compiled: Compiled, hits: dict[tuple[str, str], int] | None) -> list[dict[str, object]]:
-    rows = []
+    rows: list[dict[str, object]] = []
     for policy in compiled.policies:
         for rule in policy.rules:
             rows.append({"policy": policy.name, "mode": policy.mode.value, "rule": rule.id,
                          "action": rule.action.value, "operation": rule.operation.value,
-                         "objects": _objects(rule), "hits": None if hits is None else hits.get((policy.name, rule.id), 0)})
+                         "objects": _objects(rule),
+                         "hits": None if hits is None else hits.get((policy.name, rule.id), 0)})
         if policy.drift is not None:
             rows.append({"policy": policy.name, "mode": policy.mode.value, "rule": DRIFT_RULE,
                          "action": policy.drift.value, "operation": "exec,mmap",
@@ -175,7 +178,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     paths = paths_of(args)
     loaded = is_loaded(paths)
     locked = guard.is_locked(paths.pin_root)
-    out: dict[str, object] = {"loaded": loaded, "locked": locked, "pin_root": str(paths.pin_root)}
+    out: dict[str, Any] = {"loaded": loaded, "locked": locked, "pin_root": str(paths.pin_root)}   # JSON
     if loaded:
         out["programs"] = sorted(p.name for p in (paths.pin_root / "links").iterdir())
     if loaded and os.geteuid() == 0 and not locked:
@@ -189,7 +192,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         finally:
             engine.close()
     pid = daemon_pid(paths)
-    daemon: dict[str, object] = {"running": pid is not None, "pid": pid}
+    daemon: dict[str, Any] = {"running": pid is not None, "pid": pid}
     try:
         daemon.update(json.loads((paths.run_dir / "daemon.json").read_text()) if pid else {})
     except (OSError, ValueError):
@@ -200,13 +203,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         return ExitStatus.OK
     print(f"loaded:    {'yes' if loaded else 'no'}")
     if loaded:
-        print(f"programs:  {', '.join(out['programs'])}")   # type: ignore[arg-type]
+        print(f"programs:  {', '.join(out['programs'])}")
     if "policies" in out:
-        print(f"policies:  {len(out['policies'])} ({', '.join(out['policies']) or 'none'}), "  # type: ignore[arg-type]
+        print(f"policies:  {len(out['policies'])} ({', '.join(out['policies']) or 'none'}), "
               f"{out['rules']} rules, generation {out['generation']}")
         k = out["kernel"]
-        print(f"kernel:    {k['denied']} denied, {k['events_lost']} events lost, "  # type: ignore[index]
-              f"{k['paths_unresolved']} unresolved paths")  # type: ignore[index]
+        print(f"kernel:    {k['denied']} denied, {k['events_lost']} events lost, "
+              f"{k['paths_unresolved']} unresolved paths")
     elif loaded:
         print("policies:  " + ("(locked: only the daemon reads the kernel's maps)" if locked else
                                "(run as root to read the kernel's maps)"))
@@ -218,7 +221,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         causes = {"kernel ring buffer full": "kernel_lost", "journald unavailable": "journal_lost",
                   "journald rate limit": "journal_suppressed", "lock ring buffer full": "lock_events_lost"}
-        lost = {cause: int(daemon.get(key, 0)) for cause, key in causes.items()}   # type: ignore[call-overload]
+        lost = {cause: int(daemon.get(key, 0)) for cause, key in causes.items()}
         why = ", ".join(f"{n} {cause}" for cause, n in lost.items() if n)
         print(f"daemon:    running, pid {pid}; {daemon.get('events', 0)} events, "
               f"{daemon.get('coalesced', 0)} coalesced, {sum(lost.values())} lost" + (f" ({why})" if why else ""))

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 
 def line(cells: Sequence[str], widths: Sequence[int]) -> str:
-    return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+    return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=False)).rstrip()
 
 
 def render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -15,7 +15,6 @@ from lsmguard.state.in_force import read_in_force
 from lsmguard.state.paths import Paths
 from lsmguard.state.policy_set import PolicySet, prepare
 
-
 _DATAGRAM_PROTOCOLS = {1, 17, 58, 136}   # IPPROTO_ICMP, UDP, ICMPV6, UDPLITE: the kernel's "udp" slot
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 
 from lsmguard import abi
 from lsmguard.events.journal import MessageId, Priority, Record, record
-from lsmguard.policy.evaluate import DRIFT_RULE
 from lsmguard.events.process import ProcessContext, WriterContext
 from lsmguard.events.untrusted import escape
+from lsmguard.policy.evaluate import DRIFT_RULE
 
 DECISION_NAMES = {abi.Decision.DENY: "deny", abi.Decision.WOULD_DENY: "would-deny", abi.Decision.AUDIT: "audit",
                   abi.Decision.ALLOW: "allow"}
@@ -161,5 +162,5 @@ def coalescing_key(event: abi.Event, policy: str, rule: str) -> tuple[object, ..
     return (h.op, h.decision, policy, rule, h.tgid, h.uid, h.comm, h.flags, target)
 
 
-def daemon_record(message: str, message_id: object, priority: int = Priority.INFO, **fields: object) -> Record:
-    return record(message, message_id, priority, LSMGUARD_DAEMON_PID=os.getpid(), **fields)  # type: ignore[arg-type]
+def daemon_record(message: str, message_id: uuid.UUID, priority: int = Priority.INFO, **fields: object) -> Record:
+    return record(message, message_id, priority, LSMGUARD_DAEMON_PID=os.getpid(), **fields)

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsmguard import abi
-from lsmguard.kernel import entries, hits, inodes, lineage
 from lsmguard.errors import LsmguardError
+from lsmguard.kernel import entries, hits, inodes, lineage
 from lsmguard.kernel.mounts import HOST_MOUNTS, MountTable
+from lsmguard.kernel.resources import bpf_object_path
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer, membarrier_global, wait_released
 from lsmguard.policy.compile import Compiled
-from lsmguard.kernel.resources import bpf_object_path
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
 # CLOCK_REALTIME_COARSE (linux/time.h): what the kernel stamps inode change times with.
@@ -56,7 +56,7 @@ class Engine:
 
     @classmethod
     def load(cls, object_path: str | os.PathLike[str] | None = None,
-             pin_root: Path | None = None) -> "Engine":
+             pin_root: Path | None = None) -> Engine:
         """Adopt what is pinned under `pin_root`, with no gap in enforcement; else load the
         object, key the path hash, attach every program, and pin if asked."""
         if pin_root is not None and (pin_root / "links").is_dir():
@@ -80,7 +80,7 @@ class Engine:
             raise
 
     @classmethod
-    def adopt(cls, pin_root: Path, object_path: str | os.PathLike[str] | None = None) -> "Engine":
+    def adopt(cls, pin_root: Path, object_path: str | os.PathLike[str] | None = None) -> Engine:
         """Take over pinned maps and links: the programs never stop running. What is pinned
         must be what this version's object defines, map by map, or nothing is touched."""
         with BpfObject(object_path or bpf_object_path()) as obj:
@@ -189,7 +189,7 @@ class Engine:
                                                                                 since.realtime_ns)
         return [kept.get(hits.identity(self.hash_key, name, hits.DRIFT_RULE), now)
                 if policy.drift is not None else entries.DriftBaseline(0, 0)
-                for name, policy in zip(compiled.names, compiled.policies)]
+                for name, policy in zip(compiled.names, compiled.policies, strict=True)]
 
     def apply(self, compiled: Compiled, mounts: MountTable | None = None) -> None:
         """Replace the policy set in force, atomically: programs see the old set or the
@@ -256,7 +256,7 @@ class Engine:
         totals = hits.by_identity(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"],
                                   self.maps["lg_rule_hits_carried"], self.generation())
         out = {}
-        for name, rules in zip(compiled.names, compiled.rules):
+        for name, rules in zip(compiled.names, compiled.rules, strict=True):
             for rule in [*rules, hits.DEFAULT_RULE, hits.UNATTRIBUTED_RULE, hits.DRIFT_RULE]:
                 out[(name, rule)] = totals.get(hits.identity(self.hash_key, name, rule), 0)
         return out

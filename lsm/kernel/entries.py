@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from lsmguard import abi
 from lsmguard.kernel import hits
-from lsmguard.policy.bulk import paused_gc
 from lsmguard.kernel.inodes import Inode
 from lsmguard.kernel.mounts import MountTable
+from lsmguard.policy.bulk import paused_gc
 from lsmguard.policy.compile import Compiled, InetSlot, Masks, PathTable, Slot, bit_table, merge_path_table
 from lsmguard.policy.model import Action, IPNetwork, PathPattern
 
@@ -120,7 +120,8 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
             bound: dict[Slot, dict[Inode, Masks]] | None, drift_since: list[DriftBaseline] | None,
             mounts: MountTable) -> GenerationEntries:
     out = GenerationEntries()
-    raw = {slot: table for slot, table in compiled.patterns.items() if slot is not Slot.SUBJECT_CGROUP}
+    raw: dict[Slot, dict[PathPattern, Masks]] = {slot: table for slot, table in compiled.patterns.items()
+                                                 if slot is not Slot.SUBJECT_CGROUP}
     raw[Slot.SUBJECT_EXE] = {p: Masks(allow=1 << exe_ids[p]) for p in compiled.exe_patterns}
     path_entries = out.by_map.setdefault("lg_path_entries", [])
 
@@ -151,9 +152,9 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
 
     networks = out.by_map.setdefault("lg_inet_networks", [])
     intervals = out.by_map.setdefault("lg_port_intervals", [])
-    for slot, inet in compiled.inet.items():
+    for inet_slot, inet in compiled.inet.items():
         for network, ports in inet.networks.items():
-            networks.append((inet_key(generation, slot, network),
+            networks.append((inet_key(generation, inet_slot, network),
                              abi.pack("struct lg_inet_value", first=len(intervals), count=len(ports))))
             for interval in ports:
                 intervals.append((abi.pack("struct lg_port_interval_key", index=len(intervals),

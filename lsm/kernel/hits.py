@@ -32,12 +32,14 @@ def hit_key(reference: int, generation: int) -> bytes:
 
 def identities(compiled: Compiled, hash_key: tuple[int, int], generation: int) -> Iterator[tuple[bytes, bytes]]:
     """(lg_rule_identities key, value) for every rule reference of a generation."""
-    for policy_id, (name, rules) in enumerate(zip(compiled.names, compiled.rules)):
-        specials = ((abi.RULE_INDEX_DEFAULT, DEFAULT_RULE), (abi.RULE_INDEX_UNATTRIBUTED, UNATTRIBUTED_RULE))
+    for policy_id, (name, rules) in enumerate(zip(compiled.names, compiled.rules, strict=True)):
+        specials: tuple[tuple[int, str], ...] = ((abi.RULE_INDEX_DEFAULT, DEFAULT_RULE),
+                                                 (abi.RULE_INDEX_UNATTRIBUTED, UNATTRIBUTED_RULE))
         if compiled.policies[policy_id].drift is not None:   # its identity also tells the engine it had drift
             specials += ((abi.RULE_INDEX_DRIFT, DRIFT_RULE),)
         for index, rule in [*enumerate(rules), *specials]:
-            yield hit_key(abi.rule_reference(policy_id, index), generation), struct.pack("=Q", identity(hash_key, name, rule))
+            yield (hit_key(abi.rule_reference(policy_id, index), generation),
+                   struct.pack("=Q", identity(hash_key, name, rule)))
 
 
 def _generation_of(key: bytes) -> int:

@@ -60,7 +60,7 @@ def assign_exe_ids(registry: Map, hash_key: tuple[int, int], patterns: Iterable[
             f"subjects name {len(new)} executables not seen before, and only {len(free)} of "
             f"{abi.EXE_IDS} executable ids are free since lsmguard was loaded; "
             "`lsmguard unload` and a new load start afresh")
-    for (pattern, identity), exe_id in zip(new, free):
+    for (pattern, identity), exe_id in zip(new, free, strict=False):   # new fits in free, checked above
         registry.update(abi.u32(exe_id),
                         abi.pack("struct lg_exe_id", hash=identity.hash, len=identity.len, match=identity.match,
                                  in_use=1))

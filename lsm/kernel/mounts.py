@@ -80,7 +80,7 @@ class MountTable:
                 self._at.setdefault((mount.parent, mount.point), []).append(mount)
 
     @classmethod
-    def parse(cls, text: str) -> "MountTable":
+    def parse(cls, text: str) -> MountTable:
         mounts = []
         for line in text.splitlines():
             fields = line.split(" ")
@@ -92,7 +92,7 @@ class MountTable:
         return cls(mounts)
 
     @classmethod
-    def of_host(cls, mountinfo: Path = HOST_MOUNTINFO) -> "MountTable":
+    def of_host(cls, mountinfo: Path = HOST_MOUNTINFO) -> MountTable:
         """The mount table of PID 1's namespace, with paths from its root (whatever ours is);
         our own where PID 1's cannot be read (a sandbox that hides its init)."""
         try:
@@ -241,6 +241,7 @@ class MountWatch:
             self._poll = None
 
 
-def translation(patterns: Iterator[PathPattern] | list[PathPattern], table: MountTable) -> frozenset[tuple[PathPattern, tuple[Identity, ...]]]:
+def translation(patterns: Iterator[PathPattern] | list[PathPattern],
+                table: MountTable) -> frozenset[tuple[PathPattern, tuple[Identity, ...]]]:
     """What `patterns` are to the kernel under `table`: a set applied again only when this changes."""
     return frozenset((p, tuple(table.identities(p))) for p in patterns)

@@ -22,21 +22,18 @@ from pathlib import Path
 
 from lsmguard import abi
 from lsmguard.kernel import inodes
-from lsmguard.loader import BpfObject, Link, Map, RingBuffer, wait_released
 from lsmguard.kernel.resources import lock_object_path
+from lsmguard.loader import BpfObject, Link, Map, RingBuffer, wait_released
 
 LOCK_DIR = "lock"
 KEY_PREFIX = "lsmguard-key-"
 NSEC_PER_SEC = 1_000_000_000
 
 
-class _Refusal(enum.IntEnum):
+class Refusal(enum.IntEnum, metaclass=abi.CEnumType, ctype="enum lg_lock_refusal", prefix="LG_LOCK_"):
     @property
     def label(self) -> str:
         return self.name.lower().replace("_", "-")
-
-
-Refusal = abi.c_enum("Refusal", "enum lg_lock_refusal", "LG_LOCK_", _Refusal)
 
 
 REFUSAL_TEXT = {
@@ -101,7 +98,7 @@ class Lock:
     maps: dict[str, Map] = field(default_factory=dict)
 
     @classmethod
-    def engage(cls, maps: list[Map], links: list[Link], pin_root: Path) -> tuple["Lock", str]:
+    def engage(cls, maps: list[Map], links: list[Link], pin_root: Path) -> tuple[Lock, str]:
         """Lock the engine of `maps` and `links` pinned under `pin_root`, owned by this process.
         Returns the lock and its key, which exists nowhere else."""
         if is_locked(pin_root):

@@ -16,11 +16,23 @@ the kernel does; the property tests hold it equal to the reference evaluator.
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass, field
 
 from lsmguard.errors import UsageError
-from lsmguard.policy.model import (Access, Action, Default, IPNetwork, Mode, Operation, PathPattern, Policy,
-                                   Protocol, Rule)
+from lsmguard.policy.model import (
+    Access,
+    Action,
+    Default,
+    IPNetwork,
+    Mode,
+    Operation,
+    PathPattern,
+    Policy,
+    PortRange,
+    Protocol,
+    Rule,
+)
 
 MAX_POLICIES = 64
 
@@ -82,14 +94,14 @@ class Masks:
         key = (policy_id, action)
         self.rules[key] = min(self.rules.get(key, rule_index), rule_index)
 
-    def merge(self, other: "Masks") -> None:
+    def merge(self, other: Masks) -> None:
         self.deny |= other.deny
         self.allow |= other.allow
         self.audit |= other.audit
         for key, index in other.rules.items():
             self.rules[key] = min(self.rules.get(key, index), index)
 
-    def copy(self) -> "Masks":
+    def copy(self) -> Masks:
         return Masks(self.deny, self.allow, self.audit, dict(self.rules))
 
 
@@ -169,6 +181,13 @@ class Compiled:
                 + len(self.uids))
 
 
+# The slots a policy's default decides, by operation.
+DEFAULT_SLOTS: dict[Operation, list[Slot | InetSlot]] = {
+    Operation.EXEC: [Slot.EXEC], Operation.CHMOD: [Slot.CHMOD], Operation.OPEN: [Slot.OPEN_READ, Slot.OPEN_WRITE],
+    Operation.CONNECT: [Slot.UNIX, InetSlot.TCP, InetSlot.UDP], Operation.BIND: [InetSlot.BIND_TCP, InetSlot.BIND_UDP],
+    Operation.LISTEN: [InetSlot.LISTEN]}
+
+
 def _slots(rule: Rule) -> list[Slot]:
     if rule.operation is Operation.EXEC:
         return [Slot.EXEC]
@@ -241,15 +260,20 @@ def _merge_inet(rules: list[tuple[int, Rule, int]], slot: InetSlot) -> InetTable
     return table
 
 
+def _ports(rule: Rule) -> tuple[PortRange, ...]:
+    """The ports of a rule filed under a network: one with an inet target."""
+    assert rule.inet is not None
+    return rule.inet.ports
+
+
 def _port_intervals(covering: list[tuple[int, Rule, int]]) -> list[PortInterval]:
     """Disjoint port intervals, each with the masks of the rules covering it."""
-    bounds = sorted({b for _, r, _ in covering for pr in r.inet.ports  # type: ignore[union-attr]
-                     for b in (pr.low, pr.high + 1)})
+    bounds = sorted({b for _, r, _ in covering for pr in _ports(r) for b in (pr.low, pr.high + 1)})
     intervals: list[PortInterval] = []
-    for low, next_low in zip(bounds, bounds[1:]):
+    for low, next_low in itertools.pairwise(bounds):
         masks = Masks()
         for pid, r, i in covering:
-            if any(pr.low <= low <= pr.high for pr in r.inet.ports):  # type: ignore[union-attr]
+            if any(pr.low <= low <= pr.high for pr in _ports(r)):
                 masks.add(pid, r.action, i)
         if not (masks.deny or masks.allow or masks.audit):
             continue
@@ -288,13 +312,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
             drift_audit |= bit
         if policy.default is Default.DENY:
             for op in policy.operations:
-                keys: list[Slot | InetSlot] = {
-                    Operation.EXEC: [Slot.EXEC], Operation.CHMOD: [Slot.CHMOD],
-                    Operation.OPEN: [Slot.OPEN_READ, Slot.OPEN_WRITE],
-                    Operation.CONNECT: [Slot.UNIX, InetSlot.TCP, InetSlot.UDP],
-                    Operation.BIND: [InetSlot.BIND_TCP, InetSlot.BIND_UDP],
-                    Operation.LISTEN: [InetSlot.LISTEN]}[op]
-                for key in keys:
+                for key in DEFAULT_SLOTS[op]:
                     default_deny[key] = default_deny.get(key, 0) | bit
                     if isinstance(key, Slot):
                         unresolved_refuse[key] = unresolved_refuse.get(key, 0) | bit
@@ -317,13 +335,14 @@ def compile_policies(policies: list[Policy]) -> Compiled:
             for slot in _slots(rule):
                 if rule.action is Action.DENY:
                     unresolved_refuse[slot] = unresolved_refuse.get(slot, 0) | bit
-                targets = rule.paths if slot is not Slot.UNIX else rule.unix.paths  # type: ignore[union-attr]
+                unix = rule.unix if slot is Slot.UNIX else None   # _slots gives UNIX to unix targets only
+                targets = unix.paths if unix is not None else rule.paths
                 if rule.fileless:
                     targets = (*targets, FILELESS)
                 for pattern in targets:
                     _add_pattern(patterns[slot], pattern, pid, rule.action, index)
-                if slot is Slot.UNIX:
-                    for name in rule.unix.abstract:  # type: ignore[union-attr]
+                if unix is not None:
+                    for name in unix.abstract:
                         _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
     paths = {slot: merge_path_table(table) for slot, table in patterns.items()}
     write_ancestors = _write_ancestors(patterns[Slot.OPEN_WRITE])

@@ -7,8 +7,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsmguard.policy.bulk import paused_gc
 from lsmguard.policy import schema
+from lsmguard.policy.bulk import paused_gc
 from lsmguard.policy.errors import Diagnostic, PolicyError
 from lsmguard.policy.lint import lint
 from lsmguard.policy.model import Policy
@@ -91,7 +91,8 @@ def _refused(path: Path | str, message: str) -> PolicyError:
 
 def _read_bounded(fd: int, name: str) -> bytes:
     """At most MAX_POLICY_BYTES from `fd`: a file's size on disk is not trusted (/proc, /dev/zero)."""
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while True:
         chunk = os.read(fd, min(1 << 20, MAX_POLICY_BYTES + 1 - total))
         if not chunk:

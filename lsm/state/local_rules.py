@@ -10,6 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -98,7 +99,7 @@ def is_managed(text: str) -> bool:
     return text.startswith(MANAGED_MARK)
 
 
-def new_policy(name: str, req: Request) -> dict[str, object]:
+def new_policy(name: str, req: Request) -> dict[str, Any]:
     spec: dict[str, object] = {"mode": "audit" if req.audit_only else "enforce"}
     if req.subjects:
         spec["subjects"] = req.subjects
@@ -110,7 +111,7 @@ def new_policy(name: str, req: Request) -> dict[str, object]:
             "metadata": {"name": name, "description": "rules added with lsmguard allow/deny"}, "spec": spec}
 
 
-def render(doc: dict[str, object]) -> str:
+def render(doc: dict[str, Any]) -> str:
     return MANAGED_MARK + "\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
 
 

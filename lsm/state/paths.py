@@ -13,7 +13,7 @@ class Paths:
     pin_root: Path = Path("/sys/fs/bpf/lsmguard")
 
     @classmethod
-    def from_env(cls) -> "Paths":
+    def from_env(cls) -> Paths:
         """Defaults, or LSMGUARD_POLICY_DIR, LSMGUARD_RUN_DIR and LSMGUARD_PIN_ROOT."""
         env = os.environ
         return cls(Path(env.get("LSMGUARD_POLICY_DIR", cls.policy_dir)),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lsmguard.policy.compile import CompileError, Compiled, compile_policies
+from lsmguard.policy.compile import Compiled, CompileError, compile_policies
 from lsmguard.policy.errors import Diagnostic, PolicyError
 from lsmguard.policy.load import LoadResult, load_sources
 
