@@ -201,10 +201,6 @@ class Daemon:
             return {"ok": False, "error": f"could not lock: {error}"}
         self.lock_reader = self.lock.event_reader(self._on_lock_event)
         self._lock_lost_seen = 0
-        self.suppression = None
-        self.mount_watch = None
-        self._mounts_seen = None
-        self._mounts_changed_at = None
         self.status.locked = True
         self.writer.write(daemon_record(
             "lsmguard locked: its maps, links, pins and daemon are guarded until unlocked with the key or a reboot",
