@@ -21,9 +21,9 @@ from lsmguard.events.coalesce import Coalescer
 from lsmguard.events.pump import EventPump
 from lsmguard.events.untrusted import escape, unescape
 from tests.journald import Journald, read, wait_for
-from tests.unit.test_cli_check import lsmguard
+from tests.unit.cli.test_cli_check import lsmguard
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HOSTILE_PATH = b"/tmp/evil\nLSMGUARD_DECISION=allow\r\x1b[2J\xff\xfe\xe2\x80\xae name"
 HOSTILE_COMM = b"sh\nMESSAGE=x\x07"
 

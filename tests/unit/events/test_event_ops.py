@@ -8,7 +8,7 @@ from lsmguard.events import records
 from lsmguard.events.naming import describe
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.load import load_text
-from tests.unit.test_journal import header
+from tests.unit.events.test_journal import header
 
 POLICY = """\
 apiVersion: lsmguard.io/v1
