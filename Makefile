@@ -15,7 +15,7 @@ BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
 LOCK_OBJECT  := $(BUILD)/lsmguard-lock.bpf.o
 PROBE_OBJECT := $(BUILD)/lsmguard-probe.bpf.o
 
-.PHONY: all bpf deps venv test test-host test-kernel test-programs demo bench bench-driver bench-compile packages deb rpm clean
+.PHONY: all bpf deps venv lint test test-host test-kernel test-programs demo bench bench-driver bench-compile packages deb rpm clean
 
 all: bpf
 
@@ -61,9 +61,22 @@ deps:
 venv: deps
 	tests/lab/make-venv $(VENV)
 
+# ruff (pyflakes, pycodestyle, isort, bugbear and pyupgrade rules) and mypy over lsm/ and
+# loader/, as pyproject.toml configures them. mypy reads the import package lsmguard, which
+# only setuptools' package-dir maps onto lsm/ and loader/: it checks a tree of links laid out
+# as the package is installed, and names files by their module path (lsmguard/cli/rules.py).
+LINT_TREE    := $(BUILD)/lint
+
+lint: venv
+	$(VENV)/bin/ruff check
+	rm -rf $(LINT_TREE) && mkdir -p $(LINT_TREE)/lsmguard
+	for entry in lsm/*.py lsm/*/; do ln -s $(CURDIR)/$${entry%/} $(LINT_TREE)/lsmguard/; done
+	ln -s $(CURDIR)/loader $(LINT_TREE)/lsmguard/loader
+	cd $(LINT_TREE) && $(abspath $(VENV))/bin/mypy --config-file $(CURDIR)/pyproject.toml -p lsmguard
+
 # The packaging tests install the deb that `make deb` built, on this machine
-# and in the kernel lab, so the packages are built first.
-test: venv packages test-programs bench-driver
+# and in the kernel lab, so the packages are built first. The lint gate runs first.
+test: venv lint packages test-programs bench-driver
 	$(PYTHON) -m pytest tests
 
 test-host: venv

@@ -66,6 +66,7 @@ __u32 bpf_map__max_entries(const struct bpf_map *map);
 unsigned int bpf_map__type(const struct bpf_map *map);
 __u32 bpf_map__map_flags(const struct bpf_map *map);
 int bpf_map__reuse_fd(struct bpf_map *map, int fd);
+_Bool bpf_map__is_internal(const struct bpf_map *map);
 int bpf_map__pin(struct bpf_map *map, const char *path);
 int bpf_map__unpin(struct bpf_map *map, const char *path);
 

@@ -128,7 +128,8 @@ def check_lockdown() -> Check:
         return Check("lockdown", True, "lockdown LSM not present")
     mode = text[text.find("[") + 1:text.find("]")] if "[" in text else text.strip()
     if mode == "confidentiality":
-        return Check("lockdown", False, "kernel lockdown is in confidentiality mode, which refuses bpf_probe_read_kernel",
+        return Check("lockdown", False,
+                     "kernel lockdown is in confidentiality mode, which refuses bpf_probe_read_kernel",
                      "boot with lockdown=integrity or lockdown=none")
     return Check("lockdown", True, f"lockdown mode: {mode}")
 

@@ -22,6 +22,7 @@ def describe(err: int) -> str:
 class BpfError(LsmguardError, OSError):
     """A libbpf or bpf() call failed. ``errno`` is the kernel's; ``log`` is
     whatever libbpf printed while the call ran (for a load: the verifier log)."""
+    errno: int
 
     def __init__(self, err: int, message: str, log: str = "", hint: str = "") -> None:
         text = f"{message}: {describe(err)}"

@@ -20,7 +20,7 @@ _capture = threading.local()
 
 
 @ffi.def_extern()
-def lg_on_libbpf_print(level: int, message: "ffi.CData") -> None:
+def lg_on_libbpf_print(level: int, message: ffi.CData) -> None:
     text = ffi.string(message).decode("utf-8", "replace")
     lines = getattr(_capture, "lines", None)
     if lines is not None:
@@ -48,7 +48,7 @@ def check(ret: int, what: str) -> int:
     return ret
 
 
-def check_ptr(ptr: "ffi.CData", what: str) -> "ffi.CData":
+def check_ptr(ptr: ffi.CData, what: str) -> ffi.CData:
     """Raise BpfError for a NULL pointer from libbpf (errno says why)."""
     if ptr == ffi.NULL:
         raise BpfError(ffi.errno or 22, what)
@@ -59,5 +59,5 @@ def cstr(text: str | os.PathLike[str]) -> bytes:
     return os.fsencode(text)
 
 
-def pystr(ptr: "ffi.CData") -> str:
+def pystr(ptr: ffi.CData) -> str:
     return "" if ptr == ffi.NULL else ffi.string(ptr).decode()

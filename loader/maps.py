@@ -35,7 +35,7 @@ class MapSpec:
     max_entries: int
     flags: int
 
-    def differences(self, other: "MapSpec") -> list[str]:
+    def differences(self, other: MapSpec) -> list[str]:
         """`field: this, other` for each field that differs."""
         return [f"{name.replace('_', ' ')} {getattr(self, name)}, expected {getattr(other, name)}"
                 for name in ("type", "key_size", "value_size", "max_entries", "flags")
@@ -82,7 +82,7 @@ class Map:
         self._slot = slot
 
     @classmethod
-    def create(cls, spec: MapSpec, name: str = "") -> "Map":
+    def create(cls, spec: MapSpec, name: str = "") -> Map:
         """A new map of its own (tests make pins of the wrong shape with it)."""
         fd = lib.bpf_map_create(spec.type, name.encode() or ffi.NULL, spec.key_size, spec.value_size,
                                 spec.max_entries, ffi.NULL)
@@ -91,13 +91,13 @@ class Map:
         return cls(fd, owns_fd=True)
 
     @classmethod
-    def from_pin(cls, path: str | os.PathLike[str]) -> "Map":
+    def from_pin(cls, path: str | os.PathLike[str]) -> Map:
         fd = lib.bpf_obj_get(cstr(path))
         if fd < 0:
             raise BpfError(-fd, f"opening pinned map {os.fspath(path)}")
         return cls(fd, owns_fd=True)
 
-    def _key(self, key: bytes) -> "ffi.CData":
+    def _key(self, key: bytes) -> ffi.CData:
         if len(key) != self.key_size:
             raise ValueError(f"map {self.name}: key is {len(key)} bytes, expected {self.key_size}")
         return ffi.from_buffer(key)

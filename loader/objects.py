@@ -12,7 +12,6 @@ from lsmguard.loader.errors import BpfError, LoadError
 from lsmguard.loader.libbpf import captured_log, check, check_ptr, cstr, pystr
 from lsmguard.loader.maps import Map, MapSpec
 
-
 # Errors by which a kernel refuses a valid program for reasons of the host
 # (LSM not active, missing capability, a sandbox); ENOTSUPP (524) is kernel-internal.
 _HOST_REFUSALS = {errno.EPERM, errno.EACCES, errno.EINVAL, 524}
@@ -21,12 +20,12 @@ _HOST_REFUSALS = {errno.EPERM, errno.EACCES, errno.EINVAL, 524}
 class Link:
     """An attachment of a program to its hook; pinned, it outlives its process."""
 
-    def __init__(self, link: "ffi.CData", name: str) -> None:
+    def __init__(self, link: ffi.CData, name: str) -> None:
         self._link = link
         self.name = name
 
     @classmethod
-    def from_pin(cls, path: str | os.PathLike[str]) -> "Link":
+    def from_pin(cls, path: str | os.PathLike[str]) -> Link:
         link = check_ptr(lib.bpf_link__open(cstr(path)), f"opening pinned link {os.fspath(path)}")
         return cls(link, os.path.basename(os.fspath(path)))
 
@@ -89,7 +88,7 @@ def wait_released(link_ids: list[int], timeout: float = LINK_RELEASE_TIMEOUT_S) 
 
 
 class Program:
-    def __init__(self, prog: "ffi.CData") -> None:
+    def __init__(self, prog: ffi.CData) -> None:
         self._prog = prog
         self.name = pystr(lib.bpf_program__name(prog))
         self.section = pystr(lib.bpf_program__section_name(prog))
@@ -98,7 +97,7 @@ class Program:
     def fd(self) -> int:
         return lib.bpf_program__fd(self._prog)
 
-    def info(self) -> "ffi.CData":
+    def info(self) -> ffi.CData:
         """The kernel's bpf_prog_info of the loaded program (verified instructions, run time)."""
         info = ffi.new("struct bpf_prog_info *")
         size = ffi.new("__u32 *", ffi.sizeof("struct bpf_prog_info"))
@@ -186,11 +185,14 @@ class BpfObject:
         """The programs load() loads: every one not left out."""
         return [p for p in self.programs() if p.autoload]
 
-    def map_names(self) -> list[str]:
+    def map_names(self, internal: bool = True) -> list[str]:
+        """The object's maps; without `internal`, only those its source declares (SEC(".maps")),
+        not the ones libbpf makes of its global data (.rodata, .kconfig, ...)."""
         names = []
         m = lib.bpf_object__next_map(self._obj, ffi.NULL)
         while m != ffi.NULL:
-            names.append(pystr(lib.bpf_map__name(m)))
+            if internal or not lib.bpf_map__is_internal(m):
+                names.append(pystr(lib.bpf_map__name(m)))
             m = lib.bpf_object__next_map(self._obj, m)
         return names
 
@@ -200,7 +202,7 @@ class BpfObject:
         return MapSpec(lib.bpf_map__type(m), lib.bpf_map__key_size(m), lib.bpf_map__value_size(m),
                        lib.bpf_map__max_entries(m), lib.bpf_map__map_flags(m))
 
-    def _raw_map(self, name: str) -> "ffi.CData":
+    def _raw_map(self, name: str) -> ffi.CData:
         m = lib.bpf_object__find_map_by_name(self._obj, name.encode())
         if m == ffi.NULL:
             raise KeyError(f"no map {name!r} in {self.path}")
@@ -235,7 +237,7 @@ class BpfObject:
             lib.bpf_object__close(self._obj)
             self._obj = ffi.NULL
 
-    def __enter__(self) -> "BpfObject":
+    def __enter__(self) -> BpfObject:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,7 @@ _BUDGET_SPENT = -errno.ECANCELED
 
 
 @ffi.def_extern()
-def lg_on_ringbuf_sample(ctx: "ffi.CData", data: "ffi.CData", size: int) -> int:
+def lg_on_ringbuf_sample(ctx: ffi.CData, data: ffi.CData, size: int) -> int:
     reader: RingBuffer = ffi.from_handle(ctx)
     try:
         reader.callback(bytes(ffi.buffer(data, size)))
@@ -83,7 +83,7 @@ class RingBuffer:
             lib.ring_buffer__free(self._rb)
             self._rb = ffi.NULL
 
-    def __enter__(self) -> "RingBuffer":
+    def __enter__(self) -> RingBuffer:
         return self
 
     def __exit__(self, *exc: object) -> None:

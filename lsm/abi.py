@@ -11,30 +11,40 @@ import ipaddress
 import os
 import struct
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from lsmguard.loader._libbpf import ffi, lib
-
-
-def c_enum(name: str, ctype: str, prefix: str, kind: type[enum.IntEnum] | type[enum.IntFlag] = enum.IntEnum) -> Any:
-    """A Python enum of a C enum of abi.h, its members read from the cffi declaration (never
-    restated here), `prefix` stripped from their names, the *_COUNT bound left out. (Typed Any:
-    a checker cannot see members made at run time; tests/unit/test_abi.py holds them to abi.h.)"""
-    members = {cname.removeprefix(prefix): value
-               for cname, value in sorted(ffi.typeof(ctype).relements.items(), key=lambda item: item[1])
-               if not cname.endswith("COUNT")}
-    return kind(name, members, module=__name__)
+from lsmguard.loader.binding import ffi, lib
 
 
-Op = c_enum("Op", "enum lg_op", "LG_OP_")
-Decision = c_enum("Decision", "enum lg_decision", "LG_DECISION_")
-PathFlag = c_enum("PathFlag", "enum lg_path_flags", "LG_PATH_", enum.IntFlag)
-Stat = c_enum("Stat", "enum lg_stat", "LG_STAT_")
-Slot = c_enum("Slot", "enum lg_slot", "LG_SLOT_")
-NameKind = c_enum("NameKind", "enum lg_name", "LG_NAME_")      # what a path event's name is
-ObjectKind = c_enum("ObjectKind", "enum lg_object", "LG_OBJECT_")
-Family = c_enum("Family", "enum lg_family", "LG_AF_")
-Match = c_enum("Match", "enum lg_match", "LG_MATCH_")
+class CEnumType(enum.EnumType):
+    """The metaclass of Python enums of abi.h's C enums: the members are read from the cffi
+    declaration of `ctype` (never restated here), `prefix` stripped from their names, the
+    *_COUNT bound left out; tests/unit/test_abi.py holds them to abi.h.
+
+        class Op(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_op", prefix="LG_OP_"): ...
+    """
+
+    def __new__(metacls, cls: str, bases: tuple[type, ...], classdict: Any, ctype: str = "", prefix: str = "",
+                **kwds: Any) -> Any:
+        if ctype:
+            for cname, value in sorted(ffi.typeof(ctype).relements.items(), key=lambda item: item[1]):
+                if not cname.endswith("COUNT"):
+                    classdict[cname.removeprefix(prefix)] = value
+        return super().__new__(metacls, cls, bases, classdict, **kwds)
+
+    if TYPE_CHECKING:   # a checker cannot see members made at run time: each is what abi.h names
+        def __getattr__(cls, name: str) -> Any: ...
+
+
+class Op(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_op", prefix="LG_OP_"): ...
+class Decision(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_decision", prefix="LG_DECISION_"): ...
+class PathFlag(enum.IntFlag, metaclass=CEnumType, ctype="enum lg_path_flags", prefix="LG_PATH_"): ...
+class Stat(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_stat", prefix="LG_STAT_"): ...
+class Slot(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_slot", prefix="LG_SLOT_"): ...
+class NameKind(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_name", prefix="LG_NAME_"): ...  # a path event's name
+class ObjectKind(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_object", prefix="LG_OBJECT_"): ...
+class Family(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_family", prefix="LG_AF_"): ...
+class Match(enum.IntEnum, metaclass=CEnumType, ctype="enum lg_match", prefix="LG_MATCH_"): ...
 
 
 PATH_MAX = lib.LG_PATH_MAX
@@ -78,6 +88,25 @@ def pack(ctype: str, **fields: object) -> bytes:
     return bytes(ffi.buffer(ffi.new(f"{ctype} *", fields)))
 
 
+def view(ctype: str, data: bytes | bytearray) -> Any:
+    """The C struct `ctype` of abi.h laid over `data` (a map's value, a ring-buffer record):
+    its fields read by name, and written through to `data` when that is a bytearray."""
+    return ffi.from_buffer(f"{ctype} *", data)
+
+
+def sizeof(ctype: str) -> int:
+    return ffi.sizeof(ctype)
+
+
+def offsetof(ctype: str, field: str) -> int:
+    return ffi.offsetof(ctype, field)
+
+
+def string(chars: Any) -> bytes:
+    """A struct's char array (a comm) up to its NUL."""
+    return ffi.string(chars)
+
+
 _SCALAR_FORMATS = {"uint8_t": "B", "unsigned char": "B", "uint16_t": "H", "unsigned short": "H",
                    "uint32_t": "I", "unsigned int": "I", "uint64_t": "Q", "unsigned long long": "Q"}
 
@@ -99,7 +128,7 @@ class Packer:
         self.pack = self.struct.pack
 
     @classmethod
-    def _scalars(cls, ctype: "ffi.CType", base: int) -> list[tuple[int, str]]:
+    def _scalars(cls, ctype: ffi.CType, base: int) -> list[tuple[int, str]]:
         out = []
         for _, field in ctype.fields:
             if field.type.kind == "struct":
@@ -221,7 +250,7 @@ Event = PathEvent | InetEvent
 HEADER_SIZE = ffi.sizeof("struct lg_event_header")
 
 
-def _header(raw: "ffi.CData") -> EventHeader:
+def _header(raw: ffi.CData) -> EventHeader:
     return EventHeader(
         ktime_ns=raw.ktime_ns, cgroup_id=raw.cgroup_id, op=Op(raw.op), decision=Decision(raw.decision),
         policy_id=raw.policy_id, rule_id=raw.rule_id, pid=raw.pid, tgid=raw.tgid, ppid=raw.ppid,
@@ -229,7 +258,7 @@ def _header(raw: "ffi.CData") -> EventHeader:
         generation=raw.generation, ancestors=_ancestors(raw.ancestors))
 
 
-def _ancestors(raw: "ffi.CData") -> tuple[ProcessId, ...]:
+def _ancestors(raw: ffi.CData) -> tuple[ProcessId, ...]:
     out = []
     for a in raw:
         if not a.tgid:   # the chain ended (at the idle task, or above init)
@@ -238,7 +267,7 @@ def _ancestors(raw: "ffi.CData") -> tuple[ProcessId, ...]:
     return tuple(out)
 
 
-def _cast(ctype: str, data: bytes) -> "ffi.CData":
+def _cast(ctype: str, data: bytes) -> ffi.CData:
     if len(data) < ffi.sizeof(ctype):
         raise ValueError(f"{ctype} of {len(data)} bytes is truncated")
     return ffi.cast(f"{ctype} *", ffi.from_buffer(data))
@@ -249,8 +278,10 @@ class HostPaths(Protocol):
 
 
 def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
-    """Decode one ring-buffer record, naming files by their host paths through `mounts`
-    (default: the host's mount table). Raises ValueError for a record too short or unknown."""
+    """Decode one ring-buffer record, naming files by their host paths through `mounts` (the
+    engine's reader passes the host's mount table, lsmguard.kernel.mounts.HOST_MOUNTS); without
+    it, a file is named by its identity (`on_host` False). Raises ValueError for a record too
+    short or unknown."""
     if len(data) < HEADER_SIZE:
         raise ValueError(f"event of {len(data)} bytes is shorter than its header ({HEADER_SIZE})")
     hdr = ffi.cast("struct lg_event_header *", ffi.from_buffer(data))
@@ -268,7 +299,7 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
         kind = NameKind(ev.name) if ev.name in set(NameKind) else NameKind.PATH
         if kind is not NameKind.FILE:
             return PathEvent(_header(ev.hdr), raw, ev.mode, writer, kind, ev.dev, ev.ino, raw)
-        host = (mounts or _host_mounts()).host_path(ev.dev, os.fsdecode(raw))
+        host = mounts.host_path(ev.dev, os.fsdecode(raw)) if mounts is not None else None
         return PathEvent(_header(ev.hdr), os.fsencode(host) if host is not None else raw, ev.mode, writer, kind,
                          ev.dev, ev.ino, raw, host is not None)
     if hdr.object == ObjectKind.INET:
@@ -282,8 +313,3 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
             raise ValueError(f"inet event with unknown family {ev.family}")
         return InetEvent(_header(ev.hdr), address, ev.port, ev.protocol)
     raise ValueError(f"event with unknown object kind {hdr.object}")
-
-
-def _host_mounts() -> HostPaths:
-    from lsmguard.mounts import HOST_MOUNTS   # mounts imports the policy model, which abi must not
-    return HOST_MOUNTS

@@ -15,15 +15,22 @@ import time
 from dataclasses import asdict, dataclass
 from types import FrameType
 
-from lsmguard import abi, channel, entries, lock, store
-from lsmguard.mounts import MountTable, MountWatch, translation
+from lsmguard import abi
 from lsmguard.errors import ExitStatus, LsmguardError
-from lsmguard.engine import Engine
-from lsmguard.journal import JournalWriter, MessageId, Priority, lost_record
-from lsmguard.pump import EventPump, PolicyBook
+from lsmguard.events.journal import JournalWriter, MessageId, Priority, lost_record
+from lsmguard.events.naming import PolicyBook
+from lsmguard.events.pump import EventPump
+from lsmguard.events.records import daemon_record
+from lsmguard.events.suppression import SuppressionWatch, own_unit
+from lsmguard.kernel import entries
+from lsmguard.kernel.engine import Engine
+from lsmguard.kernel.mounts import MountTable, MountWatch, translation
 from lsmguard.loader import RingBuffer
-from lsmguard.records import daemon_record
-from lsmguard.suppression import SuppressionWatch, own_unit
+from lsmguard.lockmode import channel, guard
+from lsmguard.state.files import write_atomically
+from lsmguard.state.paths import Paths
+from lsmguard.state.policy_set import PolicySet
+from lsmguard.state.transaction import Edit
 
 POLL_MS = 200
 # A mount table that changed is looked at once it has been still this long: a container
@@ -93,17 +100,16 @@ class DaemonStatus:
 
 
 class Daemon:
-    def __init__(self, paths: store.Paths) -> None:
+    def __init__(self, paths: Paths) -> None:
         self.paths = paths
-        self.book = PolicyBook()
+        self.book = PolicyBook(paths)
         self.writer = JournalWriter()
-        self.pump = EventPump(self._name_event, self.writer)
+        self.pump = EventPump(self.book.name, self.writer)
         self.status = DaemonStatus(os.getpid(), time.time())
         self.engine: Engine | None = None
         self._reload = False
         self._stop = False
-        self._in_force_mtime = -1
-        self.lock: lock.Lock | None = None
+        self.lock: guard.Lock | None = None
         self.lock_reader: RingBuffer | None = None
         self._lock_lost_seen = 0
         self.suppression: SuppressionWatch | None = None
@@ -113,30 +119,14 @@ class Daemon:
 
     # -- policy ---------------------------------------------------------------
 
-    def _name_event(self, header: abi.EventHeader, event: abi.Event) -> tuple[str, str]:
-        self._refresh_book()
-        return self.book.name(header, event)
-
-    def _refresh_book(self) -> None:
-        """Follow sets applied by others (`lsmguard deny` ...) through in-force.json."""
-        try:
-            mtime = self.paths.in_force.stat().st_mtime_ns
-        except OSError:
-            return
-        if mtime == self._in_force_mtime:
-            return
-        self._in_force_mtime = mtime
-        for generation, sources in store.read_in_force(self.paths).items():
-            self.book.learn(generation, sources)
-
     def apply_directory(self, first: bool) -> bool:
         """Apply the policy directory; on any failure the set in force stays, and a
         "policy rejected" record says why."""
         assert self.engine is not None
-        with store.locked(self.paths):
+        with Edit(self.paths) as edit:
             try:
-                policy_set = store.prepare(store.directory_sources(self.paths.policy_dir))
-                store.apply_set(self.engine, self.paths, policy_set)
+                policy_set = edit.prepare()
+                edit.apply(self.engine, policy_set)
             except (LsmguardError, OSError) as error:
                 self._rejected(str(error) or type(error).__name__, first)
                 return False
@@ -154,16 +144,15 @@ class Daemon:
         assert self.engine is not None
         now_table = MountTable.of_host()
         before, self._mounts_seen = self._mounts_seen, now_table
-        self._refresh_book()
-        policy_set = self.book.by_generation.get(self.engine.generation())
+        policy_set = self.book.set_of(self.engine.generation())
         if policy_set is None or before is None:
             return
         patterns = entries.path_patterns(policy_set.compiled)
         if translation(patterns, before) == translation(patterns, now_table):
             return
-        with store.locked(self.paths):
+        with Edit(self.paths) as edit:
             try:
-                store.apply_set(self.engine, self.paths, policy_set)
+                edit.apply(self.engine, policy_set)
             except (LsmguardError, OSError) as error:
                 self._rejected(f"applying the set in force again after a mount: {error}", first=False)
                 return
@@ -176,9 +165,10 @@ class Daemon:
             f"policy rejected, {what}: {why.splitlines()[0]}", MessageId.POLICY_REJECTED, Priority.ERR,
             LSMGUARD_ERROR=why, LSMGUARD_POLICY_DIR=self.paths.policy_dir))
 
-    def _applied(self, policy_set: store.PolicySet, reason: str = "") -> None:
+    def _applied(self, policy_set: PolicySet, reason: str = "") -> None:
+        assert self.engine is not None
         compiled, files = policy_set.compiled, len(policy_set.loaded.files)
-        self.book.record(self.engine.generation(), policy_set)   # type: ignore[union-attr]
+        self.book.record(self.engine.generation(), policy_set)
         self.status.policies = len(compiled.names)
         self.status.rules = sum(len(r) for r in compiled.rules)
         self.status.last_reload_error = ""
@@ -205,16 +195,12 @@ class Daemon:
         if self.lock is not None:
             return {"ok": False, "error": "already locked"}
         try:
-            self.lock, key = lock.Lock.engage(list(self.engine.maps.values()), self.engine.links,
+            self.lock, key = guard.Lock.engage(list(self.engine.maps.values()), self.engine.links,
                                               self.paths.pin_root)
         except (OSError, RuntimeError) as error:
             return {"ok": False, "error": f"could not lock: {error}"}
         self.lock_reader = self.lock.event_reader(self._on_lock_event)
         self._lock_lost_seen = 0
-        self.suppression: SuppressionWatch | None = None
-        self.mount_watch: MountWatch | None = None
-        self._mounts_seen: MountTable | None = None
-        self._mounts_changed_at: float | None = None
         self.status.locked = True
         self.writer.write(daemon_record(
             "lsmguard locked: its maps, links, pins and daemon are guarded until unlocked with the key or a reboot",
@@ -229,7 +215,8 @@ class Daemon:
                                             Priority.WARNING, LSMGUARD_LOCK_REFUSAL="unlock"))
             return {"ok": False, "error": "wrong key: still locked"}
         self._consume_lock_events()
-        self.lock_reader.close()     # type: ignore[union-attr]
+        assert self.lock_reader is not None
+        self.lock_reader.close()
         self.lock.release(self.paths.pin_root)
         self.lock = self.lock_reader = None
         self.status.locked = False
@@ -246,7 +233,7 @@ class Daemon:
             self.status.lock_events_lost += delta
             self.writer.write(lost_record(delta, "lock ring buffer full"))
 
-    def _on_lock_event(self, event: lock.LockEvent) -> None:
+    def _on_lock_event(self, event: guard.LockEvent) -> None:
         self.writer.write(daemon_record(
             f"lsmguard lock refused {event.text} by {event.comm} (pid {event.pid}, uid {event.uid})",
             MessageId.LOCK_REFUSED, Priority.WARNING, LSMGUARD_LOCK_REFUSAL=event.refusal.label,
@@ -281,7 +268,7 @@ class Daemon:
         self.status.events, self.status.written, self.status.coalesced = c.events, c.written, c.coalesced
         self.status.kernel_lost = c.kernel_lost
         self.status.journal_buffered, self.status.journal_lost = len(self.writer.buffered), self.writer.lost_total
-        store.write_atomically(self.paths.run_dir / "daemon.json", json.dumps(asdict(self.status)))
+        write_atomically(self.paths.run_dir / "daemon.json", json.dumps(asdict(self.status)))
         lost = c.kernel_lost + self.writer.lost_total + self.status.journal_suppressed + self.status.lock_events_lost
         notify(f"STATUS={self.status.policies} policies, {self.status.rules} rules; {c.events} events, {lost} lost")
 
@@ -290,7 +277,7 @@ class Daemon:
             signal.signal(signum, self._on_signal)
         self.paths.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         pid_file = self.paths.run_dir / "daemon.pid"
-        if lock.is_locked(self.paths.pin_root):
+        if guard.is_locked(self.paths.pin_root):
             # Only the daemon that locked may use the maps; if it is gone, so is the key.
             self.writer.write(daemon_record(
                 "lsmguard is locked by another daemon process: the policy in force and the lock stay until "
@@ -307,7 +294,7 @@ class Daemon:
             self.engine.close()
             Engine.unpin(self.paths.pin_root)
             return 1
-        store.write_atomically(pid_file, f"{os.getpid()}\n")
+        write_atomically(pid_file, f"{os.getpid()}\n")
         self.mount_watch = MountWatch()
         self._mounts_seen = MountTable.of_host()
         self.status.unit = own_unit()

@@ -21,3 +21,11 @@ LSM_HOOKS = tuple(PROGRAMS_BY_HOOK)
 # Hooks that kernels before 6.2 do not have: their programs are left out there.
 LATER_HOOKS = ("file_truncate", "inode_set_acl", "inode_remove_acl")
 PROGRAMS = tuple(p for programs in PROGRAMS_BY_HOOK.values() for p in programs)
+
+# The maps lsmguard's object declares: the engine pins and adopts each, and the lock guards
+# each (libbpf's maps of the object's global data are not among them).
+ENGINE_MAPS = {
+    "lg_config", "lg_policy_sets", "lg_path_entries", "lg_inet_networks", "lg_port_intervals", "lg_subject_uids",
+    "lg_task_subjects", "lg_exe_ids", "lg_rule_identities", "lg_rule_hits_carried", "lg_rule_hits", "lg_stats",
+    "lg_events", "lg_scratch", "lg_file_marks",
+}

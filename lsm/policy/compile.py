@@ -10,20 +10,29 @@ Policies get ids 0..63 and every entry carries bitmasks of policy ids:
 - inet tables (per protocol): longest-prefix-match entries whose masks already
   include every shorter covering network, each with disjoint port intervals;
 - subject tables: executables (a path slot), cgroup paths, uids.
-`decide_compiled` walks these entries exactly as the kernel does; the property
-tests hold it equal to the reference evaluator.
+The tests' oracle (tests/unit/policy/oracle.py) walks these entries exactly as
+the kernel does; the property tests hold it equal to the reference evaluator.
 """
 from __future__ import annotations
 
-import bisect
 import enum
-import ipaddress
+import itertools
 from dataclasses import dataclass, field
 
 from lsmguard.errors import UsageError
-from lsmguard.policy.evaluate import DRIFT_RULE, Outcome, Process, Record, Request, Verdict
-from lsmguard.policy.model import (INET_OPERATIONS, Access, Action, Default, IPNetwork, Mode, Operation, PathPattern, Policy,
-                                   Protocol, Rule, normalise_address)
+from lsmguard.policy.model import (
+    Access,
+    Action,
+    Default,
+    IPNetwork,
+    Mode,
+    Operation,
+    PathPattern,
+    Policy,
+    PortRange,
+    Protocol,
+    Rule,
+)
 
 MAX_POLICIES = 64
 
@@ -85,14 +94,14 @@ class Masks:
         key = (policy_id, action)
         self.rules[key] = min(self.rules.get(key, rule_index), rule_index)
 
-    def merge(self, other: "Masks") -> None:
+    def merge(self, other: Masks) -> None:
         self.deny |= other.deny
         self.allow |= other.allow
         self.audit |= other.audit
         for key, index in other.rules.items():
             self.rules[key] = min(self.rules.get(key, index), index)
 
-    def copy(self) -> "Masks":
+    def copy(self) -> Masks:
         return Masks(self.deny, self.allow, self.audit, dict(self.rules))
 
 
@@ -135,20 +144,6 @@ class InetTable:
     """Per protocol: network -> disjoint port intervals (sorted)."""
     networks: dict[IPNetwork, list[PortInterval]] = field(default_factory=dict)
 
-    def lookup(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> Masks | None:
-        best: IPNetwork | None = None
-        for network in self.networks:   # the kernel does one LPM-trie lookup
-            if network.version == address.version and address in network:
-                if best is None or network.prefixlen > best.prefixlen:
-                    best = network
-        if best is None:
-            return None
-        intervals = self.networks[best]
-        i = bisect.bisect_right([iv.low for iv in intervals], port) - 1   # the kernel: bounded binary search
-        if i >= 0 and intervals[i].low <= port <= intervals[i].high:
-            return intervals[i].masks
-        return None
-
 
 @dataclass
 class Compiled:
@@ -174,7 +169,7 @@ class Compiled:
     drift_deny: int = 0                     # policies whose drift option refuses
     drift_audit: int = 0                    # policies whose drift option audits
     # Each slot's patterns as the rules wrote them, unmerged: the kernel's tables are built
-    # from them per file system (lsmguard.mounts), and merged there.
+    # from them per file system (lsmguard.kernel.mounts), and merged there.
     patterns: dict[Slot, dict[PathPattern, Masks]] = field(default_factory=dict)
     # Directories above the paths that write deny (and audit) rules name: a rename of one
     # moves those names, so it is decided as a write of each (deny and audit bits only).
@@ -184,6 +179,13 @@ class Compiled:
         return (sum(len(t.exact) + len(t.prefix) for t in self.paths.values())
                 + sum(len(iv) for t in self.inet.values() for iv in t.networks.values())
                 + len(self.uids))
+
+
+# The slots a policy's default decides, by operation.
+DEFAULT_SLOTS: dict[Operation, list[Slot | InetSlot]] = {
+    Operation.EXEC: [Slot.EXEC], Operation.CHMOD: [Slot.CHMOD], Operation.OPEN: [Slot.OPEN_READ, Slot.OPEN_WRITE],
+    Operation.CONNECT: [Slot.UNIX, InetSlot.TCP, InetSlot.UDP], Operation.BIND: [InetSlot.BIND_TCP, InetSlot.BIND_UDP],
+    Operation.LISTEN: [InetSlot.LISTEN]}
 
 
 def _slots(rule: Rule) -> list[Slot]:
@@ -258,15 +260,20 @@ def _merge_inet(rules: list[tuple[int, Rule, int]], slot: InetSlot) -> InetTable
     return table
 
 
+def _ports(rule: Rule) -> tuple[PortRange, ...]:
+    """The ports of a rule filed under a network: one with an inet target."""
+    assert rule.inet is not None
+    return rule.inet.ports
+
+
 def _port_intervals(covering: list[tuple[int, Rule, int]]) -> list[PortInterval]:
     """Disjoint port intervals, each with the masks of the rules covering it."""
-    bounds = sorted({b for _, r, _ in covering for pr in r.inet.ports  # type: ignore[union-attr]
-                     for b in (pr.low, pr.high + 1)})
+    bounds = sorted({b for _, r, _ in covering for pr in _ports(r) for b in (pr.low, pr.high + 1)})
     intervals: list[PortInterval] = []
-    for low, next_low in zip(bounds, bounds[1:]):
+    for low, next_low in itertools.pairwise(bounds):
         masks = Masks()
         for pid, r, i in covering:
-            if any(pr.low <= low <= pr.high for pr in r.inet.ports):  # type: ignore[union-attr]
+            if any(pr.low <= low <= pr.high for pr in _ports(r)):
                 masks.add(pid, r.action, i)
         if not (masks.deny or masks.allow or masks.audit):
             continue
@@ -305,13 +312,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
             drift_audit |= bit
         if policy.default is Default.DENY:
             for op in policy.operations:
-                keys: list[Slot | InetSlot] = {
-                    Operation.EXEC: [Slot.EXEC], Operation.CHMOD: [Slot.CHMOD],
-                    Operation.OPEN: [Slot.OPEN_READ, Slot.OPEN_WRITE],
-                    Operation.CONNECT: [Slot.UNIX, InetSlot.TCP, InetSlot.UDP],
-                    Operation.BIND: [InetSlot.BIND_TCP, InetSlot.BIND_UDP],
-                    Operation.LISTEN: [InetSlot.LISTEN]}[op]
-                for key in keys:
+                for key in DEFAULT_SLOTS[op]:
                     default_deny[key] = default_deny.get(key, 0) | bit
                     if isinstance(key, Slot):
                         unresolved_refuse[key] = unresolved_refuse.get(key, 0) | bit
@@ -334,13 +335,14 @@ def compile_policies(policies: list[Policy]) -> Compiled:
             for slot in _slots(rule):
                 if rule.action is Action.DENY:
                     unresolved_refuse[slot] = unresolved_refuse.get(slot, 0) | bit
-                targets = rule.paths if slot is not Slot.UNIX else rule.unix.paths  # type: ignore[union-attr]
+                unix = rule.unix if slot is Slot.UNIX else None   # _slots gives UNIX to unix targets only
+                targets = unix.paths if unix is not None else rule.paths
                 if rule.fileless:
                     targets = (*targets, FILELESS)
                 for pattern in targets:
                     _add_pattern(patterns[slot], pattern, pid, rule.action, index)
-                if slot is Slot.UNIX:
-                    for name in rule.unix.abstract:  # type: ignore[union-attr]
+                if unix is not None:
+                    for name in unix.abstract:
                         _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
     paths = {slot: merge_path_table(table) for slot, table in patterns.items()}
     write_ancestors = _write_ancestors(patterns[Slot.OPEN_WRITE])
@@ -358,90 +360,3 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         inet={slot: _merge_inet(inet_rules, slot) for slot in InetSlot},
         exe_patterns=exe_patterns, uids=uids, bindable=bindable, drift_deny=drift_deny, drift_audit=drift_audit,
         patterns=patterns, write_ancestors=write_ancestors)
-
-
-def subject_mask(c: Compiled, process: Process) -> int:
-    """The policies that apply to `process`; in the kernel, kept per task."""
-    all_policies = (1 << len(c.names)) - 1
-    exe = 0
-    for image in (process.exe, *process.ancestry):   # the kernel ORs this in at each exec
-        found = c.paths[Slot.SUBJECT_EXE].lookup(image)
-        exe |= found.allow if found else 0
-    found_cgroup = c.paths[Slot.SUBJECT_CGROUP].lookup(process.cgroup)   # the kernel walks the cgroup's path
-    cgroup = found_cgroup.allow if found_cgroup else 0
-    uid = c.uids.get(process.uid, 0)
-    constrained = ((c.unconstrained_exe | exe) & (c.unconstrained_cgroup | cgroup)
-                   & (c.unconstrained_uid | uid) & c.with_subjects)
-    return (all_policies & ~c.with_subjects) | constrained
-
-
-def _lookups(c: Compiled, request: Request) -> list[tuple[Slot | InetSlot, Masks | None]]:
-    op = request.operation
-    if op in INET_OPERATIONS:
-        if request.unix:
-            return [(Slot.UNIX, c.paths[Slot.UNIX].lookup(request.unix))]
-        slot = inet_slot(op, request.protocol)
-        address = normalise_address(request.address)  # type: ignore[arg-type]
-        return [(slot, c.inet[slot].lookup(address, request.port))]
-    if op is Operation.OPEN:
-        bits = [(Slot.OPEN_READ, Access.READ), (Slot.OPEN_WRITE, Access.WRITE)]
-        slots = [s for s, b in bits if request.access & b] or [Slot.OPEN_READ]
-    else:
-        slots = [Slot.EXEC if op is Operation.EXEC else Slot.CHMOD]
-    path = FILELESS.base if request.fileless else request.path
-    found = [(s, _with_bound(c, s, c.paths[s].lookup(path), request.bound)) for s in slots]
-    if request.moves_below and path in c.write_ancestors:   # the kernel's ancestor entry
-        found = [(s, _merged(m, c.write_ancestors[path]) if s is Slot.OPEN_WRITE else m) for s, m in found]
-    return found
-
-
-def _merged(found: Masks | None, more: Masks) -> Masks:
-    merged = found.copy() if found else Masks()
-    merged.merge(more)
-    return merged
-
-
-def _with_bound(c: Compiled, slot: Slot, found: Masks | None, bound: tuple[str, ...]) -> Masks | None:
-    """What the name says, plus the rules bound to the file's names at apply time (the kernel's inode entry)."""
-    extra = [c.bindable.get(slot, {}).get(name) for name in bound]
-    if not any(extra):
-        return found
-    merged = found.copy() if found else Masks()
-    for masks in extra:
-        if masks:
-            merged.merge(masks)
-    return merged
-
-
-def decide_compiled(c: Compiled, process: Process, request: Request) -> Verdict:
-    applies = subject_mask(c, process)
-    deny_rule: dict[int, int] = {}
-    audit_rule: dict[int, int] = {}
-    default_refusal = 0
-    for key, masks in _lookups(c, request):
-        m = masks or Masks()
-        for pid in _bits(m.deny & applies):
-            deny_rule[pid] = min(deny_rule.get(pid, 1 << 30), m.rules[(pid, Action.DENY)])
-        for pid in _bits(m.audit & applies):
-            audit_rule[pid] = min(audit_rule.get(pid, 1 << 30), m.rules[(pid, Action.AUDIT)])
-        default_refusal |= c.default_deny.get(key, 0) & ~m.allow & applies
-    # The kernel's drift pseudo-slot: exec of a file changed after the baselines.
-    drifted = applies if request.drifted and request.operation is Operation.EXEC else 0
-    records = []
-    for pid in range(len(c.names)):
-        outcome = Outcome.DENY if c.enforce >> pid & 1 else Outcome.WOULD_DENY
-        if pid in deny_rule:
-            records.append(Record(c.names[pid], c.rules[pid][deny_rule[pid]], outcome))
-        elif (drifted & c.drift_deny) >> pid & 1:
-            records.append(Record(c.names[pid], DRIFT_RULE, outcome))
-        elif default_refusal >> pid & 1:
-            records.append(Record(c.names[pid], "", outcome))
-        if pid in audit_rule:
-            records.append(Record(c.names[pid], c.rules[pid][audit_rule[pid]], Outcome.AUDIT))
-        elif (drifted & c.drift_audit) >> pid & 1:
-            records.append(Record(c.names[pid], DRIFT_RULE, Outcome.AUDIT))
-    return Verdict(not any(r.outcome is Outcome.DENY for r in records), tuple(records))
-
-
-def _bits(mask: int) -> list[int]:
-    return [i for i in range(mask.bit_length()) if mask >> i & 1]

@@ -18,8 +18,19 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from lsmguard.policy.model import (Access, Action, Default, IPAddress, Mode, Operation, PathPattern, Policy,
-                                   Protocol, Rule, Subjects)
+from lsmguard.policy.model import (
+    Access,
+    Action,
+    Default,
+    IPAddress,
+    Mode,
+    Operation,
+    PathPattern,
+    Policy,
+    Protocol,
+    Rule,
+    Subjects,
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,8 @@ class Request:
 
 
 DRIFT_RULE = "(drift)"     # a record's rule when a policy's drift option decided (no rule id has parentheses)
+DEFAULT_RULE = ""          # a record's rule when a policy's default decided
+UNATTRIBUTED_RULE = "?"    # a refusal the kernel could not single out one rule for (not a valid rule id)
 
 
 class Outcome(enum.Enum):
@@ -111,7 +124,8 @@ def matches(rule: Rule, request: Request, access: Access | None = None) -> bool:
     if rule.action is not Action.ALLOW and any(not p.recursive and p.base in request.bound for p in rule.paths):
         return True
     if (request.moves_below and rule.action is not Action.ALLOW and rule.access & Access.WRITE
-            and (access or request.access) & Access.WRITE and any(_strictly_below(p.base, request.path) for p in rule.paths)):
+            and (access or request.access) & Access.WRITE
+            and any(_strictly_below(p.base, request.path) for p in rule.paths)):
         return True   # the directory takes a name that rule protects along
     return _path_hit(rule.paths, request.path)
 

@@ -1,8 +1,10 @@
 """Warnings for rules that are valid but do nothing."""
 from __future__ import annotations
 
+import ipaddress
+
 from lsmguard.policy.errors import Diagnostic
-from lsmguard.policy.model import INET_OPERATIONS, Action, Default, Operation, PathPattern, Policy, Rule
+from lsmguard.policy.model import INET_OPERATIONS, Action, Default, IPNetwork, Operation, PathPattern, Policy, Rule
 from lsmguard.policy.source import Document
 
 
@@ -20,8 +22,16 @@ def _covers(a: Rule, b: Rule) -> bool:
         return False
     return ((b.inet.protocol & a.inet.protocol) == b.inet.protocol
             and all(any(r.low >= s.low and r.high <= s.high for s in a.inet.ports) for r in b.inet.ports)
-            and all(any(n.version == m.version and n.subnet_of(m) for m in a.inet.networks)  # type: ignore[arg-type]
-                    for n in b.inet.networks))
+            and all(any(_within(n, m) for m in a.inet.networks) for n in b.inet.networks))
+
+
+def _within(n: IPNetwork, m: IPNetwork) -> bool:
+    """Is network `n` inside network `m` (of the same family)?"""
+    if isinstance(n, ipaddress.IPv4Network) and isinstance(m, ipaddress.IPv4Network):
+        return n.subnet_of(m)
+    if isinstance(n, ipaddress.IPv6Network) and isinstance(m, ipaddress.IPv6Network):
+        return n.subnet_of(m)
+    return False
 
 
 def _objects(rule: Rule) -> list[tuple[str, object]]:
@@ -30,19 +40,19 @@ def _objects(rule: Rule) -> list[tuple[str, object]]:
         return [("path", p) for p in rule.paths] + ([("fileless", True)] if rule.fileless else [])
     if rule.unix is not None:
         return [("path", p) for p in rule.unix.paths] + [("abstract", a) for a in rule.unix.abstract]
-    return [("net", n) for n in rule.inet.networks]  # type: ignore[union-attr]
+    assert rule.inet is not None   # a rule of an inet operation without a unix target has addresses
+    return [("net", n) for n in rule.inet.networks]
 
 
 def _keys_covering(kind: str, obj: object) -> list[tuple[str, object]]:
     """Index keys under which a rule covering `obj` would be filed."""
-    if kind == "path":
+    if kind == "path" and isinstance(obj, PathPattern):
         from lsmguard.policy.compile import ancestors
-        pattern: PathPattern = obj  # type: ignore[assignment]
-        keys: list[tuple[str, object]] = [("path", PathPattern(a, True)) for a in ancestors(pattern.base)]
-        return keys + ([] if pattern.recursive else [("path", pattern)])
-    if kind == "net":
+        keys: list[tuple[str, object]] = [("path", PathPattern(a, True)) for a in ancestors(obj.base)]
+        return keys + ([] if obj.recursive else [("path", obj)])
+    if kind == "net" and isinstance(obj, ipaddress.IPv4Network | ipaddress.IPv6Network):
         from lsmguard.policy.compile import _supernets
-        return [("net", n) for n in _supernets(obj)]  # type: ignore[arg-type]
+        return [("net", n) for n in _supernets(obj)]
     return [(kind, obj)]
 
 

@@ -7,8 +7,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsmguard.bulk import paused_gc
 from lsmguard.policy import schema
+from lsmguard.policy.bulk import paused_gc
 from lsmguard.policy.errors import Diagnostic, PolicyError
 from lsmguard.policy.lint import lint
 from lsmguard.policy.model import Policy
@@ -91,7 +91,8 @@ def _refused(path: Path | str, message: str) -> PolicyError:
 
 def _read_bounded(fd: int, name: str) -> bytes:
     """At most MAX_POLICY_BYTES from `fd`: a file's size on disk is not trusted (/proc, /dev/zero)."""
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while True:
         chunk = os.read(fd, min(1 << 20, MAX_POLICY_BYTES + 1 - total))
         if not chunk:
@@ -167,18 +168,25 @@ def load_paths(paths: list[Path]) -> LoadResult:
     return load_sources(read_sources(paths))
 
 
-def load_sources(sources: list[tuple[str, str]]) -> LoadResult:
-    """Policies from (file, text) pairs, in order; names must be unique across all of them."""
+def load_sources(sources: list[tuple[str, str]],
+                 known: dict[tuple[str, str], LoadResult] | None = None) -> LoadResult:
+    """Policies from (file, text) pairs, in order; names must be unique across all of them.
+    `known`: each file's own load by (file, text), from earlier calls: a file loaded there is
+    not parsed again, and the files loaded now are added to it."""
     result = LoadResult()
     errors: list[Diagnostic] = []
     first_seen: dict[str, str] = {}
     for file, text in sources:
         result.files.append(file)
-        try:
-            loaded = load_text(text, file)
-        except PolicyError as exc:
-            errors += exc.diagnostics
-            continue
+        loaded = known.get((file, text)) if known is not None else None
+        if loaded is None:
+            try:
+                loaded = load_text(text, file)
+            except PolicyError as exc:
+                errors += exc.diagnostics
+                continue
+            if known is not None:
+                known[(file, text)] = loaded
         result.warnings += loaded.warnings
         for policy in loaded.policies:
             if policy.name in first_seen:

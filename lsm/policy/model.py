@@ -65,7 +65,7 @@ class PathPattern:
             return path == self.base
         return self.base == "/" or path == self.base or path.startswith(self.base + "/")
 
-    def covers(self, other: "PathPattern") -> bool:
+    def covers(self, other: PathPattern) -> bool:
         """Every path `other` matches, this matches too."""
         return self.matches(other.base) and (self.recursive or not other.recursive)
 

@@ -5,9 +5,27 @@ import ipaddress
 from typing import Any
 
 from lsmguard.policy.errors import Diagnostic, PolicyError
-from lsmguard.policy.model import (ALL_PORTS, PATH_MAX, PORT_MAX, PORT_MIN, Access, Action, Default, InetTarget,
-                                   IPNetwork, Mode, Operation, PathPattern, Policy, PortRange, Protocol, Rule,
-                                   Subjects, UnixTarget, normalise_network)
+from lsmguard.policy.model import (
+    ALL_PORTS,
+    PATH_MAX,
+    PORT_MAX,
+    PORT_MIN,
+    Access,
+    Action,
+    Default,
+    InetTarget,
+    IPNetwork,
+    Mode,
+    Operation,
+    PathPattern,
+    Policy,
+    PortRange,
+    Protocol,
+    Rule,
+    Subjects,
+    UnixTarget,
+    normalise_network,
+)
 from lsmguard.policy.source import Document, FieldPath
 
 

@@ -43,11 +43,19 @@ def _describe(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
+def _schema_of(error: jsonschema.ValidationError) -> dict[str, Any]:
+    """The (sub)schema that failed; {} for a boolean schema."""
+    return error.schema if isinstance(error.schema, dict) else {}
+
+
 def _message(error: jsonschema.ValidationError) -> tuple[str, bool]:
     """A readable message, and whether it is about a key rather than a value."""
-    v, schema, value = error.validator, error.schema, error.instance
-    custom = schema.get("x-lsmguard-error") if isinstance(schema, dict) else None
-    if isinstance(schema, dict) and schema.get("x-lsmguard-check") == "path" and isinstance(value, str):
+    v = error.validator
+    value: Any = error.instance           # the JSON value that failed
+    schema = _schema_of(error)
+    wanted: Any = error.validator_value   # the schema's bound, list, pattern or type(s)
+    custom = schema.get("x-lsmguard-error")
+    if schema.get("x-lsmguard-check") == "path" and isinstance(value, str):
         from lsmguard.policy.parse import path_problem
         problem = path_problem(value)
         if problem:
@@ -62,12 +70,11 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool]:
         extra = sorted(set(value) - set(schema.get("properties", {})))
         return f"unknown field '{extra[0]}' (allowed: {allowed})", True
     if v == "enum":
-        return f"{value!r} is not one of {', '.join(map(str, error.validator_value))}", False
+        return f"{value!r} is not one of {', '.join(map(str, wanted))}", False
     if v == "const":
-        return f"{value!r} must be {error.validator_value!r}", False
+        return f"{value!r} must be {wanted!r}", False
     if v == "type":
-        wanted = error.validator_value
-        names = " or ".join(TYPE_NAMES.get(t, t) for t in (wanted if isinstance(wanted, list) else [wanted]))
+        names = " or ".join(TYPE_NAMES.get(t, str(t)) for t in (wanted if isinstance(wanted, list) else [wanted]))
         return f"expected {names}, got {_describe(value)}", False
     if v == "minItems":
         return "must not be empty", False
@@ -76,9 +83,9 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool]:
     if v == "uniqueItems":
         return "has duplicate entries", False
     if v == "pattern":
-        return f"{value!r} does not match {error.validator_value}", False
+        return f"{value!r} does not match {wanted}", False
     if v == "maxLength":
-        return f"is longer than {error.validator_value} characters", False
+        return f"is longer than {wanted} characters", False
     if v == "anyOf" and "ports" in error.absolute_path:
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value} is not a port (1-65535)", False
@@ -89,7 +96,8 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool]:
 def _extra_key_path(error: jsonschema.ValidationError) -> tuple[str | int, ...]:
     path = tuple(error.absolute_path)
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        instance: Any = error.instance
+        extra = sorted(set(instance) - set(_schema_of(error).get("properties", {})))
         if extra:
             path += (extra[0],)
     elif error.validator == "required":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
@@ -11,7 +11,10 @@ from lsmguard.policy.errors import Diagnostic, PolicyError
 
 FieldPath = tuple[str | int, ...]
 # libyaml's parser when PyYAML has it (10x faster on 100k-rule files); both report positions.
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    _BaseLoader = yaml.SafeLoader
+else:
+    _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Bounds on what one file may make the loader build, checked on the parser's event
 # stream before anything is built (docs/policy.md, "Limits of the policy files").
@@ -20,7 +23,7 @@ MAX_VALUES = 4_000_000       # values in one file: more rules than the kernel's 
 MAX_ALIASED_VALUES = 100_000 # values that aliases add to a file, beyond its own
 
 
-class YamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+class YamlLoader(_BaseLoader):
     """The safe loader, whose constructors report their failures at the value that failed."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
@@ -101,6 +104,12 @@ class _Walker:
                 self.walk(item, path + (i,))
 
 
+class _Mark(Protocol):
+    """Where a parser event starts (PyYAML's Mark, or libyaml's)."""
+    line: int     # 0-based
+    column: int
+
+
 class _Bounds:
     """One streaming pass over the parser's events, before anything is built. libyaml keeps
     an explicit stack, so nesting costs nothing here; the composer that builds nodes
@@ -114,8 +123,9 @@ class _Bounds:
         self.sizes: dict[str, int] = {}          # anchor -> values it stands for, expanded
         self.open: list[tuple[str | None, int]] = []   # open collections: (anchor, values so far)
 
-    def _refuse(self, mark: yaml.Mark, message: str) -> PolicyError:
-        return PolicyError([Diagnostic(self.file, mark.line + 1, mark.column + 1, "", message)])
+    def _refuse(self, mark: _Mark | None, message: str) -> PolicyError:
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        return PolicyError([Diagnostic(self.file, line, column, "", message)])
 
     def _add(self, count: int) -> None:
         if self.open:
@@ -141,7 +151,7 @@ class _Bounds:
         elif isinstance(event, yaml.AliasEvent):
             if any(anchor == event.anchor for anchor, _ in self.open):
                 raise self._refuse(event.start_mark, f"alias *{event.anchor} refers to a value that contains it")
-            count = self.sizes.get(event.anchor, 1)   # an undefined one: the composer says so
+            count = self.sizes.get(event.anchor or "", 1)   # an undefined one: the composer says so
             self.aliased += count
             if self.aliased > MAX_ALIASED_VALUES:
                 raise self._refuse(event.start_mark, f"aliases expand to more than {MAX_ALIASED_VALUES:,} values "

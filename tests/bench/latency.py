@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from tests.bench.rulesets import nonmatching
 

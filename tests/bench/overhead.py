@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from tests.bench.rulesets import Objects, apparmor_profile, audit_matching, audit_mode_default_deny, nonmatching
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lsmguard.journal import MessageId
+from lsmguard.events.journal import MessageId
 from tests.bench.overhead import BUILD
 from tests.journald import journald_session, read
 from tests.kernel.daemons import Daemon, start_daemon, stop_daemon

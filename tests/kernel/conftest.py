@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from tests.journald import Journald, journald_session
 from tests.kernel.policies import reset
 

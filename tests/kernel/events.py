@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from lsmguard.abi import Event, Op, PathEvent
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 
 
 def drain_events(engine: Engine, timeout_ms: int = 200) -> list[Event]:

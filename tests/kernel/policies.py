@@ -1,7 +1,7 @@
 """Kernel-test helpers: apply policies written inline as YAML."""
 from __future__ import annotations
 
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.load import load_text
 from tests.kernel.events import drain_events

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.load import load_text
 from tests.kernel.hammer import Hammer

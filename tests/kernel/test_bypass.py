@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from lsmguard.abi import Decision, InetEvent, Op, PathEvent
-from lsmguard.engine import Engine
+from lsmguard.events.naming import describe
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events, path_events
 from tests.kernel.policies import apply, deny, policy
 
@@ -136,7 +137,7 @@ def test_a_hard_link_to_a_denied_file_is_refused(engine: Engine, secret: Path, s
     assert not (elsewhere / "alias").exists()
     [event] = path_events(engine, Op.LINK)
     assert (event.path, event.header.decision) == (os.fsencode(secret), Decision.DENY)
-    assert engine.describe(event.header, event) == ("test", "deny-open")
+    assert describe(engine.compiled, event.header, event) == ("test", "deny-open")
     other = scratch / "other"
     other.write_text("")
     os.link(other, elsewhere / "other")          # files no rule names link as ever
@@ -159,7 +160,7 @@ def test_renaming_a_denied_file_or_moving_it_out_of_a_recursive_rule_is_refused(
     assert secret.exists() and (tree / "sub" / "file").exists()
     events = path_events(engine, Op.RENAME)
     assert [e.path for e in events] == [os.fsencode(p) for p in (secret, tree / "sub" / "file", tree / "sub", tree)]
-    assert [engine.describe(e.header, e)[1] for e in events] == ["secret", "tree", "tree", "tree"]
+    assert [describe(engine.compiled, e.header, e)[1] for e in events] == ["secret", "tree", "tree", "tree"]
 
 
 def test_an_exchange_rename_is_refused_from_either_side(engine: Engine, secret: Path, scratch: Path) -> None:
@@ -209,7 +210,7 @@ def test_a_hard_link_made_before_the_policy_is_the_file(engine: Engine, secret: 
     assert exec_errno("    os.execv(sys.argv[1], [sys.argv[1]])", str(elsewhere / "tool-alias")) == errno.EPERM
     events = path_events(engine, Op.OPEN, Op.CHMOD, Op.EXEC)
     # the event names the file as it was reached, and the rule that named it
-    assert [(e.path, e.header.decision, engine.describe(e.header, e)) for e in events] == [
+    assert [(e.path, e.header.decision, describe(engine.compiled, e.header, e)) for e in events] == [
         (os.fsencode(elsewhere / "alias"), Decision.DENY, ("bound", "read")),
         (os.fsencode(elsewhere / "alias"), Decision.DENY, ("bound", "mode")),
         (os.fsencode(elsewhere / "tool-alias"), Decision.DENY, ("bound", "run"))]
@@ -278,7 +279,7 @@ def test_fileless_exec_is_refused_by_a_fileless_rule_or_an_exec_allow_list(engin
     assert exec_errno("    os.execv('/bin/true', ['true'])") == 0     # files with a path are not fileless
     [event] = path_events(engine, Op.EXEC)
     assert (event.path, event.header.decision) == (b"memfd:payload", Decision.DENY)
-    assert engine.describe(event.header, event) == ("no-fileless", "memfd")
+    assert describe(engine.compiled, event.header, event) == ("no-fileless", "memfd")
     allow_list = f"  mode: enforce\n  default: deny\n  rules:\n    - {{id: system, action: allow, exec: {{paths: {SYSTEM_EXEC}"
     apply(engine, policy("allow-list", allow_list + "}}\n"))
     assert exec_errno(MEMFD_EXEC) == errno.EPERM                 # no allow rule names it
@@ -306,7 +307,7 @@ def test_the_dynamic_loader_cannot_map_a_denied_binary(engine: Engine, tool: Pat
     assert child.returncode != 0 and "failed to map segment" in child.stderr
     events = path_events(engine, Op.MMAP)
     assert events and {(e.path, e.header.decision) for e in events} == {(os.fsencode(tool), Decision.DENY)}
-    assert engine.describe(events[0].header) == ("test", "deny-exec")
+    assert describe(engine.compiled, events[0].header) == ("test", "deny-exec")
 
 
 def test_mapping_a_denied_binary_executable_or_mprotecting_it_so_is_refused(engine: Engine, tool: Path) -> None:

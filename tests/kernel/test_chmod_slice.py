@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from lsmguard.abi import Decision, Op, Stat
+from lsmguard.events.naming import describe
 from lsmguard.loader.objects import kernel_functions
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events
 from tests.kernel.policies import apply, deny
 from tests.hooks import PROGRAMS_BY_HOOK
@@ -75,7 +76,7 @@ def test_one_event_names_pid_comm_and_path(engine: Engine, protected: Path) -> N
     ev = events[0]
     assert ev.header.op == Op.CHMOD
     assert ev.header.decision == Decision.DENY
-    assert engine.describe(ev.header) == ("test", "deny-chmod")
+    assert describe(engine.compiled, ev.header) == ("test", "deny-chmod")
     assert ev.header.tgid == proc.pid
     assert ev.header.pid == proc.pid  # single-threaded: thread id is the process id
     assert ev.header.comm == b"chmod"

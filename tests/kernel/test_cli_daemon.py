@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard.journal import MessageId
-from lsmguard.untrusted import escape, unescape
+from lsmguard.events.journal import MessageId
+from lsmguard.events.untrusted import escape, unescape
 from tests.journald import Journald, wait_for
 from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
 from tests.kernel.hammer import Hammer

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.evaluate import Process, Request, decide
 from lsmguard.policy.model import Access, Action, Default, Mode, Operation, PathPattern, Policy, Rule

@@ -17,7 +17,7 @@ import pytest
 
 from lsmguard import abi
 from lsmguard.abi import Decision, Op
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import path_events
 from tests.kernel.policies import apply, policy
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from lsmguard.abi import Decision, PathFlag
-from lsmguard.engine import Engine
+from lsmguard.events.naming import describe
+from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import MAX_POLICIES, CompileError, compile_policies
 from lsmguard.policy.model import Action, Default, Mode, Operation, PathPattern, Policy, Rule
 from tests.kernel.events import drain_events
@@ -42,7 +43,7 @@ def test_64_policies_each_enforced_and_named(engine: Engine, scratch: Path) -> N
     engine.apply(compile_policies([deny_chmod_policy(f"p{i}", str(f)) for i, f in enumerate(files)]))
     assert all(chmod_errno(f) == errno.EPERM for f in files)
     events = drain_events(engine)
-    assert [engine.describe(e.header) for e in events] == [(f"p{i}", "r") for i in range(MAX_POLICIES)]
+    assert [describe(engine.compiled, e.header) for e in events] == [(f"p{i}", "r") for i in range(MAX_POLICIES)]
     with pytest.raises(CompileError):
         compile_policies([deny_chmod_policy(f"p{i}", "/x") for i in range(MAX_POLICIES + 1)])
 
@@ -60,7 +61,7 @@ def test_100k_rules_load_and_work(engine: Engine, scratch: Path) -> None:
         assert chmod_errno(scratch / f"rule{i}") == errno.EPERM
     (scratch / "free").write_text("")
     assert chmod_errno(scratch / "free") == 0
-    assert [engine.describe(e.header) for e in drain_events(engine)] == [("big", "r0"), ("big", "r50000"),
+    assert [describe(engine.compiled, e.header) for e in drain_events(engine)] == [("big", "r0"), ("big", "r50000"),
                                                                           ("big", f"r{count - 1}")]
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard.journal import MessageId
-from lsmguard.suppression import JOURNAL_DROPPED
+from lsmguard.events.journal import MessageId
+from lsmguard.events.suppression import JOURNAL_DROPPED
 from tests.journald import Journald, journald_session, read
 from tests.kernel.daemons import Host, host_session, start_daemon, stop_daemon
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from lsmguard.abi import Decision, InetEvent, Op
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events
 from tests.kernel.policies import apply, policy
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard.engine import Engine, IncompatiblePins
+from lsmguard.kernel.engine import Engine, IncompatiblePins
 from lsmguard.loader import BpfError, Map, MapSpec
 
 

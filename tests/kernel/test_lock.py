@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard import channel
-from lsmguard.journal import MessageId
+from lsmguard.lockmode import channel
+from lsmguard.events.journal import MessageId
 from lsmguard.loader import Map
 from tests.journald import Journald, read, wait_for
 from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon

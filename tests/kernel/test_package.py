@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard.journal import MessageId
+from lsmguard.events.journal import MessageId
 from tests.journald import Journald, wait_for
 from tests.kernel.daemons import start_daemon, stop_daemon
 from tests.packages import (PACKAGES_DIR, SHIPPED_POLICIES, SYSTEM_ENV, UNIT, run, strace_summary_syscalls,
@@ -69,7 +69,7 @@ def test_unit_execstart_with_its_capabilities_enforces_and_journals(unpacked: Pa
     env = {**SYSTEM_ENV, "PYTHONPATH": str(unpacked / "usr/lib/python3/dist-packages"),
            "LSMGUARD_POLICY_DIR": str(policy_dir), "LSMGUARD_RUN_DIR": str(tmp_path / "run"),
            "LSMGUARD_PIN_ROOT": PIN_ROOT}
-    shipped = subprocess.run(["/usr/bin/python3", "-c", "import lsmguard.resources as r; print(r.bpf_object_path())"],
+    shipped = subprocess.run(["/usr/bin/python3", "-c", "import lsmguard.kernel.resources as r; print(r.bpf_object_path())"],
                              env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert shipped == str(unpacked / "usr/lib/python3/dist-packages/lsmguard/data/lsmguard.bpf.o")
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from lsmguard.abi import Decision, Op, key_generation
-from lsmguard.engine import Engine
+from lsmguard.events.naming import describe
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events, path_events
 from tests.kernel.policies import apply, deny, policy
 
@@ -28,7 +29,7 @@ def test_exec_denied_by_recursive_rule_fails_with_eperm(engine: Engine, tool: Pa
     assert exc.value.errno == errno.EPERM
     events = path_events(engine, Op.EXEC)
     assert [(e.path, e.header.decision) for e in events] == [(os.fsencode(tool), Decision.DENY)]
-    assert engine.describe(events[0].header) == ("test", "deny-exec")
+    assert describe(engine.compiled, events[0].header) == ("test", "deny-exec")
 
 
 def test_exec_outside_the_rule_runs(engine: Engine, tool: Path) -> None:
@@ -50,7 +51,7 @@ def test_exec_allow_list_under_default_deny(engine: Engine, tool: Path, scratch:
     with pytest.raises(PermissionError):
         run(other)
     events = [e for e in drain_events(engine) if e.header.decision == Decision.DENY]
-    assert engine.describe(events[-1].header) == ("allow-list", "")   # the default decided
+    assert describe(engine.compiled, events[-1].header) == ("allow-list", "")   # the default decided
 
 
 def test_open_for_write_denied_read_allowed(engine: Engine, scratch: Path) -> None:
@@ -101,7 +102,7 @@ def audit_events_for_one_read(engine: Engine, watched: Path) -> list:
 def test_audit_rule_reports_once_and_allows(engine: Engine, tmpfs: Path) -> None:
     events = audit_events_for_one_read(engine, tmpfs / "watched")
     assert [e.header.decision for e in events] == [Decision.AUDIT]
-    assert engine.describe(events[0].header) == ("watch", "look")
+    assert describe(engine.compiled, events[0].header) == ("watch", "look")
     assert events[0].mode == 1   # FMODE_READ
     assert events[0].header.comm == b"python"
 

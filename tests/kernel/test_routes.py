@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from lsmguard.abi import Decision, InetEvent, Op, PathEvent
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events, path_events
 from tests.kernel.listeners import Listener
 from tests.kernel.policies import apply, policy

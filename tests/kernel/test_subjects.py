@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from lsmguard.abi import Decision
-from lsmguard.engine import Engine
+from lsmguard.events.naming import describe
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events
 from tests.kernel.policies import apply, policy
 
@@ -173,5 +174,5 @@ def test_a_rule_of_a_policy_that_does_not_apply_is_not_reported(engine: Engine, 
     with pytest.raises(PermissionError):
         os.chmod(target, 0o600)
     [event] = drain_events(engine)
-    assert engine.describe(event.header, event) == ("second", "s")
+    assert describe(engine.compiled, event.header, event) == ("second", "s")
     assert engine.rule_hits()[("second", "?")] >= 1

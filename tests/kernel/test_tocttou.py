@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from lsmguard.abi import Decision, InetEvent, Op
-from lsmguard.engine import Engine
+from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events, path_events
 from tests.kernel.policies import apply, deny, policy
 from tests.race.tracer import Seen, SyscallTracer, lib

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from lsmguard import abi
-from lsmguard.loader._libbpf import ffi, lib
+from lsmguard.loader.binding import ffi, lib
 
 
 def make_record(path: bytes, **header: object) -> bytes:

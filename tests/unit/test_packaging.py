@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lsmguard.journal import MessageId
-from lsmguard.local_rules import MANAGED_MARK
+from lsmguard.events.journal import MessageId
+from lsmguard.state.local_rules import MANAGED_MARK
 from tests.packages import (CATALOG, COMPLETION, POLICY_DIR, REPO, RUNTIME_DEPENDENCIES, SCHEMA, SHIPPED_POLICIES,
                             SYSTEM_ENV, UNIT, built, run, unit_settings, version)
 
@@ -31,7 +31,7 @@ def deb_files(deb: Path) -> set[str]:
 
 def test_deb_holds_package_object_unit_catalog_policies_and_man_pages() -> None:
     files = deb_files(built("deb"))
-    expected = {"/usr/bin/lsmguard", f"{SITE}/lsmguard/cli.py", f"{SITE}/lsmguard/daemon.py",
+    expected = {"/usr/bin/lsmguard", f"{SITE}/lsmguard/cli/__init__.py", f"{SITE}/lsmguard/daemon.py",
                 f"{SITE}/lsmguard/loader/_libbpf.abi3.so", BPF_OBJECT, LOCK_OBJECT, f"/lib/systemd/system/{UNIT}",
                 CATALOG, COMPLETION, SCHEMA, "/usr/share/man/man8/lsmguard.8.gz",
                 "/usr/share/man/man5/lsmguard.policy.5.gz", *(f"{POLICY_DIR}/{p}" for p in SHIPPED_POLICIES)}
@@ -73,7 +73,7 @@ def test_rpm_holds_the_same_and_declares_dependencies_and_config() -> None:
     files = set(run("rpm", "-qlp", rpm).stdout.split())
     site = next(f for f in files if f.endswith("/lsmguard/data/lsmguard.bpf.o")).removesuffix(
         "/lsmguard/data/lsmguard.bpf.o")
-    expected = {"/usr/bin/lsmguard", f"{site}/lsmguard/cli.py", f"{site}/lsmguard/loader/_libbpf.abi3.so",
+    expected = {"/usr/bin/lsmguard", f"{site}/lsmguard/cli/__init__.py", f"{site}/lsmguard/loader/_libbpf.abi3.so",
                 f"{site}/lsmguard/data/lsmguard-lock.bpf.o", f"{site}/lsmguard/data/lsmguard-probe.bpf.o",
                 f"/usr/lib/systemd/system/{UNIT}", CATALOG, COMPLETION, SCHEMA, "/usr/share/man/man8/lsmguard.8",
                 "/usr/share/man/man5/lsmguard.policy.5", *(f"{POLICY_DIR}/{p}" for p in SHIPPED_POLICIES)}

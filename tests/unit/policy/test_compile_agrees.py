@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 
-from lsmguard.policy.compile import compile_policies, decide_compiled
+from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.evaluate import decide
+from tests.unit.policy.oracle import decide_compiled
 from tests.unit.policy.strategies import policy_sets, processes, requests
 
 

@@ -1,0 +1,98 @@
+"""The `lsmguard` command line: its parser. Each command group's handlers live in
+their own module of this package."""
+from __future__ import annotations
+
+import argparse
+
+from lsmguard import __version__
+from lsmguard.cli import audit, daemon, doctor, lock, policy, rules
+from lsmguard.errors import ExitStatus
+
+EXIT_CODES = ExitStatus.describe()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lsmguard", description="Enforce YAML security policies with BPF LSM programs.", epilog=EXIT_CODES)
+    parser.add_argument("--version", action="version", version=f"lsmguard {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str, description: str, func: object, json_output: bool = True,
+                policy_dir: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description, epilog=EXIT_CODES)
+        if json_output:
+            p.add_argument("--json", action="store_true", help="print the result as JSON")
+        if policy_dir:
+            p.add_argument("--policy-dir", metavar="DIR",
+                           help="policy directory (default /etc/lsmguard/policies.d, or $LSMGUARD_POLICY_DIR)")
+        p.set_defaults(func=func)
+        return p
+
+    command("doctor", "check that this host can enforce BPF LSM policy",
+            "Check securityfs, BPF LSM, BTF, capabilities, bpffs, lockdown and journald, then load, attach and "
+            "detach a minimal BPF LSM program: exit 0 only when enforcement can work, with the fix for each "
+            "finding otherwise.", doctor.cmd_doctor)
+    check = command("check", "validate policy files or directories",
+                    "Validate policies: exit 0 when valid (warnings allowed), 2 with every error listed as "
+                    "file:line:column: field: message.", policy.cmd_check)
+    check.add_argument("paths", nargs="+", metavar="FILE|DIR", help="policy files, or directories of *.yaml")
+    apply = command("apply", "apply the policy directory, or the given files, to the kernel",
+                    "Load and pin lsmguard if needed, then replace the policy set in force atomically. With no "
+                    "argument, the policy directory; with files or directories, exactly those (not saved).",
+                    policy.cmd_apply, policy_dir=True)
+    apply.add_argument("paths", nargs="*", metavar="FILE|DIR", help="policy files or directories")
+    command("list", "list the rules in force with their hit counts",
+            "List every rule in force: policy, mode, id, action, operation, objects and how often it matched "
+            "(hit counts need root).", policy.cmd_list, policy_dir=True)
+    command("status", "show whether lsmguard is loaded and what it enforces",
+            "Loaded programs, policies and rules in force, kernel counters (denials, events lost), and the "
+            "daemon's state.", policy.cmd_status)
+    command("unload", "detach every lsmguard program and remove its pins",
+            "Stop enforcing: detach the programs and remove /sys/fs/bpf/lsmguard. The daemon must be stopped "
+            "first.", policy.cmd_unload, json_output=False)
+    for action, verb in (("deny", "refuse"), ("allow", "allow-list")):
+        p = command(action, f"{verb} an operation now and persist the rule",
+                    f"Add a {action} rule to a policy managed by lsmguard (default policy: "
+                    f"{'local' if action == 'deny' else 'local-allow, created with default: deny'}), in force at "
+                    "once through the pinned maps and saved to the policy directory; all or nothing.",
+                    rules.cmd_rule, policy_dir=True)
+        p.set_defaults(action=action)
+        p.add_argument("operation", choices=("exec", "open", "chmod", "connect"))
+        p.add_argument("targets", nargs="+", metavar="TARGET",
+                       help="paths (/a/b or /a/**); for connect: CIDRs, unix socket paths or @abstract names")
+        p.add_argument("--access", action="append", metavar="read|write", help="open: which access (default both)")
+        p.add_argument("--port", action="append", metavar="PORT[-PORT]", help="connect: ports or ranges")
+        p.add_argument("--proto", choices=("tcp", "udp", "any"), help="connect: protocol (default any)")
+        p.add_argument("--exe", action="append", metavar="PATH",
+                       help="only for processes running PATH (and descendants)")
+        p.add_argument("--cgroup", action="append", metavar="PATH", help="only for processes in this cgroup")
+        p.add_argument("--uid", action="append", type=int, metavar="UID", help="only for this effective uid")
+        p.add_argument("--policy", metavar="NAME", help="the policy to add the rule to")
+        p.add_argument("--audit-only", action="store_true",
+                       help="put the rule in an audit-mode policy: journal would-deny, refuse nothing")
+    remove = command("remove", "remove a rule added with allow or deny",
+                     "Remove one rule from a policy managed by lsmguard, in force at once and saved.",
+                     rules.cmd_remove, policy_dir=True)
+    remove.add_argument("rule_id", metavar="RULE_ID")
+    remove.add_argument("--policy", metavar="NAME", help="the policy holding the rule, when several do")
+    aud = command("audit", "review denials and audited accesses in the journal",
+                  "Show lsmguard's journal records (denials, would-denials, audits, losses), oldest first.",
+                  audit.cmd_audit)
+    aud.add_argument("--since", metavar="TIME", help="2026-11-21 10:00, today, -10m, 2h ago")
+    aud.add_argument("--until", metavar="TIME")
+    aud.add_argument("--op", choices=("exec", "mmap", "open", "chmod", "connect", "bind", "listen", "link", "rename"))
+    aud.add_argument("--decision", choices=("deny", "would-deny", "audit"))
+    aud.add_argument("--policy")
+    aud.add_argument("--rule")
+    aud.add_argument("--pid", type=int)
+    aud.add_argument("--exe", metavar="PATH")
+    aud.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    aud.add_argument("--details", "-d", action="store_true",
+                     help="under each record, its process's executable and hash, lineage, unit and cgroup, "
+                          "the file's hash, and for drift who wrote the file")
+    lock.add_commands(command)
+    command("daemon", "run the enforcement daemon (lsmguard.service)",
+            "Load or adopt the pinned programs, apply the policy directory, pump events to journald, reload "
+            "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", daemon.cmd_daemon, json_output=False,
+            policy_dir=True)
+    return parser

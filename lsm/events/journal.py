@@ -1,0 +1,152 @@
+"""Writing lsmguard's records to journald.
+
+A record is a dict of journal fields. `JournalWriter` sends records over
+journald's native protocol and keeps working when journald is briefly
+unavailable: records wait in a bounded buffer, and what the buffer cannot
+hold is counted and reported as an "events lost" record once journald is
+back. Nothing is dropped silently.
+
+libsystemd's sd_journal_sendv is not used for writing: it returns success when
+journald's socket is missing ("fail silently"), which would lose records
+without a count.
+"""
+from __future__ import annotations
+
+import array
+import collections
+import errno
+import fcntl
+import os
+import re
+import socket
+import struct
+import uuid
+from dataclasses import dataclass, field
+
+IDENTIFIER = "lsmguard"
+SOCKET = "/run/systemd/journal/socket"
+_FIELD_NAME = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")
+
+
+class MessageId:
+    """MESSAGE_ID of each record type; packaging/lsmguard.catalog explains each."""
+    DENY = uuid.UUID("4e2bc71174d046159fecdeb24e23cf9a")
+    WOULD_DENY = uuid.UUID("69fc857c04224c10a59ae2affc264bd3")
+    AUDIT = uuid.UUID("453bb4090de942d29ba99a01a5618a3f")
+    POLICY_APPLIED = uuid.UUID("e9914ac130f84fe883dd3821cf04bf81")
+    POLICY_REJECTED = uuid.UUID("12b91ac9fb8e494290c4165e83b7e83a")
+    EVENTS_LOST = uuid.UUID("f5af88a4d21a42fab3daca65b172513a")
+    DAEMON_STARTED = uuid.UUID("4799f6fa5c6e43a999d71104bc433d35")
+    DAEMON_STOPPED = uuid.UUID("495e0101401b477aaca5dd83de66460f")
+    LOCKED = uuid.UUID("4c25a381118e4545a581cc1d85d6ab64")
+    UNLOCKED = uuid.UUID("37a09761f2174ee5989cad17d7947626")
+    LOCK_REFUSED = uuid.UUID("1698b01faab04375be69f26aa28a98dd")
+
+
+class Priority:
+    """syslog priorities, as DESIGN.md assigns them."""
+    ERR = 3
+    WARNING = 4   # deny
+    NOTICE = 5    # would-deny
+    INFO = 6      # audit
+
+
+Record = dict[str, str]
+
+
+def serialise(rec: Record) -> bytes:
+    """journald's native protocol: NAME=value lines; a value with a newline is
+    length-prefixed, so no value can end a field or start another."""
+    out = bytearray()
+    for name, value in rec.items():
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"invalid journal field name {name!r}")
+        data = value.encode("utf-8", "surrogateescape")
+        if b"\n" in data:
+            out += name.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+        else:
+            out += name.encode() + b"=" + data + b"\n"
+    return bytes(out)
+
+
+SEND_TIMEOUT_S = 1.0   # journald busy: wait this long for room in its queue, then buffer
+
+
+def journal_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(SEND_TIMEOUT_S)
+    return sock
+
+
+def send(rec: Record, path: str = SOCKET, sock: socket.socket | None = None) -> None:
+    """Send one record; raises OSError when journald cannot take it (gone, or busy for
+    longer than SEND_TIMEOUT_S)."""
+    data = serialise(rec)
+    own = sock is None
+    sock = sock or journal_socket()
+    try:
+        sock.sendto(data, path)
+    except OSError as error:
+        if error.errno != errno.EMSGSIZE:   # too big for a datagram: pass it in a sealed memfd
+            raise
+        _send_memfd(sock, data, path)
+    finally:
+        if own:
+            sock.close()
+
+
+def _send_memfd(sock: socket.socket, data: bytes, path: str) -> None:
+    fd = os.memfd_create("lsmguard-journal", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        os.write(fd, data)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+                    | fcntl.F_SEAL_SEAL)
+        sock.sendmsg([], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))], 0, path)
+    finally:
+        os.close(fd)
+
+
+def record(message: str, message_id: uuid.UUID, priority: int, **fields: object) -> Record:
+    out = {"MESSAGE": message, "MESSAGE_ID": message_id.hex, "PRIORITY": str(priority),
+           "SYSLOG_IDENTIFIER": IDENTIFIER}
+    out.update((name, str(value)) for name, value in fields.items())
+    return out
+
+
+def lost_record(count: int, where: str, **fields: object) -> Record:
+    return record(f"{count} lsmguard event{'s' if count != 1 else ''} lost ({where})", MessageId.EVENTS_LOST,
+                  Priority.WARNING, LSMGUARD_LOST=count, LSMGUARD_LOST_WHERE=where, **fields)
+
+
+@dataclass
+class JournalWriter:
+    """Delivers records in order; buffers while journald is away, counts what overflows."""
+    capacity: int = 4096
+    socket_path: str = SOCKET
+    buffered: collections.deque[Record] = field(default_factory=collections.deque)
+    overflowed: int = 0        # lost here and not yet reported
+    delivered: int = 0
+    lost_total: int = 0        # everything lost in this writer, reported or not
+    _sock: socket.socket = field(default_factory=journal_socket, repr=False)
+
+    def write(self, rec: Record) -> bool:
+        """Queue one record and try to deliver the queue; True when it all reached journald."""
+        if len(self.buffered) >= self.capacity:
+            self.overflowed += 1
+            self.lost_total += 1
+        else:
+            self.buffered.append(rec)
+        return self.flush()
+
+    def flush(self) -> bool:
+        try:
+            while self.buffered:
+                send(self.buffered[0], self.socket_path, self._sock)
+                self.buffered.popleft()
+                self.delivered += 1
+            if self.overflowed:
+                send(lost_record(self.overflowed, "journald unavailable, buffer full"), self.socket_path, self._sock)
+                self.overflowed = 0
+        except OSError:
+            return False
+        return True

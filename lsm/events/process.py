@@ -1,0 +1,212 @@
+"""What /proc says about the process behind an event: executable, command
+line, cgroup, systemd unit or container, and its lineage.
+
+The kernel's event is authoritative for pid, ppid, uid and comm; this adds
+what is cheaper to read in user space. It is best effort: a process may have
+exited, or its pid been reused, by the time the event is read. A process that
+started after the event is not the one that caused it, and is not described.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsmguard.abi import ProcessId
+from lsmguard.events.exe_hash import EXE_HASHES
+from lsmguard.events.untrusted import escape
+
+LINEAGE_DEPTH = 8
+CMDLINE_MAX = 4096
+PROC = Path("/proc")
+_CONTAINER_ID = re.compile(r"(?:^|[-/])([0-9a-f]{64})(?:\.scope)?$")
+_UNIT = re.compile(r"^[^/]+\.(service|scope|socket|mount|swap|timer|slice)$")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Ancestor:
+    pid: int
+    exe: str        # "" when it had exited before the daemon could read it
+    uid: int
+    start_ns: int   # CLOCK_BOOTTIME at start
+    comm: str = ""
+
+
+@dataclass
+class ProcessContext:
+    exe: str = ""
+    exe_sha256: str = ""
+    cmdline: str = ""
+    cgroup: str = ""
+    unit: str = ""
+    container: str = ""
+    lineage: list[Ancestor] = field(default_factory=list)   # parent first
+    current: bool = False      # False: the process was gone or its pid reused
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(ppid, start time in ns since boot) from /proc/PID/stat."""
+    try:
+        raw = (PROC / str(pid) / "stat").read_bytes()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(b")") + 2:].split()   # after "pid (comm) ", comm may hold anything
+    return int(fields[1]), int(fields[19]) * 1_000_000_000 // _TICKS
+
+
+def _exe(pid: int) -> str:
+    try:
+        return escape(os.fsencode(os.readlink(PROC / str(pid) / "exe")))
+    except OSError:
+        return ""
+
+
+def _comm(pid: int) -> str:
+    try:
+        return escape((PROC / str(pid) / "comm").read_bytes().rstrip(b"\n"))
+    except OSError:
+        return ""
+
+
+def _uid(pid: int) -> int:
+    try:
+        for line in (PROC / str(pid) / "status").read_text(errors="replace").splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[2])   # effective
+    except OSError:
+        pass
+    return -1
+
+
+def cgroup_of(pid: int) -> str:
+    try:
+        for line in (PROC / str(pid) / "cgroup").read_text(errors="surrogateescape").splitlines():
+            if line.startswith("0::"):
+                return escape(line[3:])
+    except OSError:
+        pass
+    return ""
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_RESCAN_INTERVAL_S = 1.0
+
+
+class CgroupNames:
+    """cgroup v2 id -> path, for processes gone before /proc could say: a cgroup's id is its
+    directory's inode number. The tree is rescanned on a miss, at most once a second."""
+
+    def __init__(self, root: Path = CGROUP_ROOT) -> None:
+        self.root = root
+        self._paths: dict[int, str] = {}
+        self._scanned = -_RESCAN_INTERVAL_S
+
+    def path_of(self, cgroup_id: int) -> str:
+        if cgroup_id not in self._paths and time.monotonic() - self._scanned >= _RESCAN_INTERVAL_S:
+            self._scanned = time.monotonic()
+            self._paths = {}
+            for directory, _, _ in os.walk(self.root):
+                try:
+                    ino = os.stat(directory).st_ino
+                except OSError:
+                    continue
+                self._paths[ino] = "/" + os.path.relpath(directory, self.root).removeprefix(".")
+        return escape(os.fsencode(self._paths.get(cgroup_id, "")))
+
+
+CGROUP_NAMES = CgroupNames()
+
+
+def unit_of(cgroup: str) -> str:
+    """The innermost systemd unit in a cgroup path (not a slice)."""
+    for part in reversed(cgroup.split("/")):
+        m = _UNIT.match(part)
+        if m and m.group(1) != "slice":
+            return part
+    return ""
+
+
+def container_of(cgroup: str) -> str:
+    """A container id (64 hex digits) in a cgroup path: docker, containerd, CRI-O, podman."""
+    for part in reversed(cgroup.split("/")):
+        m = _CONTAINER_ID.search(part)
+        if m:
+            return m.group(1)
+    return ""
+
+
+@dataclass(frozen=True)
+class WriterContext:
+    """What /proc adds to the kernel's write mark of a drifted file, while the writer still runs."""
+    exe_sha256: str = ""
+    current: bool = False   # False: it exited, or its pid is another process's now
+
+
+def writer_context(tgid: int, start_ns: int) -> WriterContext:
+    """The writer `tgid` that started at `start_ns` (ns since boot), if it is still that process."""
+    if not _same_process(_stat(tgid), start_ns):
+        return WriterContext()
+    return WriterContext(exe_sha256=EXE_HASHES.of_process(tgid), current=True)
+
+
+def _same_process(stat: tuple[int, int] | None, start_ns: int) -> bool:
+    """/proc/PID/stat (ppid, start) is the process that started at `start_ns` (tick resolution)."""
+    return stat is not None and abs(stat[1] - start_ns) <= 1_000_000_000 // _TICKS
+
+
+def lineage_of(ancestors: tuple[ProcessId, ...], depth: int = LINEAGE_DEPTH) -> list[Ancestor]:
+    """The kernel's ancestors of an event (named even once gone; exe from /proc while each still
+    runs), then what /proc says above the last of them, up to `depth`."""
+    out: list[Ancestor] = []
+    stat = None
+    for a in ancestors[:depth]:
+        stat = _stat(a.tgid)
+        alive = _same_process(stat, a.start_ns)
+        out.append(Ancestor(a.tgid, _exe(a.tgid) if alive else "", a.uid, a.start_ns, escape(a.comm)))
+        if not alive:
+            stat = None
+    if ancestors and stat is not None and len(out) < depth:
+        out.extend(lineage(stat[0], depth - len(out)))
+    return out
+
+
+def lineage(ppid: int, depth: int = LINEAGE_DEPTH) -> list[Ancestor]:
+    out: list[Ancestor] = []
+    pid = ppid
+    while pid > 0 and len(out) < depth:
+        stat = _stat(pid)
+        if stat is None:
+            break
+        out.append(Ancestor(pid, _exe(pid), _uid(pid), stat[1], _comm(pid)))
+        pid = stat[0]
+    return out
+
+
+def boottime_ns_of_monotonic(monotonic_ns: int) -> int:
+    """/proc start times count from boot including suspend; event times do not."""
+    return monotonic_ns + time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def context(tgid: int, ppid: int, event_ktime_ns: int, ancestors: tuple[ProcessId, ...] = (),
+            cgroup_id: int = 0) -> ProcessContext:
+    """Context of process `tgid` as it was at the event (CLOCK_MONOTONIC ns); `ancestors`: the
+    kernel's, named at the event (else /proc's, from `ppid`); `cgroup_id`: the kernel's, for a
+    process gone before /proc could tell its cgroup."""
+    stat = _stat(tgid)
+    ancestry = lineage_of(ancestors) if ancestors else lineage(ppid)
+    # /proc's start time has clock-tick resolution: allow one tick.
+    if stat is None or stat[1] > boottime_ns_of_monotonic(event_ktime_ns) + 1_000_000_000 // _TICKS:
+        cgroup = CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else ""
+        return ProcessContext(cgroup=cgroup, unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry)
+    try:
+        raw = (PROC / str(tgid) / "cmdline").read_bytes()[:CMDLINE_MAX]
+    except OSError:
+        raw = b""
+    cmdline = " ".join(escape(arg) for arg in raw.rstrip(b"\0").split(b"\0")) if raw else ""
+    cgroup = cgroup_of(tgid) or (CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else "")
+    return ProcessContext(exe=_exe(tgid), exe_sha256=EXE_HASHES.of_process(tgid), cmdline=cmdline,
+                          cgroup=cgroup, unit=unit_of(cgroup), container=container_of(cgroup),
+                          lineage=ancestry, current=True)

@@ -1,0 +1,92 @@
+"""From the ring buffer to journald: name, enrich, coalesce, write, and count
+what was lost in the kernel or on the way."""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lsmguard import abi
+from lsmguard.events import process, records
+from lsmguard.events.coalesce import Coalescer
+from lsmguard.events.exe_hash import EXE_HASHES
+from lsmguard.events.journal import JournalWriter, lost_record
+
+Namer = Callable[[abi.EventHeader, abi.Event], tuple[str, str]]
+
+
+def writer_of(event: abi.Event) -> process.WriterContext | None:
+    """The writer of a drifted file, as /proc tells it while the writer still runs."""
+    w = event.writer if isinstance(event, abi.PathEvent) else None
+    return process.writer_context(w.tgid, w.start_ns) if w is not None else None
+
+
+def code_sha256(event: abi.Event) -> str:
+    """The SHA-256 of the file an exec or executable mapping was about, as its process sees it
+    (through /proc/PID/root: the daemon may have another mount namespace, such as a private /tmp)."""
+    if not isinstance(event, abi.PathEvent) or event.header.op not in (abi.Op.EXEC, abi.Op.MMAP):
+        return ""
+    if not event.path.startswith(b"/") or event.header.flags:
+        return ""   # fileless code, or a path not fully resolved: not a name to open
+    path = os.fsdecode(event.path)
+    # the process may be gone (a refused exec's child exits at once): then the daemon's own view
+    return EXE_HASHES.of_file(f"/proc/{event.header.tgid}/root{path}") or EXE_HASHES.of_file(path)
+
+
+@dataclass
+class PumpCounts:
+    events: int = 0          # read from the ring buffer
+    written: int = 0         # records handed to the writer (first occurrences and repeat records)
+    coalesced: int = 0       # events represented by a repeat record rather than their own
+    kernel_lost: int = 0     # the ring buffer was full: reported from the kernel's counter
+
+
+@dataclass
+class EventPump:
+    name_event: Namer
+    writer: JournalWriter = field(default_factory=JournalWriter)
+    coalescer: Coalescer = field(default_factory=Coalescer)
+    clock: Callable[[], float] = time.monotonic
+    counts: PumpCounts = field(default_factory=PumpCounts)
+    _kernel_lost_seen: int | None = None
+
+    def on_event(self, event: abi.Event) -> None:
+        self.counts.events += 1
+        policy, rule = self.name_event(event.header, event)
+        contexts: list[process.ProcessContext] = []
+
+        def build(repeats: int) -> dict[str, str]:
+            # /proc is read only for an event that gets a record, once, when it is first written.
+            if not contexts:
+                contexts.append(process.context(event.header.tgid, event.header.ppid, event.header.ktime_ns,
+                                                event.header.ancestors, event.header.cgroup_id))
+            return records.event_record(event, policy, rule, contexts[0], repeats, writer_of(event),
+                                        code_sha256(event))
+
+        out = self.coalescer.add(records.coalescing_key(event, policy, rule), self.clock(), build)
+        if not out:
+            self.counts.coalesced += 1
+        for rec in out:
+            self._write(rec)
+
+    def tick(self, kernel_lost: int | None = None) -> None:
+        """Close expired coalescing windows and report kernel-side losses since the last tick."""
+        for rec in self.coalescer.expire(self.clock()):
+            self._write(rec)
+        if kernel_lost is not None:
+            if self._kernel_lost_seen is not None and kernel_lost > self._kernel_lost_seen:
+                delta = kernel_lost - self._kernel_lost_seen
+                self.counts.kernel_lost += delta
+                self._write(lost_record(delta, "kernel ring buffer full"))
+            self._kernel_lost_seen = kernel_lost
+        self.writer.flush()
+
+    def drain(self) -> None:
+        for rec in self.coalescer.drain():
+            self._write(rec)
+        self.writer.flush()
+
+    def _write(self, rec: dict[str, str]) -> None:
+        self.counts.written += 1
+        self.writer.write(rec)

@@ -1,0 +1,166 @@
+"""Journal records of kernel events: one readable MESSAGE and LSMGUARD_* fields.
+
+Every untrusted string goes through `untrusted.escape` before it reaches a
+field, so a file name or comm cannot forge a line or a field.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+
+from lsmguard import abi
+from lsmguard.events.journal import MessageId, Priority, Record, record
+from lsmguard.events.process import ProcessContext, WriterContext
+from lsmguard.events.untrusted import escape
+from lsmguard.policy.evaluate import DRIFT_RULE
+
+DECISION_NAMES = {abi.Decision.DENY: "deny", abi.Decision.WOULD_DENY: "would-deny", abi.Decision.AUDIT: "audit",
+                  abi.Decision.ALLOW: "allow"}
+_MESSAGE_IDS = {abi.Decision.DENY: MessageId.DENY, abi.Decision.WOULD_DENY: MessageId.WOULD_DENY,
+                abi.Decision.AUDIT: MessageId.AUDIT}
+_PRIORITIES = {abi.Decision.DENY: Priority.WARNING, abi.Decision.WOULD_DENY: Priority.NOTICE,
+               abi.Decision.AUDIT: Priority.INFO}
+_PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp", 136: "udplite", 262: "mptcp", 1: "icmp", 58: "icmpv6"}
+_OPEN_ACCESS = {1: "read", 2: "write", 3: "read,write"}
+_OPEN_FLAGS = ((abi.lib.LG_OPEN_CREATED, "create"), (abi.lib.LG_OPEN_TRUNCATE, "truncate"),
+               (abi.lib.LG_OPEN_NO_ACCESS, "no-access"))
+_MAP_ACCESS = {abi.lib.LG_MAP_MMAP: "mmap-exec", abi.lib.LG_MAP_MPROTECT: "mprotect-exec"}
+_NAME_SIDES = {abi.lib.LG_NAME_SOURCE: "source", abi.lib.LG_NAME_TARGET: "target"}
+_XATTRS = {abi.lib.LG_XATTR_ACL_ACCESS: "system.posix_acl_access", abi.lib.LG_XATTR_ACL_DEFAULT:
+           "system.posix_acl_default", abi.lib.LG_XATTR_CAPABILITY: "security.capability"}
+_FILE_TYPES = {0o010000: "fifo", 0o020000: "char-device", 0o040000: "directory", 0o060000: "block-device",
+               0o100000: "file", 0o120000: "symlink", 0o140000: "socket"}
+
+
+def target_fields(event: abi.Event) -> dict[str, object]:
+    """The object of an access, as fields, and its readable form under TARGET."""
+    if isinstance(event, abi.InetEvent):
+        protocol = _PROTOCOLS.get(event.protocol, str(event.protocol))
+        host = f"[{event.address}]" if event.address.version == 6 else str(event.address)
+        return {"LSMGUARD_ADDRESS": event.address, "LSMGUARD_PORT": event.port, "LSMGUARD_PROTOCOL": protocol,
+                "LSMGUARD_TARGET": f"{host}:{event.port}/{protocol}"}
+    path = escape(event.path)
+    if event.header.op is abi.Op.CONNECT:
+        return {"LSMGUARD_UNIX_PATH": path, "LSMGUARD_TARGET": f"unix:{path}"}
+    fields: dict[str, object] = {"LSMGUARD_PATH": path, "LSMGUARD_TARGET": path}
+    if event.name is abi.NameKind.FILE and not event.on_host:
+        # a file system the host does not mount (a private one of another mount namespace)
+        fields["LSMGUARD_DEVICE"] = event.device
+        fields["LSMGUARD_TARGET"] = f"{event.device}:{path}"
+    op = event.header.op
+    if op is abi.Op.OPEN:
+        access = [_OPEN_ACCESS.get(event.mode & 3, "read")] if event.mode & 3 else []
+        access += [name for bit, name in _OPEN_FLAGS if event.mode & bit]
+        fields["LSMGUARD_ACCESS"] = ",".join(access)
+    elif op is abi.Op.MMAP:
+        fields["LSMGUARD_ACCESS"] = _MAP_ACCESS.get(event.mode, "mmap-exec")
+    elif op is abi.Op.CHMOD:
+        fields["LSMGUARD_MODE"] = f"{event.mode & 0o7777:04o}"
+    elif op in (abi.Op.LINK, abi.Op.RENAME):
+        fields["LSMGUARD_NAME"] = _NAME_SIDES.get(event.mode, "source")
+    elif op is abi.Op.UNLINK:
+        fields["LSMGUARD_ACCESS"] = "rmdir" if event.mode & abi.lib.LG_UNLINK_DIR else "unlink"
+    elif op is abi.Op.CREATE:
+        fields["LSMGUARD_FILE_TYPE"] = _FILE_TYPES.get(event.mode & 0o170000, "file")
+    elif op is abi.Op.SETXATTR:
+        fields["LSMGUARD_XATTR"] = _XATTRS.get(event.mode & ~abi.lib.LG_XATTR_REMOVED & 0xff, "?")
+        fields["LSMGUARD_ACCESS"] = "remove" if event.mode & abi.lib.LG_XATTR_REMOVED else "set"
+    return fields
+
+
+def lineage_text(ctx: ProcessContext) -> str:
+    """Oldest ancestor first: "/sbin/init[1] -> /usr/bin/python3[700] -> /bin/sh[812]"."""
+    return " -> ".join(f"{a.exe or a.comm or '?'}[{a.pid}]" for a in reversed(ctx.lineage))
+
+
+def _realtime_usec_of_monotonic(monotonic_ns: int) -> int:
+    now_real, now_mono = time.clock_gettime_ns(time.CLOCK_REALTIME), time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    return (now_real - (now_mono - monotonic_ns)) // 1000
+
+
+def drift_fields(event: abi.Event, writer: WriterContext | None) -> dict[str, object]:
+    """Who wrote a file that a drift option refused or audited; the mark is the kernel's, the rest /proc's."""
+    w = event.writer if isinstance(event, abi.PathEvent) else None
+    if w is None:   # decided on the file's change time: its mark was lost, or it never had one
+        return {"LSMGUARD_DRIFT": "changed"}
+    fields: dict[str, object] = {
+        "LSMGUARD_DRIFT": "written", "LSMGUARD_WRITER_PID": w.tgid, "LSMGUARD_WRITER_PPID": w.ppid,
+        "LSMGUARD_WRITER_UID": w.uid, "LSMGUARD_WRITER_COMM": escape(w.comm),
+        "LSMGUARD_WRITTEN_REALTIME_USEC": _realtime_usec_of_monotonic(w.written_ns)}
+    # the kernel named its executable and directory when it wrote; /proc can only add a hash
+    for name, path, partial in (("EXE", w.exe, w.exe_partial), ("CWD", w.cwd, w.cwd_partial)):
+        if path:
+            fields[f"LSMGUARD_WRITER_{name}"] = escape(path)
+            if partial:
+                fields[f"LSMGUARD_WRITER_{name}_PARTIAL"] = 1
+    if writer is not None and writer.current:
+        if writer.exe_sha256:
+            fields["LSMGUARD_WRITER_EXE_SHA256"] = writer.exe_sha256
+    else:
+        fields["LSMGUARD_WRITER_GONE"] = 1
+    return fields
+
+
+def _drift_reason(event: abi.Event) -> str:
+    w = event.writer if isinstance(event, abi.PathEvent) else None
+    if w is None:
+        return "drift: the file changed after the policy came into force"
+    return f"drift: written after the policy came into force by {escape(w.comm)}[{w.tgid}]"
+
+
+def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, repeats: int = 0,
+                 writer: WriterContext | None = None, target_sha256: str = "") -> Record:
+    h = event.header
+    decision = DECISION_NAMES[h.decision]
+    fields = target_fields(event)
+    comm = escape(h.comm)
+    if rule == DRIFT_RULE:
+        why = _drift_reason(event)
+        fields.update(drift_fields(event, writer))
+    else:
+        why = f"rule {rule}" if rule else f"default {'deny' if h.decision != abi.Decision.AUDIT else 'audit'}"
+    access = f" ({fields['LSMGUARD_ACCESS']})" if "LSMGUARD_ACCESS" in fields else ""
+    unresolved = str(h.flags).replace("PathFlag.", "").lower() if h.flags else ""
+    message = (f"{decision} {h.op.name.lower()} {fields['LSMGUARD_TARGET']}{access} by {comm}[{h.tgid}] "
+               f"uid {h.uid} (policy {policy}, {why})")
+    if unresolved:
+        message += f" [path not fully resolved: {unresolved}]"
+    if repeats:
+        message += f" [repeated {repeats} more time{'s' if repeats != 1 else ''}]"
+    extra: dict[str, object] = {
+        "OBJECT_PID": h.tgid, "LSMGUARD_OPERATION": h.op.name.lower(), "LSMGUARD_DECISION": decision,
+        "LSMGUARD_POLICY": policy, "LSMGUARD_RULE": rule or "(default)", "LSMGUARD_PID": h.tgid,
+        "LSMGUARD_TID": h.pid, "LSMGUARD_PPID": h.ppid, "LSMGUARD_UID": h.uid, "LSMGUARD_GID": h.gid,
+        "LSMGUARD_COMM": comm, **fields}
+    if unresolved:
+        extra["LSMGUARD_UNRESOLVED"] = unresolved
+    if target_sha256:
+        extra["LSMGUARD_TARGET_SHA256"] = target_sha256
+    context_fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_EXE_SHA256": ctx.exe_sha256,
+                      "LSMGUARD_CMDLINE": ctx.cmdline, "LSMGUARD_CGROUP": ctx.cgroup,
+                      "LSMGUARD_UNIT": ctx.unit, "LSMGUARD_CONTAINER_ID": ctx.container,
+                      "LSMGUARD_LINEAGE": lineage_text(ctx)}
+    extra.update((k, v) for k, v in context_fields.items() if v)
+    if ctx.lineage:
+        extra["LSMGUARD_LINEAGE_JSON"] = json.dumps(
+            [{"pid": a.pid, "exe": a.exe, "comm": a.comm, "uid": a.uid, "start_boottime_ns": a.start_ns}
+             for a in ctx.lineage])
+    if not ctx.current:
+        extra["LSMGUARD_PROCESS_GONE"] = 1
+    if repeats:
+        extra["LSMGUARD_REPEATS"] = repeats
+    return record(message, _MESSAGE_IDS[h.decision], _PRIORITIES[h.decision], **extra)
+
+
+def coalescing_key(event: abi.Event, policy: str, rule: str) -> tuple[object, ...]:
+    """Events with equal keys are the same thing happening again."""
+    h = event.header
+    target = (event.address, event.port, event.protocol) if isinstance(event, abi.InetEvent) else \
+        (event.path, event.mode)
+    return (h.op, h.decision, policy, rule, h.tgid, h.uid, h.comm, h.flags, target)
+
+
+def daemon_record(message: str, message_id: uuid.UUID, priority: int = Priority.INFO, **fields: object) -> Record:
+    return record(message, message_id, priority, LSMGUARD_DAEMON_PID=os.getpid(), **fields)

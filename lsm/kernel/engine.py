@@ -1,0 +1,279 @@
+"""The enforcement engine: the loaded BPF object, its maps, links and pins, and
+applying compiled policies to it atomically."""
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsmguard import abi
+from lsmguard.errors import LsmguardError
+from lsmguard.kernel import entries, hits, inodes, lineage
+from lsmguard.kernel.mounts import HOST_MOUNTS, MountTable
+from lsmguard.kernel.resources import bpf_object_path
+from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer, membarrier_global, wait_released
+from lsmguard.policy.compile import Compiled
+
+PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
+# CLOCK_REALTIME_COARSE (linux/time.h): what the kernel stamps inode change times with.
+CLOCK_REALTIME_COARSE = getattr(time, "CLOCK_REALTIME_COARSE", 5)
+
+
+def host_mount_namespace() -> int:
+    """The inode number of PID 1's mount namespace (ours where PID 1's cannot be read)."""
+    for pid in ("1", "self"):
+        try:
+            return os.stat(f"/proc/{pid}/ns/mnt").st_ino
+        except OSError:
+            continue
+    return 0
+
+
+def map_names(obj: BpfObject) -> list[str]:
+    """The maps the engine pins and adopts, and the lock guards: every map the object declares.
+    (libbpf's maps of the object's global data are frozen at load and never pinned.)"""
+    return obj.map_names(internal=False)
+
+
+class IncompatiblePins(LsmguardError):
+    """What is pinned is not this version's object; nothing was touched."""
+
+
+@dataclass
+class Engine:
+    obj: BpfObject | None
+    maps: dict[str, Map]
+    links: list[Link] = field(default_factory=list)
+    hash_key: tuple[int, int] = (0, 0)
+    compiled: Compiled | None = None
+    adopted: bool = False
+    # Keys this process wrote, per generation and map; a generation it did not write is scanned for.
+    _keys: dict[int, dict[str, list[bytes]]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, object_path: str | os.PathLike[str] | None = None,
+             pin_root: Path | None = None) -> Engine:
+        """Adopt what is pinned under `pin_root`, with no gap in enforcement; else load the
+        object, key the path hash, attach every program, and pin if asked."""
+        if pin_root is not None and (pin_root / "links").is_dir():
+            return cls.adopt(pin_root, object_path)
+        obj = BpfObject(object_path or bpf_object_path())
+        try:
+            obj.skip_absent_hooks()
+            obj.load()
+            maps = {name: obj.map(name) for name in map_names(obj)}
+            hash_key = struct.unpack("=QQ", os.urandom(16))
+            maps["lg_config"].update(abi.u32(0), abi.pack("struct lg_config", path_hash_key=list(hash_key),
+                                                          host_mnt_ns=host_mount_namespace()))
+            engine = cls(obj, maps, [], hash_key)
+            for program in obj.loaded_programs():
+                engine.links.append(program.attach())
+            if pin_root is not None:
+                engine.pin(pin_root)
+            return engine
+        except BaseException:
+            obj.close()
+            raise
+
+    @classmethod
+    def adopt(cls, pin_root: Path, object_path: str | os.PathLike[str] | None = None) -> Engine:
+        """Take over pinned maps and links: the programs never stop running. What is pinned
+        must be what this version's object defines, map by map, or nothing is touched."""
+        with BpfObject(object_path or bpf_object_path()) as obj:
+            obj.skip_absent_hooks()
+            programs = sorted(p.name for p in obj.loaded_programs())
+            expected = {name: obj.map_spec(name) for name in map_names(obj)}
+        pinned_links = sorted(p.name for p in (pin_root / "links").iterdir())
+        problems, maps = [], {}
+        try:
+            for name, spec in expected.items():
+                path = pin_root / "maps" / name
+                if not path.exists():
+                    problems.append(f"map {name} is not pinned")
+                    continue
+                maps[name] = Map.from_pin(path)
+                problems += [f"map {name}: {d}" for d in maps[name].info.spec.differences(spec)]
+            if pinned_links != programs:
+                problems.append(f"programs {', '.join(pinned_links) or 'none'} are attached, this version has "
+                                f"{', '.join(programs)}")
+            if problems:
+                raise IncompatiblePins(
+                    f"{pin_root} holds an lsmguard object this version cannot use, and nothing was changed:\n  "
+                    + "\n  ".join(problems) + "\nIt was loaded by another version of lsmguard. To replace it: "
+                    "stop the daemon, run `lsmguard unload` (enforcement stops until the next load), then start "
+                    "the daemon again (docs/cli.md, \"Upgrading\").")
+        except BaseException:
+            for m in maps.values():
+                m.close()
+            raise
+        raw = maps["lg_config"].lookup(abi.u32(0)) or b""
+        config = abi.view("struct lg_config", raw)
+        hash_key = (config.path_hash_key[0], config.path_hash_key[1])
+        links = [Link.from_pin(pin_root / "links" / name) for name in pinned_links]
+        return cls(None, maps, links, hash_key, adopted=True)
+
+    def pin(self, pin_root: Path) -> None:
+        (pin_root / "maps").mkdir(parents=True, exist_ok=True)
+        (pin_root / "links").mkdir(parents=True, exist_ok=True)
+        for name, m in self.maps.items():
+            m.pin(pin_root / "maps" / name)
+        for link in self.links:
+            link.pin(pin_root / "links" / link.name)
+
+    @staticmethod
+    def unpin(pin_root: Path) -> None:
+        """Remove every pin; links nobody else holds are detached when this returns.
+
+        A pin's reference is dropped only after an RCU grace period, and the
+        final put then runs from a workqueue, so the programs could still run
+        for a moment after the unlink: wait until the kernel no longer knows
+        the links' ids (the id goes in the same function that detaches).
+        """
+        links = pin_root / "links"
+        ids = []
+        if links.is_dir():
+            for pin in sorted(links.iterdir()):
+                link = Link.from_pin(pin)
+                ids.append(link.id)
+                pin.unlink()
+                link.close()
+        if pin_root.exists():
+            shutil.rmtree(pin_root)
+        wait_released(ids)
+
+    # -- applying policy -------------------------------------------------
+
+    def generation(self) -> int:
+        raw = self.maps["lg_config"].lookup(abi.u32(0))
+        assert raw is not None
+        return abi.view("struct lg_config", raw).generation
+
+    def _generation_keys(self, generation: int) -> dict[str, list[bytes]]:
+        known = self._keys.pop(generation, None)
+        if known is not None:
+            return known
+        return {name: [k for k in self.maps[name].keys() if abi.key_generation(ctype, k) == generation]
+                for name, ctype in entries.GENERATION_KEYS.items()}
+
+    def _delete(self, keys: dict[str, list[bytes]]) -> None:
+        for name, map_keys in keys.items():
+            self.maps[name].delete_many(map_keys)
+
+    def _retire_hits(self, generation: int) -> None:
+        hits.retire(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"], self.maps["lg_rule_hits_carried"],
+                    generation)
+
+    def _drift_baselines(self, compiled: Compiled, old: int) -> list[entries.DriftBaseline]:
+        """By policy id: when its drift option came into force. A policy that had drift in the set
+        in force keeps its baseline (a reload or a live change must not excuse files written since);
+        one that did not gets now, taken before the switch so that no write slips between."""
+        now = entries.DriftBaseline(time.clock_gettime_ns(time.CLOCK_MONOTONIC),
+                                    time.clock_gettime_ns(CLOCK_REALTIME_COARSE))
+        kept: dict[int, entries.DriftBaseline] = {}
+        raw = self.maps["lg_policy_sets"].lookup(abi.u32(old))
+        if raw is not None and any(p.drift is not None for p in compiled.policies):
+            in_force = abi.view("struct lg_policy_set", raw)
+            for policy_id in range(abi.MAX_POLICIES):
+                if not (in_force.drift_deny | in_force.drift_audit) >> policy_id & 1:
+                    continue
+                # the drift identity of a policy names it: written only for policies with drift
+                ident = self.maps["lg_rule_identities"].lookup(
+                    hits.hit_key(abi.rule_reference(policy_id, abi.RULE_INDEX_DRIFT), old))
+                if ident is not None:
+                    since = in_force.drift_since[policy_id]
+                    kept[struct.unpack("=Q", ident)[0]] = entries.DriftBaseline(since.monotonic_ns,
+                                                                                since.realtime_ns)
+        return [kept.get(hits.identity(self.hash_key, name, hits.DRIFT_RULE), now)
+                if policy.drift is not None else entries.DriftBaseline(0, 0)
+                for name, policy in zip(compiled.names, compiled.policies, strict=True)]
+
+    def apply(self, compiled: Compiled, mounts: MountTable | None = None) -> None:
+        """Replace the policy set in force, atomically: programs see the old set or the
+        new one, never a mix. On failure the old set stays in force, unchanged. Rule paths
+        are translated with `mounts`, the host's mount table (default: read now)."""
+        old = self.generation()
+        new = old ^ 1
+        self._retire_hits(new)                      # leftovers of an apply that died halfway
+        self._delete(self._generation_keys(new))
+        exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key, compiled.exe_patterns)
+        generation = entries.encode(compiled, self.hash_key, new, exe_ids, inodes.bind(compiled),
+                                    self._drift_baselines(compiled, old),
+                                    mounts if mounts is not None else MountTable.of_host())
+        written: dict[str, list[bytes]] = {}
+        try:
+            for name, items in generation.by_map.items():
+                try:
+                    self.maps[name].update_many(items)
+                except BpfError as error:
+                    written[name] = [key for key, _ in items[:error.done]]
+                    raise
+                written[name] = [key for key, _ in items]
+            self.maps["lg_policy_sets"].update(abi.u32(new), generation.policy_set)
+        except BpfError:
+            self._delete(written)
+            raise
+        exe_table = entries.exe_id_table(compiled, exe_ids)
+        if compiled.exe_patterns:
+            lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
+        raw = bytearray(self.maps["lg_config"].lookup(abi.u32(0)) or b"")
+        config = abi.view("struct lg_config", raw)
+        config.generation = new
+        self.maps["lg_config"].update(abi.u32(0), bytes(raw))   # the switch: one array-map write
+        # Wait until no program can still be reading the old generation, then drop it.
+        try:
+            membarrier_global()
+        except OSError as error:
+            raise OSError(error.errno, "membarrier(MEMBARRIER_CMD_GLOBAL) failed: cannot retire the old "
+                          "policy set") from None
+        # Tasks that exec'd a newly named executable while the old set was in force.
+        if compiled.exe_patterns:
+            lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
+        self._retire_hits(old)
+        self._delete(self._generation_keys(old))
+        self.maps["lg_policy_sets"].update(abi.u32(old), bytes(abi.sizeof("struct lg_policy_set")))
+        self._keys[new] = written
+        self._keys[old] = {}   # known empty: the next apply need not scan for leftovers
+        self.compiled = compiled
+
+    # -- reading ------------------------------------------------------------
+
+    def stats(self) -> dict[abi.Stat, int]:
+        counters = self.maps["lg_stats"]
+        return {stat: sum(struct.unpack("=Q", v)[0] for v in counters.lookup_percpu(abi.u32(stat)))
+                for stat in abi.Stat}
+
+    def rule_hits(self, compiled: Compiled | None = None) -> dict[tuple[str, str], int]:
+        """Hits per (policy, rule id) of `compiled` (default: what this engine applied), counted
+        across policy replacements. Rule "" counts refusals by a policy's default, "?" refusals
+        the kernel could not attribute to one rule."""
+        compiled = compiled or self.compiled
+        if compiled is None:
+            return {}
+        totals = hits.by_identity(self.maps["lg_rule_hits"], self.maps["lg_rule_identities"],
+                                  self.maps["lg_rule_hits_carried"], self.generation())
+        out = {}
+        for name, rules in zip(compiled.names, compiled.rules, strict=True):
+            for rule in [*rules, hits.DEFAULT_RULE, hits.UNATTRIBUTED_RULE, hits.DRIFT_RULE]:
+                out[(name, rule)] = totals.get(hits.identity(self.hash_key, name, rule), 0)
+        return out
+
+    def event_reader(self, callback: Callable[[abi.Event], None], budget: int | None = None) -> RingBuffer:
+        """Events of the ring buffer, decoded, their files named by their paths on the host."""
+        return RingBuffer(self.maps["lg_events"], lambda data: callback(abi.decode_event(data, HOST_MOUNTS)),
+                          budget)
+
+    def close(self) -> None:
+        """Drop this process's handles; pinned links keep enforcing."""
+        for link in self.links:
+            link.close()
+        self.links.clear()
+        if self.obj is not None:
+            self.obj.close()
+            self.obj = None
+        else:
+            for m in self.maps.values():
+                m.close()

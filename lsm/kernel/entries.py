@@ -1,0 +1,198 @@
+"""Compiled policies -> the map entries of one generation.
+
+Every key carries the generation it belongs to, so the entries of the next
+policy set can be written beside those in force and switched to at once.
+Path entries are keyed by file identity: each rule path is translated with the
+host's mount table (lsmguard.kernel.mounts), then merged per file system, so that an
+exact entry carries the masks of every recursive pattern covering it there.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+from lsmguard import abi
+from lsmguard.kernel import hits
+from lsmguard.kernel.inodes import Inode
+from lsmguard.kernel.mounts import MountTable
+from lsmguard.policy.bulk import paused_gc
+from lsmguard.policy.compile import Compiled, InetSlot, Masks, PathTable, Slot, bit_table, merge_path_table
+from lsmguard.policy.model import Action, IPNetwork, PathPattern
+
+PATH_SLOTS = {Slot.EXEC: abi.Slot.EXEC, Slot.OPEN_READ: abi.Slot.OPEN_READ, Slot.OPEN_WRITE: abi.Slot.OPEN_WRITE,
+              Slot.CHMOD: abi.Slot.CHMOD, Slot.UNIX: abi.Slot.UNIX, Slot.SUBJECT_EXE: abi.Slot.SUBJECT_EXE,
+              Slot.SUBJECT_CGROUP: abi.Slot.SUBJECT_CGROUP}
+INET_SLOTS = {InetSlot.TCP: abi.Slot.TCP, InetSlot.UDP: abi.Slot.UDP, InetSlot.BIND_TCP: abi.Slot.BIND_TCP,
+              InetSlot.BIND_UDP: abi.Slot.BIND_UDP, InetSlot.LISTEN: abi.Slot.LISTEN}
+# Bits of an lg_inet_key ahead of the address (LG_INET_KEY_HEADER_BITS in inet.bpf.h).
+INET_KEY_HEADER_BITS = 8 * abi.offsetof("struct lg_inet_key", "addr") - 8 * abi.offsetof("struct lg_inet_key",
+                                                                                          "generation")
+
+# Maps whose keys carry a generation, and their key types.
+GENERATION_KEYS = {
+    "lg_path_entries": "struct lg_path_entry_key",
+    "lg_inet_networks": "struct lg_inet_key",
+    "lg_port_intervals": "struct lg_port_interval_key",
+    "lg_subject_uids": "struct lg_uid_key",
+    "lg_rule_identities": "struct lg_rule_hit_key",
+}
+
+
+# lg_port_interval is {low, high, reserved} then lg_masks
+PORT_INTERVAL_HEAD = struct.Struct("=HHI")
+assert PORT_INTERVAL_HEAD.size == abi.offsetof("struct lg_port_interval", "masks")
+
+
+def slot_of(key: Slot | InetSlot) -> abi.Slot:
+    return INET_SLOTS[key] if isinstance(key, InetSlot) else PATH_SLOTS[key]
+
+
+def _attribution(masks: Masks, action: Action, bits: int, enforce: int) -> int:
+    """The rule the kernel reports for `bits`: the lowest enforce-mode policy's, else the lowest's."""
+    if not bits:
+        return abi.NO_RULE
+    chosen = bits & enforce or bits
+    policy_id = (chosen & -chosen).bit_length() - 1
+    return abi.rule_reference(policy_id, masks.rules[(policy_id, action)])
+
+
+def _masks(masks: Masks, enforce: int) -> bytes:
+    return abi.MASKS.pack(masks.deny, masks.allow, masks.audit,
+                          _attribution(masks, Action.DENY, masks.deny, enforce),
+                          _attribution(masks, Action.AUDIT, masks.audit, enforce))
+
+
+def _u64(value: int) -> bytes:
+    return struct.pack("=Q", value)
+
+
+@dataclass
+class GenerationEntries:
+    by_map: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    policy_set: bytes = b""
+
+
+def exe_id_table(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> PathTable:
+    """The subject-executable table the kernel reads: entries carry exe id bits, not policy bits."""
+    return bit_table({pattern: 1 << exe_ids[pattern] for pattern in compiled.exe_patterns})
+
+
+def inet_key(generation: int, slot: InetSlot, network: IPNetwork) -> bytes:
+    family = abi.Family.INET if network.version == 4 else abi.Family.INET6
+    return abi.pack("struct lg_inet_key", prefixlen=INET_KEY_HEADER_BITS + network.prefixlen,
+                    generation=generation, slot=INET_SLOTS[slot], family=family,
+                    addr=list(network.network_address.packed))
+
+
+def path_patterns(compiled: Compiled) -> list[PathPattern]:
+    """Every path of the set that is translated into file identities when it is applied."""
+    return sorted({*(p for table in compiled.patterns.values() for p in table), *compiled.exe_patterns,
+                   *(PathPattern(d, False) for d in compiled.write_ancestors)})
+
+
+def identity_tables(patterns: dict[PathPattern, Masks], mounts: MountTable) -> dict[int, PathTable]:
+    """One slot's patterns as the kernel looks them up: translated to file identities, and
+    merged per file system (device) so that each entry carries its covering patterns' masks."""
+    by_dev: dict[int, dict[PathPattern, Masks]] = {}
+    for pattern, masks in patterns.items():
+        for identity in mounts.identities(pattern):
+            table = by_dev.setdefault(identity.dev, {})
+            if identity.pattern in table:
+                table[identity.pattern].merge(masks)   # two names of one file: one entry
+            else:
+                table[identity.pattern] = masks.copy()
+    return {dev: merge_path_table(table) for dev, table in by_dev.items()}
+
+
+def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
+           exe_ids: dict[PathPattern, int], bound: dict[Slot, dict[Inode, Masks]] | None = None,
+           drift_since: list[DriftBaseline] | None = None, mounts: MountTable | None = None) -> GenerationEntries:
+    """`bound`: the inode entries (see `inodes.bind`), taken from the files when the set is applied.
+    `drift_since`: by policy id, when its drift option came into force. `mounts`: the host's
+    mount table the rule paths are translated with (default: read now)."""
+    with paused_gc():
+        return _encode(compiled, hash_key, generation, exe_ids, bound, drift_since,
+                       mounts if mounts is not None else MountTable.of_host())
+
+
+def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_ids: dict[PathPattern, int],
+            bound: dict[Slot, dict[Inode, Masks]] | None, drift_since: list[DriftBaseline] | None,
+            mounts: MountTable) -> GenerationEntries:
+    out = GenerationEntries()
+    raw: dict[Slot, dict[PathPattern, Masks]] = {slot: table for slot, table in compiled.patterns.items()
+                                                 if slot is not Slot.SUBJECT_CGROUP}
+    raw[Slot.SUBJECT_EXE] = {p: Masks(allow=1 << exe_ids[p]) for p in compiled.exe_patterns}
+    path_entries = out.by_map.setdefault("lg_path_entries", [])
+
+    def add(table: PathTable, slot: Slot, dev: int) -> None:
+        for match, entries in ((abi.Match.EXACT, table.exact), (abi.Match.PREFIX, table.prefix)):
+            for path, masks in entries.items():
+                key = abi.path_entry_key(hash_key, os.fsencode(path), PATH_SLOTS[slot], match, generation, dev)
+                path_entries.append((key, _masks(masks, compiled.enforce)))
+
+    for slot, patterns in raw.items():
+        for dev, table in identity_tables(patterns, mounts).items():
+            add(table, slot, dev)
+    add(compiled.paths[Slot.SUBJECT_CGROUP], Slot.SUBJECT_CGROUP, 0)   # cgroup paths: no file system's
+    ancestors: dict[tuple[int, str], Masks] = {}
+    for directory, masks in compiled.write_ancestors.items():
+        identity = mounts.identity_of(directory)
+        ancestors.setdefault(identity, Masks()).merge(masks)
+    for (dev, path), masks in ancestors.items():
+        key = abi.path_entry_key(hash_key, os.fsencode(path), abi.Slot.OPEN_WRITE, abi.Match.ANCESTOR, generation,
+                                 dev)
+        path_entries.append((key, _masks(masks, compiled.enforce)))
+    bound_inodes = 0
+    for slot, inodes in (bound or {}).items():
+        for inode, masks in inodes.items():
+            path_entries.append((abi.inode_entry_key(inode.dev, inode.ino, PATH_SLOTS[slot], generation),
+                                 _masks(masks, compiled.enforce)))
+            bound_inodes += 1
+
+    networks = out.by_map.setdefault("lg_inet_networks", [])
+    intervals = out.by_map.setdefault("lg_port_intervals", [])
+    for inet_slot, inet in compiled.inet.items():
+        for network, ports in inet.networks.items():
+            networks.append((inet_key(generation, inet_slot, network),
+                             abi.pack("struct lg_inet_value", first=len(intervals), count=len(ports))))
+            for interval in ports:
+                intervals.append((abi.pack("struct lg_port_interval_key", index=len(intervals),
+                                           generation=generation),
+                                  PORT_INTERVAL_HEAD.pack(interval.low, interval.high, 0)
+                                  + _masks(interval.masks, compiled.enforce)))
+
+    out.by_map["lg_subject_uids"] = [(abi.pack("struct lg_uid_key", uid=uid, generation=generation), _u64(mask))
+                                     for uid, mask in compiled.uids.items()]
+    out.by_map["lg_rule_identities"] = list(hits.identities(compiled, hash_key, generation))
+    out.policy_set = policy_set(compiled, exe_ids, bound_inodes, drift_since or [])
+    return out
+
+
+@dataclass(frozen=True)
+class DriftBaseline:
+    """When a policy's drift option came into force, on the clocks the kernel stamps writes with."""
+    monotonic_ns: int
+    realtime_ns: int
+
+
+def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes: int = 0,
+               drift_since: list[DriftBaseline] | None = None) -> bytes:
+    default_deny = [0] * abi.SLOT_COUNT
+    for key, mask in compiled.default_deny.items():
+        default_deny[slot_of(key)] |= mask
+    unresolved = [0] * abi.SLOT_COUNT
+    for slot, mask in compiled.unresolved_refuse.items():
+        unresolved[PATH_SLOTS[slot]] |= mask
+    exe_policies = [0] * abi.EXE_IDS
+    for pattern, mask in compiled.exe_patterns.items():
+        exe_policies[exe_ids[pattern]] |= mask
+    return abi.pack("struct lg_policy_set", policies=(1 << len(compiled.names)) - 1, enforce=compiled.enforce,
+                    default_deny=default_deny, unresolved_refuse=unresolved,
+                    with_subjects=compiled.with_subjects, unconstrained_exe=compiled.unconstrained_exe,
+                    unconstrained_cgroup=compiled.unconstrained_cgroup, unconstrained_uid=compiled.unconstrained_uid,
+                    exe_policies=exe_policies, bound_inodes=bound_inodes,
+                    drift_deny=compiled.drift_deny, drift_audit=compiled.drift_audit,
+                    drift_since=[{"monotonic_ns": b.monotonic_ns, "realtime_ns": b.realtime_ns}
+                                 for b in drift_since or []])
+

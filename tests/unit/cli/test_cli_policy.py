@@ -1,0 +1,92 @@
+"""The CLI's errors and exit codes when it changes or shows policy, and its help (no
+kernel needed: the kernel's side is tested in tests/kernel/test_cli_daemon.py)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lsmguard.state.paths import Paths
+
+REPO = Path(__file__).resolve().parents[3]
+HAND_WRITTEN = ("# mine\napiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: hand}\n"
+                "spec:\n  mode: enforce\n  rules: [{id: r1, action: deny, exec: {paths: [/opt/x]}}]\n")
+
+
+def lsmguard(paths: Paths, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "lsmguard", *args]
+    if user:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+    env = {"LSMGUARD_POLICY_DIR": str(paths.policy_dir), "LSMGUARD_RUN_DIR": str(paths.run_dir),
+           "LSMGUARD_PIN_ROOT": str(paths.pin_root), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (("deny", "exec", "/tmp/**"), 3, "lsmguard is not loaded (nothing pinned under "),
+    (("remove", "no-such-rule"), 2, "no rule no-such-rule: `lsmguard list` shows the rules"),
+    (("deny", "chmod", "/etc/**", "--port", "22"), 2, "--port and --proto apply to connect rules, not chmod"),
+    (("deny", "frobnicate", "/x"), 2, "argument operation: invalid choice: 'frobnicate'"),
+    (("audit", "--since", "soon"), 2, "'soon' is not a time"),
+])
+def test_cli_errors_are_one_line_with_an_exit_status(paths: Paths, args: tuple[str, ...], status: int,
+                                                     message: str) -> None:
+    proc = lsmguard(paths, *args)
+    assert proc.returncode == status, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_rule_is_reported_before_needing_the_kernel(paths: Paths) -> None:
+    proc = lsmguard(paths, "deny", "exec", "relative/path")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "relative/path" in proc.stderr and "absolute" in proc.stderr
+    assert list(paths.policy_dir.iterdir()) == []
+
+
+def test_changing_policy_needs_root(paths: Paths) -> None:
+    paths.policy_dir.chmod(0o755)
+    for args in (("deny", "exec", "/tmp/**"), ("allow", "exec", "/usr/bin/**"), ("remove", "x"), ("apply",),
+                 ("unload",)):
+        proc = lsmguard(paths, *args, user="65534")
+        assert proc.returncode == 4, (args, proc.stderr)
+        assert "needs root" in proc.stderr and "sudo" in proc.stderr
+
+
+def test_hand_written_policies_are_not_rewritten(paths: Paths) -> None:
+    (paths.policy_dir / "hand.yaml").write_text(HAND_WRITTEN)
+    proc = lsmguard(paths, "remove", "r1")
+    assert proc.returncode == 2 and "written by hand" in proc.stderr
+    proc = lsmguard(paths, "deny", "exec", "/tmp/**", "--policy", "hand")
+    assert proc.returncode == 2 and "written by hand" in proc.stderr
+    assert (paths.policy_dir / "hand.yaml").read_text() == HAND_WRITTEN
+
+
+def test_list_without_the_kernel_shows_the_directory(paths: Paths) -> None:
+    (paths.policy_dir / "hand.yaml").write_text(HAND_WRITTEN)
+    data = json.loads(lsmguard(paths, "list", "--json").stdout)
+    assert data["source"].endswith("(not in force)")
+    assert data["rules"] == [{"policy": "hand", "mode": "enforce", "rule": "r1", "action": "deny",
+                              "operation": "exec", "objects": "/opt/x", "hits": None}]
+    status = json.loads(lsmguard(paths, "status", "--json").stdout)
+    assert status["loaded"] is False and status["daemon"]["running"] is False
+
+
+def test_every_command_has_help() -> None:
+    for command in ("doctor", "check", "apply", "list", "status", "unload", "allow", "deny", "remove", "audit",
+                    "daemon"):
+        proc = subprocess.run([sys.executable, "-m", "lsmguard", command, "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0 and "exit status: 0 success" in proc.stdout, command
+
+
+def test_list_shows_drift_and_listeners(paths: Paths) -> None:
+    shutil.copy(REPO / "policies" / "web-hardening.yaml", paths.policy_dir)
+    rows = {r["rule"]: r for r in json.loads(lsmguard(paths, "list", "--json").stdout)["rules"]}
+    assert rows["(drift)"] == {"policy": "web-hardening", "mode": "audit", "rule": "(drift)", "action": "deny",
+                               "operation": "exec,mmap", "objects": "files changed after the policy came into force",
+                               "hits": None}
+    assert rows["serve"]["operation"] == "listen" and rows["serve"]["objects"] == "0.0.0.0/0,::/0 port 8080 tcp"
+    assert rows["(default)"]["operation"] == "bind,connect,listen"

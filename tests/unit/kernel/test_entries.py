@@ -1,0 +1,139 @@
+"""Compiled policies -> map entries: the encoding the kernel programs read."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import struct
+
+from lsmguard import abi
+from lsmguard.kernel import entries
+from lsmguard.loader.binding import ffi
+from lsmguard.policy.compile import Slot, compile_policies
+from lsmguard.policy.load import load_text
+from lsmguard.policy.model import PathPattern
+
+HASH_KEY = (1, 2)
+
+
+def compiled(spec: str, name: str = "p"):
+    text = f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    return compile_policies(load_text(text, "p.yaml").policies)
+
+
+def cast(ctype: str, raw: bytes):
+    return ffi.from_buffer(f"{ctype} *", raw)   # keeps `raw` alive, unlike cast(from_buffer(raw))
+
+
+def test_every_key_carries_the_generation() -> None:
+    c = compiled("  mode: enforce\n  subjects: {uids: [33]}\n  rules:\n"
+                 "    - {id: a, action: deny, chmod: {paths: [/etc/**]}}\n"
+                 "    - {id: b, action: deny, connect: {cidrs: [10.0.0.0/8], ports: [5432]}}\n")
+    for generation in (0, 1):
+        out = entries.encode(c, HASH_KEY, generation, {})
+        for name, items in out.by_map.items():
+            assert items, name
+            assert {abi.key_generation(entries.GENERATION_KEYS[name], key) for key, _ in items} == {generation}, name
+
+
+def test_inet_networks_point_at_their_sorted_port_intervals() -> None:
+    c = compiled("  mode: enforce\n  rules:\n"
+                 "    - {id: db, action: deny, connect: {cidrs: [10.0.0.0/8], ports: [5432, \"6000-6010\"], protocol: tcp}}\n"
+                 "    - {id: v6, action: audit, connect: {cidrs: [\"2001:db8::/32\"], protocol: udp}}\n")
+    out = entries.encode(c, HASH_KEY, 1, {})
+    intervals = [cast("struct lg_port_interval", v) for _, v in out.by_map["lg_port_intervals"]]
+    networks = {}
+    for key, value in out.by_map["lg_inet_networks"]:
+        k, v = cast("struct lg_inet_key", key), cast("struct lg_inet_value", value)
+        networks[(k.slot, k.family, k.prefixlen - entries.INET_KEY_HEADER_BITS)] = [
+            (intervals[i].low, intervals[i].high) for i in range(v.first, v.first + v.count)]
+    assert networks[(abi.Slot.TCP, abi.Family.INET, 8)] == [(5432, 5432), (6000, 6010)]
+    assert networks[(abi.Slot.UDP, abi.Family.INET6, 32)] == [(1, 65535)]
+    assert (abi.Slot.UDP, abi.Family.INET, 8) not in networks   # tcp only
+
+
+def test_inet_key_holds_the_network_address() -> None:
+    key = cast("struct lg_inet_key", entries.inet_key(0, entries.InetSlot.TCP, ipaddress.ip_network("192.0.2.0/24")))
+    assert bytes(key.addr)[:4] == bytes([192, 0, 2, 0])
+    assert key.prefixlen == entries.INET_KEY_HEADER_BITS + 24
+
+
+def test_policy_set_masks() -> None:
+    c = compile_policies([
+        *load_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  mode: enforce\n"
+                   "  default: deny\n  subjects: {executables: [/usr/sbin/nginx], uids: [33]}\n"
+                   "  rules: [{id: db, action: allow, connect: {cidrs: [10.0.0.0/8], ports: [5432]}}]\n"
+                   "---\napiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: tmp}\nspec:\n  mode: audit\n"
+                   "  rules: [{id: x, action: deny, exec: {paths: [/tmp/**]}}]\n", "p.yaml").policies])
+    nginx = PathPattern("/usr/sbin/nginx", False)
+    raw = entries.policy_set(c, {nginx: 5})
+    s = cast("struct lg_policy_set", raw)
+    assert (s.policies, s.enforce, s.with_subjects) == (0b11, 0b01, 0b01)
+    assert (s.unconstrained_exe, s.unconstrained_cgroup, s.unconstrained_uid) == (0, 0b01, 0)
+    assert s.exe_policies[5] == 0b01 and sum(s.exe_policies) == 1
+    assert [s.default_deny[slot] for slot in (abi.Slot.TCP, abi.Slot.UDP, abi.Slot.UNIX, abi.Slot.EXEC)] == [1, 1, 1, 0]
+    # a path the kernel cannot resolve is refused by policies that could refuse in that slot
+    assert s.unresolved_refuse[abi.Slot.EXEC] == 0b10
+    assert s.unresolved_refuse[abi.Slot.UNIX] == 0b01
+    assert s.unresolved_refuse[abi.Slot.CHMOD] == 0
+
+
+def test_exe_table_carries_ids_not_policies() -> None:
+    c = compiled("  mode: enforce\n  subjects: {executables: [/opt/app/**, /usr/bin/tool]}\n"
+                 "  rules: [{id: a, action: deny, chmod: {paths: [/etc/**]}}]\n")
+    table = entries.exe_id_table(c, {PathPattern("/opt/app", True): 3, PathPattern("/usr/bin/tool", False): 7})
+    assert table.lookup("/opt/app/bin/x").allow == 1 << 3
+    assert table.lookup("/usr/bin/tool").allow == 1 << 7
+    assert table.lookup("/usr/bin/other") is None
+
+
+def test_rule_identities_name_every_rule_and_the_specials() -> None:
+    c = compiled("  mode: enforce\n  rules:\n    - {id: a, action: deny, chmod: {paths: [/x]}}\n"
+                 "    - {id: b, action: deny, chmod: {paths: [/y]}}\n", name="pol")
+    out = dict(entries.encode(c, HASH_KEY, 0, {}).by_map["lg_rule_identities"])
+    expected = {entries.hits.hit_key(i, 0): entries.hits.identity(HASH_KEY, "pol", rule)
+                for i, rule in ((0, "a"), (1, "b"), (abi.RULE_INDEX_DEFAULT, ""), (abi.RULE_INDEX_UNATTRIBUTED, "?"))}
+    assert {k: struct.unpack("=Q", v)[0] for k, v in out.items()} == expected
+
+
+def test_exact_deny_and_audit_paths_of_existing_files_get_inode_entries(tmp_path) -> None:
+    from lsmguard.kernel import inodes
+    secret, link, absent = tmp_path / "secret", tmp_path / "elsewhere", tmp_path / "absent"
+    secret.write_text("x")
+    os.link(secret, link)   # made before the set is applied: one file, two names
+    (tmp_path / "symlink").symlink_to(secret)
+    c = compiled("  mode: enforce\n  rules:\n"
+                 f"    - {{id: s, action: deny, open: {{paths: [{secret}, {absent}, {tmp_path}/symlink]}}}}\n"
+                 f"    - {{id: t, action: deny, open: {{paths: [{tmp_path}/**]}}}}\n"
+                 f"    - {{id: a, action: allow, exec: {{paths: [{secret}]}}}}\n"
+                 f"    - {{id: c, action: audit, chmod: {{paths: [{link}]}}}}\n")
+    bound = inodes.bind(c)
+    st = os.stat(secret)
+    inode = inodes.Inode(os.major(st.st_dev) << 20 | os.minor(st.st_dev), st.st_ino)
+    # absent files, symbolic links, recursive patterns and allow rules bind nothing
+    assert {slot.value: list(table) for slot, table in bound.items()} == {
+        "open-read": [inode], "open-write": [inode], "chmod": [inode]}
+    assert bound[Slot.OPEN_READ][inode].deny == 1 and bound[Slot.OPEN_READ][inode].allow == 0
+    assert bound[Slot.CHMOD][inode].audit == 1
+    out = entries.encode(c, HASH_KEY, 1, {}, bound)
+    keys = [struct.unpack_from("=QIBBBB", key) for key, _ in out.by_map["lg_path_entries"]]
+    assert (st.st_ino, inode.dev, abi.Slot.CHMOD, abi.Match.INODE, 1, 0) in keys
+    assert cast("struct lg_policy_set", out.policy_set).bound_inodes == 3
+
+
+def test_drift_masks_baselines_and_identities() -> None:
+    docs = load_text("\n---\n".join(
+        f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n{drift}"
+        "  rules: []\n" for name, drift in (("plain", ""), ("deny", "  drift: deny\n"), ("audit", "  drift: audit\n"))),
+        "t.yaml").policies
+    c = compile_policies(docs)
+    assert (c.drift_deny, c.drift_audit) == (0b010, 0b100)
+    since = [entries.DriftBaseline(0, 0), entries.DriftBaseline(11, 12), entries.DriftBaseline(21, 22)]
+    out = entries.encode(c, HASH_KEY, 1, {}, drift_since=since)
+    policy_set = cast("struct lg_policy_set", out.policy_set)
+    assert (policy_set.drift_deny, policy_set.drift_audit) == (0b010, 0b100)
+    assert [(b.monotonic_ns, b.realtime_ns) for b in list(policy_set.drift_since)[:4]] == [(0, 0), (11, 12), (21, 22), (0, 0)]
+    # a drift identity only for a policy with drift: the engine finds a baseline to keep by it
+    identities = dict(out.by_map["lg_rule_identities"])
+    drift_keys = [entries.hits.hit_key(abi.rule_reference(pid, abi.RULE_INDEX_DRIFT), 1) for pid in range(3)]
+    assert [key in identities for key in drift_keys] == [False, True, True]
+    assert struct.unpack("=Q", identities[drift_keys[1]])[0] == entries.hits.identity(HASH_KEY, "deny", "(drift)")

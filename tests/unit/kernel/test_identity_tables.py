@@ -1,0 +1,60 @@
+"""The kernel's lookups by file identity (entries.identity_tables over the host's mount
+table) find what the rules say of a path exactly as the name-level tables do, whatever file
+systems are mounted where; and a bind mount's view of a file finds the file's rules."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lsmguard.kernel.entries import identity_tables
+from lsmguard.kernel.mounts import Mount, MountTable
+from lsmguard.policy.compile import Masks, merge_path_table
+from lsmguard.policy.model import Action, PathPattern
+from tests.unit.policy.strategies import paths, patterns
+
+ROOT = Mount(1, 0, 1, "/", "/")
+# (mount point, device, root): file systems that show no file twice
+CANDIDATES = [("/a", 2, "/"), ("/a/b", 3, "/"), ("/ab", 4, "/x"), ("/b", 5, "/")]
+
+
+def mount_table(mounted: list[tuple[str, int, str]]) -> MountTable:
+    """ROOT and `mounted`, each on the mount that shows its mount point's parent."""
+    ids = {point: 10 + i for i, (point, _, _) in enumerate(mounted)}
+    return MountTable([ROOT] + [Mount(ids[point], ids.get(point.rsplit("/", 1)[0], ROOT.id), dev, root, point)
+                                for point, dev, root in mounted])
+
+
+def tables(rules: list[tuple[PathPattern, int]]) -> dict[PathPattern, Masks]:
+    out: dict[PathPattern, Masks] = {}
+    for index, (pattern, policy) in enumerate(rules):
+        out.setdefault(pattern, Masks()).add(policy, (Action.DENY, Action.ALLOW, Action.AUDIT)[index % 3], index)
+    return out
+
+
+def bits(masks: Masks | None) -> tuple[int, int, int]:
+    return (masks.deny, masks.allow, masks.audit) if masks else (0, 0, 0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(patterns, st.integers(0, 3)), max_size=6),
+       st.lists(st.sampled_from(CANDIDATES), unique=True), st.lists(paths, min_size=1, max_size=5))
+def test_identity_lookups_find_what_name_lookups_find(rules, mounted, requests) -> None:
+    mounts = mount_table(mounted)
+    raw = tables(rules)
+    by_name = merge_path_table(raw)
+    by_identity = identity_tables(raw, mounts)
+    for path in requests:
+        dev, fs_path = mounts.identity_of(path)
+        found = by_identity[dev].lookup(fs_path) if dev in by_identity else None
+        assert bits(found) == bits(by_name.lookup(path)), (path, dev, fs_path, mounted)
+
+
+def test_a_bind_mount_shows_the_same_file_and_finds_its_rules() -> None:
+    # /srv/view is /etc of the root file system, bind-mounted
+    mounts = MountTable([ROOT, Mount(2, 1, 1, "/etc", "/srv/view")])
+    raw = tables([(PathPattern("/etc/shadow", False), 0), (PathPattern("/etc/ssh", True), 1)])
+    by_identity = identity_tables(raw, mounts)
+    for view, name in (("/srv/view/shadow", "/etc/shadow"), ("/srv/view/ssh/key", "/etc/ssh/key")):
+        dev, fs_path = mounts.identity_of(view)
+        assert (dev, fs_path) == mounts.identity_of(name)
+        assert bits(by_identity[dev].lookup(fs_path)) == bits(merge_path_table(raw).lookup(name)) != (0, 0, 0)

@@ -1,0 +1,92 @@
+"""Rule paths to file identities through the host's mount table, and back."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from lsmguard.kernel.mounts import Identity, MountTable, kernel_dev
+from lsmguard.policy.model import PathPattern
+
+ROOT, VAR, TMP, DOCKER, BIND = (kernel_dev(8, 1), kernel_dev(8, 2), kernel_dev(0, 30), kernel_dev(8, 3),
+                                kernel_dev(8, 1))
+# id parent major:minor root point options - fstype source superoptions
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+23 22 8:2 / /var rw,relatime shared:2 - ext4 /dev/sda2 rw
+24 22 0:30 / /tmp rw shared:3 - tmpfs tmpfs rw
+25 23 8:3 / /var/lib/docker rw shared:4 - ext4 /dev/sda3 rw
+26 22 8:1 /srv/data /mnt/data\\040dir rw shared:1 - ext4 /dev/sda1 rw
+27 22 0:31 / /media rw - tmpfs tmpfs rw
+28 22 0:32 / /media rw - tmpfs tmpfs rw
+29 27 0:33 / /media/hidden rw - tmpfs tmpfs rw
+"""
+
+
+def table() -> MountTable:
+    return MountTable.parse(MOUNTINFO)
+
+
+def test_a_path_is_named_from_the_root_of_the_file_system_it_is_on() -> None:
+    t = table()
+    assert t.identity_of("/etc/shadow") == (ROOT, "/etc/shadow")
+    assert t.identity_of("/var/log/syslog") == (VAR, "/log/syslog")
+    assert t.identity_of("/var") == (VAR, "/")
+    assert t.identity_of("/var/lib/docker/x") == (DOCKER, "/x")
+    assert t.identity_of("/mnt/data dir/f") == (BIND, "/srv/data/f")   # a bind mount: the same file
+    assert t.identity_of("/") == (ROOT, "/")
+
+
+def test_a_recursive_rule_covers_every_file_system_mounted_below_it() -> None:
+    assert table().identities(PathPattern("/var", True)) == [
+        Identity(VAR, PathPattern("/", True)), Identity(DOCKER, PathPattern("/", True))]
+    assert table().identities(PathPattern("/var/lib", True)) == [
+        Identity(VAR, PathPattern("/lib", True)), Identity(DOCKER, PathPattern("/", True))]
+    assert table().identities(PathPattern("/var/log/x", False)) == [Identity(VAR, PathPattern("/log/x", False))]
+
+
+def test_stacked_mounts_show_the_last_and_hide_what_is_below() -> None:
+    t = table()
+    assert t.identity_of("/media/x") == (kernel_dev(0, 32), "/x")
+    assert t.identity_of("/media/hidden/x") == (kernel_dev(0, 32), "/hidden/x")   # 29 is under 27, hidden
+    assert Identity(kernel_dev(0, 33), PathPattern("/", True)) not in t.identities(PathPattern("/media", True))
+
+
+def test_names_other_than_files_are_not_translated() -> None:
+    assert table().identities(PathPattern("@abstract", False)) == [Identity(0, PathPattern("@abstract", False))]
+
+
+def test_an_identity_is_named_back_by_the_host_path_that_shows_it() -> None:
+    t = table()
+    assert t.host_path(VAR, "/log/syslog") == "/var/log/syslog"
+    assert t.host_path(ROOT, "/etc/shadow") == "/etc/shadow"
+    assert t.host_path(ROOT, "/srv/data/f") == "/mnt/data dir/f"      # the longer root: the bind mount
+    assert t.host_path(DOCKER, "/") == "/var/lib/docker"
+    assert t.host_path(kernel_dev(0, 99), "/x") is None               # a file system the host does not show
+
+
+def test_the_host_table_of_this_machine_reads() -> None:
+    t = MountTable.of_host()
+    dev, path = t.identity_of("/")
+    assert path.startswith("/") and t.host_path(dev, path) == "/"
+
+
+MOUNT_THEN_NAME = """\
+import os, subprocess, sys, tempfile
+from pathlib import Path
+from lsmguard.kernel.mounts import HostMounts, MountTable
+mounts = HostMounts(Path("/proc/self/mountinfo"))
+point = tempfile.mkdtemp()
+assert mounts.host_path(*MountTable.of_host(Path("/proc/self/mountinfo")).identity_of("/")) == "/"
+subprocess.run(["mount", "-t", "tmpfs", "tmpfs", point], check=True)
+dev = os.stat(point).st_dev
+print(mounts.host_path((os.major(dev) << 20) | os.minor(dev), "/f"), point + "/f")
+"""
+
+
+def test_a_file_system_mounted_a_moment_ago_names_its_events() -> None:
+    # A private mount namespace: a real mount, seen by the table's watch, with nothing left behind.
+    got = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c", MOUNT_THEN_NAME],
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    named, expected = got.stdout.split()
+    assert named == expected
