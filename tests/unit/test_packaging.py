@@ -92,7 +92,7 @@ def test_lintian_is_clean_with_one_override_for_each_bpf_object() -> None:
     shown = run("lintian", "--show-overrides", deb, check=False).stdout
     tags = [line for line in shown.splitlines() if re.match(r"[EWO]: ", line)]
     assert sorted(tags) == sorted(f"O: lsmguard: binary-from-other-architecture [{shipped.lstrip('/')}]"
-                                  for shipped in (BPF_OBJECT, LOCK_OBJECT)), shown
+                                  for shipped in (BPF_OBJECT, LOCK_OBJECT, PROBE_OBJECT)), shown
     # With information tags too: only the systemd-only service remains (no init.d script, by design).
     info = run("lintian", "--pedantic", "-I", deb, check=False).stdout
     assert {line.split()[2] for line in info.splitlines() if re.match(r"[EWIP]: ", line)} == {
