@@ -34,6 +34,12 @@ _FILE_TYPES = {0o010000: "fifo", 0o020000: "char-device", 0o040000: "directory",
                0o100000: "file", 0o120000: "symlink", 0o140000: "socket"}
 
 
+
+def flag_names(flags: abi.PathFlag) -> str:
+    """Why a path was not fully resolved, as words: "truncated,raced" ("" for a resolved one).
+    Spelled out, not str(): how a flag prints changed between Python versions."""
+    return ",".join(f.name.lower().replace("_", "-") for f in abi.PathFlag if f.name and f in flags)
+
 def target_fields(event: abi.Event) -> dict[str, object]:
     """The object of an access, as fields, and its readable form under TARGET."""
     if isinstance(event, abi.InetEvent):
@@ -122,7 +128,7 @@ def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, 
     else:
         why = f"rule {rule}" if rule else f"default {'deny' if h.decision != abi.Decision.AUDIT else 'audit'}"
     access = f" ({fields['LSMGUARD_ACCESS']})" if "LSMGUARD_ACCESS" in fields else ""
-    unresolved = str(h.flags).replace("PathFlag.", "").lower() if h.flags else ""
+    unresolved = flag_names(h.flags)
     message = (f"{decision} {h.op.name.lower()} {fields['LSMGUARD_TARGET']}{access} by {comm}[{h.tgid}] "
                f"uid {h.uid} (policy {policy}, {why})")
     if unresolved:

@@ -194,6 +194,15 @@ def test_kernel_losses_become_a_record_with_the_count() -> None:
     assert pump.counts.kernel_lost == 12
 
 
+def test_a_path_not_fully_resolved_says_why_in_words() -> None:
+    flags = abi.PathFlag.TRUNCATED | abi.PathFlag.RACED
+    rec = records.event_record(path_event(b"/a/b", flags=flags), "p", "r", process.ProcessContext())
+    assert rec["LSMGUARD_UNRESOLVED"] == "truncated,raced"
+    assert rec["MESSAGE"].endswith("[path not fully resolved: truncated,raced]")
+    resolved = records.event_record(path_event(b"/a/b"), "p", "r", process.ProcessContext())
+    assert "LSMGUARD_UNRESOLVED" not in resolved
+
+
 def test_connect_record_names_address_port_and_protocol() -> None:
     ev = abi.InetEvent(header(op=abi.Op.CONNECT), ipaddress.ip_address("203.0.113.7"), 3333, 6)
     rec = records.event_record(ev, "pools", "stratum", process.ProcessContext())
