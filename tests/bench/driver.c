@@ -7,6 +7,9 @@
  *   driver chmod   PATH  ITERATIONS    chmod to the file's own mode
  *   driver exec    PATH  ITERATIONS    fork + execve(PATH) + wait (a static binary)
  *   driver connect PORT  ITERATIONS    TCP connect to 127.0.0.1:PORT + close; a thread accepts
+ *   driver create  PATH  ITERATIONS    open(PATH, O_CREAT|O_EXCL|O_WRONLY) + close + unlink: a name made
+ *                                      and removed (path_mknod, file_open, path_unlink)
+ *   driver rename  PATH  ITERATIONS    rename PATH to PATH~ and back: two renames (path_rename)
  *
  * Two optional arguments follow: RATE, the operations per second to pace the
  * loop at (0: as fast as it goes), and SPREAD: with SPREAD > 1, open and chmod
@@ -73,6 +76,25 @@ static int do_exec(const char *path)
 	if (waitpid(pid, &status, 0) < 0)
 		return -1;
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int do_create(const char *path)
+{
+	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return unlink(path);
+}
+
+static char *renamed;   /* PATH~ */
+
+static int do_rename(const char *path)
+{
+	if (rename(path, renamed) < 0)
+		return -1;
+	return rename(renamed, path);
 }
 
 static struct sockaddr_in listener_addr;
@@ -160,7 +182,7 @@ int main(int argc, char **argv)
 	struct stat st;
 
 	if (argc < 4 || argc > 6) {
-		fprintf(stderr, "usage: %s open|chmod|exec PATH ITERATIONS [RATE [SPREAD]] | "
+		fprintf(stderr, "usage: %s open|chmod|exec|create|rename PATH ITERATIONS [RATE [SPREAD]] | "
 			"connect PORT ITERATIONS [RATE]\n", argv[0]);
 		return 2;
 	}
@@ -189,6 +211,12 @@ int main(int argc, char **argv)
 		operation = do_chmod;
 	} else if (!strcmp(argv[1], "exec")) {
 		operation = do_exec;
+	} else if (!strcmp(argv[1], "create")) {
+		operation = do_create;
+	} else if (!strcmp(argv[1], "rename")) {
+		if (asprintf(&renamed, "%s~", argv[2]) < 0)
+			return 1;
+		operation = do_rename;
 	} else if (!strcmp(argv[1], "connect")) {
 		if (start_listener(atoi(argv[2])) < 0) {
 			perror("listener");

@@ -27,10 +27,10 @@ BUILD = Path(__file__).resolve().parents[2] / "build" / "bench"
 RULE_COUNTS = (0, 10, 1_000, 100_000)
 APPARMOR_RULES = 10
 PORT = 40123
-SIZES = {   # iterations per driver run: (open, chmod, exec, connect)
-    "smoke": (200, 200, 4, 30),    # CI: proves the bench runs end to end, measures nothing
-    "ci": (2_000, 2_000, 40, 300),
-    "full": (20_000, 20_000, 400, 3_000),
+SIZES = {   # iterations per driver run, by operation
+    "smoke": dict(open=200, chmod=200, exec=4, connect=30, create=100, rename=100),   # CI: runs, measures nothing
+    "ci": dict(open=2_000, chmod=2_000, exec=40, connect=300, create=1_000, rename=1_000),
+    "full": dict(open=20_000, chmod=20_000, exec=400, connect=3_000, create=10_000, rename=10_000),
 }
 SMOKE_RULE_COUNTS = (0, 10, 1_000)   # compiling 100,000 rules under emulation is the smoke run's longest step
 
@@ -44,7 +44,8 @@ class Bench:
 
     def run_ops(self, round_: int, config: str) -> None:
         for op, target in (("open", self.objects.file), ("chmod", self.objects.file),
-                           ("exec", self.objects.binary), ("connect", self.objects.port)):
+                           ("exec", self.objects.binary), ("connect", self.objects.port),
+                           ("create", self.objects.made), ("rename", self.objects.moved)):
             proc = subprocess.run([str(self.driver), op, str(target), str(self.iterations[op])],
                                   capture_output=True, text=True, check=True)
             result = json.loads(proc.stdout)
@@ -114,12 +115,14 @@ def main() -> int:
     Path("/proc/sys/kernel/printk").write_text("1\n")
 
     work = Path(tempfile.mkdtemp(prefix="lsmguard-bench-"))
-    objects = Objects(work / "file", work / "static-true", PORT)
+    objects = Objects(work / "file", work / "static-true", PORT, work / "names")
     objects.file.write_text("")
+    objects.names.mkdir()
+    objects.moved.write_text("")
     shutil.copy(BUILD / "static-true", objects.binary)
     driver = work / "driver"      # profiles attach by path: a copy of our own
     shutil.copy(BUILD / "driver", driver)
-    bench = Bench(objects, dict(zip(("open", "chmod", "exec", "connect"), SIZES[args.size])), args.out, driver)
+    bench = Bench(objects, SIZES[args.size], args.out, driver)
 
     counts = SMOKE_RULE_COUNTS if args.size == "smoke" else RULE_COUNTS
     compiled = {f"lsmguard {n} rules": compile_policies(nonmatching(n)) for n in counts}

@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-OPERATIONS = ("open", "chmod", "exec", "connect")
+OPERATIONS = ("open", "chmod", "exec", "connect", "create", "rename")
 BASELINE = "none"
 
 

@@ -13,10 +13,20 @@ from lsmguard.policy.model import (Access, Action, Default, InetTarget, Mode, Op
 
 @dataclass(frozen=True)
 class Objects:
-    """What the driver touches: one file, one static binary, one local TCP port."""
+    """What the driver touches: one file, one static binary, one local TCP port, and in a
+    directory of their own, a name it makes and removes and a file it renames back and forth."""
     file: Path
     binary: Path
     port: int
+    names: Path
+
+    @property
+    def made(self) -> Path:
+        return self.names / "made"
+
+    @property
+    def moved(self) -> Path:
+        return self.names / "moved"
 
 
 def _nonmatching_rule(i: int) -> Rule:
@@ -51,6 +61,9 @@ def audit_matching(objects: Objects) -> list[Policy]:
         Rule("audit-chmod", Action.AUDIT, Operation.CHMOD, (PathPattern(str(objects.file), False),)),
         Rule("audit-connect", Action.AUDIT, Operation.CONNECT,
              inet=InetTarget((loopback,), (PortRange(objects.port, objects.port),), Protocol.TCP)),
+        # writing names: made and removed, renamed
+        Rule("audit-names", Action.AUDIT, Operation.OPEN, (PathPattern(str(objects.names), True),),
+             access=Access.WRITE),
     )
     return [Policy("bench-audit", Mode.ENFORCE, Default.ALLOW, rules)]
 
@@ -83,7 +96,8 @@ def apparmor_profile(name: str, attach: Path, count: int, *, audit: Objects | No
         elif rule.operation is Operation.CHMOD:
             lines.append(f"  deny /etc/app{i}/** w,")
     if audit is not None:
-        lines += [f"  audit {audit.file} rw,", f"  audit {audit.binary} rix,", "  audit network inet stream,"]
+        lines += [f"  audit {audit.file} rw,", f"  audit {audit.binary} rix,", "  audit network inet stream,",
+                  f"  audit {audit.names}/** rw,"]
     lines += [f"  deny {path} r," for path in deny_read]
     lines.append("}")
     return "\n".join(lines) + "\n"
