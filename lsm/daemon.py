@@ -260,7 +260,10 @@ class Daemon:
         dropped = self.suppression.poll() if self.suppression is not None else 0
         if dropped:
             self.status.journal_suppressed += dropped
-            self.writer.write(lost_record(dropped, "journald rate limit", LSMGUARD_UNIT=self.status.unit))
+            # NOTICE: journald limits each priority on its own, and a report in the budget of the
+            # denials it reports (WARNING) would be dropped with them
+            self.writer.write(lost_record(dropped, "journald rate limit", Priority.NOTICE,
+                                          LSMGUARD_UNIT=self.status.unit))
 
     def _write_status(self) -> None:
         self._check_suppression()

@@ -113,9 +113,9 @@ def record(message: str, message_id: uuid.UUID, priority: int, **fields: object)
     return out
 
 
-def lost_record(count: int, where: str, **fields: object) -> Record:
+def lost_record(count: int, where: str, priority: int = Priority.WARNING, **fields: object) -> Record:
     return record(f"{count} lsmguard event{'s' if count != 1 else ''} lost ({where})", MessageId.EVENTS_LOST,
-                  Priority.WARNING, LSMGUARD_LOST=count, LSMGUARD_LOST_WHERE=where, **fields)
+                  priority, LSMGUARD_LOST=count, LSMGUARD_LOST_WHERE=where, **fields)
 
 
 @dataclass

@@ -86,7 +86,8 @@ def test_records_journald_drops_are_counted_and_reported(host: Host, tmp_path: P
                 denials, last = denials + 1, time.monotonic()
         assert status["unit"] == UNIT
         assert status["journal_suppressed"] > 0 and journaled > 0, status
-        assert journaled + status["journal_suppressed"] == denials, (journaled, denials, status)
+        assert journaled + status["journal_suppressed"] == denials, (journaled, denials, json.dumps(status),
+                                                                     suppressed_by_journald(since))
         assert suppressed_by_journald(since) == status["journal_suppressed"]
         reported = read(since, MESSAGE_ID=MessageId.EVENTS_LOST.hex, LSMGUARD_LOST_WHERE="journald rate limit")
         assert sum(int(r["LSMGUARD_LOST"]) for r in reported) == status["journal_suppressed"]
