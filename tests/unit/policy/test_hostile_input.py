@@ -3,10 +3,13 @@
 and file:line:column, in bounded time and memory, never a traceback."""
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,22 +37,34 @@ class Run:
 
 
 def check(*args: str, stdin: bytes = b"") -> Run:
-    """`lsmguard check ARGS`, with a limit on its address space as a safety net."""
+    """`lsmguard check ARGS`, with a limit on its address space as a safety net. The peak
+    memory is this child's own, from wait4(2): RUSAGE_CHILDREN would report the largest
+    peak of every process this test run has reaped, whatever ran before."""
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BOUND * 2, MEMORY_BOUND * 2))   # virtual: a safety net
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "lsmguard", "check", *args], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limit)
-    try:
-        out, err = proc.communicate(stdin, timeout=DEADLINE_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise AssertionError(f"lsmguard check {' '.join(args)} did not answer within {DEADLINE_S}s") from None
-    seconds = time.monotonic() - started
-    # the largest peak of any child reaped so far: this one's, or more (never less)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return Run(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"), seconds, rss)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "lsmguard", "check", *args], stdin=subprocess.PIPE,
+                                stdout=out, stderr=err, preexec_fn=limit)
+        killer = threading.Timer(DEADLINE_S, proc.kill)
+        killer.start()
+        try:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):   # it may refuse before reading everything
+                proc.stdin.write(stdin)
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)   # reaped here: Popen must not wait again
+        seconds = time.monotonic() - started
+        if seconds >= DEADLINE_S:
+            raise AssertionError(f"lsmguard check {' '.join(args)} did not answer within {DEADLINE_S}s")
+        out.seek(0)
+        err.seek(0)
+        return Run(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                   seconds, usage.ru_maxrss * 1024)
 
 
 def alias_bomb(levels: int) -> str:
