@@ -49,6 +49,9 @@ class SuppressionWatch:
         try:
             self._reader = sdjournal.Reader()
             self._reader.add_match(MESSAGE_ID=JOURNAL_DROPPED.hex)
+            # sets up the inotify watch without which process() never notices a journal file
+            # rotated in, and the records journald writes there would go unread
+            self._reader.fileno()
             self._reader.seek_tail()
             self._reader.get_previous()   # positioned at the end: only what journald writes from now on
         except OSError:

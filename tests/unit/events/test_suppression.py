@@ -1,0 +1,56 @@
+"""journald's "Suppressed N messages from UNIT" records, followed by the daemon's watch
+against a real journald, across a rotation of its files (a small /run rotates within a
+flood: the kernel lab's 6.1 and 7.3 guests did, and the watch read nothing after it)."""
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from systemd import journal as sdjournal
+
+from lsmguard.events.suppression import JOURNAL_DROPPED, SuppressionWatch
+from tests.journald import Journald
+
+UNIT = "lsmguard-suppression-test.service"
+
+
+def report(count: int, unit: str = UNIT) -> None:
+    sdjournal.send(f"Suppressed {count} messages from {unit}", MESSAGE_ID=JOURNAL_DROPPED.hex)
+
+
+def polled_until(watch: SuppressionWatch, expected: int, timeout: float = 30) -> int:
+    """What the watch counts, polled until it reaches `expected` or the deadline passes."""
+    seen, deadline = 0, time.monotonic() + timeout
+    while seen < expected and time.monotonic() < deadline:
+        seen += watch.poll()
+        time.sleep(0.05)
+    return seen
+
+
+def journal_files() -> set[Path]:
+    return set(Path("/run/log/journal").rglob("*.journal")) | set(Path("/var/log/journal").rglob("*.journal"))
+
+
+def test_reports_about_the_unit_are_counted_across_a_rotation(journald: Journald) -> None:
+    if journald.process is None:
+        pytest.fail("this test needs a journald it can signal (not the host's systemd-journald)")
+    report(3)                      # before the watch: not counted
+    journald.sync()
+    watch = SuppressionWatch(UNIT)
+    try:
+        report(5)
+        report(100, unit="other.service")
+        assert polled_until(watch, 5) == 5
+        before = journal_files()
+        journald.process.send_signal(signal.SIGUSR2)        # rotate: journald opens new files
+        deadline = time.monotonic() + 30
+        while journal_files() <= before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert journal_files() > before, "journald did not rotate"
+        report(7)
+        assert polled_until(watch, 7) == 7
+        assert watch.poll() == 0
+    finally:
+        watch.close()
