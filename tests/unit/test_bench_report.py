@@ -34,5 +34,5 @@ def test_table_has_a_row_per_configuration_and_a_column_per_operation() -> None:
              for c in ("none", "apparmor 10 rules") for op in report.OPERATIONS]
     rows = report.table(report.summarise(lines)).splitlines()
     assert rows[0].split() == ["configuration", *report.OPERATIONS]
-    assert rows[1].startswith("none ") and rows[1].count("1.00 (1.00-1.00)") == 4
-    assert rows[2].startswith("apparmor 10 rules") and rows[2].split()[3:] == ["2.00", "(2.00-2.00)", "0.2µs"] * 4
+    assert rows[1].startswith("none ") and rows[1].count("1.00 (1.00-1.00)") == len(report.OPERATIONS)
+    assert rows[2].startswith("apparmor 10 rules") and rows[2].split()[3:] == ["2.00", "(2.00-2.00)", "0.2µs"] * len(report.OPERATIONS)
