@@ -143,11 +143,21 @@ print(" ".join(f"{k}={v}" for k, v in got.items()))
 """
 
 
+@pytest.fixture
+def shared_tmpfs() -> Iterator[Path]:
+    """As `shared`, on a file system an overlay takes as its upper layer: the lab's /tmp is an
+    overlay itself, its /var/tmp a tmpfs (upper and work directories share one mount)."""
+    path = Path(tempfile.mkdtemp(prefix="lsmguard-routes-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def test_an_overlay_whose_upper_layer_is_a_protected_directory_changes_nothing_there(
-        engine: Engine, shared: Path) -> None:
+        engine: Engine, shared_tmpfs: Path) -> None:
     """The attacker owns the web root, which a policy says nobody may change: an overlay of its
     own with that directory as its upper layer has overlayfs change it on the attacker's behalf."""
-    www, workspace = shared / "www", shared / "attacker"
+    www, workspace = shared_tmpfs / "www", shared_tmpfs / "attacker"
     for directory in (www, workspace):
         directory.mkdir()
         os.chown(directory, ATTACKER, ATTACKER)
