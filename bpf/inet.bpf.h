@@ -45,19 +45,18 @@ static __always_inline void lg_set_inet6_address(struct lg_inet_target *target, 
  * address then (the connected peer, decided at connect, gets it). A connect
  * with AF_UNSPEC only disconnects.
  */
-static __always_inline __u16 lg_sendto_family(struct socket *sock, __u16 family)
+static __always_inline __u16 lg_sendto_family(struct socket *sock, __u16 own, __u16 family)
 {
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	__u16 own = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u16 protocol = BPF_CORE_READ(sk, sk_protocol);
+	__u16 protocol;
 
 	if (family != LG_AF_UNSPEC)
 		return family;
 	if (own == LG_AF_INET)
 		return LG_AF_INET;
-	if (own == LG_AF_INET6 && protocol != LG_IPPROTO_UDP && protocol != LG_IPPROTO_UDPLITE)
-		return LG_AF_INET6;
-	return LG_AF_UNSPEC;
+	if (own != LG_AF_INET6)
+		return LG_AF_UNSPEC;
+	protocol = BPF_CORE_READ(sock, sk, sk_protocol);
+	return protocol == LG_IPPROTO_UDP || protocol == LG_IPPROTO_UDPLITE ? LG_AF_UNSPEC : LG_AF_INET6;
 }
 
 /* Fill `target` from the caller's sockaddr, read as `family`; false for what is not an inet destination. */
@@ -229,16 +228,14 @@ static __always_inline __u16 lg_socket_family(struct socket *sock)
 	return BPF_CORE_READ(sock, sk, __sk_common.skc_family);
 }
 
-static __always_inline bool lg_is_inet(struct socket *sock)
+static __always_inline bool lg_is_inet(__u16 own)
 {
-	__u16 family = lg_socket_family(sock);
-
-	return family == LG_AF_INET || family == LG_AF_INET6 || family == LG_AF_SMC;
+	return own == LG_AF_INET || own == LG_AF_INET6 || own == LG_AF_SMC;
 }
 
-static __always_inline __u16 lg_inet_protocol(struct socket *sock)
+static __always_inline __u16 lg_inet_protocol(struct socket *sock, __u16 own)
 {
-	return lg_socket_family(sock) == LG_AF_SMC ? LG_IPPROTO_TCP : BPF_CORE_READ(sock, sk, sk_protocol);
+	return own == LG_AF_SMC ? LG_IPPROTO_TCP : BPF_CORE_READ(sock, sk, sk_protocol);
 }
 
 /* Stream sockets (TCP, MPTCP, SCTP one-to-one) are "tcp"; every other inet socket is "udp". */
@@ -253,15 +250,16 @@ static __always_inline int lg_check_inet_connect(struct socket *sock, struct soc
 {
 	struct lg_inet_target target = {};
 	__u16 family = BPF_CORE_READ(address, sa_family);
+	__u16 own = lg_socket_family(sock);
 
-	if (!lg_is_inet(sock))
+	if (!lg_is_inet(own))
 		return 0; /* unix sockets: lg_check_unix_peer */
 	if (sending)
-		family = lg_sendto_family(sock, family);
+		family = lg_sendto_family(sock, own, family);
 	if (!lg_inet_target_of(address, addrlen, family, &target))
 		return 0;
 	lg_resolve_wildcard(sock, &target);
-	target.protocol = lg_inet_protocol(sock);
+	target.protocol = lg_inet_protocol(sock, own);
 	return lg_check_inet(LG_OP_CONNECT, lg_is_stream(sock) ? LG_SLOT_TCP : LG_SLOT_UDP, &target);
 }
 
@@ -274,14 +272,15 @@ static __always_inline int lg_check_inet_bind(struct socket *sock, struct sockad
 {
 	struct lg_inet_target target = {};
 	__u16 family = BPF_CORE_READ(address, sa_family);
+	__u16 own = lg_socket_family(sock);
 
-	if (!lg_is_inet(sock))
+	if (!lg_is_inet(own))
 		return 0;
-	if (family == LG_AF_UNSPEC && lg_socket_family(sock) != LG_AF_INET6)
+	if (family == LG_AF_UNSPEC && own != LG_AF_INET6)
 		family = LG_AF_INET;
 	if (!lg_inet_target_of(address, addrlen, family, &target) || !target.port)
 		return 0;
-	target.protocol = lg_inet_protocol(sock);
+	target.protocol = lg_inet_protocol(sock, own);
 	return lg_check_inet(LG_OP_BIND, lg_is_stream(sock) ? LG_SLOT_BIND_TCP : LG_SLOT_BIND_UDP, &target);
 }
 
