@@ -8,8 +8,11 @@
 #define LSMGUARD_INET_BPF_H
 
 #define LG_SOCK_STREAM 1           /* include/linux/net.h */
-#define LG_SOCK_RAW 3
 #define LG_AF_UNSPEC 0
+#define LG_AF_SMC 43               /* include/linux/socket.h */
+#define LG_IPPROTO_TCP 6            /* include/uapi/linux/in.h */
+#define LG_IPPROTO_UDP 17
+#define LG_IPPROTO_UDPLITE 136
 #define LG_INADDR_LOOPBACK 0x0100007f /* 127.0.0.1, in network byte order as read on little-endian */
 #define LG_IN_ADDR_LEN 4
 #define LG_SIN6_LEN_RFC2133 24     /* an IPv6 sockaddr without sin6_scope_id, which the kernel accepts */
@@ -37,23 +40,23 @@ static __always_inline void lg_set_inet6_address(struct lg_inet_target *target, 
 /*
  * The family the kernel will read the caller's sockaddr as. A datagram sent
  * with AF_UNSPEC reaches its address all the same on IPv4 UDP and raw
- * sockets (udp_sendmsg, raw_sendmsg take it for AF_INET), and IPv6 raw
- * sockets take it for AF_INET6; IPv6 UDP ignores the address then (the
- * connected peer, decided at connect, gets it). A connect with AF_UNSPEC
- * only disconnects.
+ * sockets (udp_sendmsg, raw_sendmsg take it for AF_INET), and IPv6 sockets
+ * but UDP's take it for AF_INET6 (raw, L2TP/IP); IPv6 UDP ignores the
+ * address then (the connected peer, decided at connect, gets it). A connect
+ * with AF_UNSPEC only disconnects.
  */
-static __always_inline __u16 lg_sendto_family(struct socket *sock, __u16 family)
+static __always_inline __u16 lg_sendto_family(struct socket *sock, __u16 own, __u16 family)
 {
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	__u16 own = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 protocol;
 
 	if (family != LG_AF_UNSPEC)
 		return family;
 	if (own == LG_AF_INET)
 		return LG_AF_INET;
-	if (own == LG_AF_INET6 && BPF_CORE_READ(sock, type) == LG_SOCK_RAW)
-		return LG_AF_INET6;
-	return LG_AF_UNSPEC;
+	if (own != LG_AF_INET6)
+		return LG_AF_UNSPEC;
+	protocol = BPF_CORE_READ(sock, sk, sk_protocol);
+	return protocol == LG_IPPROTO_UDP || protocol == LG_IPPROTO_UDPLITE ? LG_AF_UNSPEC : LG_AF_INET6;
 }
 
 /* Fill `target` from the caller's sockaddr, read as `family`; false for what is not an inet destination. */
@@ -215,11 +218,24 @@ static __always_inline int lg_check_inet(__u32 op, __u8 slot, const struct lg_in
 			      target->family | (__u64)target->port << 16 | (__u64)target->protocol << 32) ? -EPERM : 0;
 }
 
-static __always_inline bool lg_is_inet(struct socket *sock)
+/*
+ * SMC sockets (AF_SMC) take inet addresses and, where no SMC-capable device
+ * is, run plain TCP over an internal socket whose connect, bind and listen
+ * pass no LSM hook: decided here as TCP.
+ */
+static __always_inline __u16 lg_socket_family(struct socket *sock)
 {
-	__u16 family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+	return BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+}
 
-	return family == LG_AF_INET || family == LG_AF_INET6;
+static __always_inline bool lg_is_inet(__u16 own)
+{
+	return own == LG_AF_INET || own == LG_AF_INET6 || own == LG_AF_SMC;
+}
+
+static __always_inline __u16 lg_inet_protocol(struct socket *sock, __u16 own)
+{
+	return own == LG_AF_SMC ? LG_IPPROTO_TCP : BPF_CORE_READ(sock, sk, sk_protocol);
 }
 
 /* Stream sockets (TCP, MPTCP, SCTP one-to-one) are "tcp"; every other inet socket is "udp". */
@@ -234,27 +250,37 @@ static __always_inline int lg_check_inet_connect(struct socket *sock, struct soc
 {
 	struct lg_inet_target target = {};
 	__u16 family = BPF_CORE_READ(address, sa_family);
+	__u16 own = lg_socket_family(sock);
 
-	if (!lg_is_inet(sock))
+	if (!lg_is_inet(own))
 		return 0; /* unix sockets: lg_check_unix_peer */
 	if (sending)
-		family = lg_sendto_family(sock, family);
+		family = lg_sendto_family(sock, own, family);
 	if (!lg_inet_target_of(address, addrlen, family, &target))
 		return 0;
 	lg_resolve_wildcard(sock, &target);
-	target.protocol = BPF_CORE_READ(sock, sk, sk_protocol);
+	target.protocol = lg_inet_protocol(sock, own);
 	return lg_check_inet(LG_OP_CONNECT, lg_is_stream(sock) ? LG_SLOT_TCP : LG_SLOT_UDP, &target);
 }
 
-/* A bind to a local port. Port 0 asks for any free port: no listener a rule could name. */
+/*
+ * A bind to a local port. Port 0 asks for any free port: no listener a rule
+ * could name. IPv4 (and SMC) sockets take AF_UNSPEC for AF_INET when the
+ * address is INADDR_ANY (__inet_bind's "compatibility games").
+ */
 static __always_inline int lg_check_inet_bind(struct socket *sock, struct sockaddr *address, int addrlen)
 {
 	struct lg_inet_target target = {};
+	__u16 family = BPF_CORE_READ(address, sa_family);
+	__u16 own = lg_socket_family(sock);
 
-	if (!lg_is_inet(sock) || !lg_inet_target_of(address, addrlen, BPF_CORE_READ(address, sa_family), &target) ||
-	    !target.port)
+	if (!lg_is_inet(own))
 		return 0;
-	target.protocol = BPF_CORE_READ(sock, sk, sk_protocol);
+	if (family == LG_AF_UNSPEC && own != LG_AF_INET6)
+		family = LG_AF_INET;
+	if (!lg_inet_target_of(address, addrlen, family, &target) || !target.port)
+		return 0;
+	target.protocol = lg_inet_protocol(sock, own);
 	return lg_check_inet(LG_OP_BIND, lg_is_stream(sock) ? LG_SLOT_BIND_TCP : LG_SLOT_BIND_UDP, &target);
 }
 
@@ -270,6 +296,12 @@ static __always_inline int lg_check_inet_listen(struct socket *sock)
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	__u8 addr[LG_ADDR_LEN];
 
+	if (family == LG_AF_SMC) {
+		/* its port is on the internal socket, out of the hook's sight: decided as port 0 */
+		target.family = LG_AF_INET;
+		target.protocol = LG_IPPROTO_TCP;
+		return lg_check_inet(LG_OP_LISTEN, LG_SLOT_LISTEN, &target);
+	}
 	if (family != LG_AF_INET && family != LG_AF_INET6)
 		return 0;
 	target.port = BPF_CORE_READ(sk, __sk_common.skc_num); /* host byte order */

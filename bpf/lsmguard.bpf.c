@@ -22,6 +22,10 @@
 #define LG_PROT_EXEC 0x4
 #define LG_VM_EXEC 0x4
 #define LG_RENAME_EXCHANGE 0x2 /* include/uapi/linux/fs.h */
+#define LG_ATTR_MODE (1 << 0)  /* include/linux/fs.h */
+#define LG_ATTR_UID (1 << 1)
+#define LG_ATTR_GID (1 << 2)
+#define LG_ATTR_SIZE (1 << 3)
 /* include/linux/fs.h: FMODE_* are macros, so not in vmlinux.h */
 #define LG_FMODE_READ 0x1
 #define LG_FMODE_WRITE 0x2
@@ -444,6 +448,144 @@ int BPF_PROG(lg_path_rename_target, const struct path *old_dir, struct dentry *o
 	if (verdict || !(flags & LG_RENAME_EXCHANGE))
 		return verdict;
 	return lg_check_name_removed(LG_OP_RENAME, old_dentry, LG_NAME_TARGET);
+}
+
+/*
+ * Changes made on another's behalf. overlayfs makes, removes, renames,
+ * truncates and re-modes the files of its upper layer itself, after the
+ * path hooks above saw only the overlay's own file: it calls the inode hooks
+ * alone, with its mounter's credentials in place of the caller's. So do the
+ * kernel's file servers (nfsd, ksmbd). A system call made by a task with
+ * its own credentials passed a path hook first; only a change made under
+ * overridden credentials is decided here, on the real file, as the path
+ * hooks decide theirs -- an unprivileged user's overlay whose upper layer is
+ * a write-protected directory changes nothing there.
+ */
+static __always_inline bool lg_on_behalf(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return BPF_CORE_READ(task, cred) != BPF_CORE_READ(task, real_cred);
+}
+
+SEC("lsm/inode_create")
+int BPF_PROG(lg_inode_create, struct inode *dir, struct dentry *dentry, umode_t mode, int ret)
+{
+	if (ret || !lg_on_behalf())
+		return ret;
+	return lg_check_write(LG_OP_CREATE, dentry, mode & LG_S_IFMT);
+}
+
+SEC("lsm/inode_mknod")
+int BPF_PROG(lg_inode_mknod, struct inode *dir, struct dentry *dentry, umode_t mode, dev_t dev, int ret)
+{
+	if (ret || !lg_on_behalf())
+		return ret;
+	return lg_check_write(LG_OP_CREATE, dentry, mode & LG_S_IFMT);
+}
+
+SEC("lsm/inode_mkdir")
+int BPF_PROG(lg_inode_mkdir, struct inode *dir, struct dentry *dentry, umode_t mode, int ret)
+{
+	if (ret || !lg_on_behalf())
+		return ret;
+	return lg_check_write(LG_OP_CREATE, dentry, LG_S_IFDIR);
+}
+
+SEC("lsm/inode_symlink")
+int BPF_PROG(lg_inode_symlink, struct inode *dir, struct dentry *dentry, const char *old_name, int ret)
+{
+	if (ret || !lg_on_behalf())
+		return ret;
+	return lg_check_write(LG_OP_CREATE, dentry, LG_S_IFLNK);
+}
+
+SEC("lsm/inode_unlink")
+int BPF_PROG(lg_inode_unlink, struct inode *dir, struct dentry *dentry, int ret)
+{
+	if (ret || !lg_on_behalf())
+		return ret;
+	return lg_check_write(LG_OP_UNLINK, dentry, 0);
+}
+
+SEC("lsm/inode_rmdir")
+int BPF_PROG(lg_inode_rmdir, struct inode *dir, struct dentry *dentry, int ret)
+{
+	if (ret || !lg_on_behalf())
+		return ret;
+	return lg_check_write(LG_OP_UNLINK, dentry, LG_UNLINK_DIR);
+}
+
+SEC("lsm/inode_link")
+int BPF_PROG(lg_inode_link, struct dentry *old_dentry, struct inode *dir, struct dentry *new_dentry, int ret)
+{
+	int verdict;
+
+	if (ret || !lg_on_behalf())
+		return ret;
+	verdict = lg_check_new_name(LG_OP_LINK, old_dentry);
+	return verdict ? verdict : lg_check_write(LG_OP_LINK, new_dentry, LG_NAME_TARGET);
+}
+
+/* The kernel calls inode_rename a second time, its sides swapped, for an exchange. */
+SEC("lsm/inode_rename")
+int BPF_PROG(lg_inode_rename, struct inode *old_dir, struct dentry *old_dentry, struct inode *new_dir,
+	     struct dentry *new_dentry, int ret)
+{
+	int verdict;
+
+	if (ret || !lg_on_behalf())
+		return ret;
+	verdict = lg_check_new_name(LG_OP_RENAME, old_dentry);
+	return verdict ? verdict : lg_check_name_removed(LG_OP_RENAME, old_dentry, LG_NAME_SOURCE);
+}
+
+SEC("lsm/inode_rename")
+int BPF_PROG(lg_inode_rename_target, struct inode *old_dir, struct dentry *old_dentry, struct inode *new_dir,
+	     struct dentry *new_dentry, int ret)
+{
+	if (ret || !lg_on_behalf())
+		return ret;
+	return lg_check_name_removed(LG_OP_RENAME, new_dentry, LG_NAME_TARGET);
+}
+
+/* A change of size is writing the file; of mode or owner, its permissions. */
+static __always_inline int lg_check_setattr(struct dentry *dentry, struct iattr *attr)
+{
+	unsigned int valid;
+	int verdict;
+
+	if (!lg_on_behalf())
+		return 0;
+	valid = BPF_CORE_READ(attr, ia_valid);
+	if (valid & LG_ATTR_SIZE) {
+		verdict = lg_check_write(LG_OP_TRUNCATE, dentry, 0);
+		if (verdict)
+			return verdict;
+	}
+	if (valid & LG_ATTR_MODE) {
+		verdict = lg_check_permissions(LG_OP_CHMOD, dentry, BPF_CORE_READ(attr, ia_mode));
+		if (verdict)
+			return verdict;
+	}
+	return valid & (LG_ATTR_UID | LG_ATTR_GID) ? lg_check_permissions(LG_OP_CHOWN, dentry, 0) : 0;
+}
+
+/*
+ * inode_setattr gained the mount's id mapping as its first argument (6.8):
+ * one program for each form, and the loader keeps the one whose argument
+ * count (the _argsN suffix) the running kernel's hook has.
+ */
+SEC("lsm/inode_setattr")
+int BPF_PROG(lg_inode_setattr_args3, void *idmap, struct dentry *dentry, struct iattr *attr, int ret)
+{
+	return ret ? ret : lg_check_setattr(dentry, attr);
+}
+
+SEC("lsm/inode_setattr")
+int BPF_PROG(lg_inode_setattr_args2, struct dentry *dentry, struct iattr *attr, int ret)
+{
+	return ret ? ret : lg_check_setattr(dentry, attr);
 }
 
 /*

@@ -48,6 +48,8 @@ _Bool bpf_program__autoload(const struct bpf_program *prog);
 struct btf;
 struct btf *btf__load_vmlinux_btf(void);
 int btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32 kind);
+struct btf_type { __u32 name_off; __u32 info; __u32 type; };  /* `type` shares a union with `size` */
+const struct btf_type *btf__type_by_id(const struct btf *btf, __u32 id);
 void btf__free(struct btf *btf);
 #define BTF_KIND_FUNC 12
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import time
 from collections.abc import Iterator
 
@@ -129,16 +130,29 @@ class Program:
         return Link(link, self.name)
 
 
-def kernel_functions(names: set[str]) -> set[str]:
+def kernel_functions(names: set[str]) -> dict[str, int]:
     """Which of `names` are functions in the running kernel's BTF (an LSM hook `h` is
-    bpf_lsm_h there). Raises BpfError when the kernel has no BTF."""
+    bpf_lsm_h there), each with its number of arguments. Raises BpfError when the kernel
+    has no BTF."""
     btf = lib.btf__load_vmlinux_btf()
     if btf == ffi.NULL:
         raise BpfError(ffi.errno or errno.ENOENT, "reading the kernel's BTF (/sys/kernel/btf/vmlinux)")
     try:
-        return {n for n in names if lib.btf__find_by_name_kind(btf, n.encode(), lib.BTF_KIND_FUNC) >= 0}
+        found = {}
+        for name in names:
+            func = lib.btf__find_by_name_kind(btf, name.encode(), lib.BTF_KIND_FUNC)
+            if func >= 0:
+                proto = lib.btf__type_by_id(btf, lib.btf__type_by_id(btf, func).type)
+                found[name] = proto.info & BTF_VLEN_MASK
+        return found
     finally:
         lib.btf__free(btf)
+
+
+BTF_VLEN_MASK = 0xffff   # a BTF type's info word: its member or parameter count (include/uapi/linux/btf.h)
+# A program written for one form of a hook whose arguments changed between kernels is named
+# NAME_argsN; it is kept where the hook takes N arguments.
+HOOK_ARITY = re.compile(r"_args(\d+)$")
 
 
 LSM_SECTION = "lsm/"
@@ -170,13 +184,18 @@ class BpfObject:
 
     def skip_absent_hooks(self) -> list[str]:
         """Before load: leave out the LSM programs whose hook this kernel does not have (hooks
-        added after the oldest kernel supported, such as file_truncate in 6.2). Returns their names."""
+        added after the oldest kernel supported, such as file_truncate in 6.2), and those
+        written for another form of their hook (`HOOK_ARITY`). Returns their names."""
         hooks = {p.name: "bpf_lsm_" + p.section[len(LSM_SECTION):] for p in self.programs()
                  if p.section.startswith(LSM_SECTION)}
         present = kernel_functions(set(hooks.values()))
         skipped = []
         for program in self.programs():
-            if program.name in hooks and hooks[program.name] not in present:
+            if program.name not in hooks:
+                continue
+            arity = HOOK_ARITY.search(program.name)
+            hook = hooks[program.name]
+            if hook not in present or (arity and int(arity.group(1)) != present[hook]):
                 program.skip()
                 skipped.append(program.name)
         return skipped

@@ -13,6 +13,11 @@ PROGRAMS_BY_HOOK = {
     "path_mkdir": ("lg_path_mkdir",), "path_symlink": ("lg_path_symlink",), "path_link": ("lg_path_link",),
     "path_rename": ("lg_path_rename", "lg_path_rename_target"),
     "sb_mount": ("lg_sb_mount",), "move_mount": ("lg_move_mount",),
+    # changes made on another's behalf (overlayfs on its upper layer, nfsd, ksmbd)
+    "inode_create": ("lg_inode_create",), "inode_mknod": ("lg_inode_mknod",), "inode_mkdir": ("lg_inode_mkdir",),
+    "inode_symlink": ("lg_inode_symlink",), "inode_unlink": ("lg_inode_unlink",), "inode_rmdir": ("lg_inode_rmdir",),
+    "inode_link": ("lg_inode_link",), "inode_rename": ("lg_inode_rename", "lg_inode_rename_target"),
+    "inode_setattr": ("lg_inode_setattr_args3", "lg_inode_setattr_args2"),
     "socket_connect": ("lg_socket_connect",), "socket_bind": ("lg_socket_bind",),
     "socket_listen": ("lg_socket_listen",), "socket_sendmsg": ("lg_socket_sendmsg",),
     "unix_stream_connect": ("lg_unix_stream_connect",), "unix_may_send": ("lg_unix_may_send",),

@@ -119,6 +119,75 @@ def test_an_overlay_over_its_directory_is_the_same_file(engine: Engine, secret_d
     assert (os.fsencode(secret_dir / "tool"), Decision.DENY) in events
 
 
+UPPER_ATTEMPTS = """
+import errno, os, sys
+merged = sys.argv[1]
+def attempt(call):
+    try:
+        call()
+    except OSError as e:
+        return e.errno
+    return 0
+got = {
+    "create": attempt(lambda: os.close(os.open(f"{merged}/new", os.O_CREAT | os.O_WRONLY, 0o644))),
+    "rename-over": attempt(lambda: os.rename(f"{merged}/payload", f"{merged}/index.html")),
+    "unlink": attempt(lambda: os.unlink(f"{merged}/index.html")),
+    "truncate": attempt(lambda: os.truncate(f"{merged}/index.html", 0)),
+    "open-write": attempt(lambda: os.open(f"{merged}/index.html", os.O_WRONLY)),
+    "chmod": attempt(lambda: os.chmod(f"{merged}/index.html", 0o4777)),
+    "mkdir": attempt(lambda: os.mkdir(f"{merged}/dir")),
+    "symlink": attempt(lambda: os.symlink("/bin/sh", f"{merged}/sh")),
+    "link": attempt(lambda: os.link(f"{merged}/index.html", f"{merged}/again")),
+}
+print(" ".join(f"{k}={v}" for k, v in got.items()))
+"""
+
+
+@pytest.fixture
+def shared_tmpfs() -> Iterator[Path]:
+    """As `shared`, on a file system an overlay takes as its upper layer: the lab's /tmp is an
+    overlay itself, its /var/tmp a tmpfs (upper and work directories share one mount)."""
+    path = Path(tempfile.mkdtemp(prefix="lsmguard-routes-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_an_overlay_whose_upper_layer_is_a_protected_directory_changes_nothing_there(
+        engine: Engine, shared_tmpfs: Path) -> None:
+    """The attacker owns the web root, which a policy says nobody may change: an overlay of its
+    own with that directory as its upper layer has overlayfs change it on the attacker's behalf."""
+    www, workspace = shared_tmpfs / "www", shared_tmpfs / "attacker"
+    for directory in (www, workspace):
+        directory.mkdir()
+        os.chown(directory, ATTACKER, ATTACKER)
+    (www / "index.html").write_text("original\n")
+    os.chown(www / "index.html", ATTACKER, ATTACKER)
+    (www / "index.html").chmod(0o644)
+    apply(engine, policy("no-change", f"""\
+  mode: enforce
+  rules:
+    - {{id: www, action: deny, open: {{paths: ["{www}/**"], access: [write]}}}}
+    - {{id: www-perms, action: deny, chmod: {{paths: ["{www}/**"]}}}}
+"""))
+    drain_events(engine)
+    script = ('cd "$2"; mkdir low work merged; echo evil > low/payload; '
+              'mount -t overlay overlay -o "lowerdir=low,upperdir=$1,workdir=work" merged; '
+              f'{sys.executable} -c "$3" merged')
+    got = as_attacker(script, str(www), str(workspace), UPPER_ATTEMPTS)
+    assert got.returncode == 0, got
+    results = dict(item.split("=") for item in got.stdout.split())
+    assert results == dict.fromkeys(results, str(errno.EPERM)), results
+    assert sorted(p.name for p in www.iterdir()) == ["index.html"]
+    assert (www / "index.html").read_text() == "original\n"
+    assert (www / "index.html").stat().st_mode & 0o7777 == 0o644
+    denials = [(e.header.op, e.path) for e in drain_events(engine)
+               if isinstance(e, PathEvent) and e.header.decision == Decision.DENY]
+    # copy-up brings a lower file into the upper layer by a link (or a rename) of a new name there
+    assert {Op.CREATE, Op.UNLINK, Op.TRUNCATE, Op.OPEN, Op.CHMOD, Op.LINK} <= {op for op, _ in denials}
+    assert all(path.startswith(os.fsencode(www)) for _, path in denials), denials   # the real files
+
+
 # -- open for neither reading nor writing ------------------------------------------------------
 
 def test_an_open_for_neither_reading_nor_writing_is_decided_as_both(engine: Engine, secret_dir: Path) -> None:
@@ -394,3 +463,91 @@ def test_a_datagram_addressed_as_af_unspec_is_decided_on_the_address_it_reaches(
         receiver.close()
     events = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
     assert {(str(e.address), e.port, e.header.decision) for e in events} == {("127.0.0.1", port, Decision.DENY)}
+
+
+def raw_bind(sock: socket.socket, address: bytes) -> int:
+    addr = ctypes.create_string_buffer(address, len(address))
+    if libc.bind(sock.fileno(), addr, len(address)) < 0:
+        return ctypes.get_errno()
+    return 0
+
+
+UNEXPECTED_PORT = 14445
+
+
+def test_a_bind_addressed_as_af_unspec_is_decided_as_the_ipv4_bind_it_is(engine: Engine) -> None:
+    unspec = sockaddr(socket.AF_UNSPEC, "0.0.0.0", UNEXPECTED_PORT)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        assert raw_bind(udp, unspec) == 0                                     # the kernel takes it
+        assert udp.getsockname() == ("0.0.0.0", UNEXPECTED_PORT)
+    apply(engine, policy("no-bind", "  mode: enforce\n  rules:\n"
+                                    f"  - {{id: port, action: deny, bind: {{ports: [{UNEXPECTED_PORT}]}}}}\n"))
+    drain_events(engine)
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            assert raw_bind(sock, sockaddr(socket.AF_INET, "0.0.0.0", UNEXPECTED_PORT)) == errno.EPERM   # control
+        with socket.socket(socket.AF_INET, kind) as sock:
+            assert raw_bind(sock, unspec) == errno.EPERM
+    events = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
+    assert [(e.header.op, str(e.address), e.port) for e in events] == [(Op.BIND, "0.0.0.0", UNEXPECTED_PORT)] * 4
+
+
+AF_SMC = 43   # include/linux/socket.h
+
+
+def smc_socket() -> socket.socket | None:
+    """An SMC socket, or None where the kernel has no SMC (no module: the route does not exist)."""
+    try:
+        return socket.socket(AF_SMC, socket.SOCK_STREAM, 0)
+    except OSError as error:
+        assert error.errno == errno.EAFNOSUPPORT, error
+        return None
+
+
+def test_an_smc_socket_is_decided_as_the_tcp_it_runs(engine: Engine, loopback: Listener) -> None:
+    """AF_SMC sockets take inet addresses and, with no SMC-capable device, fall back to TCP
+    over an internal socket whose connect passes no LSM hook."""
+    sock = smc_socket()
+    if sock is None:        # this kernel has no SMC (7.3's package ships no smc.ko): no such route
+        return
+    with sock:
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", loopback.port))                             # the route, before the policy
+    assert loopback.accepted() == 1
+    apply(engine, policy("no-lo", "  mode: enforce\n  rules:\n"
+                                  "  - {id: v4, action: deny, connect: {cidrs: [127.0.0.1/32]}}\n"
+                                  f"  - {{id: port, action: deny, bind: {{ports: [{UNEXPECTED_PORT}]}}}}\n"))
+    drain_events(engine)
+    with smc_socket() as sock:
+        assert refused(lambda: sock.connect(("127.0.0.1", loopback.port))) == errno.EPERM
+    with smc_socket() as sock:
+        assert refused(lambda: sock.bind(("127.0.0.1", UNEXPECTED_PORT))) == errno.EPERM
+    assert loopback.accepted() == 0
+    events = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
+    assert [(e.header.op, str(e.address), e.port) for e in events] == [
+        (Op.CONNECT, "127.0.0.1", loopback.port), (Op.BIND, "127.0.0.1", UNEXPECTED_PORT)]
+
+
+IPPROTO_L2TP = 115
+
+
+def sockaddr6(family: int, address: str, port: int) -> bytes:
+    return struct.pack("=H", family) + struct.pack("!HI", port, 0) + socket.inet_pton(socket.AF_INET6, address) + bytes(4)
+
+
+def test_an_l2tp_ip6_datagram_addressed_as_af_unspec_is_decided_as_ipv6(engine: Engine) -> None:
+    """L2TP/IP over IPv6 (l2tp_ip6_sendmsg) takes AF_UNSPEC for AF_INET6, as raw IPv6 sockets do."""
+    try:
+        l2tp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM, IPPROTO_L2TP)
+    except OSError as error:     # no l2tp_ip6 module in this kernel's package: no such route
+        assert error.errno in (errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.EAFNOSUPPORT), error
+        return
+    with l2tp:
+        apply(engine, policy("no-lo6", "  mode: enforce\n  rules:\n"
+                                       "  - {id: v6, action: deny, connect: {cidrs: [\"::1/128\"]}}\n"))
+        drain_events(engine)
+        conn_id = bytes(4)       # sockaddr_l2tpip6 is sockaddr_in6 and a connection id
+        assert raw_sendto(l2tp, sockaddr6(socket.AF_INET6, "::1", 0) + conn_id) == errno.EPERM        # control
+        assert raw_sendto(l2tp, sockaddr6(socket.AF_UNSPEC, "::1", 0) + conn_id) == errno.EPERM
+    events = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
+    assert [str(e.address) for e in events] == ["::1", "::1"]
