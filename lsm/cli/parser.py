@@ -76,16 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("rule_id", metavar="RULE_ID")
     remove.add_argument("--policy", metavar="NAME", help="the policy holding the rule, when several do")
     aud = command("audit", "review denials and audited accesses in the journal",
-                  "Show lsmguard's journal records (denials, would-denials, audits, losses), oldest first.",
+                  "Show lsmguard's journal records (denials, would-denials, audits, losses, what the lock "
+                  "refused, policies the daemon rejected), oldest first. Times as journalctl takes them.",
                   audit.cmd_audit)
-    aud.add_argument("--since", metavar="TIME", help="2026-11-21 10:00, today, -10m, 2h ago")
-    aud.add_argument("--until", metavar="TIME")
-    aud.add_argument("--op", choices=("exec", "mmap", "open", "chmod", "connect", "bind", "listen", "link", "rename"))
+    add_journal_range(aud)
+    aud.add_argument("-n", "--lines", type=int, metavar="N", help="only the N newest records")
+    aud.add_argument("-b", "--boot", nargs="?", const="0", metavar="ID",
+                     help="only this boot's records (or boot ID's, as journalctl --list-boots shows it)")
+    aud.add_argument("--op", choices=("exec", "mmap", "open", "chmod", "connect", "bind", "listen", "link", "rename",
+                                      "truncate", "unlink", "create", "mount", "chown", "setxattr"))
     aud.add_argument("--decision", choices=("deny", "would-deny", "audit"))
     aud.add_argument("--policy")
     aud.add_argument("--rule")
     aud.add_argument("--pid", type=int)
+    aud.add_argument("--uid", type=int, help="the process's effective uid")
     aud.add_argument("--exe", metavar="PATH")
+    aud.add_argument("-u", "--unit", metavar="NAME", help="the process's systemd unit (.service when no suffix)")
+    aud.add_argument("--cgroup", metavar="PATH", help="the process's cgroup, or one below it")
     aud.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
     aud.add_argument("--details", "-d", action="store_true",
                      help="under each record, its process's executable and hash, lineage, unit and cgroup, "
@@ -96,3 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
             "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", daemon.cmd_daemon, json_output=False,
             policy_dir=True)
     return parser
+
+
+def add_journal_range(p: argparse.ArgumentParser) -> None:
+    """--since, --until and where the journal is: audit, suggest and test take them alike."""
+    p.add_argument("-S", "--since", metavar="TIME",
+                   help="2026-11-21 10:00, 10:00, yesterday 10:00, today, -10m, 2h ago, @EPOCH, ... UTC")
+    p.add_argument("-U", "--until", metavar="TIME")
+    p.add_argument("--file", action="append", metavar="FILE", help="read this journal file (repeatable)")
+    p.add_argument("-D", "--directory", metavar="DIR", help="read the journal in DIR (a collector's)")
