@@ -165,12 +165,12 @@ def test_suggest_check_test_and_one_more_access(service: Service, tmp_path: Path
     assert allowed(rules, "listen") == [{"ports": [8080]}]                       # listening is tcp
     # never allowed, and said why in a comment
     assert "/etc/shadow" not in json.dumps(rules) and "cnrig" not in json.dumps(rules)
-    assert f"#   read /etc/shadow: refused by rule local/no-shadow in force (1 time)" in text
+    assert "#   read /etc/shadow: refused by rule local/no-shadow in force (1 time)" in text
     assert f"#   exec /tmp/{s.marker}/cnrig: drift" in text
     # each rule's comment: how often, by which executables
     assert "# seen 6 times by web-service (exited)" not in text
     assert f"# seen 6 times by {s.exe} (6)" in text                              # the zoneinfo tree: 1 + 5
-    assert f"# seen 1 time by sh (exited) (1)" in text                            # dash, run by a gone shell
+    assert "# seen 1 time by sh (exited) (1)" in text                            # dash, run by a gone shell
 
     replayed = s.lsmguard("test", str(out), "--since", s.since)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
@@ -253,7 +253,7 @@ def test_interactive_accept_refuse_widen_edit_through_a_pty(service: Service, tm
     prompt = b"(q)uit: "
     try:
         first = _read_until(master, prompt)
-        assert f"[1/".encode() in first and f"allow exec {DASH}".encode() in first
+        assert b"[1/" in first and f"allow exec {DASH}".encode() in first
         os.write(master, b"w\n")                       # widen /usr/bin/dash to /usr/bin/**
         assert b"allow exec /usr/bin/**" in _read_until(master, prompt)
         os.write(master, b"e\n")                       # edit: back to the exact path
