@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from lsmguard.learn.observed import Observation, rules_only
 from lsmguard.learn.render import LEARNED_FROM
 from lsmguard.learn.suggest import Seen
-from lsmguard.policy.evaluate import DEFAULT_RULE, Outcome, applies, decide
+from lsmguard.policy.evaluate import DEFAULT_RULE, Outcome, Process, Request, Verdict, applies, decide
 from lsmguard.policy.model import Policy
 
 
@@ -55,13 +55,16 @@ def refused_when_recorded(obs: Observation) -> bool:
 
 def replay(candidates: list[Policy], observations: Iterable[Observation]) -> Report:
     report = Report()
+    known: dict[tuple[Request, Process, str], Verdict] = {}   # the same accesses recur, a lot
     for obs in observations:
         report.records += 1
         policies = _for(candidates, obs)
         report.subject += any(applies(p.subjects, obs.process) for p in policies)
         for request in obs.requests:
-            verdict = decide(policies, obs.process, request)
-            for record in verdict.records:
+            asked = (request, obs.process, obs.policy)
+            if asked not in known:
+                known[asked] = decide(policies, obs.process, request)
+            for record in known[asked].records:
                 if record.outcome is Outcome.AUDIT:
                     continue
                 if record.rule == DEFAULT_RULE and rules_only(obs, request):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from lsmguard.learn.collapse import collapse
 from lsmguard.learn.observed import Observation, representable, rules_only
 from lsmguard.learn.packages import PackageDb
-from lsmguard.policy.evaluate import DEFAULT_RULE, DRIFT_RULE, Outcome, Request, decide
+from lsmguard.policy.evaluate import DEFAULT_RULE, DRIFT_RULE, Outcome, Process, Request, decide
 from lsmguard.policy.model import Access, Action, Operation, PathPattern, Policy, Protocol
 
 # Kinds of allow rule, in the order they are written.
@@ -118,14 +118,17 @@ def _host(address: ipaddress.IPv4Address | ipaddress.IPv6Address, cidrs: bool) -
     return str(ipaddress.ip_network((address, prefix), strict=False))
 
 
-def _refusing_rule(obs: Observation, request: Request, in_force: list[Policy]) -> str | None:
-    """The deny rule in force ("policy/rule") that refuses or would refuse this access, if any."""
+def _refusing_rule(obs: Observation, request: Request, in_force: list[Policy],
+                   known: dict[tuple[Request, Process], str | None]) -> str | None:
+    """The deny rule in force ("policy/rule") that refuses or would refuse this access, if any.
+    `known`: the answers so far (a learning policy records the same accesses over and over)."""
     if obs.decision in ("deny", "would-deny") and obs.rule not in ("(default)", DRIFT_RULE, "", "?"):
         return f"{obs.policy}/{obs.rule}"          # refused by a rule when it happened
-    for record in decide(in_force, obs.process, request).records:
-        if record.outcome is not Outcome.AUDIT and record.rule not in (DEFAULT_RULE, DRIFT_RULE):
-            return f"{record.policy}/{record.rule}"
-    return None
+    key = (request, obs.process)
+    if key not in known:
+        known[key] = next((f"{r.policy}/{r.rule}" for r in decide(in_force, obs.process, request).records
+                           if r.outcome is not Outcome.AUDIT and r.rule not in (DEFAULT_RULE, DRIFT_RULE)), None)
+    return known[key]
 
 
 def _kinds(request: Request) -> list[str]:
@@ -145,6 +148,7 @@ def gather(observations: Iterable[Observation], in_force: list[Policy], cidrs: b
     excluded: dict[tuple[str, str, str], list[int]] = {}
     operations: set[Operation] = set()
     records = 0
+    known: dict[tuple[Request, Process], str | None] = {}
 
     def exclude(kind: str, target: str, why: str, count: int) -> None:
         excluded.setdefault((kind, target, why), [0])[0] += count
@@ -160,7 +164,7 @@ def gather(observations: Iterable[Observation], in_force: list[Policy], cidrs: b
                     exclude(kind, target, "drift: the file was written after the policy came into force",
                             obs.count)
                     continue
-                refused = _refusing_rule(obs, request, in_force)
+                refused = _refusing_rule(obs, request, in_force, known)
                 if refused:
                     exclude(kind, target, f"refused by rule {refused} in force", obs.count)
                     continue
