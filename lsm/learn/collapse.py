@@ -82,6 +82,6 @@ def _by_threshold(observed: set[str], threshold: int, protected: list[PathPatter
                 continue
             if len(children[directory]) >= threshold and not _overlaps(directory, protected):
                 groups[directory] = {p for p in observed if PathPattern(directory, True).matches(p)}
-                whys[directory] = f"{len(children[directory])} entries observed"
+                whys[directory] = f"{len(children[directory])} entries seen in it, --collapse {threshold}"
                 changed = True
                 break

@@ -45,6 +45,9 @@ class Seen:
         self.by.update(other.by)
 
     def describe(self, limit: int = 3) -> str:
+        """seen 6 times by /usr/bin/python3; seen 7 times by /usr/bin/python3 (6), sh (exited) (1)"""
+        if len(self.by) == 1:
+            return f"seen {self.count} time{'s' if self.count != 1 else ''} by {next(iter(self.by))}"
         top = ", ".join(f"{who} ({n})" for who, n in self.by.most_common(limit))
         more = len(self.by) - limit
         return f"seen {self.count} time{'s' if self.count != 1 else ''} by {top}" + \
@@ -225,7 +228,7 @@ def suggest(observations: Iterable[Observation], in_force: list[Policy], thresho
                 total = Seen()
                 for path in c.paths:
                     total.merge(objects[path])
-                note = f"{len(c.paths)} paths below: {c.why}" if c.pattern.recursive else ""
+                note = f"for {len(c.paths)} paths seen ({c.why})" if c.pattern.recursive else ""
                 rules.append(SuggestedRule("", kind, [str(c.pattern)], seen=total, note=note))
             rules += [SuggestedRule("", kind, [str(o)], seen=s) for o, s in objects.items()
                       if not str(o).startswith("/")]     # abstract unix names

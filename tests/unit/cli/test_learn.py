@@ -169,8 +169,9 @@ def test_suggest_check_test_and_one_more_access(service: Service, tmp_path: Path
     assert f"#   exec /tmp/{s.marker}/cnrig: drift" in text
     # each rule's comment: how often, by which executables
     assert "# seen 6 times by web-service (exited)" not in text
-    assert f"# seen 6 times by {s.exe} (6)" in text                              # the zoneinfo tree: 1 + 5
-    assert "# seen 1 time by sh (exited) (1)" in text                            # dash, run by a gone shell
+    assert f"# seen 6 times by {s.exe}; for 2 paths seen (a package's own tree)" in text   # zoneinfo: 1 + 5
+    assert f"; for {STATIC_FILES} paths seen ({STATIC_FILES} entries seen in it, --collapse 10)" in text
+    assert "# seen 1 time by sh (exited)\n" in text                              # dash, run by a gone shell
 
     replayed = s.lsmguard("test", str(out), "--since", s.since)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
@@ -281,7 +282,7 @@ def test_interactive_accept_refuse_widen_edit_through_a_pty(service: Service, tm
     ids = [r["id"] for r in doc["spec"]["rules"]]
     assert ids == [i for n, i in enumerate(everything) if n != 1]          # all but the refused second
     assert doc["spec"]["rules"][0]["exec"] == {"paths": [DASH]}
-    assert "# seen 1 time by sh (exited) (1); edited by hand" in out.read_text()
+    assert "# seen 1 time by sh (exited); edited by hand" in out.read_text()
     assert service.lsmguard("check", str(out)).stderr == ""
 
 
