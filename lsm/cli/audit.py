@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
+import itertools
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -145,7 +146,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     query = query_of(args)
     if args.lines is not None and args.lines < 0:
         raise UsageError(f"-n {args.lines}: give a count of records, 0 or more")
-    found = entries(query, follow=args.follow) if args.follow else last(entries(query), args.lines)
+    if args.follow and args.lines is not None:   # journalctl -f -n N: the N newest, then what comes
+        newest = list(last(entries(query), args.lines))
+        after = str(newest[-1]["__CURSOR"]) if newest else None
+        found: Iterable[dict[str, Any]] = itertools.chain(newest, entries(query, follow=True, after=after))
+    elif args.follow:
+        found = entries(query, follow=True)
+    else:
+        found = last(entries(query), args.lines)
     printed = 0
 
     def counted(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -86,10 +86,14 @@ def _wanted(query: Query, entry: dict[str, Any]) -> bool:
     return query.cgroup is None or cgroup_within(str(entry.get("LSMGUARD_CGROUP", "")), query.cgroup)
 
 
-def entries(query: Query, follow: bool = False) -> Iterator[dict[str, Any]]:
-    """Records matching `query`, oldest first; with `follow`, then new ones as they come."""
+def entries(query: Query, follow: bool = False, after: str | None = None) -> Iterator[dict[str, Any]]:
+    """Records matching `query`, oldest first; with `follow`, then new ones as they come.
+    `after`: only those after the entry of this journal cursor."""
     reader = open_reader(query)
-    if follow and not query.since:     # like journalctl -f: from now on
+    if after is not None:
+        reader.seek_cursor(after)
+        reader.get_next()              # the cursor's own entry
+    elif follow and not query.since:   # like journalctl -f: from now on
         reader.seek_tail()
         reader.get_previous()
     while True:

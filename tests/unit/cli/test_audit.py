@@ -158,3 +158,19 @@ def test_when_nothing_matches_it_says_why(marker: str) -> None:
                                 "lsmguard", "audit", "--since", "-5m", "--policy", f"none-{marker}"],
                                capture_output=True, text=True, cwd="/")
     assert "not root nor in the systemd-journal or adm group" in as_nobody.stderr, as_nobody.stderr
+
+
+def test_follow_with_lines_prints_the_newest_then_what_comes(journald: Journald) -> None:
+    policy, since = f"follow-n-{uuid.uuid4().hex[:8]}", time.time()
+    for name in (b"/tmp/first", b"/tmp/second"):
+        journal.send(records.event_record(path_event(name), policy, "r", process.ProcessContext()))
+    wait_for(since, 2, LSMGUARD_POLICY=policy)
+    follower = subprocess.Popen([sys.executable, "-m", "lsmguard", "audit", "-f", "-n", "1", "--json", "--policy",
+                                 policy], stdout=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(follower.stdout.readline())["path"] == "/tmp/second"   # type: ignore[union-attr]
+        journal.send(records.event_record(path_event(b"/tmp/third"), policy, "r", process.ProcessContext()))
+        assert json.loads(follower.stdout.readline())["path"] == "/tmp/third"    # type: ignore[union-attr]
+    finally:
+        follower.kill()
+        follower.wait()
