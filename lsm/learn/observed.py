@@ -42,6 +42,7 @@ class Observation:
     comm: str
     target: str             # as the record shows it
     unresolved: bool        # the kernel could not fully resolve the path
+    foreign: bool = False   # a file of a file system the host does not mount (another namespace's)
 
     @property
     def drift(self) -> bool:
@@ -152,7 +153,7 @@ def observe(entry: Mapping[str, object]) -> Observation | None:
         decision=decision, policy=_text(entry, "LSMGUARD_POLICY"), rule=_text(entry, "LSMGUARD_RULE"),
         count=1 + _int(entry, "LSMGUARD_REPEATS"), exe=_text(entry, "LSMGUARD_EXE"),
         comm=_text(entry, "LSMGUARD_COMM"), target=_text(entry, "LSMGUARD_TARGET"),
-        unresolved="LSMGUARD_UNRESOLVED" in entry)
+        unresolved="LSMGUARD_UNRESOLVED" in entry, foreign="LSMGUARD_DEVICE" in entry)
 
 
 def rules_only(obs: Observation, request: Request) -> bool:

@@ -178,6 +178,10 @@ def gather(observations: Iterable[Observation], in_force: list[Policy], cidrs: b
                 if obs.unresolved:
                     exclude(kind, target, "the kernel could not fully resolve the path", obs.count)
                     continue
+                if obs.foreign:
+                    exclude(kind, target, "a file system the host does not mount: the host's path names "
+                            "another file", obs.count)
+                    continue
                 key, obj = _object(kind, request, cidrs)
                 if obj is None:
                     exclude(kind, target, "no policy can name it (port 0, or a path that is not absolute, "
