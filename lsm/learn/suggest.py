@@ -162,7 +162,7 @@ def gather(observations: Iterable[Observation], in_force: list[Policy], cidrs: b
             if rules_only(obs, request):
                 continue     # no default decides it: nothing to allow
             for kind in _kinds(request):
-                target = obs.target if kind not in ("read", "write") else request.path
+                target = request.path or request.unix or obs.target     # a file by its own name, unescaped
                 if obs.drift:
                     exclude(kind, target, "drift: the file was written after the policy came into force",
                             obs.count)
