@@ -8,6 +8,7 @@ deny rules refuse is never allowed.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -83,8 +84,13 @@ def _subjects_spec(subjects: Subjects) -> dict[str, list[object]]:
     return out
 
 
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")    # the schema's metadata.name
+
+
 def _name(args: argparse.Namespace, subjects: Subjects) -> str:
     if args.name:
+        if not _NAME.match(args.name):
+            raise UsageError(f"--name {args.name}: a policy name is lowercase letters, digits and '-', at most 63")
         return str(args.name)
     if args.policy:
         return str(args.policy).removeprefix(learning.PREFIX) or str(args.policy)
@@ -118,6 +124,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
                          "or --cgroup PATH")
     if args.interactive and not sys.stdin.isatty():
         raise UsageError("--interactive needs a terminal on standard input")
+    name = _name(args, subjects)
     query = Query(since=parse_time(args.since) if args.since else None,
                   until=parse_time(args.until) if args.until else None,
                   files=tuple(args.file or ()), directory=args.directory, kinds=EVENT_IDS)
@@ -138,7 +145,6 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         operations = list(operations_of(args.operations))
     elif learned is not None:
         operations = [o.value for o in learned.operations] or operations
-    name = _name(args, subjects)
     where = f"policy {args.policy}" if args.policy else "the subject"
     since = f" since {args.since}" if args.since else ""
     header = Header(name=name, mode="enforce" if args.enforce else "audit", subjects=_subjects_spec(subjects),

@@ -220,6 +220,8 @@ def test_suggest_of_nothing_says_so(service: Service) -> None:
     assert "Traceback" not in proc.stderr
     proc = service.lsmguard("suggest")
     assert proc.returncode == 2 and "needs --policy NAME" in proc.stderr
+    proc = service.lsmguard("suggest", "--policy", service.policy, "--name", "Not_A_Name")
+    assert proc.returncode == 2 and "--name Not_A_Name: a policy name is" in proc.stderr
 
 
 def test_test_of_a_bad_policy_exits_2_with_file_line_column(service: Service, tmp_path: Path) -> None:
