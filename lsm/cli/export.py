@@ -29,7 +29,7 @@ def _integer(value: object) -> int | None:
 
 
 def as_json(entry: dict[str, Any]) -> dict[str, Any]:
-    when = entry["__REALTIME_TIMESTAMP"]
+    when = entry["__REALTIME_TIMESTAMP"].astimezone()     # the reader gives local time without a zone
     out: dict[str, Any] = {
         "v": VERSION, "type": record_type(entry), "time": when.isoformat(),
         "realtime_usec": int(when.timestamp() * 1_000_000), "message": str(entry.get("MESSAGE", "")),
