@@ -70,14 +70,47 @@ def open_reader(query: Query) -> sdjournal.Reader:
     for name, value in query.matches.items():
         reader.add_match(**{name: value})
     if query.boot is not None:
-        try:
-            reader.this_boot(None if query.boot == "0" else uuid.UUID(query.boot))
-        except ValueError:
-            raise UsageError(f"-b {query.boot}: give a boot ID as `journalctl --list-boots` shows it, "
-                             "or nothing for the current boot") from None
+        reader.this_boot(boot_id(query))
     if query.since:
         reader.seek_realtime(query.since)
     return reader
+
+
+def boots(query: Query) -> list[uuid.UUID]:
+    """The boots the journal holds, oldest first (by each one's first entry)."""
+    reader = _reader(query)
+    firsts = []
+    for boot in reader.query_unique("_BOOT_ID"):
+        one = _reader(query)
+        one.this_boot(boot)
+        one.seek_head()
+        entry = one.get_next()
+        if entry:
+            firsts.append((entry["__REALTIME_TIMESTAMP"], boot))
+        one.close()
+    reader.close()
+    return [boot for _, boot in sorted(firsts)]
+
+
+def boot_id(query: Query) -> uuid.UUID | None:
+    """-b as journalctl takes it: nothing or 0, this boot (the journal's newest, read elsewhere);
+    -1, the one before...; 1, the oldest; or a boot ID. None: the running system's boot."""
+    text = str(query.boot)
+    try:
+        offset = int(text)
+    except ValueError:
+        try:
+            return uuid.UUID(text)
+        except ValueError:
+            raise UsageError(f"-b {text}: give an offset (0 this boot, -1 the one before, 1 the oldest) or a boot "
+                             "ID as `journalctl --list-boots` shows it") from None
+    if offset == 0 and not (query.files or query.directory):
+        return None
+    known = boots(query)
+    index = len(known) - 1 + offset if offset <= 0 else offset - 1
+    if not 0 <= index < len(known):
+        raise UsageError(f"-b {text}: the journal holds {len(known)} boot{'s' if len(known) != 1 else ''}")
+    return known[index]
 
 
 def _wanted(query: Query, entry: dict[str, Any]) -> bool:

@@ -125,6 +125,13 @@ def test_json_is_typed(marker: str) -> None:
 def test_lines_boot_unit_uid_and_cgroup(marker: str) -> None:
     assert mine(audit_json("--since", "-5m", "-n", "1"), marker)[0]["type"] == "policy-rejected"
     assert len(mine(audit_json("--since", "-5m", "-b"), marker)) == 4
+    assert len(mine(audit_json("--since", "-5m", "-b", "0"), marker)) == 4
+    boots = len({r.get("boot_id") for r in audit_json()})
+    in_the_oldest = 4 if boots == 1 else 0                 # these records are this boot's
+    assert len(mine(audit_json("--since", "-5m", "-b", "1"), marker)) == in_the_oldest
+    assert len(mine(audit_json("--since", "-5m", "-b", str(1 - boots)), marker)) == in_the_oldest
+    beyond = lsmguard("audit", "-b", f"-{boots + 5}")
+    assert beyond.returncode == 2 and "the journal holds" in beyond.stderr
     assert [r["path"] for r in mine(audit_json("--since", "-5m", "--unit", f"web-{marker}"), marker)] == [
         f"/tmp/{marker}/a"]                                   # .service added, as journalctl -u does
     assert [r["path"] for r in mine(audit_json("--since", "-5m", "--uid", "1000"), marker)] == [f"/tmp/{marker}/b"]
