@@ -4,12 +4,13 @@ from __future__ import annotations
 import sys
 
 from lsmguard.cli.parser import build_parser
+from lsmguard.cli.timespec import join_dashed_values
 from lsmguard.errors import ExitStatus, LsmguardError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_dashed_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return ExitStatus.USAGE

@@ -1,115 +1,30 @@
 """`lsmguard audit`: lsmguard's journal records, filtered, as a table or JSON lines.
 
-Only records journald received from root processes are shown: anyone may log
-with SYSLOG_IDENTIFIER=lsmguard, nobody else gets `_UID=0` from journald.
+Only records journald received from root processes are shown (journal_query).
 Every value shown goes through `untrusted.displayable`, whoever wrote it.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
+import itertools
 import json
-import re
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from systemd import journal as sdjournal
-
 from lsmguard.cli import table
+from lsmguard.cli.export import as_json
+from lsmguard.cli.journal_query import Query, entries, record_type, why_empty
+from lsmguard.cli.timespec import parse_time
 from lsmguard.errors import ExitStatus, UsageError
-from lsmguard.events.journal import IDENTIFIER, MessageId
 from lsmguard.events.untrusted import displayable
 
-EVENT_IDS = (MessageId.DENY, MessageId.WOULD_DENY, MessageId.AUDIT, MessageId.EVENTS_LOST)
 FILTER_FIELDS = {"op": "LSMGUARD_OPERATION", "decision": "LSMGUARD_DECISION", "policy": "LSMGUARD_POLICY",
-                 "rule": "LSMGUARD_RULE", "pid": "LSMGUARD_PID", "exe": "LSMGUARD_EXE"}
-_RELATIVE = re.compile(r"^-?(\d+)\s*(s|sec|m|min|h|hour|d|day)s?(?:\s+ago)?$")
-_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
-
-
-class TimeError(UsageError):
-    pass
-
-
-def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
-    """ISO 8601 ("2026-11-21 10:00", local time unless an offset is given), "now",
-    "today", "yesterday", or relative ("-10m", "2h ago")."""
-    now = now or dt.datetime.now().astimezone()
-    word = text.strip().lower()
-    if word == "now":
-        return now
-    if word in ("today", "yesterday"):
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        return midnight - dt.timedelta(days=1 if word == "yesterday" else 0)
-    m = _RELATIVE.match(word)
-    if m:
-        return now - dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-    try:
-        when = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise TimeError(f"{text!r} is not a time: use 2026-11-21 10:00[:00], today, yesterday, now, "
-                        "-10m or 2h ago") from None
-    return when if when.tzinfo else when.astimezone()
-
-
-@dataclass
-class Query:
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-    matches: dict[str, str] | None = None   # journal field -> value
-
-
-def _open(query: Query) -> sdjournal.Reader:
-    reader = sdjournal.Reader(converters={"MESSAGE_ID": bytes.decode})
-    reader.add_match(SYSLOG_IDENTIFIER=IDENTIFIER, _UID="0")
-    for name, value in (query.matches or {}).items():
-        reader.add_match(**{name: value})
-    if query.since:
-        reader.seek_realtime(query.since)
-    return reader
-
-
-def _is_event(entry: dict[str, Any]) -> bool:
-    return str(entry.get("MESSAGE_ID", "")).replace("-", "") in {m.hex for m in EVENT_IDS}
-
-
-def entries(query: Query, follow: bool = False) -> Iterator[dict[str, Any]]:
-    reader = _open(query)
-    if follow and not query.since:     # like journalctl -f: from now on
-        reader.seek_tail()
-        reader.get_previous()
-    while True:
-        entry = reader.get_next()
-        if not entry:
-            if not follow:
-                return
-            reader.wait(1.0)
-            continue
-        when = entry["__REALTIME_TIMESTAMP"]
-        if query.until and when > query.until:
-            if not follow:
-                return
-            continue
-        if _is_event(entry):
-            yield entry
-
-
-def as_json(entry: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"time": entry["__REALTIME_TIMESTAMP"].isoformat(),
-                              "message": entry.get("MESSAGE", ""),
-                              "message_id": str(entry.get("MESSAGE_ID", "")).replace("-", ""),
-                              "priority": entry.get("PRIORITY")}
-    for name, value in entry.items():
-        if name.startswith("LSMGUARD_") and name != "LSMGUARD_LINEAGE_JSON":
-            out[name[len("LSMGUARD_"):].lower()] = value if isinstance(value, (int, str)) else str(value)
-    if "LSMGUARD_LINEAGE_JSON" in entry:
-        try:
-            out["lineage_detail"] = json.loads(str(entry["LSMGUARD_LINEAGE_JSON"]))
-        except ValueError:
-            pass
-    return out
+                 "rule": "LSMGUARD_RULE", "pid": "LSMGUARD_PID", "exe": "LSMGUARD_EXE", "uid": "LSMGUARD_UID",
+                 "unit": "LSMGUARD_UNIT"}
+UNIT_SUFFIXES = (".service", ".scope", ".socket", ".mount", ".swap", ".timer", ".slice")
 
 
 COLUMNS = ("TIME", "DECISION", "OP", "TARGET", "PROCESS", "POLICY/RULE")
@@ -117,8 +32,21 @@ COLUMNS = ("TIME", "DECISION", "OP", "TARGET", "PROCESS", "POLICY/RULE")
 
 def row(entry: dict[str, Any]) -> tuple[str, ...]:
     when = entry["__REALTIME_TIMESTAMP"].astimezone().strftime("%b %d %H:%M:%S")
-    if "LSMGUARD_LOST" in entry:
-        return (when, "lost", "-", f"{entry['LSMGUARD_LOST']} events lost", "-", "-")
+    kind = record_type(entry)
+    if kind == "events-lost":
+        return (when, "lost", "-", f"{entry.get('LSMGUARD_LOST', '?')} events lost", "-", "-")
+    if kind == "lock-refused":   # lsmguard's lock refused someone: the most telling record there is
+        what = str(entry.get("LSMGUARD_LOCK_REFUSAL", "?"))
+        detail = entry.get("LSMGUARD_LOCK_DETAIL")
+        process = f"{entry.get('LSMGUARD_COMM', '?')}[{entry.get('LSMGUARD_PID', '?')}]" \
+            if "LSMGUARD_PID" in entry else "-"
+        return tuple(displayable(str(v)) for v in (when, "refused", "lock", what + (f" {detail}" if detail else ""),
+                                                   process, "(lock)"))
+    if kind == "policy-rejected":
+        error = str(entry.get("LSMGUARD_ERROR") or entry.get("MESSAGE", "?")).splitlines()
+        return tuple(displayable(str(v)) for v in (
+            when, "rejected", "policy", error[0] if error else "?",
+            f"lsmguard[{entry.get('LSMGUARD_DAEMON_PID', '?')}]", "-"))
     repeats = entry.get("LSMGUARD_REPEATS")
     decision = str(entry.get("LSMGUARD_DECISION", "?")) + (f" (+{repeats})" if repeats else "")
     process = f"{entry.get('LSMGUARD_COMM', '?')}[{entry.get('LSMGUARD_PID', '?')}]"
@@ -164,6 +92,8 @@ def details(entry: dict[str, Any]) -> list[str]:
             lines.append(f"{label:<8} {value}")
     if "LSMGUARD_DRIFT" in entry:
         lines.append(f"drift    {_writer(entry)}")
+    if record_type(entry) == "policy-rejected":
+        lines += [f"error    {line}" for line in str(entry.get("LSMGUARD_ERROR", "")).splitlines()[1:]]
     return ["    " + displayable(text) for text in lines]
 
 
@@ -182,6 +112,8 @@ def print_table(entries: Iterator[dict[str, Any]], out: TextIO = sys.stdout, fol
                 print(text, file=out, flush=True)
         return
     found = list(entries)
+    if not found:
+        return
     header, *lines = table.render(COLUMNS, [row(e) for e in found])
     print(header, file=out)
     for text, entry in zip(lines, found, strict=True):
@@ -190,18 +122,54 @@ def print_table(entries: Iterator[dict[str, Any]], out: TextIO = sys.stdout, fol
             print(extra, file=out)
 
 
+def query_of(args: argparse.Namespace) -> Query:
+    """The records `args` ask for (audit's filters)."""
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    values = {k: getattr(args, k, None) for k in FILTER_FIELDS}
+    if values["unit"] and not values["unit"].endswith(UNIT_SUFFIXES):
+        values["unit"] += ".service"      # as journalctl -u does
+    if args.file and args.directory:
+        raise UsageError("--file and --directory: give one of them")
+    return Query(since=since, until=until, matches={FILTER_FIELDS[k]: str(v) for k, v in values.items()
+                                                    if v is not None},
+                 cgroup=args.cgroup.rstrip("/") or "/" if args.cgroup else None, boot=args.boot,
+                 files=tuple(args.file or ()), directory=args.directory)
+
+
+def last(found: Iterable[dict[str, Any]], count: int | None) -> Iterable[dict[str, Any]]:
+    """The `count` newest records, oldest first (journalctl -n)."""
+    return found if count is None else collections.deque(found, maxlen=count)
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
-    try:
-        query = Query(since=parse_time(args.since) if args.since else None,
-                            until=parse_time(args.until) if args.until else None,
-                            matches={FILTER_FIELDS[k]: str(getattr(args, k)) for k in FILTER_FIELDS
-                                     if getattr(args, k) is not None})
-    except TimeError as error:
-        raise UsageError(str(error)) from None
-    found = entries(query, follow=args.follow)
+    query = query_of(args)
+    if args.lines is not None and args.lines < 0:
+        raise UsageError(f"-n {args.lines}: give a count of records, 0 or more")
+    if args.follow and args.lines is not None:   # journalctl -f -n N: the N newest, then what comes
+        newest = list(last(entries(query), args.lines))
+        after = str(newest[-1]["__CURSOR"]) if newest else None
+        found: Iterable[dict[str, Any]] = itertools.chain(newest, entries(query, follow=True, after=after))
+    elif args.follow:
+        found = entries(query, follow=True)
+    else:
+        found = last(entries(query), args.lines)
+    printed = 0
+
+    def counted(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        nonlocal printed
+        for entry in records:
+            printed += 1
+            yield entry
+
     if args.json:
-        for entry in found:
+        for entry in counted(found):
             print(json.dumps(as_json(entry)), flush=args.follow)
-        return ExitStatus.OK
-    print_table(found, follow=args.follow, with_details=args.details)
+    else:
+        print_table(counted(found), follow=args.follow, with_details=args.details)
+    if not printed and not args.follow:
+        if not args.json:
+            print("-- No entries --")
+        for hint in why_empty(query):
+            print(f"hint: {hint}", file=sys.stderr)
     return ExitStatus.OK

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lsmguard import __version__
-from lsmguard.cli import audit, daemon, doctor, lock, policy, rules
+from lsmguard.cli import audit, daemon, doctor, learn, lock, policy, replay, rules, suggest
 from lsmguard.errors import ExitStatus
 
 EXIT_CODES = ExitStatus.describe()
@@ -76,23 +76,85 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("rule_id", metavar="RULE_ID")
     remove.add_argument("--policy", metavar="NAME", help="the policy holding the rule, when several do")
     aud = command("audit", "review denials and audited accesses in the journal",
-                  "Show lsmguard's journal records (denials, would-denials, audits, losses), oldest first.",
+                  "Show lsmguard's journal records (denials, would-denials, audits, losses, what the lock "
+                  "refused, policies the daemon rejected), oldest first. Times as journalctl takes them.",
                   audit.cmd_audit)
-    aud.add_argument("--since", metavar="TIME", help="2026-11-21 10:00, today, -10m, 2h ago")
-    aud.add_argument("--until", metavar="TIME")
-    aud.add_argument("--op", choices=("exec", "mmap", "open", "chmod", "connect", "bind", "listen", "link", "rename"))
+    add_journal_range(aud)
+    aud.add_argument("-n", "--lines", type=int, metavar="N", help="only the N newest records")
+    aud.add_argument("-b", "--boot", nargs="?", const="0", metavar="ID",
+                     help="only this boot's records (or boot ID's, as journalctl --list-boots shows it)")
+    aud.add_argument("--op", choices=("exec", "mmap", "open", "chmod", "connect", "bind", "listen", "link", "rename",
+                                      "truncate", "unlink", "create", "mount", "chown", "setxattr"))
     aud.add_argument("--decision", choices=("deny", "would-deny", "audit"))
     aud.add_argument("--policy")
     aud.add_argument("--rule")
     aud.add_argument("--pid", type=int)
+    aud.add_argument("--uid", type=int, help="the process's effective uid")
     aud.add_argument("--exe", metavar="PATH")
+    aud.add_argument("-u", "--unit", metavar="NAME", help="the process's systemd unit (.service when no suffix)")
+    aud.add_argument("--cgroup", metavar="PATH", help="the process's cgroup, or one below it")
     aud.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
     aud.add_argument("--details", "-d", action="store_true",
                      help="under each record, its process's executable and hash, lineage, unit and cgroup, "
                           "the file's hash, and for drift who wrote the file")
+    lrn = command("learn", "record everything a subject does, to suggest a policy from it",
+                  "Put in force (and save) a learning policy for the subject: audit mode, default: deny for the "
+                  "operations, so each access the subject makes is journaled as would-deny and nothing is "
+                  "refused. `lsmguard suggest --policy NAME` turns the records into a policy; "
+                  "`lsmguard learn --stop NAME` removes it.", learn.cmd_learn, policy_dir=True)
+    add_subject(lrn)
+    lrn.add_argument("--operations", metavar="LIST",
+                     help="comma-separated: exec,open,chmod,connect,bind,listen (default: all of them)")
+    lrn.add_argument("--name", metavar="NAME", help="the learning policy's name (default learn-SUBJECT)")
+    lrn.add_argument("--stop", metavar="NAME", help="remove the learning policy NAME instead")
+    sug = command("suggest", "write a policy allowing what a subject was recorded doing",
+                  "Read lsmguard's records (deny, would-deny, audit) of a learning policy or a subject and write "
+                  "a default: deny policy whose allow rules cover what was observed, each with a comment saying "
+                  "how often and by which executables; what a deny rule in force refuses, and drift, is never "
+                  "allowed. The output passes `lsmguard check` with no warning.", suggest.cmd_suggest,
+                  json_output=False, policy_dir=True)
+    sug.add_argument("--policy", metavar="NAME", help="the records of this (learning) policy")
+    add_subject(sug)
+    add_journal_range(sug)
+    sug.add_argument("-o", "--output", metavar="FILE", help="write the policy here (default: standard output)")
+    sug.add_argument("--name", metavar="NAME", help="the suggested policy's name")
+    sug.add_argument("--enforce", action="store_true", help="mode: enforce (default: audit)")
+    sug.add_argument("--collapse", type=int, default=suggest.DEFAULT_COLLAPSE, metavar="N",
+                     help="allow dir/** for a directory with N or more observed entries "
+                          f"(default {suggest.DEFAULT_COLLAPSE}; 0: never by count)")
+    sug.add_argument("--no-packages", action="store_true",
+                     help="do not allow package-managed trees (dir/** owned whole by one package)")
+    sug.add_argument("--cidrs", action="store_true",
+                     help="allow the observed hosts' /24 (IPv4) and /64 (IPv6) instead of the hosts")
+    sug.add_argument("--operations", metavar="LIST", help="the operations default: deny governs "
+                     "(default: the learning policy's, or those observed)")
+    sug.add_argument("--interactive", "-i", action="store_true",
+                     help="for each rule: accept, refuse, widen to the parent /**, or edit (needs a terminal)")
+    tst = command("test", "replay recorded accesses through candidate policies",
+                  "Replay every lsmguard access record in the range, with its process context, through the "
+                  "reference evaluator with the candidate policies, and list what they would refuse, grouped and "
+                  "counted, with the rule or default refusing it. Exit 0: nothing would be refused; 1: something "
+                  "would; 2: bad input.", replay.cmd_test)
+    tst.add_argument("paths", nargs="+", metavar="FILE|DIR", help="candidate policy files or directories")
+    add_journal_range(tst)
     lock.add_commands(command)
     command("daemon", "run the enforcement daemon (lsmguard.service)",
             "Load or adopt the pinned programs, apply the policy directory, pump events to journald, reload "
             "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", daemon.cmd_daemon, json_output=False,
             policy_dir=True)
     return parser
+
+
+def add_subject(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exe", action="append", metavar="PATH", help="processes running PATH, and their descendants")
+    p.add_argument("--unit", action="append", metavar="NAME", help="a systemd unit's processes (its cgroup)")
+    p.add_argument("--cgroup", action="append", metavar="PATH", help="processes in this cgroup and below")
+
+
+def add_journal_range(p: argparse.ArgumentParser) -> None:
+    """--since, --until and where the journal is: audit, suggest and test take them alike."""
+    p.add_argument("-S", "--since", metavar="TIME",
+                   help="2026-11-21 10:00, 10:00, yesterday 10:00, today, -10m, 2h ago, @EPOCH, ... UTC")
+    p.add_argument("-U", "--until", metavar="TIME")
+    p.add_argument("--file", action="append", metavar="FILE", help="read this journal file (repeatable)")
+    p.add_argument("-D", "--directory", metavar="DIR", help="read the journal in DIR (a collector's)")

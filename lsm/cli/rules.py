@@ -11,11 +11,11 @@ from lsmguard.errors import ExitStatus, LsmguardError, UsageError
 from lsmguard.loader import BpfError
 from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.model import Policy
-from lsmguard.state import local_rules
+from lsmguard.state import learning, local_rules
 from lsmguard.state.transaction import Edit
 
 
-def _policy_files(edit: Edit) -> dict[str, tuple[Path, str, Policy]]:
+def policy_files(edit: Edit) -> dict[str, tuple[Path, str, Policy]]:
     """Policy name -> (file, text, policy) for every policy in the directory."""
     out: dict[str, tuple[Path, str, Policy]] = {}
     sources = edit.sources()
@@ -30,7 +30,7 @@ def _policy_files(edit: Edit) -> dict[str, tuple[Path, str, Policy]]:
     return out
 
 
-def _commit(edit: Edit, changes: dict[Path, str | None]) -> None:
+def commit(edit: Edit, changes: dict[Path, str | None]) -> None:
     try:   # bad input is refused before the kernel is even opened
         policy_set = edit.prepare(changes)
     except PolicyError as error:
@@ -55,10 +55,13 @@ def cmd_rule(args: argparse.Namespace) -> int:
         audit_only=args.audit_only)
     name = args.policy or local_rules.default_policy_name(req)
     with Edit(paths) as edit:
-        files = _policy_files(edit)
+        files = policy_files(edit)
         file, text = paths.policy_dir / f"{name}.yaml", None
         if name in files:
             file, text, _ = files[name]
+        if text is not None and learning.is_learning(text):
+            raise UsageError(f"policy {name} is a learning policy (`lsmguard learn`): it records, it has no rules; "
+                             "choose another --policy")
         if text is not None and not local_rules.is_managed(text):
             raise UsageError(f"policy {name} is written by hand in {file}: add the rule there and run "
                            "`systemctl reload lsmguard`, or choose another --policy")
@@ -68,7 +71,7 @@ def cmd_rule(args: argparse.Namespace) -> int:
             new_text, rule_id, notes = local_rules.add_rule(text, name, req)
         except local_rules.LocalRuleError as error:
             raise UsageError(str(error)) from None
-        _commit(edit, {file: new_text})
+        commit(edit, {file: new_text})
     if args.json:
         print(json.dumps({"policy": name, "rule": rule_id, "file": str(file), "notes": notes}))
     else:
@@ -82,7 +85,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     paths = paths_of(args)
     require_root("lsmguard remove")
     with Edit(paths) as edit:
-        files = _policy_files(edit)
+        files = policy_files(edit)
         candidates = [name for name, (_, _, policy) in files.items() if args.policy in (None, name)
                       and any(r.id == args.rule_id for r in policy.rules)]
         if not candidates:
@@ -96,7 +99,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
         if not local_rules.is_managed(text):
             raise UsageError(f"rule {args.rule_id} is in {file}, written by hand: edit it there and run "
                            "`systemctl reload lsmguard`")
-        _commit(edit, {file: local_rules.remove_rule(text, args.rule_id)})
+        commit(edit, {file: local_rules.remove_rule(text, args.rule_id)})
     if args.json:
         print(json.dumps({"policy": name, "removed": args.rule_id, "file": str(file)}))
     else:

@@ -255,7 +255,8 @@ def test_audit_filters_and_json(journald: Journald) -> None:
     assert audit("--until", start) == []
     first = everything[0]
     assert first["message"].startswith(f"deny exec /tmp/{marker}/a by python3[")
-    assert first["pid"] == str(os.getpid()) and first["uid"] == "33"
+    assert first["pid"] == os.getpid() and first["uid"] == 33          # numbers are numbers
+    assert first["type"] == "deny" and first["priority"] == 4 and isinstance(first["realtime_usec"], int)
     table = lsmguard("audit", "--since", start, "--policy", "web").stdout.splitlines()
     assert table[0].split() == ["TIME", "DECISION", "OP", "TARGET", "PROCESS", "POLICY/RULE"]
     assert any(f"/tmp/{marker}/a" in line and "web/no-tmp" in line for line in table[1:])
