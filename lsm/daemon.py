@@ -242,7 +242,7 @@ class Daemon:
 
     # -- running ----------------------------------------------------------------
 
-    def _on_event(self, event: abi.Event) -> None:
+    def on_event(self, event: abi.Event) -> None:
         """A bug describing one event must not stop the pump: the event is reported as lost."""
         try:
             self.pump.on_event(event)
@@ -265,7 +265,7 @@ class Daemon:
             self.writer.write(lost_record(dropped, "journald rate limit", Priority.NOTICE,
                                           LSMGUARD_UNIT=self.status.unit))
 
-    def _write_status(self) -> None:
+    def write_status(self) -> None:
         self._check_suppression()
         c = self.pump.counts
         self.status.events, self.status.written, self.status.coalesced = c.events, c.written, c.coalesced
@@ -302,10 +302,10 @@ class Daemon:
         self._mounts_seen = MountTable.of_host()
         self.status.unit = own_unit()
         self.suppression = SuppressionWatch(self.status.unit)
-        reader = self.engine.event_reader(self._on_event, budget=EVENTS_PER_POLL)
+        reader = self.engine.event_reader(self.on_event, budget=EVENTS_PER_POLL)
         control = channel.listen(self.paths.run_dir)
         watchdog = watchdog_interval()
-        self._write_status()   # `lsmguard status` has the daemon's state from its first moment
+        self.write_status()   # `lsmguard status` has the daemon's state from its first moment
         next_status = time.monotonic() + STATUS_EVERY_S
         next_ping = 0.0
         notify("READY=1", state=True)
@@ -329,7 +329,7 @@ class Daemon:
                     self._mounts_changed_at = None
                     self._follow_mounts()
                 if now >= next_status:
-                    self._write_status()
+                    self.write_status()
                     next_status = now + STATUS_EVERY_S
                 if watchdog and now >= next_ping:
                     notify("WATCHDOG=1")
@@ -340,7 +340,7 @@ class Daemon:
             self.pump.drain()
             self.writer.write(daemon_record("lsmguard daemon stopped; enforcement stays pinned",
                                             MessageId.DAEMON_STOPPED))
-            self._write_status()
+            self.write_status()
         finally:
             control.close()
             channel.socket_path(self.paths.run_dir).unlink(missing_ok=True)
