@@ -311,6 +311,7 @@ class Daemon:
         notify("READY=1", state=True)
         try:
             while not self._stop:
+                self.book.expire()   # a set applied by the CLI since the last batch is seen at its first event
                 reader.poll(POLL_MS)
                 channel.serve_pending(control, self._on_request)
                 if self.lock_reader is not None:

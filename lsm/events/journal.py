@@ -57,16 +57,26 @@ Record = dict[str, str]
 def serialise(rec: Record) -> bytes:
     """journald's native protocol: NAME=value lines; a value with a newline is
     length-prefixed, so no value can end a field or start another."""
-    out = bytearray()
+    out = []
     for name, value in rec.items():
-        if not _FIELD_NAME.fullmatch(name):
-            raise ValueError(f"invalid journal field name {name!r}")
+        prefix = _NAMES.get(name)
+        if prefix is None:
+            if not _FIELD_NAME.fullmatch(name):
+                raise ValueError(f"invalid journal field name {name!r}")
+            prefix = name.encode()
+            if len(_NAMES) < _NAMES_KEPT:
+                _NAMES[name] = prefix
         data = value.encode("utf-8", "surrogateescape")
         if b"\n" in data:
-            out += name.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+            out.append(prefix + b"\n" + struct.pack("<Q", len(data)) + data + b"\n")
         else:
-            out += name.encode() + b"=" + data + b"\n"
-    return bytes(out)
+            out.append(prefix + b"=" + data + b"\n")
+    return b"".join(out)
+
+
+# Field names checked once: records use a few dozen names again and again.
+_NAMES: dict[str, bytes] = {}
+_NAMES_KEPT = 1024
 
 
 SEND_TIMEOUT_S = 1.0   # journald busy: wait this long for room in its queue, then buffer

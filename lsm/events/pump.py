@@ -12,6 +12,8 @@ from lsmguard.events import process, records
 from lsmguard.events.coalesce import Coalescer
 from lsmguard.events.exe_hash import EXE_HASHES
 from lsmguard.events.journal import JournalWriter, lost_record
+from lsmguard.events.known import KnownProcesses
+from lsmguard.events.untrusted import escape
 
 Namer = Callable[[abi.EventHeader, abi.Event], tuple[str, str]]
 
@@ -49,6 +51,7 @@ class EventPump:
     coalescer: Coalescer = field(default_factory=Coalescer)
     clock: Callable[[], float] = time.monotonic
     counts: PumpCounts = field(default_factory=PumpCounts)
+    processes: KnownProcesses = field(default_factory=KnownProcesses)
     _kernel_lost_seen: int | None = None
 
     def on_event(self, event: abi.Event) -> None:
@@ -57,10 +60,13 @@ class EventPump:
         contexts: list[process.ProcessContext] = []
 
         def build(repeats: int) -> dict[str, str]:
-            # /proc is read only for an event that gets a record, once, when it is first written.
+            # /proc is read only for an event that gets a record, once, when it is first written,
+            # and only for processes not read before (what exited since is forgotten first).
             if not contexts:
-                contexts.append(process.context(event.header.tgid, event.header.ppid, event.header.ktime_ns,
-                                                event.header.ancestors, event.header.cgroup_id))
+                h = event.header
+                self.processes.reap()
+                contexts.append(process.context(h.tgid, h.ppid, h.ktime_ns, h.ancestors, h.cgroup_id,
+                                                self.processes, escape(h.comm)))
             return records.event_record(event, policy, rule, contexts[0], repeats, writer_of(event),
                                         code_sha256(event))
 

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,6 +104,7 @@ class Scenario:
     daemon: dict[str, int] = field(default_factory=dict)
     balanced: bool = False
     rss_mib: float = 0.0   # the process's resident memory once the scenario was read
+    cpu_us_per_event: float = 0.0   # this process's CPU time (user and system) per event
 
 
 # -- the processes the events are about ------------------------------------------------
@@ -219,6 +220,12 @@ class Pipeline:
         self.producer = producer
         self.reader: RingBuffer = event_reader(producer.ring, self.daemon.on_event, budget=EVENTS_PER_POLL)
         self.next_status = 0.0
+        self.peak_rss_mib = 0.0   # sampled as the daemon writes its status, and when a run ends
+
+    def read(self, how: Callable[[], int]) -> int:
+        """One batch, as the daemon's loop reads one."""
+        self.daemon.book.expire()
+        return how()
 
     def tick(self) -> None:
         """What the daemon's loop does between polls."""
@@ -227,6 +234,7 @@ class Pipeline:
         if now >= self.next_status:
             self.daemon.write_status()
             self.next_status = now + STATUS_EVERY_S
+            self.peak_rss_mib = max(self.peak_rss_mib, rss_mib())
 
     def closed_loop(self, count: int) -> float:
         """Produce `count` events in rounds the ring holds, each read through the daemon's path
@@ -237,7 +245,7 @@ class Pipeline:
             n = min(BATCH, left)
             self.producer.run(n)
             left -= n
-            while self.reader.consume() > 0:
+            while self.read(self.reader.consume) > 0:
                 self.tick()
         self.finish()
         return time.perf_counter() - started
@@ -263,7 +271,7 @@ class Pipeline:
         thread = threading.Thread(target=produce)
         thread.start()
         while not done.is_set():
-            self.reader.poll(POLL_MS)
+            self.read(lambda: self.reader.poll(POLL_MS))
             self.tick()
         thread.join()
         self.reader.drain()
@@ -275,6 +283,7 @@ class Pipeline:
         self.daemon.pump.tick(self.producer.lost())
         self.daemon.pump.drain()
         self.daemon.write_status()
+        self.peak_rss_mib = max(self.peak_rss_mib, rss_mib())
 
     def counts(self) -> dict[str, int]:
         c = self.daemon.pump.counts
@@ -286,6 +295,11 @@ class Pipeline:
 
 
 # -- the books, from the journal ---------------------------------------------------------
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
 
 def rss_mib() -> float:
     status = Path("/proc/self/status").read_text()
@@ -364,7 +378,9 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
                 since = time.time()
                 if profiler is not None and name == "alive":
                     profiler.enable()
+                cpu = cpu_s()
                 seconds = pipeline.closed_loop(count)
+                cpu = cpu_s() - cpu
                 if profiler is not None and name == "alive":
                     profiler.disable()
                 journald.sync()
@@ -375,6 +391,7 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
                 s.daemon = {k: after[k] - before[k] for k in after}
                 s.balanced = s.generated == s.journaled + s.coalesced + s.lost
                 s.rss_mib = rss_mib()
+                s.cpu_us_per_event = round(cpu / count * 1e6, 1)
                 scenarios.append(s)
                 return s
 
@@ -391,7 +408,9 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
                 producer.set(ts, stamp_at, distinct=size.flood_files)
                 before, produced = pipeline.counts(), producer.produced
                 since = time.time()
+                cpu = cpu_s()
                 seconds = pipeline.paced(size.flood_rate, size.flood_s)
+                cpu = cpu_s() - cpu
                 journald.sync()
                 generated = producer.produced - produced
                 s = Scenario("flood", generated=generated, seconds=round(seconds, 3),
@@ -402,8 +421,9 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
                 s.daemon = {k: after[k] - before[k] for k in after}
                 s.balanced = s.generated == s.journaled + s.coalesced + s.lost
                 s.rss_mib = rss_mib()
+                s.cpu_us_per_event = round(cpu / max(1, s.daemon["events"]) * 1e6, 1)   # per event read
                 scenarios.append(s)
-        result["rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        result["rss_mib"] = pipeline.peak_rss_mib
         result["status"] = json.loads((work / "run" / "daemon.json").read_text())
     finally:
         pipeline.close()
@@ -422,12 +442,13 @@ def report(result: dict[str, object]) -> list[str]:
     for name, s in scenarios.items():
         lines.append(f"{titles[name]:32} {s.events_per_s:>9,.0f} events/s  ({s.generated:,} in {s.seconds:.2f} s; "
                      f"journaled {s.journaled:,} + coalesced {s.coalesced:,} + lost {s.lost:,}: "
-                     f"{'balanced' if s.balanced else 'NOT BALANCED'}; RSS {s.rss_mib} MiB)")
+                     f"{'balanced' if s.balanced else 'NOT BALANCED'}; {s.cpu_us_per_event:.0f} us CPU/event; "
+                     f"RSS {s.rss_mib} MiB)")
     lines.append(f"{'journald own ingest (C sender)':32} {peer['records_per_s']:>9,.0f} records/s "  # type: ignore[index]
                  f"({peer['records']:,} records of {peer['record_bytes']} bytes, {peer['fields']} fields)")  # type: ignore[index]
     ratio = scenarios["alive"].events_per_s / peer["records_per_s"]  # type: ignore[index]
     result["ratio"] = round(ratio, 3)
-    lines.append(f"daemon RSS (max): {result['rss_mib']} MiB")
+    lines.append(f"daemon path RSS (peak, sampled every {STATUS_EVERY_S:.0f} s): {result['rss_mib']} MiB")
     lines.append(f"pipeline/journald ratio: {ratio:.2f}")
     return lines
 
