@@ -212,9 +212,10 @@ class Pipeline:
     """The daemon's own objects, reading the producer's ring as it reads the kernel's."""
 
     def __init__(self, work: Path, producer: Producer) -> None:
-        paths = Paths(work / "policies.d", work / "run", work / "pins")
-        paths.policy_dir.mkdir(parents=True, exist_ok=True)
-        paths.run_dir.mkdir(parents=True, exist_ok=True)
+        # the metrics file too, in a directory of the bench's (never the host's node exporter's)
+        paths = Paths(work / "policies.d", work / "run", work / "pins", work / "metrics")
+        for d in (paths.policy_dir, paths.run_dir, paths.metrics_dir):
+            d.mkdir(parents=True, exist_ok=True)
         self.daemon = Daemon(paths)
         self.daemon.book.record(0, prepare([("bench.yaml", POLICY)]))
         self.producer = producer
@@ -232,7 +233,7 @@ class Pipeline:
         self.daemon.pump.tick(self.producer.lost())
         now = time.monotonic()
         if now >= self.next_status:
-            self.daemon.write_status()
+            self.daemon.write_status(self.reader)
             self.next_status = now + STATUS_EVERY_S
             self.peak_rss_mib = max(self.peak_rss_mib, rss_mib())
 
@@ -282,7 +283,7 @@ class Pipeline:
         """Close the coalescing windows and count the ring's losses, as the daemon does when it stops."""
         self.daemon.pump.tick(self.producer.lost())
         self.daemon.pump.drain()
-        self.daemon.write_status()
+        self.daemon.write_status(self.reader)
         self.peak_rss_mib = max(self.peak_rss_mib, rss_mib())
 
     def counts(self) -> dict[str, int]:
@@ -424,7 +425,15 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
                 s.cpu_us_per_event = round(cpu / max(1, s.daemon["events"]) * 1e6, 1)   # per event read
                 scenarios.append(s)
         result["rss_mib"] = pipeline.peak_rss_mib
-        result["status"] = json.loads((work / "run" / "daemon.json").read_text())
+        result["status"] = status = json.loads((work / "run" / "daemon.json").read_text())
+        # the daemon's own books tell what the journal holds, scenario by scenario added up
+        books = status["books"]
+        result["books_match_journal"] = (
+            books["journaled"] == sum(s.journaled for s in scenarios)
+            and books["coalesced"] == sum(s.coalesced for s in scenarios)
+            and books["lost"]["ring_full"] == sum(s.lost for s in scenarios)
+            and books["generated"] == sum(s.generated for s in scenarios) and books["pending"] == 0)
+        result["metrics"] = (work / "metrics" / "lsmguard.prom").read_text()
     finally:
         pipeline.close()
         producer.close()
@@ -449,6 +458,11 @@ def report(result: dict[str, object]) -> list[str]:
     ratio = scenarios["alive"].events_per_s / peer["records_per_s"]  # type: ignore[index]
     result["ratio"] = round(ratio, 3)
     lines.append(f"daemon path RSS (peak, sampled every {STATUS_EVERY_S:.0f} s): {result['rss_mib']} MiB")
+    books = result["status"]["books"]  # type: ignore[index]
+    lines.append(f"daemon books: generated {books['generated']:,} = journaled {books['journaled']:,} + coalesced "
+                 f"{books['coalesced']:,} + pending {books['pending']:,} + lost {sum(books['lost'].values()):,} "
+                 f"({', '.join(f'{k} {v:,}' for k, v in books['lost'].items())})")
+    lines.append(f"daemon books {'match' if result['books_match_journal'] else 'DO NOT MATCH'} the journal")
     lines.append(f"pipeline/journald ratio: {ratio:.2f}")
     return lines
 
@@ -478,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "pipeline-host.json").write_text(json.dumps(out, indent=2) + "\n")
     if args.profile:
         pstats.Stats(str(args.profile)).sort_stats("cumulative").print_stats(25)
-    return 0 if all(s.balanced for s in result["scenarios"]) else 1  # type: ignore[attr-defined]
+    balanced = all(s.balanced for s in result["scenarios"]) and result["books_match_journal"]  # type: ignore[attr-defined]
+    return 0 if balanced else 1
 
 
 if __name__ == "__main__":
