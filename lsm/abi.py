@@ -261,8 +261,16 @@ def _header(raw: ffi.CData) -> EventHeader:
 
 
 def _ancestors(raw: ffi.CData) -> tuple[ProcessId, ...]:
+    # a process's events name the same ancestors: decoded once for their bytes
+    return _ancestors_of_bytes(bytes(ffi.buffer(raw)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ancestors_of_bytes(data: bytes) -> tuple[ProcessId, ...]:
+    buffer = ffi.from_buffer(data)
+    first = ffi.cast("struct lg_process_id *", buffer)
     out = []
-    for a in raw:
+    for a in (first[i] for i in range(len(data) // ffi.sizeof("struct lg_process_id"))):
         if not a.tgid:   # the chain ended (at the idle task, or above init)
             break
         out.append(ProcessId(a.tgid, a.uid, a.start_ns, ffi.string(a.comm)))

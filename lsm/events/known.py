@@ -19,13 +19,16 @@ from __future__ import annotations
 import os
 import select
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from lsmguard.events.exe_hash import EXE_HASHES
 from lsmguard.events.untrusted import escape
 
 PROC = "/proc"
 CAPACITY = 512   # processes watched at once (a pidfd each), least recently used forgotten first
+MADE_KEPT = 4096   # contexts and lineages made of known processes, kept until one is forgotten
 _TICKS = os.sysconf("SC_CLK_TCK")
 TICK_NS = 1_000_000_000 // _TICKS
 
@@ -44,6 +47,7 @@ class Known:
     cgroup: str = ""
     cgroup_id: int = 0
     exe_sha256: str = ""
+    kept: bool = False  # watched by a pidfd: forgotten when it exits
 
 
 def read_stat(pid: int) -> tuple[int, int] | None:
@@ -128,6 +132,9 @@ class KnownProcesses:
             except (OSError, AttributeError):
                 self._epoll = None           # no pidfds: nothing is kept
         self.reads = 0                        # processes read from /proc (for the benchmark)
+        # grows whenever a process is forgotten: what was made of the known ones holds until then
+        self.generation = 0
+        self.made: dict[Hashable, tuple[int, Any]] = {}   # key -> (generation, what was made of known processes)
 
     @property
     def watching(self) -> int:
@@ -185,13 +192,33 @@ class KnownProcesses:
             os.close(fd)
             return known
         self._by_pid[pid], self._fds[fd], self._pidfd[pid] = known, pid, fd
+        known.kept = True
         self._epoll.register(fd, select.EPOLLIN)
         while len(self._by_pid) > self.capacity:
             self._forget(next(iter(self._by_pid)))
         return known
 
+    @property
+    def keeps(self) -> bool:
+        return self._epoll is not None
+
+    def recall(self, key: Hashable) -> Any:
+        """What `remember` kept under `key`, if no process was forgotten since; else None."""
+        kept = self.made.get(key)
+        return kept[1] if kept is not None and kept[0] == self.generation else None
+
+    def remember(self, key: Hashable, value: Any) -> None:
+        """Keep what was made of known processes only (never of one read and not kept)."""
+        if self.keeps:
+            if len(self.made) >= MADE_KEPT:
+                self.made.clear()
+            self.made[key] = (self.generation, value)
+
     def _forget(self, pid: int) -> None:
-        self._by_pid.pop(pid, None)
+        known = self._by_pid.pop(pid, None)
+        if known is not None:
+            known.kept = False
+            self.generation += 1
         fd = self._pidfd.pop(pid, None)
         if fd is not None:
             self._fds.pop(fd, None)

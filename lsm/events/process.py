@@ -47,6 +47,8 @@ class ProcessContext:
     container: str = ""
     lineage: list[Ancestor] = field(default_factory=list)   # parent first
     current: bool = False      # False: the process was gone or its pid reused
+    # the journal fields it makes, made once (records.context_fields): a process's events share a context
+    record_fields: dict[str, object] | None = field(default=None, compare=False, repr=False)
 
 
 def cgroup_of(pid: int) -> str:
@@ -125,28 +127,53 @@ def lineage_of(ancestors: tuple[ProcessId, ...], depth: int = LINEAGE_DEPTH,
                processes: KnownProcesses = UNKEPT) -> list[Ancestor]:
     """The kernel's ancestors of an event (named even once gone; exe from /proc while each still
     runs), then what /proc says above the last of them, up to `depth`."""
+    return _lineage_of(ancestors, depth, processes)[0]
+
+
+def _lineage_of(ancestors: tuple[ProcessId, ...], depth: int,
+                processes: KnownProcesses) -> tuple[list[Ancestor], bool]:
+    """The lineage, and whether every process it names from /proc is watched: then it is kept, and
+    made again from memory until a process is forgotten."""
+    key = ("lineage_of", ancestors, depth)
+    made = processes.recall(key)
+    if made is not None:
+        return list(made), True
     out: list[Ancestor] = []
     last = None
+    kept = True
     for a in ancestors[:depth]:
         comm = escape(a.comm)
         known = processes.get(a.tgid, comm)
         last = known if known is not None and same_start(known.start_ns, a.start_ns) else None
+        kept = kept and (last is None or last.kept)   # one gone stays gone: its (pid, start) never returns
         out.append(Ancestor(a.tgid, last.exe if last is not None else "", a.uid, a.start_ns, comm))
     if ancestors and last is not None and len(out) < depth:
-        out.extend(lineage(last.ppid, depth - len(out), processes))
-    return out
+        above, above_kept = _lineage(last.ppid, depth - len(out), processes)
+        out.extend(above)
+        kept = kept and above_kept
+    if kept:
+        processes.remember(key, tuple(out))
+    return out, kept
 
 
 def lineage(ppid: int, depth: int = LINEAGE_DEPTH, processes: KnownProcesses = UNKEPT) -> list[Ancestor]:
+    return _lineage(ppid, depth, processes)[0]
+
+
+def _lineage(ppid: int, depth: int, processes: KnownProcesses) -> tuple[list[Ancestor], bool]:
+    """/proc's ancestors from `ppid`, and whether each is watched (a missing one cannot be told from
+    a pid not yet reused, so a walk that stopped early is never kept)."""
     out: list[Ancestor] = []
     pid = ppid
+    kept = True
     while pid > 0 and len(out) < depth:
         known = processes.get(pid)
         if known is None:
-            break
+            return out, False
+        kept = kept and known.kept
         out.append(Ancestor(pid, known.exe, known.uid, known.start_ns, known.comm))
         pid = known.ppid
-    return out
+    return out, kept
 
 
 def boottime_ns_of_monotonic(monotonic_ns: int) -> int:
@@ -161,12 +188,22 @@ def context(tgid: int, ppid: int, event_ktime_ns: int, ancestors: tuple[ProcessI
     process gone before /proc could tell its cgroup; `comm`: the kernel's (escaped), so that a
     process that exec'd since it was read is read again; `processes`: what was read before."""
     known = processes.get(tgid, comm)
-    ancestry = lineage_of(ancestors, processes=processes) if ancestors else lineage(ppid, processes=processes)
     # /proc's start time has clock-tick resolution: allow one tick.
-    if known is None or known.start_ns > boottime_ns_of_monotonic(event_ktime_ns) + TICK_NS:
+    current = known is not None and known.start_ns <= boottime_ns_of_monotonic(event_ktime_ns) + TICK_NS
+    key = ("context", tgid, comm, ppid, ancestors, cgroup_id)
+    if current:   # only a running process's: a gone pid may be reused by a process with the same name
+        made = processes.recall(key)
+        if made is not None:
+            return made
+    ancestry, kept = _lineage_of(ancestors, LINEAGE_DEPTH, processes) if ancestors else \
+        _lineage(ppid, LINEAGE_DEPTH, processes)
+    if known is None or not current:
         cgroup = CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else ""
         return ProcessContext(cgroup=cgroup, unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry)
     processes.detail(known, cgroup_id)
     cgroup = known.cgroup or (CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else "")
-    return ProcessContext(exe=known.exe, exe_sha256=known.exe_sha256, cmdline=known.cmdline, cgroup=cgroup,
-                          unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry, current=True)
+    ctx = ProcessContext(exe=known.exe, exe_sha256=known.exe_sha256, cmdline=known.cmdline, cgroup=cgroup,
+                         unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry, current=True)
+    if kept and known.kept:
+        processes.remember(key, ctx)
+    return ctx

@@ -159,18 +159,26 @@ def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, 
         extra["LSMGUARD_UNRESOLVED"] = unresolved
     if target_sha256:
         extra["LSMGUARD_TARGET_SHA256"] = target_sha256
-    context_fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_EXE_SHA256": ctx.exe_sha256,
-                      "LSMGUARD_CMDLINE": ctx.cmdline, "LSMGUARD_CGROUP": ctx.cgroup,
-                      "LSMGUARD_UNIT": ctx.unit, "LSMGUARD_CONTAINER_ID": ctx.container,
-                      "LSMGUARD_LINEAGE": lineage_text(ctx)}
-    extra.update((k, v) for k, v in context_fields.items() if v)
-    if ctx.lineage:
-        extra["LSMGUARD_LINEAGE_JSON"] = _lineage_json(tuple(ctx.lineage))
-    if not ctx.current:
-        extra["LSMGUARD_PROCESS_GONE"] = 1
+    extra.update(context_fields(ctx))
     if repeats:
         extra["LSMGUARD_REPEATS"] = repeats
     return record(message, _MESSAGE_IDS[h.decision], _PRIORITIES[h.decision], **extra)
+
+
+def context_fields(ctx: ProcessContext) -> dict[str, object]:
+    """The fields of a process's context, made once for a context (a process's events share one)."""
+    if ctx.record_fields is None:
+        fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_EXE_SHA256": ctx.exe_sha256,
+                  "LSMGUARD_CMDLINE": ctx.cmdline, "LSMGUARD_CGROUP": ctx.cgroup,
+                  "LSMGUARD_UNIT": ctx.unit, "LSMGUARD_CONTAINER_ID": ctx.container,
+                  "LSMGUARD_LINEAGE": lineage_text(ctx)}
+        made: dict[str, object] = {k: v for k, v in fields.items() if v}
+        if ctx.lineage:
+            made["LSMGUARD_LINEAGE_JSON"] = _lineage_json(tuple(ctx.lineage))
+        if not ctx.current:
+            made["LSMGUARD_PROCESS_GONE"] = 1
+        ctx.record_fields = made
+    return ctx.record_fields
 
 
 def coalescing_key(event: abi.Event, policy: str, rule: str) -> tuple[object, ...]:
