@@ -73,6 +73,10 @@ PACKET = bytes(64)            # what the socket filter runs on: anything an Ethe
 CONFIG = struct.Struct("=QIIII")   # struct lg_bench_config: seq, templates, stamp_at, distinct, reserved
 
 
+class BenchError(Exception):
+    """The run could not be measured (said as one line, not a traceback)."""
+
+
 @dataclass(frozen=True)
 class Size:
     distinct: int       # events per distinct scenario (alive, gone)
@@ -337,8 +341,10 @@ def journald_peer(record: dict[str, str], stamp: str, count: int, work: Path) ->
     if not SENDER.exists():
         raise SystemExit(f"error: {SENDER} is missing: run `make bench-pipeline-programs`")
     started = time.perf_counter()
-    out = json.loads(subprocess.run([str(SENDER), str(template_file), str(count)], capture_output=True, text=True,
-                                    check=True).stdout)
+    sent = subprocess.run([str(SENDER), str(template_file), str(count)], capture_output=True, text=True)
+    if sent.returncode != 0:   # journald gone: another test run on this machine may have replaced it
+        raise BenchError(f"{SENDER.name}: {sent.stderr.strip() or f'exit {sent.returncode}'}")
+    out = json.loads(sent.stdout)
     subprocess.run(["journalctl", "--sync"], check=False, capture_output=True, timeout=60)
     seconds = time.perf_counter() - started
     return {"records": out["records"], "seconds": round(seconds, 3), "records_per_s": round(out["records"] / seconds),
@@ -489,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     journald = next(session) if session is not None else Journald()
     try:
         result = run(size, journald, work, args.profile)
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     finally:
         if session is not None:
             session.close()
