@@ -360,6 +360,7 @@ class Daemon:
                     notify("WATCHDOG=1")
                     next_ping = now + watchdog
             notify("STOPPING=1", state=True)
+            self.book.expire()
             reader.drain()
             self.pump.tick(self.engine.stats()[abi.Stat.EVENTS_LOST])
             self.pump.drain()

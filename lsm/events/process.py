@@ -190,8 +190,10 @@ def context(tgid: int, ppid: int, event_ktime_ns: int, ancestors: tuple[ProcessI
     known = processes.get(tgid, comm)
     # /proc's start time has clock-tick resolution: allow one tick.
     current = known is not None and known.start_ns <= boottime_ns_of_monotonic(event_ktime_ns) + TICK_NS
-    key = ("context", tgid, comm, ppid, ancestors, cgroup_id)
-    if current:   # only a running process's: a gone pid may be reused by a process with the same name
+    # made once for a running process, and for a pid /proc does not have (a pid reused since is
+    # in /proc again, and then is not the event's process: that case is never kept)
+    key = ("context" if current else "gone", tgid, comm, ppid, ancestors, cgroup_id)
+    if current or known is None:
         made = processes.recall(key)
         if made is not None:
             return made
@@ -199,7 +201,10 @@ def context(tgid: int, ppid: int, event_ktime_ns: int, ancestors: tuple[ProcessI
         _lineage(ppid, LINEAGE_DEPTH, processes)
     if known is None or not current:
         cgroup = CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else ""
-        return ProcessContext(cgroup=cgroup, unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry)
+        gone = ProcessContext(cgroup=cgroup, unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry)
+        if known is None and kept:
+            processes.remember(key, gone)
+        return gone
     processes.detail(known, cgroup_id)
     cgroup = known.cgroup or (CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else "")
     ctx = ProcessContext(exe=known.exe, exe_sha256=known.exe_sha256, cmdline=known.cmdline, cgroup=cgroup,

@@ -89,8 +89,10 @@ class EventPump:
             if not contexts:
                 h = event.header
                 self.processes.reap()
+                # the event's comm is its thread's: it tells an exec only when that is the process's leader
+                comm = escape(h.comm) if h.pid == h.tgid else None
                 contexts.append(process.context(h.tgid, h.ppid, h.ktime_ns, h.ancestors, h.cgroup_id,
-                                                self.processes, escape(h.comm)))
+                                                self.processes, comm))
             return records.event_record(event, policy, rule, contexts[0], repeats, writer_of(event),
                                         code_sha256(event))
 
