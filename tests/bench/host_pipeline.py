@@ -69,6 +69,7 @@ PROCESSES = 4                 # live (and gone) processes whose events the templ
 TEMPLATES = 16                # LG_BENCH_TEMPLATES in producer.bpf.c
 NO_STAMP = 0xFFFFFFFF
 BATCH = 1024                  # events produced per closed-loop round: well within the ring (1,718 fit)
+PEER_STAMP = "zzzzzzzz"       # where the C sender puts each record's number (8 hex digits, as the producer)
 PACKET = bytes(64)            # what the socket filter runs on: anything an Ethernet header long
 CONFIG = struct.Struct("=QIIII")   # struct lg_bench_config: seq, templates, stamp_at, distinct, reserved
 
@@ -433,11 +434,17 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
 
             # the record journald's peer copies: the first of the alive scenario's
             ts, stamp_at = templates([p.pid for p in live], "alive")
-            sample = sample_record(pipeline, ts[0])
+            # stamped with what no other field can hold (start times are full of zeros, hashes of hex
+            # digits): the peer changes exactly the values lsmguard's records change
+            marked = ts[0].replace(b"/file-00000000", b"/file-" + PEER_STAMP.encode())
+            sample = sample_record(pipeline, marked)
+            if any(PEER_STAMP in value for name, value in sample.items()
+                   if name not in ("MESSAGE", "LSMGUARD_PATH", "LSMGUARD_TARGET")):
+                raise BenchError(f"the peer's stamp {PEER_STAMP} is in another field of {sample}")
             measure("alive", [p.pid for p in live], size.distinct)
             measure("gone", gone, size.distinct)
             measure("repeats", [live[0].pid], size.repeats, stamped=False)
-            result["journald"] = journald_peer(sample, "00000000", size.distinct, work)
+            result["journald"] = journald_peer(sample, PEER_STAMP, size.distinct, work)
 
         result["status"] = status = json.loads((work / "run" / "daemon.json").read_text())
         # the daemon's own books tell what the journal holds, scenario by scenario added up
