@@ -15,7 +15,7 @@ BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
 LOCK_OBJECT  := $(BUILD)/lsmguard-lock.bpf.o
 PROBE_OBJECT := $(BUILD)/lsmguard-probe.bpf.o
 
-.PHONY: all bpf deps venv lint test test-host test-kernel test-programs demo bench bench-driver bench-compile packages deb rpm clean
+.PHONY: all bpf deps venv lint test test-host test-kernel test-programs demo bench bench-driver bench-compile bench-pipeline bench-pipeline-programs packages deb rpm clean
 
 all: bpf
 
@@ -76,10 +76,10 @@ lint: venv
 
 # The packaging tests install the deb that `make deb` built, on this machine
 # and in the kernel lab, so the packages are built first. The lint gate runs first.
-test: venv lint packages test-programs bench-driver
+test: venv lint packages test-programs bench-driver bench-pipeline-programs
 	$(PYTHON) -m pytest tests
 
-test-host: venv
+test-host: venv bench-pipeline-programs
 	$(PYTHON) -m pytest tests/unit
 
 test-kernel: venv test-programs
@@ -113,6 +113,26 @@ bench: venv bench-driver
 	LSMGUARD_LAB_TIMEOUT=$(BENCH_TIMEOUT) $(PYTHON) -m tests.lab run --results $(BENCH_DIR)/raw $(BENCH_KERNEL) -- \
 		$(abspath $(PYTHON)) -m tests.bench.guest $(BENCH_DIR)/raw --size $(BENCH_SIZE) --rounds $(BENCH_ROUNDS)
 	$(PYTHON) -m tests.bench.report $(BENCH_DIR)/raw $(BENCH_DIR)
+
+# The event pipeline on this host's own kernel, no lab: a socket-filter producer (run with
+# BPF_PROG_TEST_RUN) writes abi.h events into a real ring buffer, the daemon's event path reads
+# them into a real journald; journald's own ingest of the same records from a C sender beside it.
+# Prints events/s and the pipeline/journald ratio, writes build/bench/pipeline-host.json.
+# PIPELINE_SIZE=smoke|ci|full.
+PIPELINE_SIZE ?= ci
+
+bench-pipeline-programs: $(BENCH_DIR)/producer.bpf.o $(BENCH_DIR)/journal-sender
+
+$(BENCH_DIR)/producer.bpf.o: tests/bench/producer.bpf.c bpf/include/lsmguard/abi.h $(BUILD)/vmlinux.h
+	@mkdir -p $(BENCH_DIR)
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -I$(BUILD) -Ibpf/include -c $< -o $@
+
+$(BENCH_DIR)/journal-sender: tests/bench/journal_sender.c
+	@mkdir -p $(BENCH_DIR)
+	gcc -O2 -Wall -Wextra -Werror -o $@ $< $$(pkg-config --cflags --libs libsystemd)
+
+bench-pipeline: venv bench-pipeline-programs
+	$(PYTHON) -m tests.bench.host_pipeline $(BENCH_DIR) --size $(PIPELINE_SIZE)
 
 # Policy load and compile time and entry count for 1k, 10k and 100k rules.
 bench-compile: venv

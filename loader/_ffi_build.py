@@ -123,6 +123,18 @@ int ring_buffer__consume(struct ring_buffer *rb);
 int ring_buffer__epoll_fd(const struct ring_buffer *rb);
 void ring_buffer__free(struct ring_buffer *rb);
 
+/* BPF_PROG_TEST_RUN: a program run on given input (socket filters on a packet), for host benchmarks. */
+struct bpf_test_run_opts {
+    size_t sz;
+    const void *data_in;
+    __u32 data_size_in;
+    __u32 retval;
+    int repeat;
+    __u32 duration;
+    ...;
+};
+int bpf_prog_test_run_opts(int prog_fd, struct bpf_test_run_opts *opts);
+
 int libbpf_num_possible_cpus(void);
 int libbpf_strerror(int err, char *buf, size_t size);
 

@@ -118,6 +118,16 @@ class Program:
         """Before load: leave this program out (its hook does not exist on this kernel)."""
         check(lib.bpf_program__set_autoload(self._prog, False), f"leaving out program {self.name}")
 
+    def test_run(self, data: bytes, repeat: int = 1) -> int:
+        """BPF_PROG_TEST_RUN: run the loaded program `repeat` times on `data` (a socket filter's
+        packet) in one system call; returns its last return value."""
+        opts = ffi.new("struct bpf_test_run_opts *")
+        opts.sz = ffi.sizeof("struct bpf_test_run_opts")
+        buffer = ffi.from_buffer(data)
+        opts.data_in, opts.data_size_in, opts.repeat = buffer, len(data), repeat
+        check(lib.bpf_prog_test_run_opts(self.fd, opts), f"test-running program {self.name}")
+        return int(opts.retval)
+
     def attach(self) -> Link:
         """Attach by section (lsm/<hook>); fails if the object is not loaded."""
         with captured_log() as log:

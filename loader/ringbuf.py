@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import errno
+import mmap
+import struct
 from collections.abc import Callable
 
 from lsmguard.loader._libbpf import ffi, lib
@@ -15,6 +17,7 @@ Callback = Callable[[bytes], None]
 # already consumed the sample (it advances the consumer position before calling
 # back), so stopping loses nothing; ring_buffer__poll returns this code.
 _BUDGET_SPENT = -errno.ECANCELED
+_POSITION = struct.Struct("=Q")   # the consumer's and the producer's position, each at the start of its page
 
 
 @ffi.def_extern()
@@ -39,6 +42,8 @@ class RingBuffer:
     duties (timers, a watchdog) is never starved by a flood."""
 
     def __init__(self, ringbuf: Map, callback: Callback, budget: int | None = None) -> None:
+        self.ringbuf = ringbuf
+        self._positions: tuple[mmap.mmap, mmap.mmap] | None = None
         self.callback = callback
         self.budget = budget
         self.taken = 0
@@ -65,6 +70,20 @@ class RingBuffer:
             total += taken
         return total
 
+    def pending_bytes(self) -> int:
+        """Bytes written and not yet consumed: the producer's position less the consumer's, read
+        from the ring's first two pages (the kernel maps them read-only to anyone with the fd)."""
+        if self._positions is None:
+            page = mmap.PAGESIZE
+            self._positions = (mmap.mmap(self.ringbuf.fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=0),
+                               mmap.mmap(self.ringbuf.fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=page))
+        consumer, producer = (_POSITION.unpack_from(m)[0] for m in self._positions)
+        return max(0, producer - consumer)
+
+    def fill(self) -> float:
+        """How full the ring is, 0 to 1."""
+        return self.pending_bytes() / self.ringbuf.info.max_entries
+
     def fileno(self) -> int:
         return lib.ring_buffer__epoll_fd(self._rb)
 
@@ -79,6 +98,10 @@ class RingBuffer:
         return check(ret, what)
 
     def close(self) -> None:
+        if self._positions is not None:
+            for m in self._positions:
+                m.close()
+            self._positions = None
         if self._rb != ffi.NULL:
             lib.ring_buffer__free(self._rb)
             self._rb = ffi.NULL

@@ -248,6 +248,8 @@ Event = PathEvent | InetEvent
 
 
 HEADER_SIZE = ffi.sizeof("struct lg_event_header")
+_OPS = frozenset(Op)
+_NAME_KINDS = frozenset(NameKind)
 
 
 def _header(raw: ffi.CData) -> EventHeader:
@@ -259,8 +261,16 @@ def _header(raw: ffi.CData) -> EventHeader:
 
 
 def _ancestors(raw: ffi.CData) -> tuple[ProcessId, ...]:
+    # a process's events name the same ancestors: decoded once for their bytes
+    return _ancestors_of_bytes(bytes(ffi.buffer(raw)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ancestors_of_bytes(data: bytes) -> tuple[ProcessId, ...]:
+    buffer = ffi.from_buffer(data)
+    first = ffi.cast("struct lg_process_id *", buffer)
     out = []
-    for a in raw:
+    for a in (first[i] for i in range(len(data) // ffi.sizeof("struct lg_process_id"))):
         if not a.tgid:   # the chain ended (at the idle task, or above init)
             break
         out.append(ProcessId(a.tgid, a.uid, a.start_ns, ffi.string(a.comm)))
@@ -285,7 +295,7 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
     if len(data) < HEADER_SIZE:
         raise ValueError(f"event of {len(data)} bytes is shorter than its header ({HEADER_SIZE})")
     hdr = ffi.cast("struct lg_event_header *", ffi.from_buffer(data))
-    if hdr.op not in set(Op):
+    if hdr.op not in _OPS:
         raise ValueError(f"event with unknown operation {hdr.op}")
     if hdr.object == ObjectKind.PATH:
         ev = _cast("struct lg_path_event", data)
@@ -296,7 +306,7 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
                         bool(w.flags & lib.LG_WRITER_EXE_PARTIAL),
                         bool(w.flags & lib.LG_WRITER_CWD_PARTIAL)) if w.written_ns else None
         raw = bytes(ffi.buffer(ev.path, length))
-        kind = NameKind(ev.name) if ev.name in set(NameKind) else NameKind.PATH
+        kind = NameKind(ev.name) if ev.name in _NAME_KINDS else NameKind.PATH
         if kind is not NameKind.FILE:
             return PathEvent(_header(ev.hdr), raw, ev.mode, writer, kind, ev.dev, ev.ino, raw)
         host = mounts.host_path(ev.dev, os.fsdecode(raw)) if mounts is not None else None

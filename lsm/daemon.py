@@ -12,11 +12,13 @@ import os
 import signal
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from types import FrameType
+from typing import Any
 
 from lsmguard import abi
 from lsmguard.errors import ExitStatus, LsmguardError
+from lsmguard.events import metrics, records
 from lsmguard.events.journal import JournalWriter, MessageId, Priority, lost_record
 from lsmguard.events.naming import PolicyBook
 from lsmguard.events.pump import EventPump
@@ -97,6 +99,12 @@ class DaemonStatus:
     lock_events_lost: int = 0    # lock refusals counted in the kernel whose event found the ring full
     journal_suppressed: int = 0  # records journald said it dropped under its rate limit
     unit: str = ""               # the unit journald files our records under
+    generation: int = 0          # the policy set generation this daemon applied or adopted last
+    apply_errors: int = 0        # applies of the policy directory refused since the daemon started
+    ring_fill: float = 0.0       # how full the event ring buffer was at the last status, 0 to 1
+    # every event the kernel generated, in one place: generated = journaled + coalesced + pending + lost
+    books: dict[str, Any] = field(default_factory=dict)
+    metrics_error: str = ""      # why the metrics file could not be written, if it could not
 
 
 class Daemon:
@@ -160,6 +168,7 @@ class Daemon:
 
     def _rejected(self, why: str, first: bool) -> None:
         self.status.last_reload_error = why
+        self.status.apply_errors += 1
         what = "kept the policy set in force" if not first else "nothing applied"
         self.writer.write(daemon_record(
             f"policy rejected, {what}: {why.splitlines()[0]}", MessageId.POLICY_REJECTED, Priority.ERR,
@@ -168,7 +177,8 @@ class Daemon:
     def _applied(self, policy_set: PolicySet, reason: str = "") -> None:
         assert self.engine is not None
         compiled, files = policy_set.compiled, len(policy_set.loaded.files)
-        self.book.record(self.engine.generation(), policy_set)
+        self.status.generation = self.engine.generation()
+        self.book.record(self.status.generation, policy_set)
         self.status.policies = len(compiled.names)
         self.status.rules = sum(len(r) for r in compiled.rules)
         self.status.last_reload_error = ""
@@ -242,11 +252,12 @@ class Daemon:
 
     # -- running ----------------------------------------------------------------
 
-    def _on_event(self, event: abi.Event) -> None:
+    def on_event(self, event: abi.Event) -> None:
         """A bug describing one event must not stop the pump: the event is reported as lost."""
         try:
             self.pump.on_event(event)
         except Exception as error:  # noqa: BLE001 - reported, with the reason, as a loss
+            self.pump.counts.undescribed += 1
             self.writer.write(lost_record(1, f"could not describe an event: {type(error).__name__}: {error}"))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -265,12 +276,25 @@ class Daemon:
             self.writer.write(lost_record(dropped, "journald rate limit", Priority.NOTICE,
                                           LSMGUARD_UNIT=self.status.unit))
 
-    def _write_status(self) -> None:
+    def write_status(self, reader: RingBuffer | None = None) -> None:
+        """daemon.json for `lsmguard status`, and the metrics file, from the same numbers;
+        `reader`: the event ring's, for how full it is."""
         self._check_suppression()
         c = self.pump.counts
         self.status.events, self.status.written, self.status.coalesced = c.events, c.written, c.coalesced
         self.status.kernel_lost = c.kernel_lost
         self.status.journal_buffered, self.status.journal_lost = len(self.writer.buffered), self.writer.lost_total
+        if self.engine is not None:   # the CLI applies sets too (`lsmguard deny`): the kernel's word
+            self.status.generation = self.engine.generation()
+        books = self.pump.books(self.status.journal_suppressed)
+        self.status.books = asdict(books)
+        if reader is not None:
+            self.status.ring_fill = round(reader.fill(), 4)
+        self.status.metrics_error = metrics.write(metrics.Snapshot(
+            events={(op.name.lower(), records.DECISION_NAMES[decision]): n for (op, decision), n in c.by_kind.items()},
+            books=books, ring_fill=self.status.ring_fill, generation=self.status.generation,
+            policies=self.status.policies, rules=self.status.rules, apply_errors=self.status.apply_errors,
+            lock_events_lost=self.status.lock_events_lost), self.paths.metrics_dir)
         write_atomically(self.paths.run_dir / "daemon.json", json.dumps(asdict(self.status)))
         lost = c.kernel_lost + self.writer.lost_total + self.status.journal_suppressed + self.status.lock_events_lost
         notify(f"STATUS={self.status.policies} policies, {self.status.rules} rules; {c.events} events, {lost} lost")
@@ -302,15 +326,16 @@ class Daemon:
         self._mounts_seen = MountTable.of_host()
         self.status.unit = own_unit()
         self.suppression = SuppressionWatch(self.status.unit)
-        reader = self.engine.event_reader(self._on_event, budget=EVENTS_PER_POLL)
+        reader = self.engine.event_reader(self.on_event, budget=EVENTS_PER_POLL)
         control = channel.listen(self.paths.run_dir)
         watchdog = watchdog_interval()
-        self._write_status()   # `lsmguard status` has the daemon's state from its first moment
+        self.write_status(reader)   # `lsmguard status` has the daemon's state from its first moment
         next_status = time.monotonic() + STATUS_EVERY_S
         next_ping = 0.0
         notify("READY=1", state=True)
         try:
             while not self._stop:
+                self.book.expire()   # a set applied by the CLI since the last batch is seen at its first event
                 reader.poll(POLL_MS)
                 channel.serve_pending(control, self._on_request)
                 if self.lock_reader is not None:
@@ -329,18 +354,19 @@ class Daemon:
                     self._mounts_changed_at = None
                     self._follow_mounts()
                 if now >= next_status:
-                    self._write_status()
+                    self.write_status(reader)
                     next_status = now + STATUS_EVERY_S
                 if watchdog and now >= next_ping:
                     notify("WATCHDOG=1")
                     next_ping = now + watchdog
             notify("STOPPING=1", state=True)
+            self.book.expire()
             reader.drain()
             self.pump.tick(self.engine.stats()[abi.Stat.EVENTS_LOST])
             self.pump.drain()
             self.writer.write(daemon_record("lsmguard daemon stopped; enforcement stays pinned",
                                             MessageId.DAEMON_STOPPED))
-            self._write_status()
+            self.write_status(reader)
         finally:
             control.close()
             channel.socket_path(self.paths.run_dir).unlink(missing_ok=True)

@@ -57,7 +57,8 @@ def journald_session(config: str = "") -> Iterator[Journald]:
         return
     subprocess.run(["pkill", "-x", "systemd-journal"], check=False)   # comm is 15 characters
     deadline = time.monotonic() + 30
-    while subprocess.run(["pgrep", "-x", "systemd-journal"], capture_output=True).returncode == 0:
+    # a zombie (killed, not yet reaped by whoever started it) holds no socket: it is not running
+    while subprocess.run(["pgrep", "-x", "-r", "D,R,S,T", "systemd-journal"], capture_output=True).returncode == 0:
         if time.monotonic() > deadline:
             raise RuntimeError("a journald left running would not stop")
         time.sleep(0.05)

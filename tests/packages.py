@@ -19,8 +19,10 @@ SCHEMA = "/usr/share/lsmguard/lsmguard.schema.json"
 SHIPPED_POLICIES = sorted(p.name for p in (REPO / "policies").glob("*.yaml"))
 POLICY_DIR = "/etc/lsmguard/policies.d"
 RUNTIME_DEPENDENCIES = {
-    "deb": ["libbpf1", "python3-yaml", "python3-jsonschema", "python3-systemd", "python3-cffi-backend"],
-    "rpm": ["libbpf", "python3-pyyaml", "python3-jsonschema", "python3-systemd", "python3-cffi"],
+    "deb": ["libbpf1", "python3-yaml", "python3-jsonschema", "python3-systemd", "python3-cffi-backend",
+            "python3-prometheus-client"],
+    "rpm": ["libbpf", "python3-pyyaml", "python3-jsonschema", "python3-systemd", "python3-cffi",
+            "python3-prometheus_client"],
 }
 
 

@@ -225,6 +225,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         why = ", ".join(f"{n} {cause}" for cause, n in lost.items() if n)
         print(f"daemon:    running, pid {pid}; {daemon.get('events', 0)} events, "
               f"{daemon.get('coalesced', 0)} coalesced, {sum(lost.values())} lost" + (f" ({why})" if why else ""))
+        books = daemon.get("books")
+        if isinstance(books, dict) and "generated" in books:
+            print(f"books:     {books['generated']} generated = {books['journaled']} journaled + "
+                  f"{books['coalesced']} coalesced + {books['pending']} pending + "
+                  f"{sum(books['lost'].values())} lost")
+        if daemon.get("metrics_error"):
+            print(f"metrics:   {daemon['metrics_error']}")
         if daemon.get("last_reload_error"):
             print(f"           last reload failed: {str(daemon['last_reload_error']).splitlines()[0]}")
     return ExitStatus.OK

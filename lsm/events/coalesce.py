@@ -49,6 +49,10 @@ class Coalescer:
             out += self._close(self._open.pop(key))
         return out
 
+    def pending(self) -> int:
+        """Repeats counted in windows still open."""
+        return sum(w.repeats for w in self._open.values())
+
     def drain(self) -> list[Record]:
         out: list[Record] = []
         while self._open:

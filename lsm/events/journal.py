@@ -57,16 +57,26 @@ Record = dict[str, str]
 def serialise(rec: Record) -> bytes:
     """journald's native protocol: NAME=value lines; a value with a newline is
     length-prefixed, so no value can end a field or start another."""
-    out = bytearray()
+    out = []
     for name, value in rec.items():
-        if not _FIELD_NAME.fullmatch(name):
-            raise ValueError(f"invalid journal field name {name!r}")
+        prefix = _NAMES.get(name)
+        if prefix is None:
+            if not _FIELD_NAME.fullmatch(name):
+                raise ValueError(f"invalid journal field name {name!r}")
+            prefix = name.encode()
+            if len(_NAMES) < _NAMES_KEPT:
+                _NAMES[name] = prefix
         data = value.encode("utf-8", "surrogateescape")
         if b"\n" in data:
-            out += name.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+            out.append(prefix + b"\n" + struct.pack("<Q", len(data)) + data + b"\n")
         else:
-            out += name.encode() + b"=" + data + b"\n"
-    return bytes(out)
+            out.append(prefix + b"=" + data + b"\n")
+    return b"".join(out)
+
+
+# Field names checked once: records use a few dozen names again and again.
+_NAMES: dict[str, bytes] = {}
+_NAMES_KEPT = 1024
 
 
 SEND_TIMEOUT_S = 1.0   # journald busy: wait this long for room in its queue, then buffer
@@ -119,6 +129,22 @@ def lost_record(count: int, where: str, priority: int = Priority.WARNING, **fiel
 
 
 @dataclass
+class EventBooks:
+    """Events (not records) the writer took: a record of its own stands for one event, a repeat
+    record for the repeats it counts, any other record for none."""
+    delivered_own: int = 0        # events whose own record reached journald
+    delivered_repeated: int = 0   # events counted in repeat records that reached journald
+    lost: int = 0                 # events whose record the buffer could not hold
+    buffered: int = 0             # events whose record waits for journald
+
+    def add(self, weight: tuple[int, int], sign: int = 1) -> None:
+        self.buffered += sign * (weight[0] + weight[1])
+
+
+NO_EVENTS = (0, 0)
+
+
+@dataclass
 class JournalWriter:
     """Delivers records in order; buffers while journald is away, counts what overflows."""
     capacity: int = 4096
@@ -127,15 +153,21 @@ class JournalWriter:
     overflowed: int = 0        # lost here and not yet reported
     delivered: int = 0
     lost_total: int = 0        # everything lost in this writer, reported or not
+    events: EventBooks = field(default_factory=EventBooks)
+    _weights: collections.deque[tuple[int, int]] = field(default_factory=collections.deque, repr=False)
     _sock: socket.socket = field(default_factory=journal_socket, repr=False)
 
-    def write(self, rec: Record) -> bool:
-        """Queue one record and try to deliver the queue; True when it all reached journald."""
+    def write(self, rec: Record, weight: tuple[int, int] = NO_EVENTS) -> bool:
+        """Queue one record and try to deliver the queue; True when it all reached journald.
+        `weight`: the events it stands for, (its own, repeats it counts)."""
         if len(self.buffered) >= self.capacity:
             self.overflowed += 1
             self.lost_total += 1
+            self.events.lost += weight[0] + weight[1]
         else:
             self.buffered.append(rec)
+            self._weights.append(weight)
+            self.events.add(weight)
         return self.flush()
 
     def flush(self) -> bool:
@@ -144,6 +176,10 @@ class JournalWriter:
                 send(self.buffered[0], self.socket_path, self._sock)
                 self.buffered.popleft()
                 self.delivered += 1
+                weight = self._weights.popleft()
+                self.events.add(weight, -1)
+                self.events.delivered_own += weight[0]
+                self.events.delivered_repeated += weight[1]
             if self.overflowed:
                 send(lost_record(self.overflowed, "journald unavailable, buffer full"), self.socket_path, self._sock)
                 self.overflowed = 0

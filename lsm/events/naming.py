@@ -99,6 +99,7 @@ class PolicyBook:
     paths: Paths | None = None
     by_generation: dict[int, PolicySet] = field(default_factory=dict)
     _in_force_mtime: int = field(default=-1, repr=False)
+    _stale: bool = field(default=True, repr=False)
 
     def record(self, generation: int, policy_set: PolicySet) -> None:
         self.by_generation[generation] = policy_set
@@ -132,6 +133,14 @@ class PolicyBook:
         self.refresh()
         return self.by_generation.get(generation)
 
+    def expire(self) -> None:
+        """Look at in-force.json again at the next event named: the daemon calls it before each
+        batch of events it reads, so a batch costs one stat, not one per event."""
+        self._stale = True
+
     def name(self, header: abi.EventHeader, event: abi.Event) -> tuple[str, str]:
-        known = self.set_of(header.generation)
+        if self._stale or header.generation not in self.by_generation:
+            self.refresh()
+            self._stale = False
+        known = self.by_generation.get(header.generation)
         return describe(known.compiled if known else None, header, event)

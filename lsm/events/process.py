@@ -8,6 +8,7 @@ started after the event is not the one that caused it, and is not described.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -16,14 +17,15 @@ from pathlib import Path
 
 from lsmguard.abi import ProcessId
 from lsmguard.events.exe_hash import EXE_HASHES
+from lsmguard.events.known import TICK_NS, KnownProcesses, read_cgroup, read_stat, same_start
 from lsmguard.events.untrusted import escape
 
 LINEAGE_DEPTH = 8
-CMDLINE_MAX = 4096
-PROC = Path("/proc")
 _CONTAINER_ID = re.compile(r"(?:^|[-/])([0-9a-f]{64})(?:\.scope)?$")
 _UNIT = re.compile(r"^[^/]+\.(service|scope|socket|mount|swap|timer|slice)$")
-_TICKS = os.sysconf("SC_CLK_TCK")
+# Reads /proc for every call: what a caller without a KnownProcesses of its own gets.
+UNKEPT = KnownProcesses(keep=False)
+_stat = read_stat
 
 
 @dataclass(frozen=True)
@@ -45,50 +47,12 @@ class ProcessContext:
     container: str = ""
     lineage: list[Ancestor] = field(default_factory=list)   # parent first
     current: bool = False      # False: the process was gone or its pid reused
-
-
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(ppid, start time in ns since boot) from /proc/PID/stat."""
-    try:
-        raw = (PROC / str(pid) / "stat").read_bytes()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(b")") + 2:].split()   # after "pid (comm) ", comm may hold anything
-    return int(fields[1]), int(fields[19]) * 1_000_000_000 // _TICKS
-
-
-def _exe(pid: int) -> str:
-    try:
-        return escape(os.fsencode(os.readlink(PROC / str(pid) / "exe")))
-    except OSError:
-        return ""
-
-
-def _comm(pid: int) -> str:
-    try:
-        return escape((PROC / str(pid) / "comm").read_bytes().rstrip(b"\n"))
-    except OSError:
-        return ""
-
-
-def _uid(pid: int) -> int:
-    try:
-        for line in (PROC / str(pid) / "status").read_text(errors="replace").splitlines():
-            if line.startswith("Uid:"):
-                return int(line.split()[2])   # effective
-    except OSError:
-        pass
-    return -1
+    # the journal fields it makes, made once (records.context_fields): a process's events share a context
+    record_fields: dict[str, object] | None = field(default=None, compare=False, repr=False)
 
 
 def cgroup_of(pid: int) -> str:
-    try:
-        for line in (PROC / str(pid) / "cgroup").read_text(errors="surrogateescape").splitlines():
-            if line.startswith("0::"):
-                return escape(line[3:])
-    except OSError:
-        pass
-    return ""
+    return read_cgroup(pid)
 
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -120,6 +84,7 @@ class CgroupNames:
 CGROUP_NAMES = CgroupNames()
 
 
+@functools.lru_cache(maxsize=1024)
 def unit_of(cgroup: str) -> str:
     """The innermost systemd unit in a cgroup path (not a slice)."""
     for part in reversed(cgroup.split("/")):
@@ -129,6 +94,7 @@ def unit_of(cgroup: str) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=1024)
 def container_of(cgroup: str) -> str:
     """A container id (64 hex digits) in a cgroup path: docker, containerd, CRI-O, podman."""
     for part in reversed(cgroup.split("/")):
@@ -154,35 +120,60 @@ def writer_context(tgid: int, start_ns: int) -> WriterContext:
 
 def _same_process(stat: tuple[int, int] | None, start_ns: int) -> bool:
     """/proc/PID/stat (ppid, start) is the process that started at `start_ns` (tick resolution)."""
-    return stat is not None and abs(stat[1] - start_ns) <= 1_000_000_000 // _TICKS
+    return stat is not None and same_start(stat[1], start_ns)
 
 
-def lineage_of(ancestors: tuple[ProcessId, ...], depth: int = LINEAGE_DEPTH) -> list[Ancestor]:
+def lineage_of(ancestors: tuple[ProcessId, ...], depth: int = LINEAGE_DEPTH,
+               processes: KnownProcesses = UNKEPT) -> list[Ancestor]:
     """The kernel's ancestors of an event (named even once gone; exe from /proc while each still
     runs), then what /proc says above the last of them, up to `depth`."""
+    return _lineage_of(ancestors, depth, processes)[0]
+
+
+def _lineage_of(ancestors: tuple[ProcessId, ...], depth: int,
+                processes: KnownProcesses) -> tuple[list[Ancestor], bool]:
+    """The lineage, and whether every process it names from /proc is watched: then it is kept, and
+    made again from memory until a process is forgotten."""
+    key = ("lineage_of", ancestors, depth)
+    made = processes.recall(key)
+    if made is not None:
+        return list(made), True
     out: list[Ancestor] = []
-    stat = None
+    last = None
+    kept = True
     for a in ancestors[:depth]:
-        stat = _stat(a.tgid)
-        alive = _same_process(stat, a.start_ns)
-        out.append(Ancestor(a.tgid, _exe(a.tgid) if alive else "", a.uid, a.start_ns, escape(a.comm)))
-        if not alive:
-            stat = None
-    if ancestors and stat is not None and len(out) < depth:
-        out.extend(lineage(stat[0], depth - len(out)))
-    return out
+        comm = escape(a.comm)
+        known = processes.get(a.tgid, comm)
+        last = known if known is not None and same_start(known.start_ns, a.start_ns) else None
+        kept = kept and (last is None or last.kept)   # one gone stays gone: its (pid, start) never returns
+        out.append(Ancestor(a.tgid, last.exe if last is not None else "", a.uid, a.start_ns, comm))
+    if ancestors and last is not None and len(out) < depth:
+        above, above_kept = _lineage(last.ppid, depth - len(out), processes)
+        out.extend(above)
+        kept = kept and above_kept
+    if kept:
+        processes.remember(key, tuple(out))
+    return out, kept
 
 
-def lineage(ppid: int, depth: int = LINEAGE_DEPTH) -> list[Ancestor]:
+def lineage(ppid: int, depth: int = LINEAGE_DEPTH, processes: KnownProcesses = UNKEPT) -> list[Ancestor]:
+    return _lineage(ppid, depth, processes)[0]
+
+
+def _lineage(ppid: int, depth: int, processes: KnownProcesses) -> tuple[list[Ancestor], bool]:
+    """/proc's ancestors from `ppid`, and whether each is watched (a missing one cannot be told from
+    a pid not yet reused, so a walk that stopped early is never kept)."""
     out: list[Ancestor] = []
     pid = ppid
+    kept = True
     while pid > 0 and len(out) < depth:
-        stat = _stat(pid)
-        if stat is None:
-            break
-        out.append(Ancestor(pid, _exe(pid), _uid(pid), stat[1], _comm(pid)))
-        pid = stat[0]
-    return out
+        known = processes.get(pid)
+        if known is None:
+            return out, False
+        kept = kept and known.kept
+        out.append(Ancestor(pid, known.exe, known.uid, known.start_ns, known.comm))
+        pid = known.ppid
+    return out, kept
 
 
 def boottime_ns_of_monotonic(monotonic_ns: int) -> int:
@@ -191,22 +182,33 @@ def boottime_ns_of_monotonic(monotonic_ns: int) -> int:
 
 
 def context(tgid: int, ppid: int, event_ktime_ns: int, ancestors: tuple[ProcessId, ...] = (),
-            cgroup_id: int = 0) -> ProcessContext:
+            cgroup_id: int = 0, processes: KnownProcesses = UNKEPT, comm: str | None = None) -> ProcessContext:
     """Context of process `tgid` as it was at the event (CLOCK_MONOTONIC ns); `ancestors`: the
     kernel's, named at the event (else /proc's, from `ppid`); `cgroup_id`: the kernel's, for a
-    process gone before /proc could tell its cgroup."""
-    stat = _stat(tgid)
-    ancestry = lineage_of(ancestors) if ancestors else lineage(ppid)
+    process gone before /proc could tell its cgroup; `comm`: the kernel's (escaped), so that a
+    process that exec'd since it was read is read again; `processes`: what was read before."""
+    known = processes.get(tgid, comm)
     # /proc's start time has clock-tick resolution: allow one tick.
-    if stat is None or stat[1] > boottime_ns_of_monotonic(event_ktime_ns) + 1_000_000_000 // _TICKS:
+    current = known is not None and known.start_ns <= boottime_ns_of_monotonic(event_ktime_ns) + TICK_NS
+    # made once for a running process, and for a pid /proc does not have (a pid reused since is
+    # in /proc again, and then is not the event's process: that case is never kept)
+    key = ("context" if current else "gone", tgid, comm, ppid, ancestors, cgroup_id)
+    if current or known is None:
+        made = processes.recall(key)
+        if made is not None:
+            return made
+    ancestry, kept = _lineage_of(ancestors, LINEAGE_DEPTH, processes) if ancestors else \
+        _lineage(ppid, LINEAGE_DEPTH, processes)
+    if known is None or not current:
         cgroup = CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else ""
-        return ProcessContext(cgroup=cgroup, unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry)
-    try:
-        raw = (PROC / str(tgid) / "cmdline").read_bytes()[:CMDLINE_MAX]
-    except OSError:
-        raw = b""
-    cmdline = " ".join(escape(arg) for arg in raw.rstrip(b"\0").split(b"\0")) if raw else ""
-    cgroup = cgroup_of(tgid) or (CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else "")
-    return ProcessContext(exe=_exe(tgid), exe_sha256=EXE_HASHES.of_process(tgid), cmdline=cmdline,
-                          cgroup=cgroup, unit=unit_of(cgroup), container=container_of(cgroup),
-                          lineage=ancestry, current=True)
+        gone = ProcessContext(cgroup=cgroup, unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry)
+        if known is None and kept:
+            processes.remember(key, gone)
+        return gone
+    processes.detail(known, cgroup_id)
+    cgroup = known.cgroup or (CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else "")
+    ctx = ProcessContext(exe=known.exe, exe_sha256=known.exe_sha256, cmdline=known.cmdline, cgroup=cgroup,
+                         unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry, current=True)
+    if kept and known.kept:
+        processes.remember(key, ctx)
+    return ctx

@@ -12,6 +12,8 @@ from lsmguard.events import process, records
 from lsmguard.events.coalesce import Coalescer
 from lsmguard.events.exe_hash import EXE_HASHES
 from lsmguard.events.journal import JournalWriter, lost_record
+from lsmguard.events.known import KnownProcesses
+from lsmguard.events.untrusted import escape
 
 Namer = Callable[[abi.EventHeader, abi.Event], tuple[str, str]]
 
@@ -40,6 +42,28 @@ class PumpCounts:
     written: int = 0         # records handed to the writer (first occurrences and repeat records)
     coalesced: int = 0       # events represented by a repeat record rather than their own
     kernel_lost: int = 0     # the ring buffer was full: reported from the kernel's counter
+    undescribed: int = 0     # events read that could not be described (reported as lost)
+    by_kind: dict[tuple[abi.Op, abi.Decision], int] = field(default_factory=dict)   # events read
+
+
+@dataclass(frozen=True)
+class Books:
+    """Every event the kernel generated, in exactly one place:
+    generated = journaled + coalesced + pending + sum(lost)."""
+    generated: int
+    journaled: int      # in the journal in a record of its own
+    coalesced: int      # in the journal, counted by a repeat record
+    pending: int        # in a coalescing window still open, or waiting for journald in the buffer
+    lost: dict[str, int]   # by cause: ring_full, journald_unavailable, journald_rate_limit, undescribed
+
+    def balanced(self) -> bool:
+        return self.generated == self.journaled + self.coalesced + self.pending + sum(self.lost.values())
+
+
+def weight_of(rec: dict[str, str]) -> tuple[int, int]:
+    """The events an event record stands for: (1, 0) its own, (0, n) a repeat record's n."""
+    repeats = rec.get("LSMGUARD_REPEATS")
+    return (0, int(repeats)) if repeats is not None else (1, 0)
 
 
 @dataclass
@@ -49,18 +73,26 @@ class EventPump:
     coalescer: Coalescer = field(default_factory=Coalescer)
     clock: Callable[[], float] = time.monotonic
     counts: PumpCounts = field(default_factory=PumpCounts)
+    processes: KnownProcesses = field(default_factory=KnownProcesses)
     _kernel_lost_seen: int | None = None
 
     def on_event(self, event: abi.Event) -> None:
         self.counts.events += 1
+        kind = (event.header.op, event.header.decision)
+        self.counts.by_kind[kind] = self.counts.by_kind.get(kind, 0) + 1
         policy, rule = self.name_event(event.header, event)
         contexts: list[process.ProcessContext] = []
 
         def build(repeats: int) -> dict[str, str]:
-            # /proc is read only for an event that gets a record, once, when it is first written.
+            # /proc is read only for an event that gets a record, once, when it is first written,
+            # and only for processes not read before (what exited since is forgotten first).
             if not contexts:
-                contexts.append(process.context(event.header.tgid, event.header.ppid, event.header.ktime_ns,
-                                                event.header.ancestors, event.header.cgroup_id))
+                h = event.header
+                self.processes.reap()
+                # the event's comm is its thread's: it tells an exec only when that is the process's leader
+                comm = escape(h.comm) if h.pid == h.tgid else None
+                contexts.append(process.context(h.tgid, h.ppid, h.ktime_ns, h.ancestors, h.cgroup_id,
+                                                self.processes, comm))
             return records.event_record(event, policy, rule, contexts[0], repeats, writer_of(event),
                                         code_sha256(event))
 
@@ -68,12 +100,21 @@ class EventPump:
         if not out:
             self.counts.coalesced += 1
         for rec in out:
-            self._write(rec)
+            self._write(rec, weight_of(rec))
+
+    def books(self, journald_dropped: int = 0) -> Books:
+        """The books now; `journald_dropped`: what journald said its rate limit dropped of ours
+        (it counts messages: exact while those were records of one event each)."""
+        c, w = self.counts, self.writer.events
+        return Books(generated=c.events + c.kernel_lost, journaled=w.delivered_own - journald_dropped,
+                     coalesced=w.delivered_repeated, pending=self.coalescer.pending() + w.buffered,
+                     lost={"ring_full": c.kernel_lost, "journald_unavailable": w.lost,
+                           "journald_rate_limit": journald_dropped, "undescribed": c.undescribed})
 
     def tick(self, kernel_lost: int | None = None) -> None:
         """Close expired coalescing windows and report kernel-side losses since the last tick."""
         for rec in self.coalescer.expire(self.clock()):
-            self._write(rec)
+            self._write(rec, weight_of(rec))
         if kernel_lost is not None:
             if self._kernel_lost_seen is not None and kernel_lost > self._kernel_lost_seen:
                 delta = kernel_lost - self._kernel_lost_seen
@@ -84,9 +125,9 @@ class EventPump:
 
     def drain(self) -> None:
         for rec in self.coalescer.drain():
-            self._write(rec)
+            self._write(rec, weight_of(rec))
         self.writer.flush()
 
-    def _write(self, rec: dict[str, str]) -> None:
+    def _write(self, rec: dict[str, str], weight: tuple[int, int] = (0, 0)) -> None:
         self.counts.written += 1
-        self.writer.write(rec)
+        self.writer.write(rec, weight)

@@ -5,6 +5,7 @@ field, so a file name or comm cannot forge a line or a field.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -12,7 +13,7 @@ import uuid
 
 from lsmguard import abi
 from lsmguard.events.journal import MessageId, Priority, Record, record
-from lsmguard.events.process import ProcessContext, WriterContext
+from lsmguard.events.process import Ancestor, ProcessContext, WriterContext
 from lsmguard.events.untrusted import escape
 from lsmguard.policy.evaluate import DRIFT_RULE
 
@@ -38,6 +39,8 @@ _FILE_TYPES = {0o010000: "fifo", 0o020000: "char-device", 0o040000: "directory",
 def flag_names(flags: abi.PathFlag) -> str:
     """Why a path was not fully resolved, as words: "truncated,raced" ("" for a resolved one).
     Spelled out, not str(): how a flag prints changed between Python versions."""
+    if not flags:
+        return ""
     return ",".join(f.name.lower().replace("_", "-") for f in abi.PathFlag if f.name and f in flags)
 
 def target_fields(event: abi.Event) -> dict[str, object]:
@@ -78,7 +81,19 @@ def target_fields(event: abi.Event) -> dict[str, object]:
 
 def lineage_text(ctx: ProcessContext) -> str:
     """Oldest ancestor first: "/sbin/init[1] -> /usr/bin/python3[700] -> /bin/sh[812]"."""
-    return " -> ".join(f"{a.exe or a.comm or '?'}[{a.pid}]" for a in reversed(ctx.lineage))
+    return _lineage_text(tuple(ctx.lineage))
+
+
+# A process's events share its lineage: both forms are made once for it, not once per event.
+@functools.lru_cache(maxsize=1024)
+def _lineage_text(lineage: tuple[Ancestor, ...]) -> str:
+    return " -> ".join(f"{a.exe or a.comm or '?'}[{a.pid}]" for a in reversed(lineage))
+
+
+@functools.lru_cache(maxsize=1024)
+def _lineage_json(lineage: tuple[Ancestor, ...]) -> str:
+    return json.dumps([{"pid": a.pid, "exe": a.exe, "comm": a.comm, "uid": a.uid, "start_boottime_ns": a.start_ns}
+                       for a in lineage])
 
 
 def _realtime_usec_of_monotonic(monotonic_ns: int) -> int:
@@ -144,20 +159,26 @@ def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, 
         extra["LSMGUARD_UNRESOLVED"] = unresolved
     if target_sha256:
         extra["LSMGUARD_TARGET_SHA256"] = target_sha256
-    context_fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_EXE_SHA256": ctx.exe_sha256,
-                      "LSMGUARD_CMDLINE": ctx.cmdline, "LSMGUARD_CGROUP": ctx.cgroup,
-                      "LSMGUARD_UNIT": ctx.unit, "LSMGUARD_CONTAINER_ID": ctx.container,
-                      "LSMGUARD_LINEAGE": lineage_text(ctx)}
-    extra.update((k, v) for k, v in context_fields.items() if v)
-    if ctx.lineage:
-        extra["LSMGUARD_LINEAGE_JSON"] = json.dumps(
-            [{"pid": a.pid, "exe": a.exe, "comm": a.comm, "uid": a.uid, "start_boottime_ns": a.start_ns}
-             for a in ctx.lineage])
-    if not ctx.current:
-        extra["LSMGUARD_PROCESS_GONE"] = 1
+    extra.update(context_fields(ctx))
     if repeats:
         extra["LSMGUARD_REPEATS"] = repeats
     return record(message, _MESSAGE_IDS[h.decision], _PRIORITIES[h.decision], **extra)
+
+
+def context_fields(ctx: ProcessContext) -> dict[str, object]:
+    """The fields of a process's context, made once for a context (a process's events share one)."""
+    if ctx.record_fields is None:
+        fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_EXE_SHA256": ctx.exe_sha256,
+                  "LSMGUARD_CMDLINE": ctx.cmdline, "LSMGUARD_CGROUP": ctx.cgroup,
+                  "LSMGUARD_UNIT": ctx.unit, "LSMGUARD_CONTAINER_ID": ctx.container,
+                  "LSMGUARD_LINEAGE": lineage_text(ctx)}
+        made: dict[str, object] = {k: v for k, v in fields.items() if v}
+        if ctx.lineage:
+            made["LSMGUARD_LINEAGE_JSON"] = _lineage_json(tuple(ctx.lineage))
+        if not ctx.current:
+            made["LSMGUARD_PROCESS_GONE"] = 1
+        ctx.record_fields = made
+    return ctx.record_fields
 
 
 def coalescing_key(event: abi.Event, policy: str, rule: str) -> tuple[object, ...]:

@@ -7,6 +7,7 @@ valid UTF-8 without control, format or line-separator characters.
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 
 _UNPRINTABLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
@@ -16,9 +17,15 @@ def _printable(ch: str) -> bool:
     return ch == " " or (ch.isprintable() and unicodedata.category(ch) not in _UNPRINTABLE_CATEGORIES)
 
 
+# Printable ASCII but the backslash: what most names are, and what escape returns unchanged.
+_PLAIN = re.compile(rb"[\x20-\x5b\x5d-\x7e]*")
+
+
 def escape(raw: bytes | str) -> str:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
+    if _PLAIN.fullmatch(raw):
+        return raw.decode("ascii")
     out = []
     for ch in raw.decode("utf-8", "surrogateescape"):
         if ch == "\\":

@@ -242,9 +242,7 @@ class Engine:
     # -- reading ------------------------------------------------------------
 
     def stats(self) -> dict[abi.Stat, int]:
-        counters = self.maps["lg_stats"]
-        return {stat: sum(struct.unpack("=Q", v)[0] for v in counters.lookup_percpu(abi.u32(stat)))
-                for stat in abi.Stat}
+        return stat_totals(self.maps["lg_stats"])
 
     def rule_hits(self, compiled: Compiled | None = None) -> dict[tuple[str, str], int]:
         """Hits per (policy, rule id) of `compiled` (default: what this engine applied), counted
@@ -262,9 +260,7 @@ class Engine:
         return out
 
     def event_reader(self, callback: Callable[[abi.Event], None], budget: int | None = None) -> RingBuffer:
-        """Events of the ring buffer, decoded, their files named by their paths on the host."""
-        return RingBuffer(self.maps["lg_events"], lambda data: callback(abi.decode_event(data, HOST_MOUNTS)),
-                          budget)
+        return event_reader(self.maps["lg_events"], callback, budget)
 
     def close(self) -> None:
         """Drop this process's handles; pinned links keep enforcing."""
@@ -277,3 +273,13 @@ class Engine:
         else:
             for m in self.maps.values():
                 m.close()
+
+
+def event_reader(ring: Map, callback: Callable[[abi.Event], None], budget: int | None = None) -> RingBuffer:
+    """Events of a ring buffer of abi.h events, decoded, their files named by their paths on the host."""
+    return RingBuffer(ring, lambda data: callback(abi.decode_event(data, HOST_MOUNTS)), budget)
+
+
+def stat_totals(counters: Map) -> dict[abi.Stat, int]:
+    """The per-CPU counters of `lg_stats`, summed over CPUs."""
+    return {stat: sum(struct.unpack("=Q", v)[0] for v in counters.lookup_percpu(abi.u32(stat))) for stat in abi.Stat}

@@ -23,17 +23,23 @@ def changed(sources: list[tuple[str, str]], changes: dict[Path, str | None] | No
     return [(f, current[f]) for f in sorted(current, key=lambda f: os.fsencode(Path(f).name))]
 
 
-def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    """Temp file, fsync, rename, fsync of the directory: the file is old or new, never half."""
+def write_atomically(path: Path, text: str, mode: int = 0o644, *, exact_mode: bool = False,
+                     durable: bool = True) -> None:
+    """Temp file, fsync, rename, fsync of the directory: the file is old or new, never half.
+    `exact_mode`: `mode` whatever the umask; `durable` False: no fsyncs (still atomic to readers)."""
     tmp = path.with_name(f".{path.name}.lsmguard-tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
+        if exact_mode:
+            os.fchmod(fd, mode)
         os.write(fd, text.encode())
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -156,8 +156,10 @@ class CollectingWriter(journal.JournalWriter):
         super().__init__()
         self.records: list[journal.Record] = []
 
-    def write(self, rec: journal.Record) -> bool:
+    def write(self, rec: journal.Record, weight: tuple[int, int] = journal.NO_EVENTS) -> bool:
         self.records.append(rec)
+        self.events.delivered_own += weight[0]
+        self.events.delivered_repeated += weight[1]
         return True
 
     def flush(self) -> bool:
@@ -181,6 +183,27 @@ def test_flood_is_coalesced_and_every_event_is_accounted_for() -> None:
     assert c.events == 1001 and c.written == 3 and c.coalesced == 999
     represented = sum(int(r.get("LSMGUARD_REPEATS", 0)) or 1 for r in writer.records)
     assert represented == c.events
+    books = pump.books()
+    assert (books.generated, books.journaled, books.coalesced, books.pending) == (1001, 2, 999, 0)
+    assert books.balanced()
+
+
+def test_the_books_balance_while_a_window_is_open_and_losses_are_counted() -> None:
+    clock, writer = FakeClock(), CollectingWriter()
+    pump = EventPump(lambda h, e: ("p", "r"), writer, Coalescer(window=1.0), clock)
+    pump.tick(kernel_lost=0)
+    for _ in range(10):
+        pump.on_event(path_event(b"/tmp/x"))
+    pump.tick(kernel_lost=5)                           # the ring was full five times
+    pump.counts.undescribed += 1                       # as the daemon counts an event it could not describe
+    pump.counts.events += 1
+    books = pump.books(journald_dropped=0)
+    assert (books.generated, books.journaled, books.coalesced, books.pending) == (16, 1, 0, 9)
+    assert books.lost == {"ring_full": 5, "journald_unavailable": 0, "journald_rate_limit": 0, "undescribed": 1}
+    assert books.balanced()
+    clock.now = 2.0
+    pump.tick()
+    assert pump.books().coalesced == 9 and pump.books().pending == 0 and pump.books().balanced()
 
 
 def test_kernel_losses_become_a_record_with_the_count() -> None:

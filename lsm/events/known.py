@@ -1,0 +1,233 @@
+"""What only /proc knows about a process, read once per process rather than once per event.
+
+A process is known by its pid and start time. For each one known, a pidfd in one
+epoll set says when it exits: `reap()`, one system call before each event is
+described, forgets the processes that exited (their pids may be reused) and their
+children's parent (they were reparented). While a process runs, what was read of
+it stays true, except what an exec or a change of cgroup changes: the kernel's
+comm and cgroup id in each event are compared with what was read, and a
+difference reads the process again.
+
+What it does not see: an exec that keeps the comm (the same file name from
+another directory) keeps the executable read before it; an ancestor's uid and
+comm from /proc are as first read (the kernel's ancestors carry their own).
+Where pidfds are refused (a kernel before 5.3, a seccomp filter), nothing is
+kept and every event reads /proc, as before.
+"""
+from __future__ import annotations
+
+import os
+import select
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from lsmguard.events.exe_hash import EXE_HASHES
+from lsmguard.events.untrusted import escape
+
+PROC = "/proc"
+CAPACITY = 512   # processes watched at once (a pidfd each), least recently used forgotten first
+MADE_KEPT = 4096   # contexts and lineages made of known processes, kept until one is forgotten
+_TICKS = os.sysconf("SC_CLK_TCK")
+TICK_NS = 1_000_000_000 // _TICKS
+
+
+@dataclass
+class Known:
+    pid: int
+    start_ns: int      # CLOCK_BOOTTIME at start, tick resolution
+    ppid: int
+    comm: str          # escaped, as /proc and the kernel's events spell it
+    exe: str = ""
+    uid: int = -1      # effective, read for ancestors above the kernel's
+    # read for a process that caused an event
+    detailed: bool = False
+    cmdline: str = ""
+    cgroup: str = ""
+    cgroup_id: int = 0
+    exe_sha256: str = ""
+    kept: bool = False  # watched by a pidfd: forgotten when it exits
+
+
+def read_stat(pid: int) -> tuple[int, int] | None:
+    """(ppid, start time in ns since boot) from /proc/PID/stat."""
+    try:
+        with open(f"{PROC}/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(b")") + 2:].split()   # after "pid (comm) ", comm may hold anything
+    return int(fields[1]), int(fields[19]) * 1_000_000_000 // _TICKS
+
+
+def read_exe(pid: int) -> str:
+    try:
+        return escape(os.fsencode(os.readlink(f"{PROC}/{pid}/exe")))
+    except OSError:
+        return ""
+
+
+def read_comm(pid: int) -> str:
+    try:
+        with open(f"{PROC}/{pid}/comm", "rb") as f:
+            return escape(f.read().rstrip(b"\n"))
+    except OSError:
+        return ""
+
+
+def read_uid(pid: int) -> int:
+    try:
+        with open(f"{PROC}/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[2])   # effective
+    except OSError:
+        pass
+    return -1
+
+
+CMDLINE_MAX = 4096
+
+
+def read_cmdline(pid: int) -> str:
+    try:
+        with open(f"{PROC}/{pid}/cmdline", "rb") as f:
+            raw = f.read(CMDLINE_MAX)
+    except OSError:
+        raw = b""
+    return " ".join(escape(arg) for arg in raw.rstrip(b"\0").split(b"\0")) if raw else ""
+
+
+def read_cgroup(pid: int) -> str:
+    try:
+        with open(f"{PROC}/{pid}/cgroup", "rb") as f:
+            for line in f:
+                if line.startswith(b"0::"):
+                    return escape(line[3:].rstrip(b"\n"))
+    except OSError:
+        pass
+    return ""
+
+
+def same_start(start_ns: int, expected_ns: int) -> bool:
+    """/proc's start times have clock-tick resolution, the kernel's nanoseconds."""
+    return abs(start_ns - expected_ns) <= TICK_NS
+
+
+class KnownProcesses:
+    """Processes read once, watched through pidfds until they exit."""
+
+    def __init__(self, capacity: int = CAPACITY, keep: bool = True) -> None:
+        """`keep`: False reads /proc at every call (the reference behaviour, and the fallback)."""
+        self.capacity = capacity
+        self._by_pid: OrderedDict[int, Known] = OrderedDict()
+        self._fds: dict[int, int] = {}        # pidfd -> pid
+        self._pidfd: dict[int, int] = {}      # pid -> pidfd
+        self._epoll: select.epoll | None = None
+        if keep:
+            try:
+                os.close(os.pidfd_open(os.getpid()))
+                self._epoll = select.epoll()
+            except (OSError, AttributeError):
+                self._epoll = None           # no pidfds: nothing is kept
+        self.reads = 0                        # processes read from /proc (for the benchmark)
+        # grows whenever a process is forgotten: what was made of the known ones holds until then
+        self.generation = 0
+        self.made: dict[Hashable, tuple[int, Any]] = {}   # key -> (generation, what was made of known processes)
+
+    @property
+    def watching(self) -> int:
+        return len(self._by_pid)
+
+    def reap(self) -> None:
+        """Forget the processes that exited since the last call."""
+        if self._epoll is None or not self._fds:
+            return
+        for fd, _ in self._epoll.poll(0):
+            pid = self._fds.get(fd)
+            if pid is not None:
+                self._forget(pid)
+                for child in [k.pid for k in self._by_pid.values() if k.ppid == pid]:
+                    self._forget(child)      # reparented: its ppid is another now
+
+    def get(self, pid: int, comm: str | None = None) -> Known | None:
+        """The process `pid` runs now, or None. `comm`: the kernel's, when known; another than
+        the one read means an exec since, and the process is read again."""
+        known = self._by_pid.get(pid)
+        if known is not None:
+            if comm is None or comm == known.comm:
+                self._by_pid.move_to_end(pid)
+                return known
+            self._forget(pid)
+        return self._read(pid)
+
+    def detail(self, known: Known, cgroup_id: int) -> Known:
+        """Add what an event of its own needs: command line, cgroup, executable's hash; the cgroup
+        is read again when the kernel's id says the process moved."""
+        if not known.detailed:
+            known.cmdline = read_cmdline(known.pid)
+            known.exe_sha256 = EXE_HASHES.of_process(known.pid)
+            known.detailed = True
+            known.cgroup_id = -1
+        if known.cgroup_id != cgroup_id:
+            known.cgroup = read_cgroup(known.pid)
+            known.cgroup_id = cgroup_id
+        return known
+
+    def _read(self, pid: int) -> Known | None:
+        stat = read_stat(pid)
+        if stat is None:
+            return None
+        self.reads += 1
+        known = Known(pid, stat[1], stat[0], read_comm(pid), read_exe(pid), read_uid(pid))
+        if self._epoll is None:
+            return known
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            return known                      # exited meanwhile: described once, not kept
+        again = read_stat(pid)                # the pidfd is of the process read, not of a successor
+        if again is None or again[1] != stat[1]:
+            os.close(fd)
+            return known
+        self._by_pid[pid], self._fds[fd], self._pidfd[pid] = known, pid, fd
+        known.kept = True
+        self._epoll.register(fd, select.EPOLLIN)
+        while len(self._by_pid) > self.capacity:
+            self._forget(next(iter(self._by_pid)))
+        return known
+
+    @property
+    def keeps(self) -> bool:
+        return self._epoll is not None
+
+    def recall(self, key: Hashable) -> Any:
+        """What `remember` kept under `key`, if no process was forgotten since; else None."""
+        kept = self.made.get(key)
+        return kept[1] if kept is not None and kept[0] == self.generation else None
+
+    def remember(self, key: Hashable, value: Any) -> None:
+        """Keep what was made of known processes only (never of one read and not kept)."""
+        if self.keeps:
+            if len(self.made) >= MADE_KEPT:
+                self.made.clear()
+            self.made[key] = (self.generation, value)
+
+    def _forget(self, pid: int) -> None:
+        known = self._by_pid.pop(pid, None)
+        if known is not None:
+            known.kept = False
+            self.generation += 1
+        fd = self._pidfd.pop(pid, None)
+        if fd is not None:
+            self._fds.pop(fd, None)
+            if self._epoll is not None:
+                self._epoll.unregister(fd)
+            os.close(fd)
+
+    def close(self) -> None:
+        for pid in list(self._by_pid):
+            self._forget(pid)
+        if self._epoll is not None:
+            self._epoll.close()

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `make bench-pipeline`'s producer: abi.h path events written into a real ring
+ * buffer from a socket filter, which this host loads and runs with
+ * BPF_PROG_TEST_RUN (it refuses LSM programs). Each run writes one event: a
+ * copy of a template that user space filled (a live or a gone process, a path),
+ * stamped with the time and, for distinct events, a sequence number in the path
+ * (modulo a count of files, for a flood over a set of files).
+ * A record the ring has no room for is counted as the kernel's programs count
+ * it (lg_stats[LG_STAT_EVENTS_LOST]), so the daemon's books can be checked.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "lsmguard/abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define LG_BENCH_TEMPLATES 16
+#define LG_BENCH_NO_STAMP 0xffffffff
+
+/* What user space sets before a run: how many templates to cycle through, where to stamp the path. */
+struct lg_bench_config {
+	__u64 seq;        /* events produced so far: the stamp of the next one */
+	__u32 templates;  /* templates[0, templates) are used in turn */
+	__u32 stamp_at;   /* the path's 8 hex digits start here; LG_BENCH_NO_STAMP: identical events */
+	__u32 distinct;   /* stamp seq modulo this many (a set of files); 0: seq itself */
+	__u32 reserved;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lg_bench_config);
+} lg_bench_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LG_BENCH_TEMPLATES);
+	__type(key, __u32);
+	__type(value, struct lg_path_event);
+} lg_bench_templates SEC(".maps");
+
+/* The same counters and ring as bpf/maps.bpf.h's, under the same names. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LG_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} lg_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} lg_events SEC(".maps");
+
+SEC("socket")
+int lg_bench_produce(struct __sk_buff *skb)
+{
+	__u32 zero = 0, index, at, i;
+	struct lg_bench_config *config = bpf_map_lookup_elem(&lg_bench_config, &zero);
+	struct lg_path_event *event;
+	__u64 seq;
+
+	if (!config || !config->templates)
+		return 0;
+	seq = __sync_fetch_and_add(&config->seq, 1);
+	index = (__u32)(seq % config->templates);
+	event = bpf_map_lookup_elem(&lg_bench_templates, &index);
+	if (!event)
+		return 0;
+	event->hdr.ktime_ns = bpf_ktime_get_ns();
+	at = config->stamp_at;
+	if (at <= LG_PATH_MAX - 8) {
+		__u32 stamp = config->distinct ? (__u32)(seq % config->distinct) : (__u32)seq;
+
+		for (i = 0; i < 8; i++) {
+			__u8 digit = (stamp >> (28 - 4 * i)) & 0xf;
+
+			event->path[at + i] = digit < 10 ? '0' + digit : 'a' + digit - 10;
+		}
+	}
+	if (bpf_ringbuf_output(&lg_events, event, sizeof(*event), 0)) {
+		__u64 *lost;
+		__u32 key = LG_STAT_EVENTS_LOST;
+
+		lost = bpf_map_lookup_elem(&lg_stats, &key);
+		if (lost)
+			*lost += 1;
+	}
+	return 0;
+}
