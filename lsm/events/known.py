@@ -8,9 +8,12 @@ it stays true, except what an exec or a change of cgroup changes: the kernel's
 comm and cgroup id in each event are compared with what was read, and a
 difference reads the process again.
 
-What it does not see: an exec that keeps the comm (the same file name from
-another directory) keeps the executable read before it; an ancestor's uid and
-comm from /proc are as first read (the kernel's ancestors carry their own).
+An exec that keeps the comm (a file of the same name from another directory,
+which an attacker can choose) is seen for the event's own process by the
+identity of its executable (one stat of /proc/PID/exe per event). What it
+does not see: the same for an ancestor, whose executable stays as first read;
+an ancestor's uid and comm from /proc are as first read (the kernel's
+ancestors carry their own).
 Where pidfds are refused (a kernel before 5.3, a seccomp filter), nothing is
 kept and every event reads /proc, as before.
 """
@@ -41,6 +44,7 @@ class Known:
     comm: str          # escaped, as /proc and the kernel's events spell it
     exe: str = ""
     uid: int = -1      # effective, read for ancestors above the kernel's
+    exe_id: tuple[int, int] | None = None   # the executable's device and inode, as first read
     # read for a process that caused an event
     detailed: bool = False
     cmdline: str = ""
@@ -66,6 +70,14 @@ def read_exe(pid: int) -> str:
         return escape(os.fsencode(os.readlink(f"{PROC}/{pid}/exe")))
     except OSError:
         return ""
+
+
+def read_exe_id(pid: int) -> tuple[int, int] | None:
+    try:
+        st = os.stat(f"{PROC}/{pid}/exe")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def read_comm(pid: int) -> str:
@@ -151,12 +163,13 @@ class KnownProcesses:
                 for child in [k.pid for k in self._by_pid.values() if k.ppid == pid]:
                     self._forget(child)      # reparented: its ppid is another now
 
-    def get(self, pid: int, comm: str | None = None) -> Known | None:
+    def get(self, pid: int, comm: str | None = None, same_exe: bool = False) -> Known | None:
         """The process `pid` runs now, or None. `comm`: the kernel's, when known; another than
-        the one read means an exec since, and the process is read again."""
+        the one read means an exec since, and the process is read again. `same_exe`: also make
+        sure its executable is still the one read (an exec may keep the comm)."""
         known = self._by_pid.get(pid)
         if known is not None:
-            if comm is None or comm == known.comm:
+            if (comm is None or comm == known.comm) and (not same_exe or read_exe_id(pid) == known.exe_id):
                 self._by_pid.move_to_end(pid)
                 return known
             self._forget(pid)
@@ -180,7 +193,7 @@ class KnownProcesses:
         if stat is None:
             return None
         self.reads += 1
-        known = Known(pid, stat[1], stat[0], read_comm(pid), read_exe(pid), read_uid(pid))
+        known = Known(pid, stat[1], stat[0], read_comm(pid), read_exe(pid), read_uid(pid), read_exe_id(pid))
         if self._epoll is None:
             return known
         try:

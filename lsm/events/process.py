@@ -187,7 +187,7 @@ def context(tgid: int, ppid: int, event_ktime_ns: int, ancestors: tuple[ProcessI
     kernel's, named at the event (else /proc's, from `ppid`); `cgroup_id`: the kernel's, for a
     process gone before /proc could tell its cgroup; `comm`: the kernel's (escaped), so that a
     process that exec'd since it was read is read again; `processes`: what was read before."""
-    known = processes.get(tgid, comm)
+    known = processes.get(tgid, comm, same_exe=True)
     # /proc's start time has clock-tick resolution: allow one tick.
     current = known is not None and known.start_ns <= boottime_ns_of_monotonic(event_ktime_ns) + TICK_NS
     # made once for a running process, and for a pid /proc does not have (a pid reused since is

@@ -1,8 +1,11 @@
 """Processes read once from /proc, forgotten when they exit: the context of an event is the one
 reading /proc afresh would give."""
 import os
+import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 from lsmguard import abi
 from lsmguard.events import process
@@ -34,15 +37,64 @@ def test_a_process_is_read_once_and_described_as_afresh() -> None:
     known.close()
 
 
+EXEC_ON_REQUEST = """
+import os, sys
+sys.stdout.write("ready\\n")
+sys.stdout.flush()
+target = sys.stdin.readline().strip()
+os.execv(target, [target, "60"])
+"""
+
+
+def exec_on_request() -> subprocess.Popen[str]:
+    """A process that says it is ready, then execs what it is told to."""
+    child = subprocess.Popen([sys.executable, "-c", EXEC_ON_REQUEST], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    return child
+
+
+def exec_now(child: subprocess.Popen[str], target: str) -> None:
+    before = os.readlink(f"/proc/{child.pid}/exe")
+    assert child.stdin is not None
+    child.stdin.write(target + "\n")
+    child.stdin.flush()
+    deadline = time.monotonic() + 30
+    while os.readlink(f"/proc/{child.pid}/exe") == before:
+        assert time.monotonic() < deadline, "the child did not exec"
+        time.sleep(0.01)
+
+
 def test_an_exec_is_seen_by_the_kernels_comm() -> None:
     known = KnownProcesses()
-    child = subprocess.Popen(["sh", "-c", "sleep 0.3; exec sleep 60"])
+    child = exec_on_request()
     try:
-        time.sleep(0.1)
-        before = process.context(child.pid, os.getpid(), now_ns(), processes=known, comm="sh")
-        time.sleep(0.5)
+        comm = Path(f"/proc/{child.pid}/comm").read_text().strip()
+        before = process.context(child.pid, os.getpid(), now_ns(), processes=known, comm=comm)
+        exec_now(child, "/bin/sleep")
         after = process.context(child.pid, os.getpid(), now_ns(), processes=known, comm="sleep")
-        assert before.exe.endswith("sh") and after.exe.endswith("/sleep") and after.cmdline == "sleep 60"
+        assert before.exe == os.path.realpath(sys.executable)
+        assert after.exe.endswith("/sleep") and after.cmdline == "/bin/sleep 60"
+    finally:
+        child.kill()
+        child.wait()
+    known.close()
+
+
+def test_an_exec_that_keeps_the_comm_is_seen_by_the_executable(tmp_path: Path) -> None:
+    """An attacker names its program after the process it replaces: the record must not keep
+    naming the executable that ran before."""
+    known = KnownProcesses()
+    child = exec_on_request()
+    try:
+        comm = Path(f"/proc/{child.pid}/comm").read_text().strip()
+        impostor = tmp_path / comm
+        shutil.copy2("/bin/sleep", impostor)
+        before = process.context(child.pid, os.getpid(), now_ns(), processes=known, comm=comm)
+        exec_now(child, str(impostor))
+        assert Path(f"/proc/{child.pid}/comm").read_text().strip() == comm
+        after = process.context(child.pid, os.getpid(), now_ns(), processes=known, comm=comm)
+        assert before.exe == os.path.realpath(sys.executable) and after.exe == str(impostor)
     finally:
         child.kill()
         child.wait()
