@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from lsmguard.policy.load import read_sources
@@ -27,17 +28,23 @@ def write_atomically(path: Path, text: str, mode: int = 0o644, *, exact_mode: bo
                      durable: bool = True) -> None:
     """Temp file, fsync, rename, fsync of the directory: the file is old or new, never half.
     `exact_mode`: `mode` whatever the umask; `durable` False: no fsyncs (still atomic to readers)."""
-    tmp = path.with_name(f".{path.name}.lsmguard-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    # a new name, made exclusively: a name planted in the directory (a symlink to /etc/shadow,
+    # where another user may write the directory) is never opened through
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.lsmguard-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
-        if exact_mode:
-            os.fchmod(fd, mode)
-        os.write(fd, text.encode())
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            if exact_mode:
+                os.fchmod(fd, mode)
+            os.write(fd, text.encode())
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if durable:
         fsync_dir(path.parent)
 

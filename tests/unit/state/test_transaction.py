@@ -12,7 +12,7 @@ import yaml
 from lsmguard.loader import BpfError
 from lsmguard.policy import load
 from lsmguard.policy.compile import Compiled
-from lsmguard.state import local_rules
+from lsmguard.state import files, local_rules
 from lsmguard.state.in_force import read_in_force
 from lsmguard.state.paths import Paths
 from lsmguard.state.transaction import Edit
@@ -72,10 +72,11 @@ def test_kernel_refusal_leaves_the_files_unchanged(paths: Paths) -> None:
     assert sorted(p.name for p in paths.policy_dir.iterdir()) == ["local.yaml"]
 
 
-def test_file_failure_puts_the_kernel_back(paths: Paths) -> None:
+def test_file_failure_puts_the_kernel_back(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
     applier = RecordingApplier()
     add(paths, applier, deny_exec("/tmp/**"))
-    (paths.policy_dir / ".local.yaml.lsmguard-tmp").mkdir()   # a directory where the temp file must go
+    monkeypatch.setattr(files.secrets, "token_hex", lambda n: "fixed")
+    (paths.policy_dir / ".local.yaml.fixed.lsmguard-tmp").mkdir()   # a name taken where the temp file must go
     with pytest.raises(OSError):
         add(paths, applier, deny_exec("/var/tmp/**"))
     # Applied the new set, then the files' set again.
@@ -127,3 +128,16 @@ def test_an_edit_parses_each_file_once(paths: Paths, monkeypatch: pytest.MonkeyP
         edit.commit(applier, {local: new_text})
     assert sorted(parsed) == ["hand.yaml", "local.yaml", "local.yaml"]
     assert [len(p.rules) for p in applier.applied[-1].policies] == [1, 2]
+
+
+def test_a_name_planted_in_the_directory_is_never_written_through(tmp_path: Path) -> None:
+    """Where another user may write the directory (the node exporter's), a symlink at the
+    temporary name the writer used to take would have made root write through it."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    for name in (".metrics.prom.lsmguard-tmp", "metrics.prom.tmp"):
+        (tmp_path / name).symlink_to(victim)
+    files.write_atomically(tmp_path / "metrics.prom", "new\n")
+    assert victim.read_text() == "precious\n" and (tmp_path / "metrics.prom").read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".metrics.prom.lsmguard-tmp", "metrics.prom",
+                                                          "metrics.prom.tmp", "victim"]   # no temporary left
