@@ -8,6 +8,7 @@ its fixtures are imported, so this module gets its own instances of them.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 import urllib.parse
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from lsmguard.events.coalesce import Coalescer
 from tests.journald import wait_for
 from tests.kernel import test_story as story
 from tests.kernel.daemons import Daemon, Host
@@ -43,6 +45,21 @@ def stamp(when: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
 
 
+def journaled_all(host: Host, after: float, timeout: float = 120) -> None:
+    """Wait until the daemon's books, in a status written after `after` plus a coalescing
+    window, have nothing pending: every event it read is in the journal."""
+    status_file = host.run_dir / "daemon.json"
+    deadline = time.monotonic() + timeout
+    books: dict[str, object] = {}
+    while True:
+        if status_file.stat().st_mtime > after + Coalescer.window:
+            books = json.loads(status_file.read_text())["books"]
+            if books["pending"] == 0:
+                return
+        assert time.monotonic() < deadline, f"the daemon still holds events: {books}"
+        time.sleep(0.2)
+
+
 def put_in_force(host: Host, daemon: Daemon, name: str, text: str) -> Path:
     """As an administrator would: the file in the policy directory, then SIGHUP."""
     file = host.policy_dir / f"{name}.yaml"
@@ -67,7 +84,7 @@ def test_learn_suggest_test_enforce_then_the_injection_is_refused(
     for _ in range(NORMAL_REQUESTS):
         assert normal_request() == ("looking up example.org", 0)     # nothing refused while learning
     wait_for(since, count=1, timeout=60, LSMGUARD_POLICY=LEARNING)
-    time.sleep(3)                  # the daemon's last records: its coalescing window is a second
+    journaled_all(host, time.time())
     recorded = host.lsmguard("audit", "--since", stamp(since - 1), "--policy", LEARNING).stdout
     assert "would-deny" in recorded and "/usr/bin/dash" in recorded, recorded
     until = time.time() + 1
