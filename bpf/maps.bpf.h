@@ -3,7 +3,6 @@
 #ifndef LSMGUARD_MAPS_BPF_H
 #define LSMGUARD_MAPS_BPF_H
 
-#define LG_EVENTS_RINGBUF_BYTES (8 * 1024 * 1024)
 /* Two generations of up to 131072 path entries each, for atomic replacement. */
 #define LG_PATH_ENTRIES_MAX (2 * 131072)
 #define LG_GENERATIONS 2
@@ -101,25 +100,7 @@ struct {
 	__type(value, __u64);
 } lg_rule_hits SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LG_STAT_COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} lg_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, LG_EVENTS_RINGBUF_BYTES);
-} lg_events SEC(".maps");
-
-static __always_inline void lg_stat_inc(__u32 index)
-{
-	__u64 *counter = bpf_map_lookup_elem(&lg_stats, &index);
-
-	if (counter)
-		*counter += 1;
-}
+#include "event_maps.bpf.h"
 
 #define LG_EEXIST 17
 

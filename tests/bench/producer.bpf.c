@@ -12,6 +12,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "lsmguard/abi.h"
+#include "event_maps.bpf.h" /* the same ring and counters as lsmguard's, under the same names */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -41,19 +42,6 @@ struct {
 	__type(value, struct lg_path_event);
 } lg_bench_templates SEC(".maps");
 
-/* The same counters and ring as bpf/maps.bpf.h's, under the same names. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LG_STAT_COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} lg_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 * 1024 * 1024);
-} lg_events SEC(".maps");
-
 SEC("socket")
 int lg_bench_produce(struct __sk_buff *skb)
 {
@@ -80,13 +68,7 @@ int lg_bench_produce(struct __sk_buff *skb)
 			event->path[at + i] = digit < 10 ? '0' + digit : 'a' + digit - 10;
 		}
 	}
-	if (bpf_ringbuf_output(&lg_events, event, sizeof(*event), 0)) {
-		__u64 *lost;
-		__u32 key = LG_STAT_EVENTS_LOST;
-
-		lost = bpf_map_lookup_elem(&lg_stats, &key);
-		if (lost)
-			*lost += 1;
-	}
+	if (bpf_ringbuf_output(&lg_events, event, sizeof(*event), 0))
+		lg_stat_inc(LG_STAT_EVENTS_LOST);
 	return 0;
 }
