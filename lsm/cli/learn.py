@@ -34,6 +34,11 @@ def unit_cgroup(unit: str) -> str:
 
 
 def subject_of(args: argparse.Namespace) -> learning.Subject:
+    # said of the argument, not of the policy file it would have become
+    for flag, values in (("--exe", args.exe or []), ("--cgroup", args.cgroup or [])):
+        for value in values:
+            if not value.startswith("/"):
+                raise UsageError(f"{flag} {value}: give an absolute path (it starts with /)")
     cgroups = [c.rstrip("/") or "/" for c in args.cgroup or []] + [unit_cgroup(u) for u in args.unit or []]
     return learning.Subject(executables=tuple(args.exe or []), cgroups=tuple(cgroups))
 

@@ -325,6 +325,10 @@ def test_learn_refuses_bad_requests_without_a_traceback(paths: Paths) -> None:
                               env=env)
 
     assert "needs a subject" in run().stderr
+    relative = run("--exe", "sbin/nginx")
+    assert relative.returncode == 2 and "--exe sbin/nginx: give an absolute path" in relative.stderr
+    assert ".yaml" not in relative.stderr                   # no file that was never written
+    assert "--cgroup system.slice: give an absolute path" in run("--cgroup", "system.slice").stderr
     assert "choose among" in run("--exe", "/usr/sbin/nginx", "--operations", "exec,fly").stderr
     assert "no policy learn-x" in run("--stop", "learn-x").stderr
     (paths.policy_dir / "hand.yaml").write_text(
