@@ -7,7 +7,7 @@
 #ifndef LSMGUARD_EVENT_MAPS_BPF_H
 #define LSMGUARD_EVENT_MAPS_BPF_H
 
-#define LG_EVENTS_RINGBUF_BYTES (8 * 1024 * 1024)
+#define LG_EVENTS_RINGBUF_BYTES (16 * 1024 * 1024)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -27,6 +27,16 @@ static __always_inline void lg_stat_inc(__u32 index)
 
 	if (counter)
 		*counter += 1;
+}
+
+/* The bytes of its path a path event's record carries (abi.h: the size class of a path `len` long). */
+static __always_inline __u32 lg_path_event_room(__u32 len)
+{
+	if (len <= LG_PATH_EVENT_SHORT)
+		return LG_PATH_EVENT_SHORT;
+	if (len <= LG_PATH_EVENT_MEDIUM)
+		return LG_PATH_EVENT_MEDIUM;
+	return len <= LG_PATH_EVENT_LONG ? LG_PATH_EVENT_LONG : LG_PATH_MAX;
 }
 
 #endif /* LSMGUARD_EVENT_MAPS_BPF_H */

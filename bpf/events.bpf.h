@@ -57,32 +57,70 @@ static __always_inline __u64 lg_event_source(__u32 policy_id, __u32 rule_id)
 	return (__u64)rule_id << 32 | policy_id;
 }
 
-/*
- * A path event. Not inlined: a decision reports up to twice, and each copy
- * would add to what the verifier walks and to the decision's stack. Its
- * arguments packed, as a BPF call takes five: op, decision and generation in
- * `what`; the policy and rule in `source`.
- */
-static __noinline void lg_emit_path_event_packed(__u64 what, __u64 source, const struct lg_path *path, __u32 mode,
-						 __u64 writer)
-{
-	struct lg_path_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
+#define LG_PATH_EVENT_HEAD __builtin_offsetof(struct lg_path_event, path)
 
-	if (!ev) {
-		lg_stat_inc(LG_STAT_EVENTS_LOST);
-		return;
-	}
+/* Everything of a path event but its path and writer. */
+static __always_inline void lg_fill_path_event(struct lg_path_event *ev, __u64 what, __u64 source,
+					       const struct lg_path *path, __u32 mode, __u32 len)
+{
 	lg_fill_header(&ev->hdr, LG_OBJECT_PATH, what & 0xff, (what >> 8) & 0xff, (what >> 16) & 1, (__u32)source,
 		       source >> 32, path->flags);
 	ev->mode = mode;
 	ev->name = path->kind;
 	ev->dev = path->dev;
 	ev->ino = path->ino;
-	/* one helper call, no branch: from address 0 (no mark) it fills zeros */
+	ev->path_len = len;
+}
+
+/* A record of the path's size class `room` (a constant: the reservation's size). */
+static __always_inline void lg_emit_path_event_sized(__u64 what, __u64 source, const struct lg_path *path,
+						     __u32 mode, __u32 len, const __u32 room)
+{
+	struct lg_path_event *ev = bpf_ringbuf_reserve(&lg_events, LG_PATH_EVENT_HEAD + room, 0);
+
+	if (!ev) {
+		lg_stat_inc(LG_STAT_EVENTS_LOST);
+		return;
+	}
+	lg_fill_path_event(ev, what, source, path, mode, len);
+	if (len > room)
+		len = room; /* never so where called: the verifier's bound */
+	bpf_probe_read_kernel(ev->path, len, &path->buf->data[path->start & LG_PATH_MASK]);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/*
+ * A path event, as long as its path needs (abi.h). Not inlined: a decision
+ * reports up to twice, and each copy would add to what the verifier walks
+ * and to the decision's stack. Its arguments packed, as a BPF call takes
+ * five: op, decision and generation in `what`; the policy and rule in
+ * `source`.
+ */
+static __noinline void lg_emit_path_event_packed(__u64 what, __u64 source, const struct lg_path *path, __u32 mode,
+						 __u64 writer)
+{
+	__u32 len = path->len & LG_PATH_MASK;
+	struct lg_path_event *ev;
+
+	if (!writer) {
+		if (len <= LG_PATH_EVENT_SHORT)
+			lg_emit_path_event_sized(what, source, path, mode, len, LG_PATH_EVENT_SHORT);
+		else if (len <= LG_PATH_EVENT_MEDIUM)
+			lg_emit_path_event_sized(what, source, path, mode, len, LG_PATH_EVENT_MEDIUM);
+		else if (len <= LG_PATH_EVENT_LONG)
+			lg_emit_path_event_sized(what, source, path, mode, len, LG_PATH_EVENT_LONG);
+		else
+			lg_emit_path_event_sized(what, source, path, mode, len, LG_PATH_MAX);
+		return;
+	}
+	ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
+	if (!ev) {
+		lg_stat_inc(LG_STAT_EVENTS_LOST);
+		return;
+	}
+	lg_fill_path_event(ev, what, source, path, mode, len);
 	bpf_probe_read_kernel(&ev->writer, sizeof(ev->writer), (const void *)writer);
-	ev->path_len = path->len & LG_PATH_MASK;
-	bpf_probe_read_kernel(ev->path, ev->path_len,
-			      &path->buf->data[path->start & LG_PATH_MASK]);
+	bpf_probe_read_kernel(ev->path, len, &path->buf->data[path->start & LG_PATH_MASK]);
 	bpf_ringbuf_submit(ev, 0);
 }
 

@@ -283,6 +283,26 @@ def _cast(ctype: str, data: bytes) -> ffi.CData:
     return ffi.cast(f"{ctype} *", ffi.from_buffer(data))
 
 
+PATH_EVENT_SIZE = ffi.sizeof("struct lg_path_event")
+PATH_EVENT_HEAD = ffi.offsetof("struct lg_path_event", "path")
+
+
+def path_event_room(length: int) -> int:
+    """The bytes of its path a path event's record carries: its size class (abi.h)."""
+    for room in (lib.LG_PATH_EVENT_SHORT, lib.LG_PATH_EVENT_MEDIUM, lib.LG_PATH_EVENT_LONG):
+        if length <= room:
+            return int(room)
+    return PATH_MAX
+
+
+def _whole_path_event(data: bytes) -> bytes:
+    """A path event's record is as long as its path needs (abi.h): what it leaves out of the
+    struct (the rest of the path, the writer) reads as zeros."""
+    if len(data) < PATH_EVENT_HEAD:
+        raise ValueError(f"path event of {len(data)} bytes is shorter than its fields ({PATH_EVENT_HEAD})")
+    return data if len(data) >= PATH_EVENT_SIZE else bytes(data) + bytes(PATH_EVENT_SIZE - len(data))
+
+
 class HostPaths(Protocol):
     def host_path(self, dev: int, path: str) -> str | None: ...
 
@@ -298,8 +318,11 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
     if hdr.op not in _OPS:
         raise ValueError(f"event with unknown operation {hdr.op}")
     if hdr.object == ObjectKind.PATH:
-        ev = _cast("struct lg_path_event", data)
+        whole = _whole_path_event(data)     # referenced until the end: `ev` points into it
+        ev = _cast("struct lg_path_event", whole)
         length = min(ev.path_len, PATH_MAX)
+        if length > len(data) - PATH_EVENT_HEAD:
+            raise ValueError(f"path event of {len(data)} bytes ends before its {length}-byte path")
         w = ev.writer
         writer = Writer(w.written_ns, w.writer_start_ns, w.writer_tgid, w.writer_ppid, w.writer_uid,
                         ffi.string(w.writer_comm), ffi.string(w.writer_exe), ffi.string(w.writer_cwd),

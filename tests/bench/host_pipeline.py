@@ -68,7 +68,7 @@ spec:
 PROCESSES = 4                 # live (and gone) processes whose events the templates carry
 TEMPLATES = 16                # LG_BENCH_TEMPLATES in producer.bpf.c
 NO_STAMP = 0xFFFFFFFF
-BATCH = 1024                  # events produced per closed-loop round: well within the ring (1,718 fit)
+BATCH = 1024                  # events produced per closed-loop round: well within the ring (>3,000 fit, whole)
 PEER_STAMP = "zzzzzzzz"       # where the C sender puts each record's number (8 hex digits, as the producer)
 PACKET = bytes(64)            # what the socket filter runs on: anything an Ethernet header long
 CONFIG = struct.Struct("=QIIII")   # struct lg_bench_config: seq, templates, stamp_at, distinct, reserved

@@ -68,7 +68,9 @@ int lg_bench_produce(struct __sk_buff *skb)
 			event->path[at + i] = digit < 10 ? '0' + digit : 'a' + digit - 10;
 		}
 	}
-	if (bpf_ringbuf_output(&lg_events, event, sizeof(*event), 0))
+	/* as long as its path needs, as the kernel's events are (abi.h) */
+	if (bpf_ringbuf_output(&lg_events, event,
+			       __builtin_offsetof(struct lg_path_event, path) + lg_path_event_room(event->path_len), 0))
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 	return 0;
 }

@@ -42,6 +42,33 @@ def test_path_length_is_clamped_to_the_buffer() -> None:
     assert len(abi.decode_event(bytes(record)).path) == abi.PATH_MAX
 
 
+@pytest.mark.parametrize("room", [lib.LG_PATH_EVENT_SHORT, lib.LG_PATH_EVENT_MEDIUM, lib.LG_PATH_EVENT_LONG])
+def test_a_record_as_long_as_its_path_decodes_as_the_whole_struct(room: int) -> None:
+    """The kernel writes a path event without a writer up to its path's size class (abi.h)."""
+    path = b"/etc/" + b"x" * (room - 5)
+    whole = make_record(path)
+    event = abi.decode_event(whole[:abi.PATH_EVENT_HEAD + room])
+    assert (event.path, event.mode, event.writer, event.header.tgid) == (path, 0o600, None, 40)
+    assert abi.decode_event(whole) == event
+
+
+def test_a_record_that_ends_before_its_path_is_rejected() -> None:
+    record = make_record(b"/etc/shadow")[:abi.PATH_EVENT_HEAD + 4]
+    with pytest.raises(ValueError, match="ends before its 11-byte path"):
+        abi.decode_event(record)
+    with pytest.raises(ValueError, match="shorter than its fields"):
+        abi.decode_event(record[:abi.PATH_EVENT_HEAD - 1])
+
+
+def test_a_record_with_a_writer_is_the_whole_struct() -> None:
+    ev = ffi.from_buffer("struct lg_path_event *", bytearray(make_record(b"/tmp/x")))
+    ev.writer.written_ns = 5
+    ev.writer.writer_tgid = 77
+    ev.writer.writer_exe = b"/usr/bin/cp"
+    event = abi.decode_event(bytes(ffi.buffer(ev)))
+    assert event.writer is not None and (event.writer.tgid, event.writer.exe) == (77, b"/usr/bin/cp")
+
+
 @pytest.mark.parametrize("record", [b"", b"\0" * 10])
 def test_short_records_are_rejected(record: bytes) -> None:
     with pytest.raises(ValueError, match="shorter than its header"):

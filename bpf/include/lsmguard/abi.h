@@ -340,6 +340,17 @@ struct lg_file_mark {
 	char writer_cwd[LG_WRITER_PATH_MAX];
 };
 
+/*
+ * A path event's record is as long as its path needs: the fields up to
+ * `path`, then LG_PATH_EVENT_SHORT, _MEDIUM, _LONG or LG_PATH_MAX bytes of
+ * it (a reservation's size is a constant), and no writer. Only an event with
+ * a writer (drift) is the whole struct. Readers treat what a record leaves
+ * out as zeros.
+ */
+#define LG_PATH_EVENT_SHORT 64
+#define LG_PATH_EVENT_MEDIUM 256
+#define LG_PATH_EVENT_LONG 1024
+
 /* An event whose object is a path (exec, open, chmod, ...). */
 struct lg_path_event {
 	struct lg_event_header hdr;
@@ -348,8 +359,8 @@ struct lg_path_event {
 	__u32 name;       /* enum lg_name: what `path` is */
 	__u32 dev;        /* LG_NAME_FILE: the file system's device (the kernel's encoding) */
 	__u64 ino;        /* the file's inode number; 0: a name not yet made */
-	struct lg_file_mark writer; /* exec and mmap of a file changed after a drift baseline; else zero */
 	char path[LG_PATH_MAX];
+	struct lg_file_mark writer; /* exec and mmap of a file changed after a drift baseline; else zero */
 };
 
 /* An event whose object is an inet address: the peer of a connect, the local one of a bind or listen. */
