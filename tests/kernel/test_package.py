@@ -76,8 +76,10 @@ def test_unit_execstart_with_its_capabilities_enforces_and_journals(unpacked: Pa
     # strace runs inside the confinement and counts the daemon's system calls (-c), for the filter check.
     trace = tmp_path / "syscalls.txt"
     since = time.time()
+    # strace -f stops the daemon at each of its system calls: under emulation and a loaded host its
+    # start took up to 240 s where it takes 95 s on an idle one (the deadline only ends a hang)
     daemon = start_daemon([*confine, "--", "strace", "-f", "-c", "-o", str(trace),
-                           str(unpacked / program.lstrip("/")), *arguments], env, tmp_path)
+                           str(unpacked / program.lstrip("/")), *arguments], env, tmp_path, ready_timeout=900)
     daemon_pid = int((tmp_path / "run" / "daemon.pid").read_text())
     try:
         caps = capabilities(daemon.process.pid)
