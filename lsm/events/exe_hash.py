@@ -24,14 +24,17 @@ class ExeHashes:
         self._entries = entries
         self.computed = 0   # hashes computed, not served from the cache
 
-    def of_file(self, path: str) -> str:
-        """The hex SHA-256 of the file `path` opens, or "" (unreadable, or too large)."""
+    def of_file(self, path: str, identity: tuple[int, int] | None = None) -> str:
+        """The hex SHA-256 of the file `path` opens, or "" (unreadable, too large, or not the
+        file of device and inode `identity` when given)."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
         except OSError:
             return ""
         try:
             st = os.fstat(fd)
+            if identity is not None and (st.st_dev, st.st_ino) != identity:
+                return ""
             version = (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
             if version in self._cache:
                 self._cache.move_to_end(version)

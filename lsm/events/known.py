@@ -45,6 +45,7 @@ class Known:
     exe: str = ""
     uid: int = -1      # effective, read for ancestors above the kernel's
     exe_id: tuple[int, int] | None = None   # the executable's device and inode, as first read
+    exe_raw: bytes = b""   # its path as the kernel gave it (`exe` is escaped for records)
     # read for a process that caused an event
     detailed: bool = False
     cmdline: str = ""
@@ -65,11 +66,11 @@ def read_stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[19]) * 1_000_000_000 // _TICKS
 
 
-def read_exe(pid: int) -> str:
+def read_exe(pid: int) -> bytes:
     try:
-        return escape(os.fsencode(os.readlink(f"{PROC}/{pid}/exe")))
+        return os.fsencode(os.readlink(f"{PROC}/{pid}/exe"))
     except OSError:
-        return ""
+        return b""
 
 
 def read_exe_id(pid: int) -> tuple[int, int] | None:
@@ -180,7 +181,10 @@ class KnownProcesses:
         is read again when the kernel's id says the process moved."""
         if not known.detailed:
             known.cmdline = read_cmdline(known.pid)
-            known.exe_sha256 = EXE_HASHES.of_process(known.pid)
+            # the same file as `exe`, even when the process has exited since it was read: a record
+            # that names an executable has its hash
+            known.exe_sha256 = EXE_HASHES.of_process(known.pid) or (
+                EXE_HASHES.of_file(os.fsdecode(known.exe_raw), known.exe_id) if known.exe_raw else "")
             known.detailed = True
             known.cgroup_id = -1
         if known.cgroup_id != cgroup_id:
@@ -193,7 +197,9 @@ class KnownProcesses:
         if stat is None:
             return None
         self.reads += 1
-        known = Known(pid, stat[1], stat[0], read_comm(pid), read_exe(pid), read_uid(pid), read_exe_id(pid))
+        exe = read_exe(pid)
+        known = Known(pid, stat[1], stat[0], read_comm(pid), escape(exe) if exe else "", read_uid(pid),
+                      read_exe_id(pid), exe)
         if self._epoll is None:
             return known
         try:

@@ -1,5 +1,6 @@
 """Processes read once from /proc, forgotten when they exit: the context of an event is the one
 reading /proc afresh would give."""
+import hashlib
 import os
 import shutil
 import subprocess
@@ -130,4 +131,21 @@ def test_a_pid_reused_is_not_the_process_known() -> None:
     finally:
         child.kill()
         child.wait()
+    known.close()
+
+
+def test_a_process_gone_before_its_detail_still_has_its_executables_hash() -> None:
+    """A record that names an executable has its hash, even when the process exited between
+    being read and its event being described (the story's shell did, in the lab)."""
+    known = KnownProcesses()
+    child = exec_on_request()
+    try:
+        read = known.get(child.pid)
+        assert read is not None and read.exe == os.path.realpath(sys.executable)
+    finally:
+        child.kill()
+        child.wait()
+    detailed = known.detail(read, 0)
+    expected = hashlib.sha256(Path(os.path.realpath(sys.executable)).read_bytes()).hexdigest()
+    assert detailed.exe_sha256 == expected
     known.close()
