@@ -254,10 +254,17 @@ _NAME_KINDS = frozenset(NameKind)
 
 def _header(raw: ffi.CData) -> EventHeader:
     return EventHeader(
-        ktime_ns=raw.ktime_ns, cgroup_id=raw.cgroup_id, op=Op(raw.op), decision=Decision(raw.decision),
+        ktime_ns=raw.ktime_ns, cgroup_id=raw.cgroup_id, op=_op(raw.op), decision=_decision(raw.decision),
         policy_id=raw.policy_id, rule_id=raw.rule_id, pid=raw.pid, tgid=raw.tgid, ppid=raw.ppid,
-        uid=raw.uid, gid=raw.gid, flags=PathFlag(raw.flags), comm=ffi.string(raw.comm),
+        uid=raw.uid, gid=raw.gid, flags=_path_flags(raw.flags), comm=ffi.string(raw.comm),
         generation=raw.generation, ancestors=_ancestors(raw.ancestors))
+
+
+# Every event's header names its enums: looked up once per value (an enum's call costs
+# microseconds), raising ValueError as the enum does for a value it does not have.
+_op = functools.lru_cache(maxsize=None)(Op)
+_decision = functools.lru_cache(maxsize=None)(Decision)
+_path_flags = functools.lru_cache(maxsize=256)(PathFlag)
 
 
 def _ancestors(raw: ffi.CData) -> tuple[ProcessId, ...]:
@@ -295,12 +302,14 @@ def path_event_room(length: int) -> int:
     return PATH_MAX
 
 
-def _whole_path_event(data: bytes) -> bytes:
-    """A path event's record is as long as its path needs (abi.h): what it leaves out of the
-    struct (the rest of the path, the writer) reads as zeros."""
+def _path_event(data: bytes) -> ffi.CData:
+    """A path event's record is as long as its path needs (abi.h): its fields up to the path are
+    all there, and the writer only in a record of the whole struct. The pointer reads past the
+    record for neither: the caller reads the path up to the record's end, and the writer of a
+    whole one only."""
     if len(data) < PATH_EVENT_HEAD:
         raise ValueError(f"path event of {len(data)} bytes is shorter than its fields ({PATH_EVENT_HEAD})")
-    return data if len(data) >= PATH_EVENT_SIZE else bytes(data) + bytes(PATH_EVENT_SIZE - len(data))
+    return ffi.cast("struct lg_path_event *", ffi.from_buffer(data))
 
 
 class HostPaths(Protocol):
@@ -318,8 +327,7 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
     if hdr.op not in _OPS:
         raise ValueError(f"event with unknown operation {hdr.op}")
     if hdr.object == ObjectKind.PATH:
-        whole = _whole_path_event(data)     # referenced until the end: `ev` points into it
-        ev = _cast("struct lg_path_event", whole)
+        ev = _path_event(data)     # `data` is referenced until the end: `ev` points into it
         length = min(ev.path_len, PATH_MAX)
         if length > len(data) - PATH_EVENT_HEAD:
             raise ValueError(f"path event of {len(data)} bytes ends before its {length}-byte path")
@@ -327,7 +335,8 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
         writer = Writer(w.written_ns, w.writer_start_ns, w.writer_tgid, w.writer_ppid, w.writer_uid,
                         ffi.string(w.writer_comm), ffi.string(w.writer_exe), ffi.string(w.writer_cwd),
                         bool(w.flags & lib.LG_WRITER_EXE_PARTIAL),
-                        bool(w.flags & lib.LG_WRITER_CWD_PARTIAL)) if w.written_ns else None
+                        bool(w.flags & lib.LG_WRITER_CWD_PARTIAL)) \
+            if len(data) >= PATH_EVENT_SIZE and w.written_ns else None
         raw = bytes(ffi.buffer(ev.path, length))
         kind = NameKind(ev.name) if ev.name in _NAME_KINDS else NameKind.PATH
         if kind is not NameKind.FILE:

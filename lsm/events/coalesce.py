@@ -43,10 +43,15 @@ class Coalescer:
         return out
 
     def expire(self, now: float) -> list[Record]:
-        """Close windows older than `window`: their repeat records."""
+        """Close windows older than `window`: their repeat records. Windows are kept in the order
+        they opened (one that reopens moves to the end), so the expired ones come first: this
+        costs what expires, not what is open."""
         out: list[Record] = []
-        for key in [k for k, w in self._open.items() if now - w.opened >= self.window]:
-            out += self._close(self._open.pop(key))
+        while self._open:
+            oldest = next(iter(self._open.values()))
+            if now - oldest.opened < self.window:
+                break
+            out += self._close(self._open.popitem(last=False)[1])
         return out
 
     def pending(self) -> int:

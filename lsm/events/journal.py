@@ -57,26 +57,42 @@ Record = dict[str, str]
 def serialise(rec: Record) -> bytes:
     """journald's native protocol: NAME=value lines; a value with a newline is
     length-prefixed, so no value can end a field or start another."""
+    global _lines_bytes
     out = []
-    for name, value in rec.items():
-        prefix = _NAMES.get(name)
-        if prefix is None:
-            if not _FIELD_NAME.fullmatch(name):
-                raise ValueError(f"invalid journal field name {name!r}")
-            prefix = name.encode()
-            if len(_NAMES) < _NAMES_KEPT:
-                _NAMES[name] = prefix
-        data = value.encode("utf-8", "surrogateescape")
-        if b"\n" in data:
-            out.append(prefix + b"\n" + struct.pack("<Q", len(data)) + data + b"\n")
-        else:
-            out.append(prefix + b"=" + data + b"\n")
+    for item in rec.items():
+        line = _LINES.get(item)
+        if line is None:
+            line = _line(*item)
+            if item[0] != "MESSAGE":          # never the same twice
+                if _lines_bytes + len(line) > _LINES_KEPT_BYTES:
+                    _LINES.clear()
+                    _lines_bytes = 0
+                _LINES[item] = line
+                _lines_bytes += len(line)
+        out.append(line)
     return b"".join(out)
 
 
+def _line(name: str, value: str) -> bytes:
+    if name not in _VALID_NAMES:
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"invalid journal field name {name!r}")
+        if len(_VALID_NAMES) < _VALID_NAMES_KEPT:
+            _VALID_NAMES.add(name)
+    data = value.encode("utf-8", "surrogateescape")
+    if b"\n" in data:
+        return name.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+    return name.encode() + b"=" + data + b"\n"
+
+
 # Field names checked once: records use a few dozen names again and again.
-_NAMES: dict[str, bytes] = {}
-_NAMES_KEPT = 1024
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_KEPT = 1024
+
+# Fields made once: records repeat most of theirs (a process's context, a rule's names).
+_LINES: dict[tuple[str, str], bytes] = {}
+_LINES_KEPT_BYTES = 1 << 20   # bounded: a flood of distinct paths clears it, never grows it
+_lines_bytes = 0
 
 
 SEND_TIMEOUT_S = 1.0   # journald busy: wait this long for room in its queue, then buffer
@@ -119,7 +135,7 @@ def _send_memfd(sock: socket.socket, data: bytes, path: str) -> None:
 def record(message: str, message_id: uuid.UUID, priority: int, **fields: object) -> Record:
     out = {"MESSAGE": message, "MESSAGE_ID": message_id.hex, "PRIORITY": str(priority),
            "SYSLOG_IDENTIFIER": IDENTIFIER}
-    out.update((name, str(value)) for name, value in fields.items())
+    out.update({name: value if type(value) is str else str(value) for name, value in fields.items()})
     return out
 
 

@@ -44,6 +44,7 @@ from lsmguard.events.journal import MessageId
 from lsmguard.kernel.engine import event_reader, stat_totals
 from lsmguard.kernel.mounts import HOST_MOUNTS
 from lsmguard.loader import BpfObject, Map, RingBuffer
+from lsmguard.loader.maps import map_info
 from lsmguard.state.paths import Paths
 from lsmguard.state.policy_set import prepare
 from tests.journald import Journald, journald_session, read
@@ -72,6 +73,8 @@ BATCH = 1024                  # events produced per closed-loop round: well with
 PEER_STAMP = "zzzzzzzz"       # where the C sender puts each record's number (8 hex digits, as the producer)
 PACKET = bytes(64)            # what the socket filter runs on: anything an Ethernet header long
 CONFIG = struct.Struct("=QIIII")   # struct lg_bench_config: seq, templates, stamp_at, distinct, reserved
+TYPICAL_PATH = b"/srv/lsmguard-bench/capacity/file-000000"   # the issue's typical event: a 40-byte path
+WATCHDOG_S = 60               # packaging/lsmguard.service's WatchdogSec
 
 
 class BenchError(Exception):
@@ -211,6 +214,23 @@ class Producer:
         self.obj.close()
 
 
+def ring_capacity(pid: int, cgroup_id: int) -> dict[str, int]:
+    """How many typical events the ring holds when nobody reads it: a producer of its own (its own
+    ring, as large as the daemon's) writes until the kernel counts the first loss."""
+    producer = Producer()
+    try:
+        event = template(pid, os.getppid(), b"sleep", TYPICAL_PATH, cgroup_id)
+        producer.set([event], NO_STAMP)
+        size = map_info(producer.ring.fd).max_entries
+        record = abi.PATH_EVENT_HEAD + abi.path_event_room(len(TYPICAL_PATH))
+        tries = 2 * size // record     # more than it can hold: the rest is counted lost
+        producer.run(tries)
+        return {"ring_bytes": size, "path_bytes": len(TYPICAL_PATH), "record_bytes": record,
+                "held": tries - producer.lost()}
+    finally:
+        producer.close()
+
+
 # -- the daemon's event path -------------------------------------------------------------
 
 class Pipeline:
@@ -228,6 +248,8 @@ class Pipeline:
         self.daemon.pump.tick(producer.lost())   # the baseline, as a daemon's first tick: nothing lost yet
         self.next_status = 0.0
         self.peak_rss_mib = 0.0   # sampled as the daemon writes its status, and when a run ends
+        self.peak_own_mib = 0.0   # the same, anonymous memory only (the daemon's own, without the ring)
+        self.longest_loop_s = 0.0   # the longest of the loop's rounds (poll and tick): the watchdog's
 
     def read(self, how: Callable[[], int]) -> int:
         """One batch, as the daemon's loop reads one."""
@@ -241,7 +263,12 @@ class Pipeline:
         if now >= self.next_status:
             self.daemon.write_status(self.reader)
             self.next_status = now + STATUS_EVERY_S
-            self.peak_rss_mib = max(self.peak_rss_mib, rss_mib())
+            self.sample_memory()
+
+    def sample_memory(self) -> None:
+        m = memory()
+        self.peak_rss_mib = max(self.peak_rss_mib, m["rss"])
+        self.peak_own_mib = max(self.peak_own_mib, m["own"])
 
     def closed_loop(self, count: int) -> float:
         """Produce `count` events in rounds the ring holds, each read through the daemon's path
@@ -278,8 +305,10 @@ class Pipeline:
         thread = threading.Thread(target=produce)
         thread.start()
         while not done.is_set():
+            round_started = time.monotonic()
             self.read(lambda: self.reader.poll(POLL_MS))
             self.tick()
+            self.longest_loop_s = max(self.longest_loop_s, time.monotonic() - round_started)
         thread.join()
         self.reader.drain()
         self.finish()
@@ -290,7 +319,7 @@ class Pipeline:
         self.daemon.pump.tick(self.producer.lost())
         self.daemon.pump.drain()
         self.daemon.write_status(self.reader)
-        self.peak_rss_mib = max(self.peak_rss_mib, rss_mib())
+        self.sample_memory()
 
     def counts(self) -> dict[str, int]:
         c = self.daemon.pump.counts
@@ -309,8 +338,28 @@ def cpu_s() -> float:
 
 
 def rss_mib() -> float:
+    return memory()["rss"]
+
+
+def memory() -> dict[str, float]:
+    """This process's resident memory, MiB: all of it, its own (anonymous), and the event ring's
+    mapping. The ring's pages are the kernel's, allocated when the map was made and mapped twice
+    (its data follows itself, so a record that wraps reads as one): RSS counts them twice."""
     status = Path("/proc/self/status").read_text()
-    return round(int(status.split("VmRSS:")[1].split()[0]) / 1024, 1)
+
+    def kib(name: str) -> int:
+        return int(status.split(f"{name}:")[1].split()[0])
+
+    ring = 0
+    mapping = ""
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and not head[0].endswith(":"):
+            mapping = head[-1] if len(head) >= 6 else ""
+        elif head and head[0] == "Rss:" and mapping == "anon_inode:bpf-map":
+            ring += int(head[1])
+    return {"rss": round(kib("VmRSS") / 1024, 1), "own": round(kib("RssAnon") / 1024, 1),
+            "ring_mapped": round(ring / 1024, 1)}
 
 
 def account(since: float, prefix: str) -> tuple[int, int, int]:
@@ -374,6 +423,7 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
     profiler = cProfile.Profile() if profile else None
     try:
         with processes(PROCESSES) as (live, gone):
+            result["ring_capacity"] = ring_capacity(live[0].pid, cgroup_id)
             def templates(pids: list[int], kind: str, stamped: bool = True) -> tuple[list[bytes], int]:
                 path = f"{PREFIX}/{kind}/file-00000000".encode()
                 return ([template(pid, me, b"sleep", path, cgroup_id) for pid in pids],
@@ -431,6 +481,9 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
                 s.cpu_us_per_event = round(cpu / max(1, s.daemon["events"]) * 1e6, 1)   # per event read
                 scenarios.append(s)
                 result["flood_peak_rss_mib"] = pipeline.peak_rss_mib
+                result["flood_peak_own_mib"] = pipeline.peak_own_mib
+                result["flood_memory"] = memory()
+                result["flood_longest_loop_s"] = round(pipeline.longest_loop_s, 3)
 
             # the record journald's peer copies: the first of the alive scenario's
             ts, stamp_at = templates([p.pid for p in live], "alive")
@@ -478,9 +531,18 @@ def report(result: dict[str, object]) -> list[str]:
                  f"({peer['records']:,} records of {peer['record_bytes']} bytes, {peer['fields']} fields)")  # type: ignore[index]
     ratio = scenarios["alive"].events_per_s / peer["records_per_s"]  # type: ignore[index]
     result["ratio"] = round(ratio, 3)
+    ring_mib = result["ring_capacity"]["ring_bytes"] >> 20  # type: ignore[index]
     if "flood_peak_rss_mib" in result:
-        lines.append(f"RSS during the flood (peak, sampled every {STATUS_EVERY_S:.0f} s): "
-                     f"{result['flood_peak_rss_mib']} MiB")
+        ring = result["flood_memory"]["ring_mapped"]  # type: ignore[index]
+        lines.append(f"memory during the flood (peak, sampled every {STATUS_EVERY_S:.0f} s): RSS "
+                     f"{result['flood_peak_rss_mib']} MiB, of which the daemon's own (anonymous) "
+                     f"{result['flood_peak_own_mib']} MiB and the ring's mapping {ring} MiB "
+                     f"(its {ring_mib} MiB of kernel memory, mapped twice)")
+        lines.append(f"watchdog: the loop's longest round in the flood took {result['flood_longest_loop_s']:.3f} s "
+                     f"(the unit's WatchdogSec={WATCHDOG_S} s; the daemon feeds it every {WATCHDOG_S / 2:.0f} s)")
+    c = result["ring_capacity"]
+    lines.append(f"ring buffer: {ring_mib} MiB holds {c['held']:,} events of a {c['path_bytes']}-byte path "  # type: ignore[index]
+                 f"({c['record_bytes']} bytes a record; filled until the first loss)")  # type: ignore[index]
     books = result["status"]["books"]  # type: ignore[index]
     lines.append(f"daemon books: generated {books['generated']:,} = journaled {books['journaled']:,} + coalesced "
                  f"{books['coalesced']:,} + pending {books['pending']:,} + lost {sum(books['lost'].values()):,} "
@@ -519,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         pstats.Stats(str(args.profile)).sort_stats("cumulative").print_stats(25)
     balanced = all(s.balanced for s in result["scenarios"]) and result["books_match_journal"]  # type: ignore[attr-defined]
-    return 0 if balanced else 1
+    watchdog_fed = float(result.get("flood_longest_loop_s", 0.0)) < WATCHDOG_S / 2  # type: ignore[arg-type]
+    return 0 if balanced and watchdog_fed else 1
 
 
 if __name__ == "__main__":

@@ -30,3 +30,7 @@ def test_the_pipeline_bench_runs_and_its_books_balance(journald: Journald, tmp_p
     assert scenarios["repeats"]["journaled"] <= 3                                  # one a second, at most
     assert result["journald"]["records"] == scenarios["alive"]["generated"]
     assert 'lsmguard_events_total{decision="deny",operation="open"}' in result["metrics"]
+    # the ring's capacity is measured (filled until the kernel counts a loss), not computed
+    capacity = result["ring_capacity"]
+    assert capacity["path_bytes"] == 40 and 0 < capacity["held"] < capacity["ring_bytes"] // capacity["record_bytes"] + 1
+    assert "watchdog: the loop's longest round" in proc.stdout and result["flood_longest_loop_s"] < 30
