@@ -123,7 +123,7 @@ PIPELINE_SIZE ?= ci
 
 bench-pipeline-programs: $(BENCH_DIR)/producer.bpf.o $(BENCH_DIR)/journal-sender
 
-$(BENCH_DIR)/producer.bpf.o: tests/bench/producer.bpf.c bpf/event_maps.bpf.h bpf/include/lsmguard/abi.h $(BUILD)/vmlinux.h
+$(BENCH_DIR)/producer.bpf.o: tests/bench/producer.bpf.c bpf/event_maps.bpf.h bpf/coalesce.bpf.h bpf/include/lsmguard/abi.h $(BUILD)/vmlinux.h
 	@mkdir -p $(BENCH_DIR)
 	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -I$(BUILD) -Ibpf -Ibpf/include -c $< -o $@
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from lsmguard import abi
 from lsmguard.errors import LsmguardError
 from lsmguard.kernel import entries, hits, inodes, lineage
+from lsmguard.kernel.coalescing import CoalescedCounts
 from lsmguard.kernel.mounts import HOST_MOUNTS, MountTable
 from lsmguard.kernel.resources import bpf_object_path
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer, membarrier_global, wait_released
@@ -262,6 +263,11 @@ class Engine:
     def event_reader(self, callback: Callable[[abi.Event], None], budget: int | None = None) -> RingBuffer:
         return event_reader(self.maps["lg_events"], callback, budget)
 
+    def coalesced_counts(self) -> CoalescedCounts:
+        """The reader of the counts of events the kernel coalesced rather than sent."""
+        return CoalescedCounts(self.maps["lg_coalesce"], self.maps["lg_coalesce_reported"],
+                               lambda: stat_total(self.maps["lg_stats"], abi.Stat.COALESCED))
+
     def close(self) -> None:
         """Drop this process's handles; pinned links keep enforcing."""
         for link in self.links:
@@ -282,4 +288,8 @@ def event_reader(ring: Map, callback: Callable[[abi.Event], None], budget: int |
 
 def stat_totals(counters: Map) -> dict[abi.Stat, int]:
     """The per-CPU counters of `lg_stats`, summed over CPUs."""
-    return {stat: sum(struct.unpack("=Q", v)[0] for v in counters.lookup_percpu(abi.u32(stat))) for stat in abi.Stat}
+    return {stat: stat_total(counters, stat) for stat in abi.Stat}
+
+
+def stat_total(counters: Map, stat: abi.Stat) -> int:
+    return sum(struct.unpack("=Q", v)[0] for v in counters.lookup_percpu(abi.u32(stat)))
