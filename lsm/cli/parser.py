@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lsmguard import __version__
-from lsmguard.cli import audit, daemon, doctor, learn, lock, policy, replay, rules, suggest
+from lsmguard.cli import audit, complete, daemon, doctor, learn, lock, policy, replay, rules, suggest
 from lsmguard.errors import ExitStatus
 
 EXIT_CODES = ExitStatus.describe()
@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Load or adopt the pinned programs, apply the policy directory, pump events to journald, reload "
             "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", daemon.cmd_daemon, json_output=False,
             policy_dir=True)
+    # Hidden (no help, so not listed): the shell completions' source of policy names and rule ids.
+    hidden = sub.add_parser("__complete", add_help=False)
+    hidden.add_argument("what", choices=("policies", "rules"))
+    hidden.add_argument("--policy-dir", metavar="DIR")
+    hidden.set_defaults(func=complete.cmd_complete)
     return parser
 
 

@@ -23,7 +23,7 @@ def test_shipped_policies_are_valid() -> None:
 
 def test_invalid_policy_exits_2_listing_errors_and_a_summary(tmp_path: Path) -> None:
     bad = tmp_path / "web.yaml"
-    bad.write_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  mode: enforce\n"
+    bad.write_text("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  mode: enforce\n"
                    "  rules: [{id: x, action: deny, connect: {ports: [70000]}}]\n")
     proc = lsmguard("check", str(bad))
     assert proc.returncode == 2

@@ -13,7 +13,7 @@ import pytest
 from lsmguard.state.paths import Paths
 
 REPO = Path(__file__).resolve().parents[3]
-HAND_WRITTEN = ("# mine\napiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: hand}\n"
+HAND_WRITTEN = ("# mine\napiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: hand}\n"
                 "spec:\n  mode: enforce\n  rules: [{id: r1, action: deny, exec: {paths: [/opt/x]}}]\n")
 
 

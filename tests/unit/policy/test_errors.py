@@ -9,7 +9,7 @@ from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.load import load_text
 
 HEAD = """\
-apiVersion: lsmguard.io/v1
+apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata:
   name: web
@@ -163,20 +163,20 @@ def test_every_error_of_a_file_is_listed_at_once() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\nspec: {mode: enforce, rules: [}\n",
+    ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: x}\nspec: {mode: enforce, rules: [}\n",
      "web.yaml:4:31: invalid YAML"),
     ("kind: Policy\n", "web.yaml:1:1: missing required field 'apiVersion'"),
     ("apiVersion: v2\nkind: Policy\nmetadata: {name: x}\nspec: {mode: enforce, rules: []}\n",
-     "web.yaml:1:13: apiVersion: 'v2' must be 'lsmguard.io/v1'"),
-    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: Web_Server}\nspec: {mode: enforce, rules: []}\n",
+     "web.yaml:1:13: apiVersion: 'v2' must be 'lsmguard.example.org/v1'"),
+    ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: Web_Server}\nspec: {mode: enforce, rules: []}\n",
      "web.yaml:3:18: metadata.name: 'Web_Server' does not match"),
-    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\nspec: {mode: on, rules: []}\n",
+    ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: x}\nspec: {mode: on, rules: []}\n",
      "web.yaml:4:14: spec.mode: True is not one of enforce, audit"),
     ("- just\n- a list\n", "web.yaml:1:1: expected a mapping, got a list"),
-    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
+    ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: x}\n"
      "spec: {mode: enforce, default: deny, rules: []}\n",
      "web.yaml:4:32: spec.default: default: deny governs no operation: add rules or spec.operations"),
-    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
+    ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: x}\n"
      "spec: {mode: enforce, rules: [{id: a, action: deny, connect: {cidrs: [::1]}}]}\n",
      "quote values that contain ':'"),
 ])

@@ -16,7 +16,7 @@ SHIPPED = REPO / "policies"
 
 
 def policy(name: str, rule: str = "{id: a, action: deny, exec: {paths: [/tmp/**]}}") -> str:
-    return f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec: {{mode: audit, rules: [{rule}]}}\n"
+    return f"apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec: {{mode: audit, rules: [{rule}]}}\n"
 
 
 def test_multi_document_file_keeps_document_order(tmp_path: Path) -> None:
