@@ -382,17 +382,18 @@ def test_srpm_is_portable_and_rebuilds_into_the_binary_rpm(tmp_path: Path) -> No
     assert sorted(p.name for p in unpacked.iterdir()) == [f"lsmguard-{version()}.tar.gz", "lsmguard.spec"]
     spec = (unpacked / "lsmguard.spec").read_text()
     assert not re.search(r"python3\.\d+|/usr/lib(64)?/python|site-packages|dist-packages", spec)
-    for macro in ("python3_sitearch", "pyproject_wheel", "pyproject_install", "systemd_post", "_unitdir"):
-        assert re.search(r"%\{[!?]*" + macro + r"\b", spec), macro
+    assert "%{python3_sitearch}/lsmguard/" in spec and "%{_unitdir}/lsmguard.service" in spec
+    for macro in ("pyproject_wheel", "pyproject_install", "systemd_post"):   # Fedora's, where it has them
+        assert re.search(rf"^%if %{{defined {macro}}}\n%{macro}\b", spec, re.M), macro
 
     topdir = tmp_path / "rpmbuild"
     run("rpmbuild", "--rebuild", "--nodeps", "--define", f"_topdir {topdir}", srpm)
     [rebuilt] = (topdir / "RPMS").glob(f"*/lsmguard-{version()}-1.x86_64.rpm")
     files = rpm_files(rebuilt)
     assert files == rpm_files(built("rpm"))
-    sitearch = run("rpm", "--eval", "%{python3_sitearch}", "--define",
-                   "python3_sitearch %(/usr/bin/python3 -c \"import sysconfig; print(sysconfig.get_path('platlib', "
-                   "'posix_prefix', {'platbase': '/usr', 'base': '/usr'}))\")").stdout.strip()
+    # the python files are where this build host's python3 has its site directory (the spec's fallback)
+    sitearch = run("/usr/bin/python3", "-c", "import sysconfig; print(sysconfig.get_path('platlib', 'posix_prefix', "
+                   "{'platbase': '/usr', 'base': '/usr'}))").stdout.strip()
     expected = {"/usr/bin/lsmguard", f"{sitearch}/lsmguard/cli/complete.py", f"{sitearch}/lsmguard/data/lsmguard.bpf.o",
                 f"/usr/lib/systemd/system/{UNIT}", CATALOG, SCHEMA, *COMPLETIONS["rpm"].values(),
                 *(f"{DOC_DIR}/{name}" for name in DOCS)}
