@@ -198,9 +198,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     except (OSError, ValueError):
         pass
     out["daemon"] = daemon
+    # Like `aa-status` and `systemctl is-active`: a script asks "is it enforcing?" with the exit status.
+    status = ExitStatus.OK if loaded else ExitStatus.NOT_LOADED
     if args.json:
         print(json.dumps(out))
-        return ExitStatus.OK
+        return status
     print(f"loaded:    {'yes' if loaded else 'no'}")
     if loaded:
         print(f"programs:  {', '.join(out['programs'])}")
@@ -234,4 +236,4 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"metrics:   {daemon['metrics_error']}")
         if daemon.get("last_reload_error"):
             print(f"           last reload failed: {str(daemon['last_reload_error']).splitlines()[0]}")
-    return ExitStatus.OK
+    return status

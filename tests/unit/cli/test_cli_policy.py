@@ -71,8 +71,17 @@ def test_list_without_the_kernel_shows_the_directory(paths: Paths) -> None:
     assert data["source"].endswith("(not in force)")
     assert data["rules"] == [{"policy": "hand", "mode": "enforce", "rule": "r1", "action": "deny",
                               "operation": "exec", "objects": "/opt/x", "hits": None}]
-    status = json.loads(lsmguard(paths, "status", "--json").stdout)
+
+
+def test_status_exits_3_when_nothing_is_loaded(paths: Paths) -> None:
+    """As aa-status and `systemctl is-active` do: a script can ask with the exit status alone."""
+    proc = lsmguard(paths, "status", "--json")
+    assert proc.returncode == 3, proc.stderr
+    status = json.loads(proc.stdout)
     assert status["loaded"] is False and status["daemon"]["running"] is False
+    proc = lsmguard(paths, "status")
+    assert proc.returncode == 3 and proc.stdout.startswith("loaded:    no\n") and proc.stderr == ""
+    # loaded, it exits 0: the kernel tests' `host.lsmguard("status")` checks that
 
 
 def test_every_command_has_help() -> None:
