@@ -69,8 +69,9 @@ def test_list_without_the_kernel_shows_the_directory(paths: Paths) -> None:
     (paths.policy_dir / "hand.yaml").write_text(HAND_WRITTEN)
     data = json.loads(lsmguard(paths, "list", "--json").stdout)
     assert data["source"].endswith("(not in force)")
-    assert data["rules"] == [{"policy": "hand", "mode": "enforce", "rule": "r1", "action": "deny",
-                              "operation": "exec", "objects": "/opt/x", "hits": None}]
+    assert data["rules"] == [{"policy": "hand", "mode": "enforce", "subjects": None, "rule": "r1",
+                              "action": "deny", "operation": "exec", "objects": {"paths": ["/opt/x"], "fileless": False},
+                              "hits": None}]
 
 
 def test_status_exits_3_when_nothing_is_loaded(paths: Paths) -> None:
@@ -94,8 +95,39 @@ def test_every_command_has_help() -> None:
 def test_list_shows_drift_and_listeners(paths: Paths) -> None:
     shutil.copy(REPO / "policies" / "web-hardening.yaml", paths.policy_dir)
     rows = {r["rule"]: r for r in json.loads(lsmguard(paths, "list", "--json").stdout)["rules"]}
-    assert rows["(drift)"] == {"policy": "web-hardening", "mode": "audit", "rule": "(drift)", "action": "deny",
-                               "operation": "exec,mmap", "objects": "files changed after the policy came into force",
+    web = {"cgroups": ["/system.slice/webapp.service"]}
+    assert rows["(drift)"] == {"policy": "web-hardening", "mode": "audit", "subjects": web, "rule": "(drift)",
+                               "action": "deny", "operation": "exec,mmap", "objects": {"changed_files": True},
                                "hits": None}
-    assert rows["serve"]["operation"] == "listen" and rows["serve"]["objects"] == "0.0.0.0/0,::/0 port 8080 tcp"
-    assert rows["(default)"]["operation"] == "bind,connect,listen"
+    assert rows["serve"]["operation"] == "listen"
+    assert rows["serve"]["objects"] == {"cidrs": ["0.0.0.0/0", "::/0"], "ports": [8080], "protocol": "tcp"}
+    assert rows["syslog"]["objects"] == {"unix": ["/dev/log", "/run/systemd/journal/**"]}
+    assert rows["staged-file"]["objects"] == {"paths": ["/tmp/**", "/var/tmp/**", "/dev/shm/**"], "access": ["write"]}
+    assert rows["(default)"]["operation"] == "bind,connect,listen" and rows["(default)"]["objects"] == {}
+
+
+NGINX = ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: nginx}\nspec:\n  mode: enforce\n"
+         "  subjects: {executables: [/usr/sbin/nginx], uids: [33, 34]}\n  rules:\n"
+         "  - {id: pools, action: deny, connect: {cidrs: [203.0.113.0/24], ports: [3333, 3334-3336]}}\n"
+         "  - {id: sock, action: deny, connect: {unix: ['@bus', /run/x.sock]}}\n")
+
+
+def test_list_shows_whom_each_policy_is_for(paths: Paths) -> None:
+    """A policy for nginx does not look global, in the table or in JSON."""
+    (paths.policy_dir / "hand.yaml").write_text(HAND_WRITTEN)
+    (paths.policy_dir / "nginx.yaml").write_text(NGINX)
+    data = json.loads(lsmguard(paths, "list", "--json").stdout)
+    nginx = {"executables": ["/usr/sbin/nginx"], "uids": [33, 34]}
+    assert [(p["name"], p["subjects"]) for p in data["policies"]] == [("hand", None), ("nginx", nginx)]
+    assert data["policies"][1] | {"source": "-"} == {"name": "nginx", "mode": "enforce", "subjects": nginx,
+                                                     "default": "allow", "operations": ["connect"], "drift": None,
+                                                     "source": "-"}
+    rows = {r["rule"]: r for r in data["rules"]}
+    assert rows["r1"]["subjects"] is None and rows["pools"]["subjects"] == nginx
+    assert rows["pools"]["objects"] == {"cidrs": ["203.0.113.0/24"], "ports": [3333, "3334-3336"], "protocol": "any"}
+    assert rows["sock"]["objects"] == {"unix": ["/run/x.sock", "@bus"]}
+    table = lsmguard(paths, "list").stdout.splitlines()
+    assert table[1].split() == ["POLICY", "MODE", "SUBJECTS", "RULE", "ACTION", "OPERATION", "OBJECTS", "HITS"]
+    assert table[2].split() == ["hand", "enforce", "every", "process", "r1", "deny", "exec", "/opt/x", "-"]
+    assert table[3].split() == ["nginx", "enforce", "exe", "/usr/sbin/nginx,", "uid", "33", "34", "pools", "deny",
+                                "connect", "203.0.113.0/24", "port", "3333,3334-3336", "any", "-"]
