@@ -131,3 +131,30 @@ def test_list_shows_whom_each_policy_is_for(paths: Paths) -> None:
     assert table[2].split() == ["hand", "enforce", "every", "process", "r1", "deny", "exec", "/opt/x", "-"]
     assert table[3].split() == ["nginx", "enforce", "exe", "/usr/sbin/nginx,", "uid", "33", "34", "pools", "deny",
                                 "connect", "203.0.113.0/24", "port", "3333,3334-3336", "any", "-"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("deny", "exec", "tmp/x"), ["deny: argument 'tmp/x' is not absolute: paths start with /"]),
+    (("deny", "exec", "/ok", "/x/*/y", "--exe", "rel"),
+     ["deny: --exe rel is not absolute: paths start with /",
+      "deny: argument '/x/*/y' has a glob in the middle: only a trailing /** is supported (/a/b/** matches all "
+      "below /a/b)"]),
+    (("deny", "connect", "10.0.0.1/8", "any", "--port", "99999"),
+     ["deny: argument '10.0.0.1/8' has host bits set: did you mean 10.0.0.0/8?",
+      "deny: argument 'any' is not an IPv4 or IPv6 address or CIDR",
+      "deny: --port 99999 is not a port (1-65535)"]),
+    (("allow", "open", "/x", "--access", "rw"), ["allow: --access rw is not one of read, write"]),
+    (("deny", "exec", "/x", "--uid", "4294967295", "--cgroup", "/a/"),
+     ["deny: --cgroup /a/ is not normalised: no empty components or trailing slash",
+      "deny: --uid 4294967295 is not a uid (0-4294967294)"]),
+])
+def test_a_bad_argument_is_named_not_a_file_never_written(paths: Paths, args: tuple[str, ...],
+                                                          expected: list[str]) -> None:
+    """`deny exec tmp/x` was reported at local.yaml:11:15, a file the user never wrote. As any user,
+    before root is needed or anything is read."""
+    paths.policy_dir.chmod(0o755)
+    proc = lsmguard(paths, *args, user="65534")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [f"lsmguard: {line}" for line in expected]
+    assert ".yaml" not in proc.stderr and "spec." not in proc.stderr
+    assert list(paths.policy_dir.iterdir()) == []
