@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lsmguard.cli import listing, table
+from lsmguard.cli import listing, progress, table
 from lsmguard.cli.host import daemon_pid, in_force, is_loaded, open_engine, paths_of, require_root, require_unlocked
 from lsmguard.errors import ExitStatus, LsmguardError, UsageError
 from lsmguard.kernel.engine import Engine
@@ -30,7 +30,8 @@ def _plural(n: int, word: str) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     try:
-        result = load_paths([Path(p) for p in args.paths])
+        with progress.on_terminal():
+            result = load_paths([Path(p) for p in args.paths])
     except PolicyError as exc:
         errors = [d for d in exc.diagnostics if d.severity == "error"]
         warnings = [d for d in exc.diagnostics if d.severity == "warning"]
@@ -63,12 +64,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     with transaction.Edit(paths) as edit:
         try:
             # A bad set is refused before anything is loaded.
-            policy_set = prepare(read_sources(given)) if given else edit.prepare()
+            with progress.on_terminal():
+                policy_set = prepare(read_sources(given)) if given else edit.prepare()
         except PolicyError as error:
             raise UsageError(str(error)) from None
         engine = open_engine(paths, load=True)
         try:
-            edit.apply(engine, policy_set)
+            with progress.on_terminal():
+                edit.apply(engine, policy_set)
         except BpfError as error:
             raise LsmguardError(f"the kernel refused the policy set; the previous one stays in force: "
                                 f"{error}") from None

@@ -5,12 +5,14 @@ import difflib
 import functools
 import json
 import os
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lsmguard.policy import progress
 from lsmguard.policy.errors import Diagnostic
-from lsmguard.policy.source import Document
+from lsmguard.policy.source import Document, FieldPath
 
 if TYPE_CHECKING:
     import jsonschema
@@ -61,7 +63,7 @@ def _schema_of(error: jsonschema.ValidationError) -> dict[str, Any]:
     return error.schema if isinstance(error.schema, dict) else {}
 
 
-def _message(error: jsonschema.ValidationError) -> tuple[str, bool]:
+def _message(error: jsonschema.ValidationError, path: FieldPath) -> tuple[str, bool]:
     """A readable message, and whether it is about a key rather than a value."""
     v = error.validator
     value: Any = error.instance           # the JSON value that failed
@@ -97,7 +99,7 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool]:
         return f"{value!r} {PATTERN_WORDS.get(str(wanted), 'is not in the form this field takes')}", False
     if v == "maxLength":
         return f"is longer than {wanted} characters", False
-    if v == "anyOf" and "ports" in error.absolute_path:
+    if v == "anyOf" and "ports" in path:
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value} is not a port (1-65535)", False
         return f"{value!r} is not a port (1-65535) or a range 'low-high'", False
@@ -119,10 +121,41 @@ def unknown_key_message(key: str, allowed: list[str], *, operation: bool = False
         f" (allowed: {', '.join(allowed)})"
 
 
+@functools.cache
+def rule_validator() -> jsonschema.Draft202012Validator | None:
+    """The schema of one rule, when spec.rules constrains nothing but its items (and the
+    schema has no $ref to resolve); None otherwise: documents are then validated whole."""
+    import jsonschema
+    schema = validator().schema
+    rules = schema["properties"]["spec"]["properties"]["rules"]
+    if set(rules) - {"type", "items", "description"} or "$ref" in json.dumps(schema):
+        return None
+    return jsonschema.Draft202012Validator(rules["items"])
+
+
+def _errors(data: Any) -> Iterator[tuple[FieldPath, jsonschema.ValidationError]]:
+    """Every schema error with the full path of its value. The rules are validated one by
+    one (the same errors as validating the document whole) so that a large set reports how
+    far it has got."""
+    spec = data.get("spec") if isinstance(data, dict) else None
+    rules = spec.get("rules") if isinstance(spec, dict) else None
+    one = rule_validator()
+    if not isinstance(rules, list) or one is None:
+        for error in validator().iter_errors(data):
+            yield tuple(error.absolute_path), error
+        return
+    for error in validator().iter_errors({**data, "spec": {**spec, "rules": []}}):
+        yield tuple(error.absolute_path), error
+    for i, rule in enumerate(rules):
+        if i % progress.STEP == 0:
+            progress.report("validating", i, len(rules))
+        for error in one.iter_errors(rule):
+            yield ("spec", "rules", i, *error.absolute_path), error
+
+
 def validate(doc: Document) -> list[Diagnostic]:
     diagnostics = []
-    for error in validator().iter_errors(doc.data):
-        path = tuple(error.absolute_path)
+    for path, error in _errors(doc.data):
         if error.validator == "additionalProperties":
             allowed = sorted(_schema_of(error).get("properties", {}))
             operation = len(path) == 3 and path[:2] == ("spec", "rules")
@@ -130,6 +163,6 @@ def validate(doc: Document) -> list[Diagnostic]:
                 diagnostics.append(doc.diagnostic(path + (key,), unknown_key_message(key, allowed,
                                                                                      operation=operation), key=True))
             continue
-        message, about_key = _message(error)
+        message, about_key = _message(error, path)
         diagnostics.append(doc.diagnostic(path, message, key=about_key))
     return diagnostics
