@@ -126,7 +126,7 @@ def rule_validator() -> jsonschema.Draft202012Validator | None:
     """The schema of one rule, when spec.rules constrains nothing but its items (and the
     schema has no $ref to resolve); None otherwise: documents are then validated whole."""
     import jsonschema
-    schema = validator().schema
+    schema: Any = validator().schema
     rules = schema["properties"]["spec"]["properties"]["rules"]
     if set(rules) - {"type", "items", "description"} or "$ref" in json.dumps(schema):
         return None
@@ -140,7 +140,7 @@ def _errors(data: Any) -> Iterator[tuple[FieldPath, jsonschema.ValidationError]]
     spec = data.get("spec") if isinstance(data, dict) else None
     rules = spec.get("rules") if isinstance(spec, dict) else None
     one = rule_validator()
-    if not isinstance(rules, list) or one is None:
+    if not isinstance(spec, dict) or not isinstance(rules, list) or one is None:
         for error in validator().iter_errors(data):
             yield tuple(error.absolute_path), error
         return
