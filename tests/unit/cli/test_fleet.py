@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -86,6 +85,15 @@ def _records(marker: str) -> list[journal.Record]:
     ]
 
 
+WRITE = """
+import json, os, sys
+from lsmguard.events.journal import JournalWriter
+writer = JournalWriter()
+assert all(writer.write(rec) for rec in json.load(sys.stdin))
+print(os.getpid())
+"""
+
+
 def _lsmguard_fields(entry: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in entry.items() if k.startswith("LSMGUARD_")}
 
@@ -101,10 +109,11 @@ def test_records_reach_the_collector_with_every_field(journald: Journald, collec
     url, directory = collector
     marker, since = uuid.uuid4().hex[:12], time.time()
     sent = _records(marker)
-    writer = journal.JournalWriter()
-    for rec in sent:
-        assert writer.write(rec)
-    local = wait_for(since, len(sent), SYSLOG_IDENTIFIER="lsmguard", _PID=str(os.getpid()))
+    # written by a process of their own (as the daemon is), through the daemon's journal writer
+    child = subprocess.run([sys.executable, "-c", WRITE], input=json.dumps(sent), capture_output=True, text=True,
+                           timeout=DEADLINE_S)
+    assert child.returncode == 0, child.stderr
+    local = wait_for(since, len(sent), SYSLOG_IDENTIFIER="lsmguard", _PID=child.stdout.strip())
     local = [e for e in local if marker in json.dumps(_lsmguard_fields(e) | {"m": str(e["MESSAGE"])})]
     assert len(local) == len(sent)
 
