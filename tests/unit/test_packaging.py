@@ -125,10 +125,12 @@ def test_one_project_domain_and_one_maintainer_address() -> None:
     """Every address of the project is under lsmguard.example.org (a reserved name: the project
     has no domain of its own), and the maintainer is written one way, as debian/control says it."""
     tracked = run("git", "ls-files", cwd=REPO).stdout.split()
+    # the policy format's former name, accepted with a warning (lsm/policy/load.py), and its tests
+    former = {"lsm/policy/load.py", "tests/unit/policy/test_errors.py"}
     others = []
     for name in tracked:
         path = REPO / name
-        if not path.is_file() or path.suffix in (".png", ".o"):
+        if not path.is_file() or path.suffix in (".png", ".o") or name in former:
             continue
         text = path.read_text(errors="replace")
         for match in re.finditer(r"(?:https?://|@|\b)lsmguard\.(?!example\.org\b)(?:io|dev|com|org|net|sh|app)\b"
