@@ -11,10 +11,11 @@ from lsmguard.cli.timespec import join_dashed_values
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """The commands users type: not the hidden ones the shells' completions call (`__complete`)."""
     parser = build_parser()
     [choices] = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     assert isinstance(choices, dict)
-    return choices
+    return {name: sub for name, sub in choices.items() if not name.startswith("__")}
 
 
 def test_every_command_has_an_example_of_itself() -> None:
