@@ -17,6 +17,7 @@ from lsmguard.kernel.coalescing import CoalescedCounts
 from lsmguard.kernel.mounts import HOST_MOUNTS, MountTable
 from lsmguard.kernel.resources import bpf_object_path
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer, membarrier_global, wait_released
+from lsmguard.policy import progress
 from lsmguard.policy.compile import Compiled
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
@@ -201,12 +202,16 @@ class Engine:
         self._retire_hits(new)                      # leftovers of an apply that died halfway
         self._delete(self._generation_keys(new))
         exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key, compiled.exe_patterns)
+        progress.report("encoding", 0, 0)
         generation = entries.encode(compiled, self.hash_key, new, exe_ids, inodes.bind(compiled),
                                     self._drift_baselines(compiled, old),
                                     mounts if mounts is not None else MountTable.of_host())
         written: dict[str, list[bytes]] = {}
+        total, done = sum(len(items) for items in generation.by_map.values()), 0
         try:
             for name, items in generation.by_map.items():
+                progress.report("writing", done, total, "map entries")
+                done += len(items)
                 try:
                     self.maps[name].update_many(items)
                 except BpfError as error:

@@ -60,7 +60,7 @@ POLICY_NAME = "bench-pipeline"
 RULE = "deny-open"
 PREFIX = "/srv/lsmguard-bench"
 POLICY = f"""\
-apiVersion: lsmguard.io/v1
+apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata: {{name: {POLICY_NAME}}}
 spec:

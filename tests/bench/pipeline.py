@@ -33,7 +33,7 @@ SIZES = {             # (rates in denials per second, 0 = unpaced; seconds per r
     "full": ((100, 1_000, 5_000, 20_000, 0), 10),
 }
 POLICY = """\
-apiVersion: lsmguard.io/v1
+apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata: {{name: bench-pipeline}}
 spec:
