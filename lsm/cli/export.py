@@ -49,7 +49,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "LSMGUARD_NAME": ("string", "link, rename: which name the rule matched, source or target"),
     "LSMGUARD_FILE_TYPE": ("string", "create: file, directory, fifo, socket, symlink, char-device, block-device"),
     "LSMGUARD_XATTR": ("string", "setxattr: the attribute"),
-    "LSMGUARD_DEVICE": ("string", "the file's device, when the path is on another mount namespace's file system"),
+    "LSMGUARD_DEVICE": ("string", "the file's device, when the path is on another mount namespace's file system, "
+                        "or when a kernel repeat record names the file by its identity"),
+    "LSMGUARD_INODE": ("number", "a kernel repeat record whose window's first event is not at hand: the file's inode"),
+    "LSMGUARD_WINDOW_MONOTONIC_USEC": ("number", "a kernel repeat record whose window's first event is not at hand: "
+                                       "when the window opened (CLOCK_MONOTONIC)"),
     "LSMGUARD_UNRESOLVED": ("string", "why the path could not be fully resolved"),
     "LSMGUARD_ADDRESS": ("string", "connect: the peer; bind, listen: the local address"),
     "LSMGUARD_PORT": ("number", "the port"),
