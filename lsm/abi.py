@@ -290,12 +290,34 @@ _OPS = frozenset(Op)
 _NAME_KINDS = frozenset(NameKind)
 
 
-def _header(raw: ffi.CData) -> EventHeader:
+def _struct_of(ctype: str) -> tuple[struct.Struct, tuple[str, ...]]:
+    """A struct.Struct reading `ctype`'s fields from abi.h's layout (through cffi): scalars as
+    integers, arrays as their bytes; and the fields' names in that order."""
+    fmt, end, names = "=", 0, []
+    for name, f in ffi.typeof(ctype).fields:
+        fmt += "x" * (f.offset - end)
+        size = ffi.sizeof(f.type)
+        fmt += _SCALAR_FORMATS[f.type.cname] if f.type.kind == "primitive" else f"{size}s"
+        end = f.offset + size
+        names.append(name)
+    fmt += "x" * (ffi.sizeof(ctype) - end)
+    return struct.Struct(fmt), tuple(names)
+
+
+_HEADER, _HEADER_NAMES = _struct_of("struct lg_event_header")
+assert _HEADER_NAMES == ("ktime_ns", "cgroup_id", "op", "decision", "policy_id", "rule_id", "pid", "tgid", "ppid",
+                         "uid", "gid", "flags", "object", "generation", "comm", "ancestors", "window_ns")
+
+
+def _header(data: bytes) -> EventHeader:
+    """The header at the start of a record: unpacked at once (cffi reads a field at a time)."""
+    (ktime_ns, cgroup_id, op, decision, policy_id, rule_id, pid, tgid, ppid, uid, gid, flags, _, generation,
+     comm, ancestors, window_ns) = _HEADER.unpack_from(data)
     return EventHeader(
-        ktime_ns=raw.ktime_ns, cgroup_id=raw.cgroup_id, op=_op(raw.op), decision=_decision(raw.decision),
-        policy_id=raw.policy_id, rule_id=raw.rule_id, pid=raw.pid, tgid=raw.tgid, ppid=raw.ppid,
-        uid=raw.uid, gid=raw.gid, flags=_path_flags(raw.flags), comm=ffi.string(raw.comm),
-        generation=raw.generation, ancestors=_ancestors(raw.ancestors), window_ns=raw.window_ns)
+        ktime_ns=ktime_ns, cgroup_id=cgroup_id, op=_op(op), decision=_decision(decision), policy_id=policy_id,
+        rule_id=rule_id, pid=pid, tgid=tgid, ppid=ppid, uid=uid, gid=gid, flags=_path_flags(flags),
+        comm=comm.split(b"\0", 1)[0], generation=generation, ancestors=_ancestors_of_bytes(ancestors),
+        window_ns=window_ns)
 
 
 # Every event's header names its enums: looked up once per value (an enum's call costs
@@ -305,11 +327,7 @@ _decision = functools.lru_cache(maxsize=None)(Decision)
 _path_flags = functools.lru_cache(maxsize=256)(PathFlag)
 
 
-def _ancestors(raw: ffi.CData) -> tuple[ProcessId, ...]:
-    # a process's events name the same ancestors: decoded once for their bytes
-    return _ancestors_of_bytes(bytes(ffi.buffer(raw)))
-
-
+# a process's events name the same ancestors: decoded once for their bytes
 @functools.lru_cache(maxsize=1024)
 def _ancestors_of_bytes(data: bytes) -> tuple[ProcessId, ...]:
     buffer = ffi.from_buffer(data)
@@ -378,9 +396,9 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
         raw = bytes(ffi.buffer(ev.path, length))
         kind = NameKind(ev.name) if ev.name in _NAME_KINDS else NameKind.PATH
         if kind is not NameKind.FILE:
-            return PathEvent(_header(ev.hdr), raw, ev.mode, writer, kind, ev.dev, ev.ino, raw)
+            return PathEvent(_header(data), raw, ev.mode, writer, kind, ev.dev, ev.ino, raw)
         host = mounts.host_path(ev.dev, os.fsdecode(raw)) if mounts is not None else None
-        return PathEvent(_header(ev.hdr), os.fsencode(host) if host is not None else raw, ev.mode, writer, kind,
+        return PathEvent(_header(data), os.fsencode(host) if host is not None else raw, ev.mode, writer, kind,
                          ev.dev, ev.ino, raw, host is not None)
     if hdr.object == ObjectKind.INET:
         ev = _cast("struct lg_inet_event", data)
@@ -391,5 +409,5 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
             address = ipaddress.IPv6Address(raw)
         else:
             raise ValueError(f"inet event with unknown family {ev.family}")
-        return InetEvent(_header(ev.hdr), address, ev.port, ev.protocol)
+        return InetEvent(_header(data), address, ev.port, ev.protocol)
     raise ValueError(f"event with unknown object kind {hdr.object}")

@@ -139,11 +139,16 @@ class EventPump:
             self._write(rec, weight_of(rec))
 
     def _keep_window(self, window: tuple[int, ...], build: Build) -> None:
-        now = time.monotonic_ns()
-        self._kernel_windows[window] = (now, build)
+        """Kept by when its window opened (the kernel's clock, CLOCK_MONOTONIC); forgotten, oldest
+        first, when too many (here) or too old (at each tick)."""
+        self._kernel_windows[window] = (window[-1], build)
+        if len(self._kernel_windows) > KERNEL_WINDOWS_KEPT:
+            self._kernel_windows.popitem(last=False)
+
+    def _forget_windows(self, now_ns: int) -> None:
         while self._kernel_windows:
-            kept_at, _ = next(iter(self._kernel_windows.values()))
-            if len(self._kernel_windows) <= KERNEL_WINDOWS_KEPT and now - kept_at < KERNEL_WINDOW_KEPT_NS:
+            opened, _ = next(iter(self._kernel_windows.values()))
+            if now_ns - opened < KERNEL_WINDOW_KEPT_NS:
                 break
             self._kernel_windows.popitem(last=False)
 
@@ -152,7 +157,8 @@ class EventPump:
         the window's first event, or, where that is no longer kept, of the count alone."""
         if self.kernel is None:
             return
-        for counted in self.kernel.sweep(time.monotonic_ns(), everything):
+        now = time.monotonic_ns()
+        for counted in self.kernel.sweep(now, everything):
             self.counts.kernel_repeats += counted.repeats
             self.counts.coalesced += counted.repeats
             kept = self._kernel_windows.get(counted.window)
@@ -162,6 +168,7 @@ class EventPump:
                 policy, rule = self.name_event(_header_of(counted), None)
                 rec = records.kernel_repeats_record(counted, policy, rule, self._kernel_names.get(counted.file))
             self._write(rec, (0, counted.repeats))
+        self._forget_windows(now)
 
     def books(self, journald_dropped: int = 0) -> Books:
         """The books now; `journald_dropped`: what journald said its rate limit dropped of ours

@@ -56,12 +56,15 @@ def exec_on_request() -> subprocess.Popen[str]:
 
 
 def exec_now(child: subprocess.Popen[str], target: str) -> None:
+    """Until the exec is done: the kernel switches the executable before it lays out the new
+    command line (create_elf_tables), and a read between the two sees no arguments."""
     before = os.readlink(f"/proc/{child.pid}/exe")
     assert child.stdin is not None
     child.stdin.write(target + "\n")
     child.stdin.flush()
     deadline = time.monotonic() + 30
-    while os.readlink(f"/proc/{child.pid}/exe") == before:
+    while os.readlink(f"/proc/{child.pid}/exe") == before or \
+            not Path(f"/proc/{child.pid}/cmdline").read_bytes().startswith(target.encode() + b"\0"):
         assert time.monotonic() < deadline, "the child did not exec"
         time.sleep(0.01)
 
