@@ -259,6 +259,7 @@ class Pipeline:
         self.next_status = 0.0
         self.peak_rss_mib = 0.0   # sampled as the daemon writes its status, and when a run ends
         self.peak_own_mib = 0.0   # the same, anonymous memory only (the daemon's own, without the ring)
+        self.peak_pss_mib = 0.0   # the same, proportional: the ring's pages counted once
         self.longest_loop_s = 0.0   # the longest of the loop's rounds (poll and tick): the watchdog's
 
     def read(self, how: Callable[[], int]) -> int:
@@ -279,6 +280,7 @@ class Pipeline:
         m = memory()
         self.peak_rss_mib = max(self.peak_rss_mib, m["rss"])
         self.peak_own_mib = max(self.peak_own_mib, m["own"])
+        self.peak_pss_mib = max(self.peak_pss_mib, m["pss"])
 
     def closed_loop(self, count: int) -> float:
         """Produce `count` events in rounds the ring holds, each read through the daemon's path
@@ -352,9 +354,10 @@ def rss_mib() -> float:
 
 
 def memory() -> dict[str, float]:
-    """This process's resident memory, MiB: all of it, its own (anonymous), and the event ring's
-    mapping. The ring's pages are the kernel's, allocated when the map was made and mapped twice
-    (its data follows itself, so a record that wraps reads as one): RSS counts them twice."""
+    """This process's resident memory, MiB: all of it, its own (anonymous), the event ring's
+    mapping, and its proportional size (PSS). The ring's pages are the kernel's, allocated when
+    the map was made and mapped twice (its data follows itself, so a record that wraps reads as
+    one): RSS counts them twice, PSS once."""
     status = Path("/proc/self/status").read_text()
 
     def kib(name: str) -> int:
@@ -368,8 +371,10 @@ def memory() -> dict[str, float]:
             mapping = head[-1] if len(head) >= 6 else ""
         elif head and head[0] == "Rss:" and mapping == "anon_inode:bpf-map":
             ring += int(head[1])
+    rollup = Path("/proc/self/smaps_rollup").read_text()
+    pss = int(rollup.split("\nPss:")[1].split()[0])
     return {"rss": round(kib("VmRSS") / 1024, 1), "own": round(kib("RssAnon") / 1024, 1),
-            "ring_mapped": round(ring / 1024, 1)}
+            "ring_mapped": round(ring / 1024, 1), "pss": round(pss / 1024, 1)}
 
 
 def account(since: float, prefix: str) -> tuple[int, int, int]:
@@ -492,6 +497,7 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
                 scenarios.append(s)
                 result["flood_peak_rss_mib"] = pipeline.peak_rss_mib
                 result["flood_peak_own_mib"] = pipeline.peak_own_mib
+                result["flood_peak_pss_mib"] = pipeline.peak_pss_mib
                 result["flood_memory"] = memory()
                 result["flood_longest_loop_s"] = round(pipeline.longest_loop_s, 3)
 
@@ -547,7 +553,8 @@ def report(result: dict[str, object]) -> list[str]:
         lines.append(f"memory during the flood (peak, sampled every {STATUS_EVERY_S:.0f} s): RSS "
                      f"{result['flood_peak_rss_mib']} MiB, of which the daemon's own (anonymous) "
                      f"{result['flood_peak_own_mib']} MiB and the ring's mapping {ring} MiB "
-                     f"(its {ring_mib} MiB of kernel memory, mapped twice)")
+                     f"(its {ring_mib} MiB of kernel memory, mapped twice); PSS, the ring counted once, "
+                     f"{result['flood_peak_pss_mib']} MiB")
         lines.append(f"watchdog: the loop's longest round in the flood took {result['flood_longest_loop_s']:.3f} s "
                      f"(the unit's WatchdogSec={WATCHDOG_S} s; the daemon feeds it every {WATCHDOG_S / 2:.0f} s)")
     c = result["ring_capacity"]
