@@ -25,8 +25,8 @@ static __always_inline void lg_stat_inc(__u32 index)
 {
 	__u64 *counter = bpf_map_lookup_elem(&lg_stats, &index);
 
-	if (counter)
-		*counter += 1;
+	if (counter) /* atomic: a program preempted on this CPU by another must not lose a count */
+		__sync_fetch_and_add(counter, 1);
 }
 
 /* The bytes of its path a path event's record carries (abi.h: the size class of a path `len` long). */

@@ -84,7 +84,7 @@ static __always_inline bool lg_path_event_wanted(__u64 what, __u64 source, const
 	struct lg_coalesce_key key = {};
 
 	*window_ns = 0;
-	if (!path->ino)
+	if (!path->ino || !lg_coalescing_on())
 		return true;
 	lg_coalesce_key_head(&key, what, source, LG_OBJECT_PATH);
 	key.detail = mode;
@@ -185,12 +185,15 @@ static __noinline void lg_emit_inet_event_packed(__u64 what, __u64 source, const
 	struct lg_inet_event *ev;
 	__u64 window_ns = 0;
 
+	if (!lg_coalescing_on())
+		goto send;
 	lg_coalesce_key_head(&key, what, source, LG_OBJECT_INET);
 	key.detail = target->family | (__u32)target->protocol << 16;
 	key.flags = target->port;
 	__builtin_memcpy(key.object, target->addr, sizeof(key.object));
 	if (!lg_coalesce_send(&key, bpf_ktime_get_ns(), &window_ns))
 		return;
+send:
 	ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
 	if (!ev) {
 		lg_stat_inc(LG_STAT_EVENTS_LOST);

@@ -22,6 +22,27 @@ struct {
 	__type(value, struct lg_config);
 } lg_config SEC(".maps");
 
+/*
+ * Whether the kernel coalesces events (coalesce.bpf.h): the daemon turns it on
+ * when it starts, as it is the one that reads the windows' counts; a table
+ * driven without it (the CLI alone, or a test reading the ring) sees one event
+ * per access. Its own map, so that no read-modify-write of lg_config races an
+ * apply's switch of generation.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} lg_coalescing SEC(".maps");
+
+static __always_inline bool lg_coalescing_on(void)
+{
+	__u32 zero = 0, *on = bpf_map_lookup_elem(&lg_coalescing, &zero);
+
+	return on && *on;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LG_GENERATIONS);

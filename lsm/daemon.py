@@ -328,6 +328,7 @@ class Daemon:
         self.suppression = SuppressionWatch(self.status.unit)
         reader = self.engine.event_reader(self.on_event, budget=EVENTS_PER_POLL)
         self.pump.kernel = self.engine.coalesced_counts()
+        self.engine.set_coalescing(True)   # its counts are read from now on
         control = channel.listen(self.paths.run_dir)
         watchdog = watchdog_interval()
         self.write_status(reader)   # `lsmguard status` has the daemon's state from its first moment

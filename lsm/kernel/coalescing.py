@@ -19,6 +19,9 @@ from lsmguard.loader import BpfError, Map
 WINDOW_NS = int(abi.lib.LG_COALESCE_WINDOW_NS)
 # A window is read this long after it ended: an event that found it open may still be counting.
 SETTLE_NS = 100_000_000
+# The map is read at least this often, whatever LG_STAT_COALESCED says: the counter only tells
+# when to read sooner.
+READ_EVERY_NS = 2_000_000_000
 
 _KEY = struct.Struct("=8I16s")
 _WINDOW = abi.Packer("struct lg_coalesce_window").struct
@@ -47,6 +50,7 @@ class CoalescedCounts:
             seen = self._reported.get(key)
             unreported += total - (seen[1] if seen is not None and seen[0] == created else 0)
         self._baseline = self.coalesced() - unreported
+        self._last_read_ns = 0
 
     def counted(self) -> int:
         """Events the kernel coalesced since this reader started."""
@@ -55,13 +59,14 @@ class CoalescedCounts:
     def pending(self) -> int:
         """Coalesced and not yet reported: in windows still open, or in one evicted from the
         map before it was read (more kinds of events repeating at once than it holds)."""
-        return self.counted() - self.read
+        return max(0, self.counted() - self.read)
 
     def sweep(self, now_ns: int, everything: bool = False) -> list[abi.KernelRepeats]:
         """The counts of windows ended by `now_ns` (CLOCK_MONOTONIC), or of every window when
         `everything` (the reader stops). Reads the map only when something is unreported."""
-        if self.pending() <= 0:
+        if self.pending() <= 0 and not everything and now_ns - self._last_read_ns < READ_EVERY_NS:
             return []
+        self._last_read_ns = now_ns
         out: list[abi.KernelRepeats] = []
         present = set()
         changed: list[tuple[bytes, bytes]] = []

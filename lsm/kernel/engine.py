@@ -268,6 +268,11 @@ class Engine:
     def event_reader(self, callback: Callable[[abi.Event], None], budget: int | None = None) -> RingBuffer:
         return event_reader(self.maps["lg_events"], callback, budget)
 
+    def set_coalescing(self, on: bool) -> None:
+        """The daemon turns the kernel's coalescing on (it reads the counts); without it the ring
+        carries one event per access."""
+        self.maps["lg_coalescing"].update(abi.u32(0), abi.u32(int(on)))
+
     def coalesced_counts(self) -> CoalescedCounts:
         """The reader of the counts of events the kernel coalesced rather than sent."""
         return CoalescedCounts(self.maps["lg_coalesce"], self.maps["lg_coalesce_reported"],

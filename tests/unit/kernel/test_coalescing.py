@@ -14,7 +14,7 @@ import pytest
 
 from lsmguard import abi
 from lsmguard.events.pump import EventPump
-from lsmguard.kernel.coalescing import _REPORTED, _WINDOW, SETTLE_NS, WINDOW_NS, CoalescedCounts
+from lsmguard.kernel.coalescing import _REPORTED, _WINDOW, READ_EVERY_NS, SETTLE_NS, WINDOW_NS, CoalescedCounts
 from lsmguard.kernel.engine import stat_total
 from tests.unit.events.test_journal import CollectingWriter, FakeClock
 
@@ -82,8 +82,10 @@ def test_a_window_is_reported_once_it_has_ended_and_only_once() -> None:
     assert r.file == (2049, 7) and r.window == abi.window_id(100, abi.Op.OPEN, abi.Decision.DENY, 0, 0, 1, 10 * S)
     assert c.sweep(20 * S) == [] and c.pending() == 0 and c.counted() == 41
     reads = kernel.windows.reads
-    c.sweep(30 * S)
+    c.sweep(20 * S + READ_EVERY_NS // 2)
     assert kernel.windows.reads == reads                       # nothing unreported: the map is not read
+    c.sweep(20 * S + READ_EVERY_NS)
+    assert kernel.windows.reads == reads + 1                   # but now and then all the same
 
 
 def test_a_reopened_window_gives_the_one_before_its_count_and_keeps_its_own() -> None:
