@@ -15,7 +15,7 @@ BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
 LOCK_OBJECT  := $(BUILD)/lsmguard-lock.bpf.o
 PROBE_OBJECT := $(BUILD)/lsmguard-probe.bpf.o
 
-.PHONY: all bpf deps venv lint test test-host test-kernel test-programs demo bench bench-driver bench-compile bench-pipeline bench-pipeline-programs bench-hotpath bench-hotpath-programs packages deb rpm clean
+.PHONY: all bpf deps venv lint test test-host test-kernel test-programs demo bench bench-driver bench-compile bench-pipeline bench-pipeline-programs bench-hotpath bench-hotpath-programs packages deb rpm srpm completions clean
 
 all: bpf
 
@@ -123,7 +123,7 @@ PIPELINE_SIZE ?= ci
 
 bench-pipeline-programs: $(BENCH_DIR)/producer.bpf.o $(BENCH_DIR)/journal-sender
 
-$(BENCH_DIR)/producer.bpf.o: tests/bench/producer.bpf.c bpf/event_maps.bpf.h bpf/include/lsmguard/abi.h $(BUILD)/vmlinux.h
+$(BENCH_DIR)/producer.bpf.o: tests/bench/producer.bpf.c bpf/event_maps.bpf.h bpf/coalesce.bpf.h bpf/include/lsmguard/abi.h $(BUILD)/vmlinux.h
 	@mkdir -p $(BENCH_DIR)
 	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -I$(BUILD) -Ibpf -Ibpf/include -c $< -o $@
 
@@ -178,15 +178,29 @@ deb:
 	mkdir -p $(PACKAGES_DIR) && rm -f $(PACKAGES_DIR)/lsmguard_*.deb
 	mv $(DEB_STAGE)/lsmguard_$(VERSION)_*.deb $(PACKAGES_DIR)/
 
-# rpmbuild from Debian's rpm package: its database knows no BuildRequires, so
+# The source rpm (`make srpm`) is what Fedora and RHEL-family hosts build the binary rpm
+# from (`rpmbuild --rebuild`), with their own python and macros. `make rpm` rebuilds it
+# here with rpmbuild from Debian's rpm package: its database knows no BuildRequires, so
 # --nodeps; install-deps installs their Debian equivalents.
-rpm:
+srpm:
 	$(call stage,$(RPM_TOPDIR)/stage/lsmguard-$(VERSION))
 	mkdir -p $(RPM_TOPDIR)/SOURCES
 	tar -C $(RPM_TOPDIR)/stage -czf $(RPM_TOPDIR)/SOURCES/lsmguard-$(VERSION).tar.gz lsmguard-$(VERSION)
-	PATH=$(SYSTEM_PATH) rpmbuild -bb --nodeps --define "_topdir $(RPM_TOPDIR)" packaging/rpm/lsmguard.spec
-	mkdir -p $(PACKAGES_DIR) && rm -f $(PACKAGES_DIR)/lsmguard-*.rpm
+	rm -f $(RPM_TOPDIR)/SRPMS/lsmguard-*.src.rpm
+	PATH=$(SYSTEM_PATH) rpmbuild -bs --nodeps --define "_topdir $(RPM_TOPDIR)" packaging/rpm/lsmguard.spec
+	mkdir -p $(PACKAGES_DIR) && rm -f $(PACKAGES_DIR)/lsmguard-*.src.rpm
+	cp $(RPM_TOPDIR)/SRPMS/lsmguard-$(VERSION)-*.src.rpm $(PACKAGES_DIR)/
+
+rpm: srpm
+	rm -rf $(RPM_TOPDIR)/RPMS
+	PATH=$(SYSTEM_PATH) rpmbuild --rebuild --nodeps --define "_topdir $(RPM_TOPDIR)" $(PACKAGES_DIR)/lsmguard-$(VERSION)-*.src.rpm
+	mkdir -p $(PACKAGES_DIR) && find $(PACKAGES_DIR) -name 'lsmguard-*.rpm' ! -name '*.src.rpm' -delete
 	mv $(RPM_TOPDIR)/RPMS/*/lsmguard-$(VERSION)-*.rpm $(PACKAGES_DIR)/
+
+# The bash, zsh and fish completions, written from the argument parser (the tests check
+# that the files in the tree match it).
+completions: venv
+	$(PYTHON) packaging/completion/generate.py packaging/completion
 
 clean:
 	rm -rf $(BUILD) *.egg-info

@@ -59,12 +59,48 @@ static __always_inline __u64 lg_event_source(__u32 policy_id, __u32 rule_id)
 
 #define LG_PATH_EVENT_HEAD __builtin_offsetof(struct lg_path_event, path)
 
+/* The parts of a coalescing key every event has: what happened, by whom, decided by which rule. */
+static __always_inline void lg_coalesce_key_head(struct lg_coalesce_key *key, __u64 what, __u64 source,
+						 __u32 object_kind)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	key->what = what;
+	key->policy_id = (__u32)source;
+	key->rule_id = source >> 32;
+	key->tgid = bpf_get_current_pid_tgid() >> 32;
+	key->uid = BPF_CORE_READ(task, cred, euid.val);
+	key->object_kind = object_kind;
+}
+
+/*
+ * Whether a path event is to be sent (lg_coalesce_send), `*window_ns` the
+ * window it opens. A file is coalesced by its identity (device and inode);
+ * a name not yet made has none, and is sent (the daemon coalesces it).
+ */
+static __always_inline bool lg_path_event_wanted(__u64 what, __u64 source, const struct lg_path *path, __u32 mode,
+						 __u64 *window_ns)
+{
+	struct lg_coalesce_key key = {};
+
+	*window_ns = 0;
+	if (!path->ino)
+		return true;
+	lg_coalesce_key_head(&key, what, source, LG_OBJECT_PATH);
+	key.detail = mode;
+	key.flags = path->flags;
+	key.object[0] = path->dev;
+	key.object[1] = path->ino;
+	return lg_coalesce_send(&key, bpf_ktime_get_ns(), window_ns);
+}
+
 /* Everything of a path event but its path and writer. */
 static __always_inline void lg_fill_path_event(struct lg_path_event *ev, __u64 what, __u64 source,
-					       const struct lg_path *path, __u32 mode, __u32 len)
+					       const struct lg_path *path, __u32 mode, __u32 len, __u64 window_ns)
 {
 	lg_fill_header(&ev->hdr, LG_OBJECT_PATH, what & 0xff, (what >> 8) & 0xff, (what >> 16) & 1, (__u32)source,
 		       source >> 32, path->flags);
+	ev->hdr.window_ns = window_ns;
 	ev->mode = mode;
 	ev->name = path->kind;
 	ev->dev = path->dev;
@@ -74,7 +110,7 @@ static __always_inline void lg_fill_path_event(struct lg_path_event *ev, __u64 w
 
 /* A record of the path's size class `room` (a constant: the reservation's size). */
 static __always_inline void lg_emit_path_event_sized(__u64 what, __u64 source, const struct lg_path *path,
-						     __u32 mode, __u32 len, const __u32 room)
+						     __u32 mode, __u32 len, __u64 window_ns, const __u32 room)
 {
 	struct lg_path_event *ev = bpf_ringbuf_reserve(&lg_events, LG_PATH_EVENT_HEAD + room, 0);
 
@@ -82,7 +118,7 @@ static __always_inline void lg_emit_path_event_sized(__u64 what, __u64 source, c
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
-	lg_fill_path_event(ev, what, source, path, mode, len);
+	lg_fill_path_event(ev, what, source, path, mode, len, window_ns);
 	if (len > room)
 		len = room; /* never so where called: the verifier's bound */
 	bpf_probe_read_kernel(ev->path, len, &path->buf->data[path->start & LG_PATH_MASK]);
@@ -101,16 +137,19 @@ static __noinline void lg_emit_path_event_packed(__u64 what, __u64 source, const
 {
 	__u32 len = path->len & LG_PATH_MASK;
 	struct lg_path_event *ev;
+	__u64 window_ns;
 
+	if (!lg_path_event_wanted(what, source, path, mode, &window_ns))
+		return;
 	if (!writer) {
 		if (len <= LG_PATH_EVENT_SHORT)
-			lg_emit_path_event_sized(what, source, path, mode, len, LG_PATH_EVENT_SHORT);
+			lg_emit_path_event_sized(what, source, path, mode, len, window_ns, LG_PATH_EVENT_SHORT);
 		else if (len <= LG_PATH_EVENT_MEDIUM)
-			lg_emit_path_event_sized(what, source, path, mode, len, LG_PATH_EVENT_MEDIUM);
+			lg_emit_path_event_sized(what, source, path, mode, len, window_ns, LG_PATH_EVENT_MEDIUM);
 		else if (len <= LG_PATH_EVENT_LONG)
-			lg_emit_path_event_sized(what, source, path, mode, len, LG_PATH_EVENT_LONG);
+			lg_emit_path_event_sized(what, source, path, mode, len, window_ns, LG_PATH_EVENT_LONG);
 		else
-			lg_emit_path_event_sized(what, source, path, mode, len, LG_PATH_MAX);
+			lg_emit_path_event_sized(what, source, path, mode, len, window_ns, LG_PATH_MAX);
 		return;
 	}
 	ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
@@ -118,7 +157,7 @@ static __noinline void lg_emit_path_event_packed(__u64 what, __u64 source, const
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
-	lg_fill_path_event(ev, what, source, path, mode, len);
+	lg_fill_path_event(ev, what, source, path, mode, len, window_ns);
 	bpf_probe_read_kernel(&ev->writer, sizeof(ev->writer), (const void *)writer);
 	bpf_probe_read_kernel(ev->path, len, &path->buf->data[path->start & LG_PATH_MASK]);
 	bpf_ringbuf_submit(ev, 0);
@@ -142,14 +181,24 @@ struct lg_inet_target {
 /* An inet event; not inlined, as lg_emit_path_event_packed, whose packing it shares. */
 static __noinline void lg_emit_inet_event_packed(__u64 what, __u64 source, const struct lg_inet_target *target)
 {
-	struct lg_inet_event *ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
+	struct lg_coalesce_key key = {};
+	struct lg_inet_event *ev;
+	__u64 window_ns = 0;
 
+	lg_coalesce_key_head(&key, what, source, LG_OBJECT_INET);
+	key.detail = target->family | (__u32)target->protocol << 16;
+	key.flags = target->port;
+	__builtin_memcpy(key.object, target->addr, sizeof(key.object));
+	if (!lg_coalesce_send(&key, bpf_ktime_get_ns(), &window_ns))
+		return;
+	ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
 	if (!ev) {
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
 	lg_fill_header(&ev->hdr, LG_OBJECT_INET, what & 0xff, (what >> 8) & 0xff, (what >> 16) & 1, (__u32)source,
 		       source >> 32, 0);
+	ev->hdr.window_ns = window_ns;
 	ev->family = target->family;
 	ev->port = target->port;
 	ev->protocol = target->protocol;

@@ -8,6 +8,7 @@
 #include "lsmguard/abi.h"
 #include "lsmguard/siphash.h"
 #include "maps.bpf.h"
+#include "coalesce.bpf.h"
 #include "path.bpf.h"
 #include "scratch.bpf.h"
 #include "events.bpf.h"

@@ -80,6 +80,8 @@ struct bpf_map_batch_opts;
 int bpf_map_update_batch(int fd, const void *keys, const void *values, __u32 *count,
                          const struct bpf_map_batch_opts *opts);
 int bpf_map_delete_batch(int fd, const void *keys, __u32 *count, const struct bpf_map_batch_opts *opts);
+int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, __u32 *count,
+                         const struct bpf_map_batch_opts *opts);
 int bpf_obj_get(const char *pathname);
 struct bpf_map_create_opts;
 int bpf_map_create(unsigned int map_type, const char *map_name, __u32 key_size, __u32 value_size,

@@ -173,6 +173,43 @@ class Map:
         check(ret, f"deleting from map {self.name}")
         return True
 
+    def items(self, chunk: int = 1024) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) of a hash map, `chunk` entries a system call where the kernel can
+        (BPF_MAP_LOOKUP_BATCH), else one at a time. Not a snapshot: entries made or deleted
+        meanwhile may or may not be seen."""
+        if self.percpu:
+            raise ValueError(f"map {self.name}: per-CPU values are read with lookup_percpu")
+        keys = ffi.new("char[]", self.key_size * chunk)
+        values = ffi.new("char[]", self.value_size * chunk)
+        batch = ffi.new("char[]", max(self.key_size, 8))   # the position: a hash map's bucket
+        count = ffi.new("__u32 *")
+        position = ffi.NULL
+        while True:
+            count[0] = chunk
+            ret = lib.bpf_map_lookup_batch(self.fd, position, batch, keys, values, count, ffi.NULL)
+            if ret == -errno.ENOSPC:   # one hash bucket holds more than a chunk: a larger one
+                chunk *= 2
+                keys, values = ffi.new("char[]", self.key_size * chunk), ffi.new("char[]", self.value_size * chunk)
+                continue
+            if ret < 0 and ret != -errno.ENOENT:
+                if ret in _BATCH_UNSUPPORTED and position == ffi.NULL:
+                    yield from self._items_one_by_one()
+                    return
+                check(ret, f"reading map {self.name}")
+            key_bytes, value_bytes = ffi.buffer(keys), ffi.buffer(values)
+            for i in range(count[0]):
+                yield (bytes(key_bytes[i * self.key_size:(i + 1) * self.key_size]),
+                       bytes(value_bytes[i * self.value_size:(i + 1) * self.value_size]))
+            if ret == -errno.ENOENT:   # the last batch
+                return
+            position = batch
+
+    def _items_one_by_one(self) -> Iterator[tuple[bytes, bytes]]:
+        for key in self.keys():
+            value = self.lookup(key)
+            if value is not None:
+                yield key, value
+
     def keys(self) -> Iterator[bytes]:
         current = ffi.NULL
         following = ffi.new("char[]", self.key_size)

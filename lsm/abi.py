@@ -239,6 +239,7 @@ class EventHeader:
     comm: bytes
     generation: int = 0   # the policy set that decided
     ancestors: tuple[ProcessId, ...] = ()   # parent first, up to LG_ANCESTORS
+    window_ns: int = 0    # the kernel's coalescing window this event opened (0: none)
 
 
 @dataclass(frozen=True)
@@ -290,6 +291,43 @@ class InetEvent:
 Event = PathEvent | InetEvent
 
 
+@dataclass(frozen=True)
+class KernelRepeats:
+    """Events the kernel counted in a coalescing window and did not send (struct
+    lg_coalesce_key and its window, lg_coalesce): who, what, and how many."""
+    op: Op
+    decision: Decision
+    generation: int
+    policy_id: int
+    rule_id: int
+    tgid: int
+    uid: int
+    object_kind: ObjectKind
+    detail: int         # path: the event's mode; inet: family | protocol << 16
+    flags: int          # path: PathFlag; inet: the port
+    object: bytes       # path: device and inode (two u64); inet: the address
+    opened_ns: int      # the window's start: the window_ns of the event that opened it
+    repeats: int
+
+    @property
+    def file(self) -> tuple[int, int]:
+        """A path event's object: its device (the kernel's encoding) and inode."""
+        dev, ino = struct.unpack("=QQ", self.object)
+        return dev, ino
+
+    @property
+    def window(self) -> tuple[int, int, int, int, int]:
+        """What names the window: its process, what happened, the rule, its start."""
+        return window_id(self.tgid, self.op, self.decision, self.generation, self.policy_id, self.rule_id,
+                         self.opened_ns)
+
+
+def window_id(tgid: int, op: int, decision: int, generation: int, policy_id: int, rule_id: int,
+              opened_ns: int) -> tuple[int, int, int, int, int]:
+    """A coalescing window's name, as the event that opened it and the counts read later both give it."""
+    return (tgid, op | decision << 8 | generation << 16, policy_id, rule_id, opened_ns)
+
+
 HEADER_SIZE = ffi.sizeof("struct lg_event_header")
 _OPS = frozenset(Op)
 _NAME_KINDS = frozenset(NameKind)
@@ -300,7 +338,7 @@ def _header(raw: ffi.CData) -> EventHeader:
         ktime_ns=raw.ktime_ns, cgroup_id=raw.cgroup_id, op=_op(raw.op), decision=_decision(raw.decision),
         policy_id=raw.policy_id, rule_id=raw.rule_id, pid=raw.pid, tgid=raw.tgid, ppid=raw.ppid,
         uid=raw.uid, gid=raw.gid, flags=_path_flags(raw.flags), comm=ffi.string(raw.comm),
-        generation=raw.generation, ancestors=_ancestors(raw.ancestors))
+        generation=raw.generation, ancestors=_ancestors(raw.ancestors), window_ns=raw.window_ns)
 
 
 # Every event's header names its enums: looked up once per value (an enum's call costs

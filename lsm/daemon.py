@@ -327,6 +327,7 @@ class Daemon:
         self.status.unit = own_unit()
         self.suppression = SuppressionWatch(self.status.unit)
         reader = self.engine.event_reader(self.on_event, budget=EVENTS_PER_POLL)
+        self.pump.kernel = self.engine.coalesced_counts()
         control = channel.listen(self.paths.run_dir)
         watchdog = watchdog_interval()
         self.write_status(reader)   # `lsmguard status` has the daemon's state from its first moment

@@ -15,6 +15,16 @@ SYSTEM_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
 UNIT = "lsmguard.service"
 CATALOG = "/usr/lib/systemd/catalog/lsmguard.catalog"
 COMPLETION = "/usr/share/bash-completion/completions/lsmguard"
+# Each shell's own directory for completions that packages ship (zsh's differs by distribution).
+COMPLETIONS = {
+    "deb": {"lsmguard": COMPLETION, "_lsmguard": "/usr/share/zsh/vendor-completions/_lsmguard",
+            "lsmguard.fish": "/usr/share/fish/vendor_completions.d/lsmguard.fish"},
+    "rpm": {"lsmguard": COMPLETION, "_lsmguard": "/usr/share/zsh/site-functions/_lsmguard",
+            "lsmguard.fish": "/usr/share/fish/vendor_completions.d/lsmguard.fish"},
+}
+DOC_DIR = "/usr/share/doc/lsmguard"
+# README.md and docs/*.md, under the names the man pages and the journal catalog give them.
+DOCS = {"README.md": REPO / "README.md", **{p.name: p for p in sorted((REPO / "docs").glob("*.md"))}}
 SCHEMA = "/usr/share/lsmguard/lsmguard.schema.json"
 SHIPPED_POLICIES = sorted(p.name for p in (REPO / "policies").glob("*.yaml"))
 POLICY_DIR = "/etc/lsmguard/policies.d"
@@ -31,8 +41,9 @@ def version() -> str:
 
 
 def built(kind: str) -> Path:
-    """The package of `kind` (deb or rpm); built with make when missing."""
-    pattern = {"deb": f"lsmguard_{version()}_*.deb", "rpm": f"lsmguard-{version()}-*.rpm"}[kind]
+    """The package of `kind` (deb, rpm or srpm); built with make when missing."""
+    pattern = {"deb": f"lsmguard_{version()}_*.deb", "rpm": f"lsmguard-{version()}-*.x86_64.rpm",
+               "srpm": f"lsmguard-{version()}-*.src.rpm"}[kind]
     found = sorted(PACKAGES_DIR.glob(pattern))
     if not found:
         proc = subprocess.run(["make", "-C", str(REPO), kind], capture_output=True, text=True)

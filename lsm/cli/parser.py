@@ -5,10 +5,52 @@ from __future__ import annotations
 import argparse
 
 from lsmguard import __version__
-from lsmguard.cli import audit, daemon, doctor, learn, lock, policy, replay, rules, suggest
+from lsmguard.cli import audit, complete, daemon, doctor, learn, lock, policy, replay, rules, suggest
 from lsmguard.errors import ExitStatus
 
 EXIT_CODES = ExitStatus.describe()
+
+# One example or more for every command, shown at the end of its --help (tests/unit/cli walks the parser).
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "doctor": ("sudo lsmguard doctor",),
+    "check": ("lsmguard check /etc/lsmguard/policies.d", "lsmguard check web.yaml db.yaml --json",
+              "lsmguard suggest --policy learn-web | lsmguard check -"),
+    "apply": ("sudo lsmguard apply", "sudo lsmguard apply ./candidate.d"),
+    "list": ("sudo lsmguard list", "lsmguard list --json --policy-dir ./policies.d"),
+    "status": ("lsmguard status", "lsmguard status --json"),
+    "unload": ("sudo systemctl stop lsmguard && sudo lsmguard unload",),
+    "deny": ("sudo lsmguard deny exec '/tmp/**'", "sudo lsmguard deny open /etc/shadow --access write",
+             "sudo lsmguard deny connect 203.0.113.0/24 --port 3333-3334 --proto tcp"),
+    "allow": ("sudo lsmguard allow connect 10.0.0.0/8 --port 5432 --exe /usr/sbin/nginx",),
+    "remove": ("sudo lsmguard remove deny-exec-1", "sudo lsmguard remove allow-connect-1 --policy local-allow-nginx"),
+    "audit": ("sudo lsmguard audit --since today --decision deny", "sudo lsmguard audit -b -u nginx -n 20 --details",
+              "lsmguard audit --directory /var/log/journal/remote --json"),
+    "learn": ("sudo lsmguard learn --unit webapp", "sudo lsmguard learn --stop learn-webapp-service"),
+    "suggest": ("sudo lsmguard suggest --policy learn-webapp-service -o webapp.yaml",
+                "sudo lsmguard suggest --exe /usr/sbin/nginx --since -1d --interactive"),
+    "test": ("sudo lsmguard test webapp.yaml --since -1d",),
+    "lock": ("sudo lsmguard lock --key-file /root/lsmguard.key",),
+    "unlock": ("sudo lsmguard unlock --key-file /root/lsmguard.key",),
+    "daemon": ("sudo systemctl start lsmguard    # runs `lsmguard daemon`",),
+}
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal; a title over indented lines (the examples) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            if all(line.startswith("  ") for line in paragraph.splitlines()[1:]) and "\n" in paragraph:
+                paragraphs.append(indent + paragraph.replace("\n", "\n" + indent))
+            else:
+                paragraphs.append(super()._fill_text(paragraph, width, indent))
+        return "\n\n".join(paragraphs)
+
+
+def epilog(name: str) -> str:
+    return f"example{'s' if len(EXAMPLES[name]) > 1 else ''}:\n" + \
+        "\n".join(f"  {line}" for line in EXAMPLES[name]) + "\n\n" + EXIT_CODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help: str, description: str, func: object, json_output: bool = True,
                 policy_dir: bool = False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=description, epilog=EXIT_CODES)
+        p = sub.add_parser(name, help=help, description=description, epilog=epilog(name),
+                           formatter_class=HelpFormatter)
         if json_output:
             p.add_argument("--json", action="store_true", help="print the result as JSON")
         if policy_dir:
@@ -46,13 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
             "(hit counts need root).", policy.cmd_list, policy_dir=True)
     command("status", "show whether lsmguard is loaded and what it enforces",
             "Loaded programs, policies and rules in force, kernel counters (denials, events lost), and the "
-            "daemon's state.", policy.cmd_status)
+            "daemon's state. Exit 0 when lsmguard is loaded, 3 when it is not (as aa-status and `systemctl "
+            "is-active` answer), whatever else it prints.", policy.cmd_status)
     command("unload", "detach every lsmguard program and remove its pins",
             "Stop enforcing: detach the programs and remove /sys/fs/bpf/lsmguard. The daemon must be stopped "
             "first.", policy.cmd_unload, json_output=False)
     for action, verb in (("deny", "refuse"), ("allow", "allow-list")):
         p = command(action, f"{verb} an operation now and persist the rule",
-                    f"Add a {action} rule to a policy managed by lsmguard (default policy: "
+                    f"Add {'an' if action == 'allow' else 'a'} {action} rule to a policy managed by lsmguard "
+                    "(default policy: "
                     f"{'local' if action == 'deny' else 'local-allow, created with default: deny'}), in force at "
                     "once through the pinned maps and saved to the policy directory; all or nothing.",
                     rules.cmd_rule, policy_dir=True)
@@ -142,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Load or adopt the pinned programs, apply the policy directory, pump events to journald, reload "
             "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", daemon.cmd_daemon, json_output=False,
             policy_dir=True)
+    # Hidden (no help, so not listed): the shell completions' source of policy names and rule ids.
+    hidden = sub.add_parser("__complete", add_help=False)
+    hidden.add_argument("what", choices=("policies", "rules"))
+    hidden.add_argument("--policy-dir", metavar="DIR")
+    hidden.set_defaults(func=complete.cmd_complete)
     return parser
 
 

@@ -11,17 +11,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lsmguard.cli import table
+from lsmguard.cli import listing, progress, table
 from lsmguard.cli.host import daemon_pid, in_force, is_loaded, open_engine, paths_of, require_root, require_unlocked
 from lsmguard.errors import ExitStatus, LsmguardError, UsageError
 from lsmguard.kernel.engine import Engine
 from lsmguard.loader import BpfError
 from lsmguard.lockmode import guard
-from lsmguard.policy.compile import Compiled
 from lsmguard.policy.errors import PolicyError
-from lsmguard.policy.evaluate import DRIFT_RULE
 from lsmguard.policy.load import load_paths, read_sources
-from lsmguard.policy.model import ALL_PORTS, Access, Operation, Protocol, Rule
 from lsmguard.state import transaction
 from lsmguard.state.files import directory_sources
 from lsmguard.state.policy_set import prepare
@@ -33,7 +30,8 @@ def _plural(n: int, word: str) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     try:
-        result = load_paths([Path(p) for p in args.paths])
+        with progress.on_terminal():
+            result = load_paths([Path(p) for p in args.paths])
     except PolicyError as exc:
         errors = [d for d in exc.diagnostics if d.severity == "error"]
         warnings = [d for d in exc.diagnostics if d.severity == "warning"]
@@ -66,12 +64,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     with transaction.Edit(paths) as edit:
         try:
             # A bad set is refused before anything is loaded.
-            policy_set = prepare(read_sources(given)) if given else edit.prepare()
+            with progress.on_terminal():
+                policy_set = prepare(read_sources(given)) if given else edit.prepare()
         except PolicyError as error:
             raise UsageError(str(error)) from None
         engine = open_engine(paths, load=True)
         try:
-            edit.apply(engine, policy_set)
+            with progress.on_terminal():
+                edit.apply(engine, policy_set)
         except BpfError as error:
             raise LsmguardError(f"the kernel refused the policy set; the previous one stays in force: "
                                 f"{error}") from None
@@ -108,42 +108,6 @@ def cmd_unload(args: argparse.Namespace) -> int:
 
 # -- list, status ----------------------------------------------------------------
 
-def _policy_rows(compiled: Compiled, hits: dict[tuple[str, str], int] | None) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
-    for policy in compiled.policies:
-        for rule in policy.rules:
-            rows.append({"policy": policy.name, "mode": policy.mode.value, "rule": rule.id,
-                         "action": rule.action.value, "operation": rule.operation.value,
-                         "objects": _objects(rule),
-                         "hits": None if hits is None else hits.get((policy.name, rule.id), 0)})
-        if policy.drift is not None:
-            rows.append({"policy": policy.name, "mode": policy.mode.value, "rule": DRIFT_RULE,
-                         "action": policy.drift.value, "operation": "exec,mmap",
-                         "objects": "files changed after the policy came into force",
-                         "hits": None if hits is None else hits.get((policy.name, DRIFT_RULE), 0)})
-        if policy.default.value == "deny":
-            rows.append({"policy": policy.name, "mode": policy.mode.value, "rule": "(default)", "action": "deny",
-                         "operation": ",".join(sorted(o.value for o in policy.operations)), "objects": "-",
-                         "hits": None if hits is None else hits.get((policy.name, ""), 0)})
-    return rows
-
-
-def _objects(rule: Rule) -> str:
-    """A rule's objects as one readable cell."""
-    if rule.inet is not None:
-        t = rule.inet
-        nets = ",".join(map(str, t.networks))
-        ports = ",".join(map(str, t.ports)) if t.ports != ALL_PORTS else "any"
-        protocol = "any" if t.protocol == Protocol.ANY else (t.protocol.name or "").lower()
-        return f"{nets} port {ports} {protocol}"
-    if rule.unix is not None:
-        return " ".join([*map(str, rule.unix.paths), *("@" + a for a in rule.unix.abstract)])
-    text = " ".join([*map(str, rule.paths), *(["fileless"] if rule.fileless else [])])
-    if rule.operation is Operation.OPEN and rule.access != Access.ANY:
-        text += f" ({(rule.access.name or '').lower()})"
-    return text
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     paths = paths_of(args)
     readable = is_loaded(paths) and os.geteuid() == 0 and not guard.is_locked(paths.pin_root)
@@ -161,15 +125,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     finally:
         if engine is not None:
             engine.close()
-    rows = _policy_rows(compiled, hits)
+    rows = listing.rows(compiled, hits)
     if args.json:
-        print(json.dumps({"source": source, "rules": rows}))
+        print(json.dumps({"source": source, "policies": [listing.policy_summary(p) for p in compiled.policies],
+                          "rules": [r.as_json() for r in rows]}))
         return ExitStatus.OK
     print(f"# rules {source}" + ("" if hits is not None else
                                  "; hit counts need root and a loaded, unlocked lsmguard"))
-    columns = ("policy", "mode", "rule", "action", "operation", "objects", "hits")
-    cells = [["-" if r[c] is None else str(r[c]) for c in columns] for r in rows]
-    for text in table.render([c.upper() for c in columns], cells):
+    for text in table.render(listing.COLUMNS, [r.cells() for r in rows]):
         print(text)
     return ExitStatus.OK
 
@@ -198,9 +161,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     except (OSError, ValueError):
         pass
     out["daemon"] = daemon
+    # Like `aa-status` and `systemctl is-active`: a script asks "is it enforcing?" with the exit status.
+    status = ExitStatus.OK if loaded else ExitStatus.NOT_LOADED
     if args.json:
         print(json.dumps(out))
-        return ExitStatus.OK
+        return status
     print(f"loaded:    {'yes' if loaded else 'no'}")
     if loaded:
         print(f"programs:  {', '.join(out['programs'])}")
@@ -234,4 +199,4 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"metrics:   {daemon['metrics_error']}")
         if daemon.get("last_reload_error"):
             print(f"           last reload failed: {str(daemon['last_reload_error']).splitlines()[0]}")
-    return ExitStatus.OK
+    return status

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lsmguard.cli import rule_arguments
 from lsmguard.cli.host import open_engine, paths_of, require_root
 from lsmguard.errors import ExitStatus, LsmguardError, UsageError
 from lsmguard.loader import BpfError
@@ -46,13 +47,14 @@ def commit(edit: Edit, changes: dict[Path, str | None]) -> None:
 
 def cmd_rule(args: argparse.Namespace) -> int:
     paths = paths_of(args)
-    require_root(f"lsmguard {args.action}")
     req = local_rules.Request(
         action=args.action, operation=args.operation, targets=tuple(args.targets),
         access=tuple(a for arg in args.access or [] for a in arg.split(",") if a),
         ports=tuple(p for arg in args.port or [] for p in arg.split(",") if p), protocol=args.proto,
         executables=tuple(args.exe or []), cgroups=tuple(args.cgroup or []), uids=tuple(args.uid or []),
         audit_only=args.audit_only)
+    rule_arguments.check(args.action, req)     # a bad argument is named as given, before anything else
+    require_root(f"lsmguard {args.action}")
     name = args.policy or local_rules.default_policy_name(req)
     with Edit(paths) as edit:
         files = policy_files(edit)

@@ -138,7 +138,7 @@ class PolicyBook:
         batch of events it reads, so a batch costs one stat, not one per event."""
         self._stale = True
 
-    def name(self, header: abi.EventHeader, event: abi.Event) -> tuple[str, str]:
+    def name(self, header: abi.EventHeader, event: abi.Event | None) -> tuple[str, str]:
         if self._stale or header.generation not in self.by_generation:
             self.refresh()
             self._stale = False

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lsmguard import abi
 from lsmguard.events import process, records
@@ -15,7 +17,24 @@ from lsmguard.events.journal import JournalWriter, lost_record
 from lsmguard.events.known import KnownProcesses
 from lsmguard.events.untrusted import escape
 
-Namer = Callable[[abi.EventHeader, abi.Event], tuple[str, str]]
+Namer = Callable[[abi.EventHeader, abi.Event | None], tuple[str, str]]
+Build = Callable[[int], dict[str, str]]
+
+# How long the first event of a kernel window is kept to describe the window's count: the count
+# is read once the window has ended (a second, and the reader's delay); later, a record is made
+# of the count alone. Bounded in number too: each holds its event.
+KERNEL_WINDOW_KEPT_NS = 10_000_000_000
+KERNEL_WINDOWS_KEPT = 4096
+# The names of files the kernel coalesced on, by identity (device, inode), for the record of a
+# count whose first event is no longer kept: far more of them, each a short string.
+KERNEL_NAMES_KEPT = 16384
+
+
+class KernelCounts(Protocol):
+    """The counts of events the kernel coalesced (lsmguard.kernel.coalescing.CoalescedCounts)."""
+    def sweep(self, now_ns: int, everything: bool = False) -> list[abi.KernelRepeats]: ...
+    def counted(self) -> int: ...
+    def pending(self) -> int: ...
 
 
 def writer_of(event: abi.Event) -> process.WriterContext | None:
@@ -42,6 +61,7 @@ class PumpCounts:
     written: int = 0         # records handed to the writer (first occurrences and repeat records)
     coalesced: int = 0       # events represented by a repeat record rather than their own
     kernel_lost: int = 0     # the ring buffer was full: reported from the kernel's counter
+    kernel_repeats: int = 0  # events the kernel coalesced, read from its windows (in `coalesced` too)
     undescribed: int = 0     # events read that could not be described (reported as lost)
     by_kind: dict[tuple[abi.Op, abi.Decision], int] = field(default_factory=dict)   # events read
 
@@ -74,7 +94,11 @@ class EventPump:
     clock: Callable[[], float] = time.monotonic
     counts: PumpCounts = field(default_factory=PumpCounts)
     processes: KnownProcesses = field(default_factory=KnownProcesses)
+    kernel: KernelCounts | None = None
     _kernel_lost_seen: int | None = None
+    # the first events of kernel windows, by window (abi.window_id), in the order they came
+    _kernel_windows: OrderedDict[tuple[int, ...], tuple[int, Build]] = field(default_factory=OrderedDict)
+    _kernel_names: OrderedDict[tuple[int, int], str] = field(default_factory=OrderedDict)
 
     def on_event(self, event: abi.Event) -> None:
         self.counts.events += 1
@@ -96,18 +120,57 @@ class EventPump:
             return records.event_record(event, policy, rule, contexts[0], repeats, writer_of(event),
                                         code_sha256(event))
 
+        h = event.header
+        if h.window_ns:   # coalesced in the kernel: its repeats come from the window's count
+            self._keep_window(abi.window_id(h.tgid, h.op, h.decision, h.generation, h.policy_id, h.rule_id,
+                                            h.window_ns), build)
+            rec = build(0)
+            if isinstance(event, abi.PathEvent):
+                self._kernel_names[(event.dev, event.ino)] = rec.get("LSMGUARD_PATH", rec["LSMGUARD_TARGET"])
+                self._kernel_names.move_to_end((event.dev, event.ino))
+                if len(self._kernel_names) > KERNEL_NAMES_KEPT:
+                    self._kernel_names.popitem(last=False)
+            self._write(rec, (1, 0))
+            return
         out = self.coalescer.add(records.coalescing_key(event, policy, rule), self.clock(), build)
         if not out:
             self.counts.coalesced += 1
         for rec in out:
             self._write(rec, weight_of(rec))
 
+    def _keep_window(self, window: tuple[int, ...], build: Build) -> None:
+        now = time.monotonic_ns()
+        self._kernel_windows[window] = (now, build)
+        while self._kernel_windows:
+            kept_at, _ = next(iter(self._kernel_windows.values()))
+            if len(self._kernel_windows) <= KERNEL_WINDOWS_KEPT and now - kept_at < KERNEL_WINDOW_KEPT_NS:
+                break
+            self._kernel_windows.popitem(last=False)
+
+    def _kernel_repeats(self, everything: bool = False) -> None:
+        """Journal the counts of the kernel's windows that ended: each as a repeat record of
+        the window's first event, or, where that is no longer kept, of the count alone."""
+        if self.kernel is None:
+            return
+        for counted in self.kernel.sweep(time.monotonic_ns(), everything):
+            self.counts.kernel_repeats += counted.repeats
+            self.counts.coalesced += counted.repeats
+            kept = self._kernel_windows.get(counted.window)
+            if kept is not None:
+                rec = kept[1](counted.repeats)
+            else:
+                policy, rule = self.name_event(_header_of(counted), None)
+                rec = records.kernel_repeats_record(counted, policy, rule, self._kernel_names.get(counted.file))
+            self._write(rec, (0, counted.repeats))
+
     def books(self, journald_dropped: int = 0) -> Books:
         """The books now; `journald_dropped`: what journald said its rate limit dropped of ours
         (it counts messages: exact while those were records of one event each)."""
         c, w = self.counts, self.writer.events
-        return Books(generated=c.events + c.kernel_lost, journaled=w.delivered_own - journald_dropped,
-                     coalesced=w.delivered_repeated, pending=self.coalescer.pending() + w.buffered,
+        kernel_counted, kernel_pending = (self.kernel.counted(), self.kernel.pending()) if self.kernel else (0, 0)
+        return Books(generated=c.events + c.kernel_lost + kernel_counted,
+                     journaled=w.delivered_own - journald_dropped, coalesced=w.delivered_repeated,
+                     pending=self.coalescer.pending() + w.buffered + kernel_pending,
                      lost={"ring_full": c.kernel_lost, "journald_unavailable": w.lost,
                            "journald_rate_limit": journald_dropped, "undescribed": c.undescribed})
 
@@ -115,6 +178,7 @@ class EventPump:
         """Close expired coalescing windows and report kernel-side losses since the last tick."""
         for rec in self.coalescer.expire(self.clock()):
             self._write(rec, weight_of(rec))
+        self._kernel_repeats()
         if kernel_lost is not None:
             if self._kernel_lost_seen is not None and kernel_lost > self._kernel_lost_seen:
                 delta = kernel_lost - self._kernel_lost_seen
@@ -126,8 +190,17 @@ class EventPump:
     def drain(self) -> None:
         for rec in self.coalescer.drain():
             self._write(rec, weight_of(rec))
+        self._kernel_repeats(everything=True)
         self.writer.flush()
 
     def _write(self, rec: dict[str, str], weight: tuple[int, int] = (0, 0)) -> None:
         self.counts.written += 1
         self.writer.write(rec, weight)
+
+
+def _header_of(counted: abi.KernelRepeats) -> abi.EventHeader:
+    """A header with what names a rule (its policy set, policy and rule ids) for the namer."""
+    return abi.EventHeader(ktime_ns=counted.opened_ns, cgroup_id=0, op=counted.op, decision=counted.decision,
+                           policy_id=counted.policy_id, rule_id=counted.rule_id, pid=counted.tgid,
+                           tgid=counted.tgid, ppid=0, uid=counted.uid, gid=0, flags=abi.PathFlag(0), comm=b"",
+                           generation=counted.generation)

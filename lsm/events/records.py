@@ -6,6 +6,7 @@ field, so a file name or comm cannot forge a line or a field.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import os
 import time
@@ -163,6 +164,37 @@ def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, 
     if repeats:
         extra["LSMGUARD_REPEATS"] = repeats
     return record(message, _MESSAGE_IDS[h.decision], _PRIORITIES[h.decision], **extra)
+
+
+def kernel_repeats_record(counted: abi.KernelRepeats, policy: str, rule: str, name: str | None = None) -> Record:
+    """A kernel window's count whose first event is no longer at hand (lost to a full ring, or
+    read long before): what the count itself says, a file by its identity and `name`, the
+    target of the last record about it."""
+    decision = DECISION_NAMES[counted.decision]
+    fields: dict[str, object]
+    if counted.object_kind == abi.ObjectKind.INET:
+        family, protocol = counted.detail & 0xFFFF, counted.detail >> 16
+        address = ipaddress.IPv4Address(counted.object[:4]) if family == abi.Family.INET else \
+            ipaddress.IPv6Address(counted.object)
+        name = _PROTOCOLS.get(protocol, str(protocol))
+        host = f"[{address}]" if address.version == 6 else str(address)
+        fields = {"LSMGUARD_ADDRESS": address, "LSMGUARD_PORT": counted.flags, "LSMGUARD_PROTOCOL": name,
+                  "LSMGUARD_TARGET": f"{host}:{counted.flags}/{name}"}
+    else:
+        dev, ino = counted.file
+        device = f"{dev >> 20}:{dev & 0xFFFFF}"
+        fields = {"LSMGUARD_DEVICE": device, "LSMGUARD_INODE": ino, "LSMGUARD_TARGET": name or f"inode {device}:{ino}"}
+        if name is not None:
+            fields["LSMGUARD_PATH"] = name
+    why = f"rule {rule}" if rule else f"default {'deny' if counted.decision != abi.Decision.AUDIT else 'audit'}"
+    message = (f"{decision} {counted.op.name.lower()} {fields['LSMGUARD_TARGET']} by process {counted.tgid} "
+               f"uid {counted.uid} (policy {policy}, {why}) [repeated {counted.repeats} "
+               f"time{'s' if counted.repeats != 1 else ''}; the window's first event is not at hand]")
+    return record(message, _MESSAGE_IDS[counted.decision], _PRIORITIES[counted.decision],
+                  OBJECT_PID=counted.tgid, LSMGUARD_OPERATION=counted.op.name.lower(), LSMGUARD_DECISION=decision,
+                  LSMGUARD_POLICY=policy, LSMGUARD_RULE=rule or "(default)", LSMGUARD_PID=counted.tgid,
+                  LSMGUARD_UID=counted.uid, **fields, LSMGUARD_REPEATS=counted.repeats,
+                  LSMGUARD_WINDOW_MONOTONIC_USEC=counted.opened_ns // 1000)
 
 
 def context_fields(ctx: ProcessContext) -> dict[str, object]:

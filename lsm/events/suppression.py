@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 
 from systemd import journal as sdjournal
@@ -39,40 +40,80 @@ def own_unit() -> str:
 
 
 class SuppressionWatch:
-    """Follows journald's "Suppressed N messages from UNIT" records about one unit."""
+    """Follows journald's "Suppressed N messages from UNIT" records about one unit.
+
+    Each poll opens the journal afresh and reads on from the last record it counted (its
+    cursor): a reader kept open follows journald's files through inotify, and in the kernel
+    lab a flood that made a small /run rotate (or vacuum) its files left one such reader
+    reading nothing more, now and then. A fresh reader sees the files as they are."""
 
     def __init__(self, unit: str) -> None:
         self.unit = unit
-        self._reader: sdjournal.Reader | None = None
-        if not unit:
-            return   # not in a unit: journald rate-limits nothing
+        self.enabled = bool(unit)          # not in a unit: journald rate-limits nothing
+        self._cursor = ""                  # the last record read
+        self._since_usec = time.time_ns() // 1000   # where to start when no record was read yet
+        if self.enabled:
+            self._cursor, self._since_usec = self._end()
+
+    def _open(self) -> sdjournal.Reader:
+        reader = sdjournal.Reader()
+        reader.add_match(MESSAGE_ID=JOURNAL_DROPPED.hex)
+        return reader
+
+    def _end(self) -> tuple[str, int]:
+        """Where the journal's records of this kind end now: only what journald writes from now on."""
         try:
-            self._reader = sdjournal.Reader()
-            self._reader.add_match(MESSAGE_ID=JOURNAL_DROPPED.hex)
-            # sets up the inotify watch without which process() never notices a journal file
-            # rotated in, and the records journald writes there would go unread
-            self._reader.fileno()
-            self._reader.seek_tail()
-            self._reader.get_previous()   # positioned at the end: only what journald writes from now on
+            reader = self._open()
         except OSError:
-            self._reader = None   # no journal to read: nothing can be learnt, nothing is claimed
+            return "", self._since_usec
+        try:
+            reader.seek_tail()
+            last = reader.get_previous()
+            return (str(last["__CURSOR"]), _usec(last)) if last else ("", self._since_usec)
+        except OSError:
+            return "", self._since_usec
+        finally:
+            reader.close()
 
     def poll(self) -> int:
         """Messages of our unit that journald said it dropped since the last poll."""
-        if self._reader is None:
+        if not self.enabled:
             return 0
+        try:
+            reader = self._open()
+        except OSError:
+            return 0     # no journal to read: nothing can be learnt, nothing is claimed
         dropped = 0
         try:
-            self._reader.process()   # notice new and rotated journal files
-            while entry := self._reader.get_next():
+            self._seek(reader)
+            while entry := reader.get_next():
+                self._cursor, self._since_usec = str(entry["__CURSOR"]), _usec(entry)
                 m = _SUPPRESSED.match(str(entry.get("MESSAGE", "")))
                 if m and m.group(2) == self.unit:
                     dropped += int(m.group(1))
         except OSError:
             pass
+        finally:
+            reader.close()
         return dropped
 
+    def _seek(self, reader: sdjournal.Reader) -> None:
+        """Just after the last record read; where its file was vacuumed away, after its time."""
+        if self._cursor:
+            try:
+                reader.seek_cursor(self._cursor)
+                here = reader.get_next()
+            except (OSError, ValueError):
+                here = {}
+            if here and reader.test_cursor(self._cursor):
+                return
+        reader.seek_realtime(self._since_usec + 1)   # microseconds (an int): the first record after it
+
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        self.enabled = False
+
+
+def _usec(entry: dict[str, object]) -> int:
+    """An entry's realtime timestamp, in microseconds."""
+    stamp = entry["__REALTIME_TIMESTAMP"]
+    return int(stamp.timestamp() * 1e6) if hasattr(stamp, "timestamp") else int(str(stamp))

@@ -13,9 +13,11 @@ from pathlib import Path
 from lsmguard import abi
 from lsmguard.errors import LsmguardError
 from lsmguard.kernel import entries, hits, inodes, lineage
+from lsmguard.kernel.coalescing import CoalescedCounts
 from lsmguard.kernel.mounts import HOST_MOUNTS, MountTable
 from lsmguard.kernel.resources import bpf_object_path
 from lsmguard.loader import BpfError, BpfObject, Link, Map, RingBuffer, membarrier_global, wait_released
+from lsmguard.policy import progress
 from lsmguard.policy.compile import Compiled
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
@@ -200,12 +202,16 @@ class Engine:
         self._retire_hits(new)                      # leftovers of an apply that died halfway
         self._delete(self._generation_keys(new))
         exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key, compiled.exe_patterns)
+        progress.report("encoding", 0, 0)
         generation = entries.encode(compiled, self.hash_key, new, exe_ids, inodes.bind(compiled),
                                     self._drift_baselines(compiled, old),
                                     mounts if mounts is not None else MountTable.of_host())
         written: dict[str, list[bytes]] = {}
+        total, done = sum(len(items) for items in generation.by_map.values()), 0
         try:
             for name, items in generation.by_map.items():
+                progress.report("writing", done, total, "map entries")
+                done += len(items)
                 try:
                     self.maps[name].update_many(items)
                 except BpfError as error:
@@ -264,6 +270,11 @@ class Engine:
     def event_reader(self, callback: Callable[[abi.Event], None], budget: int | None = None) -> RingBuffer:
         return event_reader(self.maps["lg_events"], callback, budget)
 
+    def coalesced_counts(self) -> CoalescedCounts:
+        """The reader of the counts of events the kernel coalesced rather than sent."""
+        return CoalescedCounts(self.maps["lg_coalesce"], self.maps["lg_coalesce_reported"],
+                               lambda: stat_total(self.maps["lg_stats"], abi.Stat.COALESCED))
+
     def close(self) -> None:
         """Drop this process's handles; pinned links keep enforcing."""
         for link in self.links:
@@ -284,4 +295,8 @@ def event_reader(ring: Map, callback: Callable[[abi.Event], None], budget: int |
 
 def stat_totals(counters: Map) -> dict[abi.Stat, int]:
     """The per-CPU counters of `lg_stats`, summed over CPUs."""
-    return {stat: sum(struct.unpack("=Q", v)[0] for v in counters.lookup_percpu(abi.u32(stat))) for stat in abi.Stat}
+    return {stat: stat_total(counters, stat) for stat in abi.Stat}
+
+
+def stat_total(counters: Map, stat: abi.Stat) -> int:
+    return sum(struct.unpack("=Q", v)[0] for v in counters.lookup_percpu(abi.u32(stat)))

@@ -151,7 +151,8 @@ def observe(entry: Mapping[str, object]) -> Observation | None:
     return Observation(
         requests=requests, process=process_of(entry), event_op=_text(entry, "LSMGUARD_OPERATION"),
         decision=decision, policy=_text(entry, "LSMGUARD_POLICY"), rule=_text(entry, "LSMGUARD_RULE"),
-        count=1 + _int(entry, "LSMGUARD_REPEATS"), exe=_text(entry, "LSMGUARD_EXE"),
+        # a repeat record stands for its count; the window's first event has a record of its own
+        count=_int(entry, "LSMGUARD_REPEATS") or 1, exe=_text(entry, "LSMGUARD_EXE"),
         comm=_text(entry, "LSMGUARD_COMM"), target=_text(entry, "LSMGUARD_TARGET"),
         unresolved="LSMGUARD_UNRESOLVED" in entry, foreign="LSMGUARD_DEVICE" in entry)
 

@@ -18,7 +18,7 @@ from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.load import load_text
 from lsmguard.policy.model import Operation
 
-LEARNED_FROM = "lsmguard.io/learned-from"    # the learning policy a suggestion came from (lsmguard test)
+LEARNED_FROM = "lsmguard.example.org/learned-from"    # the learning policy a suggestion came from (lsmguard test)
 OPERATION_ORDER = [o.value for o in Operation]
 
 
@@ -43,7 +43,7 @@ def _comment(text: str) -> str:
 
 def render(header: Header, rules: list[SuggestedRule], excluded: list[Excluded]) -> str:
     lines = [_comment(s) for s in header.summary]
-    lines += ["apiVersion: lsmguard.io/v1", "kind: Policy", "metadata:", f"  name: {header.name}",
+    lines += ["apiVersion: lsmguard.example.org/v1", "kind: Policy", "metadata:", f"  name: {header.name}",
               "  description: " + _flow("suggested by lsmguard suggest from what was observed")]
     if header.learned_from:
         lines += ["  labels:", f"    {LEARNED_FROM}: {_flow(header.learned_from)}"]

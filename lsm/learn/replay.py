@@ -4,7 +4,7 @@ policies, and what they would refuse, grouped and counted.
 A candidate applies to a record's process as the evaluator decides from what the
 record names (executable, lineage, cgroup, uid). A record's process may have
 exited before the daemon named it, leaving its executable unknown: a candidate
-suggested from a learning policy (label lsmguard.io/learned-from) applies to every
+suggested from a learning policy (label lsmguard.example.org/learned-from) applies to every
 record of that learning policy too, since the kernel matched those processes to
 its subjects, which the suggestion kept.
 """

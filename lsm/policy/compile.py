@@ -20,6 +20,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from lsmguard.errors import UsageError
+from lsmguard.policy import progress
 from lsmguard.policy.model import (
     Access,
     Action,
@@ -302,6 +303,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     uids: dict[int, int] = {}
     enforce = with_subjects = drift_deny = drift_audit = 0
     unconstrained = {"exe": 0, "cgroup": 0, "uid": 0}
+    total, done = sum(len(p.rules) for p in policies), 0
     for pid, policy in enumerate(policies):
         bit = 1 << pid
         if policy.mode is Mode.ENFORCE:
@@ -330,6 +332,9 @@ def compile_policies(policies: list[Policy]) -> Compiled:
             for uid in s.uids:
                 uids[uid] = uids.get(uid, 0) | bit
         for index, rule in enumerate(policy.rules):
+            if done % progress.STEP == 0:
+                progress.report("compiling", done, total)
+            done += 1
             if rule.inet is not None:
                 inet_rules.append((pid, rule, index))
             for slot in _slots(rule):
@@ -344,6 +349,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                 if unix is not None:
                     for name in unix.abstract:
                         _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
+    progress.report("merging", 0, total)
     paths = {slot: merge_path_table(table) for slot, table in patterns.items()}
     write_ancestors = _write_ancestors(patterns[Slot.OPEN_WRITE])
     bindable = {slot: {p.base: _bindable(m) for p, m in patterns[slot].items()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from lsmguard.policy import progress
 from lsmguard.policy.errors import Diagnostic
 from lsmguard.policy.model import INET_OPERATIONS, Action, Default, IPNetwork, Operation, PathPattern, Policy, Rule
 from lsmguard.policy.source import Document
@@ -65,6 +66,8 @@ def _covering_candidates(policy: Policy) -> dict[int, set[int]]:
             index.setdefault((rule.operation, rule.action, kind, obj), set()).add(i)
     candidates: dict[int, set[int]] = {}
     for i, rule in enumerate(policy.rules):
+        if i % progress.STEP == 0:
+            progress.report("finding redundant", i, len(policy.rules))
         found: set[int] | None = None
         for kind, obj in _objects(rule):
             covering = set().union(*(index.get((rule.operation, rule.action) + key, set())

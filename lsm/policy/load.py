@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsmguard.policy import schema
+from lsmguard.policy import progress, schema
 from lsmguard.policy.bulk import paused_gc
 from lsmguard.policy.errors import Diagnostic, PolicyError
 from lsmguard.policy.lint import lint
@@ -48,22 +48,59 @@ def load_text(text: str, file: str) -> LoadResult:
         return _load_text(text, file)
 
 
+API_VERSION = "lsmguard.example.org/v1"
+# What the format was called before the project settled on one domain: policies written with
+# it keep loading, with a warning to rename it.
+FORMER_API_VERSION = "lsmguard.io/v1"
+
+
+def _former_api_version(doc: Document) -> Diagnostic | None:
+    """Accept the format's former name as its name, and say so."""
+    if isinstance(doc.data, dict) and doc.data.get("apiVersion") == FORMER_API_VERSION:
+        doc.data["apiVersion"] = API_VERSION
+        return doc.diagnostic(("apiVersion",), f"'{FORMER_API_VERSION}' is the former name of this format: "
+                              f"write '{API_VERSION}' (the former name is accepted)", severity="warning")
+    return None
+
+
+def _rule_count(doc: Document) -> int:
+    spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
+    rules = spec.get("rules") if isinstance(spec, dict) else None
+    return len(rules) if isinstance(rules, list) else 0
+
+
 def _load_text(text: str, file: str) -> LoadResult:
+    """Each step over every document in turn (schema, checks, lint), so that a large file
+    reports its progress step by step; the result is the same as document by document."""
     result = LoadResult(files=[file])
     errors: list[Diagnostic] = []
-    for doc in parse_documents(text, file):
-        problems = schema.validate(doc)
+    documents = parse_documents(text, file)
+    counts = [_rule_count(doc) for doc in documents]
+    bases = [sum(counts[:i]) for i in range(len(counts))] if progress.active() else [0] * len(counts)
+    total = sum(counts)
+    valid: list[tuple[Document, int]] = []
+    for doc, base in zip(documents, bases, strict=True):
+        renamed = _former_api_version(doc)
+        if renamed is not None:
+            result.warnings.append(renamed)
+        with progress.within(base, total):
+            problems = schema.validate(doc)
         if problems:
             errors += problems + _semantic_after_schema_errors(doc, problems)
-            continue
+        else:
+            valid.append((doc, base))
+    built: list[tuple[Document, int, Policy]] = []
+    for doc, base in valid:
         try:
-            policy = build_policy(doc)
+            with progress.within(base, total):
+                built.append((doc, base, build_policy(doc)))
         except PolicyError as exc:
             errors += exc.diagnostics
-            continue
+    for doc, base, policy in built:
         result.policies.append(policy)
         result.name_positions[policy.source] = doc.position(("metadata", "name"))
-        result.warnings += lint(policy, doc)
+        with progress.within(base, total):
+            result.warnings += lint(policy, doc)
     if errors:
         raise PolicyError(errors + result.warnings)
     return result

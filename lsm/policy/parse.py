@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from lsmguard.policy import progress
 from lsmguard.policy.errors import Diagnostic, PolicyError
 from lsmguard.policy.model import (
     ALL_PORTS,
@@ -206,6 +207,8 @@ def build_policy(doc: Document, *, lenient: bool = False) -> Policy:
     rules: list[Rule] = []
     seen_ids: dict[str, int] = {}
     for i, raw in enumerate(spec["rules"]):
+        if i % progress.STEP == 0:
+            progress.report("checking", i, len(spec["rules"]))
         at = ("spec", "rules", i)
         if raw["id"] in seen_ids:
             p.error(at + ("id",), f"duplicate rule id '{raw['id']}' (first used by spec.rules[{seen_ids[raw['id']]}])")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
+from lsmguard.policy import progress
 from lsmguard.policy.errors import Diagnostic, PolicyError
 
 FieldPath = tuple[str | int, ...]
@@ -166,9 +167,14 @@ def _check_bounds(text: str, file: str) -> None:
     YAML errors are left to the composer, which reports them the same way."""
     bounds = _Bounds(file)
     loader = _BaseLoader(text)
+    lines, events = (text.count("\n") + 1 if progress.active() else 0), 0
     try:
         while loader.check_event():
-            bounds.event(loader.get_event())
+            event = loader.get_event()
+            bounds.event(event)
+            events += 1
+            if events % (8 * progress.STEP) == 0:
+                progress.report("reading", event.start_mark.line + 1, lines, "lines")
     except yaml.YAMLError:
         pass
     finally:
@@ -184,10 +190,12 @@ def parse_documents(text: str, file: str) -> list[Document]:
         _check_bounds(text, file)
         loader = YamlLoader(text)  # the pure-Python reader rejects control characters here already
         index = 0
+        lines = text.count("\n") + 1 if progress.active() else 0
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
+            progress.report("parsing", node.end_mark.line + 1 if lines else 0, lines, "lines")
             doc = Document(file, index, loader.construct_document(node))
             walker = _Walker(doc)
             walker.walk(node, ())

@@ -51,7 +51,7 @@ def default_name(subject: Subject) -> str:
 
 
 def render(name: str, subject: Subject, operations: tuple[str, ...]) -> str:
-    doc = {"apiVersion": "lsmguard.io/v1", "kind": "Policy",
+    doc = {"apiVersion": "lsmguard.example.org/v1", "kind": "Policy",
            "metadata": {"name": name, "description": "learning: every access of its subjects is recorded "
                                                     "(would-deny); `lsmguard suggest --policy " + name +
                                                     "` writes a policy from the records"},

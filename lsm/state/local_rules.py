@@ -107,7 +107,7 @@ def new_policy(name: str, req: Request) -> dict[str, Any]:
         spec["default"] = "deny"
         spec["operations"] = [req.operation]
     spec["rules"] = []
-    return {"apiVersion": "lsmguard.io/v1", "kind": "Policy",
+    return {"apiVersion": "lsmguard.example.org/v1", "kind": "Policy",
             "metadata": {"name": name, "description": "rules added with lsmguard allow/deny"}, "spec": spec}
 
 

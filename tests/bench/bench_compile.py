@@ -37,7 +37,7 @@ def corpus(n: int) -> str:
     docs = []
     for p in range(POLICIES):
         rules = "\n".join(f"    - {rule(i)}" for i in range(p, n, POLICIES))
-        docs.append(f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: bench{p}}}\n"
+        docs.append(f"apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: bench{p}}}\n"
                     f"spec:\n  mode: enforce\n  rules:\n{rules or '    []'}\n")
     return "---\n".join(docs)
 

@@ -41,7 +41,8 @@ from lsmguard import abi
 from lsmguard.daemon import EVENTS_PER_POLL, POLL_MS, STATUS_EVERY_S, Daemon
 from lsmguard.events import process, records
 from lsmguard.events.journal import MessageId
-from lsmguard.kernel.engine import event_reader, stat_totals
+from lsmguard.kernel.coalescing import CoalescedCounts
+from lsmguard.kernel.engine import event_reader, stat_total, stat_totals
 from lsmguard.kernel.mounts import HOST_MOUNTS
 from lsmguard.loader import BpfObject, Map, RingBuffer
 from lsmguard.loader.maps import map_info
@@ -59,7 +60,7 @@ POLICY_NAME = "bench-pipeline"
 RULE = "deny-open"
 PREFIX = "/srv/lsmguard-bench"
 POLICY = f"""\
-apiVersion: lsmguard.io/v1
+apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata: {{name: {POLICY_NAME}}}
 spec:
@@ -72,8 +73,9 @@ NO_STAMP = 0xFFFFFFFF
 BATCH = 1024                  # events produced per closed-loop round: well within the ring (>3,000 fit, whole)
 PEER_STAMP = "zzzzzzzz"       # where the C sender puts each record's number (8 hex digits, as the producer)
 PACKET = bytes(64)            # what the socket filter runs on: anything an Ethernet header long
-CONFIG = struct.Struct("=QIIII")   # struct lg_bench_config: seq, templates, stamp_at, distinct, reserved
-TYPICAL_PATH = b"/srv/lsmguard-bench/capacity/file-000000"   # the issue's typical event: a 40-byte path
+CONFIG = struct.Struct("=QIIII")   # struct lg_bench_config: seq, templates, stamp_at, distinct, ino_base
+TYPICAL_PATH = b"/srv/lsmguard-bench/capacity/xy-00000000"   # the issue's typical event: a 40-byte path
+INO_BITS = 24                 # a scenario's inodes: its number above these bits, its stamps below
 WATCHDOG_S = 60               # packaging/lsmguard.service's WatchdogSec
 
 
@@ -194,13 +196,17 @@ class Producer:
         self.ring: Map = self.obj.map("lg_events")
         self.stats: Map = self.obj.map("lg_stats")
         self.produced = 0
+        self.sets = 0
 
     def set(self, templates: list[bytes], stamp_at: int, distinct: int = 0) -> None:
         """Cycle through `templates`, with 8 hex digits of the event's number (modulo `distinct`,
-        when non-zero) at `stamp_at` in the path (NO_STAMP: identical events)."""
+        when non-zero) at `stamp_at` in the path (NO_STAMP: identical events). Each call's
+        files have inodes of their own: the kernel coalesces by a file's identity."""
         for i, t in enumerate(templates):
             self.obj.map("lg_bench_templates").update(abi.u32(i), t)
-        self.obj.map("lg_bench_config").update(abi.u32(0), CONFIG.pack(0, len(templates), stamp_at, distinct, 0))
+        self.sets += 1
+        self.obj.map("lg_bench_config").update(abi.u32(0), CONFIG.pack(0, len(templates), stamp_at, distinct,
+                                                                        self.sets << INO_BITS))
 
     def run(self, count: int) -> None:
         """`count` events in one BPF_PROG_TEST_RUN."""
@@ -220,7 +226,7 @@ def ring_capacity(pid: int, cgroup_id: int) -> dict[str, int]:
     producer = Producer()
     try:
         event = template(pid, os.getppid(), b"sleep", TYPICAL_PATH, cgroup_id)
-        producer.set([event], NO_STAMP)
+        producer.set([event], len(TYPICAL_PATH) - 8)   # distinct: none is coalesced
         size = map_info(producer.ring.fd).max_entries
         record = abi.PATH_EVENT_HEAD + abi.path_event_room(len(TYPICAL_PATH))
         tries = 2 * size // record     # more than it can hold: the rest is counted lost
@@ -245,6 +251,10 @@ class Pipeline:
         self.daemon.book.record(0, prepare([("bench.yaml", POLICY)]))
         self.producer = producer
         self.reader: RingBuffer = event_reader(producer.ring, self.daemon.on_event, budget=EVENTS_PER_POLL)
+        # the producer coalesces as the kernel's programs do: the daemon reads its counts as the kernel's
+        self.daemon.pump.kernel = CoalescedCounts(producer.obj.map("lg_coalesce"),
+                                                  producer.obj.map("lg_coalesce_reported"),
+                                                  lambda: stat_total(producer.stats, abi.Stat.COALESCED))
         self.daemon.pump.tick(producer.lost())   # the baseline, as a daemon's first tick: nothing lost yet
         self.next_status = 0.0
         self.peak_rss_mib = 0.0   # sampled as the daemon writes its status, and when a run ends

@@ -33,7 +33,7 @@ SIZES = {             # (rates in denials per second, 0 = unpaced; seconds per r
     "full": ((100, 1_000, 5_000, 20_000, 0), 10),
 }
 POLICY = """\
-apiVersion: lsmguard.io/v1
+apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata: {{name: bench-pipeline}}
 spec:
@@ -55,9 +55,9 @@ def daemon_with(policy_dir: Path, run_dir: Path) -> Iterator[tuple[Daemon, dict[
 
 
 def settled_status(run_dir: Path, accounted_for: int = 0, quiet_s: float = 4.0, timeout: float = 900) -> dict:
-    """The daemon's counters once they account for `accounted_for` more events than at its
-    start (received or counted lost by the kernel) and then stop moving: its coalescing
-    windows (1 s) have closed and its status (every 2 s) is current."""
+    """The daemon's counters once its books account for `accounted_for` events generated since
+    its start (received, coalesced in the kernel, or counted lost) with none pending, and then
+    stop moving: its coalescing windows (1 s) have closed and its status (every 2 s) is current."""
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
@@ -66,11 +66,12 @@ def settled_status(run_dir: Path, accounted_for: int = 0, quiet_s: float = 4.0, 
             time.sleep(0.5)
             continue
         status = json.loads(path.read_text())
+        books = status["books"]
         key = (status["events"], status["written"], status["coalesced"], status["kernel_lost"],
-               status["journal_lost"])
+               status["journal_lost"], books["generated"], books["pending"])
         if key != last:
             last, since = key, time.monotonic()
-        elif status["events"] + status["kernel_lost"] >= accounted_for and time.monotonic() - since >= quiet_s:
+        elif books["generated"] >= accounted_for and not books["pending"] and time.monotonic() - since >= quiet_s:
             return status
         time.sleep(0.5)
     raise RuntimeError(f"the daemon did not account for {accounted_for} events within {timeout}s: {last}")
@@ -121,7 +122,7 @@ def main() -> int:
                     [str(BUILD / "driver"), "chmod", str(targets), str(iterations), str(rate), str(SPREAD)],
                     capture_output=True, text=True, check=True).stdout)
                 driven_s = time.monotonic() - started
-                after = settled_status(run_dir, before["events"] + before["kernel_lost"] + drive["failures"])
+                after = settled_status(run_dir, before["books"]["generated"] + drive["failures"])
                 records, events, lost = account(since, targets)
                 generated = drive["failures"]          # every chmod was denied: each is one event
                 line = {"rate": rate, "generated": generated, "seconds": round(driven_s, 2),

@@ -9,7 +9,7 @@ from tests.kernel.events import drain_events
 
 def policy(name: str, spec: str) -> str:
     """One policy document; `spec` is the YAML under `spec:` (indented two spaces)."""
-    return f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    return f"apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n{spec}"
 
 
 def apply(engine: Engine, *documents: str) -> None:

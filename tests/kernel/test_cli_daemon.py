@@ -121,7 +121,7 @@ def test_sighup_with_a_broken_policy_keeps_the_old_one(host: Host, daemon: Daemo
     target = tmp_path / "protected"
     target.write_text("x")
     (host.policy_dir / "hand.yaml").write_text(
-        "apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: hand}\nspec:\n  mode: enforce\n"
+        "apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: hand}\nspec:\n  mode: enforce\n"
         f"  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{tmp_path}/**']}}}}]\n")
     since = time.time()
     daemon.reload()
@@ -145,7 +145,7 @@ def test_sighup_with_a_broken_policy_keeps_the_old_one(host: Host, daemon: Daemo
     assert unescape(record["LSMGUARD_PATH"]) == hostile and record["LSMGUARD_DECISION"] == "deny"
     assert "\n" not in record["MESSAGE"] and "\x1b" not in record["MESSAGE"]
 
-    (host.policy_dir / "broken.yaml").write_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
+    (host.policy_dir / "broken.yaml").write_text("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: x}\n"
                                                  "spec: {mode: enforce, rules: [{id: r, action: deny, "
                                                  "chmod: {paths: [relative/path]}}]}\n")
     os.mkfifo(host.policy_dir / "pipe.yaml")      # read without blocking, refused like a bad file
@@ -169,7 +169,7 @@ def test_sighup_with_a_broken_policy_keeps_the_old_one(host: Host, daemon: Daemo
 
 def exe_policy(name: str, executables: list[str]) -> str:
     listed = ", ".join(executables)
-    return (f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n"
+    return (f"apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n"
             f"  subjects: {{executables: [{listed}]}}\n"
             "  rules: [{id: no-exec, action: deny, exec: {paths: [/nonexistent/**]}}]\n")
 
@@ -181,7 +181,7 @@ def test_more_subject_executables_than_the_kernel_holds_is_refused_whole(host: H
     the set in force and says why in a "policy rejected" record; neither dies."""
     target = tmp_path / "guarded"
     target.write_text("x")
-    guard = ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: guard}\nspec:\n  mode: enforce\n"
+    guard = ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: guard}\nspec:\n  mode: enforce\n"
              f"  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{target}']}}}}]\n")
     (host.policy_dir / "guard.yaml").write_text(guard)
     (host.policy_dir / "first.yaml").write_text(exe_policy("first", [f"/opt/first/bin/{i}" for i in range(40)]))
@@ -220,7 +220,7 @@ def test_a_file_system_mounted_under_a_rule_after_the_apply_is_covered(host: Hos
     drop = tmp_path / "drop"
     drop.mkdir()
     (host.policy_dir / "no-drop.yaml").write_text(
-        "apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: no-drop}\nspec:\n  mode: enforce\n"
+        "apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: no-drop}\nspec:\n  mode: enforce\n"
         f"  rules: [{{id: no-exec, action: deny, exec: {{paths: ['{drop}/**']}}}}]\n")
     daemon.reload()
     try:

@@ -53,7 +53,7 @@ def test_records_journald_drops_are_counted_and_reported(host: Host, tmp_path: P
     for f in files:
         f.write_text("")
     (host.policy_dir / "flood.yaml").write_text(
-        "apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: flood}\nspec:\n  mode: enforce\n"
+        "apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: flood}\nspec:\n  mode: enforce\n"
         f"  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{flood_dir}/**']}}}}]\n")
     CGROUP.mkdir(exist_ok=True)
     argv = ["sh", "-c", f'echo $$ > {CGROUP}/cgroup.procs && exec "$0" -m lsmguard daemon', sys.executable]

@@ -26,7 +26,7 @@ PIN_ROOT = "/sys/fs/bpf/lsmguard-package-test"
 # The kernel's capability numbers (include/uapi/linux/capability.h) for the unit's names.
 CAPABILITY_BITS = {"CAP_SYS_PTRACE": 19, "CAP_PERFMON": 38, "CAP_BPF": 39}
 DENY_POLICY = """\
-apiVersion: lsmguard.io/v1
+apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata:
   name: package-test

@@ -2,7 +2,10 @@
 life on this machine (install, use, upgrade over a locally edited policy, purge)."""
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -15,8 +18,8 @@ import yaml
 
 from lsmguard.events.journal import MessageId
 from lsmguard.state.local_rules import MANAGED_MARK
-from tests.packages import (CATALOG, COMPLETION, POLICY_DIR, REPO, RUNTIME_DEPENDENCIES, SCHEMA, SHIPPED_POLICIES,
-                            SYSTEM_ENV, UNIT, built, run, unit_settings, version)
+from tests.packages import (CATALOG, COMPLETIONS, DOC_DIR, DOCS, POLICY_DIR, REPO, RUNTIME_DEPENDENCIES,
+                            SCHEMA, SHIPPED_POLICIES, SYSTEM_ENV, UNIT, built, run, unit_settings, version)
 
 SITE = "/usr/lib/python3/dist-packages"
 BPF_OBJECT = f"{SITE}/lsmguard/data/lsmguard.bpf.o"
@@ -33,9 +36,117 @@ def test_deb_holds_package_object_unit_catalog_policies_and_man_pages() -> None:
     files = deb_files(built("deb"))
     expected = {"/usr/bin/lsmguard", f"{SITE}/lsmguard/cli/__init__.py", f"{SITE}/lsmguard/daemon.py",
                 f"{SITE}/lsmguard/loader/_libbpf.abi3.so", BPF_OBJECT, LOCK_OBJECT, f"/lib/systemd/system/{UNIT}",
-                CATALOG, COMPLETION, SCHEMA, "/usr/share/man/man8/lsmguard.8.gz",
+                CATALOG, *COMPLETIONS["deb"].values(), SCHEMA, "/usr/share/man/man8/lsmguard.8.gz",
                 "/usr/share/man/man5/lsmguard.policy.5.gz", *(f"{POLICY_DIR}/{p}" for p in SHIPPED_POLICIES)}
     assert expected <= files, sorted(expected - files)
+
+
+def rpm_files(rpm: Path) -> set[str]:
+    return set(run("rpm", "-qlp", rpm).stdout.split())
+
+
+def extracted(kind: str, into: Path) -> Path:
+    """The files of the deb or the rpm, unpacked under `into`."""
+    into.mkdir(parents=True, exist_ok=True)
+    if kind == "deb":
+        run("dpkg-deb", "-x", built("deb"), into)
+    else:
+        subprocess.run(f"rpm2cpio {built(kind)} | cpio -idm --quiet", shell=True, check=True, cwd=into,
+                       env=SYSTEM_ENV)
+    return into
+
+
+def test_both_packages_install_the_documentation_uncompressed() -> None:
+    """README.md and docs/*.md under /usr/share/doc/lsmguard/, by the names that the man pages
+    and the journal catalog give them (so not gzipped by dh_compress on the deb)."""
+    assert set(DOCS) >= {"README.md", "cli.md", "policy.md", "security.md"}
+    expected = {f"{DOC_DIR}/{name}" for name in DOCS}
+    for kind, files in (("deb", deb_files(built("deb"))), ("rpm", rpm_files(built("rpm")))):
+        assert expected <= files, (kind, sorted(expected - files))
+
+
+def installed_references(text: str) -> set[str]:
+    """Installed paths a text names: the documentation and lsmguard's shared data."""
+    return {m.rstrip(".,;") for m in re.findall(r"/usr/share/(?:doc/)?lsmguard/[\w./-]*[\w]", text)}
+
+
+def man_references(text: str) -> set[str]:
+    """lsmguard's man pages a text names: lsmguard(8), lsmguard.policy (5) in troff, man:lsmguard(8)."""
+    return {f"{name}.{section}" for name, section in re.findall(r"\b(lsmguard[\w.]*) ?\((\d)\)", text)}
+
+
+def test_every_reference_in_the_catalog_and_man_pages_is_installed(tmp_path: Path) -> None:
+    """What the journal catalog and the man pages send a reader to exists once the package
+    is installed: a file of the package, or one of its man pages; never a path in this tree."""
+    for kind in ("deb", "rpm"):
+        root = extracted(kind, tmp_path / kind)
+        files = {"/" + str(f.relative_to(root)) for f in root.rglob("*") if f.is_file()}
+        man_dir = root / "usr/share/man"
+        pages = {f.name.removesuffix(".gz") for f in man_dir.rglob("lsmguard*")}
+        assert pages == {"lsmguard.8", "lsmguard.policy.5"}, (kind, pages)
+        texts = {CATALOG: (root / CATALOG.lstrip("/")).read_text()}
+        for page in man_dir.rglob("lsmguard*"):
+            texts[page.name] = gzip.decompress(page.read_bytes()).decode() if page.name.endswith(".gz") \
+                else page.read_text()
+        named: set[str] = set()
+        for name, text in texts.items():
+            assert not re.search(r"(?<![\w/])docs/|\bpolicies/lsmguard", text), f"{kind}: {name} names a tree path"
+            paths, manuals = installed_references(text), man_references(text)
+            assert paths <= files, (kind, name, sorted(paths - files))
+            assert manuals <= pages, (kind, name, sorted(manuals - pages))
+            named |= paths
+        # the catalog and the man pages do send readers to the documentation
+        assert {f"{DOC_DIR}/policy.md", f"{DOC_DIR}/security.md", f"{DOC_DIR}/cli.md"} <= named, sorted(named)
+
+
+def test_shells_find_the_completions_where_each_package_installs_them(tmp_path: Path) -> None:
+    for kind in ("deb", "rpm"):
+        root = extracted(kind, tmp_path / kind)
+        for name, installed in COMPLETIONS[kind].items():
+            shipped = root / installed.lstrip("/")
+            assert shipped.is_file(), (kind, installed)
+            assert shipped.read_text() == (REPO / "packaging" / "completion" / name).read_text(), (kind, installed)
+
+
+def test_shipped_policies_name_the_installed_schema(tmp_path: Path) -> None:
+    """An editor with the YAML language server opens /etc/lsmguard/policies.d/x.yaml and finds
+    the schema its first line names, as installed by the same package."""
+    for kind in ("deb", "rpm"):
+        root = extracted(kind, tmp_path / kind)
+        for name in SHIPPED_POLICIES:
+            first = (root / POLICY_DIR.lstrip("/") / name).read_text().splitlines()[0]
+            hint = re.fullmatch(r"# yaml-language-server: \$schema=(\S+)", first)
+            assert hint and hint.group(1) == SCHEMA, (kind, name, first)
+            schema = json.loads((root / SCHEMA.lstrip("/")).read_text())
+            assert schema["properties"]["apiVersion"]["const"] == "lsmguard.example.org/v1"
+
+
+def test_one_project_domain_and_one_maintainer_address() -> None:
+    """Every address of the project is under lsmguard.example.org (a reserved name: the project
+    has no domain of its own), and the maintainer is written one way, as debian/control says it."""
+    tracked = run("git", "ls-files", cwd=REPO).stdout.split()
+    # the policy format's former name, accepted with a warning (lsm/policy/load.py), and its tests
+    former = {"lsm/policy/load.py", "tests/unit/policy/test_errors.py"}
+    others = []
+    for name in tracked:
+        path = REPO / name
+        if not path.is_file() or path.suffix in (".png", ".o") or name in former:
+            continue
+        text = path.read_text(errors="replace")
+        for match in re.finditer(r"(?:https?://|@|\b)lsmguard\.(?!example\.org\b)(?:io|dev|com|org|net|sh|app)\b"
+                                 r"|https?://(?!lsmguard\.example\.org)[\w.-]*lsmguard[\w.-]*", text):
+            others.append(f"{name}: {match.group(0)}")
+    assert others == []
+    control = (REPO / "packaging" / "debian" / "control").read_text()
+    maintainer = re.search(r"^Maintainer: (.+)$", control, re.M).group(1)
+    assert maintainer.endswith("@lsmguard.example.org>")
+    changelog = (REPO / "packaging" / "debian" / "changelog").read_text()
+    assert set(re.findall(r"^ -- (.+?>)", changelog, re.M)) == {maintainer}
+    spec = (REPO / "packaging" / "rpm" / "lsmguard.spec").read_text()
+    assert set(re.findall(r"^\* \w{3} \w{3} \d+ \d{4} (.+?>)", spec, re.M)) == {maintainer}
+    addresses = {a for name in tracked if (REPO / name).is_file() and (REPO / name).suffix != ".png"
+                 for a in re.findall(r"[\w.+-]+@lsmguard\.example\.org", (REPO / name).read_text(errors="replace"))}
+    assert addresses == {re.search(r"<(.+)>", maintainer).group(1)}
 
 
 def test_deb_declares_its_runtime_dependencies_and_conffiles(tmp_path: Path) -> None:
@@ -75,7 +186,8 @@ def test_rpm_holds_the_same_and_declares_dependencies_and_config() -> None:
         "/lsmguard/data/lsmguard.bpf.o")
     expected = {"/usr/bin/lsmguard", f"{site}/lsmguard/cli/__init__.py", f"{site}/lsmguard/loader/_libbpf.abi3.so",
                 f"{site}/lsmguard/data/lsmguard-lock.bpf.o", f"{site}/lsmguard/data/lsmguard-probe.bpf.o",
-                f"/usr/lib/systemd/system/{UNIT}", CATALOG, COMPLETION, SCHEMA, "/usr/share/man/man8/lsmguard.8",
+                f"/usr/lib/systemd/system/{UNIT}", CATALOG, *COMPLETIONS["rpm"].values(), SCHEMA,
+                "/usr/share/man/man8/lsmguard.8",
                 "/usr/share/man/man5/lsmguard.policy.5", *(f"{POLICY_DIR}/{p}" for p in SHIPPED_POLICIES)}
     assert expected <= files, sorted(expected - files)
     requires = set(run("rpm", "-qp", "--requires", rpm).stdout.split())
@@ -218,11 +330,8 @@ def test_rpm_installs_upgrades_keeping_local_edits_and_erases(tmp_path: Path) ->
     """In a scratch root (--root): this machine is Debian, so the rpm's scriptlets, which call
     systemctl, are not run (--noscripts), and its dependencies are Fedora's (--nodeps)."""
     rpm, root, topdir = built("rpm"), tmp_path / "root", tmp_path / "rpmbuild"
-    (topdir / "SOURCES").mkdir(parents=True)
-    tarball = f"lsmguard-{version()}.tar.gz"
-    shutil.copy(REPO / "build" / "rpmbuild" / "SOURCES" / tarball, topdir / "SOURCES" / tarball)
-    run("rpmbuild", "-bb", "--nodeps", "--define", f"_topdir {topdir}", "--define", "lsmguard_release 2",
-        REPO / "packaging" / "rpm" / "lsmguard.spec")
+    run("rpmbuild", "--rebuild", "--nodeps", "--define", f"_topdir {topdir}", "--define", "lsmguard_release 2",
+        built("srpm"))
     [upgrade] = (topdir / "RPMS").glob(f"*/lsmguard-{version()}-2.*.rpm")
 
     def rpm_in_root(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -250,3 +359,113 @@ def shipped_rules() -> int:
     """How many rules the shipped policies hold: what `lsmguard check` of them counts."""
     return sum(len(doc["spec"]["rules"]) for name in SHIPPED_POLICIES
                for doc in yaml.safe_load_all((REPO / "policies" / name).read_text()))
+
+
+# -- the source rpm ------------------------------------------------------------------
+
+FEDORA_BUILD_REQUIRES = {"make", "gcc", "clang", "llvm", "bpftool", "libbpf-devel", "python3-devel",
+                         "pyproject-rpm-macros", "python3-setuptools", "python3-wheel", "python3-cffi", "python3-pip",
+                         "systemd-rpm-macros"}
+
+
+def test_srpm_is_portable_and_rebuilds_into_the_binary_rpm(tmp_path: Path) -> None:
+    """`make srpm` is what a Fedora or RHEL-family host builds the binary rpm from: its spec
+    names Fedora's build dependencies and takes the python paths from the distribution's
+    macros (nothing of this machine's python 3.11 is written in it). Rebuilt here, as
+    `rpmbuild --rebuild` on the target would (with --nodeps: Debian's rpm database knows no
+    packages), it gives a binary rpm with everything the packages ship."""
+    srpm = built("srpm")
+    assert run("rpm", "-qp", "--qf", "%{SOURCERPM}|%{ARCH}", srpm).stdout in ("(none)|x86_64", "|x86_64")
+    build_requires = {line.split()[0] for line in run("rpm", "-qp", "--requires", srpm).stdout.splitlines()}
+    assert FEDORA_BUILD_REQUIRES <= build_requires, sorted(FEDORA_BUILD_REQUIRES - build_requires)
+    unpacked = tmp_path / "srpm"
+    unpacked.mkdir()
+    subprocess.run(f"rpm2cpio {srpm} | cpio -idm --quiet", shell=True, check=True, cwd=unpacked, env=SYSTEM_ENV)
+    assert sorted(p.name for p in unpacked.iterdir()) == [f"lsmguard-{version()}.tar.gz", "lsmguard.spec"]
+    spec = (unpacked / "lsmguard.spec").read_text()
+    assert not re.search(r"python3\.\d+|/usr/lib(64)?/python|site-packages|dist-packages", spec)
+    assert "%{python3_sitearch}/lsmguard/" in spec and "%{_unitdir}/lsmguard.service" in spec
+    for macro in ("pyproject_wheel", "pyproject_install", "systemd_post"):   # Fedora's, where it has them
+        assert re.search(rf"^%if %{{defined {macro}}}\n%{macro}\b", spec, re.M), macro
+
+    topdir = tmp_path / "rpmbuild"
+    run("rpmbuild", "--rebuild", "--nodeps", "--define", f"_topdir {topdir}", srpm)
+    [rebuilt] = (topdir / "RPMS").glob(f"*/lsmguard-{version()}-1.x86_64.rpm")
+    files = rpm_files(rebuilt)
+    assert files == rpm_files(built("rpm"))
+    # the python files are where this build host's python3 has its site directory (the spec's fallback)
+    sitearch = run("/usr/bin/python3", "-c", "import sysconfig; print(sysconfig.get_path('platlib', 'posix_prefix', "
+                   "{'platbase': '/usr', 'base': '/usr'}))").stdout.strip()
+    expected = {"/usr/bin/lsmguard", f"{sitearch}/lsmguard/cli/complete.py", f"{sitearch}/lsmguard/data/lsmguard.bpf.o",
+                f"/usr/lib/systemd/system/{UNIT}", CATALOG, SCHEMA, *COMPLETIONS["rpm"].values(),
+                *(f"{DOC_DIR}/{name}" for name in DOCS)}
+    assert expected <= files, sorted(expected - files)
+
+
+# -- the autopkgtest ------------------------------------------------------------------
+
+def deb822(text: str) -> list[dict[str, str]]:
+    """Paragraphs of a deb822 file: `Field: value`, continuation lines, # comments."""
+    paragraphs: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    field = ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if current:
+                paragraphs.append(current)
+            current, field = {}, ""
+        elif line[0] in " \t":
+            assert field, f"continuation line with no field: {line!r}"
+            current[field] += "\n" + line.strip()
+        else:
+            field, sep, value = line.partition(":")
+            assert sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", field), f"not a field: {line!r}"
+            assert field not in current, f"{field} twice"
+            current[field] = value.strip()
+    if current:
+        paragraphs.append(current)
+    return paragraphs
+
+
+AUTOPKGTEST_FIELDS = {"Tests", "Test-Command", "Restrictions", "Features", "Depends", "Tests-Directory", "Classes",
+                      "Architecture"}
+AUTOPKGTEST_RESTRICTIONS = {"allow-stderr", "breaks-testbed", "build-needed", "flaky", "hint-testsuite-triggers",
+                            "isolation-container", "isolation-machine", "needs-internet", "needs-reboot",
+                            "needs-root", "needs-sudo", "rw-build-tree", "skip-foreign-architecture",
+                            "skip-not-installable", "skippable", "superficial"}
+
+
+def test_autopkgtest_runs_the_host_tests_against_the_installed_package(tmp_path: Path) -> None:
+    """debian/tests/control is valid (dpkg-source reads it into the .dsc's Testsuite fields,
+    with its Depends parsed by dpkg's own parser), every test it names is an executable
+    script of the tree that runs tests/unit with Debian's python3, and every package it
+    depends on is one apt knows."""
+    tests_dir = REPO / "packaging" / "debian" / "tests"
+    [paragraph] = deb822((tests_dir / "control").read_text())
+    assert set(paragraph) <= AUTOPKGTEST_FIELDS and "Tests" in paragraph, paragraph
+    assert set(paragraph["Restrictions"].replace(",", " ").split()) <= AUTOPKGTEST_RESTRICTIONS
+    for name in paragraph["Tests"].split():
+        script = tests_dir / name
+        assert script.is_file() and os.access(script, os.X_OK), script
+        text = script.read_text()
+        assert text.startswith("#!/bin/sh") and run("sh", "-n", script).returncode == 0
+        assert "python3 -m pytest" in text and " tests/unit" in text
+        for ignored in re.findall(r"--ignore=(\S+)", text):
+            assert (REPO / ignored).is_file(), ignored
+    depends = [d.strip() for d in paragraph["Depends"].split(",")]
+    assert depends[0] == "@"
+    for package in depends[1:]:
+        assert run("apt-cache", "show", "--no-all-versions", package, check=False).returncode == 0, package
+
+    source = tmp_path / f"lsmguard-{version()}"
+    subprocess.run(f"git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - "
+                   f"| tar -C {source} -xf -", shell=True, check=True, cwd=REPO, env=SYSTEM_ENV,
+                   preexec_fn=lambda: source.mkdir())
+    shutil.copytree(REPO / "packaging" / "debian", source / "debian")
+    run("dpkg-source", "-b", source.name, cwd=tmp_path)
+    [dsc] = tmp_path.glob("lsmguard_*.dsc")
+    fields = deb822(dsc.read_text())[0]
+    assert fields["Testsuite"] == "autopkgtest"
+    assert sorted(fields["Testsuite-Triggers"].replace(",", " ").split()) == sorted(depends[1:])

@@ -158,7 +158,8 @@ enum lg_stat {
 	LG_STAT_HITS_UNCOUNTED = 3,   /* rule hit counter table full */
 	LG_STAT_SCRATCH_RACES = 4,    /* a preempting program reused the per-CPU scratch mid-walk */
 	LG_STAT_MARKS_LOST = 5,       /* a write could not be marked on its inode (drift falls back on ctime) */
-	LG_STAT_COUNT = 6,
+	LG_STAT_COALESCED = 6,        /* events counted in a coalescing window (lg_coalesce) rather than sent */
+	LG_STAT_COUNT = 7,
 };
 
 /* Load-time configuration, one entry in the array map `lg_config`. */
@@ -298,6 +299,50 @@ struct lg_process_id {
 	char comm[LG_COMM_LEN];
 };
 
+/*
+ * Coalescing in the kernel: the first event of a kind (struct
+ * lg_coalesce_key: what happened, to what, by which process, decided by
+ * which rule) is sent and opens a window of LG_COALESCE_WINDOW_NS; the same
+ * again within the window is only counted (`total`), so a flood of identical
+ * denials costs the ring nothing. The daemon reads the counts from the map
+ * (LRU hash `lg_coalesce`) once a window has ended: the repeats of a window
+ * are the growth of `total` from its `base`. Nothing in the map is ever
+ * decremented, so no count can be lost to a race; a window evicted before its
+ * count was read is found by LG_STAT_COALESCED and reported as lost.
+ */
+#define LG_COALESCE_WINDOW_NS 1000000000ULL
+#define LG_COALESCE_WINDOWS 16384
+
+struct lg_coalesce_key {
+	__u32 what;        /* op | decision << 8 | generation << 16 */
+	__u32 policy_id;
+	__u32 rule_id;
+	__u32 tgid;
+	__u32 uid;         /* effective */
+	__u32 detail;      /* path: the event's mode; inet: family | protocol << 16 */
+	__u32 flags;       /* path: enum lg_path_flags; inet: the port */
+	__u32 object_kind; /* enum lg_object */
+	__u64 object[2];   /* path: the file's device and inode; inet: the address */
+};
+
+struct lg_coalesce_window {
+	__u64 created_ns;     /* when the entry was made: a key evicted and made again is another */
+	__u64 opened_ns;      /* the current window's start (CLOCK_MONOTONIC): its first event's window_ns */
+	__u64 prev_opened_ns; /* the window before it (0: none) */
+	__u64 base;           /* `total` when the current window opened: what the windows before it counted */
+	__u64 total;          /* events of this key counted and not sent, ever */
+};
+
+/*
+ * How much of an entry's `total` the daemon has journaled (hash
+ * `lg_coalesce_reported`, written only by the daemon): pinned with the rest,
+ * so a daemon that restarts reports what its predecessor did not.
+ */
+struct lg_coalesce_reported {
+	__u64 created_ns;     /* the lg_coalesce entry's: a key made again is another */
+	__u64 reported;
+};
+
 /* Common header of every ring-buffer event. */
 struct lg_event_header {
 	__u64 ktime_ns;   /* CLOCK_MONOTONIC */
@@ -316,6 +361,7 @@ struct lg_event_header {
 	__u32 generation; /* the policy set (0 or 1) that decided: names policy_id and rule_id */
 	char comm[LG_COMM_LEN];
 	struct lg_process_id ancestors[LG_ANCESTORS]; /* parent first, read when the event happened */
+	__u64 window_ns;  /* the coalescing window this event opened (its opened_ns); 0: none, it was not coalescable */
 };
 
 /* What a write mark could not name in full (lg_file_mark.flags). */

@@ -23,7 +23,7 @@ def test_shipped_policies_are_valid() -> None:
 
 def test_invalid_policy_exits_2_listing_errors_and_a_summary(tmp_path: Path) -> None:
     bad = tmp_path / "web.yaml"
-    bad.write_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  mode: enforce\n"
+    bad.write_text("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  mode: enforce\n"
                    "  rules: [{id: x, action: deny, connect: {ports: [70000]}}]\n")
     proc = lsmguard("check", str(bad))
     assert proc.returncode == 2
@@ -50,3 +50,20 @@ def test_usage_errors_exit_2() -> None:
     assert lsmguard("check").returncode == 2
     assert lsmguard("frobnicate").returncode == 2
     assert lsmguard().returncode == 2
+
+
+def test_check_dash_reads_standard_input_and_names_it() -> None:
+    policy = ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  mod: enforce\n"
+              "  rules: [{id: x, action: deny, exec: {paths: [tmp/x]}}]\n")
+    proc = subprocess.run([sys.executable, "-m", "lsmguard", "check", "-"], input=policy, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "<stdin>:5:3: spec: missing required field 'mode'",
+        "<stdin>:5:3: spec.mod: unknown field 'mod'; did you mean 'mode'? "
+        "(allowed: default, drift, mode, operations, rules, subjects)",
+        "<stdin>:6:48: spec.rules[0].exec.paths[0]: 'tmp/x' is not absolute: paths start with /",
+        "invalid: 3 errors, 0 warnings"]
+    good = policy.replace("mod:", "mode:").replace("tmp/x", "/tmp/x")
+    proc = subprocess.run([sys.executable, "-m", "lsmguard", "check", "-"], input=good, capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout) == (0, "ok: 1 policy, 1 rule in 1 file\n"), proc.stderr

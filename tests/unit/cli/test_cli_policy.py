@@ -13,7 +13,7 @@ import pytest
 from lsmguard.state.paths import Paths
 
 REPO = Path(__file__).resolve().parents[3]
-HAND_WRITTEN = ("# mine\napiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: hand}\n"
+HAND_WRITTEN = ("# mine\napiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: hand}\n"
                 "spec:\n  mode: enforce\n  rules: [{id: r1, action: deny, exec: {paths: [/opt/x]}}]\n")
 
 
@@ -69,10 +69,20 @@ def test_list_without_the_kernel_shows_the_directory(paths: Paths) -> None:
     (paths.policy_dir / "hand.yaml").write_text(HAND_WRITTEN)
     data = json.loads(lsmguard(paths, "list", "--json").stdout)
     assert data["source"].endswith("(not in force)")
-    assert data["rules"] == [{"policy": "hand", "mode": "enforce", "rule": "r1", "action": "deny",
-                              "operation": "exec", "objects": "/opt/x", "hits": None}]
-    status = json.loads(lsmguard(paths, "status", "--json").stdout)
+    assert data["rules"] == [{"policy": "hand", "mode": "enforce", "subjects": None, "rule": "r1",
+                              "action": "deny", "operation": "exec", "objects": {"paths": ["/opt/x"], "fileless": False},
+                              "hits": None}]
+
+
+def test_status_exits_3_when_nothing_is_loaded(paths: Paths) -> None:
+    """As aa-status and `systemctl is-active` do: a script can ask with the exit status alone."""
+    proc = lsmguard(paths, "status", "--json")
+    assert proc.returncode == 3, proc.stderr
+    status = json.loads(proc.stdout)
     assert status["loaded"] is False and status["daemon"]["running"] is False
+    proc = lsmguard(paths, "status")
+    assert proc.returncode == 3 and proc.stdout.startswith("loaded:    no\n") and proc.stderr == ""
+    # loaded, it exits 0: the kernel tests' `host.lsmguard("status")` checks that
 
 
 def test_every_command_has_help() -> None:
@@ -85,8 +95,66 @@ def test_every_command_has_help() -> None:
 def test_list_shows_drift_and_listeners(paths: Paths) -> None:
     shutil.copy(REPO / "policies" / "web-hardening.yaml", paths.policy_dir)
     rows = {r["rule"]: r for r in json.loads(lsmguard(paths, "list", "--json").stdout)["rules"]}
-    assert rows["(drift)"] == {"policy": "web-hardening", "mode": "audit", "rule": "(drift)", "action": "deny",
-                               "operation": "exec,mmap", "objects": "files changed after the policy came into force",
+    web = {"cgroups": ["/system.slice/webapp.service"]}
+    assert rows["(drift)"] == {"policy": "web-hardening", "mode": "audit", "subjects": web, "rule": "(drift)",
+                               "action": "deny", "operation": "exec,mmap", "objects": {"changed_files": True},
                                "hits": None}
-    assert rows["serve"]["operation"] == "listen" and rows["serve"]["objects"] == "0.0.0.0/0,::/0 port 8080 tcp"
-    assert rows["(default)"]["operation"] == "bind,connect,listen"
+    assert rows["serve"]["operation"] == "listen"
+    assert rows["serve"]["objects"] == {"cidrs": ["0.0.0.0/0", "::/0"], "ports": [8080], "protocol": "tcp"}
+    assert rows["syslog"]["objects"] == {"unix": ["/dev/log", "/run/systemd/journal/**"]}
+    assert rows["staged-file"]["objects"] == {"paths": ["/tmp/**", "/var/tmp/**", "/dev/shm/**"], "access": ["write"]}
+    assert rows["(default)"]["operation"] == "bind,connect,listen" and rows["(default)"]["objects"] == {}
+
+
+NGINX = ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: nginx}\nspec:\n  mode: enforce\n"
+         "  subjects: {executables: [/usr/sbin/nginx], uids: [33, 34]}\n  rules:\n"
+         "  - {id: pools, action: deny, connect: {cidrs: [203.0.113.0/24], ports: [3333, 3334-3336]}}\n"
+         "  - {id: sock, action: deny, connect: {unix: ['@bus', /run/x.sock]}}\n")
+
+
+def test_list_shows_whom_each_policy_is_for(paths: Paths) -> None:
+    """A policy for nginx does not look global, in the table or in JSON."""
+    (paths.policy_dir / "hand.yaml").write_text(HAND_WRITTEN)
+    (paths.policy_dir / "nginx.yaml").write_text(NGINX)
+    data = json.loads(lsmguard(paths, "list", "--json").stdout)
+    nginx = {"executables": ["/usr/sbin/nginx"], "uids": [33, 34]}
+    assert [(p["name"], p["subjects"]) for p in data["policies"]] == [("hand", None), ("nginx", nginx)]
+    assert data["policies"][1] | {"source": "-"} == {"name": "nginx", "mode": "enforce", "subjects": nginx,
+                                                     "default": "allow", "operations": ["connect"], "drift": None,
+                                                     "source": "-"}
+    rows = {r["rule"]: r for r in data["rules"]}
+    assert rows["r1"]["subjects"] is None and rows["pools"]["subjects"] == nginx
+    assert rows["pools"]["objects"] == {"cidrs": ["203.0.113.0/24"], "ports": [3333, "3334-3336"], "protocol": "any"}
+    assert rows["sock"]["objects"] == {"unix": ["/run/x.sock", "@bus"]}
+    table = lsmguard(paths, "list").stdout.splitlines()
+    assert table[1].split() == ["POLICY", "MODE", "SUBJECTS", "RULE", "ACTION", "OPERATION", "OBJECTS", "HITS"]
+    assert table[2].split() == ["hand", "enforce", "every", "process", "r1", "deny", "exec", "/opt/x", "-"]
+    assert table[3].split() == ["nginx", "enforce", "exe", "/usr/sbin/nginx,", "uid", "33", "34", "pools", "deny",
+                                "connect", "203.0.113.0/24", "port", "3333,3334-3336", "any", "-"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("deny", "exec", "tmp/x"), ["deny: argument 'tmp/x' is not absolute: paths start with /"]),
+    (("deny", "exec", "/ok", "/x/*/y", "--exe", "rel"),
+     ["deny: --exe rel is not absolute: paths start with /",
+      "deny: argument '/x/*/y' has a glob in the middle: only a trailing /** is supported (/a/b/** matches all "
+      "below /a/b)"]),
+    (("deny", "connect", "10.0.0.1/8", "any", "--port", "99999"),
+     ["deny: argument '10.0.0.1/8' has host bits set: did you mean 10.0.0.0/8?",
+      "deny: argument 'any' is not an IPv4 or IPv6 address or CIDR",
+      "deny: --port 99999 is not a port (1-65535)"]),
+    (("allow", "open", "/x", "--access", "rw"), ["allow: --access rw is not one of read, write"]),
+    (("deny", "exec", "/x", "--uid", "4294967295", "--cgroup", "/a/"),
+     ["deny: --cgroup /a/ is not normalised: no empty components or trailing slash",
+      "deny: --uid 4294967295 is not a uid (0-4294967294)"]),
+])
+def test_a_bad_argument_is_named_not_a_file_never_written(paths: Paths, args: tuple[str, ...],
+                                                          expected: list[str]) -> None:
+    """`deny exec tmp/x` was reported at local.yaml:11:15, a file the user never wrote. As any user,
+    before root is needed or anything is read."""
+    paths.policy_dir.chmod(0o755)
+    proc = lsmguard(paths, *args, user="65534")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [f"lsmguard: {line}" for line in expected]
+    assert ".yaml" not in proc.stderr and "spec." not in proc.stderr
+    assert list(paths.policy_dir.iterdir()) == []

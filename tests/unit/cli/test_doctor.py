@@ -64,7 +64,7 @@ def test_apply_says_why_once_and_spares_the_memlock_advice(tmp_path) -> None:
         return   # a host that loads LSM programs: apply would succeed, nothing to explain
     policies = tmp_path / "policies.d"
     policies.mkdir()
-    (policies / "a.yaml").write_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: a}\n"
+    (policies / "a.yaml").write_text("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: a}\n"
                                      "spec: {mode: enforce, rules: [{id: r, action: deny, chmod: {paths: [/x]}}]}\n")
     proc = in_namespace(MOUNT_BOTH + f"LSMGUARD_POLICY_DIR={policies} LSMGUARD_RUN_DIR={tmp_path / 'run'} "
                         f"LSMGUARD_PIN_ROOT={BPFFS}/lsmguard-doctor-test exec {sys.executable} -m lsmguard apply")

@@ -11,7 +11,7 @@ from lsmguard.policy.load import load_text
 from tests.unit.events.test_journal import header
 
 POLICY = """\
-apiVersion: lsmguard.io/v1
+apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata: {name: guard}
 spec:
@@ -51,7 +51,7 @@ def test_a_mapping_record_says_how_the_file_became_executable() -> None:
     assert link == {"LSMGUARD_PATH": "/etc/shadow", "LSMGUARD_TARGET": "/etc/shadow", "LSMGUARD_NAME": "source"}
 
 
-WRITES = """apiVersion: lsmguard.io/v1
+WRITES = """apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata: {name: guard}
 spec:

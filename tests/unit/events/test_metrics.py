@@ -23,7 +23,7 @@ from tests.unit.events.test_journal import path_event
 
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 POLICY = """\
-apiVersion: lsmguard.io/v1
+apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata: {name: metrics}
 spec:

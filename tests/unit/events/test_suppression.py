@@ -60,5 +60,19 @@ def test_reports_about_the_unit_are_counted_across_a_rotation(journald: Journald
         report(7)
         assert polled_until(watch, 7) == 7
         assert watch.poll() == 0
+        # the file of the last record read is archived and vacuumed away (a full /run): read on
+        # from its time
+        before = journal_files()
+        journald.process.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 30
+        while not rotated(before) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        archived = [p for p in journal_files() if "@" in p.name]
+        assert archived
+        for p in archived:
+            p.unlink()
+        report(11)
+        assert polled_until(watch, 11) == 11
+        assert watch.poll() == 0
     finally:
         watch.close()

@@ -16,7 +16,7 @@ HASH_KEY = (1, 2)
 
 
 def compiled(spec: str, name: str = "p"):
-    text = f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    text = f"apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n{spec}"
     return compile_policies(load_text(text, "p.yaml").policies)
 
 
@@ -59,10 +59,10 @@ def test_inet_key_holds_the_network_address() -> None:
 
 def test_policy_set_masks() -> None:
     c = compile_policies([
-        *load_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  mode: enforce\n"
+        *load_text("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: web}\nspec:\n  mode: enforce\n"
                    "  default: deny\n  subjects: {executables: [/usr/sbin/nginx], uids: [33]}\n"
                    "  rules: [{id: db, action: allow, connect: {cidrs: [10.0.0.0/8], ports: [5432]}}]\n"
-                   "---\napiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: tmp}\nspec:\n  mode: audit\n"
+                   "---\napiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: tmp}\nspec:\n  mode: audit\n"
                    "  rules: [{id: x, action: deny, exec: {paths: [/tmp/**]}}]\n", "p.yaml").policies])
     nginx = PathPattern("/usr/sbin/nginx", False)
     raw = entries.policy_set(c, {nginx: 5})
@@ -122,7 +122,7 @@ def test_exact_deny_and_audit_paths_of_existing_files_get_inode_entries(tmp_path
 
 def test_drift_masks_baselines_and_identities() -> None:
     docs = load_text("\n---\n".join(
-        f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n{drift}"
+        f"apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n{drift}"
         "  rules: []\n" for name, drift in (("plain", ""), ("deny", "  drift: deny\n"), ("audit", "  drift: audit\n"))),
         "t.yaml").policies
     c = compile_policies(docs)

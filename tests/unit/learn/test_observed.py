@@ -63,7 +63,7 @@ def test_a_mapping_is_decided_by_rules_only() -> None:
 
 
 def test_never_allowed_a_deny_rule_in_force_drift_fileless_or_another_namespaces_file() -> None:
-    [local] = load_text("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: local}\nspec:\n"
+    [local] = load_text("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: local}\nspec:\n"
                         "  mode: audit\n  rules:\n    - {id: no-keys, action: deny, open: {paths: [/srv/keys/**]}}\n",
                         "local.yaml").policies
     observations = [observe(e) for e in (

@@ -1,15 +1,19 @@
 """A corpus of broken policies: each error names file:line:column, the field and what is allowed."""
 from __future__ import annotations
 
+import json
 import textwrap
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from lsmguard.policy import schema
 from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.load import load_text
 
 HEAD = """\
-apiVersion: lsmguard.io/v1
+apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata:
   name: web
@@ -142,6 +146,24 @@ CORPUS = [
        action: deny
        chmod: {}
      """, "web.yaml:10:14: spec.rules[0].chmod: missing required field 'paths'"),
+    ("""\
+     - id: x
+       action: deny
+       exce: {paths: [/a]}
+     """, "web.yaml:10:7: spec.rules[0].exce: unknown operation or field 'exce'; did you mean 'exec'? (allowed: "
+         "action, bind, chmod, connect, description, exec, id, listen, open)"),
+    ("""\
+     - id: no tmp
+       action: deny
+       exec: {paths: [/a]}
+     """, "web.yaml:8:11: spec.rules[0].id: 'no tmp' is not a rule id: 1 to 63 letters, digits, '_', '.' and '-', "
+         "starting with a letter or digit (no-tmp-exec)"),
+    ("""\
+     - id: x
+       action: deny
+       open: {paths: [/a], acess: [read]}
+     """, "web.yaml:10:27: spec.rules[0].open.acess: unknown field 'acess'; did you mean 'access'? (allowed: access, "
+         "paths)"),
 ]
 
 
@@ -163,20 +185,21 @@ def test_every_error_of_a_file_is_listed_at_once() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\nspec: {mode: enforce, rules: [}\n",
+    ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: x}\nspec: {mode: enforce, rules: [}\n",
      "web.yaml:4:31: invalid YAML"),
     ("kind: Policy\n", "web.yaml:1:1: missing required field 'apiVersion'"),
     ("apiVersion: v2\nkind: Policy\nmetadata: {name: x}\nspec: {mode: enforce, rules: []}\n",
-     "web.yaml:1:13: apiVersion: 'v2' must be 'lsmguard.io/v1'"),
-    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: Web_Server}\nspec: {mode: enforce, rules: []}\n",
-     "web.yaml:3:18: metadata.name: 'Web_Server' does not match"),
-    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\nspec: {mode: on, rules: []}\n",
+     "web.yaml:1:13: apiVersion: 'v2' must be 'lsmguard.example.org/v1'"),
+    ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: Web_Server}\nspec: {mode: enforce, rules: []}\n",
+     "web.yaml:3:18: metadata.name: 'Web_Server' is not a policy name: 1 to 63 lower-case letters, digits and "
+     "'-', starting and ending with a letter or digit (web-server)"),
+    ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: x}\nspec: {mode: on, rules: []}\n",
      "web.yaml:4:14: spec.mode: True is not one of enforce, audit"),
     ("- just\n- a list\n", "web.yaml:1:1: expected a mapping, got a list"),
-    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
+    ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: x}\n"
      "spec: {mode: enforce, default: deny, rules: []}\n",
      "web.yaml:4:32: spec.default: default: deny governs no operation: add rules or spec.operations"),
-    ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
+    ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: x}\n"
      "spec: {mode: enforce, rules: [{id: a, action: deny, connect: {cidrs: [::1]}}]}\n",
      "quote values that contain ':'"),
 ])
@@ -184,3 +207,52 @@ def test_document_level_errors(text: str, expected: str) -> None:
     with pytest.raises(PolicyError) as exc:
         load_text(text, "web.yaml")
     assert any(expected in str(d) for d in exc.value.diagnostics), exc.value.diagnostics
+
+
+def test_every_unknown_key_of_a_mapping_is_reported_with_the_key_meant() -> None:
+    head = "apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: web, lables: {a: b}}\nspec:\n"
+    found = errors_of("""\
+        - id: x
+          action: deny
+          exec: {paths: [/a]}
+        """, head + "  mod: enforce\n  defualt: allow\n  colour: blue\n  rules:\n")
+    allowed = "(allowed: default, drift, mode, operations, rules, subjects)"
+    assert found == [
+        "web.yaml:3:23: metadata.lables: unknown field 'lables'; did you mean 'labels'? "
+        "(allowed: description, labels, name)",
+        "web.yaml:5:3: spec: missing required field 'mode'",
+        f"web.yaml:5:3: spec.mod: unknown field 'mod'; did you mean 'mode'? {allowed}",
+        f"web.yaml:6:3: spec.defualt: unknown field 'defualt'; did you mean 'default'? {allowed}",
+        f"web.yaml:7:3: spec.colour: unknown field 'colour' {allowed}",
+    ]
+
+
+def _patterns(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield node["pattern"]
+        for value in node.values():
+            yield from _patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _patterns(value)
+
+
+def test_no_message_shows_a_regular_expression() -> None:
+    """Every pattern of the published schema has its words, so none reaches a message."""
+    patterns = set(_patterns(json.loads(schema.schema_path().read_text())))
+    assert patterns and patterns <= set(schema.PATTERN_WORDS), patterns - set(schema.PATTERN_WORDS)
+    for name in ("Web_Server", "-web", "a" * 64):
+        [message] = errors_of("[]", HEAD.replace("name: web", f"name: {name}"))
+        assert "is not a policy name" in message and "^" not in message and "$" not in message
+
+
+def test_the_formats_former_name_still_loads_with_a_warning_to_rename_it() -> None:
+    from lsmguard.policy.load import load_text
+    text = ("apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\n"
+            "spec: {mode: enforce, rules: [{id: a, action: deny, exec: {paths: [/tmp/**]}}]}\n")
+    result = load_text(text, "old.yaml")
+    assert [p.name for p in result.policies] == ["x"]
+    assert [str(w) for w in result.warnings] == [
+        "old.yaml:1:13: warning: apiVersion: 'lsmguard.io/v1' is the former name of this format: "
+        "write 'lsmguard.example.org/v1' (the former name is accepted)"]

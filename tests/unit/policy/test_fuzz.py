@@ -19,7 +19,7 @@ structures = st.recursive(scalars, lambda children: st.one_of(
 
 
 def skeleton(spec: object) -> object:
-    return {"apiVersion": "lsmguard.io/v1", "kind": "Policy", "metadata": {"name": "f"}, "spec": spec}
+    return {"apiVersion": "lsmguard.example.org/v1", "kind": "Policy", "metadata": {"name": "f"}, "spec": spec}
 
 
 def loads_or_policy_error(text: str) -> None:

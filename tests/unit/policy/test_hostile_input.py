@@ -75,7 +75,7 @@ def alias_bomb(levels: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-POLICY_HEAD = "apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {name: x}\nspec:\n  mode: enforce\n"
+POLICY_HEAD = "apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: x}\nspec:\n  mode: enforce\n"
 
 
 def fifo(directory: Path) -> Path:

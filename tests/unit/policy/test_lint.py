@@ -5,7 +5,7 @@ from lsmguard.policy.load import load_text
 
 
 def warnings(spec: str) -> list[str]:
-    text = f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: w}}\nspec:\n{spec}"
+    text = f"apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: w}}\nspec:\n{spec}"
     return [str(d) for d in load_text(text, "w.yaml").warnings]
 
 

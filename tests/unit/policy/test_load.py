@@ -16,7 +16,7 @@ SHIPPED = REPO / "policies"
 
 
 def policy(name: str, rule: str = "{id: a, action: deny, exec: {paths: [/tmp/**]}}") -> str:
-    return f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec: {{mode: audit, rules: [{rule}]}}\n"
+    return f"apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec: {{mode: audit, rules: [{rule}]}}\n"
 
 
 def test_multi_document_file_keeps_document_order(tmp_path: Path) -> None:
@@ -91,7 +91,8 @@ def test_the_package_ships_the_published_schema() -> None:
 @pytest.mark.parametrize("file", sorted(SHIPPED.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_policy_loads_in_audit_mode_with_the_schema_modeline(file: Path) -> None:
     text = file.read_text()
-    assert text.startswith("# yaml-language-server: $schema=lsmguard.schema.json\n")
+    # the schema where both packages install it (tests/unit/test_packaging.py checks that they do)
+    assert text.startswith("# yaml-language-server: $schema=/usr/share/lsmguard/lsmguard.schema.json\n")
     result = load_paths([file])
     assert len(result.policies) == 1
     assert result.policies[0].mode.value == "audit"

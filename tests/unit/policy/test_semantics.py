@@ -14,7 +14,7 @@ ROOT = Process(exe="/usr/bin/bash", cgroup="/user.slice", uid=0)
 
 def policies(*specs: str) -> list:
     text = "---\n".join(
-        f"apiVersion: lsmguard.io/v1\nkind: Policy\nmetadata: {{name: p{i}}}\nspec:\n{spec}"
+        f"apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: p{i}}}\nspec:\n{spec}"
         for i, spec in enumerate(specs))
     return load_text(text, "t.yaml").policies
 
@@ -191,7 +191,7 @@ def test_bind_and_listen_allow_lists_name_local_ports_whatever_the_address() -> 
 # -- write: a file's content and its name -------------------------------------------------------
 
 WRITE_GUARD = """\
-apiVersion: lsmguard.io/v1
+apiVersion: lsmguard.example.org/v1
 kind: Policy
 metadata: {name: guard}
 spec:

@@ -1,0 +1,104 @@
+"""The counts of events the kernel coalesced (abi.h, `lg_coalesce`), read once their window
+has ended.
+
+The kernel only ever adds to an entry's `total`; the daemon keeps, per entry, how much of it
+was reported (`lg_coalesce_reported`, pinned: a daemon that restarts reports what the one
+before it did not), so a count is reported once, and none can be lost to a race between the
+kernel and the reader. The repeats of the window before the current one are `base` minus what
+was reported; the current window's, once it has ended, `total` minus that.
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lsmguard import abi
+from lsmguard.loader import BpfError, Map
+
+WINDOW_NS = int(abi.lib.LG_COALESCE_WINDOW_NS)
+# A window is read this long after it ended: an event that found it open may still be counting.
+SETTLE_NS = 100_000_000
+
+_KEY = struct.Struct("=8I16s")
+_WINDOW = abi.Packer("struct lg_coalesce_window").struct
+_REPORTED = abi.Packer("struct lg_coalesce_reported").struct
+assert _KEY.size == abi.sizeof("struct lg_coalesce_key")
+
+
+@dataclass
+class CoalescedCounts:
+    """Reads `lg_coalesce`, and keeps what it reported in `reported`; `coalesced()` is the
+    kernel's LG_STAT_COALESCED counter."""
+    windows: Map
+    reported: Map
+    coalesced: Callable[[], int]
+    read: int = 0   # repeats reported since this reader started
+
+    def __post_init__(self) -> None:
+        self._reported: dict[bytes, tuple[int, int]] = {}   # key -> (created_ns, total reported)
+        for key, value in self.reported.items():
+            created, done = _REPORTED.unpack(value)
+            self._reported[key] = (created, done)
+        # what is in the map and was not reported is this reader's to report: it is counted
+        unreported = 0
+        for key, value in self.windows.items():
+            created, _, _, _, total = _WINDOW.unpack(value)
+            seen = self._reported.get(key)
+            unreported += total - (seen[1] if seen is not None and seen[0] == created else 0)
+        self._baseline = self.coalesced() - unreported
+
+    def counted(self) -> int:
+        """Events the kernel coalesced since this reader started."""
+        return self.coalesced() - self._baseline
+
+    def pending(self) -> int:
+        """Coalesced and not yet reported: in windows still open, or in one evicted from the
+        map before it was read (more kinds of events repeating at once than it holds)."""
+        return self.counted() - self.read
+
+    def sweep(self, now_ns: int, everything: bool = False) -> list[abi.KernelRepeats]:
+        """The counts of windows ended by `now_ns` (CLOCK_MONOTONIC), or of every window when
+        `everything` (the reader stops). Reads the map only when something is unreported."""
+        if self.pending() <= 0:
+            return []
+        out: list[abi.KernelRepeats] = []
+        present = set()
+        changed: list[tuple[bytes, bytes]] = []
+        for key, value in self.windows.items():
+            created, opened, prev_opened, base, total = _WINDOW.unpack(value)
+            seen = self._reported.get(key)
+            done = seen[1] if seen is not None and seen[0] == created else 0
+            if base > done:
+                out.append(_repeats(key, prev_opened, base - done))
+                done = base
+            if total > done and (everything or now_ns - opened >= WINDOW_NS + SETTLE_NS):
+                out.append(_repeats(key, opened, total - done))
+                done = total
+            if (created, done) != seen:
+                self._reported[key] = (created, done)
+                changed.append((key, _REPORTED.pack(created, done)))
+            present.add(key)
+        gone = list(self._reported.keys() - present)   # evicted: the kernel may make it again
+        for key in gone:
+            del self._reported[key]
+        self._remember(changed, gone)
+        self.read += sum(r.repeats for r in out)
+        return out
+
+    def _remember(self, changed: list[tuple[bytes, bytes]], gone: list[bytes]) -> None:
+        """Keep what was reported for the next daemon. A write that fails costs a repeat
+        record written twice after a restart, never a count."""
+        try:
+            self.reported.update_many(changed)
+            self.reported.delete_many(gone)
+        except BpfError:
+            pass
+
+
+def _repeats(key: bytes, opened_ns: int, repeats: int) -> abi.KernelRepeats:
+    what, policy_id, rule_id, tgid, uid, detail, flags, kind, obj = _KEY.unpack(key)
+    return abi.KernelRepeats(
+        op=abi.Op(what & 0xFF), decision=abi.Decision((what >> 8) & 0xFF), generation=(what >> 16) & 1,
+        policy_id=policy_id, rule_id=rule_id, tgid=tgid, uid=uid, object_kind=abi.ObjectKind(kind),
+        detail=detail, flags=flags, object=obj, opened_ns=opened_ns, repeats=repeats)

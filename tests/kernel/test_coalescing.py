@@ -1,0 +1,126 @@
+"""Coalescing in the kernel, on a real kernel with the daemon and a real journald: a flood of
+identical denials reaches the ring as one event a second, and the journal still accounts for
+every denial; a connect flood the same; a daemon killed with SIGKILL leaves no count behind."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lsmguard.events.journal import MessageId
+from tests.journald import Journald, read
+from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
+
+PIN_ROOT = Path("/sys/fs/bpf/lsmguard-coalescing-test")
+DAEMON_ARGV = [sys.executable, "-m", "lsmguard", "daemon"]
+FLOOD = 3000
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory, journald: Journald) -> Iterator[Host]:
+    yield from host_session(tmp_path_factory.mktemp("lsmguard"), PIN_ROOT)
+
+
+@pytest.fixture
+def daemon(host: Host, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    d = start_daemon(DAEMON_ARGV, host.env, tmp_path_factory.mktemp("notify"))
+    yield d
+    if d.process.poll() is None:
+        stop_daemon(d)
+
+
+def chmod_flood(target: Path, count: int) -> None:
+    for _ in range(count):
+        with pytest.raises(PermissionError):
+            os.chmod(target, 0o600)
+
+
+def accounted(since: float, rule: str, count: int, timeout: float = 120) -> tuple[list[dict[str, object]], int]:
+    """The deny records of `rule` since `since`, once they stand for `count` events (a record
+    of its own is one; a repeat record is its LSMGUARD_REPEATS), or when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = read(since, MESSAGE_ID=MessageId.DENY.hex, LSMGUARD_RULE=rule)
+        events = sum(int(str(r.get("LSMGUARD_REPEATS", 1))) for r in records)
+        if events >= count or time.monotonic() > deadline:
+            return records, events
+        time.sleep(0.2)
+
+
+def books_settled(host: Host, timeout: float = 120) -> dict[str, object]:
+    """The daemon's books once nothing is pending (every window it or the kernel holds closed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        daemon = json.loads(host.lsmguard("status", "--json").stdout).get("daemon") or {}
+        books = daemon.get("books") or {}
+        if (books and books["pending"] == 0) or time.monotonic() > deadline:
+            return books
+        time.sleep(0.5)
+
+
+def test_a_flood_of_identical_denials_is_one_event_and_a_count(host: Host, daemon: Daemon, tmp_path: Path) -> None:
+    target = tmp_path / "guarded"
+    target.write_text("x")
+    rule = json.loads(host.lsmguard("deny", "chmod", str(target), "--json").stdout)["rule"]
+    try:
+        since = time.time()
+        chmod_flood(target, FLOOD)
+        records, events = accounted(since, rule, FLOOD)
+        assert events == FLOOD                          # every denial, exactly once
+        own = [r for r in records if "LSMGUARD_REPEATS" not in r]
+        repeats = [r for r in records if "LSMGUARD_REPEATS" in r]
+        assert own and repeats and len(records) < 20    # not one record per denial
+        for r in repeats:                               # a repeat record is its window's first event's
+            assert r["LSMGUARD_PATH"] == str(target) and r["LSMGUARD_PID"] == str(os.getpid())
+            assert r["LSMGUARD_OPERATION"] == "chmod" and "repeated" in str(r["MESSAGE"])
+        books = books_settled(host)
+        lost = sum(books["lost"].values())  # type: ignore[attr-defined]
+        assert books["pending"] == 0 and books["generated"] == books["journaled"] + books["coalesced"] + lost
+    finally:
+        host.lsmguard("remove", rule)
+
+
+def test_a_connect_flood_is_coalesced_by_address(host: Host, daemon: Daemon) -> None:
+    rule = json.loads(host.lsmguard("deny", "connect", "127.0.0.9/32", "--port", "9", "--proto", "tcp",
+                                     "--json").stdout)["rule"]
+    try:
+        since = time.time()
+        for _ in range(FLOOD):
+            with socket.socket() as s, pytest.raises(PermissionError):
+                s.connect(("127.0.0.9", 9))
+        records, events = accounted(since, rule, FLOOD)
+        assert events == FLOOD and len(records) < 20
+        assert all(r["LSMGUARD_TARGET"] == "127.0.0.9:9/tcp" for r in records)
+    finally:
+        host.lsmguard("remove", rule)
+
+
+def test_counts_left_by_a_killed_daemon_are_reported_by_the_next(host: Host, daemon: Daemon, tmp_path: Path,
+                                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+    target = tmp_path / "guarded"
+    target.write_text("x")
+    rule = json.loads(host.lsmguard("deny", "chmod", str(target), "--json").stdout)["rule"]
+    try:
+        since = time.time()
+        chmod_flood(target, 10)
+        accounted(since, rule, 1)                        # the first is journaled: the daemon runs
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.process.wait(timeout=60)
+        chmod_flood(target, FLOOD)                       # counted in the kernel with no daemon to read it
+        restarted = start_daemon(DAEMON_ARGV, host.env, tmp_path_factory.mktemp("notify"))
+        try:
+            accounted(since, rule, 10 + FLOOD)
+            assert books_settled(host)["pending"] == 0
+            records, events = accounted(since, rule, 10 + FLOOD)
+            assert events == 10 + FLOOD                  # none lost with the daemon, none reported twice
+        finally:
+            assert stop_daemon(restarted) == 0
+    finally:
+        host.lsmguard("remove", rule)

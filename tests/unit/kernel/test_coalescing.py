@@ -1,0 +1,208 @@
+"""Reading the kernel's coalescing windows (lsmguard.kernel.coalescing): each count reported
+once, to the window it belongs to, across a reopened window, a key made again, and a daemon
+that restarts. The map is faked here (its logic does not depend on the kernel); the producer
+test below and the kernel lab run the real one."""
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lsmguard import abi
+from lsmguard.events.pump import EventPump
+from lsmguard.kernel.coalescing import _REPORTED, _WINDOW, SETTLE_NS, WINDOW_NS, CoalescedCounts
+from lsmguard.kernel.engine import stat_total
+from tests.unit.events.test_journal import CollectingWriter, FakeClock
+
+S = 1_000_000_000
+
+
+class FakeMap:
+    """A hash map's items, updates and deletes, as lsmguard.loader.Map offers them."""
+
+    def __init__(self) -> None:
+        self.entries: dict[bytes, bytes] = {}
+        self.reads = 0
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        self.reads += 1
+        return list(self.entries.items())
+
+    def update_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        self.entries.update(items)
+
+    def delete_many(self, keys: list[bytes]) -> None:
+        for key in keys:
+            self.entries.pop(key, None)
+
+
+def key(tgid: int = 100, ino: int = 7) -> bytes:
+    what = abi.Op.OPEN | abi.Decision.DENY << 8
+    return abi.pack("struct lg_coalesce_key", what=what, policy_id=0, rule_id=1, tgid=tgid, uid=0, detail=1,
+                    flags=0, object_kind=abi.ObjectKind.PATH, object=[2049, ino])
+
+
+class Kernel:
+    """What the kernel's lg_coalesce_send does to an entry, and its LG_STAT_COALESCED."""
+
+    def __init__(self) -> None:
+        self.windows, self.stat = FakeMap(), 0
+
+    def window(self, k: bytes, created: int, opened: int, prev: int = 0, base: int = 0, total: int = 0) -> None:
+        self.windows.entries[k] = _WINDOW.pack(created, opened, prev, base, total)
+
+    def repeat(self, k: bytes, n: int) -> None:
+        created, opened, prev, base, total = _WINDOW.unpack(self.windows.entries[k])
+        self.window(k, created, opened, prev, base, total + n)
+        self.stat += n
+
+    def reopen(self, k: bytes, now: int) -> None:
+        created, opened, _, _, total = _WINDOW.unpack(self.windows.entries[k])
+        self.window(k, created, now, opened, total, total)
+
+
+def counts(kernel: Kernel, reported: FakeMap) -> CoalescedCounts:
+    return CoalescedCounts(kernel.windows, reported, lambda: kernel.stat)  # type: ignore[arg-type]
+
+
+def test_a_window_is_reported_once_it_has_ended_and_only_once() -> None:
+    kernel, reported = Kernel(), FakeMap()
+    c = counts(kernel, reported)
+    k = key()
+    kernel.window(k, created=10 * S, opened=10 * S)
+    kernel.repeat(k, 41)
+    assert c.sweep(10 * S + WINDOW_NS) == []                   # ended, but an event may still be counting
+    [r] = c.sweep(10 * S + WINDOW_NS + SETTLE_NS)
+    assert (r.repeats, r.opened_ns, r.tgid, r.op, r.decision, r.rule_id) == (41, 10 * S, 100, abi.Op.OPEN,
+                                                                             abi.Decision.DENY, 1)
+    assert r.file == (2049, 7) and r.window == abi.window_id(100, abi.Op.OPEN, abi.Decision.DENY, 0, 0, 1, 10 * S)
+    assert c.sweep(20 * S) == [] and c.pending() == 0 and c.counted() == 41
+    reads = kernel.windows.reads
+    c.sweep(30 * S)
+    assert kernel.windows.reads == reads                       # nothing unreported: the map is not read
+
+
+def test_a_reopened_window_gives_the_one_before_its_count_and_keeps_its_own() -> None:
+    kernel, reported = Kernel(), FakeMap()
+    c = counts(kernel, reported)
+    k = key()
+    kernel.window(k, created=10 * S, opened=10 * S)
+    kernel.repeat(k, 5)
+    kernel.reopen(k, 12 * S)                                   # the next event after the window ended
+    kernel.repeat(k, 3)
+    [before] = c.sweep(12 * S + 1)                             # the new window is still open
+    assert (before.opened_ns, before.repeats) == (10 * S, 5)
+    assert c.pending() == 3
+    [current] = c.sweep(14 * S)
+    assert (current.opened_ns, current.repeats) == (12 * S, 3)
+    assert c.read == 8 == c.counted()
+
+
+def test_everything_reports_open_windows_and_a_key_made_again_starts_over() -> None:
+    kernel, reported = Kernel(), FakeMap()
+    c = counts(kernel, reported)
+    k = key()
+    kernel.window(k, created=10 * S, opened=10 * S)
+    kernel.repeat(k, 9)
+    [r] = c.sweep(10 * S + 1, everything=True)
+    assert r.repeats == 9
+    # evicted (the kernel's LRU) and made again: its total starts from zero, and nothing is owed
+    kernel.window(k, created=20 * S, opened=20 * S)
+    kernel.repeat(k, 2)
+    [again] = c.sweep(25 * S)
+    assert (again.opened_ns, again.repeats) == (20 * S, 2)
+    del kernel.windows.entries[k]
+    kernel.stat += 1                                           # a count evicted before it was read
+    c.sweep(30 * S)
+    assert reported.entries == {} and c.pending() == 1         # it stays pending: never reported twice
+
+
+def test_a_restarted_daemon_reports_what_the_one_before_did_not() -> None:
+    kernel, reported = Kernel(), FakeMap()
+    first = counts(kernel, reported)
+    k, other = key(ino=7), key(ino=8)
+    kernel.window(k, created=10 * S, opened=10 * S)
+    kernel.repeat(k, 4)
+    assert sum(r.repeats for r in first.sweep(12 * S)) == 4
+    assert _REPORTED.unpack(reported.entries[k]) == (10 * S, 4)
+    # the daemon is gone (SIGKILL: no last sweep); the kernel goes on counting
+    kernel.reopen(k, 13 * S)
+    kernel.repeat(k, 6)
+    kernel.window(other, created=13 * S, opened=13 * S)
+    kernel.repeat(other, 2)
+    second = counts(kernel, reported)
+    assert second.counted() == 8 and second.pending() == 8     # owed by this daemon, in its books
+    got = {(r.file[1], r.opened_ns): r.repeats for r in second.sweep(20 * S)}
+    assert got == {(7, 13 * S): 6, (8, 13 * S): 2}
+    assert second.pending() == 0
+
+
+def test_the_pump_journals_a_count_as_a_repeat_record_of_its_windows_first_event() -> None:
+    kernel, reported = Kernel(), FakeMap()
+    writer = CollectingWriter()
+    pump = EventPump(lambda h, e: ("p", "r"), writer, clock=FakeClock())
+    pump.kernel = counts(kernel, reported)
+    now = time.monotonic_ns()
+    k = key(tgid=os.getpid(), ino=7)
+    kernel.window(k, created=now, opened=now)
+    first = abi.PathEvent(abi.EventHeader(
+        ktime_ns=now, cgroup_id=0, op=abi.Op.OPEN, decision=abi.Decision.DENY, policy_id=0, rule_id=1,
+        pid=os.getpid(), tgid=os.getpid(), ppid=os.getppid(), uid=0, gid=0, flags=abi.PathFlag(0), comm=b"python3",
+        window_ns=now), b"/srv/x", 1, None, abi.NameKind.FILE, 2049, 7)
+    pump.on_event(first)
+    kernel.repeat(k, 99)
+    # a window whose first event this daemon never saw (the ring was full): named by the count itself
+    lone = key(tgid=4242, ino=9)
+    kernel.window(lone, created=now, opened=now)
+    kernel.repeat(lone, 5)
+    pump.drain()
+    own, repeat, alone = writer.records
+    assert "LSMGUARD_REPEATS" not in own and own["LSMGUARD_PATH"] == "/srv/x"
+    assert repeat["LSMGUARD_REPEATS"] == "99" and repeat["LSMGUARD_PATH"] == "/srv/x"
+    assert "[repeated 99 more times]" in repeat["MESSAGE"] and repeat["LSMGUARD_COMM"] == "python3"
+    assert alone["LSMGUARD_REPEATS"] == "5" and alone["LSMGUARD_PID"] == "4242"
+    assert alone["LSMGUARD_TARGET"] == "inode 0:2049:9"      # device 0:2049, inode 9
+    books = pump.books()
+    assert (books.generated, books.journaled, books.coalesced, books.pending) == (105, 1, 104, 0)
+    assert books.balanced()
+
+
+PRODUCER = Path(__file__).resolve().parents[3] / "build" / "bench" / "producer.bpf.o"
+
+
+def test_the_kernels_coalescing_sends_one_event_and_counts_the_rest() -> None:
+    """The same code as the LSM programs' (bpf/coalesce.bpf.h), in the bench's socket-filter
+    producer run by BPF_PROG_TEST_RUN on this host: identical events in one window."""
+    from tests.bench.host_pipeline import NO_STAMP, Producer, template   # needs the built producer
+    if not PRODUCER.exists():
+        pytest.fail("run `make bench-pipeline-programs` (make test builds it)")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    producer = Producer()
+    try:
+        producer.set([template(sleeper.pid, os.getpid(), b"sleep", b"/srv/same", 0)], NO_STAMP)
+        kernel = CoalescedCounts(producer.obj.map("lg_coalesce"), producer.obj.map("lg_coalesce_reported"),
+                                 lambda: stat_total(producer.stats, abi.Stat.COALESCED))
+        received: list[abi.Event] = []
+        from lsmguard.kernel.engine import event_reader
+        reader = event_reader(producer.ring, received.append)
+        producer.run(1000)
+        reader.consume()
+        [sent] = received
+        assert sent.header.window_ns and kernel.counted() == 999 and kernel.pending() == 999
+        [counted] = kernel.sweep(time.monotonic_ns(), everything=True)
+        assert counted.repeats == 999 and counted.opened_ns == sent.header.window_ns
+        assert counted.window == abi.window_id(sent.header.tgid, sent.header.op, sent.header.decision,
+                                               sent.header.generation, sent.header.policy_id,
+                                               sent.header.rule_id, sent.header.window_ns)
+        assert isinstance(sent, abi.PathEvent) and counted.file == (sent.dev, sent.ino)
+        assert struct.unpack("=QQ", producer.obj.map("lg_coalesce_reported").lookup(
+            next(producer.obj.map("lg_coalesce").keys())) or b"")[1] == 999
+        reader.close()
+    finally:
+        producer.close()
+        sleeper.kill()
+        sleeper.wait()
