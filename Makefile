@@ -15,7 +15,7 @@ BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
 LOCK_OBJECT  := $(BUILD)/lsmguard-lock.bpf.o
 PROBE_OBJECT := $(BUILD)/lsmguard-probe.bpf.o
 
-.PHONY: all bpf deps venv lint test test-host test-kernel test-programs demo bench bench-driver bench-compile bench-pipeline bench-pipeline-programs packages deb rpm srpm completions clean
+.PHONY: all bpf deps venv lint test test-host test-kernel test-programs demo bench bench-driver bench-compile bench-pipeline bench-pipeline-programs bench-hotpath bench-hotpath-programs packages deb rpm srpm completions clean
 
 all: bpf
 
@@ -76,10 +76,10 @@ lint: venv
 
 # The packaging tests install the deb that `make deb` built, on this machine
 # and in the kernel lab, so the packages are built first. The lint gate runs first.
-test: venv lint packages test-programs bench-driver bench-pipeline-programs
+test: venv lint packages test-programs bench-driver bench-pipeline-programs bench-hotpath-programs
 	$(PYTHON) -m pytest tests
 
-test-host: venv bench-pipeline-programs
+test-host: venv bench-pipeline-programs bench-hotpath-programs
 	$(PYTHON) -m pytest tests/unit
 
 test-kernel: venv test-programs
@@ -133,6 +133,21 @@ $(BENCH_DIR)/journal-sender: tests/bench/journal_sender.c
 
 bench-pipeline: venv bench-pipeline-programs
 	$(PYTHON) -m tests.bench.host_pipeline $(BENCH_DIR) --size $(PIPELINE_SIZE)
+
+# The LSM hot path's lookups on this host's own kernel, no lab: socket-filter twins of
+# bpf/path.bpf.h and bpf/scratch.bpf.h (run with BPF_PROG_TEST_RUN) look names up in entries
+# the real compiler wrote, the code before issue 24 beside each optimisation, in one run.
+# Prints ns per lookup and the ratios; writes build/bench/hotpath.json. HOTPATH_SIZE=smoke|full.
+HOTPATH_SIZE ?= full
+
+bench-hotpath-programs: $(BENCH_DIR)/hotpath.bpf.o
+
+$(BENCH_DIR)/hotpath.bpf.o: tests/bench/hotpath.bpf.c tests/bench/hotpath_before.h $(BPF_SOURCES) $(BUILD)/vmlinux.h
+	@mkdir -p $(BENCH_DIR)
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -I$(BUILD) -Ibpf -Ibpf/include -c $< -o $@
+
+bench-hotpath: venv bench-hotpath-programs
+	$(PYTHON) -m tests.bench.hotpath $(BENCH_DIR) --size $(HOTPATH_SIZE)
 
 # Policy load and compile time and entry count for 1k, 10k and 100k rules.
 bench-compile: venv

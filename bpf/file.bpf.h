@@ -233,18 +233,18 @@ __noinline __u64 lg_find_name_change(__u64 question, __u64 dentry)
 	struct lg_scratch *s;
 	struct lg_path path;
 	__u32 generation;
-	__u64 seq, keep, hash;
+	__u64 seq, keep;
 
 	set = lg_question_begin(question, 0, 0, &q, &config, &generation, &s, &seq);
 	if (!set)
 		return 0;
 	a = lg_access_of(&q, s);
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
-	hash = lg_lookup_in(s, config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0,
-			    a->found);
+	lg_lookup_in_above(s, config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0,
+			   a->found);
 	keep = (__u64)!!(q.flags & LG_Q_OWN_DENIALS_DECIDED) - 1;   /* decided: 0; else every bit */
 	a->found[0].deny &= keep;
-	lg_lookup_ancestor(hash, path.len, generation, &s->spare[0]);
+	lg_lookup_ancestor(&s->lookup, generation, &s->spare[0]);
 	lg_merge_masks(&a->found[0], &s->spare[0]);
 	return lg_found(&q, s, seq, set, generation, a, &path);
 }

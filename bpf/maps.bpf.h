@@ -50,6 +50,14 @@ struct {
 	__type(value, struct lg_policy_set);
 } lg_policy_sets SEC(".maps");
 
+/* Per generation: which path-entry lookups can hit (abi.h); written with the generation's entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LG_GENERATIONS);
+	__type(key, __u32);
+	__type(value, struct lg_path_summary);
+} lg_path_summaries SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, LG_PATH_ENTRIES_MAX);

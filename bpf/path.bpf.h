@@ -360,14 +360,25 @@ static __always_inline void lg_resolve_cgroup(struct lg_path_buf *buf, char *nam
  * its stack (lg_scratch_intact vouches for it afterwards).
  */
 struct lg_lookup {
-	struct lg_siphash state;
+	struct lg_siphash state;  /* the name's whole words hashed so far; the last one's rest in `pending` */
 	__u32 start;
 	__u32 len;
 	__u32 nslots;
 	__u8 slots[LG_LOOKUP_SLOTS];
-	__u8 generation;
-	__u8 reserved;
-	__u64 full_hash;  /* the whole name's hash, for keys of other kinds (lg_lookup_ancestor) */
+	__u8 ancestors;           /* the name is looked up as an ancestor too (lg_lookup_ancestor) */
+	__u8 ancestor_wanted;     /* ... and its ancestor entry can exist: full_hash was taken */
+	__u8 exact_wanted;        /* lg_lookup_whole's exact lookups (bit per slot) */
+	__u32 generation;         /* also the key of lg_path_summaries: a map value can be one */
+	__u32 slashes;            /* '/' bytes after the first one among those hashed so far */
+	__u64 full_hash;          /* the whole name's hash, if a lookup needed it (else 0) */
+	struct lg_slot_summary want[LG_LOOKUP_SLOTS]; /* which lookups of each slot can hit (zeros: none) */
+	struct lg_match_summary want_ancestor;
+	struct lg_path_entry_key key;  /* the key being looked up */
+	__u64 word;               /* the word being hashed (lg_lookup_ends) */
+	__u64 marks;              /* ... 0x80 in its bytes that are '/' (but the name's first) */
+	__u64 ends;               /* ... 0x80 in its bytes before which a directory ends */
+	__u32 at;                 /* ... its offset in the name */
+	__u32 reserved;
 };
 
 /* What the steps of a lookup reach: on the stack, where bpf_loop wants its context on 6.1. */
@@ -378,26 +389,31 @@ struct lg_lookup_ctx {
 	struct lg_masks *found;
 };
 
-static __always_inline void lg_lookup_entry(const struct lg_lookup_ctx *c, __u64 hash, __u32 len, __u8 match)
+/*
+ * Look up the slots whose bit is set in `wanted`. Later hits replace
+ * earlier ones: deeper prefixes come later and already include their
+ * ancestors, and the exact lookup, which includes every covering prefix,
+ * comes last. No branch here depends on what earlier iterations stored (the
+ * 6.1 verifier would prune it).
+ */
+static __always_inline void lg_lookup_entry(const struct lg_lookup_ctx *c, __u64 hash, __u32 len, __u8 match,
+					    __u32 wanted)
 {
 	struct lg_lookup *l = c->l;
-	struct lg_path_entry_key key = {
-		.hash = hash, .len = len, .match = match, .generation = l->generation,
-	};
 	struct lg_masks *masks;
 	__u32 i;
 
-	/*
-	 * Later hits replace earlier ones: deeper prefixes come later and already
-	 * include their ancestors, and the exact lookup, which includes every
-	 * covering prefix, comes last. No branch here depends on what earlier
-	 * iterations stored (the 6.1 verifier would prune it).
-	 */
+	/* the key in the scratch, not on the stack: a map value can be a key */
+	l->key.hash = hash;
+	l->key.len = len;
+	l->key.match = match;
+	l->key.generation = l->generation;
+	l->key.reserved = 0;
 	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
-		if (i >= l->nslots)
-			break;
-		key.slot = l->slots[i];
-		masks = bpf_map_lookup_elem(&lg_path_entries, &key);
+		if (!((wanted >> i) & 1))
+			continue;
+		l->key.slot = l->slots[i];
+		masks = bpf_map_lookup_elem(&lg_path_entries, &l->key);
 		if (masks)
 			c->found[i] = *masks;
 	}
@@ -406,31 +422,145 @@ static __always_inline void lg_lookup_entry(const struct lg_lookup_ctx *c, __u64
 /* Bytes hashed ahead of every name: the device word (0 for names of no file system). */
 #define LG_NAME_HASH_PREFIX 8
 
-static long lg_lookup_step(__u32 index, void *ctx)
+/* The depth of a name `len` bytes long with `slashes` '/' after its first byte, as lg_path_summary counts it. */
+static __always_inline __u32 lg_name_depth(__u32 len, __u32 slashes)
+{
+	__u32 depth = len > 1 ? slashes + 1 : 0;
+
+	return depth < LG_SUMMARY_DEPTH_MAX ? depth : LG_SUMMARY_DEPTH_MAX;
+}
+
+/* 1 if the entries summed up in `m` can hold a name of `depth` (at most 63) and `len`. */
+static __always_inline __u32 lg_summary_admits(const struct lg_match_summary *m, __u32 depth, __u32 len)
+{
+	return (m->depths >> depth) & (m->lens >> (len & 63)) & 1;
+}
+
+/* Bit i: slot i can have a prefix (else exact) entry for a name of `depth` and `len`. */
+static __always_inline __u32 lg_lookup_wanted(const struct lg_lookup *l, bool prefix, __u32 depth, __u32 len)
+{
+	if (prefix)
+		return lg_summary_admits(&l->want[0].prefix, depth, len) |
+		       lg_summary_admits(&l->want[1].prefix, depth, len) << 1;
+	return lg_summary_admits(&l->want[0].exact, depth, len) | lg_summary_admits(&l->want[1].exact, depth, len) << 1;
+}
+
+/* 0x80 in each byte of `word` that is `byte`, 0 in the others. */
+static __always_inline __u64 lg_bytes_equal(__u64 word, __u8 byte)
+{
+	const __u64 low7 = 0x7f7f7f7f7f7f7f7fULL;
+	__u64 x = word ^ (0x0101010101010101ULL * byte);
+
+	return ~(((x & low7) + low7) | x | low7);
+}
+
+/* How many bytes lg_bytes_equal marked in `marks`. */
+static __always_inline __u32 lg_bytes_marked(__u64 marks)
+{
+	return ((marks >> 7) * 0x0101010101010101ULL) >> 56;
+}
+
+/* The bytes of a word before its byte `j` (0 to 7). */
+static __always_inline __u64 lg_bytes_before(__u32 j)
+{
+	return ((__u64)1 << ((j & 7) * 8)) - 1;
+}
+
+/*
+ * The prefix lookups of the directories that end in the word being hashed
+ * (l->word, name[l->at, l->at + 8)), l->ends marking them, where the
+ * summary lets them hit: each hashed from the words before and the bytes
+ * of this one before it. The loop's state is in the scratch, not in
+ * registers a lookup would make it spill to the stack.
+ */
+static __always_inline void lg_lookup_ends(const struct lg_lookup_ctx *c)
+{
+	struct lg_lookup *l = c->l;
+	__u32 j;
+
+	for (j = 0; j < 8; j++) {
+		__u64 before = lg_bytes_before(j);
+		__u32 len, wanted;
+
+		if (!((l->ends >> (j * 8 + 7)) & 1))
+			continue;
+		len = l->at + j;
+		wanted = lg_lookup_wanted(l, true, lg_name_depth(len, l->slashes + lg_bytes_marked(l->marks & before)),
+					  len);
+		if (wanted)
+			lg_lookup_entry(c, lg_siphash_final_at(&l->state, l->word & before, LG_NAME_HASH_PREFIX + len),
+					len, LG_MATCH_PREFIX, wanted);
+	}
+}
+
+/*
+ * The whole name, hashed: its prefix and exact lookups where the summary
+ * lets them hit, and its hash kept where an ancestor entry can be.
+ */
+static __always_inline void lg_lookup_whole(const struct lg_lookup_ctx *c)
+{
+	struct lg_lookup *l = c->l;
+	__u32 depth = lg_name_depth(l->len, l->slashes);
+	__u32 prefix = lg_lookup_wanted(l, true, depth, l->len);
+	__u32 exact = lg_lookup_wanted(l, false, depth, l->len);
+	__u32 ancestor = l->ancestors ? lg_summary_admits(&l->want_ancestor, depth, l->len) : 0;
+
+	if (!(prefix | exact | ancestor))
+		return;
+	l->full_hash = lg_siphash_final_at(&l->state, l->state.pending, LG_NAME_HASH_PREFIX + l->len);
+	l->ancestor_wanted = ancestor;
+	l->exact_wanted = exact;
+	lg_lookup_entry(c, l->full_hash, l->len, LG_MATCH_PREFIX, prefix);
+	lg_lookup_entry(c, l->full_hash, l->len, LG_MATCH_EXACT, l->exact_wanted);
+}
+
+/*
+ * One word of the name, name[8 * index, 8 * index + 8): the prefix lookups
+ * of the directories that end in it (/a of /a/b: a '/' after the first byte;
+ * the root: after the first byte), then the word hashed. The name's hash
+ * starts word-aligned (after the device word), so a whole word is one
+ * SipHash compression; the last word's bytes are left pending.
+ */
+static long lg_lookup_word(__u32 index, void *ctx)
 {
 	const struct lg_lookup_ctx *c = ctx;
 	struct lg_lookup *l = c->l;
-	char byte = c->buf->data[(l->start + index) & LG_PATH_MASK];
+	__u32 at = index * 8, rest = l->len - at;
+	/* unaligned: the x86 and arm64 kernels let programs load map values at any alignment */
+	__u64 word = *(const __u64 *)__builtin_assume_aligned(&c->buf->data[(l->start + at) & LG_PATH_MASK], 8);
+	__u64 marks, ends;
 
-	/* A '/' after the first byte ends a directory prefix: /a of /a/b. */
-	if (byte == '/' && index > 0)
-		lg_lookup_entry(c, lg_siphash_final(&l->state), index, LG_MATCH_PREFIX);
-
-	/* Position from the index: see lg_siphash_byte's caveat in the 6.1 verifier. */
-	l->state.len = LG_NAME_HASH_PREFIX + index;
-	lg_siphash_byte(&l->state, byte);
-
-	if (index == 0)  /* the root, "/" */
-		lg_lookup_entry(c, lg_siphash_final(&l->state), 1, LG_MATCH_PREFIX);
-	if (index + 1 == l->len) {
-		__u64 full = lg_siphash_final(&l->state);
-
-		l->full_hash = full;
-		if (index > 0)
-			lg_lookup_entry(c, full, l->len, LG_MATCH_PREFIX);
-		lg_lookup_entry(c, full, l->len, LG_MATCH_EXACT);
+	if (rest < 8)
+		word &= lg_bytes_before(rest);
+	marks = lg_bytes_equal(word, '/');
+	if (index == 0)
+		marks &= ~0x80ULL;       /* the first byte's '/' ends no directory: it is the root's */
+	ends = marks;
+	if (index == 0 && rest > 1)
+		ends |= 0x8000;          /* the root ends after the first byte */
+	if (ends && (l->want[0].prefix.depths | l->want[1].prefix.depths)) {
+		l->at = at;
+		l->word = word;
+		l->marks = marks;
+		l->ends = ends;
+		lg_lookup_ends(c);
+		word = l->word;
+		rest = l->len - l->at;
+		marks = l->marks;
 	}
-	return 0;
+	l->slashes += lg_bytes_marked(marks);
+	if (rest > 8) {
+		lg_siphash_compress(&l->state, word);
+		return 0;
+	}
+	/* the last word */
+	if (rest == 8) {
+		lg_siphash_compress(&l->state, word);
+		word = 0;
+	}
+	l->state.pending = word;
+	lg_lookup_whole(c);
+	return 1;
 }
 
 /*
@@ -446,33 +576,46 @@ static __always_inline void lg_name_hash_init(struct lg_siphash *state, const st
 }
 
 /*
- * Fill c->found for the resolved path: a fixed number of hash lookups per
- * path component, whatever the number of rules. c->found must start zeroed.
+ * Fill c->found for the resolved path: per slot, the prefix lookups of the
+ * path's directories and itself, then the exact lookup, each only where the
+ * generation's summary says an entry can be (lg_path_summary): what no rule
+ * can match costs no lookup, and a slot with no entries not even the
+ * hashing. A fileless file is looked up by one name, the empty one. c->found
+ * must start zeroed.
  */
 static __always_inline void lg_lookup_path(const struct lg_config *config, const struct lg_path *path,
 					   struct lg_lookup_ctx *c)
 {
 	struct lg_lookup *l = c->l;
+	bool fileless = path->kind == LG_NAME_FILELESS;
 
+	if (!path->len && !fileless)
+		return;
+	if (!(l->want[0].exact.depths | l->want[0].prefix.depths | l->want[1].exact.depths |
+	      l->want[1].prefix.depths | (l->ancestors ? l->want_ancestor.depths : 0)))
+		return;
 	lg_name_hash_init(&l->state, config, path);
 	l->start = path->start;
-	l->len = path->len;
-	bpf_loop(path->len, lg_lookup_step, c, 0);
+	l->len = fileless ? 0 : path->len;
+	l->slashes = 0;
+	bpf_loop(fileless ? 1 : (path->len + 7) / 8, lg_lookup_word, c, 0);
 }
 
 /*
- * What write deny rules say of the names below the directory whose whole
- * name hashes to `hash` (from its lookup: lg_lookup_in), `len` bytes long;
- * zeros: none protected.
+ * What write deny rules say of the names below the directory just looked
+ * up with `ancestors` (lg_lookup_in_above), `len` bytes long; zeros: none
+ * protected.
  */
-static __always_inline void lg_lookup_ancestor(__u64 hash, __u32 len, __u32 generation, struct lg_masks *out)
+static __always_inline void lg_lookup_ancestor(const struct lg_lookup *l, __u32 generation, struct lg_masks *out)
 {
 	struct lg_path_entry_key key = {
-		.hash = hash, .len = len, .slot = LG_SLOT_OPEN_WRITE, .match = LG_MATCH_ANCESTOR,
+		.hash = l->full_hash, .len = l->len, .slot = LG_SLOT_OPEN_WRITE, .match = LG_MATCH_ANCESTOR,
 		.generation = generation,
 	};
-	struct lg_masks *masks = bpf_map_lookup_elem(&lg_path_entries, &key);
+	struct lg_masks *masks = NULL;
 
+	if (l->ancestor_wanted)
+		masks = bpf_map_lookup_elem(&lg_path_entries, &key);
 	if (masks) {
 		*out = *masks;
 	} else {

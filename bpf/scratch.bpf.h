@@ -131,50 +131,84 @@ static __always_inline void lg_add_bound(const struct lg_path *path, __u32 gener
 	found->audit |= bound->audit;
 }
 
+/* What the generation's summary says of slot `slot`'s entries; all ones (any lookup can hit) without one. */
+static __always_inline void lg_summary_of(const struct lg_path_summary *summary, __u8 slot,
+					  struct lg_slot_summary *out)
+{
+	if (summary)
+		*out = summary->slots[slot & (LG_SUMMARY_SLOTS - 1)];
+	else
+		__builtin_memset(out, 0xff, sizeof(*out));
+}
+
 /*
  * Look `path` up in up to two slots into found[0..nslots), and with
  * `by_inode` the file's inode entries too; `l`: the scratch's lookup state.
  * A function of its own (not inlined): its frame is then not in the frame
  * of a decision, whose call chain must keep to 512 bytes of stack.
- * Returns the whole name's hash.
+ * With `ancestors`, the name's own ancestor entry can be looked up after
+ * (lg_lookup_ancestor).
  */
-static __noinline __u64 lg_lookup_packed(const struct lg_config *config, const struct lg_path *path, __u64 what,
-					 struct lg_masks found[LG_LOOKUP_SLOTS], struct lg_lookup *l)
+static __noinline int lg_lookup_packed(const struct lg_config *config, const struct lg_path *path, __u64 what,
+				       struct lg_masks found[LG_LOOKUP_SLOTS], struct lg_lookup *l)
 {
 	__u8 slot_a = what & 0xff, slot_b = (what >> 8) & 0xff;
 	__u32 nslots = (what >> 16) & 0xff, generation = (what >> 32) & 1;
 	bool by_inode = (what >> 24) & 1;
 	struct lg_lookup_ctx c = { .l = l, .buf = path->buf, .found = found };
+	const struct lg_path_summary *summary;
 
 	__builtin_memset(found, 0, sizeof(struct lg_masks) * LG_LOOKUP_SLOTS);
 	l->nslots = nslots;
 	l->slots[0] = slot_a;
 	l->slots[1] = slot_b;
 	l->generation = generation;
+	l->ancestors = (what >> 25) & 1;
+	l->ancestor_wanted = 0;
 	l->full_hash = 0;
-	if (path->kind == LG_NAME_FILELESS) { /* rules name fileless files by one key: the empty name */
-		lg_name_hash_init(&l->state, config, path);
-		l->full_hash = lg_siphash_final(&l->state);
-		lg_lookup_entry(&c, l->full_hash, 0, LG_MATCH_EXACT);
-	} else {
-		lg_lookup_path(config, path, &c);
-	}
+	summary = bpf_map_lookup_elem(&lg_path_summaries, &l->generation);
+	lg_summary_of(summary, slot_a, &l->want[0]);
+	if (nslots > 1)
+		lg_summary_of(summary, slot_b, &l->want[1]);
+	else
+		__builtin_memset(&l->want[1], 0, sizeof(l->want[1]));
+	if (summary)
+		l->want_ancestor = summary->slots[LG_SUMMARY_ANCESTORS].exact;
+	else
+		__builtin_memset(&l->want_ancestor, 0xff, sizeof(l->want_ancestor));
+	lg_lookup_path(config, path, &c);
 	if (by_inode && path->ino) {
 		lg_add_bound(path, generation, slot_a, &found[0]);
 		if (nslots > 1)
 			lg_add_bound(path, generation, slot_b, &found[1]);
 	}
-	return l->full_hash;
+	return 0;
+}
+
+static __always_inline __u64 lg_pack_lookup(__u32 generation, __u8 slot_a, __u8 slot_b, __u32 nslots, bool by_inode,
+					    bool ancestors)
+{
+	return (__u64)slot_a | (__u64)slot_b << 8 | (__u64)(nslots & 0xff) << 16 | (__u64)by_inode << 24 |
+	       (__u64)ancestors << 25 | (__u64)(generation & 1) << 32;
 }
 
 /* lg_lookup_packed's arguments, packed: a BPF call takes five. */
-static __always_inline __u64 lg_lookup_in(struct lg_scratch *s, const struct lg_config *config,
-					  const struct lg_path *path, __u32 generation, __u8 slot_a, __u8 slot_b,
-					  __u32 nslots, bool by_inode, struct lg_masks found[LG_LOOKUP_SLOTS])
+static __always_inline void lg_lookup_in(struct lg_scratch *s, const struct lg_config *config,
+					 const struct lg_path *path, __u32 generation, __u8 slot_a, __u8 slot_b,
+					 __u32 nslots, bool by_inode, struct lg_masks found[LG_LOOKUP_SLOTS])
 {
-	return lg_lookup_packed(config, path, (__u64)slot_a | (__u64)slot_b << 8 | (__u64)(nslots & 0xff) << 16 |
-					      (__u64)by_inode << 24 | (__u64)(generation & 1) << 32, found,
-				&s->lookup);
+	lg_lookup_packed(config, path, lg_pack_lookup(generation, slot_a, slot_b, nslots, by_inode, false), found,
+			 &s->lookup);
+}
+
+/* lg_lookup_in, for a name whose own ancestor entry is looked up next (lg_lookup_ancestor). */
+static __always_inline void lg_lookup_in_above(struct lg_scratch *s, const struct lg_config *config,
+					       const struct lg_path *path, __u32 generation, __u8 slot_a,
+					       __u8 slot_b, __u32 nslots, bool by_inode,
+					       struct lg_masks found[LG_LOOKUP_SLOTS])
+{
+	lg_lookup_packed(config, path, lg_pack_lookup(generation, slot_a, slot_b, nslots, by_inode, true), found,
+			 &s->lookup);
 }
 
 #endif /* LSMGUARD_SCRATCH_BPF_H */

@@ -62,6 +62,49 @@ EXE_IDS = lib.LG_EXE_IDS
 ADDR_LEN = lib.LG_ADDR_LEN
 
 
+SUMMARY_SLOTS = lib.LG_SUMMARY_SLOTS
+SUMMARY_ANCESTORS = lib.LG_SUMMARY_ANCESTORS
+SUMMARY_DEPTH_MAX = lib.LG_SUMMARY_DEPTH_MAX
+
+
+def name_depth(name: bytes) -> int:
+    """A name's depth as `struct lg_path_summary` counts it: its components ("/", "" and one-byte
+    names have none), at most LG_SUMMARY_DEPTH_MAX."""
+    return min(name[1:].count(b"/") + 1 if len(name) > 1 else 0, SUMMARY_DEPTH_MAX)
+
+
+class PathSummary:
+    """`struct lg_path_summary`: per slot and match (exact, prefix), which depths and lengths
+    (modulo 64) of names have entries, so that the kernel looks up only where one can be."""
+
+    def __init__(self) -> None:
+        # slot -> [exact depths, exact lens, prefix depths, prefix lens]
+        self.slots = [[0, 0, 0, 0] for _ in range(SUMMARY_SLOTS)]
+
+    def add(self, slot: int, prefix: bool, name: bytes) -> None:
+        masks = self.slots[slot]
+        masks[2 * prefix] |= 1 << name_depth(name)
+        masks[2 * prefix + 1] |= 1 << (len(name) % 64)
+
+    def admits(self, slot: int, prefix: bool, name: bytes) -> bool:
+        """Whether the kernel looks `name` up (in `slot`, as a prefix or exactly)."""
+        depths, lens = self.slots[slot][2 * prefix:2 * prefix + 2]
+        return bool(depths >> name_depth(name) & lens >> (len(name) % 64) & 1)
+
+    def pack(self) -> bytes:
+        return pack("struct lg_path_summary", slots=[
+            {"exact": {"depths": m[0], "lens": m[1]}, "prefix": {"depths": m[2], "lens": m[3]}} for m in self.slots])
+
+    @classmethod
+    def unpack(cls, data: bytes) -> PathSummary:
+        raw = view("struct lg_path_summary", data)
+        out = cls()
+        for slot, masks in enumerate(out.slots):
+            s = raw.slots[slot]
+            masks[:] = [s.exact.depths, s.exact.lens, s.prefix.depths, s.prefix.lens]
+        return out
+
+
 def key_generation(ctype: str, key: bytes) -> int:
     """The policy generation (0 or 1) a map key of type `ctype` belongs to: the low byte of its
     `generation` field, whatever that field's width (little-endian)."""

@@ -218,6 +218,7 @@ class Engine:
                     written[name] = [key for key, _ in items[:error.done]]
                     raise
                 written[name] = [key for key, _ in items]
+            self.maps["lg_path_summaries"].update(abi.u32(new), generation.path_summary.pack())
             self.maps["lg_policy_sets"].update(abi.u32(new), generation.policy_set)
         except BpfError:
             self._delete(written)
@@ -241,6 +242,7 @@ class Engine:
         self._retire_hits(old)
         self._delete(self._generation_keys(old))
         self.maps["lg_policy_sets"].update(abi.u32(old), bytes(abi.sizeof("struct lg_policy_set")))
+        self.maps["lg_path_summaries"].update(abi.u32(old), bytes(abi.sizeof("struct lg_path_summary")))
         self._keys[new] = written
         self._keys[old] = {}   # known empty: the next apply need not scan for leftovers
         self.compiled = compiled

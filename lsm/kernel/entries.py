@@ -71,6 +71,8 @@ def _u64(value: int) -> bytes:
 class GenerationEntries:
     by_map: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     policy_set: bytes = b""
+    # which path-entry lookups can hit (lg_path_summaries): written with the entries, before the switch
+    path_summary: abi.PathSummary = field(default_factory=abi.PathSummary)
 
 
 def exe_id_table(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> PathTable:
@@ -125,11 +127,15 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
     raw[Slot.SUBJECT_EXE] = {p: Masks(allow=1 << exe_ids[p]) for p in compiled.exe_patterns}
     path_entries = out.by_map.setdefault("lg_path_entries", [])
 
+    summary = out.path_summary
+
     def add(table: PathTable, slot: Slot, dev: int) -> None:
         for match, entries in ((abi.Match.EXACT, table.exact), (abi.Match.PREFIX, table.prefix)):
             for path, masks in entries.items():
-                key = abi.path_entry_key(hash_key, os.fsencode(path), PATH_SLOTS[slot], match, generation, dev)
+                name = os.fsencode(path)
+                key = abi.path_entry_key(hash_key, name, PATH_SLOTS[slot], match, generation, dev)
                 path_entries.append((key, _masks(masks, compiled.enforce)))
+                summary.add(PATH_SLOTS[slot], match is abi.Match.PREFIX, name)
 
     for slot, patterns in raw.items():
         for dev, table in identity_tables(patterns, mounts).items():
@@ -140,9 +146,10 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
         identity = mounts.identity_of(directory)
         ancestors.setdefault(identity, Masks()).merge(masks)
     for (dev, path), masks in ancestors.items():
-        key = abi.path_entry_key(hash_key, os.fsencode(path), abi.Slot.OPEN_WRITE, abi.Match.ANCESTOR, generation,
-                                 dev)
+        name = os.fsencode(path)
+        key = abi.path_entry_key(hash_key, name, abi.Slot.OPEN_WRITE, abi.Match.ANCESTOR, generation, dev)
         path_entries.append((key, _masks(masks, compiled.enforce)))
+        summary.add(abi.SUMMARY_ANCESTORS, False, name)
     bound_inodes = 0
     for slot, inodes in (bound or {}).items():
         for inode, masks in inodes.items():

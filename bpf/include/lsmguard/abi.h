@@ -469,6 +469,33 @@ struct lg_lock_event {
 	__u32 detail;             /* map/link id, signal, ptrace mode, bpf command or 0 */
 	char comm[LG_COMM_LEN];
 };
+/*
+ * (issue 24, hot path) Which path-entry lookups can hit, per generation
+ * (array map `lg_path_summaries`, indexed by generation) and slot: written
+ * with the generation's entries, before the switch to it, so a program sees
+ * the summary of the entries it looks up. Bit d of `depths`: an entry whose
+ * name has d components (the root, "" and one-byte names have 0; d >= 63:
+ * bit 63); bit n of `lens`: an entry whose name is n bytes long modulo 64.
+ * The kernel looks a name up only where both bits are set; a slot with no
+ * entries costs a load. Slot LG_SUMMARY_ANCESTORS: LG_MATCH_ANCESTOR entries.
+ */
+#define LG_SUMMARY_SLOTS 16         /* a power of two above every enum lg_slot */
+#define LG_SUMMARY_ANCESTORS 15
+#define LG_SUMMARY_DEPTH_MAX 63
+
+struct lg_match_summary {
+	__u64 depths;
+	__u64 lens;
+};
+
+struct lg_slot_summary {
+	struct lg_match_summary exact;
+	struct lg_match_summary prefix;
+};
+
+struct lg_path_summary {
+	struct lg_slot_summary slots[LG_SUMMARY_SLOTS];
+};
 /* cffi:end */
 
 #endif /* LSMGUARD_ABI_H */

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
 /*
- * Keyed SipHash-2-4, fed one byte at a time so that the hash of every prefix
- * of a path can be taken on the way through it. Compiled into the BPF object
- * and into the Python extension, so both sides hash paths with this one
- * implementation. Needs __u8/__u32/__u64 from the includer.
+ * Keyed SipHash-2-4, fed a byte or a word (8 bytes) at a time, whose hash can
+ * be taken at any point without ending the feeding (lg_siphash_final_at), so
+ * that every directory of a path is hashed on the way through it. Compiled
+ * into the BPF object (fed words) and into the Python extension (fed bytes:
+ * the reference the kernel's hashes are tested against). Needs
+ * __u8/__u32/__u64 from the includer.
  */
 #ifndef LSMGUARD_SIPHASH_H
 #define LSMGUARD_SIPHASH_H
@@ -61,11 +63,14 @@ static __always_inline void lg_siphash_byte(struct lg_siphash *s, __u8 b)
 	}
 }
 
-/* The hash of what was fed so far; `s` is left untouched so feeding can go on. */
-static __always_inline __u64 lg_siphash_final(const struct lg_siphash *s)
+/*
+ * The hash of `len` bytes: those compressed into `s` (a multiple of 8), then
+ * `pending`, the rest, little-endian. `s` is left untouched.
+ */
+static __always_inline __u64 lg_siphash_final_at(const struct lg_siphash *s, __u64 pending, __u32 len)
 {
 	struct lg_siphash t = *s;
-	__u64 b = ((__u64)(t.len & 0xff) << 56) | t.pending;
+	__u64 b = ((__u64)(len & 0xff) << 56) | pending;
 
 	lg_siphash_compress(&t, b);
 	t.v2 ^= 0xff;
@@ -74,6 +79,12 @@ static __always_inline __u64 lg_siphash_final(const struct lg_siphash *s)
 	lg_sipround(&t);
 	lg_sipround(&t);
 	return t.v0 ^ t.v1 ^ t.v2 ^ t.v3;
+}
+
+/* The hash of what was fed so far; `s` is left untouched so feeding can go on. */
+static __always_inline __u64 lg_siphash_final(const struct lg_siphash *s)
+{
+	return lg_siphash_final_at(s, s->pending, s->len);
 }
 
 #endif /* LSMGUARD_SIPHASH_H */
