@@ -478,6 +478,7 @@ static __always_inline void lg_lookup_ends(const struct lg_lookup_ctx *c)
 	struct lg_lookup *l = c->l;
 	__u32 j;
 
+#pragma unroll
 	for (j = 0; j < 8; j++) {
 		__u64 before = lg_bytes_before(j);
 		__u32 len, wanted;
