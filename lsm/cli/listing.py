@@ -15,17 +15,7 @@ EVERY_PROCESS = "every process"
 
 def subjects(policy: Policy) -> dict[str, list[Any]] | None:
     """A policy's subjects as its file writes them; None: every process."""
-    s = policy.subjects
-    if s is None:
-        return None
-    out: dict[str, list[Any]] = {}
-    if s.executables:
-        out["executables"] = [str(p) for p in s.executables]
-    if s.cgroups:
-        out["cgroups"] = list(s.cgroups)
-    if s.uids:
-        out["uids"] = list(s.uids)
-    return out
+    return dict(policy.subjects.spec()) if policy.subjects is not None else None
 
 
 def subjects_text(policy: Policy) -> str:

@@ -73,17 +73,6 @@ def _subject(args: argparse.Namespace, learned: Policy | None) -> Subjects | Non
     return learned.subjects if learned is not None else None
 
 
-def _subjects_spec(subjects: Subjects) -> dict[str, list[object]]:
-    out: dict[str, list[object]] = {}
-    if subjects.executables:
-        out["executables"] = [str(p) for p in subjects.executables]
-    if subjects.cgroups:
-        out["cgroups"] = list(subjects.cgroups)
-    if subjects.uids:
-        out["uids"] = list(subjects.uids)
-    return out
-
-
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")    # the schema's metadata.name
 
 
@@ -147,7 +136,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         operations = [o.value for o in learned.operations] or operations
     where = f"policy {args.policy}" if args.policy else "the subject"
     since = f" since {args.since}" if args.since else ""
-    header = Header(name=name, mode="enforce" if args.enforce else "audit", subjects=_subjects_spec(subjects),
+    header = Header(name=name, mode="enforce" if args.enforce else "audit", subjects=subjects.spec(),
                     operations=operations, learned_from=args.policy or "",
                     summary=[f"Suggested by `lsmguard suggest` from {suggestion.records} records of {where}{since}.",
                              "Check it with `lsmguard test` over the same records, then set mode: enforce."])

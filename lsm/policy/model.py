@@ -154,6 +154,17 @@ class Subjects:
     cgroups: tuple[str, ...] = ()
     uids: tuple[int, ...] = ()
 
+    def spec(self) -> dict[str, list[object]]:
+        """As a policy file writes them (`spec.subjects`): only the kinds given."""
+        out: dict[str, list[object]] = {}
+        if self.executables:
+            out["executables"] = [str(p) for p in self.executables]
+        if self.cgroups:
+            out["cgroups"] = list(self.cgroups)
+        if self.uids:
+            out["uids"] = list(self.uids)
+        return out
+
 
 @dataclass(frozen=True)
 class Policy:
