@@ -187,6 +187,10 @@ class KnownProcesses:
                 EXE_HASHES.of_file(os.fsdecode(known.exe_raw), known.exe_id) if known.exe_raw else "")
             known.detailed = True
             known.cgroup_id = -1
+        elif not known.cmdline:
+            # read while it exec'd: the kernel lays out the new command line after it switched
+            # the executable, and a read between the two finds none; read again until one is there
+            known.cmdline = read_cmdline(known.pid)
         if known.cgroup_id != cgroup_id:
             known.cgroup = read_cgroup(known.pid)
             known.cgroup_id = cgroup_id

@@ -209,6 +209,6 @@ def context(tgid: int, ppid: int, event_ktime_ns: int, ancestors: tuple[ProcessI
     cgroup = known.cgroup or (CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else "")
     ctx = ProcessContext(exe=known.exe, exe_sha256=known.exe_sha256, cmdline=known.cmdline, cgroup=cgroup,
                          unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry, current=True)
-    if kept and known.kept:
+    if kept and known.kept and known.cmdline:   # one read mid-exec is read again (KnownProcesses.detail)
         processes.remember(key, ctx)
     return ctx

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from lsmguard import abi
 from lsmguard.events import process
 from lsmguard.events.known import KnownProcesses
@@ -151,4 +153,34 @@ def test_a_process_gone_before_its_detail_still_has_its_executables_hash() -> No
     detailed = known.detail(read, 0)
     expected = hashlib.sha256(Path(os.path.realpath(sys.executable)).read_bytes()).hexdigest()
     assert detailed.exe_sha256 == expected
+    known.close()
+
+
+def test_a_command_line_read_mid_exec_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel switches a process's executable before it lays out its new command line: a
+    read between the two finds none, and the next event of the process reads it again."""
+    from lsmguard.events import known as known_module
+    reads: list[int] = []
+    real = known_module.read_cmdline
+
+    def mid_exec_first(pid: int) -> str:
+        reads.append(pid)
+        return "" if len(reads) == 1 else real(pid)
+
+    monkeypatch.setattr(known_module, "read_cmdline", mid_exec_first)
+    known = KnownProcesses()
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        wait_exec_done = time.monotonic() + 30
+        while not Path(f"/proc/{child.pid}/cmdline").read_bytes().startswith(b"sleep\0"):
+            assert time.monotonic() < wait_exec_done
+            time.sleep(0.01)
+        first = process.context(child.pid, os.getpid(), now_ns(), processes=known, comm="sleep")
+        second = process.context(child.pid, os.getpid(), now_ns(), processes=known, comm="sleep")
+        third = process.context(child.pid, os.getpid(), now_ns(), processes=known, comm="sleep")
+        assert first.cmdline == "" and second.cmdline == third.cmdline == "sleep 60"
+        assert len(reads) == 2                # read again once, then kept
+    finally:
+        child.kill()
+        child.wait()
     known.close()
