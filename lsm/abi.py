@@ -277,7 +277,12 @@ class PathEvent:
 
     @property
     def device(self) -> str:
-        return f"{self.dev >> 20}:{self.dev & 0xFFFFF}"
+        return device_name(self.dev)
+
+
+def device_name(dev: int) -> str:
+    """A device number in the kernel's encoding (MKDEV: major << 20 | minor) as "major:minor"."""
+    return f"{dev >> 20}:{dev & 0xFFFFF}"
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,7 @@ def flag_names(flags: abi.PathFlag) -> str:
 def target_fields(event: abi.Event) -> dict[str, object]:
     """The object of an access, as fields, and its readable form under TARGET."""
     if isinstance(event, abi.InetEvent):
-        protocol = _PROTOCOLS.get(event.protocol, str(event.protocol))
-        host = f"[{event.address}]" if event.address.version == 6 else str(event.address)
-        return {"LSMGUARD_ADDRESS": event.address, "LSMGUARD_PORT": event.port, "LSMGUARD_PROTOCOL": protocol,
-                "LSMGUARD_TARGET": f"{host}:{event.port}/{protocol}"}
+        return _inet_fields(event.address, event.port, event.protocol)
     path = escape(event.path)
     if event.header.op is abi.Op.CONNECT:
         return {"LSMGUARD_UNIX_PATH": path, "LSMGUARD_TARGET": f"unix:{path}"}
@@ -78,6 +75,15 @@ def target_fields(event: abi.Event) -> dict[str, object]:
         fields["LSMGUARD_XATTR"] = _XATTRS.get(event.mode & ~abi.lib.LG_XATTR_REMOVED & 0xff, "?")
         fields["LSMGUARD_ACCESS"] = "remove" if event.mode & abi.lib.LG_XATTR_REMOVED else "set"
     return fields
+
+
+def _inet_fields(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int,
+                 protocol: int) -> dict[str, object]:
+    """An address as fields, and its readable form under TARGET: "[::1]:53/udp"."""
+    name = _PROTOCOLS.get(protocol, str(protocol))
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return {"LSMGUARD_ADDRESS": address, "LSMGUARD_PORT": port, "LSMGUARD_PROTOCOL": name,
+            "LSMGUARD_TARGET": f"{host}:{port}/{name}"}
 
 
 def lineage_text(ctx: ProcessContext) -> str:
@@ -176,13 +182,10 @@ def kernel_repeats_record(counted: abi.KernelRepeats, policy: str, rule: str, na
         family, protocol = counted.detail & 0xFFFF, counted.detail >> 16
         address = ipaddress.IPv4Address(counted.object[:4]) if family == abi.Family.INET else \
             ipaddress.IPv6Address(counted.object)
-        name = _PROTOCOLS.get(protocol, str(protocol))
-        host = f"[{address}]" if address.version == 6 else str(address)
-        fields = {"LSMGUARD_ADDRESS": address, "LSMGUARD_PORT": counted.flags, "LSMGUARD_PROTOCOL": name,
-                  "LSMGUARD_TARGET": f"{host}:{counted.flags}/{name}"}
+        fields = _inet_fields(address, counted.flags, protocol)
     else:
         dev, ino = counted.file
-        device = f"{dev >> 20}:{dev & 0xFFFFF}"
+        device = abi.device_name(dev)
         fields = {"LSMGUARD_DEVICE": device, "LSMGUARD_INODE": ino, "LSMGUARD_TARGET": name or f"inode {device}:{ino}"}
         if name is not None:
             fields["LSMGUARD_PATH"] = name

@@ -63,7 +63,8 @@ class CoalescedCounts:
 
     def sweep(self, now_ns: int, everything: bool = False) -> list[abi.KernelRepeats]:
         """The counts of windows ended by `now_ns` (CLOCK_MONOTONIC), or of every window when
-        `everything` (the reader stops). Reads the map only when something is unreported."""
+        `everything` (the reader stops). Reads the map at once when LG_STAT_COALESCED says
+        something is unreported, and at least every READ_EVERY_NS in any case."""
         if self.pending() <= 0 and not everything and now_ns - self._last_read_ns < READ_EVERY_NS:
             return []
         self._last_read_ns = now_ns
