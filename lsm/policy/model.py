@@ -87,7 +87,10 @@ class PortRange:
         return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
 
 
-ALL_PORTS = (PortRange(PORT_MIN, PORT_MAX),)
+# A rule that names no ports covers port 0 too: the port of what ICMP ping, raw and L2TP
+# sockets send to (they have none), and of a listen() on a socket never bound (the kernel
+# picks its port after the hook). A rule may not name port 0 itself.
+ALL_PORTS = (PortRange(0, PORT_MAX),)
 
 
 def normalise_address(address: IPAddress) -> IPAddress:

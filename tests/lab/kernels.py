@@ -16,7 +16,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-CACHE = Path(os.environ.get("LSMGUARD_LAB_CACHE", "/var/cache/lsmguard-lab"))
+# Not under /var/cache: the guest mounts a tmpfs there, which would hide the modules
+# virtme-ng links into the guest from the unpacked kernel.
+CACHE = Path(os.environ.get("LSMGUARD_LAB_CACHE", "/var/lib/lsmguard-lab"))
 MIRROR = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 SUITES = ("bookworm", "bookworm-backports", "trixie-backports")

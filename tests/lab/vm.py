@@ -1,16 +1,20 @@
 """Booting a lab kernel with virtme-ng under qemu and running a command in it."""
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.lab import image
 from tests.lab.kernels import Kernel, LabError
 
 SRC = Path(__file__).resolve().parents[2]
@@ -43,6 +47,22 @@ def _vng() -> str:
     return str(vng)
 
 
+_files_lock = threading.Lock()
+_files: Path | None = None
+
+
+def guest_files() -> Path:
+    """The image of Python and this tree the guests read instead of 9p (tests/lab/image.py):
+    built once per process, shared read-only by its guests, removed at exit."""
+    global _files
+    with _files_lock:
+        if _files is None:
+            workdir = Path(tempfile.mkdtemp(prefix="lsmguard-lab-files-"))
+            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+            _files = image.build(SRC, workdir)
+        return _files
+
+
 def run_in_guest(kernel: Kernel, command: list[str], results: Path, *, stream: bool = False,
                  timeout: int = BOOT_TIMEOUT_S) -> GuestRun:
     """Boot `kernel`, run `command` as root in the guest, and return what happened.
@@ -52,10 +72,12 @@ def run_in_guest(kernel: Kernel, command: list[str], results: Path, *, stream: b
     """
     results.mkdir(parents=True, exist_ok=True)
     # virtme-ng does not forward the environment: name what the guest needs.
-    guest_env = [f"LSMGUARD_LAB_RESULTS={results}", f"LSMGUARD_SRC={SRC}"]
+    guest_env = [f"LSMGUARD_LAB_RESULTS={results}", f"LSMGUARD_SRC={SRC}",
+                 f"LSMGUARD_LAB_FILES={image.LABEL}:{','.join(image.guest_mounts(SRC))}"]
     guest_command = shlex.join(["env", *guest_env, str(GUEST_RUN), *command])
     argv = [_vng(), "--run", str(kernel.vmlinuz), "--disable-kvm", "--memory", MEMORY,
-            "--cpus", "2", "--rwdir", str(results), "--exec", guest_command]
+            "--cpus", "2", f"--qemu-opts={image.qemu_drive(guest_files())}", "--rwdir", str(results),
+            "--exec", guest_command]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     started = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
