@@ -67,15 +67,3 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     else:
         print("unlocked")
     return ExitStatus.OK
-
-
-def add_commands(command) -> None:   # noqa: ANN001 - cli.build_parser's local helper
-    lk = command("lock", "guard lsmguard's maps, links, pins and daemon until unlocked",
-                 "Ask the daemon to lock: until `lsmguard unlock` with the key printed now, or a reboot, no other "
-                 "process may write lsmguard's maps, take its links, unlink its pins, signal or trace the daemon, "
-                 "or load BPF programs that override a hook's return. Policy changes are refused meanwhile.",
-                 cmd_lock)
-    lk.add_argument("--key-file", metavar="FILE", help="write the key to FILE (new, mode 0600) instead of printing it")
-    un = command("unlock", "lift the lock with its key",
-                 "Ask the daemon to unlock; the key is read from --key-file, or standard input.", cmd_unlock)
-    un.add_argument("--key-file", metavar="FILE", help="read the key from FILE")

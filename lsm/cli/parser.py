@@ -3,12 +3,26 @@ their own module of this package."""
 from __future__ import annotations
 
 import argparse
+import importlib
+from dataclasses import dataclass
 
 from lsmguard import __version__
-from lsmguard.cli import audit, complete, daemon, doctor, learn, lock, policy, replay, rules, suggest
 from lsmguard.errors import ExitStatus
 
 EXIT_CODES = ExitStatus.describe()
+DEFAULT_COLLAPSE = 10   # suggest --collapse
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A command's handler, imported when the command runs: `--help`, `status` or `check` do
+    not pay for the kernel, journal and learning modules other commands need."""
+    module: str    # in lsmguard.cli
+    name: str
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        func = getattr(importlib.import_module(f"lsmguard.cli.{self.module}"), self.name)
+        return int(func(args))
 
 # One example or more for every command, shown at the end of its --help (tests/unit/cli walks the parser).
 EXAMPLES: dict[str, tuple[str, ...]] = {
@@ -74,33 +88,33 @@ def build_parser() -> argparse.ArgumentParser:
     command("doctor", "check that this host can enforce BPF LSM policy",
             "Check securityfs, BPF LSM, BTF, capabilities, bpffs, lockdown and journald, then load, attach and "
             "detach a minimal BPF LSM program: exit 0 only when enforcement can work, with the fix for each "
-            "finding otherwise.", doctor.cmd_doctor)
+            "finding otherwise.", Handler("doctor", "cmd_doctor"))
     check = command("check", "validate policy files or directories",
                     "Validate policies: exit 0 when valid (warnings allowed), 2 with every error listed as "
-                    "file:line:column: field: message.", policy.cmd_check)
+                    "file:line:column: field: message.", Handler("policy", "cmd_check"))
     check.add_argument("paths", nargs="+", metavar="FILE|DIR", help="policy files, or directories of *.yaml")
     apply = command("apply", "apply the policy directory, or the given files, to the kernel",
                     "Load and pin lsmguard if needed, then replace the policy set in force atomically. With no "
                     "argument, the policy directory; with files or directories, exactly those (not saved).",
-                    policy.cmd_apply, policy_dir=True)
+                    Handler("policy", "cmd_apply"), policy_dir=True)
     apply.add_argument("paths", nargs="*", metavar="FILE|DIR", help="policy files or directories")
     command("list", "list the rules in force with their hit counts",
             "List every rule in force: policy, mode, id, action, operation, objects and how often it matched "
-            "(hit counts need root).", policy.cmd_list, policy_dir=True)
+            "(hit counts need root).", Handler("policy", "cmd_list"), policy_dir=True)
     command("status", "show whether lsmguard is loaded and what it enforces",
             "Loaded programs, policies and rules in force, kernel counters (denials, events lost), and the "
             "daemon's state. Exit 0 when lsmguard is loaded, 3 when it is not (as aa-status and `systemctl "
-            "is-active` answer), whatever else it prints.", policy.cmd_status)
+            "is-active` answer), whatever else it prints.", Handler("policy", "cmd_status"))
     command("unload", "detach every lsmguard program and remove its pins",
             "Stop enforcing: detach the programs and remove /sys/fs/bpf/lsmguard. The daemon must be stopped "
-            "first.", policy.cmd_unload, json_output=False)
+            "first.", Handler("policy", "cmd_unload"), json_output=False)
     for action, verb in (("deny", "refuse"), ("allow", "allow-list")):
         p = command(action, f"{verb} an operation now and persist the rule",
                     f"Add {'an' if action == 'allow' else 'a'} {action} rule to a policy managed by lsmguard "
                     "(default policy: "
                     f"{'local' if action == 'deny' else 'local-allow, created with default: deny'}), in force at "
                     "once through the pinned maps and saved to the policy directory; all or nothing.",
-                    rules.cmd_rule, policy_dir=True)
+                    Handler("rules", "cmd_rule"), policy_dir=True)
         p.set_defaults(action=action)
         p.add_argument("operation", choices=("exec", "open", "chmod", "connect"))
         p.add_argument("targets", nargs="+", metavar="TARGET",
@@ -117,13 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="put the rule in an audit-mode policy: journal would-deny, refuse nothing")
     remove = command("remove", "remove a rule added with allow or deny",
                      "Remove one rule from a policy managed by lsmguard, in force at once and saved.",
-                     rules.cmd_remove, policy_dir=True)
+                     Handler("rules", "cmd_remove"), policy_dir=True)
     remove.add_argument("rule_id", metavar="RULE_ID")
     remove.add_argument("--policy", metavar="NAME", help="the policy holding the rule, when several do")
     aud = command("audit", "review denials and audited accesses in the journal",
                   "Show lsmguard's journal records (denials, would-denials, audits, losses, what the lock "
                   "refused, policies the daemon rejected), oldest first. Times as journalctl takes them.",
-                  audit.cmd_audit)
+                  Handler("audit", "cmd_audit"))
     add_journal_range(aud)
     aud.add_argument("-n", "--lines", type=int, metavar="N", help="only the N newest records")
     aud.add_argument("-b", "--boot", nargs="?", const="0", metavar="ID",
@@ -146,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "Put in force (and save) a learning policy for the subject: audit mode, default: deny for the "
                   "operations, so each access the subject makes is journaled as would-deny and nothing is "
                   "refused. `lsmguard suggest --policy NAME` turns the records into a policy; "
-                  "`lsmguard learn --stop NAME` removes it.", learn.cmd_learn, policy_dir=True)
+                  "`lsmguard learn --stop NAME` removes it.", Handler("learn", "cmd_learn"), policy_dir=True)
     add_subject(lrn)
     lrn.add_argument("--operations", metavar="LIST",
                      help="comma-separated: exec,open,chmod,connect,bind,listen (default: all of them)")
@@ -156,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "Read lsmguard's records (deny, would-deny, audit) of a learning policy or a subject and write "
                   "a default: deny policy whose allow rules cover what was observed, each with a comment saying "
                   "how often and by which executables; what a deny rule in force refuses, and drift, is never "
-                  "allowed. The output passes `lsmguard check` with no warning.", suggest.cmd_suggest,
+                  "allowed. The output passes `lsmguard check` with no warning.", Handler("suggest", "cmd_suggest"),
                   json_output=False, policy_dir=True)
     sug.add_argument("--policy", metavar="NAME", help="the records of this (learning) policy")
     add_subject(sug)
@@ -164,9 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     sug.add_argument("-o", "--output", metavar="FILE", help="write the policy here (default: standard output)")
     sug.add_argument("--name", metavar="NAME", help="the suggested policy's name")
     sug.add_argument("--enforce", action="store_true", help="mode: enforce (default: audit)")
-    sug.add_argument("--collapse", type=int, default=suggest.DEFAULT_COLLAPSE, metavar="N",
+    sug.add_argument("--collapse", type=int, default=DEFAULT_COLLAPSE, metavar="N",
                      help="allow dir/** for a directory with N or more observed entries "
-                          f"(default {suggest.DEFAULT_COLLAPSE}; 0: never by count)")
+                          f"(default {DEFAULT_COLLAPSE}; 0: never by count)")
     sug.add_argument("--no-packages", action="store_true",
                      help="do not allow package-managed trees (dir/** owned whole by one package)")
     sug.add_argument("--cidrs", action="store_true",
@@ -179,19 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
                   "Replay every lsmguard access record in the range, with its process context, through the "
                   "reference evaluator with the candidate policies, and list what they would refuse, grouped and "
                   "counted, with the rule or default refusing it. Exit 0: nothing would be refused; 1: something "
-                  "would; 2: bad input.", replay.cmd_test)
+                  "would; 2: bad input.", Handler("replay", "cmd_test"))
     tst.add_argument("paths", nargs="+", metavar="FILE|DIR", help="candidate policy files or directories")
     add_journal_range(tst)
-    lock.add_commands(command)
+    lk = command("lock", "guard lsmguard's maps, links, pins and daemon until unlocked",
+                 "Ask the daemon to lock: until `lsmguard unlock` with the key printed now, or a reboot, no other "
+                 "process may write lsmguard's maps, take its links, unlink its pins, signal or trace the daemon, "
+                 "or load BPF programs that override a hook's return. Policy changes are refused meanwhile.",
+                 Handler("lock", "cmd_lock"))
+    lk.add_argument("--key-file", metavar="FILE", help="write the key to FILE (new, mode 0600) instead of printing it")
+    un = command("unlock", "lift the lock with its key",
+                 "Ask the daemon to unlock; the key is read from --key-file, or standard input.",
+                 Handler("lock", "cmd_unlock"))
+    un.add_argument("--key-file", metavar="FILE", help="read the key from FILE")
     command("daemon", "run the enforcement daemon (lsmguard.service)",
             "Load or adopt the pinned programs, apply the policy directory, pump events to journald, reload "
-            "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", daemon.cmd_daemon, json_output=False,
-            policy_dir=True)
+            "on SIGHUP; on SIGTERM exit leaving enforcement pinned.", Handler("daemon", "cmd_daemon"),
+            json_output=False, policy_dir=True)
     # Hidden (no help, so not listed): the shell completions' source of policy names and rule ids.
     hidden = sub.add_parser("__complete", add_help=False)
     hidden.add_argument("what", choices=("policies", "rules"))
     hidden.add_argument("--policy-dir", metavar="DIR")
-    hidden.set_defaults(func=complete.cmd_complete)
+    hidden.set_defaults(func=Handler("complete", "cmd_complete"))
     return parser
 
 

@@ -30,8 +30,6 @@ from lsmguard.state import learning
 from lsmguard.state.files import write_atomically
 from lsmguard.state.paths import Paths
 
-DEFAULT_COLLAPSE = 10
-
 
 def _pattern(text: str) -> PathPattern:
     if text.endswith("/**"):
