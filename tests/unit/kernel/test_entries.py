@@ -47,7 +47,7 @@ def test_inet_networks_point_at_their_sorted_port_intervals() -> None:
         networks[(k.slot, k.family, k.prefixlen - entries.INET_KEY_HEADER_BITS)] = [
             (intervals[i].low, intervals[i].high) for i in range(v.first, v.first + v.count)]
     assert networks[(abi.Slot.TCP, abi.Family.INET, 8)] == [(5432, 5432), (6000, 6010)]
-    assert networks[(abi.Slot.UDP, abi.Family.INET6, 32)] == [(1, 65535)]
+    assert networks[(abi.Slot.UDP, abi.Family.INET6, 32)] == [(0, 65535)]   # no ports: every port, 0 too (ICMP, raw, L2TP)
     assert (abi.Slot.UDP, abi.Family.INET, 8) not in networks   # tcp only
 
 
