@@ -66,11 +66,23 @@ def read_stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[19]) * 1_000_000_000 // _TICKS
 
 
-def read_exe(pid: int) -> bytes:
-    try:
-        return os.fsencode(os.readlink(f"{PROC}/{pid}/exe"))
-    except OSError:
-        return b""
+EXE_READ_TRIES = 3
+
+
+def read_exe(pid: int) -> tuple[bytes, tuple[int, int] | None]:
+    """The executable's path and (device, inode), both of the same file: read between two reads
+    of its identity, since an exec between a path and an identity read apart would pair the old
+    program's name with the new one's file (and its hash). Nothing for a process that keeps
+    exec'ing through every try."""
+    for _ in range(EXE_READ_TRIES):
+        before = read_exe_id(pid)
+        try:
+            path = os.fsencode(os.readlink(f"{PROC}/{pid}/exe"))
+        except OSError:
+            return b"", None
+        if before is not None and read_exe_id(pid) == before:
+            return path, before
+    return b"", None
 
 
 def read_exe_id(pid: int) -> tuple[int, int] | None:
@@ -181,10 +193,11 @@ class KnownProcesses:
         is read again when the kernel's id says the process moved."""
         if not known.detailed:
             known.cmdline = read_cmdline(known.pid)
-            # the same file as `exe`, even when the process has exited since it was read: a record
-            # that names an executable has its hash
-            known.exe_sha256 = EXE_HASHES.of_process(known.pid) or (
-                EXE_HASHES.of_file(os.fsdecode(known.exe_raw), known.exe_id) if known.exe_raw else "")
+            # the same file as `exe`, even when the process has exec'd or exited since it was read:
+            # a record that names an executable has that executable's hash, or none
+            known.exe_sha256 = "" if known.exe_id is None else (
+                EXE_HASHES.of_file(f"{PROC}/{known.pid}/exe", known.exe_id)
+                or EXE_HASHES.of_file(os.fsdecode(known.exe_raw), known.exe_id))
             known.detailed = True
             known.cgroup_id = -1
         elif not known.cmdline:
@@ -201,9 +214,9 @@ class KnownProcesses:
         if stat is None:
             return None
         self.reads += 1
-        exe = read_exe(pid)
+        exe, exe_id = read_exe(pid)
         known = Known(pid, stat[1], stat[0], read_comm(pid), escape(exe) if exe else "", read_uid(pid),
-                      read_exe_id(pid), exe)
+                      exe_id, exe)
         if self._epoll is None:
             return known
         try:

@@ -184,3 +184,43 @@ def test_a_command_line_read_mid_exec_is_read_again(monkeypatch: pytest.MonkeyPa
         child.kill()
         child.wait()
     known.close()
+
+
+def sha256_of(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_an_exec_between_read_and_detail_keeps_the_hash_of_the_executable_named() -> None:
+    """The story's shell, in the lab: read while it ran dash, its record described after it
+    exec'd the next program. The record names dash: its hash must be dash's."""
+    known = KnownProcesses()
+    child = exec_on_request()
+    try:
+        read = known.get(child.pid)
+        assert read is not None and read.exe == os.path.realpath(sys.executable)
+        exec_now(child, "/bin/sleep")
+        detailed = known.detail(read, 0)
+        assert detailed.exe == os.path.realpath(sys.executable)
+        assert detailed.exe_sha256 == sha256_of(os.path.realpath(sys.executable))
+    finally:
+        child.kill()
+        child.wait()
+    known.close()
+
+
+def test_an_exec_between_the_path_and_its_identity_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path and the (device, inode) of /proc/PID/exe are two reads: an exec between them
+    would pair one program's name with another's file. Both are read again."""
+    from lsmguard.events import known as known_module
+    real = known_module.read_exe_id
+    other = os.stat("/bin/sleep")
+    calls: list[int] = []
+
+    def exec_after_the_first_read(pid: int) -> tuple[int, int] | None:
+        calls.append(pid)
+        return (other.st_dev, other.st_ino) if len(calls) == 2 else real(pid)
+
+    monkeypatch.setattr(known_module, "read_exe_id", exec_after_the_first_read)
+    path, identity = known_module.read_exe(os.getpid())
+    assert path == os.fsencode(os.readlink("/proc/self/exe")) and identity == real(os.getpid())
+    assert len(calls) == 4                  # a pair that disagreed, then a pair that agreed
