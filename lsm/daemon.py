@@ -127,23 +127,27 @@ class Daemon:
 
     # -- policy ---------------------------------------------------------------
 
-    def apply_directory(self, first: bool) -> bool:
+    def apply_directory(self, first: bool) -> ExitStatus:
         """Apply the policy directory; on any failure the set in force stays, and a
-        "policy rejected" record says why."""
+        "policy rejected" record says why. The exit status the failure is (2: the directory is
+        invalid, which a restart cannot fix: the unit's RestartPreventExitStatus)."""
         assert self.engine is not None
         with Edit(self.paths) as edit:
             try:
                 policy_set = edit.prepare()
                 edit.apply(self.engine, policy_set)
-            except (LsmguardError, OSError) as error:
+            except LsmguardError as error:
                 self._rejected(str(error) or type(error).__name__, first)
-                return False
+                return error.exit_status
+            except OSError as error:
+                self._rejected(str(error) or type(error).__name__, first)
+                return ExitStatus.FAILURE
             except Exception as error:   # noqa: BLE001 - a bug must not end enforcement's reporter
                 self._rejected(f"internal error while applying the policy directory: {type(error).__name__}: "
                                f"{error}", first)
-                return False
+                return ExitStatus.FAILURE
         self._applied(policy_set)
-        return True
+        return ExitStatus.OK
 
     def _follow_mounts(self) -> None:
         """Rule paths are translated into file identities with the host's mount table when a
@@ -316,11 +320,12 @@ class Daemon:
         self.writer.write(daemon_record(
             f"lsmguard daemon started ({'adopted the pinned programs' if adopted else 'loaded and pinned'})",
             MessageId.DAEMON_STARTED, LSMGUARD_ADOPTED=int(adopted)))
-        if not self.apply_directory(first=not adopted) and not adopted:
+        applied = self.apply_directory(first=not adopted)
+        if applied != ExitStatus.OK and not adopted:
             # Programs that enforce nothing and nobody to report them: do not leave them pinned.
             self.engine.close()
             Engine.unpin(self.paths.pin_root)
-            return 1
+            return applied
         write_atomically(pid_file, f"{os.getpid()}\n")
         self.mount_watch = MountWatch()
         self._mounts_seen = MountTable.of_host()
