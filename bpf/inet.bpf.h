@@ -8,11 +8,15 @@
 #define LSMGUARD_INET_BPF_H
 
 #define LG_SOCK_STREAM 1           /* include/linux/net.h */
+#define LG_SOCK_RAW 3
 #define LG_AF_UNSPEC 0
 #define LG_AF_SMC 43               /* include/linux/socket.h */
-#define LG_IPPROTO_TCP 6            /* include/uapi/linux/in.h */
+#define LG_IPPROTO_ICMP 1           /* include/uapi/linux/in.h */
+#define LG_IPPROTO_TCP 6
 #define LG_IPPROTO_UDP 17
 #define LG_IPPROTO_UDPLITE 136
+#define LG_IPPROTO_ICMPV6 58        /* include/uapi/linux/in6.h */
+#define LG_IPPROTO_L2TP 115
 #define LG_INADDR_LOOPBACK 0x0100007f /* 127.0.0.1, in network byte order as read on little-endian */
 #define LG_IN_ADDR_LEN 4
 #define LG_SIN6_LEN_RFC2133 24     /* an IPv6 sockaddr without sin6_scope_id, which the kernel accepts */
@@ -244,6 +248,24 @@ static __always_inline bool lg_is_stream(struct socket *sock)
 	return BPF_CORE_READ(sock, type) == LG_SOCK_STREAM;
 }
 
+/*
+ * Raw, ICMP ping and L2TP/IP sockets have no destination port: the kernel ignores
+ * what the caller wrote there (raw IPv6 reads it as a protocol number, L2TP's is
+ * an unused field). Decided as port 0, so that a rule naming ports cannot be
+ * matched by a number the caller chose.
+ */
+static __always_inline bool lg_inet_is_portless(struct socket *sock, __u16 own)
+{
+	__u16 protocol;
+
+	if (own == LG_AF_SMC)
+		return false;
+	if (BPF_CORE_READ(sock, type) == LG_SOCK_RAW)
+		return true;
+	protocol = BPF_CORE_READ(sock, sk, sk_protocol);
+	return protocol == LG_IPPROTO_ICMP || protocol == LG_IPPROTO_ICMPV6 || protocol == LG_IPPROTO_L2TP;
+}
+
 /* A connect, or a send with an address (`sending`): decided on the address the kernel will reach. */
 static __always_inline int lg_check_inet_connect(struct socket *sock, struct sockaddr *address, int addrlen,
 						 bool sending)
@@ -258,6 +280,8 @@ static __always_inline int lg_check_inet_connect(struct socket *sock, struct soc
 		family = lg_sendto_family(sock, own, family);
 	if (!lg_inet_target_of(address, addrlen, family, &target))
 		return 0;
+	if (lg_inet_is_portless(sock, own))
+		target.port = 0;
 	lg_resolve_wildcard(sock, &target);
 	target.protocol = lg_inet_protocol(sock, own);
 	return lg_check_inet(LG_OP_CONNECT, lg_is_stream(sock) ? LG_SLOT_TCP : LG_SLOT_UDP, &target);

@@ -36,8 +36,13 @@ def _protocol(protocol: Protocol) -> str:
 
 
 def _inet(t: InetTarget) -> dict[str, Any]:
-    return {"cidrs": [str(n) for n in t.networks], "ports": [_port(r) for r in t.ports],
-            "protocol": _protocol(t.protocol)}
+    """As the policy format says it: no `ports` for every port (port 0 included, which the
+    format cannot name)."""
+    out: dict[str, Any] = {"cidrs": [str(n) for n in t.networks]}
+    if t.ports != ALL_PORTS:
+        out["ports"] = [_port(r) for r in t.ports]
+    out["protocol"] = _protocol(t.protocol)
+    return out
 
 
 def objects(rule: Rule) -> dict[str, Any]:

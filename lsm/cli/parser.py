@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lsmguard import __version__
-from lsmguard.errors import ExitStatus
+from lsmguard.errors import ExitStatus, LsmguardError
 
 EXIT_CODES = ExitStatus.describe()
 DEFAULT_COLLAPSE = 10   # suggest --collapse
@@ -20,9 +21,15 @@ class Handler:
     module: str    # in lsmguard.cli
     name: str
 
+    def resolve(self) -> Callable[[argparse.Namespace], int]:
+        try:
+            module = importlib.import_module(f"lsmguard.cli.{self.module}")
+        except ImportError as error:   # a dependency missing: say which, not a traceback
+            raise LsmguardError(f"cannot run this command: {error} (is lsmguard's package complete?)") from None
+        return getattr(module, self.name)   # type: ignore[no-any-return]
+
     def __call__(self, args: argparse.Namespace) -> int:
-        func = getattr(importlib.import_module(f"lsmguard.cli.{self.module}"), self.name)
-        return int(func(args))
+        return int(self.resolve()(args))
 
 # One example or more for every command, shown at the end of its --help (tests/unit/cli walks the parser).
 EXAMPLES: dict[str, tuple[str, ...]] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections import OrderedDict
 
 HASH_MAX_BYTES = 512 * 1024 * 1024   # larger executables are not hashed (reported as no hash)
@@ -28,12 +29,14 @@ class ExeHashes:
         """The hex SHA-256 of the file `path` opens, or "" (unreadable, too large, or not the
         file of device and inode `identity` when given)."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+            # never blocks: a path a process names can be swapped for a FIFO, which would hold
+            # the daemon's loop until a writer came
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError:
             return ""
         try:
             st = os.fstat(fd)
-            if identity is not None and (st.st_dev, st.st_ino) != identity:
+            if not stat.S_ISREG(st.st_mode) or identity is not None and (st.st_dev, st.st_ino) != identity:
                 return ""
             version = (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
             if version in self._cache:

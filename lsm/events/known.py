@@ -73,14 +73,16 @@ def read_exe(pid: int) -> tuple[bytes, tuple[int, int] | None]:
     """The executable's path and (device, inode), both of the same file: read between two reads
     of its identity, since an exec between a path and an identity read apart would pair the old
     program's name with the new one's file (and its hash). Nothing for a process that keeps
-    exec'ing through every try."""
+    exec'ing through every try. The path without an identity where only the identity cannot be
+    read (a user's FUSE mount refuses the daemon's stat, not its readlink): named, not hashed."""
     for _ in range(EXE_READ_TRIES):
         before = read_exe_id(pid)
         try:
             path = os.fsencode(os.readlink(f"{PROC}/{pid}/exe"))
         except OSError:
             return b"", None
-        if before is not None and read_exe_id(pid) == before:
+        after = read_exe_id(pid)
+        if after == before:
             return path, before
     return b"", None
 

@@ -184,7 +184,7 @@ def gather(observations: Iterable[Observation], in_force: list[Policy], cidrs: b
                     continue
                 key, obj = _object(kind, request, cidrs)
                 if obj is None:
-                    exclude(kind, target, "no policy can name it (port 0, or a path that is not absolute, "
+                    exclude(kind, target, "no rule can name it alone (port 0, or a path that is not absolute, "
                             "normalised, printable UTF-8)", obs.count)
                     continue
                 operations.add(request.operation)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lsmguard.errors import UsageError
+from lsmguard.errors import ExitStatus, UsageError
 
 
 @dataclass(frozen=True, order=True)
@@ -24,6 +24,8 @@ class Diagnostic:
 class PolicyError(UsageError):
     """One or more errors in policy input. Never raised for anything else."""
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+    def __init__(self, diagnostics: list[Diagnostic], exit_status: ExitStatus | None = None) -> None:
+        """`exit_status`: FAILURE when a file could not be read (the system refused, and a retry
+        may succeed); the default, USAGE, says the input itself is wrong."""
         self.diagnostics = sorted(diagnostics)
-        super().__init__("\n".join(str(d) for d in self.diagnostics))
+        super().__init__("\n".join(str(d) for d in self.diagnostics), exit_status)

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lsmguard.errors import ExitStatus
 from lsmguard.policy import progress, schema
 from lsmguard.policy.bulk import paused_gc
 from lsmguard.policy.errors import Diagnostic, PolicyError
@@ -126,6 +127,12 @@ def _refused(path: Path | str, message: str) -> PolicyError:
     return PolicyError([Diagnostic(str(path), 1, 1, "", message)])
 
 
+def _unreadable(path: Path, error: OSError) -> PolicyError:
+    """A file the system would not read (EIO, EMFILE, replaced between listing and opening):
+    exit status 1, so that the service is restarted rather than left without a policy."""
+    return PolicyError([Diagnostic(str(path), 1, 1, "", f"cannot read: {error.strerror}")], ExitStatus.FAILURE)
+
+
 def _read_bounded(fd: int, name: str) -> bytes:
     """At most MAX_POLICY_BYTES from `fd`: a file's size on disk is not trusted (/proc, /dev/zero)."""
     chunks: list[bytes] = []
@@ -153,7 +160,7 @@ def _read(path: Path) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
-        raise _refused(path, f"cannot read: {exc.strerror}") from None
+        raise _unreadable(path, exc) from None
     try:
         kind = stat.S_IFMT(os.fstat(fd).st_mode)
         if kind != stat.S_IFREG:
@@ -161,7 +168,7 @@ def _read(path: Path) -> str:
                                  "policies are read from regular files only")
         return _decode(_read_bounded(fd, str(path)), str(path))
     except OSError as exc:
-        raise _refused(path, f"cannot read: {exc.strerror}") from None
+        raise _unreadable(path, exc) from None
     finally:
         os.close(fd)
 
@@ -176,6 +183,7 @@ def read_sources(paths: list[Path]) -> list[tuple[str, str]]:
     listing every path that is missing or unreadable, and every error of the others."""
     sources: list[tuple[str, str]] = []
     errors: list[Diagnostic] = []
+    status = ExitStatus.USAGE
     for given in paths:
         if str(given) == STDIN:
             try:
@@ -191,12 +199,14 @@ def read_sources(paths: list[Path]) -> list[tuple[str, str]]:
                 sources.append((str(file), _read(file)))
             except PolicyError as exc:
                 errors += exc.diagnostics
+                if exc.exit_status == ExitStatus.FAILURE:
+                    status = ExitStatus.FAILURE
     if errors:
         try:   # one run lists every error: those of the files that could be read too
             load_sources(sources)
         except PolicyError as exc:
             errors += exc.diagnostics
-        raise PolicyError(errors)
+        raise PolicyError(errors, status)
     return sources
 
 

@@ -87,9 +87,9 @@ class PortRange:
         return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
 
 
-# A rule that names no ports covers port 0 too: the port of what ICMP ping, raw and L2TP
-# sockets send to (they have none), and of a listen() on a socket never bound (the kernel
-# picks its port after the hook). A rule may not name port 0 itself.
+# A connect rule that names no ports covers port 0 too: what raw, ICMP ping and L2TP/IP
+# sockets are decided at (they have no port; the kernel ignores the one the caller writes).
+# A rule may not name port 0 itself; bind and listen rules always name their ports.
 ALL_PORTS = (PortRange(0, PORT_MAX),)
 
 

@@ -436,10 +436,10 @@ def sockaddr(family: int, address: str, port: int) -> bytes:
     return struct.pack("=H", family) + struct.pack("!H", port) + socket.inet_aton(address) + bytes(8)
 
 
-def raw_sendto(sock: socket.socket, address: bytes) -> int:
-    data = ctypes.create_string_buffer(b"x")
+def raw_sendto(sock: socket.socket, address: bytes, payload: bytes = b"x") -> int:
+    data = ctypes.create_string_buffer(payload, len(payload))
     addr = ctypes.create_string_buffer(address, len(address))
-    if libc.sendto(sock.fileno(), data, 1, 0, addr, len(address)) < 0:
+    if libc.sendto(sock.fileno(), data, len(payload), 0, addr, len(address)) < 0:
         return ctypes.get_errno()
     return 0
 
@@ -572,3 +572,43 @@ def test_an_l2tp_ip6_datagram_addressed_as_af_unspec_is_decided_as_ipv6(engine: 
         assert raw_sendto(l2tp, sockaddr6(socket.AF_UNSPEC, "::1", 0) + conn_id) == errno.EPERM
     events = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
     assert [str(e.address) for e in events] == ["::1", "::1"]
+
+
+ICMP_ECHO = struct.pack("!BBHHH", 8, 0, 0, 0, 0)        # type 8 (echo request); the kernel sums it
+ICMPV6_ECHO = struct.pack("!BBHHH", 128, 0, 0, 0, 0)
+
+
+@pytest.fixture
+def ping_sockets_for_root() -> Iterator[None]:
+    """Unprivileged ICMP ping sockets (as many distributions allow users) for the test's gid."""
+    sysctl = Path("/proc/sys/net/ipv4/ping_group_range")
+    before = sysctl.read_text()
+    sysctl.write_text("0 0\n")
+    yield
+    sysctl.write_text(before)
+
+
+def test_a_portless_socket_is_decided_as_port_0_whatever_port_it_writes(
+        engine: Engine, ping_sockets_for_root: None) -> None:
+    """Raw, ICMP ping and L2TP/IP sockets have no destination port: the kernel ignores the one
+    the caller writes. An allow-list admitting one UDP port must not admit them for writing it."""
+    portless = [(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP, ICMP_ECHO, "127.0.0.1"),
+                (socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP, ICMP_ECHO, "127.0.0.1"),
+                (socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6, ICMPV6_ECHO, "::1")]
+
+    def send(family: int, kind: int, protocol: int, payload: bytes, address: str) -> int:
+        to = sockaddr(family, address, 53) if family == socket.AF_INET else sockaddr6(family, address, 53)
+        with socket.socket(family, kind, protocol) as sock:
+            return raw_sendto(sock, to, payload)
+
+    apply(engine, policy("dns-only", "  mode: enforce\n  default: deny\n  operations: [connect]\n  rules:\n"
+                                     "  - {id: dns, action: allow, connect: {cidrs: [127.0.0.1/32, \"::1/128\"], "
+                                     "ports: [53]}}\n"))
+    drain_events(engine)
+    assert [send(*route) for route in portless] == [errno.EPERM] * 3
+    events = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
+    assert sorted((str(e.address), e.port) for e in events) == [("127.0.0.1", 0), ("127.0.0.1", 0), ("::1", 0)]
+
+    apply(engine, policy("any-port", "  mode: enforce\n  default: deny\n  operations: [connect]\n  rules:\n"
+                                     "  - {id: lo, action: allow, connect: {cidrs: [127.0.0.1/32, \"::1/128\"]}}\n"))
+    assert [send(*route) for route in portless] == [0] * 3          # control: the route itself works

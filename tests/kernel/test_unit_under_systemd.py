@@ -131,7 +131,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     and copied, not `dpkg -i`: its maintainer scripts would find no systemd and do nothing the
     test needs, and / itself is read-only here."""
     debs = sorted(PACKAGES_DIR.glob(f"lsmguard_{version()}_*.deb"))
-    assert len(debs) == 1, f"no lsmguard_{version()}_*.deb in {PACKAGES_DIR}: run `make deb` on the host"
+    assert len(debs) == 1, f"no lsmguard_{version()}_*.deb in {PACKAGES_DIR}: run `make deb` on the host " \
+                           "(and again after a change: the deb is what the unit runs)"
     unpacked = tmp_path_factory.mktemp("deb")
     subprocess.run(["dpkg-deb", "-x", debs[0], unpacked], check=True)
     files = []
@@ -149,28 +150,37 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
 
 
 @pytest.fixture(scope="module")
-def systemd(installed: list[Path]) -> Iterator[Systemd]:
+def systemd(installed: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Systemd]:
     assert not PIN_ROOT.exists(), f"{PIN_ROOT} is in use before the test"
-    for shipped in POLICY_DIR.glob("*.yaml"):    # the shipped examples: what the unit applies is the test's
-        shipped.unlink()
+    for shipped in installed:    # the deb's example policies: what the unit applies is the test's alone
+        if shipped.parent == POLICY_DIR:
+            shipped.unlink()
+    assert not list(POLICY_DIR.glob("*.yaml")), f"{POLICY_DIR} holds policies the test did not put there"
     script = NAMESPACE_INIT.format(watchdog=WATCHDOG_S, start_timeout=START_TIMEOUT_S)
-    unshare = subprocess.Popen(["unshare", "--pid", "--fork", "--mount", "--mount-proc", "--propagation", "private",
-                                "--kill-child", "sh", "-c", script], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    children = Path(f"/proc/{unshare.pid}/task/{unshare.pid}/children")
-    pid = int(wait_until("unshare forked the namespace's PID 1", lambda: children.read_text().split(), 60)[0])
-    manager = Systemd(unshare, pid)
-    wait_until("systemd as PID 1 reached its target", lambda: manager.run(
-        "systemctl", "is-active", "lsmguard-lab.target", check=False).stdout.strip() == "active", 600, every=1)
+    log = tmp_path_factory.mktemp("systemd") / "unshare.log"   # why the namespace or systemd did not start
+    with open(log, "wb") as out:
+        unshare = subprocess.Popen(["unshare", "--pid", "--fork", "--mount", "--mount-proc", "--propagation",
+                                    "private", "--kill-child", "sh", "-c", script], stdin=subprocess.DEVNULL,
+                                   stdout=out, stderr=out, start_new_session=True)
     try:
+        children = Path(f"/proc/{unshare.pid}/task/{unshare.pid}/children")
+        pid = int(wait_until(f"unshare forked the namespace's PID 1 ({log.read_text()[-2000:]})",
+                             lambda: unshare.poll() is None and children.read_text().split(), 60)[0])
+        manager = Systemd(unshare, pid)
+        wait_until("systemd as PID 1 reached its target", lambda: manager.run(
+            "systemctl", "is-active", "lsmguard-lab.target", check=False).stdout.strip() == "active", 600, every=1)
         yield manager
     finally:
-        os.killpg(unshare.pid, signal.SIGKILL)     # the namespace's PID 1 first: every process in it ends
-        unshare.wait(timeout=60)
-        subprocess.run([sys.executable, "-m", "lsmguard", "unload"], capture_output=True, timeout=600,
-                       env={**os.environ, "LSMGUARD_PIN_ROOT": str(PIN_ROOT)})
-        for policy in POLICY_DIR.glob("*.yaml"):
-            policy.unlink()
+        try:
+            os.killpg(unshare.pid, signal.SIGKILL)     # the namespace's PID 1 with it: every process in it ends
+            unshare.wait(timeout=60)
+        finally:
+            for policy in POLICY_DIR.glob("*.yaml"):
+                policy.unlink()
+            if PIN_ROOT.exists():
+                unload = subprocess.run([sys.executable, "-m", "lsmguard", "unload"], capture_output=True,
+                                        text=True, timeout=600, env={**os.environ, "LSMGUARD_PIN_ROOT": str(PIN_ROOT)})
+                assert unload.returncode == 0 and not PIN_ROOT.exists(), unload.stderr
 
 
 @pytest.fixture(scope="module")
@@ -198,8 +208,8 @@ def test_the_unit_starts_enforces_reloads_stops_pinned_and_refuses_a_bad_policy(
 
     assert exec_errno(binaries["denied-at-start"]) == errno.EPERM
     assert exec_errno(binaries["allowed"]) == 0
-    [denial] = wait_until("the denial in journalctl -u lsmguard", lambda: systemd.records(
-        MessageId.DENY, LSMGUARD_PATH=str(binaries["denied-at-start"])))
+    denial = wait_until("the denial in journalctl -u lsmguard", lambda: systemd.records(
+        MessageId.DENY, LSMGUARD_PATH=str(binaries["denied-at-start"])))[0]
     assert denial["_SYSTEMD_UNIT"] == UNIT and denial["LSMGUARD_POLICY"] == "at-start", denial
 
     # the watchdog is fed: three of its periods pass with no restart and a recent keep-alive
@@ -228,7 +238,7 @@ def test_the_unit_starts_enforces_reloads_stops_pinned_and_refuses_a_bad_policy(
     (POLICY_DIR / "broken.yaml").write_text(BROKEN)
     systemd.run("systemctl", "start", UNIT, timeout=START_TIMEOUT_S + 60)
     assert systemd.show("ActiveState")["ActiveState"] == "active"
-    [rejected] = wait_until("the policy rejected record", lambda: systemd.records(MessageId.POLICY_REJECTED))
+    rejected = wait_until("the policy rejected record", lambda: systemd.records(MessageId.POLICY_REJECTED))[0]
     assert "broken.yaml:6:" in rejected["LSMGUARD_ERROR"], rejected
     assert exec_errno(binaries["denied-at-start"]) == errno.EPERM
     systemd.run("systemctl", "stop", UNIT, timeout=300)

@@ -55,3 +55,27 @@ def test_articles() -> None:
 def test_help_exits_0_from_the_installed_command() -> None:
     proc = subprocess.run([sys.executable, "-m", "lsmguard", "status", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "examples:\n  lsmguard status\n" in proc.stdout
+
+
+def test_every_command_resolves_to_its_handler() -> None:
+    """Commands import their modules when they run: a misspelt module or function would
+    otherwise surface only when a user ran that command."""
+    from lsmguard.cli.parser import Handler
+    handlers = [sub.get_default("func") for sub in subcommands().values()]
+    parser = build_parser()
+    [choices] = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    handlers += [sub.get_default("func") for name, sub in choices.items() if name.startswith("__")]
+    assert handlers and all(isinstance(h, Handler) for h in handlers)
+    for handler in handlers:
+        assert callable(handler.resolve()), handler
+
+
+def test_a_command_whose_module_cannot_load_says_so_without_a_traceback(tmp_path) -> None:  # noqa: ANN001
+    """A dependency missing on the host (python3-systemd, say): a message and exit 1."""
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text("import sys\nsys.modules['systemd'] = None\nsys.modules['systemd.journal'] = None\n")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "lsmguard", "audit", "-n", "1"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("lsmguard: cannot run this command: ") and "systemd" in proc.stderr, proc.stderr

@@ -36,3 +36,11 @@ def test_the_cache_is_bounded(tmp_path: Path) -> None:
         hashes.of_file(str(tmp_path / str(i)))
     hashes.of_file(str(tmp_path / "0"))          # evicted: hashed again
     assert hashes.computed == 4
+
+
+def test_a_fifo_in_place_of_an_executable_is_not_waited_on(tmp_path) -> None:  # noqa: ANN001
+    """A process's executable path can be swapped for a FIFO: no writer ever comes, and the
+    daemon's loop must not wait for one."""
+    fifo = tmp_path / "swapped"
+    os.mkfifo(fifo)
+    assert ExeHashes().of_file(str(fifo)) == ""

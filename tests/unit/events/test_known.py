@@ -224,3 +224,17 @@ def test_an_exec_between_the_path_and_its_identity_is_read_again(monkeypatch: py
     path, identity = known_module.read_exe(os.getpid())
     assert path == os.fsencode(os.readlink("/proc/self/exe")) and identity == real(os.getpid())
     assert len(calls) == 4                  # a pair that disagreed, then a pair that agreed
+
+
+def test_an_executable_whose_identity_cannot_be_read_is_still_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's FUSE mount (no allow_other) refuses the daemon's stat of /proc/PID/exe, not its
+    readlink: the record still names the program (and has no hash, which needs the identity)."""
+    from lsmguard.events import known as known_module
+    monkeypatch.setattr(known_module, "read_exe_id", lambda pid: None)
+    path, identity = known_module.read_exe(os.getpid())
+    assert path == os.fsencode(os.readlink("/proc/self/exe")) and identity is None
+    known = KnownProcesses()
+    read = known.get(os.getpid())
+    assert read is not None and read.exe == os.readlink("/proc/self/exe")
+    assert known.detail(read, 0).exe_sha256 == ""
+    known.close()

@@ -92,6 +92,7 @@ def requests(draw: st.DrawFn) -> Request:
                        drifted=draw(st.booleans()), moves_below=op is Operation.OPEN and draw(st.booleans()))
     if draw(st.booleans()):
         return Request(op, unix=draw(st.sampled_from(UNIX + ["/run/b", "/run"])))
+    # port 0: what raw, ICMP ping and L2TP/IP sockets are decided at
     return Request(op, address=ipaddress.ip_address(draw(st.sampled_from(ADDRESSES))),
-                   port=draw(st.sampled_from(BOUNDS + [21, 23, 2000])),
+                   port=draw(st.sampled_from(BOUNDS + [0, 21, 23, 2000])),
                    protocol=draw(st.sampled_from([Protocol.TCP, Protocol.UDP])))

@@ -169,3 +169,30 @@ def test_an_unreadable_file_and_a_broken_one_are_both_reported(tmp_path: Path) -
     assert run.returncode == 2
     assert "x.yaml:1:1: not a regular file (a FIFO)" in run.stderr
     assert "broken.yaml:6:" in run.stderr and "'rel' is not absolute" in run.stderr
+
+
+def test_a_file_the_system_would_not_read_is_a_failure_not_invalid_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EIO, EMFILE, or a file replaced between listing and opening: exit status 1, which the
+    unit restarts, not 2, which RestartPreventExitStatus would leave without a policy for good.
+    What is wrong with the input itself stays 2."""
+    from lsmguard.errors import ExitStatus
+    from lsmguard.policy import load
+    (tmp_path / "a.yaml").write_text("apiVersion: lsmguard.example.org/v1\n")
+    fifo(tmp_path)
+    with pytest.raises(PolicyError) as invalid:
+        read_sources([tmp_path])
+    assert invalid.value.exit_status == ExitStatus.USAGE
+
+    real_open = os.open
+
+    def failing_open(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if str(path).endswith("a.yaml"):
+            raise OSError(5, "Input/output error")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(load.os, "open", failing_open)
+    with pytest.raises(PolicyError) as unreadable:
+        read_sources([tmp_path])
+    assert unreadable.value.exit_status == ExitStatus.FAILURE
+    assert "a.yaml:1:1: cannot read: Input/output error" in str(unreadable.value)
