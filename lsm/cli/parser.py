@@ -26,7 +26,8 @@ class Handler:
             module = importlib.import_module(f"lsmguard.cli.{self.module}")
         except ImportError as error:   # a dependency missing: say which, not a traceback
             raise LsmguardError(f"cannot run this command: {error} (is lsmguard's package complete?)") from None
-        return getattr(module, self.name)   # type: ignore[no-any-return]
+        func: Callable[[argparse.Namespace], int] = getattr(module, self.name)
+        return func
 
     def __call__(self, args: argparse.Namespace) -> int:
         return int(self.resolve()(args))
