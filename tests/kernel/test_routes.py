@@ -497,10 +497,15 @@ AF_SMC = 43   # include/linux/socket.h
 
 def module_shipped(name: str) -> bool:
     """Whether this kernel's package has the module (virtme-ng links the unpacked package's modules
-    into the guest, tests/lab/kernels.py)."""
+    into the guest, tests/lab/kernels.py). From modules.dep, one file: walking the module tree
+    over 9p took 112 s."""
     release = os.uname().release
-    return any(next(Path(root, release).rglob(f"{name}.ko*"), None) is not None
-               for root in ("/lib/modules", "/usr/lib/modules"))
+    for root in ("/lib/modules", "/usr/lib/modules"):
+        dep = Path(root, release, "modules.dep")
+        if dep.exists():
+            return any(line.split(":", 1)[0].rsplit("/", 1)[-1].split(".ko", 1)[0] == name
+                       for line in dep.read_text().splitlines())
+    return False
 
 
 def smc_socket() -> socket.socket | None:
