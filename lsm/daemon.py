@@ -136,12 +136,9 @@ class Daemon:
             try:
                 policy_set = edit.prepare()
                 edit.apply(self.engine, policy_set)
-            except LsmguardError as error:
+            except (LsmguardError, OSError) as error:
                 self._rejected(str(error) or type(error).__name__, first)
-                return error.exit_status
-            except OSError as error:
-                self._rejected(str(error) or type(error).__name__, first)
-                return ExitStatus.FAILURE
+                return error.exit_status if isinstance(error, LsmguardError) else ExitStatus.FAILURE
             except Exception as error:   # noqa: BLE001 - a bug must not end enforcement's reporter
                 self._rejected(f"internal error while applying the policy directory: {type(error).__name__}: "
                                f"{error}", first)

@@ -465,11 +465,14 @@ def test_a_datagram_addressed_as_af_unspec_is_decided_on_the_address_it_reaches(
     assert {(str(e.address), e.port, e.header.decision) for e in events} == {("127.0.0.1", port, Decision.DENY)}
 
 
-def raw_bind(sock: socket.socket, address: bytes) -> int:
+def _raw(call, sock: socket.socket, address: bytes) -> int:  # noqa: ANN001 - a libc function
+    """`call(fd, sockaddr, len)` with a sockaddr Python's socket module would refuse; its errno."""
     addr = ctypes.create_string_buffer(address, len(address))
-    if libc.bind(sock.fileno(), addr, len(address)) < 0:
-        return ctypes.get_errno()
-    return 0
+    return ctypes.get_errno() if call(sock.fileno(), addr, len(address)) < 0 else 0
+
+
+def raw_bind(sock: socket.socket, address: bytes) -> int:
+    return _raw(libc.bind, sock, address)
 
 
 UNEXPECTED_PORT = 14445
@@ -517,16 +520,8 @@ def smc_socket() -> socket.socket | None:
         return None
 
 
-def sockaddr4(address: str, port: int) -> bytes:
-    return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_aton(address) + bytes(8)
-
-
 def raw_connect(sock: socket.socket, address: bytes) -> int:
-    """connect(2) with a sockaddr Python's socket module would refuse for the socket's family."""
-    addr = ctypes.create_string_buffer(address, len(address))
-    if libc.connect(sock.fileno(), addr, len(address)) < 0:
-        return ctypes.get_errno()
-    return 0
+    return _raw(libc.connect, sock, address)
 
 
 def test_an_smc_socket_is_decided_as_the_tcp_it_runs(engine: Engine, loopback: Listener) -> None:
@@ -537,16 +532,16 @@ def test_an_smc_socket_is_decided_as_the_tcp_it_runs(engine: Engine, loopback: L
         return
     with sock:   # blocking (a Python timeout would make connect(2) return EINPROGRESS), bounded
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 10, 0))
-        assert raw_connect(sock, sockaddr4("127.0.0.1", loopback.port)) == 0      # the route, before the policy
+        assert raw_connect(sock, sockaddr(socket.AF_INET, "127.0.0.1", loopback.port)) == 0      # the route, before the policy
     assert loopback.accepted() == 1
     apply(engine, policy("no-lo", "  mode: enforce\n  rules:\n"
                                   "  - {id: v4, action: deny, connect: {cidrs: [127.0.0.1/32]}}\n"
                                   f"  - {{id: port, action: deny, bind: {{ports: [{UNEXPECTED_PORT}]}}}}\n"))
     drain_events(engine)
     with smc_socket() as sock:
-        assert raw_connect(sock, sockaddr4("127.0.0.1", loopback.port)) == errno.EPERM
+        assert raw_connect(sock, sockaddr(socket.AF_INET, "127.0.0.1", loopback.port)) == errno.EPERM
     with smc_socket() as sock:
-        assert raw_bind(sock, sockaddr4("127.0.0.1", UNEXPECTED_PORT)) == errno.EPERM
+        assert raw_bind(sock, sockaddr(socket.AF_INET, "127.0.0.1", UNEXPECTED_PORT)) == errno.EPERM
     assert loopback.accepted() == 0
     events = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
     assert [(e.header.op, str(e.address), e.port) for e in events] == [

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from lsmguard.events.journal import MessageId
+from tests.kernel.policies import policy
 from tests.packages import PACKAGES_DIR, UNIT, version
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")          # the unit's: it sets no LSMGUARD_PIN_ROOT
@@ -37,27 +38,8 @@ WORK = Path("/srv/lsmguard-unit-test")
 WATCHDOG_S = 30
 # Emulation: a start loads and verifies the BPF object (seconds to a minute under TCG).
 START_TIMEOUT_S = 900
-DENY = """\
-apiVersion: lsmguard.example.org/v1
-kind: Policy
-metadata:
-  name: {name}
-spec:
-  mode: enforce
-  rules:
-    - id: deny-{name}
-      action: deny
-      exec:
-        paths: [{path}]
-"""
-BROKEN = """\
-apiVersion: lsmguard.example.org/v1
-kind: Policy
-metadata: {name: broken}
-spec:
-  mode: enforce
-  rules: [{id: x, action: deny, exec: 7}]
-"""
+# Line 6 of the file is its rules: where the error is reported.
+BROKEN = policy("broken", "  mode: enforce\n  rules: [{id: x, action: deny, exec: 7}]\n")
 NAMESPACE_INIT = """\
 set -e
 mount -t tmpfs -o mode=0755 tmpfs /run
@@ -104,6 +86,10 @@ class Systemd:
         matches = [f"MESSAGE_ID={message_id.hex}", *(f"{k}={v}" for k, v in fields.items())]
         out = self.run("journalctl", "--no-pager", "-o", "json", "-u", UNIT, *matches, check=False).stdout
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def deny_exec(name: str, path: Path) -> str:
+    return policy(name, f"  mode: enforce\n  rules: [{{id: deny-{name}, action: deny, exec: {{paths: [{path}]}}}}]\n")
 
 
 def wait_until(what: str, condition, timeout: float = 120, every: float = 0.5):  # noqa: ANN001, ANN201
@@ -195,7 +181,7 @@ def binaries() -> Iterator[dict[str, Path]]:
 
 def test_the_unit_starts_enforces_reloads_stops_pinned_and_refuses_a_bad_policy(
         systemd: Systemd, binaries: dict[str, Path]) -> None:
-    (POLICY_DIR / "at-start.yaml").write_text(DENY.format(name="at-start", path=binaries["denied-at-start"]))
+    (POLICY_DIR / "at-start.yaml").write_text(deny_exec("at-start", binaries["denied-at-start"]))
 
     # Type=notify: `systemctl start` returns once the daemon said READY=1, through the whole hardening
     systemd.run("systemctl", "start", UNIT, timeout=START_TIMEOUT_S + 60)
@@ -220,7 +206,7 @@ def test_the_unit_starts_enforces_reloads_stops_pinned_and_refuses_a_bad_policy(
     assert (state["ActiveState"], state["NRestarts"], state["Result"]) == ("active", "0", "success"), state
 
     # systemctl reload: SIGHUP, the directory re-applied
-    (POLICY_DIR / "at-reload.yaml").write_text(DENY.format(name="at-reload", path=binaries["denied-at-reload"]))
+    (POLICY_DIR / "at-reload.yaml").write_text(deny_exec("at-reload", binaries["denied-at-reload"]))
     systemd.run("systemctl", "reload", UNIT, timeout=600)
     wait_until("the reloaded policy in force", lambda: exec_errno(binaries["denied-at-reload"]) == errno.EPERM, 300)
     state = systemd.show("ActiveState", "NRestarts")

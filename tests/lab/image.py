@@ -69,7 +69,7 @@ def qemu_drive(image: Path) -> str:
 
 
 def guest_mounts(source: Path) -> list[str]:
-    """What tests/lab/guest-run mounts where: LSMGUARD_LAB_BINDS, image directory=guest path."""
+    """What tests/lab/guest-run mounts where (in LSMGUARD_LAB_FILES): image directory=guest path."""
     return [f"{STDLIB_DIR}={STDLIB}", f"{SOURCE_DIR}={source}"]
 
 
