@@ -2,12 +2,14 @@
 is needed), and helpers to read back what lsmguard wrote."""
 from __future__ import annotations
 
+import select
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from systemd import journal as sdjournal
 
@@ -93,3 +95,10 @@ def wait_for(since: float, count: int = 1, timeout: float = 30.0, **matches: str
             return found
         time.sleep(0.2)
 
+
+def read_line(stream: IO[str], timeout_s: float) -> str:
+    """The next line a child (`lsmguard audit --follow`) prints, or the test fails at the
+    deadline: it never hangs. Written line by line with a flush, so select() sees each."""
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    assert ready, f"no line within {timeout_s} s"
+    return stream.readline()

@@ -18,7 +18,7 @@ import pytest
 from lsmguard.cli.timespec import TimeError, join_dashed_values, parse_time
 from lsmguard.events import journal, process, records
 from lsmguard.events.journal import MessageId, Priority
-from tests.journald import Journald, wait_for
+from tests.journald import Journald, read_line, wait_for
 from tests.unit.events.test_journal import path_event
 
 NOW = dt.datetime(2026, 11, 29, 12, 30, 15, tzinfo=dt.UTC)
@@ -177,9 +177,10 @@ def test_follow_with_lines_prints_the_newest_then_what_comes(journald: Journald)
     follower = subprocess.Popen([sys.executable, "-m", "lsmguard", "audit", "-f", "-n", "1", "--json", "--policy",
                                  policy], stdout=subprocess.PIPE, text=True)
     try:
-        assert json.loads(follower.stdout.readline())["path"] == "/tmp/second"   # type: ignore[union-attr]
+        assert follower.stdout is not None
+        assert json.loads(read_line(follower.stdout, 60))["path"] == "/tmp/second"
         journal.send(records.event_record(path_event(b"/tmp/third"), policy, "r", process.ProcessContext()))
-        assert json.loads(follower.stdout.readline())["path"] == "/tmp/third"    # type: ignore[union-attr]
+        assert json.loads(read_line(follower.stdout, 60))["path"] == "/tmp/third"
     finally:
         follower.kill()
         follower.wait()

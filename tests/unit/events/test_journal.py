@@ -6,6 +6,7 @@ import ipaddress
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from lsmguard.events import journal, process, records
 from lsmguard.events.coalesce import Coalescer
 from lsmguard.events.pump import EventPump
 from lsmguard.events.untrusted import escape, unescape
-from tests.journald import Journald, read, wait_for
+from tests.journald import Journald, read, read_line, wait_for
 from tests.unit.cli.test_cli_check import lsmguard
 
 REPO = Path(__file__).resolve().parents[3]
@@ -139,6 +140,28 @@ def test_writer_buffers_while_journald_is_away_and_counts_overflow(journald: Jou
     assert lost["LSMGUARD_LOST"] == "3"
     assert lost["LSMGUARD_LOST_WHERE"] == "journald unavailable, buffer full"
     assert writer.delivered == 5 and writer.lost_total == 3
+
+
+def test_a_journald_that_stops_reading_delays_the_writer_by_the_send_timeout_only(tmp_path: Path) -> None:
+    """journald alive but not reading (its socket's queue full): a send waits SEND_TIMEOUT_S,
+    then the record waits in the buffer; the daemon's loop is never held longer."""
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    stuck.bind(str(tmp_path / "socket"))
+    writer = journal.JournalWriter(socket_path=str(tmp_path / "socket"))
+    try:
+        started = time.monotonic()
+        for i in range(10_000):   # the kernel queues some datagrams (net.unix.max_dgram_qlen), then blocks
+            if not writer.write(journal.record(f"r{i}", journal.MessageId.AUDIT, 6)):
+                break
+        else:
+            pytest.fail("10,000 records went into a socket nobody reads")
+        waited = time.monotonic() - started
+        assert journal.SEND_TIMEOUT_S * 0.9 <= waited < journal.SEND_TIMEOUT_S + 2, waited
+        assert len(writer.buffered) == 1 and writer.delivered == i
+        assert stuck.recv(65536).startswith(b"MESSAGE=r0\n")   # read once: the next record goes through
+        assert writer.flush() and writer.delivered == i + 1
+    finally:
+        stuck.close()
 
 
 # -- coalescing and loss accounting ----------------------------------------------
@@ -326,14 +349,21 @@ def test_records_written_since_read_back_in_order(journald: Journald) -> None:
 
 
 def test_audit_follow_prints_new_records_as_they_come(journald: Journald) -> None:
+    """A first record before the follower starts (it reads from --since), a second once it
+    printed the first: each line waited for with a deadline. (A follower started "from now
+    on" and given a fixed time to get there missed the record on a loaded machine and then
+    waited for ever.)"""
     policy = f"follow-{uuid.uuid4().hex}"
-    follower = subprocess.Popen([sys.executable, "-m", "lsmguard", "audit", "--follow", "--json", "--policy", policy],
-                                stdout=subprocess.PIPE, text=True)
+    since = time.time() - 1
+    journal.send(records.event_record(path_event(b"/tmp/first"), policy, "r", process.ProcessContext()))
+    follower = subprocess.Popen([sys.executable, "-m", "lsmguard", "audit", "--follow", "--json", "--policy", policy,
+                                 f"--since=@{since:.0f}"], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(2)                                   # it is waiting at the journal's end
+        assert follower.stdout is not None
+        assert json.loads(read_line(follower.stdout, 60))["path"] == "/tmp/first"
         journal.send(records.event_record(path_event(b"/tmp/followed"), policy, "r", process.ProcessContext()))
-        line = follower.stdout.readline()               # type: ignore[union-attr]
-        assert json.loads(line)["policy"] == policy and json.loads(line)["path"] == "/tmp/followed"
+        line = json.loads(read_line(follower.stdout, 60))
+        assert line["policy"] == policy and line["path"] == "/tmp/followed"
     finally:
         follower.kill()
         follower.wait()

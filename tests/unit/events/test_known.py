@@ -19,11 +19,21 @@ def now_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
 
+def sleeping() -> subprocess.Popen[bytes]:
+    """`sleep 60`, returned once its exec is done (a fixed pause was too short on a loaded machine)."""
+    child = subprocess.Popen(["sleep", "60"])
+    deadline = time.monotonic() + 30
+    while not (os.readlink(f"/proc/{child.pid}/exe").endswith("/sleep")
+               and Path(f"/proc/{child.pid}/cmdline").read_bytes().startswith(b"sleep\0")):
+        assert time.monotonic() < deadline, "sleep did not exec"
+        time.sleep(0.01)
+    return child
+
+
 def test_a_process_is_read_once_and_described_as_afresh() -> None:
     known = KnownProcesses()
-    child = subprocess.Popen(["sleep", "60"])
+    child = sleeping()
     try:
-        time.sleep(0.05)
         cached = [process.context(child.pid, os.getpid(), now_ns(), processes=known, comm="sleep") for _ in range(3)]
         reads = known.reads
         process.context(child.pid, os.getpid(), now_ns(), processes=known, comm="sleep")
@@ -109,8 +119,7 @@ def test_an_exec_that_keeps_the_comm_is_seen_by_the_executable(tmp_path: Path) -
 
 def test_the_kernels_ancestors_are_alive_until_they_exit() -> None:
     known = KnownProcesses()
-    parent = subprocess.Popen(["sleep", "60"])
-    time.sleep(0.05)
+    parent = sleeping()
     start = process._stat(parent.pid)[1]
     ancestors = (abi.ProcessId(parent.pid, 0, start, b"sleep"),)
     [alive] = process.lineage_of(ancestors, depth=1, processes=known)
