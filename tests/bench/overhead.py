@@ -2,10 +2,16 @@
 configuration, interleaved in rounds within one boot, so that every ratio is
 measured side by side.
 
-    python -m tests.bench.overhead OUT_DIR [--rounds N] [--size ci|full]
+    python -m tests.bench.overhead OUT_DIR [--rounds N] [--size smoke|ci|full]
 
-Writes OUT_DIR/overhead.jsonl, one line per (round, configuration, operation).
-Absolute times under software emulation mean nothing; the ratios do."""
+Writes OUT_DIR/overhead.jsonl, one line per (round, configuration, operation),
+with the driver's wall and CPU time per operation; OUT_DIR/programs.jsonl, the
+kernel's own run time and count of each lsmguard program per (configuration,
+operation), from a pass after the rounds with kernel.bpf_stats_enabled on (the
+statistics cost two clock reads per program run, so the rounds run without);
+and OUT_DIR/verifier.json, the instructions the verifier processed per program
+and the object's load times. Absolute times under software emulation mean
+nothing; the ratios do."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -21,17 +28,19 @@ from pathlib import Path
 
 from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import compile_policies
-from tests.bench.rulesets import Objects, apparmor_profile, audit_matching, audit_mode_default_deny, nonmatching
+from tests.bench.rulesets import (Objects, apparmor_profile, audit_matching, audit_mode_default_deny, drift_in_force,
+                                  nonmatching)
 
 BUILD = Path(__file__).resolve().parents[2] / "build" / "bench"
 RULE_COUNTS = (0, 10, 1_000, 100_000)
 APPARMOR_RULES = 10
 PORT = 40123
 SIZES = {   # iterations per driver run, by operation
-    "smoke": dict(open=200, chmod=200, exec=4, connect=30, create=100, rename=100),   # CI: runs, measures nothing
-    "ci": dict(open=2_000, chmod=2_000, exec=40, connect=300, create=1_000, rename=1_000),
-    "full": dict(open=20_000, chmod=20_000, exec=400, connect=3_000, create=10_000, rename=10_000),
+    "smoke": dict(open=200, write=200, chmod=200, exec=4, connect=200, create=100, rename=100),  # runs, measures nothing
+    "ci": dict(open=2_000, write=2_000, chmod=2_000, exec=40, connect=2_000, create=1_000, rename=1_000),
+    "full": dict(open=20_000, write=20_000, chmod=20_000, exec=400, connect=20_000, create=10_000, rename=10_000),
 }
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 SMOKE_RULE_COUNTS = (0, 10, 1_000)   # compiling 100,000 rules under emulation is the smoke run's longest step
 
 
@@ -42,17 +51,43 @@ class Bench:
     out: Path
     driver: Path
 
+    def targets(self) -> list[tuple[str, object]]:
+        return [("open", self.objects.file), ("write", self.objects.file), ("chmod", self.objects.file),
+                ("exec", self.objects.binary), ("connect", self.objects.port),
+                ("create", self.objects.made), ("rename", self.objects.moved)]
+
+    def run_op(self, config: str, op: str, target: object) -> dict:
+        proc = subprocess.run([str(self.driver), op, str(target), str(self.iterations[op])],
+                              capture_output=True, text=True, check=True)
+        result = json.loads(proc.stdout)
+        if result["failures"]:
+            raise RuntimeError(f"{config}: {op} failed {result['failures']} times; nothing here may be denied")
+        return result
+
     def run_ops(self, round_: int, config: str) -> None:
-        for op, target in (("open", self.objects.file), ("chmod", self.objects.file),
-                           ("exec", self.objects.binary), ("connect", self.objects.port),
-                           ("create", self.objects.made), ("rename", self.objects.moved)):
-            proc = subprocess.run([str(self.driver), op, str(target), str(self.iterations[op])],
-                                  capture_output=True, text=True, check=True)
-            result = json.loads(proc.stdout)
-            if result["failures"]:
-                raise RuntimeError(f"{config}: {op} failed {result['failures']} times; nothing here may be denied")
-            with (self.out / "overhead.jsonl").open("a") as f:
-                f.write(json.dumps({"round": round_, "config": config, **result}) + "\n")
+        for op, target in self.targets():
+            result = self.run_op(config, op, target)
+            self.record("overhead.jsonl", {"round": round_, "config": config, **result})
+
+    def profile_ops(self, config: str, engine: Engine) -> None:
+        """Each operation again, with the kernel's statistics on: per program, how often it ran
+        per operation and its run time per run."""
+        programs = engine.obj.loaded_programs() if engine.obj else []
+        for op, target in self.targets():
+            before = {p.name: p.info() for p in programs}
+            result = self.run_op(config, op, target)
+            for p in programs:
+                after, earlier = p.info(), before[p.name]
+                runs = int(after.run_cnt - earlier.run_cnt)
+                if runs:
+                    self.record("programs.jsonl", {
+                        "config": config, "op": op, "program": p.name,
+                        "runs_per_op": runs / result["iterations"],
+                        "ns_per_run": int(after.run_time_ns - earlier.run_time_ns) / runs})
+
+    def record(self, name: str, line: dict) -> None:
+        with (self.out / name).open("a") as f:
+            f.write(json.dumps(line) + "\n")
 
 
 @contextmanager
@@ -75,6 +110,28 @@ def apparmor(bench: Bench, *, audit: bool = False, complain: bool = False) -> It
         yield
     finally:
         subprocess.run(["apparmor_parser", "-R", str(profile)], check=True)
+
+
+@contextmanager
+def bpf_stats() -> Iterator[None]:
+    BPF_STATS.write_text("1\n")
+    try:
+        yield
+    finally:
+        BPF_STATS.write_text("0\n")
+
+
+def load_engine(bench: Bench) -> Engine:
+    """The object loaded and attached, timed, with the verifier's work per program noted."""
+    started = time.monotonic()
+    engine = Engine.load()
+    seconds = time.monotonic() - started
+    verifier = bench.out / "verifier.json"
+    known = json.loads(verifier.read_text()) if verifier.exists() else {"load_s": [], "processed_insns": {}}
+    known["load_s"].append(round(seconds, 3))
+    known["processed_insns"] = {p.name: p.verified_insns for p in engine.obj.loaded_programs()} if engine.obj else {}
+    verifier.write_text(json.dumps(known, indent=1))
+    return engine
 
 
 @contextmanager
@@ -109,7 +166,8 @@ def main() -> int:
     parser.add_argument("--size", choices=SIZES, default="ci")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "overhead.jsonl").unlink(missing_ok=True)
+    for name in ("overhead.jsonl", "programs.jsonl", "verifier.json"):
+        (args.out / name).unlink(missing_ok=True)
     # AppArmor's audit messages go to the kernel log; printed on the lab's emulated serial
     # console they would cost far more than on a real host. Keep them in the ring buffer only.
     Path("/proc/sys/kernel/printk").write_text("1\n")
@@ -125,28 +183,40 @@ def main() -> int:
     bench = Bench(objects, SIZES[args.size], args.out, driver)
 
     counts = SMOKE_RULE_COUNTS if args.size == "smoke" else RULE_COUNTS
-    compiled = {f"lsmguard {n} rules": compile_policies(nonmatching(n)) for n in counts}
-    eventful = {"lsmguard audit match": compile_policies(audit_matching(objects)),
-                "lsmguard audit mode": compile_policies(audit_mode_default_deny())}
+    compiled = {f"lsmguard-{n}": compile_policies(nonmatching(n)) for n in counts}
+    compiled["lsmguard-drift"] = compile_policies(drift_in_force())
+    eventful = {"lsmguard-audit-match": compile_policies(audit_matching(objects)),
+                "lsmguard-audit-mode": compile_policies(audit_mode_default_deny())}
     outside: list[tuple[str, Callable[[], AbstractContextManager[None]]]] = [
         ("none", nullcontext),
-        (f"apparmor {APPARMOR_RULES} rules", lambda: apparmor(bench)),
-        ("apparmor audit match", lambda: apparmor(bench, audit=True)),
-        ("apparmor complain mode", lambda: apparmor(bench, complain=True)),
+        (f"apparmor-{APPARMOR_RULES}", lambda: apparmor(bench)),
+        ("apparmor-audit-match", lambda: apparmor(bench, audit=True)),
+        ("apparmor-complain", lambda: apparmor(bench, complain=True)),
     ]
+    lsmguard = [*compiled.items(), *eventful.items()]
     for round_ in range(args.rounds):
         for name, context in rotate(outside, round_):
             with context():
                 bench.run_ops(round_, name)
-        engine = Engine.load()
+        engine = load_engine(bench)
         try:
-            for name, policy_set in rotate([*compiled.items(), *eventful.items()], round_):
+            for name, policy_set in rotate(lsmguard, round_):
                 engine.apply(policy_set)
                 with consuming_events(engine) if name in eventful else nullcontext():
                     bench.run_ops(round_, name)
         finally:
             engine.close()
         print(f"round {round_ + 1}/{args.rounds} done", flush=True)
+    engine = load_engine(bench)
+    try:
+        with bpf_stats():
+            for name, policy_set in lsmguard:
+                engine.apply(policy_set)
+                with consuming_events(engine) if name in eventful else nullcontext():
+                    bench.profile_ops(name, engine)
+    finally:
+        engine.close()
+    print("per-program statistics done", flush=True)
     return 0
 
 

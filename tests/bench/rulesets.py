@@ -13,7 +13,7 @@ from lsmguard.policy.model import (Access, Action, Default, InetTarget, Mode, Op
 
 @dataclass(frozen=True)
 class Objects:
-    """What the driver touches: one file, one static binary, one local TCP port, and in a
+    """What the driver touches: one file, one static binary, one local UDP port, and in a
     directory of their own, a name it makes and removes and a file it renames back and forth."""
     file: Path
     binary: Path
@@ -41,7 +41,7 @@ def _nonmatching_rule(i: int) -> Rule:
         return Rule(f"r{i}", Action.DENY, Operation.CHMOD, (PathPattern(f"/etc/app{i}", True),))
     network = ipaddress.IPv4Network((10 << 24 | (i & 0xFFFF) << 8, 24))
     return Rule(f"r{i}", Action.DENY, Operation.CONNECT,
-                inet=InetTarget((network,), (PortRange(1024 + i % 5000, 1100 + i % 5000),), Protocol.TCP))
+                inet=InetTarget((network,), (PortRange(1024 + i % 5000, 1100 + i % 5000),), Protocol.ANY))
 
 
 def nonmatching(count: int) -> list[Policy]:
@@ -60,7 +60,7 @@ def audit_matching(objects: Objects) -> list[Policy]:
         Rule("audit-open", Action.AUDIT, Operation.OPEN, (PathPattern(str(objects.file), False),)),
         Rule("audit-chmod", Action.AUDIT, Operation.CHMOD, (PathPattern(str(objects.file), False),)),
         Rule("audit-connect", Action.AUDIT, Operation.CONNECT,
-             inet=InetTarget((loopback,), (PortRange(objects.port, objects.port),), Protocol.TCP)),
+             inet=InetTarget((loopback,), (PortRange(objects.port, objects.port),), Protocol.ANY)),
         # writing names: made and removed, renamed
         Rule("audit-names", Action.AUDIT, Operation.OPEN, (PathPattern(str(objects.names), True),),
              access=Access.WRITE),
@@ -72,6 +72,12 @@ def audit_mode_default_deny() -> list[Policy]:
     """An audit-mode allow-list with nothing allowed: every driver operation is a would-deny
     event, the counterpart of an AppArmor profile in complain mode that allows nothing."""
     return [Policy("bench-learn", Mode.AUDIT, Default.DENY, (), operations=frozenset(Operation))]
+
+
+def drift_in_force() -> list[Policy]:
+    """A drift policy over every process, and no rules: each open for writing stamps its
+    file (drift.bpf.h), the cost the `write` operation measures."""
+    return [Policy("bench-drift", Mode.ENFORCE, Default.ALLOW, (), drift=Action.DENY)]
 
 
 ALLOW_EVERYTHING = ("  file,", "  network,", "  capability,", "  signal,", "  ptrace,", "  unix,",
@@ -96,7 +102,7 @@ def apparmor_profile(name: str, attach: Path, count: int, *, audit: Objects | No
         elif rule.operation is Operation.CHMOD:
             lines.append(f"  deny /etc/app{i}/** w,")
     if audit is not None:
-        lines += [f"  audit {audit.file} rw,", f"  audit {audit.binary} rix,", "  audit network inet stream,",
+        lines += [f"  audit {audit.file} rw,", f"  audit {audit.binary} rix,", "  audit network inet dgram,",
                   f"  audit {audit.names}/** rw,"]
     lines += [f"  deny {path} r," for path in deny_read]
     lines.append("}")

@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="boot a kernel and run a command in it")
     run.add_argument("--results", type=Path, metavar="DIR",
                      help="a host directory the guest may write (LSMGUARD_LAB_RESULTS), kept afterwards")
+    run.add_argument("--icount", action="store_true",
+                     help="one vCPU whose clock counts instructions (qemu -icount), for `make bench`")
     run.add_argument("kernel", choices=[s.name for s in kernels.SERIES])
     run.add_argument("argv", nargs=argparse.REMAINDER)
     demo = sub.add_parser("demo", help="a short lsmguard session in the lab: deny, try, audit, remove")
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         kept = getattr(args, "results", None)
         with tempfile.TemporaryDirectory(prefix="lsmguard-lab-") as out:
             results = kept.resolve() if kept else Path(out)
-            result = run_in_guest(_kernel(args.kernel), command, results, stream=True)
+            result = run_in_guest(_kernel(args.kernel), command, results, stream=True,
+                                  icount=getattr(args, "icount", False))
         print(f"[lab] {args.kernel}: exit {result.returncode} after {result.seconds:.1f}s (boot included)",
               file=sys.stderr)
         return result.returncode

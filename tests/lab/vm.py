@@ -24,6 +24,9 @@ GUEST_RUN = SRC / "tests" / "lab" / "guest-run"
 # hung guest, well inside CI's 90 minutes.
 BOOT_TIMEOUT_S = int(os.environ.get("LSMGUARD_LAB_TIMEOUT", "2700"))
 MEMORY = os.environ.get("LSMGUARD_LAB_MEMORY", "2G")
+# -icount shift=N: each guest instruction advances its clock by 2**N ns. 4 (62.5 million
+# instructions a second) keeps the guest's timers in step with what TCG executes here.
+ICOUNT_SHIFT = 4
 
 
 @dataclass
@@ -64,19 +67,22 @@ def guest_files() -> Path:
 
 
 def run_in_guest(kernel: Kernel, command: list[str], results: Path, *, stream: bool = False,
-                 timeout: int = BOOT_TIMEOUT_S) -> GuestRun:
+                 timeout: int = BOOT_TIMEOUT_S, icount: bool = False) -> GuestRun:
     """Boot `kernel`, run `command` as root in the guest, and return what happened.
 
     Software emulation (--disable-kvm): qemu hangs or asserts with this
-    machine's /dev/kvm, and TCG behaves the same everywhere.
+    machine's /dev/kvm, and TCG behaves the same everywhere. With `icount`, one
+    vCPU whose clock advances by instructions executed (qemu's -icount): the
+    guest's times then count work, whatever else the host is doing.
     """
     results.mkdir(parents=True, exist_ok=True)
     # virtme-ng does not forward the environment: name what the guest needs.
     guest_env = [f"LSMGUARD_LAB_RESULTS={results}", f"LSMGUARD_SRC={SRC}",
                  f"LSMGUARD_LAB_FILES={image.LABEL}:{','.join(image.guest_mounts(SRC))}"]
     guest_command = shlex.join(["env", *guest_env, str(GUEST_RUN), *command])
+    qemu_opts = image.qemu_drive(guest_files()) + (f" -icount shift={ICOUNT_SHIFT}" if icount else "")
     argv = [_vng(), "--run", str(kernel.vmlinuz), "--disable-kvm", "--memory", MEMORY,
-            "--cpus", "2", f"--qemu-opts={image.qemu_drive(guest_files())}", "--rwdir", str(results),
+            "--cpus", "1" if icount else "2", f"--qemu-opts={qemu_opts}", "--rwdir", str(results),
             "--exec", guest_command]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     started = time.monotonic()

@@ -36,3 +36,28 @@ def test_table_has_a_row_per_configuration_and_a_column_per_operation() -> None:
     assert rows[0].split() == ["configuration", *report.OPERATIONS]
     assert rows[1].startswith("none ") and rows[1].count("1.00 (1.00-1.00)") == len(report.OPERATIONS)
     assert rows[2].startswith("apparmor 10 rules") and rows[2].split()[3:] == ["2.00", "(2.00-2.00)", "0.2µs"] * len(report.OPERATIONS)
+
+
+def test_the_icount_clock_compares_cpu_time_and_keeps_wall_time_beside_it() -> None:
+    lines = [{**line(0, c, "open", ns), "cpu_ns_per_op": cpu}
+             for c, ns, cpu in (("none", 100, 50), ("lsmguard-10", 400, 60))]
+    cpu = {c.config: c.ratio for c in report.summarise(lines, report.CLOCKS["icount"])}
+    wall = {c.config: c.ratio for c in report.summarise(lines, report.CLOCKS["wall"])}
+    assert (cpu["lsmguard-10"], wall["lsmguard-10"]) == (pytest.approx(1.2), 4.0)
+
+
+def test_the_published_file_has_the_shape_docs_bench_keeps() -> None:
+    lines = [{**line(r, c, op, 100 * (r + 1)), "cpu_ns_per_op": 10 * (r + 1) * (3 if c == "apparmor-10" else 1)}
+             for r in range(2) for c in ("none", "apparmor-10") for op in ("open", "exec")]
+    cells = report.summarise(lines, "cpu_ns_per_op")
+    programs = report.programs_summary([{"config": "lsmguard-10", "op": "open", "program": "lg_file_open",
+                                         "runs_per_op": 1.0, "ns_per_run": 812.25}])
+    doc = report.published("icount", "6.1.0-27-amd64", cells, report.summarise(lines), programs,
+                           {"processed_insns": {"lg_file_open": 51234}, "load_s": [9.0, 11.0, 10.0]})
+    assert doc["mode"] == "icount" and doc["kernel"] == "6.1.0-27-amd64" and doc["rounds"] == 2
+    assert doc["ratios"] == {"none": {"open": 1.0, "exec": 1.0}, "apparmor-10": {"open": 3.0, "exec": 3.0}}
+    assert doc["ratios_wall_time"]["apparmor-10"] == {"open": 1.0, "exec": 1.0}
+    assert doc["spread"]["apparmor-10"]["open"] == [3.0, 3.0]
+    assert doc["programs"] == {"lsmguard-10": {"open": {"lg_file_open": {"runs_per_op": 1.0, "ns_per_run": 812.2}}}}
+    assert doc["verifier"] == {"processed_insns": {"lg_file_open": 51234}, "load_s_median": 10.0}
+    assert report.series("6.1.0-27-amd64") == "6.1" and report.series("7.3.1+deb14-amd64") == "7.3"
