@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from lsmguard.errors import LsmguardError, NotLoaded, PermissionRefused
-from lsmguard.kernel.engine import Engine, IncompatiblePins
+from lsmguard.kernel.engine import Engine
 from lsmguard.loader import BpfError
 from lsmguard.lockmode import guard
 from lsmguard.policy.compile import Compiled
@@ -49,8 +49,6 @@ def open_engine(paths: Paths, load: bool = False) -> Engine:
                        "start it with `systemctl start lsmguard` or `lsmguard apply`")
     try:
         return Engine.load(pin_root=paths.pin_root)
-    except IncompatiblePins as error:
-        raise LsmguardError(str(error)) from None
     except BpfError as error:
         raise LsmguardError(str(error)) from None   # it carries the host's fix already
 

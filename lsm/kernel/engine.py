@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsmguard import abi
-from lsmguard.errors import LsmguardError
+from lsmguard.errors import ExitStatus, LsmguardError
 from lsmguard.kernel import entries, hits, inodes, lineage
 from lsmguard.kernel.coalescing import CoalescedCounts
 from lsmguard.kernel.mounts import HOST_MOUNTS, MountTable
@@ -42,7 +42,9 @@ def map_names(obj: BpfObject) -> list[str]:
 
 
 class IncompatiblePins(LsmguardError):
-    """What is pinned is not this version's object; nothing was touched."""
+    """What is pinned is not this version's object; nothing was touched. Exit status 2: no
+    restart can fix it (the unit's RestartPreventExitStatus), an operator's unload can."""
+    exit_status = ExitStatus.USAGE
 
 
 @dataclass

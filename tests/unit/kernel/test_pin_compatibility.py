@@ -55,7 +55,7 @@ def test_a_pinned_map_of_another_shape_is_refused_naming_what_differs(bpffs: Pat
     assert f"map lg_exe_ids: value size {right.value_size - 8}, expected {right.value_size}" in message
     assert "map lg_config is not pinned" in message
     assert "`lsmguard unload`" in message and "nothing was changed" in message
-    assert refused.value.exit_status == 1
+    assert refused.value.exit_status == 2    # the unit's RestartPreventExitStatus: no restart loop
     assert (pin_root / "maps" / "lg_exe_ids").exists()     # untouched
 
 
@@ -64,9 +64,11 @@ def test_the_cli_reports_it_without_a_traceback(bpffs: Path, tmp_path: Path) -> 
     pin_wrong_exe_ids(pin_root)
     env = {"LSMGUARD_PIN_ROOT": str(pin_root), "LSMGUARD_RUN_DIR": str(tmp_path / "run"),
            "LSMGUARD_POLICY_DIR": str(tmp_path / "policies.d"), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "lsmguard", "status"], capture_output=True, text=True, env=env)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith(f"lsmguard: {pin_root} holds an lsmguard object this version cannot use")
+    for command in ("status", "daemon"):   # the daemon's start: exit 2, which the unit does not restart on
+        proc = subprocess.run([sys.executable, "-m", "lsmguard", command], capture_output=True, text=True, env=env)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (command, proc.stderr)
+        assert proc.stderr.startswith(f"lsmguard: {pin_root} holds an lsmguard object this version cannot use")
+    assert (pin_root / "maps" / "lg_exe_ids").exists()
 
 
 def test_the_shipped_object_matches_itself() -> None:
