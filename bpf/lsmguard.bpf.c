@@ -185,8 +185,9 @@ static __always_inline __u32 lg_open_mode(__u32 fmode, __u32 fflags, bool no_acc
 SEC("lsm/file_open")
 int BPF_PROG(lg_file_open, struct file *file, int ret)
 {
-	__u32 fmode = BPF_CORE_READ(file, f_mode);
-	__u32 fflags = BPF_CORE_READ(file, f_flags);
+	/* the hook's own argument: a pointer the verifier knows, read with loads on every kernel */
+	__u32 fmode = file->f_mode;
+	__u32 fflags = file->f_flags;
 	bool no_access = !(fmode & (LG_FMODE_READ | LG_FMODE_WRITE));
 	bool reads = (fmode & LG_FMODE_READ) || no_access;
 	bool writes = (fmode & LG_FMODE_WRITE) || no_access || (fflags & LG_O_TRUNC);
@@ -212,7 +213,7 @@ int BPF_PROG(lg_file_open, struct file *file, int ret)
 SEC("lsm/file_open")
 int BPF_PROG(lg_file_open_mark, struct file *file, int ret)
 {
-	if (!ret && (BPF_CORE_READ(file, f_mode) & LG_FMODE_WRITE) && lg_drift_in_force())
+	if (!ret && (file->f_mode & LG_FMODE_WRITE) && lg_drift_in_force())
 		lg_mark_written(file->f_inode);
 	return ret;
 }
