@@ -49,6 +49,15 @@ static __always_inline struct lg_policy_set *lg_policy_set_in_force(struct lg_co
 	return set;
 }
 
+/* Is a policy set with policies in force? (Two map lookups: what a hook asks before any other work.) */
+static __always_inline bool lg_policy_applied(void)
+{
+	struct lg_config *config;
+	__u32 generation;
+
+	return lg_policy_set_in_force(&config, &generation) != NULL;
+}
+
 #define LG_SLOT_INDEX_MASK 0xf /* a power of two above every slot, LG_SLOT_DRIFT included */
 
 /* What a hook asks of the policy set about one object. */

@@ -185,20 +185,16 @@ static __always_inline __u32 lg_open_mode(__u32 fmode, __u32 fflags, bool no_acc
 SEC("lsm/file_open")
 int BPF_PROG(lg_file_open, struct file *file, int ret)
 {
-	/* the hook's own argument: a pointer the verifier knows, read with loads on every kernel */
-	__u32 fmode = file->f_mode;
-	__u32 fflags = file->f_flags;
-	bool no_access = !(fmode & (LG_FMODE_READ | LG_FMODE_WRITE));
-	bool reads = (fmode & LG_FMODE_READ) || no_access;
-	bool writes = (fmode & LG_FMODE_WRITE) || no_access || (fflags & LG_O_TRUNC);
-	bool real = lg_is_real_file(file);
-	const struct lg_question q = { .op = LG_OP_OPEN, .slots = { reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE,
-								    LG_SLOT_OPEN_WRITE },
-				       .nslots = reads && writes ? 2 : 1, .detail = lg_open_mode(fmode, fflags, no_access),
-				       .flags = real ? LG_Q_RULES_ONLY : 0 };
+	__u32 fmode, fflags;
+	bool no_access, reads, writes, real;
 
-	if (ret)
+	/* nothing applied: nothing to read (the file's identity costs a dozen reads) */
+	if (ret || !lg_policy_applied())
 		return ret;
+	/* the hook's own argument: a pointer the verifier knows, read with loads on every kernel */
+	fmode = file->f_mode;
+	fflags = file->f_flags;
+	real = lg_is_real_file(file);
 	/*
 	 * The kernel opening a program for execve: exec rules govern that
 	 * (bprm_check_security). It is marked in f_flags (__FMODE_EXEC), never
@@ -206,7 +202,18 @@ int BPF_PROG(lg_file_open, struct file *file, int ret)
 	 */
 	if (fflags & LG_FMODE_EXEC)
 		return real ? lg_check_exec(file, lg_file_dentry(file), LG_Q_RULES_ONLY) : 0;
-	return lg_check_file(&q, lg_file_dentry(file));
+	no_access = !(fmode & (LG_FMODE_READ | LG_FMODE_WRITE));
+	reads = (fmode & LG_FMODE_READ) || no_access;
+	writes = (fmode & LG_FMODE_WRITE) || no_access || (fflags & LG_O_TRUNC);
+	{
+		const struct lg_question q = {
+			.op = LG_OP_OPEN, .slots = { reads ? LG_SLOT_OPEN_READ : LG_SLOT_OPEN_WRITE, LG_SLOT_OPEN_WRITE },
+			.nslots = reads && writes ? 2 : 1, .detail = lg_open_mode(fmode, fflags, no_access),
+			.flags = real ? LG_Q_RULES_ONLY : 0,
+		};
+
+		return lg_check_file(&q, lg_file_dentry(file));
+	}
 }
 
 /* An open for writing marks the file while a drift option is in force (a program of its own: it decides nothing). */

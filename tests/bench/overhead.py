@@ -173,6 +173,9 @@ def main() -> int:
     Path("/proc/sys/kernel/printk").write_text("1\n")
 
     work = Path(tempfile.mkdtemp(prefix="lsmguard-bench-"))
+    # A file system of its own, as on a host: the lab guest's /tmp is an overlay, on which every
+    # open and setattr runs the hooks twice (the overlay's file, then its real file).
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "lsmguard-bench", str(work)], check=True)
     objects = Objects(work / "file", work / "static-true", PORT, work / "names")
     objects.file.write_text("")
     objects.names.mkdir()
