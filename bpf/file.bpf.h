@@ -194,6 +194,35 @@ static __always_inline struct lg_policy_set *lg_question_begin(__u64 question, _
  * to one shape: what varies is data, not branches.
  */
 
+/* Can slot `slot` of `set` say anything of a name? Its entries (the summary), its defaults, its unresolved names. */
+static __always_inline bool lg_slot_speaks(const struct lg_policy_set *set, const struct lg_path_summary *summary,
+					   __u8 slot)
+{
+	const struct lg_slot_summary *entries = &summary->slots[slot & (LG_SUMMARY_SLOTS - 1)];
+
+	if (slot >= LG_SLOT_COUNT)
+		return true;
+	return set->default_deny[slot] | set->unresolved_refuse[slot] | entries->exact.depths | entries->prefix.depths;
+}
+
+/*
+ * True when no name can change what the set decides of this access: no
+ * entry in its slots (the generation's summary; inode entries come with
+ * exact ones), no policy whose default refuses in them or that refuses a
+ * name it cannot resolve, and no drift to decide on code. The access is
+ * then allowed with nothing to report, and the file's name is not walked:
+ * an open that no rule names costs two lookups.
+ */
+static __always_inline bool lg_name_needed(const struct lg_policy_set *set, __u32 generation,
+					   const struct lg_question *q)
+{
+	const struct lg_path_summary *summary = bpf_map_lookup_elem(&lg_path_summaries, &generation);
+
+	if (!summary || ((q->flags & LG_Q_CODE) && (set->drift_deny | set->drift_audit)))
+		return true;
+	return lg_slot_speaks(set, summary, q->slots[0]) || (q->nslots > 1 && lg_slot_speaks(set, summary, q->slots[1]));
+}
+
 /* Find what the entries say of the file (or the name not yet made) at `dentry`. */
 __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 mark)
 {
@@ -207,7 +236,7 @@ __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
 	__u64 seq;
 
 	set = lg_question_begin(question, code, mark, &q, &config, &generation, &s, &seq);
-	if (!set)
+	if (!set || !lg_name_needed(set, generation, &q))
 		return 0;
 	a = lg_access_of(&q, s);
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
@@ -311,6 +340,8 @@ static __always_inline int lg_check_found(const struct lg_question *q, __u64 tic
 /* Decide `q` on the file (or the name not yet made) `dentry`. */
 static __always_inline int lg_check_file(const struct lg_question *q, struct dentry *dentry)
 {
+	if (!lg_policy_applied())   /* before the dentry's address is even read */
+		return 0;
 	return lg_check_found(q, lg_find_file(lg_pack_question(q), lg_address(dentry), q->code, q->mark));
 }
 

@@ -564,7 +564,7 @@ static __always_inline int lg_check_setattr(struct dentry *dentry, struct iattr 
 	unsigned int valid;
 	int verdict;
 
-	if (!lg_on_behalf())
+	if (!lg_policy_applied() || !lg_on_behalf())
 		return 0;
 	valid = BPF_CORE_READ(attr, ia_valid);
 	if (valid & LG_ATTR_SIZE) {
