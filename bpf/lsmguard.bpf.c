@@ -236,7 +236,7 @@ static __always_inline int lg_check_permissions(__u32 op, struct dentry *dentry,
 SEC("lsm/path_chmod")
 int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_permissions(LG_OP_CHMOD, BPF_CORE_READ(path, dentry), mode);
 }
@@ -245,7 +245,7 @@ int BPF_PROG(lg_path_chmod, const struct path *path, umode_t mode, int ret)
 SEC("lsm/path_chown")
 int BPF_PROG(lg_path_chown, const struct path *path, __u64 uid, __u64 gid, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_permissions(LG_OP_CHOWN, BPF_CORE_READ(path, dentry), 0);
 }
@@ -642,7 +642,7 @@ int BPF_PROG(lg_move_mount, const struct path *from_path, const struct path *to_
 SEC("lsm/socket_connect")
 int BPF_PROG(lg_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_inet_connect(sock, address, addrlen, false);
 }
@@ -650,7 +650,7 @@ int BPF_PROG(lg_socket_connect, struct socket *sock, struct sockaddr *address, i
 SEC("lsm/socket_bind")
 int BPF_PROG(lg_socket_bind, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_inet_bind(sock, address, addrlen);
 }
@@ -658,7 +658,7 @@ int BPF_PROG(lg_socket_bind, struct socket *sock, struct sockaddr *address, int 
 SEC("lsm/socket_listen")
 int BPF_PROG(lg_socket_listen, struct socket *sock, int backlog, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_inet_listen(sock);
 }
@@ -673,7 +673,7 @@ int BPF_PROG(lg_socket_sendmsg, struct socket *sock, struct msghdr *msg, int siz
 {
 	struct sockaddr *address;
 
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	address = BPF_CORE_READ(msg, msg_name);
 	if (!address)
@@ -690,7 +690,7 @@ int BPF_PROG(lg_socket_sendmsg, struct socket *sock, struct msghdr *msg, int siz
 SEC("lsm/unix_stream_connect")
 int BPF_PROG(lg_unix_stream_connect, struct sock *sock, struct sock *other, struct sock *newsk, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_unix_peer(other);
 }
@@ -698,7 +698,7 @@ int BPF_PROG(lg_unix_stream_connect, struct sock *sock, struct sock *other, stru
 SEC("lsm/unix_may_send")
 int BPF_PROG(lg_unix_may_send, struct socket *sock, struct socket *other, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_unix_peer(BPF_CORE_READ(other, sk));
 }

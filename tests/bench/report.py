@@ -106,13 +106,16 @@ def programs_summary(lines: list[dict]) -> dict[str, dict[str, dict[str, dict[st
     return out
 
 
+OWN_RUNS = 0.5   # runs per operation from which a program ran for the operation, not for the guest's other tasks
+
+
 def programs_table(programs: dict[str, dict[str, dict[str, dict[str, float]]]]) -> str:
     """Per configuration and operation, the kernel's own time in lsmguard's programs per
-    operation, and the programs that ran."""
+    operation, and the programs that ran for it."""
     rows = []
     for config, ops in programs.items():
         for op in OPERATIONS:
-            ran = ops.get(op, {})
+            ran = {name: x for name, x in ops.get(op, {}).items() if x["runs_per_op"] >= OWN_RUNS}
             total = sum(x["runs_per_op"] * x["ns_per_run"] for x in ran.values())
             detail = ", ".join(f"{name} {x['runs_per_op']:g}x{x['ns_per_run']:.0f}ns"
                                for name, x in sorted(ran.items(), key=lambda kv: -kv[1]["ns_per_run"]))
