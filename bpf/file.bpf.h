@@ -194,33 +194,44 @@ static __always_inline struct lg_policy_set *lg_question_begin(__u64 question, _
  * to one shape: what varies is data, not branches.
  */
 
-/* Can slot `slot` of `set` say anything of a name? Its entries (the summary), its defaults, its unresolved names. */
+/*
+ * Can slot `slot` of `set` say anything of a name? Its entries (the summary),
+ * its defaults (not for a question decided by rules only), and its refusal of
+ * a name it cannot resolve: what lg_weigh and lg_torn_refusal read.
+ */
 static __always_inline bool lg_slot_speaks(const struct lg_policy_set *set, const struct lg_path_summary *summary,
-					   __u8 slot)
+					   __u8 slot, bool rules_only)
 {
 	const struct lg_slot_summary *entries = &summary->slots[slot & (LG_SUMMARY_SLOTS - 1)];
+	__u64 defaults = (__u64)rules_only - 1;   /* rules only: 0; else every bit */
+	__u32 i = slot & LG_SLOT_INDEX_MASK;     /* masked for the verifier; the check below decides */
+	__u64 default_deny;
 
-	if (slot >= LG_SLOT_COUNT)
+	if (slot >= LG_SLOT_COUNT || i >= LG_SLOT_COUNT)
 		return true;
-	return set->default_deny[slot] | set->unresolved_refuse[slot] | entries->exact.depths | entries->prefix.depths;
+	default_deny = set->default_deny[i];
+	return (default_deny & defaults) | (set->unresolved_refuse[i] & ~(default_deny & ~defaults)) |
+	       entries->exact.depths | entries->prefix.depths;
 }
 
 /*
- * True when no name can change what the set decides of this access: no
- * entry in its slots (the generation's summary; inode entries come with
- * exact ones), no policy whose default refuses in them or that refuses a
- * name it cannot resolve, and no drift to decide on code. The access is
- * then allowed with nothing to report, and the file's name is not walked:
- * an open that no rule names costs two lookups.
+ * True when some name could change what the set decides of this access:
+ * an entry in its slots (the generation's summary; inode entries come with
+ * exact ones), a default that refuses there, a refusal of names that cannot
+ * be resolved, or drift to decide on code. When none can, the access is
+ * allowed with nothing to report, and the file's name is not walked: an
+ * open that no rule names costs a few lookups.
  */
 static __always_inline bool lg_name_needed(const struct lg_policy_set *set, __u32 generation,
 					   const struct lg_question *q)
 {
 	const struct lg_path_summary *summary = bpf_map_lookup_elem(&lg_path_summaries, &generation);
+	bool rules_only = q->flags & LG_Q_RULES_ONLY;
 
 	if (!summary || ((q->flags & LG_Q_CODE) && (set->drift_deny | set->drift_audit)))
 		return true;
-	return lg_slot_speaks(set, summary, q->slots[0]) || (q->nslots > 1 && lg_slot_speaks(set, summary, q->slots[1]));
+	return lg_slot_speaks(set, summary, q->slots[0], rules_only) ||
+	       (q->nslots > 1 && lg_slot_speaks(set, summary, q->slots[1], rules_only));
 }
 
 /* Find what the entries say of the file (or the name not yet made) at `dentry`. */
@@ -235,8 +246,15 @@ __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
 	__u32 generation;
 	__u64 seq;
 
-	set = lg_question_begin(question, code, mark, &q, &config, &generation, &s, &seq);
+	q.code = code;
+	q.mark = mark;
+	lg_unpack_question(question, &q);
+	/* asked before the scratch is taken: an access that needs no name tears no other's decision */
+	set = lg_policy_set_in_force(&config, &generation);
 	if (!set || !lg_name_needed(set, generation, &q))
+		return 0;
+	s = lg_scratch_take(&seq);
+	if (!s)
 		return 0;
 	a = lg_access_of(&q, s);
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);

@@ -124,7 +124,7 @@ static __always_inline int lg_check_exec(struct file *file, struct dentry *dentr
 SEC("lsm/bprm_check_security")
 int BPF_PROG(lg_bprm_check_security, struct linux_binprm *bprm, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	/*
 	 * Called once per image: a script, then its interpreter. Both count as
@@ -257,7 +257,7 @@ int BPF_PROG(lg_inode_setxattr, void *idmap, struct dentry *dentry, const char *
 {
 	__u32 kind;
 
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	kind = lg_permission_xattr(name);
 	return kind ? lg_check_permissions(LG_OP_SETXATTR, dentry, kind) : 0;
@@ -268,7 +268,7 @@ int BPF_PROG(lg_inode_removexattr, void *idmap, struct dentry *dentry, const cha
 {
 	__u32 kind;
 
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	kind = lg_permission_xattr(name);
 	return kind ? lg_check_permissions(LG_OP_SETXATTR, dentry, kind | LG_XATTR_REMOVED) : 0;
@@ -278,7 +278,7 @@ SEC("lsm/inode_set_acl")
 int BPF_PROG(lg_inode_set_acl, void *idmap, struct dentry *dentry, const char *acl_name, struct posix_acl *kacl,
 	     int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_permissions(LG_OP_SETXATTR, dentry, lg_permission_xattr(acl_name));
 }
@@ -286,7 +286,7 @@ int BPF_PROG(lg_inode_set_acl, void *idmap, struct dentry *dentry, const char *a
 SEC("lsm/inode_remove_acl")
 int BPF_PROG(lg_inode_remove_acl, void *idmap, struct dentry *dentry, const char *acl_name, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_permissions(LG_OP_SETXATTR, dentry, lg_permission_xattr(acl_name) | LG_XATTR_REMOVED);
 }
@@ -324,7 +324,7 @@ int BPF_PROG(lg_mmap_file, struct file *file, unsigned long reqprot, unsigned lo
 {
 	struct file *real;
 
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	if (!file || !(prot & LG_PROT_EXEC))
 		return 0;
@@ -338,7 +338,7 @@ int BPF_PROG(lg_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
 {
 	struct file *file;
 
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	/* Mapped readable, then made executable: the same decision as mapping it so. */
 	if (!(prot & LG_PROT_EXEC) || (BPF_CORE_READ(vma, vm_flags) & LG_VM_EXEC))
@@ -353,7 +353,7 @@ int BPF_PROG(lg_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
 SEC("lsm/path_truncate")
 int BPF_PROG(lg_path_truncate, const struct path *path, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_write(LG_OP_TRUNCATE, BPF_CORE_READ(path, dentry), 0);
 }
@@ -362,7 +362,7 @@ int BPF_PROG(lg_path_truncate, const struct path *path, int ret)
 SEC("lsm/file_truncate")
 int BPF_PROG(lg_file_truncate, struct file *file, int ret)
 {
-	if (ret)
+	if (ret || !lg_policy_applied())
 		return ret;
 	return lg_check_write(LG_OP_TRUNCATE, lg_file_dentry(file), 0);
 }
