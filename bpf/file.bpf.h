@@ -16,6 +16,8 @@
 /* 6.13 made an overlay file's private_data a struct ovl_file, whose first member is the real file. */
 #define LG_OVL_FILE_CONTAINER KERNEL_VERSION(6, 13, 0)
 
+extern int LINUX_KERNEL_VERSION __kconfig;
+
 /* struct dentry's inode alias link: in the union d_u until 7.x made the union anonymous. */
 struct dentry___alias_in_d_u {
 	union {

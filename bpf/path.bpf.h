@@ -220,96 +220,31 @@ struct lg_identity_walk {
 	bool reached_root;
 };
 
-/*
- * Reading the dentries of an identity walk. The walk starts from an address
- * that a global function was given as a number (6.1 lets a global function
- * take no kernel pointer), so each field was a probe read: a helper call, 4
- * per component. From 6.2 on, bpf_rdonly_cast makes the number a read-only
- * (untrusted) pointer again, and its fields are plain loads that the JIT
- * guards as the probe read guards its copy. The name's bytes, of a length
- * known only at run time, stay one probe read. LINUX_KERNEL_VERSION is
- * libbpf's constant: on 6.1 the verifier drops the branch that calls the
- * kfunc, which libbpf leaves unresolved there (weak).
- */
-extern void *bpf_rdonly_cast(void *obj, __u32 btf_id) __ksym __weak;
-extern int LINUX_KERNEL_VERSION __kconfig;
-#define LG_DIRECT_READS (LINUX_KERNEL_VERSION >= KERNEL_VERSION(6, 2, 0))
-
-static __always_inline struct dentry *lg_dentry_pointer(struct dentry *address)
-{
-	return bpf_rdonly_cast(address, bpf_core_type_id_kernel(struct dentry));
-}
-
-/* One component taken into the name: false when the walk ends (too long a name or path). */
-static __always_inline bool lg_identity_take(struct lg_identity_walk *w, struct dentry *parent, __u32 len,
-					     const unsigned char *name)
-{
-	if (len > LG_NAME_MAX || w->pos < len + 1) {
-		w->flags |= LG_PATH_TRUNCATED;
-		return false;
-	}
-	w->pos -= len;
-	bpf_probe_read_kernel(&w->buf->data[w->pos & LG_PATH_MASK], len & LG_NAME_MAX, name);
-	w->pos -= 1;
-	w->buf->data[w->pos & LG_PATH_MASK] = '/';
-	w->dentry = parent;
-	return true;
-}
-
 /* One component of a walk that stays in the file's file system: no mount is crossed. */
 static long lg_identity_step(__u32 index, void *ctx)
 {
 	struct lg_identity_walk *w = ctx;
 	struct dentry *dentry = w->dentry;
 	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	const unsigned char *name;
+	__u32 len;
 
 	if (dentry == parent) {
 		w->reached_root = true;
 		return 1;
 	}
-	return lg_identity_take(w, parent, BPF_CORE_READ(dentry, d_name.len), BPF_CORE_READ(dentry, d_name.name)) ? 0 : 1;
-}
-
-/* lg_identity_step, its dentries read with loads (LG_DIRECT_READS). */
-static long lg_identity_step_direct(__u32 index, void *ctx)
-{
-	struct lg_identity_walk *w = ctx;
-	struct dentry *dentry = w->dentry;
-	struct dentry *parent = dentry->d_parent;
-
-	if (dentry == parent) {
-		w->reached_root = true;
+	len = BPF_CORE_READ(dentry, d_name.len);
+	name = BPF_CORE_READ(dentry, d_name.name);
+	if (len > LG_NAME_MAX || w->pos < len + 1) {
+		w->flags |= LG_PATH_TRUNCATED;
 		return 1;
 	}
-	return lg_identity_take(w, parent, dentry->d_name.len, dentry->d_name.name) ? 0 : 1;
-}
-
-/* What a walk's end says of the file: its super block's root, device and kern_mount flag, and its inode. */
-struct lg_identity_end {
-	struct dentry *root;
-	__u64 ino;
-	__u32 dev;
-	bool fileless;
-};
-
-static __always_inline void lg_identity_end_of(struct dentry *dentry, struct lg_identity_end *end)
-{
-	if (LG_DIRECT_READS) {
-		struct dentry *d = lg_dentry_pointer(dentry);
-		struct super_block *sb = d->d_sb;
-
-		end->fileless = sb->s_flags & LG_SB_KERNMOUNT;
-		end->root = sb->s_root;
-		end->dev = sb->s_dev;
-		end->ino = d->d_inode->i_ino;   /* a load through NULL (a name not yet made) reads 0 */
-	} else {
-		struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
-
-		end->fileless = BPF_CORE_READ(sb, s_flags) & LG_SB_KERNMOUNT;
-		end->root = BPF_CORE_READ(sb, s_root);
-		end->dev = BPF_CORE_READ(sb, s_dev);
-		end->ino = BPF_CORE_READ(dentry, d_inode, i_ino);
-	}
+	w->pos -= len;
+	bpf_probe_read_kernel(&w->buf->data[w->pos & LG_PATH_MASK], len & LG_NAME_MAX, name);
+	w->pos -= 1;
+	w->buf->data[w->pos & LG_PATH_MASK] = '/';
+	w->dentry = parent;
+	return 0;
 }
 
 /*
@@ -323,29 +258,23 @@ static __always_inline void lg_identity_end_of(struct dentry *dentry, struct lg_
 static __always_inline void lg_resolve_identity(struct dentry *dentry, struct lg_path_buf *buf,
 						struct lg_path *out)
 {
+	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
 	struct lg_identity_walk w = { .dentry = dentry, .buf = buf, .pos = LG_PATH_MAX };
-	struct lg_identity_end end;
 
-	lg_identity_end_of(dentry, &end);
-	if (end.fileless) {
+	if (BPF_CORE_READ(sb, s_flags) & LG_SB_KERNMOUNT) {
 		lg_name_fileless(dentry, buf, out);
 		return;
 	}
-	if (LG_DIRECT_READS) {
-		w.dentry = lg_dentry_pointer(dentry);
-		bpf_loop(LG_WALK_MAX_STEPS, lg_identity_step_direct, &w, 0);
-	} else {
-		bpf_loop(LG_WALK_MAX_STEPS, lg_identity_step, &w, 0);
-	}
+	bpf_loop(LG_WALK_MAX_STEPS, lg_identity_step, &w, 0);
 	if (!w.reached_root && !(w.flags & LG_PATH_TRUNCATED))
 		w.flags |= LG_PATH_WALK_LIMIT;
-	if (w.reached_root && w.dentry != end.root)
+	if (w.reached_root && w.dentry != BPF_CORE_READ(sb, s_root))
 		w.flags |= LG_PATH_DETACHED;
 	lg_finish_path(buf, w.pos, w.flags, out);
 	out->kind = LG_NAME_FILE;
-	out->dev = end.dev;
+	out->dev = BPF_CORE_READ(sb, s_dev);
 	/* The file itself, whatever it is called: rules bound to it at apply time find it by these. */
-	out->ino = end.ino;
+	out->ino = BPF_CORE_READ(dentry, d_inode, i_ino);
 }
 
 /* kernfs_node's parent pointer was renamed in 6.15. */
