@@ -28,6 +28,9 @@ def race(operation: str, real: str, benign: str) -> tuple[dict, list[Seen]]:
     assert PHANTOM.exists(), f"{PHANTOM} is missing: run `make test-programs`"
     attacker = subprocess.Popen([str(PHANTOM), operation, real, benign, str(ITERATIONS)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Attached only once the attacker is ready: attached earlier, the tracer also counted the dynamic
+    # loader's open of libc when the attacker started slowly (1,001 opens seen on a loaded 6.12 guest).
+    assert attacker.stdout is not None and attacker.stdout.readline() == "ready\n", attacker.stderr
     with SyscallTracer(attacker.pid) as tracer:
         out, err = attacker.communicate("go\n", timeout=600)
         seen = tracer.seen()
