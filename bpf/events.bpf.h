@@ -43,6 +43,7 @@ static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 ob
 	hdr->object = object;
 	hdr->generation = generation;
 	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+	hdr->exec_id = BPF_CORE_READ(task, self_exec_id);
 	lg_fill_ancestors(task, hdr->ancestors);
 }
 

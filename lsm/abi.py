@@ -11,7 +11,7 @@ import ipaddress
 import os
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from lsmguard.loader.binding import ffi, lib
 
@@ -213,17 +213,18 @@ def inode_entry_key(dev: int, ino: int, slot: Slot, generation: int) -> bytes:
     return PATH_ENTRY_KEY.pack(ino, dev, slot, Match.INODE, generation, 0)
 
 
-@dataclass(frozen=True)
-class ProcessId:
-    """A process as the kernel named it when the event happened (struct lg_process_id)."""
+class ProcessId(NamedTuple):
+    """A process as the kernel named it when the event happened (struct lg_process_id). A named
+    tuple: every event's cache lookups hash its ancestors, and a dataclass hashes in Python."""
     tgid: int
     uid: int
     start_ns: int   # ns since boot
     comm: bytes
 
 
-@dataclass(frozen=True)
-class EventHeader:
+class EventHeader(NamedTuple):
+    """struct lg_event_header, decoded. A named tuple: every event makes one, and a frozen
+    dataclass of these fields cost six times as much to make."""
     ktime_ns: int
     cgroup_id: int
     op: Op
@@ -240,6 +241,7 @@ class EventHeader:
     generation: int = 0   # the policy set that decided
     ancestors: tuple[ProcessId, ...] = ()   # parent first, up to LG_ANCESTORS
     window_ns: int = 0    # the kernel's coalescing window this event opened (0: none)
+    exec_id: int = 0      # the task's self_exec_id: another value, another exec since (0: not known)
 
 
 @dataclass(frozen=True)
@@ -257,9 +259,9 @@ class Writer:
     cwd_partial: bool = False
 
 
-@dataclass(frozen=True)
-class PathEvent:
+class PathEvent(NamedTuple):
     """exec, open, chmod, ...; and connect to a unix socket (path, or @abstract name).
+    (A named tuple, as its header: one is made for every event read.)
 
     `path` names the file in the host's mount namespace. The kernel names a file
     by its identity (`dev`, and `fs_path` from its file system's root), which
@@ -335,37 +337,45 @@ def window_id(tgid: int, op: int, decision: int, generation: int, policy_id: int
 
 HEADER_SIZE = ffi.sizeof("struct lg_event_header")
 _OPS = frozenset(Op)
-_NAME_KINDS = frozenset(NameKind)
 
 
-def _struct_of(ctype: str) -> tuple[struct.Struct, tuple[str, ...]]:
+def _struct_of(ctype: str, first: str | None = None, upto: str | None = None) -> tuple[struct.Struct, tuple[str, ...]]:
     """A struct.Struct reading `ctype`'s fields from abi.h's layout (through cffi): scalars as
-    integers, arrays as their bytes; and the fields' names in that order."""
-    fmt, end, names = "=", 0, []
-    for name, f in ffi.typeof(ctype).fields:
+    integers, arrays and nested structs as their bytes; and the fields' names in that order.
+    With `first` and `upto`: its fields from `first` (read at that field's offset) to the one
+    before `upto`, for a record that ends there."""
+    fields = ffi.typeof(ctype).fields
+    names_in_order = [name for name, _ in fields]
+    start = names_in_order.index(first) if first else 0
+    stop = names_in_order.index(upto) if upto else len(fields)
+    base = fields[start][1].offset
+    fmt, end, names = "=", base, []
+    for name, f in fields[start:stop]:
         fmt += "x" * (f.offset - end)
         size = ffi.sizeof(f.type)
         fmt += _SCALAR_FORMATS[f.type.cname] if f.type.kind == "primitive" else f"{size}s"
         end = f.offset + size
         names.append(name)
-    fmt += "x" * (ffi.sizeof(ctype) - end)
+    if upto is None:
+        fmt += "x" * (ffi.sizeof(ctype) - end)
     return struct.Struct(fmt), tuple(names)
 
 
 _HEADER, _HEADER_NAMES = _struct_of("struct lg_event_header")
 assert _HEADER_NAMES == ("ktime_ns", "cgroup_id", "op", "decision", "policy_id", "rule_id", "pid", "tgid", "ppid",
-                         "uid", "gid", "flags", "object", "generation", "comm", "ancestors", "window_ns")
+                         "uid", "gid", "flags", "object", "generation", "comm", "ancestors", "window_ns", "exec_id")
+_HEADER_OP, _HEADER_OBJECT = _HEADER_NAMES.index("op"), _HEADER_NAMES.index("object")
 
 
-def _header(data: bytes) -> EventHeader:
-    """The header at the start of a record: unpacked at once (cffi reads a field at a time)."""
+def _header(fields: tuple[Any, ...]) -> EventHeader:
+    """The header of a record, from its fields unpacked at once (cffi reads a field at a time)."""
     (ktime_ns, cgroup_id, op, decision, policy_id, rule_id, pid, tgid, ppid, uid, gid, flags, _, generation,
-     comm, ancestors, window_ns) = _HEADER.unpack_from(data)
+     comm, ancestors, window_ns, exec_id) = fields
     return EventHeader(
         ktime_ns=ktime_ns, cgroup_id=cgroup_id, op=_op(op), decision=_decision(decision), policy_id=policy_id,
         rule_id=rule_id, pid=pid, tgid=tgid, ppid=ppid, uid=uid, gid=gid, flags=_path_flags(flags),
         comm=comm.split(b"\0", 1)[0], generation=generation, ancestors=_ancestors_of_bytes(ancestors),
-        window_ns=window_ns)
+        window_ns=window_ns, exec_id=exec_id)
 
 
 # Every event's header names its enums: looked up once per value (an enum's call costs
@@ -406,14 +416,24 @@ def path_event_room(length: int) -> int:
     return PATH_MAX
 
 
-def _path_event(data: bytes) -> ffi.CData:
-    """A path event's record is as long as its path needs (abi.h): its fields up to the path are
-    all there, and the writer only in a record of the whole struct. The pointer reads past the
-    record for neither: the caller reads the path up to the record's end, and the writer of a
-    whole one only."""
-    if len(data) < PATH_EVENT_HEAD:
-        raise ValueError(f"path event of {len(data)} bytes is shorter than its fields ({PATH_EVENT_HEAD})")
-    return ffi.cast("struct lg_path_event *", ffi.from_buffer(data))
+# A path event's own fields, between its header and its path: read at once.
+_PATH_FIELDS, _PATH_FIELD_NAMES = _struct_of("struct lg_path_event", first="path_len", upto="path")
+assert _PATH_FIELD_NAMES == ("path_len", "mode", "name", "dev", "ino")
+_PATH_FIELDS_AT = ffi.offsetof("struct lg_path_event", "path_len")
+# abi.h's names, and what a value it does not have reads as
+_NAME_KIND_OF = {int(kind): kind for kind in NameKind}
+
+
+def _writer(data: bytes) -> Writer | None:
+    """The write mark of a record of the whole struct (abi.h: sized records leave it out)."""
+    if len(data) < PATH_EVENT_SIZE:
+        return None
+    w = ffi.cast("struct lg_path_event *", ffi.from_buffer(data)).writer
+    if not w.written_ns:
+        return None
+    return Writer(w.written_ns, w.writer_start_ns, w.writer_tgid, w.writer_ppid, w.writer_uid,
+                  ffi.string(w.writer_comm), ffi.string(w.writer_exe), ffi.string(w.writer_cwd),
+                  bool(w.flags & lib.LG_WRITER_EXE_PARTIAL), bool(w.flags & lib.LG_WRITER_CWD_PARTIAL))
 
 
 class HostPaths(Protocol):
@@ -427,28 +447,27 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
     short or unknown."""
     if len(data) < HEADER_SIZE:
         raise ValueError(f"event of {len(data)} bytes is shorter than its header ({HEADER_SIZE})")
-    hdr = ffi.cast("struct lg_event_header *", ffi.from_buffer(data))
-    if hdr.op not in _OPS:
-        raise ValueError(f"event with unknown operation {hdr.op}")
-    if hdr.object == ObjectKind.PATH:
-        ev = _path_event(data)     # `data` is referenced until the end: `ev` points into it
-        length = min(ev.path_len, PATH_MAX)
+    fields = _HEADER.unpack_from(data)
+    op, kind_of_object = fields[_HEADER_OP], fields[_HEADER_OBJECT]
+    if op not in _OPS:
+        raise ValueError(f"event with unknown operation {op}")
+    if kind_of_object == ObjectKind.PATH:
+        # A path event's record is as long as its path needs (abi.h): its fields up to the path
+        # are all there, and the writer only in a record of the whole struct.
+        if len(data) < PATH_EVENT_HEAD:
+            raise ValueError(f"path event of {len(data)} bytes is shorter than its fields ({PATH_EVENT_HEAD})")
+        path_len, mode, name, dev, ino = _PATH_FIELDS.unpack_from(data, _PATH_FIELDS_AT)
+        length = min(path_len, PATH_MAX)
         if length > len(data) - PATH_EVENT_HEAD:
             raise ValueError(f"path event of {len(data)} bytes ends before its {length}-byte path")
-        w = ev.writer
-        writer = Writer(w.written_ns, w.writer_start_ns, w.writer_tgid, w.writer_ppid, w.writer_uid,
-                        ffi.string(w.writer_comm), ffi.string(w.writer_exe), ffi.string(w.writer_cwd),
-                        bool(w.flags & lib.LG_WRITER_EXE_PARTIAL),
-                        bool(w.flags & lib.LG_WRITER_CWD_PARTIAL)) \
-            if len(data) >= PATH_EVENT_SIZE and w.written_ns else None
-        raw = bytes(ffi.buffer(ev.path, length))
-        kind = NameKind(ev.name) if ev.name in _NAME_KINDS else NameKind.PATH
+        raw = bytes(data[PATH_EVENT_HEAD:PATH_EVENT_HEAD + length])
+        kind = _NAME_KIND_OF.get(name, NameKind.PATH)
         if kind is not NameKind.FILE:
-            return PathEvent(_header(data), raw, ev.mode, writer, kind, ev.dev, ev.ino, raw)
-        host = mounts.host_path(ev.dev, os.fsdecode(raw)) if mounts is not None else None
-        return PathEvent(_header(data), os.fsencode(host) if host is not None else raw, ev.mode, writer, kind,
-                         ev.dev, ev.ino, raw, host is not None)
-    if hdr.object == ObjectKind.INET:
+            return PathEvent(_header(fields), raw, mode, _writer(data), kind, dev, ino, raw)
+        host = mounts.host_path(dev, os.fsdecode(raw)) if mounts is not None else None
+        return PathEvent(_header(fields), os.fsencode(host) if host is not None else raw, mode, _writer(data), kind,
+                         dev, ino, raw, host is not None)
+    if kind_of_object == ObjectKind.INET:
         ev = _cast("struct lg_inet_event", data)
         raw = bytes(ffi.buffer(ev.addr, ADDR_LEN))
         if ev.family == Family.INET:
@@ -457,5 +476,5 @@ def decode_event(data: bytes, mounts: HostPaths | None = None) -> Event:
             address = ipaddress.IPv6Address(raw)
         else:
             raise ValueError(f"inet event with unknown family {ev.family}")
-        return InetEvent(_header(data), address, ev.port, ev.protocol)
-    raise ValueError(f"event with unknown object kind {hdr.object}")
+        return InetEvent(_header(fields), address, ev.port, ev.protocol)
+    raise ValueError(f"event with unknown object kind {kind_of_object}")

@@ -16,11 +16,13 @@ import array
 import collections
 import errno
 import fcntl
+import itertools
 import os
 import re
 import socket
 import struct
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 IDENTIFIER = "lsmguard"
@@ -54,23 +56,52 @@ class Priority:
 Record = dict[str, str]
 
 
+@dataclass(frozen=True)
+class SharedFields:
+    """Fields that many records carry alike (a process's context, a rule's names), with their
+    serialised form, made once for all of those records."""
+    fields: dict[str, str]
+    wire: bytes
+
+    @classmethod
+    def of(cls, fields: dict[str, object]) -> SharedFields:
+        text = {name: value if type(value) is str else str(value) for name, value in fields.items()}
+        return cls(text, b"".join(_line(name, value) for name, value in text.items()))
+
+
+class SharedRecord(dict[str, str]):
+    """A record whose last fields are those of `shared` blocks: readable as any record, and
+    serialised from the blocks' bytes rather than field by field."""
+    __slots__ = ("shared", "own_count")
+    shared: tuple[SharedFields, ...]
+    own_count: int
+
+
+def shared_record(own: Record, shared: tuple[SharedFields, ...]) -> Record:
+    """`own`'s fields, then those of each block (a name in two places makes a plain record)."""
+    rec = SharedRecord(own)
+    for block in shared:
+        rec.update(block.fields)
+    whole = len(rec) == len(own) + sum(len(b.fields) for b in shared)
+    rec.shared, rec.own_count = (shared, len(own)) if whole else ((), len(rec))
+    return rec
+
+
 def serialise(rec: Record) -> bytes:
     """journald's native protocol: NAME=value lines; a value with a newline is
     length-prefixed, so no value can end a field or start another."""
-    global _lines_bytes
-    out = []
-    for item in rec.items():
-        line = _LINES.get(item)
-        if line is None:
-            line = _line(*item)
-            if item[0] != "MESSAGE":          # never the same twice
-                if _lines_bytes + len(line) > _LINES_KEPT_BYTES:
-                    _LINES.clear()
-                    _lines_bytes = 0
-                _LINES[item] = line
-                _lines_bytes += len(line)
-        out.append(line)
-    return b"".join(out)
+    if type(rec) is SharedRecord:
+        shared, count = rec.shared, rec.own_count
+        items: Iterable[tuple[str, str]] = itertools.islice(rec.items(), count)
+    else:
+        shared, count, items = (), len(rec), rec.items()
+    if _VALID_NAMES.issuperset(rec):
+        # the common case, made as one string: names checked, and no value holds a newline
+        text = "".join([f"{name}={value}\n" for name, value in items])
+        if text.count("\n") == count:
+            return b"".join((text.encode("utf-8", "surrogateescape"), *(block.wire for block in shared)))
+        items = itertools.islice(rec.items(), count)
+    return b"".join([*(_line(name, value) for name, value in items), *(block.wire for block in shared)])
 
 
 def _line(name: str, value: str) -> bytes:
@@ -88,11 +119,6 @@ def _line(name: str, value: str) -> bytes:
 # Field names checked once: records use a few dozen names again and again.
 _VALID_NAMES: set[str] = set()
 _VALID_NAMES_KEPT = 1024
-
-# Fields made once: records repeat most of theirs (a process's context, a rule's names).
-_LINES: dict[tuple[str, str], bytes] = {}
-_LINES_KEPT_BYTES = 1 << 20   # bounded: a flood of distinct paths clears it, never grows it
-_lines_bytes = 0
 
 
 SEND_TIMEOUT_S = 1.0   # journald busy: wait this long for room in its queue, then buffer
@@ -181,6 +207,18 @@ class JournalWriter:
     def write(self, rec: Record, weight: tuple[int, int] = NO_EVENTS) -> bool:
         """Queue one record and try to deliver the queue; True when it all reached journald.
         `weight`: the events it stands for, (its own, repeats it counts)."""
+        if not self.buffered and not self.overflowed:   # nothing waits: straight to journald
+            try:
+                send(rec, self.socket_path, self._sock)
+            except OSError:   # it waits in the buffer; tried again at the next write or flush
+                self.buffered.append(rec)
+                self._weights.append(weight)
+                self.events.add(weight)
+                return False
+            self.delivered += 1
+            self.events.delivered_own += weight[0]
+            self.events.delivered_repeated += weight[1]
+            return True
         if len(self.buffered) >= self.capacity:
             self.overflowed += 1
             self.lost_total += 1

@@ -10,8 +10,11 @@ difference reads the process again.
 
 An exec that keeps the comm (a file of the same name from another directory,
 which an attacker can choose) is seen for the event's own process by the
-identity of its executable (one stat of /proc/PID/exe per event). What it
-does not see: the same for an ancestor, whose executable stays as first read;
+kernel's exec count in the event (the task's self_exec_id, which every exec
+changes): a read for an event pins the event's count, and an event with another
+count reads the process again. Without a count (0), the identity of the
+executable is checked at each event (a stat of /proc/PID/exe). What it does not see: the same for an
+ancestor, whose executable stays as first read;
 an ancestor's uid and comm from /proc are as first read (the kernel's
 ancestors carry their own).
 Where pidfds are refused (a kernel before 5.3, a seccomp filter), nothing is
@@ -53,6 +56,7 @@ class Known:
     cgroup_id: int = 0
     exe_sha256: str = ""
     kept: bool = False  # watched by a pidfd: forgotten when it exits
+    exec_id: int = 0    # the kernel's exec count of the event it was read for (0: none, check the executable)
 
 
 def read_stat(pid: int) -> tuple[int, int] | None:
@@ -178,17 +182,31 @@ class KnownProcesses:
                 for child in [k.pid for k in self._by_pid.values() if k.ppid == pid]:
                     self._forget(child)      # reparented: its ppid is another now
 
-    def get(self, pid: int, comm: str | None = None, same_exe: bool = False) -> Known | None:
+    def get(self, pid: int, comm: str | None = None, same_exe: bool = False, exec_id: int = 0) -> Known | None:
         """The process `pid` runs now, or None. `comm`: the kernel's, when known; another than
         the one read means an exec since, and the process is read again. `same_exe`: also make
-        sure its executable is still the one read (an exec may keep the comm)."""
+        sure its executable is still the one read (an exec may keep the comm): by `exec_id`, the
+        kernel's exec count at the event, once the executable's identity has confirmed one."""
         known = self._by_pid.get(pid)
         if known is not None:
-            if (comm is None or comm == known.comm) and (not same_exe or read_exe_id(pid) == known.exe_id):
+            if (comm is None or comm == known.comm) and (not same_exe or self._same_image(known, exec_id)):
                 self._by_pid.move_to_end(pid)
                 return known
             self._forget(pid)
-        return self._read(pid)
+        known = self._read(pid)
+        if known is not None:
+            # read after the event: an exec in between makes the next event's count differ
+            known.exec_id = exec_id
+        return known
+
+    @staticmethod
+    def _same_image(known: Known, exec_id: int) -> bool:
+        if exec_id and known.exec_id:
+            return exec_id == known.exec_id
+        if read_exe_id(known.pid) != known.exe_id:
+            return False
+        known.exec_id = exec_id
+        return True
 
     def detail(self, known: Known, cgroup_id: int) -> Known:
         """Add what an event of its own needs: command line, cgroup, executable's hash; the cgroup

@@ -14,11 +14,15 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsmguard.abi import ProcessId
 from lsmguard.events.exe_hash import EXE_HASHES
 from lsmguard.events.known import TICK_NS, KnownProcesses, read_cgroup, read_stat, same_start
 from lsmguard.events.untrusted import escape
+
+if TYPE_CHECKING:
+    from lsmguard.events.journal import SharedFields
 
 LINEAGE_DEPTH = 8
 _CONTAINER_ID = re.compile(r"(?:^|[-/])([0-9a-f]{64})(?:\.scope)?$")
@@ -47,8 +51,9 @@ class ProcessContext:
     container: str = ""
     lineage: list[Ancestor] = field(default_factory=list)   # parent first
     current: bool = False      # False: the process was gone or its pid reused
-    # the journal fields it makes, made once (records.context_fields): a process's events share a context
-    record_fields: dict[str, object] | None = field(default=None, compare=False, repr=False)
+    # the journal fields it makes, made and serialised once (records.context_fields): a process's
+    # events share a context
+    record_fields: SharedFields | None = field(default=None, compare=False, repr=False)
 
 
 def cgroup_of(pid: int) -> str:
@@ -182,12 +187,13 @@ def boottime_ns_of_monotonic(monotonic_ns: int) -> int:
 
 
 def context(tgid: int, ppid: int, event_ktime_ns: int, ancestors: tuple[ProcessId, ...] = (),
-            cgroup_id: int = 0, processes: KnownProcesses = UNKEPT, comm: str | None = None) -> ProcessContext:
+            cgroup_id: int = 0, processes: KnownProcesses = UNKEPT, comm: str | None = None,
+            exec_id: int = 0) -> ProcessContext:
     """Context of process `tgid` as it was at the event (CLOCK_MONOTONIC ns); `ancestors`: the
     kernel's, named at the event (else /proc's, from `ppid`); `cgroup_id`: the kernel's, for a
     process gone before /proc could tell its cgroup; `comm`: the kernel's (escaped), so that a
     process that exec'd since it was read is read again; `processes`: what was read before."""
-    known = processes.get(tgid, comm, same_exe=True)
+    known = processes.get(tgid, comm, same_exe=True, exec_id=exec_id)
     # /proc's start time has clock-tick resolution: allow one tick.
     current = known is not None and known.start_ns <= boottime_ns_of_monotonic(event_ktime_ns) + TICK_NS
     # made once for a running process, and for a pid /proc does not have (a pid reused since is

@@ -15,7 +15,7 @@ from lsmguard.events.coalesce import Coalescer
 from lsmguard.events.exe_hash import EXE_HASHES
 from lsmguard.events.journal import JournalWriter, lost_record
 from lsmguard.events.known import KnownProcesses
-from lsmguard.events.untrusted import escape
+from lsmguard.events.untrusted import escape_name
 
 Namer = Callable[[abi.EventHeader, abi.Event | None], tuple[str, str]]
 Build = Callable[[int], dict[str, str]]
@@ -114,9 +114,9 @@ class EventPump:
                 h = event.header
                 self.processes.reap()
                 # the event's comm is its thread's: it tells an exec only when that is the process's leader
-                comm = escape(h.comm) if h.pid == h.tgid else None
+                comm = escape_name(h.comm) if h.pid == h.tgid else None
                 contexts.append(process.context(h.tgid, h.ppid, h.ktime_ns, h.ancestors, h.cgroup_id,
-                                                self.processes, comm))
+                                                self.processes, comm, h.exec_id))
             return records.event_record(event, policy, rule, contexts[0], repeats, writer_of(event),
                                         code_sha256(event))
 

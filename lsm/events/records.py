@@ -13,9 +13,9 @@ import time
 import uuid
 
 from lsmguard import abi
-from lsmguard.events.journal import MessageId, Priority, Record, record
+from lsmguard.events.journal import IDENTIFIER, MessageId, Priority, Record, SharedFields, record, shared_record
 from lsmguard.events.process import Ancestor, ProcessContext, WriterContext
-from lsmguard.events.untrusted import escape
+from lsmguard.events.untrusted import escape, escape_name
 from lsmguard.policy.evaluate import DRIFT_RULE
 
 DECISION_NAMES = {abi.Decision.DENY: "deny", abi.Decision.WOULD_DENY: "would-deny", abi.Decision.AUDIT: "audit",
@@ -140,10 +140,12 @@ def _drift_reason(event: abi.Event) -> str:
 
 def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, repeats: int = 0,
                  writer: WriterContext | None = None, target_sha256: str = "") -> Record:
+    """The record of one event: its own fields, then the rule's and the process's, which its
+    other events share (made and serialised once)."""
     h = event.header
     decision = DECISION_NAMES[h.decision]
     fields = target_fields(event)
-    comm = escape(h.comm)
+    comm = escape_name(h.comm)
     if rule == DRIFT_RULE:
         why = _drift_reason(event)
         fields.update(drift_fields(event, writer))
@@ -157,19 +159,29 @@ def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, 
         message += f" [path not fully resolved: {unresolved}]"
     if repeats:
         message += f" [repeated {repeats} more time{'s' if repeats != 1 else ''}]"
-    extra: dict[str, object] = {
-        "OBJECT_PID": h.tgid, "LSMGUARD_OPERATION": h.op.name.lower(), "LSMGUARD_DECISION": decision,
-        "LSMGUARD_POLICY": policy, "LSMGUARD_RULE": rule or "(default)", "LSMGUARD_PID": h.tgid,
-        "LSMGUARD_TID": h.pid, "LSMGUARD_PPID": h.ppid, "LSMGUARD_UID": h.uid, "LSMGUARD_GID": h.gid,
-        "LSMGUARD_COMM": comm, **fields}
+    pid = str(h.tgid)
+    own: Record = {
+        "MESSAGE": message, "OBJECT_PID": pid, "LSMGUARD_PID": pid, "LSMGUARD_TID": str(h.pid),
+        "LSMGUARD_PPID": str(h.ppid), "LSMGUARD_UID": str(h.uid), "LSMGUARD_GID": str(h.gid), "LSMGUARD_COMM": comm}
+    for name, value in fields.items():
+        own[name] = value if type(value) is str else str(value)
     if unresolved:
-        extra["LSMGUARD_UNRESOLVED"] = unresolved
+        own["LSMGUARD_UNRESOLVED"] = unresolved
     if target_sha256:
-        extra["LSMGUARD_TARGET_SHA256"] = target_sha256
-    extra.update(context_fields(ctx))
+        own["LSMGUARD_TARGET_SHA256"] = target_sha256
     if repeats:
-        extra["LSMGUARD_REPEATS"] = repeats
-    return record(message, _MESSAGE_IDS[h.decision], _PRIORITIES[h.decision], **extra)
+        own["LSMGUARD_REPEATS"] = str(repeats)
+    return shared_record(own, (_decision_fields(h.decision, h.op, policy, rule), context_fields(ctx)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _decision_fields(decision: abi.Decision, op: abi.Op, policy: str, rule: str) -> SharedFields:
+    """What every record of one rule's decisions on one operation says alike."""
+    return SharedFields.of({
+        "MESSAGE_ID": _MESSAGE_IDS[decision].hex, "PRIORITY": _PRIORITIES[decision],
+        "SYSLOG_IDENTIFIER": IDENTIFIER, "LSMGUARD_OPERATION": op.name.lower(),
+        "LSMGUARD_DECISION": DECISION_NAMES[decision], "LSMGUARD_POLICY": policy,
+        "LSMGUARD_RULE": rule or "(default)"})
 
 
 def kernel_repeats_record(counted: abi.KernelRepeats, policy: str, rule: str, name: str | None = None) -> Record:
@@ -200,7 +212,7 @@ def kernel_repeats_record(counted: abi.KernelRepeats, policy: str, rule: str, na
                   LSMGUARD_WINDOW_MONOTONIC_USEC=counted.opened_ns // 1000)
 
 
-def context_fields(ctx: ProcessContext) -> dict[str, object]:
+def context_fields(ctx: ProcessContext) -> SharedFields:
     """The fields of a process's context, made once for a context (a process's events share one)."""
     if ctx.record_fields is None:
         fields = {"LSMGUARD_EXE": ctx.exe, "LSMGUARD_EXE_SHA256": ctx.exe_sha256,
@@ -212,7 +224,7 @@ def context_fields(ctx: ProcessContext) -> dict[str, object]:
             made["LSMGUARD_LINEAGE_JSON"] = _lineage_json(tuple(ctx.lineage))
         if not ctx.current:
             made["LSMGUARD_PROCESS_GONE"] = 1
-        ctx.record_fields = made
+        ctx.record_fields = SharedFields.of(made)
     return ctx.record_fields
 
 

@@ -7,6 +7,7 @@ valid UTF-8 without control, format or line-separator characters.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -39,6 +40,10 @@ def escape(raw: bytes | str) -> str:
         else:
             out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xffff else f"\\U{ord(ch):08x}")
     return "".join(out)
+
+
+# A process's name (comm, 15 bytes at most) is in every record of its events: escaped once.
+escape_name = functools.lru_cache(maxsize=4096)(escape)
 
 
 def unescape(text: str) -> bytes:

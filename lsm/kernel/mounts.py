@@ -174,17 +174,24 @@ class MountTable:
     def host_path(self, dev: int, path: str) -> str | None:
         """The path in the host's namespace of a file known by its identity, or None when no
         mount of the host shows it."""
-        best: Mount | None = None
+        for mount in self._shown_by_dev.get(dev, ()):
+            if _below(path, mount.root):
+                rest = path[len(mount.root.rstrip("/")):] if mount.root != "/" else path
+                return _join(mount.point, rest if rest != "/" else "")
+        return None
+
+    @functools.cached_property
+    def _shown_by_dev(self) -> dict[int, list[Mount]]:
+        """The mounts not hidden by another, by device, in the order a file's name is made from
+        them: the deepest root that holds the file first, then the shortest mount point (found
+        once for a table: every event of a file is named through it)."""
+        out: dict[int, list[Mount]] = {}
         for mount in self.mounts:
-            if mount.dev == dev and _below(path, mount.root) and (
-                    best is None or len(mount.root) > len(best.root)
-                    or (len(mount.root) == len(best.root) and len(mount.point) < len(best.point))):
-                if self.visible(mount.point) == mount:
-                    best = mount
-        if best is None:
-            return None
-        rest = path[len(best.root.rstrip("/")):] if best.root != "/" else path
-        return _join(best.point, rest if rest != "/" else "")
+            if self.visible(mount.point) == mount:
+                out.setdefault(mount.dev, []).append(mount)
+        for mounts in out.values():
+            mounts.sort(key=lambda m: (-len(m.root), len(m.point)))   # stable: the table's order breaks ties
+        return out
 
 
 class HostMounts:

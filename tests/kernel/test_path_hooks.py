@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,29 @@ def test_audit_rule_reports_once_and_allows(engine: Engine, tmpfs: Path) -> None
     assert describe(engine.compiled, events[0].header) == ("watch", "look")
     assert events[0].mode == 1   # FMODE_READ
     assert events[0].header.comm == b"python"
+
+
+def test_events_carry_the_kernels_exec_count_which_an_exec_changes(engine: Engine, tmpfs: Path) -> None:
+    """The daemon knows a process's image is the one it read by the header's exec count: an exec,
+    even of the same file with the same comm, must change it; a fork must not."""
+    watched = tmpfs / "watched"
+    watched.mkdir()
+    for name in ("before", "child", "after"):
+        (watched / name).write_text("x")
+    rule = f"{{id: look, action: audit, open: {{paths: [\"{watched}/**\"]}}}}"
+    apply(engine, policy("watch", f"  mode: enforce\n  rules: [{rule}]\n"))
+    drain_events(engine)
+    after = f"open({str(watched / 'after')!r}).read()"
+    subprocess.run([sys.executable, "-c", f"import os, sys; open({str(watched / 'before')!r}).read(); "
+                    f"pid = os.fork(); os._exit(open({str(watched / 'child')!r}).read() and 0) if pid == 0 else "
+                    f"os.waitpid(pid, 0); os.execv(sys.executable, [sys.executable, '-c', {after!r}])"], check=True)
+    events = {e.path.rsplit(b"/", 1)[1]: e.header for e in drain_events(engine)
+              if e.path.startswith(os.fsencode(watched))}
+    assert set(events) == {b"before", b"child", b"after"}
+    assert events[b"before"].tgid == events[b"after"].tgid != events[b"child"].tgid
+    assert events[b"before"].comm == events[b"after"].comm
+    assert events[b"before"].exec_id and events[b"child"].exec_id == events[b"before"].exec_id
+    assert events[b"after"].exec_id != events[b"before"].exec_id
 
 
 def test_overlayfs_reports_its_backing_open_too(engine: Engine, scratch: Path) -> None:

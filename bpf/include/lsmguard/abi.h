@@ -362,6 +362,7 @@ struct lg_event_header {
 	char comm[LG_COMM_LEN];
 	struct lg_process_id ancestors[LG_ANCESTORS]; /* parent first, read when the event happened */
 	__u64 window_ns;  /* the coalescing window this event opened (its opened_ns); 0: none, it was not coalescable */
+	__u64 exec_id;    /* the task's self_exec_id: changes at each exec, so userspace knows the image it read is still the one running */
 };
 
 /* What a write mark could not name in full (lg_file_mark.flags). */

@@ -117,6 +117,71 @@ def test_an_exec_that_keeps_the_comm_is_seen_by_the_executable(tmp_path: Path) -
     known.close()
 
 
+def test_the_kernels_exec_count_spares_the_stat_and_sees_an_exec_of_the_same_file(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first event after a read checks the executable's identity and pins the kernel's exec
+    count; events with that count need no stat, and one with another count (an exec, even of
+    the same file with the same comm) reads the process again: its new command line too."""
+    from lsmguard.events import known as known_module
+    stats = []
+    real = known_module.read_exe_id
+
+    def counted(pid: int) -> tuple[int, int] | None:
+        stats.append(pid)
+        return real(pid)
+    monkeypatch.setattr(known_module, "read_exe_id", counted)
+    known = KnownProcesses()
+    child = subprocess.Popen([sys.executable, "-c", REEXEC_ON_REQUEST], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdin is not None and child.stdout is not None and child.stdout.readline() == "ready\n"
+        comm = Path(f"/proc/{child.pid}/comm").read_text().strip()
+        first = process.context(child.pid, os.getpid(), now_ns(), processes=known, comm=comm, exec_id=7)
+        checked = len(stats)
+        for _ in range(3):
+            assert process.context(child.pid, os.getpid(), now_ns(), processes=known, comm=comm, exec_id=7) == first
+        assert len(stats) == checked                       # pinned: no stat for its events
+        child.stdin.write("now\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "again\n"       # the same file, the same comm, new arguments
+        assert Path(f"/proc/{child.pid}/comm").read_text().strip() == comm
+        after = process.context(child.pid, os.getpid(), now_ns(), processes=known, comm=comm, exec_id=8)
+        assert "REEXEC" not in first.cmdline and "ready" in first.cmdline
+        assert after.cmdline.endswith("again") and after.exe == first.exe
+    finally:
+        child.kill()
+        child.wait()
+    known.close()
+
+
+REEXEC_ON_REQUEST = """
+import os, sys
+print("ready", flush=True)
+sys.stdin.readline()
+os.execv(sys.executable, [sys.executable, "-c", "import sys, time; print(sys.argv[1], flush=True); time.sleep(60)",
+                          "again"])
+"""
+
+
+def test_without_the_kernels_exec_count_every_event_checks_the_executable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events of an older kernel object (exec_id 0) keep the stat of /proc/PID/exe per event."""
+    from lsmguard.events import known as known_module
+    stats = []
+    real = known_module.read_exe_id
+    monkeypatch.setattr(known_module, "read_exe_id", lambda pid: stats.append(pid) or real(pid))
+    known = KnownProcesses()
+    child = sleeping()
+    try:
+        process.context(child.pid, os.getpid(), now_ns(), processes=known, comm="sleep")
+        checked = len(stats)
+        process.context(child.pid, os.getpid(), now_ns(), processes=known, comm="sleep")
+        assert len(stats) == checked + 1
+    finally:
+        child.kill()
+        child.wait()
+    known.close()
+
+
 def test_the_kernels_ancestors_are_alive_until_they_exit() -> None:
     known = KnownProcesses()
     parent = sleeping()
