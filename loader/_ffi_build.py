@@ -26,8 +26,6 @@ struct bpf_object;
 struct bpf_program;
 struct bpf_map;
 struct bpf_link;
-struct ring_buffer;
-struct ring_buffer_opts;
 struct bpf_object_open_opts;
 
 struct bpf_object *bpf_object__open_file(const char *path, const struct bpf_object_open_opts *opts);
@@ -117,14 +115,6 @@ struct bpf_link_info {
     ...;
 };
 
-typedef int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size);
-struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn sample_cb, void *ctx,
-                                     const struct ring_buffer_opts *opts);
-int ring_buffer__poll(struct ring_buffer *rb, int timeout_ms);
-int ring_buffer__consume(struct ring_buffer *rb);
-int ring_buffer__epoll_fd(const struct ring_buffer *rb);
-void ring_buffer__free(struct ring_buffer *rb);
-
 /* BPF_PROG_TEST_RUN: a program run on given input (socket filters on a packet), for host benchmarks. */
 struct bpf_test_run_opts {
     size_t sz;
@@ -145,7 +135,9 @@ int libbpf_strerror(int err, char *buf, size_t size);
 #define BPF_EXIST 2
 
 /* lsmguard glue, defined in the source below */
-extern "Python" int lg_on_ringbuf_sample(void *ctx, void *data, size_t size);
+int lg_ring_take(void *consumer_page, const void *producer_page, const __u8 *data, __u64 size,
+                 __u8 *out, __u32 out_size, __u32 max_records, __u32 *out_used);
+#define LG_RING_RECORD_LENGTH 4
 extern "Python" void lg_on_libbpf_print(int level, const char *message);
 void lg_install_print_hook(int max_level);
 __u64 lg_path_hash(__u64 k0, __u64 k1, const char *path, __u32 len);
@@ -155,7 +147,9 @@ int lg_membarrier_global(void);
 GLUE_SOURCE = r"""
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 #include <linux/membarrier.h>
@@ -202,6 +196,61 @@ static void lg_install_print_hook(int max_level)
 static int lg_membarrier_global(void)
 {
     return (int)syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+}
+
+/*
+ * The records of a BPF ring buffer, read from its pages as the kernel lays them out
+ * (kernel/bpf/ringbuf.c): the consumer's position on the first page, the producer's on the
+ * second, then the data, mapped once (libbpf maps it twice so that a record that wraps reads
+ * as one; here such a record is copied in two pieces, and the ring costs its size once).
+ * Copies up to `max_records` records into `out`, each as its length (a __u32) and its bytes,
+ * 4-byte aligned; skips discarded ones; stops at a record still being written, or when `out`
+ * is full; then moves the consumer's position past what it took. Returns the records copied
+ * (`*out_used`: the bytes of `out` used), or -E2BIG for a record larger than `out` itself.
+ */
+#define LG_RING_RECORD_LENGTH 4
+
+static int lg_ring_take(void *consumer_page, const void *producer_page, const __u8 *data, __u64 size,
+                        __u8 *out, __u32 out_size, __u32 max_records, __u32 *out_used)
+{
+    __u64 *consumer_pos = consumer_page;
+    const __u64 *producer_pos = producer_page;
+    __u64 mask = size - 1;
+    __u64 cons = __atomic_load_n(consumer_pos, __ATOMIC_ACQUIRE);
+    __u64 prod = __atomic_load_n(producer_pos, __ATOMIC_ACQUIRE);
+    __u32 used = 0;
+    int taken = 0;
+
+    while (cons < prod && (__u32)taken < max_records) {
+        /* the header is 8-byte aligned and 8 bytes long: it never wraps */
+        __u32 len = __atomic_load_n((const __u32 *)(data + (cons & mask)), __ATOMIC_ACQUIRE);
+        __u32 length, need;
+        __u64 at, first;
+
+        if (len & BPF_RINGBUF_BUSY_BIT)
+            break;
+        length = len & ~(__u32)(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+        if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
+            need = (LG_RING_RECORD_LENGTH + length + 3) & ~3u;
+            if (need > out_size) {
+                taken = -E2BIG;
+                break;
+            }
+            if (used + need > out_size)
+                break;
+            memcpy(out + used, &length, LG_RING_RECORD_LENGTH);
+            at = (cons + BPF_RINGBUF_HDR_SZ) & mask;
+            first = size - at < length ? size - at : length;
+            memcpy(out + used + LG_RING_RECORD_LENGTH, data + at, first);
+            memcpy(out + used + LG_RING_RECORD_LENGTH + first, data, length - first);
+            used += need;
+            taken++;
+        }
+        cons += (BPF_RINGBUF_HDR_SZ + length + 7) & ~7ull;
+    }
+    __atomic_store_n(consumer_pos, cons, __ATOMIC_RELEASE);
+    *out_used = used;
+    return taken;
 }
 
 static __u64 lg_path_hash(__u64 k0, __u64 k1, const char *path, __u32 len)

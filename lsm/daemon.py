@@ -40,7 +40,7 @@ POLL_MS = 200
 MOUNT_SETTLE_S = 1.0
 # Events described per poll: under a flood that outruns the daemon, the loop still
 # comes round to close coalescing windows, count kernel losses, write its status
-# and feed the watchdog (without a budget, libbpf's poll returned only when the
+# and feed the watchdog (without a budget, a poll returned only when the
 # producer paused, and a steady flood would have had systemd kill the daemon).
 EVENTS_PER_POLL = 256
 STATUS_EVERY_S = 2.0

@@ -73,7 +73,8 @@ NO_STAMP = 0xFFFFFFFF
 BATCH = 1024                  # events produced per closed-loop round: well within the ring (>3,000 fit, whole)
 PEER_STAMP = "zzzzzzzz"       # where the C sender puts each record's number (8 hex digits, as the producer)
 PACKET = bytes(64)            # what the socket filter runs on: anything an Ethernet header long
-CONFIG = struct.Struct("=QIIII")   # struct lg_bench_config: seq, templates, stamp_at, distinct, ino_base
+CONFIG = struct.Struct("=QIIIII4x")   # struct lg_bench_config: seq, templates, stamp_at, distinct, ino_base,
+#                                       discard_every (and its padding to 8 bytes)
 TYPICAL_PATH = b"/srv/lsmguard-bench/capacity/xy-00000000"   # the issue's typical event: a 40-byte path
 INO_BITS = 24                 # a scenario's inodes: its number above these bits, its stamps below
 EXEC_ID = 1                   # the kernel's exec count of a template's process: it does not exec
@@ -208,7 +209,7 @@ class Producer:
             self.obj.map("lg_bench_templates").update(abi.u32(i), t)
         self.sets += 1
         self.obj.map("lg_bench_config").update(abi.u32(0), CONFIG.pack(0, len(templates), stamp_at, distinct,
-                                                                        self.sets << INO_BITS))
+                                                                        self.sets << INO_BITS, 0))
 
     def run(self, count: int) -> None:
         """`count` events in one BPF_PROG_TEST_RUN."""
@@ -358,8 +359,7 @@ def rss_mib() -> float:
 def memory() -> dict[str, float]:
     """This process's resident memory, MiB: all of it, its own (anonymous), the event ring's
     mapping, and its proportional size (PSS). The ring's pages are the kernel's, allocated when
-    the map was made and mapped twice (its data follows itself, so a record that wraps reads as
-    one): RSS counts them twice, PSS once."""
+    the map was made, and mapped once by the reader (lsmguard.loader.ringbuf)."""
     status = Path("/proc/self/status").read_text()
 
     def kib(name: str) -> int:
@@ -580,8 +580,7 @@ def report(result: dict[str, object]) -> list[str]:
         lines.append(f"memory during the flood (peak, sampled every {STATUS_EVERY_S:.0f} s): RSS "
                      f"{result['flood_peak_rss_mib']} MiB, of which the daemon's own (anonymous) "
                      f"{result['flood_peak_own_mib']} MiB and the ring's mapping {ring} MiB "
-                     f"(its {ring_mib} MiB of kernel memory, mapped twice); PSS, the ring counted once, "
-                     f"{result['flood_peak_pss_mib']} MiB")
+                     f"(its {ring_mib} MiB of kernel memory, mapped once); PSS {result['flood_peak_pss_mib']} MiB")
         lines.append(f"watchdog: the loop's longest round in the flood took {result['flood_longest_loop_s']:.3f} s "
                      f"(the unit's WatchdogSec={WATCHDOG_S} s; the daemon feeds it every {WATCHDOG_S / 2:.0f} s)")
     c = result["ring_capacity"]

@@ -94,6 +94,42 @@ def account(since: float, directory: Path) -> tuple[int, int, int]:
     return records, events, lost
 
 
+def drive(rate: int, seconds: int, targets: Path, run_dir: Path, daemon: Daemon) -> dict[str, object]:
+    """Denied chmods at `rate` a second (0: unpaced) for `seconds` through the running daemon; what
+    reached the journal, what was counted lost, and whether the books balance."""
+    iterations = (rate or 20_000) * seconds
+    before = settled_status(run_dir)
+    since = time.time()
+    started = time.monotonic()
+    driven = json.loads(subprocess.run(
+        [str(BUILD / "driver"), "chmod", str(targets), str(iterations), str(rate), str(SPREAD)],
+        capture_output=True, text=True, check=True).stdout)
+    driven_s = time.monotonic() - started
+    after = settled_status(run_dir, before["books"]["generated"] + driven["failures"])
+    records, events, lost = account(since, targets)
+    generated = driven["failures"]          # every chmod was denied: each is one event
+    if generated != iterations:
+        raise RuntimeError(f"{iterations - generated} chmods were not denied")
+    return {"rate": rate, "generated": generated, "seconds": round(driven_s, 2),
+            "generated_per_s": round(generated / driven_s), "records": records,
+            "events_in_records": events, "lost": lost,
+            "daemon_events": after["events"] - before["events"],
+            "kernel_lost": after["kernel_lost"] - before["kernel_lost"],
+            "journal_lost": after["journal_lost"] - before["journal_lost"],
+            "balanced": generated == events + lost,
+            "daemon_rss_kib": rss_kib(daemon.process.pid)}
+
+
+def bench_policy(work: Path) -> tuple[Path, Path, Path]:
+    """The denied directory, the policy directory (its policy denying chmod under the first) and
+    the daemon's run directory, under `work`."""
+    targets, policy_dir, run_dir = work / "denied", work / "policies.d", work / "run"
+    for d in (targets, policy_dir):
+        d.mkdir()
+    (policy_dir / "bench.yaml").write_text(POLICY.format(dir=targets))
+    return targets, policy_dir, run_dir
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out", type=Path)
@@ -104,40 +140,16 @@ def main() -> int:
     results.unlink(missing_ok=True)
     rates, seconds = SIZES[args.size]
 
-    work = Path(tempfile.mkdtemp(prefix="lsmguard-pipeline-"))
-    targets, policy_dir, run_dir = work / "denied", work / "policies.d", work / "run"
-    for d in (targets, policy_dir):
-        d.mkdir()
-    (policy_dir / "bench.yaml").write_text(POLICY.format(dir=targets))
+    targets, policy_dir, run_dir = bench_policy(Path(tempfile.mkdtemp(prefix="lsmguard-pipeline-")))
     journald = journald_session()
     next(journald)
     try:
         with daemon_with(policy_dir, run_dir) as (daemon, env):
             for rate in rates:
-                iterations = (rate or 20_000) * seconds
-                before = settled_status(run_dir)
-                since = time.time()
-                started = time.monotonic()
-                drive = json.loads(subprocess.run(
-                    [str(BUILD / "driver"), "chmod", str(targets), str(iterations), str(rate), str(SPREAD)],
-                    capture_output=True, text=True, check=True).stdout)
-                driven_s = time.monotonic() - started
-                after = settled_status(run_dir, before["books"]["generated"] + drive["failures"])
-                records, events, lost = account(since, targets)
-                generated = drive["failures"]          # every chmod was denied: each is one event
-                line = {"rate": rate, "generated": generated, "seconds": round(driven_s, 2),
-                        "generated_per_s": round(generated / driven_s), "records": records,
-                        "events_in_records": events, "lost": lost,
-                        "daemon_events": after["events"] - before["events"],
-                        "kernel_lost": after["kernel_lost"] - before["kernel_lost"],
-                        "journal_lost": after["journal_lost"] - before["journal_lost"],
-                        "balanced": generated == events + lost,
-                        "daemon_rss_kib": rss_kib(daemon.process.pid)}
+                line = drive(rate, seconds, targets, run_dir, daemon)
                 with results.open("a") as f:
                     f.write(json.dumps(line) + "\n")
                 print(json.dumps(line), flush=True)
-                if drive["failures"] != iterations:
-                    raise RuntimeError(f"{iterations - drive['failures']} chmods were not denied")
     finally:
         journald.close()
     return 0

@@ -29,6 +29,7 @@ struct lg_bench_config {
 	__u32 stamp_at;   /* the path's 8 hex digits start here; LG_BENCH_NO_STAMP: identical events */
 	__u32 distinct;   /* stamp seq modulo this many (a set of files); 0: seq itself */
 	__u32 ino_base;   /* the inode of an unstamped event; a stamped one's is this plus its stamp plus 1 */
+	__u32 discard_every; /* 0, or reserve and discard every this many events' record: a reader must skip them */
 };
 
 struct {
@@ -88,6 +89,12 @@ int lg_bench_produce(struct __sk_buff *skb)
 	event->hdr.window_ns = 0;
 	if (event->ino && !lg_coalesce_send(&key, now, &event->hdr.window_ns))
 		return 0; /* as the kernel's path events: a file without an identity is always sent */
+	if (config->discard_every && seq % config->discard_every == 0) {
+		struct lg_path_event *discarded = bpf_ringbuf_reserve(&lg_events, sizeof(*discarded), 0);
+
+		if (discarded)
+			bpf_ringbuf_discard(discarded, 0);
+	}
 	/* as long as its path needs, as the kernel's events are (abi.h) */
 	if (bpf_ringbuf_output(&lg_events, event,
 			       __builtin_offsetof(struct lg_path_event, path) + lg_path_event_room(event->path_len), 0))

@@ -2,11 +2,9 @@
 (the pipeline bench's producer, run with BPF_PROG_TEST_RUN on this host's kernel)."""
 from __future__ import annotations
 
-import struct
-
 from lsmguard import abi
 from lsmguard.loader import BpfObject, RingBuffer
-from tests.bench.host_pipeline import PACKET, PRODUCER
+from tests.bench.host_pipeline import CONFIG, PACKET, PRODUCER
 
 RECORD_HEADER = 8   # BPF_RINGBUF_HDR_SZ: each record's length and flags
 
@@ -18,7 +16,7 @@ def test_fill_counts_what_was_written_and_not_yet_read() -> None:
         template = bytearray(abi.sizeof("struct lg_path_event"))
         abi.view("struct lg_path_event", template).hdr.op = abi.Op.OPEN
         obj.map("lg_bench_templates").update(abi.u32(0), bytes(template))
-        obj.map("lg_bench_config").update(abi.u32(0), struct.pack("=QIIII", 0, 1, 0xFFFFFFFF, 0, 0))
+        obj.map("lg_bench_config").update(abi.u32(0), CONFIG.pack(0, 1, 0xFFFFFFFF, 0, 0, 0))
         read: list[bytes] = []
         with RingBuffer(obj.map("lg_events"), read.append) as ring:
             assert ring.fill() == 0.0
