@@ -42,8 +42,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "status": ("lsmguard status", "lsmguard status --json"),
     "unload": ("sudo systemctl stop lsmguard && sudo lsmguard unload",),
     "deny": ("sudo lsmguard deny exec '/tmp/**'", "sudo lsmguard deny open /etc/shadow --access write",
-             "sudo lsmguard deny connect 203.0.113.0/24 --port 3333-3334 --proto tcp"),
-    "allow": ("sudo lsmguard allow connect 10.0.0.0/8 --port 5432 --exe /usr/sbin/nginx",),
+             "sudo lsmguard deny connect 203.0.113.0/24 --port 3333-3334 --proto tcp",
+             "sudo lsmguard deny bind 4444 --proto tcp"),
+    "allow": ("sudo lsmguard allow connect 10.0.0.0/8 --port 5432 --exe /usr/sbin/nginx",
+              "sudo lsmguard allow listen 80 443 --exe /usr/sbin/nginx"),
     "remove": ("sudo lsmguard remove deny-exec-1", "sudo lsmguard remove allow-connect-1 --policy local-allow-nginx"),
     "audit": ("sudo lsmguard audit --since today --decision deny", "sudo lsmguard audit -b -u nginx -n 20 --details",
               "lsmguard audit --directory /var/log/journal/remote --json"),
@@ -68,6 +70,11 @@ class HelpFormatter(argparse.HelpFormatter):
             else:
                 paragraphs.append(super()._fill_text(paragraph, width, indent))
         return "\n\n".join(paragraphs)
+
+
+def _uid(text: str) -> int | str:
+    """A uid as a number, or a user name for the policy to resolve (checked with the rest of it)."""
+    return int(text) if text.isdigit() else text
 
 
 def epilog(name: str) -> str:
@@ -124,16 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "once through the pinned maps and saved to the policy directory; all or nothing.",
                     Handler("rules", "cmd_rule"), policy_dir=True)
         p.set_defaults(action=action)
-        p.add_argument("operation", choices=("exec", "open", "chmod", "connect"))
+        p.add_argument("operation", choices=("exec", "open", "chmod", "connect", "bind", "listen"))
         p.add_argument("targets", nargs="+", metavar="TARGET",
-                       help="paths (/a/b or /a/**); for connect: CIDRs, unix socket paths or @abstract names")
+                       help="paths (/a/b or /a/**); for connect: CIDRs, unix socket paths or @abstract names; "
+                            "for bind and listen: local ports or ranges (8080, 8000-8099), on any address")
         p.add_argument("--access", action="append", metavar="read|write", help="open: which access (default both)")
         p.add_argument("--port", action="append", metavar="PORT[-PORT]", help="connect: ports or ranges")
-        p.add_argument("--proto", choices=("tcp", "udp", "any"), help="connect: protocol (default any)")
+        p.add_argument("--proto", choices=("tcp", "udp", "any"), help="connect and bind: protocol (default any)")
         p.add_argument("--exe", action="append", metavar="PATH",
                        help="only for processes running PATH (and descendants)")
         p.add_argument("--cgroup", action="append", metavar="PATH", help="only for processes in this cgroup")
-        p.add_argument("--uid", action="append", type=int, metavar="UID", help="only for this effective uid")
+        p.add_argument("--uid", action="append", type=_uid, metavar="UID|USER",
+                       help="only for this effective uid (a user name is resolved when the policy is loaded)")
         p.add_argument("--policy", metavar="NAME", help="the policy to add the rule to")
         p.add_argument("--audit-only", action="store_true",
                        help="put the rule in an audit-mode policy: journal would-deny, refuse nothing")

@@ -8,7 +8,7 @@ import re
 from lsmguard.errors import UsageError
 from lsmguard.policy.errors import Diagnostic, PolicyError
 from lsmguard.policy.load import load_text
-from lsmguard.state.local_rules import Request, new_policy, render, rule_body
+from lsmguard.state.local_rules import LOCAL_PORT_OPERATIONS, Request, new_policy, render, rule_body
 
 _FIELD = re.compile(r"spec\.(?:rules\[0\]\.[a-z]+\.(?P<key>[a-z]+)|subjects\.(?P<subject>[a-z]+))\[(?P<index>\d+)\]")
 _SUBJECT_OPTIONS = {"executables": "--exe", "cgroups": "--cgroup", "uids": "--uid"}
@@ -22,6 +22,8 @@ def _given(req: Request) -> dict[str, tuple[str, list[str]]]:
         inet = [t for t in targets if not t.startswith(("/", "@"))]
         inet = [] if inet == ["any"] else inet       # as local_rules.rule_body writes them
         given = {"unix": ("argument", unix), "cidrs": ("argument", inet), "ports": ("--port", list(req.ports))}
+    elif req.operation in LOCAL_PORT_OPERATIONS:
+        given = {"ports": ("argument", targets)}
     else:
         given = {"paths": ("argument", targets), "access": ("--access", list(req.access))}
     for kind, option in _SUBJECT_OPTIONS.items():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import pwd
 from typing import Any
 
 from lsmguard.policy import progress
@@ -194,7 +195,21 @@ def _subjects(p: _Problems, raw: dict[str, Any] | None) -> Subjects | None:
         else:
             cgroups.append(text)
     return Subjects(executables=_paths(p, raw.get("executables", []), at + ("executables",)),
-                    cgroups=tuple(cgroups), uids=tuple(raw.get("uids", [])))
+                    cgroups=tuple(cgroups), uids=_uids(p, raw.get("uids", []), at + ("uids",)))
+
+
+def _uids(p: _Problems, items: list[int | str], path: FieldPath) -> tuple[int, ...]:
+    """Numbers as they are; names through NSS, now (a user added later needs the set applied again)."""
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, int):
+            out.append(item)
+            continue
+        try:
+            out.append(pwd.getpwnam(item).pw_uid)
+        except KeyError:
+            p.error(path + (i,), f"no user named {item!r} on this host (getent passwd {item})")
+    return tuple(out)
 
 
 def build_policy(doc: Document, *, lenient: bool = False) -> Policy:

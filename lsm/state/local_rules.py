@@ -28,14 +28,14 @@ class LocalRuleError(UsageError):
 @dataclass(frozen=True)
 class Request:
     action: str                      # allow | deny
-    operation: str                   # exec | open | chmod | connect
-    targets: tuple[str, ...]         # paths, or CIDRs / unix paths for connect
+    operation: str                   # exec | open | chmod | connect | bind | listen
+    targets: tuple[str, ...]         # paths; CIDRs / unix paths for connect; ports for bind and listen
     access: tuple[str, ...] = ()     # open: read, write
     ports: tuple[str, ...] = ()
     protocol: str | None = None
     executables: tuple[str, ...] = ()
     cgroups: tuple[str, ...] = ()
-    uids: tuple[int, ...] = ()
+    uids: tuple[int | str, ...] = ()   # numbers, or user names (resolved when loaded)
     audit_only: bool = False
 
     @property
@@ -66,6 +66,10 @@ def default_policy_name(req: Request) -> str:
     return name
 
 
+# Operations on a local port: their rules name ports only (docs/policy.md).
+LOCAL_PORT_OPERATIONS = ("bind", "listen")
+
+
 def rule_body(req: Request) -> dict[str, object]:
     if req.operation == "connect":
         body: dict[str, object] = {}
@@ -87,8 +91,17 @@ def rule_body(req: Request) -> dict[str, object]:
         return body
     if req.access and req.operation != "open":
         raise LocalRuleError(f"--access applies to open rules, not {req.operation}")
+    if req.operation in LOCAL_PORT_OPERATIONS:   # the arguments are the ports, on any local address
+        if req.ports:
+            raise LocalRuleError(f"{req.operation}: give the ports as arguments, not with --port")
+        if req.protocol and req.operation == "listen":
+            raise LocalRuleError("--proto applies to connect and bind rules: listen is a stream socket's")
+        ports: dict[str, object] = {"ports": [int(t) if t.isdigit() else t for t in req.targets]}
+        if req.protocol:
+            ports["protocol"] = req.protocol
+        return ports
     if req.ports or req.protocol:
-        raise LocalRuleError(f"--port and --proto apply to connect rules, not {req.operation}")
+        raise LocalRuleError(f"--port and --proto apply to connect and bind rules, not {req.operation}")
     body = {"paths": list(req.targets)}
     if req.access:
         body["access"] = list(req.access)

@@ -90,13 +90,13 @@ complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l json -d 'print the
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l policy-dir -x -a '(__fish_complete_directories)' -d 'policy directory (default /etc/lsmguard/policies.d, or $LSMGUARD_POLICY_DIR)'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l access -x -a 'read write' -d 'open: which access (default both)'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l port -x -d 'connect: ports or ranges'
-complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l proto -x -a 'tcp udp any' -d 'connect: protocol (default any)'
+complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l proto -x -a 'tcp udp any' -d 'connect and bind: protocol (default any)'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l exe -r -F -d 'only for processes running PATH (and descendants)'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l cgroup -x -d 'only for processes in this cgroup'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l uid -x -d 'only for this effective uid'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l policy -x -a '(__lsmguard_names policies)' -d 'the policy to add the rule to'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l audit-only -d 'put the rule in an audit-mode policy: journal would-deny, refuse nothing'
-complete -c lsmguard -n '__lsmguard_argument deny 0 --policy-dir --access --port --proto --exe --cgroup --uid --policy' -a 'exec open chmod connect'
+complete -c lsmguard -n '__lsmguard_argument deny 0 --policy-dir --access --port --proto --exe --cgroup --uid --policy' -a 'exec open chmod connect bind listen'
 complete -c lsmguard -n '__lsmguard_argument deny 1+ --policy-dir --access --port --proto --exe --cgroup --uid --policy' -F
 
 # allow
@@ -105,13 +105,13 @@ complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l json -d 'print th
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l policy-dir -x -a '(__fish_complete_directories)' -d 'policy directory (default /etc/lsmguard/policies.d, or $LSMGUARD_POLICY_DIR)'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l access -x -a 'read write' -d 'open: which access (default both)'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l port -x -d 'connect: ports or ranges'
-complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l proto -x -a 'tcp udp any' -d 'connect: protocol (default any)'
+complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l proto -x -a 'tcp udp any' -d 'connect and bind: protocol (default any)'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l exe -r -F -d 'only for processes running PATH (and descendants)'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l cgroup -x -d 'only for processes in this cgroup'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l uid -x -d 'only for this effective uid'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l policy -x -a '(__lsmguard_names policies)' -d 'the policy to add the rule to'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l audit-only -d 'put the rule in an audit-mode policy: journal would-deny, refuse nothing'
-complete -c lsmguard -n '__lsmguard_argument allow 0 --policy-dir --access --port --proto --exe --cgroup --uid --policy' -a 'exec open chmod connect'
+complete -c lsmguard -n '__lsmguard_argument allow 0 --policy-dir --access --port --proto --exe --cgroup --uid --policy' -a 'exec open chmod connect bind listen'
 complete -c lsmguard -n '__lsmguard_argument allow 1+ --policy-dir --access --port --proto --exe --cgroup --uid --policy' -F
 
 # remove

@@ -4,11 +4,13 @@ access, a daemon killed with SIGKILL leaves no gap, SIGHUP with a broken policy
 keeps the old one."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -238,6 +240,23 @@ def test_a_file_system_mounted_under_a_rule_after_the_apply_is_covered(host: Hos
     finally:
         (host.policy_dir / "no-drop.yaml").unlink()
         daemon.reload()
+
+
+def test_deny_bind_from_the_command_line_refuses_that_port_and_protocol_only(host: Host, daemon: Daemon) -> None:
+    rule = json.loads(host.lsmguard("deny", "bind", "4444", "--proto", "tcp", "--json").stdout)["rule"]
+    try:
+        with socket.socket() as tcp:
+            with pytest.raises(PermissionError) as refused:
+                tcp.bind(("127.0.0.1", 4444))
+            assert refused.value.errno == errno.EPERM
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 4444))           # the rule is tcp's
+        with socket.socket() as other:
+            other.bind(("127.0.0.1", 4445))
+    finally:
+        host.lsmguard("remove", rule)
+    with socket.socket() as tcp:
+        tcp.bind(("127.0.0.1", 4444))               # removed: in force no more
 
 
 def test_sigkill_and_restart_leave_no_gap(host: Host, daemon: Daemon, tmp_path: Path,

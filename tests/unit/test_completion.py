@@ -225,7 +225,7 @@ def test_policy_names_and_rule_ids_come_from_the_policies(shell: str, completer:
 @pytest.mark.parametrize("shell", SHELLS)
 def test_values_complete_from_choices_and_files(shell: str, completer: dict, policy_dir: Path) -> None:
     complete_line = completer[shell]
-    assert sorted(complete_line("lsmguard deny ")) == ["chmod", "connect", "exec", "open"]
+    assert sorted(complete_line("lsmguard deny ")) == ["bind", "chmod", "connect", "exec", "listen", "open"]
     assert sorted(complete_line("lsmguard audit --decision ")) == ["audit", "deny", "would-deny"]
     assert sorted(complete_line("lsmguard allow open /etc/x --access ")) == ["read", "write"]
     assert sorted(complete_line("lsmguard audit --since today --op ch")) == ["chmod", "chown"]

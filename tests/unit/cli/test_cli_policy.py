@@ -29,7 +29,9 @@ def lsmguard(paths: Paths, *args: str, user: str | None = None) -> subprocess.Co
 @pytest.mark.parametrize("args, status, message", [
     (("deny", "exec", "/tmp/**"), 3, "lsmguard is not loaded (nothing pinned under "),
     (("remove", "no-such-rule"), 2, "no rule no-such-rule: `lsmguard list` shows the rules"),
-    (("deny", "chmod", "/etc/**", "--port", "22"), 2, "--port and --proto apply to connect rules, not chmod"),
+    (("deny", "chmod", "/etc/**", "--port", "22"), 2, "--port and --proto apply to connect and bind rules, not chmod"),
+    (("deny", "bind", "4444", "--port", "22"), 2, "bind: give the ports as arguments, not with --port"),
+    (("allow", "listen", "80", "--proto", "udp"), 2, "--proto applies to connect and bind rules: listen is a"),
     (("deny", "frobnicate", "/x"), 2, "argument operation: invalid choice: 'frobnicate'"),
     (("audit", "--since", "soon"), 2, "'soon' is not a time"),
 ])
@@ -144,6 +146,11 @@ def test_list_shows_whom_each_policy_is_for(paths: Paths) -> None:
       "deny: argument 'any' is not an IPv4 or IPv6 address or CIDR",
       "deny: --port 99999 is not a port (1-65535)"]),
     (("allow", "open", "/x", "--access", "rw"), ["allow: --access rw is not one of read, write"]),
+    (("deny", "bind", "4444", "0", "x"), ["deny: argument '0' is not a port (1-65535)",
+                                          "deny: argument 'x' is not a port (1-65535) or a range 'low-high'"]),
+    (("deny", "exec", "/x", "--uid", "no-such-user-lsmguard"),
+     ["deny: --uid no-such-user-lsmguard: no user named 'no-such-user-lsmguard' on this host "
+      "(getent passwd no-such-user-lsmguard)"]),
     (("deny", "exec", "/x", "--uid", "4294967295", "--cgroup", "/a/"),
      ["deny: --cgroup /a/ is not normalised: no empty components or trailing slash",
       "deny: --uid 4294967295 is not a uid (0-4294967294)"]),

@@ -97,3 +97,34 @@ def test_shipped_policy_loads_in_audit_mode_with_the_schema_modeline(file: Path)
     assert len(result.policies) == 1
     assert result.policies[0].mode.value == "audit"
     assert result.warnings == []
+
+
+USERS_HEAD = """\
+apiVersion: lsmguard.example.org/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  mode: enforce
+  subjects:
+    uids: [%s]
+  rules: [{id: r, action: deny, exec: {paths: [/tmp/**]}}]
+"""
+
+
+def test_a_user_name_is_resolved_through_nss_and_numbers_stay_numbers() -> None:
+    import pwd
+    root, nobody = pwd.getpwnam("root").pw_uid, pwd.getpwnam("nobody").pw_uid
+    [policy] = load_text(USERS_HEAD % "root, 1234, nobody", "web.yaml").policies
+    assert policy.subjects is not None and policy.subjects.uids == (root, 1234, nobody)
+
+
+@pytest.mark.parametrize("uids, expected", [
+    ("root, no-such-user-lsmguard", "web.yaml:7:18: spec.subjects.uids[1]: no user named 'no-such-user-lsmguard' "
+                                   "on this host (getent passwd no-such-user-lsmguard)"),
+    ("'1000-60000'", "web.yaml:7:12: spec.subjects.uids[0]: '1000-60000' is not a uid (0-4294967294) or a user name"),
+    ("-1", "web.yaml:7:12: spec.subjects.uids[0]: -1 is not a uid (0-4294967294)"),
+])
+def test_a_user_the_host_does_not_know_is_an_error_at_its_position(uids: str, expected: str) -> None:
+    with pytest.raises(PolicyError) as exc:
+        load_text(USERS_HEAD % uids, "web.yaml")
+    assert [str(d) for d in exc.value.diagnostics if d.severity == "error"] == [expected]
