@@ -87,7 +87,7 @@ struct {
 	__uint(max_entries, LG_SUBJECT_UIDS_MAX);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct lg_uid_key);
-	__type(value, __u64); /* policies naming the uid */
+	__type(value, struct lg_uid_policies);
 } lg_subject_uids SEC(".maps");
 
 struct {

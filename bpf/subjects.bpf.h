@@ -27,51 +27,74 @@ static __always_inline __u64 lg_task_exe_ids(struct task_struct *task)
 	return ids;
 }
 
-static __always_inline __u64 lg_exe_policies(const struct lg_policy_set *set, __u64 ids)
+static __always_inline __u64 lg_exe_policies(const __u64 by_id[LG_EXE_IDS], __u64 ids)
 {
 	__u64 policies = 0;
 	__u32 i;
 
 	for (i = 0; i < LG_EXE_IDS; i++)
 		if ((ids >> i) & 1)
-			policies |= set->exe_policies[i];
+			policies |= by_id[i];
 	return policies;
 }
 
-static __always_inline __u64 lg_cgroup_policies(struct lg_scratch *s, const struct lg_config *config,
-						__u32 generation)
+/*
+ * The policies whose subjects name the task's cgroup (`*including`), and those whose except
+ * does (`*excluding`). A cgroup deeper than the walk, or a torn read, lets every cgroup
+ * subject apply and excepts nothing: the choice that governs rather than exempts.
+ */
+static __always_inline void lg_cgroup_policies(struct lg_scratch *s, const struct lg_config *config,
+					       __u32 generation, __u64 *including, __u64 *excluding)
 {
 	struct lg_path cgroup;
 	__u64 seq = s->seq;
-	__u64 policies;
 
 	lg_resolve_cgroup(&s->cgroup, s->name, &cgroup);
 	lg_lookup_in(s, config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, 0, 1, false, s->spare);
-	policies = s->spare[0].allow;
-	/* deeper than the walk, or torn: let every cgroup subject apply rather than none */
-	return cgroup.flags || !lg_scratch_intact(s, seq) ? ~0ULL : policies;
+	if (cgroup.flags || !lg_scratch_intact(s, seq)) {
+		*including = ~0ULL;
+		*excluding = 0;
+		return;
+	}
+	*including = s->spare[0].allow;
+	*excluding = s->spare[0].deny;
 }
 
-static __always_inline __u64 lg_uid_policies(struct task_struct *task, __u32 generation)
+static __always_inline struct lg_uid_policies lg_uid_policies(struct task_struct *task, __u32 generation)
 {
 	struct lg_uid_key key = { .uid = BPF_CORE_READ(task, cred, euid.val), .generation = generation };
-	__u64 *policies = bpf_map_lookup_elem(&lg_subject_uids, &key);
+	struct lg_uid_policies *found = bpf_map_lookup_elem(&lg_subject_uids, &key);
+	struct lg_uid_policies none = {};
 
-	return policies ? *policies : 0;
+	return found ? *found : none;
 }
 
-/* The policies applying to the current task: those without subjects, and those whose subjects match. */
+/*
+ * The policies applying to the current task: those without subjects, and those whose
+ * subjects match (each kind they name) and whose except does not (any entry of it).
+ */
 static __always_inline __u64 lg_applying_policies(struct lg_scratch *s, const struct lg_config *config,
 						  const struct lg_policy_set *set, __u32 generation)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 with = set->with_subjects, matched = with;
+	__u64 with = set->with_subjects, matched = with, excluded = 0;
+	__u64 exe_ids = lg_task_exe_ids(task);
+	__u64 cgroup_including = 0, cgroup_excluding = 0;
+	struct lg_uid_policies uid = {};
 
-	matched &= set->unconstrained_exe | lg_exe_policies(set, lg_task_exe_ids(task));
+	matched &= set->unconstrained_exe | lg_exe_policies(set->exe_policies, exe_ids);
+	if ((matched & ~set->unconstrained_cgroup) || (matched & set->excluding_cgroup))
+		lg_cgroup_policies(s, config, generation, &cgroup_including, &cgroup_excluding);
 	if (matched & ~set->unconstrained_cgroup)
-		matched &= set->unconstrained_cgroup | lg_cgroup_policies(s, config, generation);
+		matched &= set->unconstrained_cgroup | cgroup_including;
+	if ((matched & ~set->unconstrained_uid) || (matched & set->excluding))
+		uid = lg_uid_policies(task, generation);
 	if (matched & ~set->unconstrained_uid)
-		matched &= set->unconstrained_uid | lg_uid_policies(task, generation);
+		matched &= set->unconstrained_uid | uid.including;
+	if (matched & set->excluding) {
+		excluded = lg_exe_policies(set->exe_excluding, exe_ids) | cgroup_excluding | uid.excluding;
+		matched &= ~(excluded & set->excluding);
+	}
 	return (set->policies & ~with) | matched;
 }
 

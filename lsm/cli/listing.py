@@ -13,18 +13,26 @@ DEFAULT_RULE = "(default)"
 EVERY_PROCESS = "every process"
 
 
-def subjects(policy: Policy) -> dict[str, list[Any]] | None:
-    """A policy's subjects as its file writes them; None: every process."""
-    return dict(policy.subjects.spec()) if policy.subjects is not None else None
+def subjects(policy: Policy) -> dict[str, Any] | None:
+    """A policy's subjects as its file writes them (`except` a mapping of its own); None: every process."""
+    return policy.subjects.spec() if policy.subjects is not None else None
+
+
+_SUBJECT_LABELS = {"executables": "exe", "cgroups": "cgroup", "uids": "uid"}
 
 
 def subjects_text(policy: Policy) -> str:
-    """`exe /usr/sbin/nginx, cgroup /system.slice/web.service, uid 33`; every kind must match."""
-    given = subjects(policy)
-    if not given:
+    """`exe /usr/sbin/nginx, cgroup /system.slice/web.service, uid 33`; every kind must match.
+    `every process except exe /usr/sbin/sshd`: any entry of except exempts."""
+    if policy.subjects is None:
         return EVERY_PROCESS
-    labels = {"executables": "exe", "cgroups": "cgroup", "uids": "uid"}
-    return ", ".join(f"{labels[kind]} {' '.join(map(str, values))}" for kind, values in given.items())
+    kinds = policy.subjects.kinds()
+    text = ", ".join(f"{_SUBJECT_LABELS[kind]} {' '.join(map(str, values))}" for kind, values in kinds.items()) \
+        or EVERY_PROCESS
+    if policy.subjects.excluded is not None:
+        text += " except " + ", ".join(f"{_SUBJECT_LABELS[kind]} {' '.join(map(str, values))}"
+                                       for kind, values in policy.subjects.excluded.kinds().items())
+    return text
 
 
 def _port(r: PortRange) -> int | str:

@@ -63,8 +63,9 @@ def _masks(masks: Masks, enforce: int) -> bytes:
                           _attribution(masks, Action.AUDIT, masks.audit, enforce))
 
 
-def _u64(value: int) -> bytes:
-    return struct.pack("=Q", value)
+def _subject_masks(masks: Masks) -> bytes:
+    """A subject entry: `allow` the policies naming it, `deny` those excepting it; no rule to report."""
+    return abi.MASKS.pack(masks.deny, masks.allow, 0, abi.NO_RULE, abi.NO_RULE)
 
 
 @dataclass
@@ -134,7 +135,8 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
             for path, masks in entries.items():
                 name = os.fsencode(path)
                 key = abi.path_entry_key(hash_key, name, PATH_SLOTS[slot], match, generation, dev)
-                path_entries.append((key, _masks(masks, compiled.enforce)))
+                value = _masks(masks, compiled.enforce) if slot is not Slot.SUBJECT_CGROUP else _subject_masks(masks)
+                path_entries.append((key, value))
                 summary.add(PATH_SLOTS[slot], match is abi.Match.PREFIX, name)
 
     for slot, patterns in raw.items():
@@ -169,8 +171,11 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
                                   PORT_INTERVAL_HEAD.pack(interval.low, interval.high, 0)
                                   + _masks(interval.masks, compiled.enforce)))
 
-    out.by_map["lg_subject_uids"] = [(abi.pack("struct lg_uid_key", uid=uid, generation=generation), _u64(mask))
-                                     for uid, mask in compiled.uids.items()]
+    out.by_map["lg_subject_uids"] = [
+        (abi.pack("struct lg_uid_key", uid=uid, generation=generation),
+         abi.pack("struct lg_uid_policies", including=compiled.uids.get(uid, 0),
+                  excluding=compiled.uids_excluded.get(uid, 0)))
+        for uid in sorted(compiled.uids.keys() | compiled.uids_excluded.keys())]
     out.by_map["lg_rule_identities"] = list(hits.identities(compiled, hash_key, generation))
     out.policy_set = policy_set(compiled, exe_ids, bound_inodes, drift_since or [])
     return out
@@ -194,11 +199,15 @@ def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes
     exe_policies = [0] * abi.EXE_IDS
     for pattern, mask in compiled.exe_patterns.items():
         exe_policies[exe_ids[pattern]] |= mask
+    exe_excluding = [0] * abi.EXE_IDS
+    for pattern, mask in compiled.exe_excluded.items():
+        exe_excluding[exe_ids[pattern]] |= mask
     return abi.pack("struct lg_policy_set", policies=(1 << len(compiled.names)) - 1, enforce=compiled.enforce,
                     default_deny=default_deny, unresolved_refuse=unresolved,
                     with_subjects=compiled.with_subjects, unconstrained_exe=compiled.unconstrained_exe,
                     unconstrained_cgroup=compiled.unconstrained_cgroup, unconstrained_uid=compiled.unconstrained_uid,
-                    exe_policies=exe_policies, bound_inodes=bound_inodes,
+                    exe_policies=exe_policies, excluding=compiled.excluding,
+                    excluding_cgroup=compiled.excluding_cgroup, exe_excluding=exe_excluding, bound_inodes=bound_inodes,
                     drift_deny=compiled.drift_deny, drift_audit=compiled.drift_audit,
                     drift_since=[{"monotonic_ns": b.monotonic_ns, "realtime_ns": b.realtime_ns}
                                  for b in drift_since or []])

@@ -26,7 +26,7 @@ OPERATION_ORDER = [o.value for o in Operation]
 class Header:
     name: str
     mode: str                                   # audit | enforce
-    subjects: dict[str, list[object]]
+    subjects: dict[str, object]   # as a policy file writes them (`except`: a mapping)
     operations: list[str]
     learned_from: str = ""
     summary: list[str] = field(default_factory=list)   # comment lines at the top

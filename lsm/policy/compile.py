@@ -44,8 +44,8 @@ class Slot(enum.Enum):
     OPEN_WRITE = "open-write"
     CHMOD = "chmod"
     UNIX = "connect-unix"
-    SUBJECT_EXE = "subject-exe"        # allow = policies naming the executable
-    SUBJECT_CGROUP = "subject-cgroup"  # allow = policies naming the cgroup (recursive patterns)
+    SUBJECT_EXE = "subject-exe"        # allow = policies naming the executable, deny = those excepting it
+    SUBJECT_CGROUP = "subject-cgroup"  # the same for cgroups (recursive patterns)
 
 
 class InetSlot(enum.Enum):
@@ -162,8 +162,15 @@ class Compiled:
     unconstrained_uid: int
     paths: dict[Slot, PathTable]
     inet: dict[InetSlot, InetTable]
-    exe_patterns: dict[PathPattern, int]    # subject executables, unmerged: pattern -> policies
+    # subject executables, unmerged: pattern -> policies naming it; every pattern of `except`
+    # is here too (with no policy when no subjects name it), for the kernel tracks them alike
+    exe_patterns: dict[PathPattern, int]
     uids: dict[int, int]
+    # `except`: pattern (or uid) -> policies that exclude it
+    exe_excluded: dict[PathPattern, int] = field(default_factory=dict)
+    uids_excluded: dict[int, int] = field(default_factory=dict)
+    excluding: int = 0                      # policies with an `except`
+    excluding_cgroup: int = 0               # policies with cgroups in their `except`
     # Exact paths' own deny and audit rules (no allow, no covering prefix), per binding slot:
     # what binds to the file a path names when the set is applied.
     bindable: dict[Slot, dict[str, Masks]] = field(default_factory=dict)
@@ -179,7 +186,7 @@ class Compiled:
     def entry_count(self) -> int:
         return (sum(len(t.exact) + len(t.prefix) for t in self.paths.values())
                 + sum(len(iv) for t in self.inet.values() for iv in t.networks.values())
-                + len(self.uids))
+                + len(self.uids.keys() | self.uids_excluded.keys()))
 
 
 # The slots a policy's default decides, by operation.
@@ -212,6 +219,15 @@ def _bindable(masks: Masks) -> Masks:
 def bit_table(patterns: dict[PathPattern, int]) -> PathTable:
     """A path table whose entries' `allow` is the union of the bits of every pattern covering them."""
     return merge_path_table({p: Masks(allow=bits) for p, bits in patterns.items()})
+
+
+def subject_table(including: dict[PathPattern, int], excluding: dict[PathPattern, int]) -> PathTable:
+    """A subject table: each entry's `allow` the policies whose subjects name it (or a pattern
+    covering it), its `deny` those whose `except` does."""
+    masks = {p: Masks(allow=bits) for p, bits in including.items()}
+    for pattern, bits in excluding.items():
+        masks.setdefault(pattern, Masks()).deny |= bits
+    return merge_path_table(masks)
 
 
 def merge_path_table(patterns: dict[PathPattern, Masks]) -> PathTable:
@@ -301,6 +317,10 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     cgroups: dict[PathPattern, int] = {}
     exe_patterns: dict[PathPattern, int] = {}
     uids: dict[int, int] = {}
+    exe_excluded: dict[PathPattern, int] = {}
+    cgroups_excluded: dict[PathPattern, int] = {}
+    uids_excluded: dict[int, int] = {}
+    excluding = excluding_cgroup = 0
     enforce = with_subjects = drift_deny = drift_audit = 0
     unconstrained = {"exe": 0, "cgroup": 0, "uid": 0}
     total, done = sum(len(p.rules) for p in policies), 0
@@ -331,6 +351,17 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                 cgroups[cgroup_pattern] = cgroups.get(cgroup_pattern, 0) | bit
             for uid in s.uids:
                 uids[uid] = uids.get(uid, 0) | bit
+            if s.excluded is not None:
+                excluding |= bit
+                for pattern in s.excluded.executables:
+                    exe_excluded[pattern] = exe_excluded.get(pattern, 0) | bit
+                    exe_patterns.setdefault(pattern, 0)
+                for cgroup in s.excluded.cgroups:
+                    excluding_cgroup |= bit
+                    cgroup_pattern = PathPattern(cgroup, True)
+                    cgroups_excluded[cgroup_pattern] = cgroups_excluded.get(cgroup_pattern, 0) | bit
+                for uid in s.excluded.uids:
+                    uids_excluded[uid] = uids_excluded.get(uid, 0) | bit
         for index, rule in enumerate(policy.rules):
             if done % progress.STEP == 0:
                 progress.report("compiling", done, total)
@@ -355,8 +386,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     bindable = {slot: {p.base: _bindable(m) for p, m in patterns[slot].items()
                        if not p.recursive and p.base.startswith("/") and (m.deny or m.audit)}
                 for slot in BINDING_SLOTS}
-    paths[Slot.SUBJECT_EXE] = bit_table(exe_patterns)
-    paths[Slot.SUBJECT_CGROUP] = bit_table(cgroups)
+    paths[Slot.SUBJECT_EXE] = subject_table(exe_patterns, exe_excluded)
+    paths[Slot.SUBJECT_CGROUP] = subject_table(cgroups, cgroups_excluded)
     return Compiled(
         policies=list(policies), names=[p.name for p in policies], rules=[[r.id for r in p.rules] for p in policies],
         enforce=enforce, default_deny=default_deny, unresolved_refuse=unresolved_refuse,
@@ -364,5 +395,6 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         unconstrained_exe=unconstrained["exe"], unconstrained_cgroup=unconstrained["cgroup"],
         unconstrained_uid=unconstrained["uid"], paths=paths,
         inet={slot: _merge_inet(inet_rules, slot) for slot in InetSlot},
-        exe_patterns=exe_patterns, uids=uids, bindable=bindable, drift_deny=drift_deny, drift_audit=drift_audit,
-        patterns=patterns, write_ancestors=write_ancestors)
+        exe_patterns=exe_patterns, uids=uids, exe_excluded=exe_excluded, uids_excluded=uids_excluded,
+        excluding=excluding, excluding_cgroup=excluding_cgroup, bindable=bindable, drift_deny=drift_deny,
+        drift_audit=drift_audit, patterns=patterns, write_ancestors=write_ancestors)

@@ -92,13 +92,19 @@ def cgroup_within(cgroup: str, ancestor: str) -> bool:
 
 
 def applies(subjects: Subjects | None, process: Process) -> bool:
+    """Every kind given matches (an empty kind does not constrain), and no entry of `except` does."""
     if subjects is None:
         return True
     images = (process.exe, *process.ancestry)
+    excluded = subjects.excluded
     return ((not subjects.executables
              or any(p.matches(image) for p in subjects.executables for image in images))
             and (not subjects.cgroups or any(cgroup_within(process.cgroup, c) for c in subjects.cgroups))
-            and (not subjects.uids or process.uid in subjects.uids))
+            and (not subjects.uids or process.uid in subjects.uids)
+            and not (excluded is not None
+                     and (any(p.matches(image) for p in excluded.executables for image in images)
+                          or any(cgroup_within(process.cgroup, c) for c in excluded.cgroups)
+                          or process.uid in excluded.uids)))
 
 
 def _path_hit(patterns: tuple[PathPattern, ...], path: str) -> bool:

@@ -152,13 +152,15 @@ class Rule:
 @dataclass(frozen=True)
 class Subjects:
     """Which processes a policy applies to: every listed kind must match (AND);
-    within one kind, any entry (OR). An empty kind does not constrain."""
+    within one kind, any entry (OR). An empty kind does not constrain. A process that
+    matches any entry of `excluded` (any kind: OR) is not governed, whatever else it matches."""
     executables: tuple[PathPattern, ...] = ()
     cgroups: tuple[str, ...] = ()
     uids: tuple[int, ...] = ()
+    excluded: Subjects | None = None      # `except:`; its own `excluded` is always None
 
-    def spec(self) -> dict[str, list[object]]:
-        """As a policy file writes them (`spec.subjects`): only the kinds given."""
+    def kinds(self) -> dict[str, list[object]]:
+        """The kinds given, as a policy file writes them."""
         out: dict[str, list[object]] = {}
         if self.executables:
             out["executables"] = [str(p) for p in self.executables]
@@ -166,6 +168,13 @@ class Subjects:
             out["cgroups"] = list(self.cgroups)
         if self.uids:
             out["uids"] = list(self.uids)
+        return out
+
+    def spec(self) -> dict[str, object]:
+        """As a policy file writes them (`spec.subjects`): only the kinds given, then `except`."""
+        out: dict[str, object] = dict(self.kinds())
+        if self.excluded is not None:
+            out["except"] = self.excluded.kinds()
         return out
 
 

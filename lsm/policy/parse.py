@@ -184,6 +184,12 @@ def _subjects(p: _Problems, raw: dict[str, Any] | None) -> Subjects | None:
     if raw is None:
         return None
     at = ("spec", "subjects")
+    excluded = _subject_kinds(p, raw["except"], at + ("except",)) if "except" in raw else None
+    kinds = _subject_kinds(p, raw, at)
+    return Subjects(kinds.executables, kinds.cgroups, kinds.uids, excluded)
+
+
+def _subject_kinds(p: _Problems, raw: dict[str, Any], at: FieldPath) -> Subjects:
     cgroups = []
     for i, text in enumerate(raw.get("cgroups", [])):
         problem = path_problem(text)

@@ -128,12 +128,12 @@ def unknown_key_message(key: str, allowed: list[str], *, operation: bool = False
 
 @functools.cache
 def rule_validator() -> jsonschema.Draft202012Validator | None:
-    """The schema of one rule, when spec.rules constrains nothing but its items (and the
-    schema has no $ref to resolve); None otherwise: documents are then validated whole."""
+    """The schema of one rule, when spec.rules constrains nothing but its items (and has no
+    $ref to resolve); None otherwise: documents are then validated whole."""
     import jsonschema
     schema: Any = validator().schema
     rules = schema["properties"]["spec"]["properties"]["rules"]
-    if set(rules) - {"type", "items", "description"} or "$ref" in json.dumps(schema):
+    if set(rules) - {"type", "items", "description"} or "$ref" in json.dumps(rules):
         return None
     return jsonschema.Draft202012Validator(rules["items"])
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.evaluate import Process, Request, decide
-from lsmguard.policy.model import Access, Action, Default, Mode, Operation, PathPattern, Policy, Rule
+from lsmguard.policy.model import Access, Action, Default, Mode, Operation, PathPattern, Policy, Rule, Subjects
 from tests.kernel.policies import reset
 
 DIRS = ["", "a", "b", "ab", "a/b"]
@@ -69,7 +69,8 @@ def strategies(root: Path):
         default = draw(st.sampled_from(list(Default)))
         ops = frozenset(draw(st.lists(st.sampled_from([Operation.EXEC, Operation.CHMOD]), min_size=1, max_size=2)))
         return Policy(name, draw(st.sampled_from([Mode.ENFORCE, Mode.ENFORCE, Mode.AUDIT])), default, rules,
-                      operations=ops if default is Default.DENY else frozenset(r.operation for r in rules))
+                      operations=ops if default is Default.DENY else frozenset(r.operation for r in rules),
+                      subjects=draw(st.sampled_from(SUBJECTS)))
 
     policy_sets = st.integers(1, 3).flatmap(lambda n: st.tuples(*[policy(f"p{i}") for i in range(n)])).map(list)
     files = [str(root / d / "f") for d in DIRS]
@@ -86,6 +87,14 @@ def strategies(root: Path):
         st.sampled_from(files).map(lambda f: ("chown", Request(Operation.CHMOD, path=f))))
     return policy_sets, st.lists(syscalls, min_size=1, max_size=6)
 
+
+# This test runs as root in its own cgroup (the processes it execs too): subjects and excepts
+# that name, or do not name, the caller by uid and by cgroup.
+OWN_CGROUP = Path("/proc/self/cgroup").read_text().strip().removeprefix("0::")
+SUBJECTS = [None, Subjects(uids=(0,)), Subjects(uids=(1,)), Subjects(excluded=Subjects(uids=(0,))),
+            Subjects(excluded=Subjects(uids=(1,))), Subjects(uids=(0,), excluded=Subjects(cgroups=(OWN_CGROUP,))),
+            Subjects(excluded=Subjects(cgroups=("/lsmguard-no-such-cgroup",), uids=(1,))),
+            Subjects(cgroups=(OWN_CGROUP,), excluded=Subjects(uids=(1,)))]
 
 OPEN_FLAGS = {Access.READ: os.O_RDONLY, Access.WRITE: os.O_WRONLY, Access.ANY: os.O_RDWR}
 
@@ -111,7 +120,7 @@ def perform(how: str, request: Request) -> bool:
 
 def test_kernel_decisions_equal_the_reference_evaluator(tree: Path, module_engine: Engine) -> None:
     policy_sets, request_lists = strategies(tree)
-    caller = Process(exe="/usr/bin/python3")   # unused: no subjects are generated
+    caller = Process(exe=os.path.realpath("/proc/self/exe"), cgroup=OWN_CGROUP, uid=os.geteuid())
     seen: dict[tuple[Operation, bool], int] = {}
 
     # Explicit cases: every operation both denied and allowed, whatever the random draw.

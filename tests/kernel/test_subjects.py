@@ -176,3 +176,30 @@ def test_a_rule_of_a_policy_that_does_not_apply_is_not_reported(engine: Engine, 
     [event] = drain_events(engine)
     assert describe(engine.compiled, event.header, event) == ("second", "s")
     assert engine.rule_hits()[("second", "?")] >= 1
+
+
+def test_except_exempts_an_executable_and_its_descendants(engine: Engine, target: Path, subject_exe: Path) -> None:
+    """"Only sshd reads the host keys": one deny rule, everyone governed but the excepted
+    executable and what it runs."""
+    apply(engine, guarded_policy(target, f"{{except: {{executables: [\"{subject_exe}\"]}}}}"))
+    assert run(BUSYBOX, "chmod", "600", str(target)) != 0                       # governed
+    assert run(str(subject_exe), "chmod", "600", str(target)) == 0              # excepted
+    assert run(str(subject_exe), "sh", "-c", f"{BUSYBOX} chmod 640 {target}") == 0   # and its descendants
+    with pytest.raises(PermissionError):
+        os.chmod(target, 0o644)                                                 # this test process too
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert [e.header.decision for e in drain_events(engine)] == [Decision.DENY] * 2
+
+
+def test_except_a_cgroup_or_a_uid_among_the_subjects(engine: Engine, target: Path, cgroup: Path) -> None:
+    """Any entry of except exempts: here the inner cgroup of a governed one, or uid 1234."""
+    apply(engine, guarded_policy(target, "{cgroups: [/lsmguard-test], except: {cgroups: [/lsmguard-test/inner], "
+                                         "uids: [1234]}}"))
+    assert in_cgroup(cgroup, BUSYBOX, "chmod", "600", str(target)) != 0                  # governed
+    assert in_cgroup(cgroup / "inner", BUSYBOX, "chmod", "600", str(target)) == 0        # its excepted inner cgroup
+    os.chown(target, 1234, 1234)                       # so that uid 1234 may chmod it at all
+    assert in_cgroup(cgroup, "setpriv", "--reuid=1234", "--regid=1234", "--clear-groups",
+                     BUSYBOX, "chmod", "640", str(target)) == 0                          # the excepted uid
+    assert in_cgroup(cgroup, BUSYBOX, "chmod", "644", str(target)) != 0                  # root there: governed
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert [e.header.decision for e in drain_events(engine)] == [Decision.DENY] * 2

@@ -196,6 +196,10 @@ struct lg_policy_set {
 	__u64 unconstrained_cgroup;
 	__u64 unconstrained_uid;
 	__u64 exe_policies[LG_EXE_IDS];  /* exe id -> policies naming that executable */
+	/* `except`: a task matching any entry of a policy's is not governed by it */
+	__u64 excluding;                 /* policies with an except */
+	__u64 excluding_cgroup;          /* policies whose except names cgroups */
+	__u64 exe_excluding[LG_EXE_IDS]; /* exe id -> policies excepting that executable */
 	__u32 bound_inodes;              /* inode entries of this generation: none, no inode lookups */
 	__u32 reserved;
 	/* Drift: policies that refuse (or audit) executing files changed after their baseline. */
@@ -263,6 +267,12 @@ struct lg_port_interval {
 struct lg_uid_key {
 	__u32 uid;
 	__u32 generation;
+};
+
+/* lg_subject_uids' value: the policies whose subjects name a uid, and those whose except does. */
+struct lg_uid_policies {
+	__u64 including;
+	__u64 excluding;
 };
 
 /* Per-task subject state (task storage), inherited at fork. */

@@ -33,16 +33,19 @@ def inet_lookup(table: InetTable, address: ipaddress.IPv4Address | ipaddress.IPv
 def subject_mask(c: Compiled, process: Process) -> int:
     """The policies that apply to `process`; in the kernel, kept per task."""
     all_policies = (1 << len(c.names)) - 1
-    exe = 0
+    exe = excluded = 0
     for image in (process.exe, *process.ancestry):   # the kernel ORs this in at each exec
         found = c.paths[Slot.SUBJECT_EXE].lookup(image)
         exe |= found.allow if found else 0
+        excluded |= found.deny if found else 0
     found_cgroup = c.paths[Slot.SUBJECT_CGROUP].lookup(process.cgroup)   # the kernel walks the cgroup's path
     cgroup = found_cgroup.allow if found_cgroup else 0
+    excluded |= found_cgroup.deny if found_cgroup else 0
     uid = c.uids.get(process.uid, 0)
+    excluded |= c.uids_excluded.get(process.uid, 0)
     constrained = ((c.unconstrained_exe | exe) & (c.unconstrained_cgroup | cgroup)
                    & (c.unconstrained_uid | uid) & c.with_subjects)
-    return (all_policies & ~c.with_subjects) | constrained
+    return ((all_policies & ~c.with_subjects) | constrained) & ~(excluded & c.excluding)
 
 
 def _lookups(c: Compiled, request: Request) -> list[tuple[Slot | InetSlot, Masks | None]]:

@@ -53,13 +53,24 @@ def rules(draw: st.DrawFn, index: int) -> Rule:
 
 
 @st.composite
+def subject_kinds(draw: st.DrawFn, min_size: int = 0) -> Subjects:
+    """Subjects of each kind (or `except`'s: then at least one entry of some kind)."""
+    while True:
+        kinds = Subjects(executables=tuple(draw(st.lists(patterns, max_size=2))),
+                         cgroups=tuple(draw(st.lists(st.sampled_from(["/a", "/a/b", "/c"]), max_size=2))),
+                         uids=tuple(draw(st.lists(st.sampled_from([0, 33, 1000]), max_size=2))))
+        if len(kinds.executables) + len(kinds.cgroups) + len(kinds.uids) >= min_size:
+            return kinds
+
+
+@st.composite
 def policies(draw: st.DrawFn, name: str) -> Policy:
     rule_list = [draw(rules(i)) for i in range(draw(st.integers(0, 5)))]
     subjects = None
     if draw(st.booleans()):
-        subjects = Subjects(executables=tuple(draw(st.lists(patterns, max_size=2))),
-                            cgroups=tuple(draw(st.lists(st.sampled_from(["/a", "/a/b", "/c"]), max_size=2))),
-                            uids=tuple(draw(st.lists(st.sampled_from([0, 33, 1000]), max_size=2))))
+        excluded = draw(st.none() | subject_kinds(min_size=1))
+        kinds = draw(subject_kinds())
+        subjects = Subjects(kinds.executables, kinds.cgroups, kinds.uids, excluded)
     operations = frozenset(draw(st.lists(st.sampled_from(list(Operation)), max_size=4))) \
         or frozenset(r.operation for r in rule_list)
     return Policy(name=name, mode=draw(st.sampled_from(list(Mode))), default=draw(st.sampled_from(list(Default))),
