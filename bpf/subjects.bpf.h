@@ -60,13 +60,26 @@ static __always_inline void lg_cgroup_policies(struct lg_scratch *s, const struc
 	*excluding = s->spare[0].deny;
 }
 
-static __always_inline struct lg_uid_policies lg_uid_policies(struct task_struct *task, __u32 generation)
+/* The policies naming the task's uid, and those excepting it: exactly (one lookup), or in a range. */
+static __always_inline struct lg_uid_policies lg_uid_policies(struct task_struct *task, const struct lg_policy_set *set,
+							      __u32 generation)
 {
 	struct lg_uid_key key = { .uid = BPF_CORE_READ(task, cred, euid.val), .generation = generation };
 	struct lg_uid_policies *found = bpf_map_lookup_elem(&lg_subject_uids, &key);
-	struct lg_uid_policies none = {};
+	struct lg_uid_policies out = {};
+	__u32 i;
 
-	return found ? *found : none;
+	if (found)
+		out = *found;
+	for (i = 0; i < LG_UID_RANGES && i < set->uid_range_count; i++) {
+		const struct lg_uid_range *range = &set->uid_ranges[i];
+
+		if (range->low <= key.uid && key.uid <= range->high) {
+			out.including |= range->including;
+			out.excluding |= range->excluding;
+		}
+	}
+	return out;
 }
 
 /*
@@ -88,7 +101,7 @@ static __always_inline __u64 lg_applying_policies(struct lg_scratch *s, const st
 	if (matched & ~set->unconstrained_cgroup)
 		matched &= set->unconstrained_cgroup | cgroup_including;
 	if ((matched & ~set->unconstrained_uid) || (matched & set->excluding))
-		uid = lg_uid_policies(task, generation);
+		uid = lg_uid_policies(task, set, generation);
 	if (matched & ~set->unconstrained_uid)
 		matched &= set->unconstrained_uid | uid.including;
 	if (matched & set->excluding) {

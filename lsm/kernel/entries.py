@@ -207,7 +207,10 @@ def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes
                     with_subjects=compiled.with_subjects, unconstrained_exe=compiled.unconstrained_exe,
                     unconstrained_cgroup=compiled.unconstrained_cgroup, unconstrained_uid=compiled.unconstrained_uid,
                     exe_policies=exe_policies, excluding=compiled.excluding,
-                    excluding_cgroup=compiled.excluding_cgroup, exe_excluding=exe_excluding, bound_inodes=bound_inodes,
+                    excluding_cgroup=compiled.excluding_cgroup, exe_excluding=exe_excluding,
+                    uid_ranges=[{"low": r.low, "high": r.high, "including": naming, "excluding": excepting}
+                                for r, naming, excepting in compiled.uid_ranges],
+                    uid_range_count=len(compiled.uid_ranges), bound_inodes=bound_inodes,
                     drift_deny=compiled.drift_deny, drift_audit=compiled.drift_audit,
                     drift_since=[{"monotonic_ns": b.monotonic_ns, "realtime_ns": b.realtime_ns}
                                  for b in drift_since or []])

@@ -33,9 +33,11 @@ from lsmguard.policy.model import (
     PortRange,
     Protocol,
     Rule,
+    UidRange,
 )
 
 MAX_POLICIES = 64
+UID_RANGES = 8   # LG_UID_RANGES in abi.h; tests/unit/test_abi.py holds them equal
 
 
 class Slot(enum.Enum):
@@ -169,6 +171,8 @@ class Compiled:
     # `except`: pattern (or uid) -> policies that exclude it
     exe_excluded: dict[PathPattern, int] = field(default_factory=dict)
     uids_excluded: dict[int, int] = field(default_factory=dict)
+    # uid ranges: (range, policies naming it, policies excepting it), at most UID_RANGES distinct
+    uid_ranges: list[tuple[UidRange, int, int]] = field(default_factory=list)
     excluding: int = 0                      # policies with an `except`
     excluding_cgroup: int = 0               # policies with cgroups in their `except`
     # Exact paths' own deny and audit rules (no allow, no covering prefix), per binding slot:
@@ -319,6 +323,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     uids: dict[int, int] = {}
     exe_excluded: dict[PathPattern, int] = {}
     cgroups_excluded: dict[PathPattern, int] = {}
+    uid_ranges: dict[UidRange, list[int]] = {}   # range -> [naming, excepting]
     uids_excluded: dict[int, int] = {}
     excluding = excluding_cgroup = 0
     enforce = with_subjects = drift_deny = drift_audit = 0
@@ -341,7 +346,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         if policy.subjects is not None:
             with_subjects |= bit
             s = policy.subjects
-            for kind, present in (("exe", s.executables), ("cgroup", s.cgroups), ("uid", s.uids)):
+            for kind, present in (("exe", s.executables), ("cgroup", s.cgroups), ("uid", s.uids or s.uid_ranges)):
                 if not present:
                     unconstrained[kind] |= bit
             for pattern in s.executables:
@@ -351,6 +356,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                 cgroups[cgroup_pattern] = cgroups.get(cgroup_pattern, 0) | bit
             for uid in s.uids:
                 uids[uid] = uids.get(uid, 0) | bit
+            for uid_range in s.uid_ranges:
+                uid_ranges.setdefault(uid_range, [0, 0])[0] |= bit
             if s.excluded is not None:
                 excluding |= bit
                 for pattern in s.excluded.executables:
@@ -362,6 +369,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                     cgroups_excluded[cgroup_pattern] = cgroups_excluded.get(cgroup_pattern, 0) | bit
                 for uid in s.excluded.uids:
                     uids_excluded[uid] = uids_excluded.get(uid, 0) | bit
+                for uid_range in s.excluded.uid_ranges:
+                    uid_ranges.setdefault(uid_range, [0, 0])[1] |= bit
         for index, rule in enumerate(policy.rules):
             if done % progress.STEP == 0:
                 progress.report("compiling", done, total)
@@ -380,6 +389,9 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                 if unix is not None:
                     for name in unix.abstract:
                         _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
+    if len(uid_ranges) > UID_RANGES:
+        raise CompileError(f"{len(uid_ranges)} distinct uid ranges in the policies: at most {UID_RANGES} can be "
+                           "applied at once (name single uids, or merge ranges)")
     progress.report("merging", 0, total)
     paths = {slot: merge_path_table(table) for slot, table in patterns.items()}
     write_ancestors = _write_ancestors(patterns[Slot.OPEN_WRITE])
@@ -396,5 +408,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         unconstrained_uid=unconstrained["uid"], paths=paths,
         inet={slot: _merge_inet(inet_rules, slot) for slot in InetSlot},
         exe_patterns=exe_patterns, uids=uids, exe_excluded=exe_excluded, uids_excluded=uids_excluded,
+        uid_ranges=[(r, naming, excepting) for r, (naming, excepting) in sorted(uid_ranges.items(),
+                                                                                key=lambda item: item[0].low)],
         excluding=excluding, excluding_cgroup=excluding_cgroup, bindable=bindable, drift_deny=drift_deny,
         drift_audit=drift_audit, patterns=patterns, write_ancestors=write_ancestors)

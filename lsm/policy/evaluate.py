@@ -100,11 +100,11 @@ def applies(subjects: Subjects | None, process: Process) -> bool:
     return ((not subjects.executables
              or any(p.matches(image) for p in subjects.executables for image in images))
             and (not subjects.cgroups or any(cgroup_within(process.cgroup, c) for c in subjects.cgroups))
-            and (not subjects.uids or process.uid in subjects.uids)
+            and (not (subjects.uids or subjects.uid_ranges) or subjects.has_uid(process.uid))
             and not (excluded is not None
                      and (any(p.matches(image) for p in excluded.executables for image in images)
                           or any(cgroup_within(process.cgroup, c) for c in excluded.cgroups)
-                          or process.uid in excluded.uids)))
+                          or excluded.has_uid(process.uid))))
 
 
 def _path_hit(patterns: tuple[PathPattern, ...], path: str) -> bool:

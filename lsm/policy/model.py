@@ -150,6 +150,19 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class UidRange:
+    """An inclusive range of uids, written "1000-60000"."""
+    low: int
+    high: int
+
+    def __contains__(self, uid: int) -> bool:
+        return self.low <= uid <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.low}-{self.high}"
+
+
+@dataclass(frozen=True)
 class Subjects:
     """Which processes a policy applies to: every listed kind must match (AND);
     within one kind, any entry (OR). An empty kind does not constrain. A process that
@@ -158,6 +171,10 @@ class Subjects:
     cgroups: tuple[str, ...] = ()
     uids: tuple[int, ...] = ()
     excluded: Subjects | None = None      # `except:`; its own `excluded` is always None
+    uid_ranges: tuple[UidRange, ...] = ()   # uids: "low-high" entries (the kind is uids)
+
+    def has_uid(self, uid: int) -> bool:
+        return uid in self.uids or any(uid in r for r in self.uid_ranges)
 
     def kinds(self) -> dict[str, list[object]]:
         """The kinds given, as a policy file writes them."""
@@ -166,8 +183,8 @@ class Subjects:
             out["executables"] = [str(p) for p in self.executables]
         if self.cgroups:
             out["cgroups"] = list(self.cgroups)
-        if self.uids:
-            out["uids"] = list(self.uids)
+        if self.uids or self.uid_ranges:
+            out["uids"] = [*self.uids, *(str(r) for r in self.uid_ranges)]
         return out
 
     def spec(self) -> dict[str, object]:

@@ -25,6 +25,7 @@ from lsmguard.policy.model import (
     Protocol,
     Rule,
     Subjects,
+    UidRange,
     UnixTarget,
     normalise_network,
 )
@@ -186,7 +187,7 @@ def _subjects(p: _Problems, raw: dict[str, Any] | None) -> Subjects | None:
     at = ("spec", "subjects")
     excluded = _subject_kinds(p, raw["except"], at + ("except",)) if "except" in raw else None
     kinds = _subject_kinds(p, raw, at)
-    return Subjects(kinds.executables, kinds.cgroups, kinds.uids, excluded)
+    return Subjects(kinds.executables, kinds.cgroups, kinds.uids, excluded, kinds.uid_ranges)
 
 
 def _subject_kinds(p: _Problems, raw: dict[str, Any], at: FieldPath) -> Subjects:
@@ -200,22 +201,36 @@ def _subject_kinds(p: _Problems, raw: dict[str, Any], at: FieldPath) -> Subjects
                     f"lsmguard follows cgroups up to {CGROUP_DEPTH_MAX} levels")
         else:
             cgroups.append(text)
+    uids, uid_ranges = _uids(p, raw.get("uids", []), at + ("uids",))
     return Subjects(executables=_paths(p, raw.get("executables", []), at + ("executables",)),
-                    cgroups=tuple(cgroups), uids=_uids(p, raw.get("uids", []), at + ("uids",)))
+                    cgroups=tuple(cgroups), uids=uids, uid_ranges=uid_ranges)
 
 
-def _uids(p: _Problems, items: list[int | str], path: FieldPath) -> tuple[int, ...]:
-    """Numbers as they are; names through NSS, now (a user added later needs the set applied again)."""
-    out = []
+UID_MAX = 4294967294   # (uid_t)-1 is no uid
+
+
+def _uids(p: _Problems, items: list[int | str], path: FieldPath) -> tuple[tuple[int, ...], tuple[UidRange, ...]]:
+    """Numbers as they are; "low-high" ranges; names through NSS, now (a user added later
+    needs the set applied again)."""
+    out, ranges = [], []
     for i, item in enumerate(items):
         if isinstance(item, int):
             out.append(item)
+            continue
+        if item[:1].isdigit():   # the schema let only "digits-digits" through
+            low, high = (int(x) for x in item.split("-"))
+            if high > UID_MAX:
+                p.error(path + (i,), f"{high} is not a uid (0-{UID_MAX})")
+            elif low > high:
+                p.error(path + (i,), f"'{item}' is an inverted uid range ({low} > {high})")
+            else:
+                ranges.append(UidRange(low, high))
             continue
         try:
             out.append(pwd.getpwnam(item).pw_uid)
         except KeyError:
             p.error(path + (i,), f"no user named {item!r} on this host (getent passwd {item})")
-    return tuple(out)
+    return tuple(out), tuple(ranges)
 
 
 def build_policy(doc: Document, *, lenient: bool = False) -> Policy:

@@ -103,7 +103,7 @@ def _message(error: jsonschema.ValidationError, path: FieldPath) -> tuple[str, b
     if v == "anyOf" and "uids" in path:
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value} is not a uid (0-4294967294)", False
-        return f"{value!r} is not a uid (0-4294967294) or a user name", False
+        return f"{value!r} is not a uid (0-4294967294), a range 'low-high' or a user name", False
     if v == "anyOf" and "ports" in path:
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value} is not a port (1-65535)", False

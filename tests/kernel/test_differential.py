@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.evaluate import Process, Request, decide
-from lsmguard.policy.model import Access, Action, Default, Mode, Operation, PathPattern, Policy, Rule, Subjects
+from lsmguard.policy.model import (Access, Action, Default, Mode, Operation, PathPattern, Policy, Rule, Subjects,
+                                   UidRange)
 from tests.kernel.policies import reset
 
 DIRS = ["", "a", "b", "ab", "a/b"]
@@ -94,7 +95,9 @@ OWN_CGROUP = Path("/proc/self/cgroup").read_text().strip().removeprefix("0::")
 SUBJECTS = [None, Subjects(uids=(0,)), Subjects(uids=(1,)), Subjects(excluded=Subjects(uids=(0,))),
             Subjects(excluded=Subjects(uids=(1,))), Subjects(uids=(0,), excluded=Subjects(cgroups=(OWN_CGROUP,))),
             Subjects(excluded=Subjects(cgroups=("/lsmguard-no-such-cgroup",), uids=(1,))),
-            Subjects(cgroups=(OWN_CGROUP,), excluded=Subjects(uids=(1,)))]
+            Subjects(cgroups=(OWN_CGROUP,), excluded=Subjects(uids=(1,))),
+            Subjects(uid_ranges=(UidRange(0, 10),)), Subjects(uid_ranges=(UidRange(1, 10),)),
+            Subjects(excluded=Subjects(uid_ranges=(UidRange(0, 0), UidRange(5, 9))))]
 
 OPEN_FLAGS = {Access.READ: os.O_RDONLY, Access.WRITE: os.O_WRONLY, Access.ANY: os.O_RDWR}
 

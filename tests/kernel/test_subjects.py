@@ -203,3 +203,19 @@ def test_except_a_cgroup_or_a_uid_among_the_subjects(engine: Engine, target: Pat
     assert in_cgroup(cgroup, BUSYBOX, "chmod", "644", str(target)) != 0                  # root there: governed
     assert oct(target.stat().st_mode & 0o777) == oct(0o640)
     assert [e.header.decision for e in drain_events(engine)] == [Decision.DENY] * 2
+
+
+def test_a_uid_range_with_a_range_excepted(engine: Engine) -> None:
+    directory = Path(tempfile.mkdtemp(dir="/tmp"))   # pytest's own tmp is private to root
+    directory.chmod(0o755)
+    shared = directory / "shared"
+    shared.write_text("")
+    shared.chmod(0o666)                       # any uid may open it for writing: only lsmguard refuses
+    apply(engine, policy("users", "  mode: enforce\n  subjects: {uids: ['1000-1999'], except: {uids: ['1500-1509']}}\n"
+                                  f"  rules: [{{id: no-write, action: deny, open: {{paths: [\"{shared}\"], "
+                                  "access: [write]}}]\n"))
+    refused = {uid: as_uid(uid, BUSYBOX, "sh", "-c", f"echo x >> {shared}") != 0
+               for uid in (999, 1000, 1499, 1500, 1509, 1510, 1999, 2000)}
+    assert refused == {999: False, 1000: True, 1499: True, 1500: False, 1509: False, 1510: True, 1999: True,
+                       2000: False}
+    assert sorted(e.header.uid for e in drain_events(engine)) == [1000, 1499, 1510, 1999]

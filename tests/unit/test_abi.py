@@ -128,7 +128,8 @@ def test_packers_agree_with_cffi_layouts(ctype: str) -> None:
 
 
 def test_limits_shared_with_python_agree_with_the_header() -> None:
-    from lsmguard.policy.compile import MAX_POLICIES
+    from lsmguard.policy.compile import MAX_POLICIES, UID_RANGES
     from lsmguard.policy.parse import CGROUP_DEPTH_MAX
     assert MAX_POLICIES == abi.MAX_POLICIES
     assert CGROUP_DEPTH_MAX == lib.LG_CGROUP_DEPTH_MAX
+    assert UID_RANGES == lib.LG_UID_RANGES

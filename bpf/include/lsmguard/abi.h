@@ -24,6 +24,7 @@
 #define LG_ADDR_LEN 16          /* an IPv6 address; IPv4 uses the first 4 bytes */
 #define LG_UNIX_NAME_MAX 108    /* sizeof(sockaddr_un.sun_path) */
 #define LG_EXE_IDS 64           /* executables that subjects can name, across all policies */
+#define LG_UID_RANGES 8         /* distinct uid ranges that subjects can name, across all policies */
 #define LG_PORT_SEARCH_STEPS 17 /* binary search over at most 65536 disjoint port intervals */
 #define LG_CGROUP_DEPTH_MAX 64  /* cgroup levels walked; deeper subjects are refused by the compiler */
 #define LG_ANCESTORS 4          /* ancestors an event names, parent first: they may be gone when it is read */
@@ -180,6 +181,14 @@ struct lg_drift_baseline {
 	__u64 realtime_ns;
 };
 
+/* A range of uids that subjects name (lg_policy_set.uid_ranges). */
+struct lg_uid_range {
+	__u32 low;
+	__u32 high;       /* inclusive */
+	__u64 including;  /* policies whose subjects name it */
+	__u64 excluding;  /* policies whose except does */
+};
+
 /*
  * Policy-wide masks of one generation (array map `lg_policy_sets`, indexed by
  * generation). Bit i of every mask is policy id i.
@@ -200,6 +209,10 @@ struct lg_policy_set {
 	__u64 excluding;                 /* policies with an except */
 	__u64 excluding_cgroup;          /* policies whose except names cgroups */
 	__u64 exe_excluding[LG_EXE_IDS]; /* exe id -> policies excepting that executable */
+	/* uid ranges ("1000-60000"), each with the policies naming it and those excepting it */
+	struct lg_uid_range uid_ranges[LG_UID_RANGES];
+	__u32 uid_range_count;
+	__u32 reserved2;
 	__u32 bound_inodes;              /* inode entries of this generation: none, no inode lookups */
 	__u32 reserved;
 	/* Drift: policies that refuse (or audit) executing files changed after their baseline. */

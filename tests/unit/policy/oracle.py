@@ -43,6 +43,10 @@ def subject_mask(c: Compiled, process: Process) -> int:
     excluded |= found_cgroup.deny if found_cgroup else 0
     uid = c.uids.get(process.uid, 0)
     excluded |= c.uids_excluded.get(process.uid, 0)
+    for uid_range, naming, excepting in c.uid_ranges:   # the kernel: a bounded loop over the set's ranges
+        if process.uid in uid_range:
+            uid |= naming
+            excluded |= excepting
     constrained = ((c.unconstrained_exe | exe) & (c.unconstrained_cgroup | cgroup)
                    & (c.unconstrained_uid | uid) & c.with_subjects)
     return ((all_policies & ~c.with_subjects) | constrained) & ~(excluded & c.excluding)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from lsmguard.policy.evaluate import Process, Request
 from lsmguard.policy.parse import EVERY_ADDRESS
 from lsmguard.policy.model import (ALL_PORTS, Access, Action, Default, InetTarget, Mode, Operation, PathPattern,
-                                   Policy, PortRange, Protocol, Rule, Subjects, UnixTarget, normalise_network)
+                                   Policy, PortRange, Protocol, Rule, Subjects, UidRange, UnixTarget, normalise_network)
 
 COMPONENTS = ["a", "b", "ab"]
 paths = st.lists(st.sampled_from(COMPONENTS), min_size=0, max_size=3).map(lambda parts: "/" + "/".join(parts))
@@ -52,14 +52,18 @@ def rules(draw: st.DrawFn, index: int) -> Rule:
     return Rule(rid, action, op, inet=InetTarget(networks, ports, protocol))
 
 
+UID_RANGES = [UidRange(0, 0), UidRange(1, 999), UidRange(30, 40), UidRange(1000, 60000)]
+
+
 @st.composite
 def subject_kinds(draw: st.DrawFn, min_size: int = 0) -> Subjects:
     """Subjects of each kind (or `except`'s: then at least one entry of some kind)."""
     while True:
         kinds = Subjects(executables=tuple(draw(st.lists(patterns, max_size=2))),
                          cgroups=tuple(draw(st.lists(st.sampled_from(["/a", "/a/b", "/c"]), max_size=2))),
-                         uids=tuple(draw(st.lists(st.sampled_from([0, 33, 1000]), max_size=2))))
-        if len(kinds.executables) + len(kinds.cgroups) + len(kinds.uids) >= min_size:
+                         uids=tuple(draw(st.lists(st.sampled_from([0, 33, 1000]), max_size=2))),
+                         uid_ranges=tuple(draw(st.lists(st.sampled_from(UID_RANGES), max_size=1))))
+        if len(kinds.executables) + len(kinds.cgroups) + len(kinds.uids) + len(kinds.uid_ranges) >= min_size:
             return kinds
 
 

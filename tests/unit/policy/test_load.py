@@ -118,13 +118,35 @@ def test_a_user_name_is_resolved_through_nss_and_numbers_stay_numbers() -> None:
     assert policy.subjects is not None and policy.subjects.uids == (root, 1234, nobody)
 
 
+def test_a_uid_range_is_inclusive_and_written_back_as_given() -> None:
+    [policy] = load_text(USERS_HEAD % "'1000-60000', 33", "web.yaml").policies
+    assert policy.subjects is not None and policy.subjects.uids == (33,)
+    assert [(r.low, r.high) for r in policy.subjects.uid_ranges] == [(1000, 60000)]
+    assert policy.subjects.has_uid(1000) and policy.subjects.has_uid(60000) and not policy.subjects.has_uid(60001)
+    assert policy.subjects.spec() == {"uids": [33, "1000-60000"]}
+
+
 @pytest.mark.parametrize("uids, expected", [
     ("root, no-such-user-lsmguard", "web.yaml:7:18: spec.subjects.uids[1]: no user named 'no-such-user-lsmguard' "
                                    "on this host (getent passwd no-such-user-lsmguard)"),
-    ("'1000-60000'", "web.yaml:7:12: spec.subjects.uids[0]: '1000-60000' is not a uid (0-4294967294) or a user name"),
+    ("'60000-1000'", "web.yaml:7:12: spec.subjects.uids[0]: '60000-1000' is an inverted uid range (60000 > 1000)"),
+    ("'0-4294967295'", "web.yaml:7:12: spec.subjects.uids[0]: 4294967295 is not a uid (0-4294967294)"),
+    ("'1000-'", "web.yaml:7:12: spec.subjects.uids[0]: '1000-' is not a uid (0-4294967294), a range 'low-high' "
+                "or a user name"),
     ("-1", "web.yaml:7:12: spec.subjects.uids[0]: -1 is not a uid (0-4294967294)"),
 ])
 def test_a_user_the_host_does_not_know_is_an_error_at_its_position(uids: str, expected: str) -> None:
     with pytest.raises(PolicyError) as exc:
         load_text(USERS_HEAD % uids, "web.yaml")
     assert [str(d) for d in exc.value.diagnostics if d.severity == "error"] == [expected]
+
+
+def test_more_uid_ranges_than_the_kernel_holds_are_refused_with_the_bound() -> None:
+    from lsmguard.policy.compile import UID_RANGES, CompileError, compile_policies
+    ranges = ", ".join(f"'{100 * i}-{100 * i + 50}'" for i in range(UID_RANGES + 1))
+    [policy] = load_text(USERS_HEAD % ranges, "web.yaml").policies
+    with pytest.raises(CompileError, match=f"{UID_RANGES + 1} distinct uid ranges in the policies: at most "
+                                           f"{UID_RANGES} can be applied at once"):
+        compile_policies([policy])
+    [fits] = load_text(USERS_HEAD % ranges.rsplit(", ", 1)[0], "web.yaml").policies
+    assert len(compile_policies([fits]).uid_ranges) == UID_RANGES
