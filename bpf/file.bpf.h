@@ -381,7 +381,7 @@ __noinline __u64 lg_exe_ids_of(__u64 dentry)
 	__u64 seq;
 
 	set = lg_begin(&config, &generation, &s, &seq);
-	if (!set || !(set->with_subjects & ~set->unconstrained_exe))
+	if (!set || !((set->with_subjects & ~set->unconstrained_exe) | set->excluding_exe))
 		return 0;
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
 	lg_lookup_in(s, config, &path, generation, LG_SLOT_SUBJECT_EXE, 0, 1, false, s->spare);
@@ -392,8 +392,9 @@ __noinline __u64 lg_exe_ids_of(__u64 dentry)
 /*
  * lg_exe_ids_of, asked again if a preempting program tore its scratch; torn
  * twice, the file counts as every executable: every policy naming one applies
- * to it, rather than none. (A file that is truly every executable is only
- * looked up twice.)
+ * to it, rather than none, and LG_EXE_ID_TORN among them says that no except
+ * naming executables may exempt it. (A file that is truly every executable is
+ * only looked up twice.)
  */
 static __always_inline __u64 lg_exe_ids_asked(struct dentry *dentry)
 {

@@ -105,7 +105,10 @@ static __always_inline __u64 lg_applying_policies(struct lg_scratch *s, const st
 	if (matched & ~set->unconstrained_uid)
 		matched &= set->unconstrained_uid | uid.including;
 	if (matched & set->excluding) {
-		excluded = lg_exe_policies(set->exe_excluding, exe_ids) | cgroup_excluding | uid.excluding;
+		/* a lineage with a torn exec lookup holds every id: it exempts by none */
+		if (!((exe_ids >> LG_EXE_ID_TORN) & 1))
+			excluded = lg_exe_policies(set->exe_excluding, exe_ids);
+		excluded |= cgroup_excluding | uid.excluding;
 		matched &= ~(excluded & set->excluding);
 	}
 	return (set->policies & ~with) | matched;

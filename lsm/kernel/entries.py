@@ -207,7 +207,8 @@ def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes
                     with_subjects=compiled.with_subjects, unconstrained_exe=compiled.unconstrained_exe,
                     unconstrained_cgroup=compiled.unconstrained_cgroup, unconstrained_uid=compiled.unconstrained_uid,
                     exe_policies=exe_policies, excluding=compiled.excluding,
-                    excluding_cgroup=compiled.excluding_cgroup, exe_excluding=exe_excluding,
+                    excluding_cgroup=compiled.excluding_cgroup, excluding_exe=compiled.excluding_exe,
+                    exe_excluding=exe_excluding,
                     uid_ranges=[{"low": r.low, "high": r.high, "including": naming, "excluding": excepting}
                                 for r, naming, excepting in compiled.uid_ranges],
                     uid_range_count=len(compiled.uid_ranges), bound_inodes=bound_inodes,

@@ -41,12 +41,12 @@ def _identity(hash_key: tuple[int, int], pattern: PathPattern) -> _Identity:
 def assign_exe_ids(registry: Map, hash_key: tuple[int, int], patterns: Iterable[PathPattern]) -> dict[PathPattern, int]:
     """The id of each pattern, handing out free ids to new ones (written to `registry`)."""
     taken: dict[_Identity, int] = {}
-    for exe_id in range(abi.EXE_IDS):
+    for exe_id in range(abi.EXE_IDS_ASSIGNABLE):
         raw = registry.lookup(abi.u32(exe_id))
         entry = abi.view("struct lg_exe_id", raw) if raw else None
         if entry is not None and entry.in_use:
             taken[_Identity(entry.hash, entry.len, entry.match)] = exe_id
-    free = [i for i in range(abi.EXE_IDS) if i not in taken.values()]
+    free = [i for i in range(abi.EXE_IDS_ASSIGNABLE) if i not in taken.values()]
     ids: dict[PathPattern, int] = {}
     new: list[tuple[PathPattern, _Identity]] = []
     for pattern in patterns:
@@ -58,7 +58,7 @@ def assign_exe_ids(registry: Map, hash_key: tuple[int, int], patterns: Iterable[
     if len(new) > len(free):
         raise ExeIdsExhausted(
             f"subjects name {len(new)} executables not seen before, and only {len(free)} of "
-            f"{abi.EXE_IDS} executable ids are free since lsmguard was loaded; "
+            f"{abi.EXE_IDS_ASSIGNABLE} executable ids are free since lsmguard was loaded; "
             "`lsmguard unload` and a new load start afresh")
     for (pattern, identity), exe_id in zip(new, free, strict=False):   # new fits in free, checked above
         registry.update(abi.u32(exe_id),

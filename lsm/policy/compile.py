@@ -175,6 +175,7 @@ class Compiled:
     uid_ranges: list[tuple[UidRange, int, int]] = field(default_factory=list)
     excluding: int = 0                      # policies with an `except`
     excluding_cgroup: int = 0               # policies with cgroups in their `except`
+    excluding_exe: int = 0                  # policies with executables in their `except`
     # Exact paths' own deny and audit rules (no allow, no covering prefix), per binding slot:
     # what binds to the file a path names when the set is applied.
     bindable: dict[Slot, dict[str, Masks]] = field(default_factory=dict)
@@ -325,7 +326,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     cgroups_excluded: dict[PathPattern, int] = {}
     uid_ranges: dict[UidRange, list[int]] = {}   # range -> [naming, excepting]
     uids_excluded: dict[int, int] = {}
-    excluding = excluding_cgroup = 0
+    excluding = excluding_cgroup = excluding_exe = 0
     enforce = with_subjects = drift_deny = drift_audit = 0
     unconstrained = {"exe": 0, "cgroup": 0, "uid": 0}
     total, done = sum(len(p.rules) for p in policies), 0
@@ -361,6 +362,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
             if s.excluded is not None:
                 excluding |= bit
                 for pattern in s.excluded.executables:
+                    excluding_exe |= bit
                     exe_excluded[pattern] = exe_excluded.get(pattern, 0) | bit
                     exe_patterns.setdefault(pattern, 0)
                 for cgroup in s.excluded.cgroups:
@@ -410,5 +412,6 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         exe_patterns=exe_patterns, uids=uids, exe_excluded=exe_excluded, uids_excluded=uids_excluded,
         uid_ranges=[(r, naming, excepting) for r, (naming, excepting) in sorted(uid_ranges.items(),
                                                                                 key=lambda item: item[0].low)],
-        excluding=excluding, excluding_cgroup=excluding_cgroup, bindable=bindable, drift_deny=drift_deny,
+        excluding=excluding, excluding_cgroup=excluding_cgroup, excluding_exe=excluding_exe, bindable=bindable,
+        drift_deny=drift_deny,
         drift_audit=drift_audit, patterns=patterns, write_ancestors=write_ancestors)

@@ -191,8 +191,13 @@ def test_except_exempts_an_executable_and_its_descendants(engine: Engine, target
     assert [e.header.decision for e in drain_events(engine)] == [Decision.DENY] * 2
 
 
-def test_except_a_cgroup_or_a_uid_among_the_subjects(engine: Engine, target: Path, cgroup: Path) -> None:
+def test_except_a_cgroup_or_a_uid_among_the_subjects(engine: Engine, cgroup: Path) -> None:
     """Any entry of except exempts: here the inner cgroup of a governed one, or uid 1234."""
+    directory = Path(tempfile.mkdtemp(dir="/tmp"))   # pytest's own tmp is private to root: uid 1234 reaches this
+    directory.chmod(0o755)
+    target = directory / "target"
+    target.write_text("")
+    target.chmod(0o644)
     apply(engine, guarded_policy(target, "{cgroups: [/lsmguard-test], except: {cgroups: [/lsmguard-test/inner], "
                                          "uids: [1234]}}"))
     assert in_cgroup(cgroup, BUSYBOX, "chmod", "600", str(target)) != 0                  # governed

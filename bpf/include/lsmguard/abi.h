@@ -24,6 +24,7 @@
 #define LG_ADDR_LEN 16          /* an IPv6 address; IPv4 uses the first 4 bytes */
 #define LG_UNIX_NAME_MAX 108    /* sizeof(sockaddr_un.sun_path) */
 #define LG_EXE_IDS 64           /* executables that subjects can name, across all policies */
+#define LG_EXE_ID_TORN 63       /* no pattern's id: set, with every other id, when a task's exec could not be looked up */
 #define LG_UID_RANGES 8         /* distinct uid ranges that subjects can name, across all policies */
 #define LG_PORT_SEARCH_STEPS 17 /* binary search over at most 65536 disjoint port intervals */
 #define LG_CGROUP_DEPTH_MAX 64  /* cgroup levels walked; deeper subjects are refused by the compiler */
@@ -208,6 +209,7 @@ struct lg_policy_set {
 	/* `except`: a task matching any entry of a policy's is not governed by it */
 	__u64 excluding;                 /* policies with an except */
 	__u64 excluding_cgroup;          /* policies whose except names cgroups */
+	__u64 excluding_exe;             /* policies whose except names executables */
 	__u64 exe_excluding[LG_EXE_IDS]; /* exe id -> policies excepting that executable */
 	/* uid ranges ("1000-60000"), each with the policies naming it and those excepting it */
 	struct lg_uid_range uid_ranges[LG_UID_RANGES];
