@@ -378,15 +378,17 @@ __noinline __u64 lg_exe_ids_of(__u64 dentry)
 	struct lg_scratch *s;
 	struct lg_path path;
 	__u32 generation;
-	__u64 seq;
+	__u64 seq, ids;
 
 	set = lg_begin(&config, &generation, &s, &seq);
 	if (!set || !((set->with_subjects & ~set->unconstrained_exe) | set->excluding_exe))
 		return 0;
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
 	lg_lookup_in(s, config, &path, generation, LG_SLOT_SUBJECT_EXE, 0, 1, false, s->spare);
-	/* torn: every executable, which lg_exe_ids_asked asks again */
-	return lg_scratch_intact(s, seq) ? s->spare[0].allow : LG_EXE_IDS_TORN;
+	/* read before the intact check, which a preempting program's rewrite could follow;
+	 * torn: every executable, which lg_exe_ids_asked asks again */
+	ids = s->spare[0].allow;
+	return lg_scratch_intact(s, seq) ? ids : LG_EXE_IDS_TORN;
 }
 
 /*

@@ -51,13 +51,13 @@ static __always_inline void lg_cgroup_policies(struct lg_scratch *s, const struc
 
 	lg_resolve_cgroup(&s->cgroup, s->name, &cgroup);
 	lg_lookup_in(s, config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, 0, 1, false, s->spare);
+	/* read before the intact check: a preempting program may rewrite the scratch after it */
+	*including = s->spare[0].allow;
+	*excluding = s->spare[0].deny;
 	if (cgroup.flags || !lg_scratch_intact(s, seq)) {
 		*including = ~0ULL;
 		*excluding = 0;
-		return;
 	}
-	*including = s->spare[0].allow;
-	*excluding = s->spare[0].deny;
 }
 
 /* The policies naming the task's uid, and those excepting it: exactly (one lookup), or in a range. */

@@ -206,7 +206,8 @@ static int lg_membarrier_global(void)
  * Copies up to `max_records` records into `out`, each as its length (a __u32) and its bytes,
  * 4-byte aligned; skips discarded ones; stops at a record still being written, or when `out`
  * is full; then moves the consumer's position past what it took. Returns the records copied
- * (`*out_used`: the bytes of `out` used), or -E2BIG for a record larger than `out` itself.
+ * (`*out_used`: the bytes of `out` used), or -E2BIG for a record larger than `out` itself,
+ * alone in its call and consumed (lost, and said so).
  */
 #define LG_RING_RECORD_LENGTH 4
 
@@ -233,6 +234,10 @@ static int lg_ring_take(void *consumer_page, const void *producer_page, const __
         if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
             need = (LG_RING_RECORD_LENGTH + length + 3) & ~3u;
             if (need > out_size) {
+                if (taken)
+                    break;   /* hand over what was taken; this one comes first next time */
+                /* no buffer holds it: consumed and reported, so the reader is never stuck */
+                cons += (BPF_RINGBUF_HDR_SZ + length + 7) & ~7ull;
                 taken = -E2BIG;
                 break;
             }

@@ -225,7 +225,7 @@ class Engine:
         except BpfError:
             self._delete(written)
             raise
-        exe_table = entries.exe_id_table(compiled, exe_ids)
+        exe_table = entries.seeding_table(compiled, exe_ids)
         if compiled.exe_patterns:
             lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
         raw = bytearray(self.maps["lg_config"].lookup(abi.u32(0)) or b"")

@@ -76,9 +76,15 @@ class GenerationEntries:
     path_summary: abi.PathSummary = field(default_factory=abi.PathSummary)
 
 
-def exe_id_table(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> PathTable:
-    """The subject-executable table the kernel reads: entries carry exe id bits, not policy bits."""
-    return bit_table({pattern: 1 << exe_ids[pattern] for pattern in compiled.exe_patterns})
+def seeding_table(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> PathTable:
+    """The ids given to processes already running, from the names /proc shows (entries carry exe
+    id bits, not policy bits): never those of
+    executables an `except` names. /proc names a process's executable by a path of its own
+    mount namespace, which a user can make say anything; an id given wrongly governs a
+    process under subjects, but would exempt it under an except. So a running process
+    becomes exempt at its next exec, which the kernel sees by the file itself."""
+    return bit_table({pattern: 1 << exe_ids[pattern] for pattern in compiled.exe_patterns
+                      if pattern not in compiled.exe_excluded})
 
 
 def inet_key(generation: int, slot: InetSlot, network: IPNetwork) -> bytes:

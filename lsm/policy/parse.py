@@ -219,8 +219,8 @@ def _uids(p: _Problems, items: list[int | str], path: FieldPath) -> tuple[tuple[
             continue
         if item[:1].isdigit():   # the schema let only "digits-digits" through
             low, high = (int(x) for x in item.split("-"))
-            if high > UID_MAX:
-                p.error(path + (i,), f"{high} is not a uid (0-{UID_MAX})")
+            if max(low, high) > UID_MAX:
+                p.error(path + (i,), f"{max(low, high)} is not a uid (0-{UID_MAX})")
             elif low > high:
                 p.error(path + (i,), f"'{item}' is an inverted uid range ({low} > {high})")
             else:

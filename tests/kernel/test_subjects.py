@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,3 +225,43 @@ def test_a_uid_range_with_a_range_excepted(engine: Engine) -> None:
     assert refused == {999: False, 1000: True, 1499: True, 1500: False, 1509: False, 1510: True, 1999: True,
                        2000: False}
     assert sorted(e.header.uid for e in drain_events(engine)) == [1000, 1499, 1510, 1999]
+
+
+READY_THEN_CHMOD = """
+import os, sys
+target = sys.argv[1]
+print("ready", flush=True)
+sys.stdin.readline()
+try:
+    os.chmod(target, 0o600)
+    print("allowed", flush=True)
+except PermissionError:
+    print("refused", flush=True)
+if len(sys.argv) > 2:                         # then exec itself: the kernel sees the file itself
+    os.execv(sys.executable, [sys.executable, "-c", "import os, sys; os.chmod(sys.argv[1], 0o640); print('allowed')",
+                              target])
+"""
+
+
+def test_a_process_running_before_an_except_stays_governed_until_it_execs(engine: Engine, target: Path,
+                                                                           scratch: Path) -> None:
+    """/proc names a running process's executable by a path its own mount namespace may fake: an
+    except is never given from it. The process is exempt from its next exec, which the kernel sees."""
+    python = scratch / "exempt" / "python3"
+    python.parent.mkdir()
+    shutil.copy2(os.path.realpath(sys.executable), python)
+    env = {**os.environ, "PYTHONHOME": sys.base_prefix}
+    waiting = subprocess.Popen([str(python), "-c", READY_THEN_CHMOD, str(target), "exec"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert waiting.stdout is not None and waiting.stdin is not None
+        assert waiting.stdout.readline() == "ready\n"
+        apply(engine, guarded_policy(target, f"{{except: {{executables: [\"{python}\"]}}}}"))
+        waiting.stdin.write("go\n")
+        waiting.stdin.flush()
+        assert waiting.stdout.readline() == "refused\n"     # running before: governed
+        assert waiting.stdout.readline() == "allowed\n"     # after its exec of the excepted file: exempt
+        assert waiting.wait(timeout=60) == 0
+    finally:
+        waiting.kill()
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)

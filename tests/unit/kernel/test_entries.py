@@ -77,13 +77,19 @@ def test_policy_set_masks() -> None:
     assert s.unresolved_refuse[abi.Slot.CHMOD] == 0
 
 
-def test_exe_table_carries_ids_not_policies() -> None:
-    c = compiled("  mode: enforce\n  subjects: {executables: [/opt/app/**, /usr/bin/tool]}\n"
+def test_the_seeding_table_carries_ids_not_policies_and_never_an_excepted_executable() -> None:
+    """Running processes are given ids by the names /proc shows, which another mount namespace
+    can make say anything: an id that exempts is only ever given by the kernel, at an exec."""
+    c = compiled("  mode: enforce\n  subjects: {executables: [/opt/app/**, /usr/bin/tool], "
+                 "except: {executables: [/usr/sbin/sshd]}}\n"
                  "  rules: [{id: a, action: deny, chmod: {paths: [/etc/**]}}]\n")
-    table = entries.exe_id_table(c, {PathPattern("/opt/app", True): 3, PathPattern("/usr/bin/tool", False): 7})
+    ids = {PathPattern("/opt/app", True): 3, PathPattern("/usr/bin/tool", False): 7,
+           PathPattern("/usr/sbin/sshd", False): 9}
+    table = entries.seeding_table(c, ids)
     assert table.lookup("/opt/app/bin/x").allow == 1 << 3
     assert table.lookup("/usr/bin/tool").allow == 1 << 7
     assert table.lookup("/usr/bin/other") is None
+    assert table.lookup("/usr/sbin/sshd") is None
 
 
 def test_rule_identities_name_every_rule_and_the_specials() -> None:
