@@ -102,8 +102,11 @@ def test_learn_suggest_test_enforce_then_the_injection_is_refused(
     assert not any("cnrig" in p for p in execs)
     check = host.lsmguard("check", str(suggested))
     assert check.stderr == "" and check.stdout.startswith("ok: 1 policy"), check.stderr
-    tested = host.lsmguard("test", str(suggested), "--since", stamp(since - 1), "--until", stamp(until))
-    assert tested.stdout.startswith("ok: web would refuse none of"), tested.stdout
+    tested = host.lsmguard("test", str(suggested), "--since", stamp(since - 1), "--until", stamp(until), check=False)
+    # what it would refuse, and the records and policy it decided on, in the report (once, on 7.3 in
+    # CI run 21, it exited 1 and said nothing more)
+    assert tested.returncode == 0 and tested.stdout.startswith("ok: web would refuse none of"), (
+        f"exit {tested.returncode}\n{tested.stdout}\n{tested.stderr}\npolicy:\n{text}\nrecords:\n{recorded}")
 
     # enforce: the learning policy goes, the suggestion comes
     stopped = host.lsmguard("learn", "--stop", LEARNING)
