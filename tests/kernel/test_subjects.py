@@ -143,12 +143,18 @@ def as_uid(uid: int, *argv: str) -> int:
     return run(*argv, user=uid, group=uid)
 
 
-def test_a_uid(engine: Engine) -> None:
-    directory = Path(tempfile.mkdtemp(dir="/tmp"))   # pytest's own tmp is private to root
+def reachable_file(name: str, mode: int) -> Path:
+    """An empty file with `mode` in a directory every uid can reach (pytest's own tmp is private to root)."""
+    directory = Path(tempfile.mkdtemp(dir="/tmp"))
     directory.chmod(0o755)
-    shared = directory / "shared"
-    shared.write_text("")
-    shared.chmod(0o666)                       # any uid may open it for writing: only lsmguard refuses
+    path = directory / name
+    path.write_text("")
+    path.chmod(mode)
+    return path
+
+
+def test_a_uid(engine: Engine) -> None:
+    shared = reachable_file("shared", 0o666)   # any uid may open it for writing: only lsmguard refuses
     apply(engine, policy("uid", "  mode: enforce\n  subjects: {uids: [1234]}\n"
                                 f"  rules: [{{id: no-write, action: deny, open: {{paths: [\"{shared}\"], access: [write]}}}}]\n"))
     assert as_uid(1234, BUSYBOX, "sh", "-c", f"echo x >> {shared}") != 0
@@ -194,11 +200,7 @@ def test_except_exempts_an_executable_and_its_descendants(engine: Engine, target
 
 def test_except_a_cgroup_or_a_uid_among_the_subjects(engine: Engine, cgroup: Path) -> None:
     """Any entry of except exempts: here the inner cgroup of a governed one, or uid 1234."""
-    directory = Path(tempfile.mkdtemp(dir="/tmp"))   # pytest's own tmp is private to root: uid 1234 reaches this
-    directory.chmod(0o755)
-    target = directory / "target"
-    target.write_text("")
-    target.chmod(0o644)
+    target = reachable_file("target", 0o644)   # uid 1234 must reach it
     apply(engine, guarded_policy(target, "{cgroups: [/lsmguard-test], except: {cgroups: [/lsmguard-test/inner], "
                                          "uids: [1234]}}"))
     assert in_cgroup(cgroup, BUSYBOX, "chmod", "600", str(target)) != 0                  # governed
@@ -212,11 +214,7 @@ def test_except_a_cgroup_or_a_uid_among_the_subjects(engine: Engine, cgroup: Pat
 
 
 def test_a_uid_range_with_a_range_excepted(engine: Engine) -> None:
-    directory = Path(tempfile.mkdtemp(dir="/tmp"))   # pytest's own tmp is private to root
-    directory.chmod(0o755)
-    shared = directory / "shared"
-    shared.write_text("")
-    shared.chmod(0o666)                       # any uid may open it for writing: only lsmguard refuses
+    shared = reachable_file("shared", 0o666)   # any uid may open it for writing: only lsmguard refuses
     apply(engine, policy("users", "  mode: enforce\n  subjects: {uids: ['1000-1999'], except: {uids: ['1500-1509']}}\n"
                                   f"  rules: [{{id: no-write, action: deny, open: {{paths: [\"{shared}\"], "
                                   "access: [write]}}]\n"))
