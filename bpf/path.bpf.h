@@ -91,6 +91,24 @@ static __always_inline bool lg_mount_is_private_clone(struct vfsmount *vfsmnt)
 	return lg_mount_is_unowned(mnt) && !lg_mount_is_kern_mount(mnt);
 }
 
+/*
+ * Prepend "/name" to the path built backwards in `buf` from `*pos`; 1 (and the path
+ * flagged truncated) when it does not fit. Both walks end each step with it.
+ */
+static __always_inline int lg_prepend_name(struct lg_path_buf *buf, __u32 *pos, __u32 *flags,
+					   const unsigned char *name, __u32 len)
+{
+	if (len > LG_NAME_MAX || *pos < len + 1) {
+		*flags |= LG_PATH_TRUNCATED;
+		return 1;
+	}
+	*pos -= len;
+	bpf_probe_read_kernel(&buf->data[*pos & LG_PATH_MASK], len & LG_NAME_MAX, name);
+	*pos -= 1;
+	buf->data[*pos & LG_PATH_MASK] = '/';
+	return 0;
+}
+
 static long lg_walk_step(__u32 index, void *ctx)
 {
 	struct lg_walk *w = ctx;
@@ -115,14 +133,8 @@ static long lg_walk_step(__u32 index, void *ctx)
 
 	len = BPF_CORE_READ(dentry, d_name.len);
 	name = BPF_CORE_READ(dentry, d_name.name);
-	if (len > LG_NAME_MAX || w->pos < len + 1) {
-		w->flags |= LG_PATH_TRUNCATED;
+	if (lg_prepend_name(w->buf, &w->pos, &w->flags, name, len))
 		return 1;
-	}
-	w->pos -= len;
-	bpf_probe_read_kernel(&w->buf->data[w->pos & LG_PATH_MASK], len & LG_NAME_MAX, name);
-	w->pos -= 1;
-	w->buf->data[w->pos & LG_PATH_MASK] = '/';
 	w->dentry = parent;
 	return 0;
 }
@@ -235,14 +247,8 @@ static long lg_identity_step(__u32 index, void *ctx)
 	}
 	len = BPF_CORE_READ(dentry, d_name.len);
 	name = BPF_CORE_READ(dentry, d_name.name);
-	if (len > LG_NAME_MAX || w->pos < len + 1) {
-		w->flags |= LG_PATH_TRUNCATED;
+	if (lg_prepend_name(w->buf, &w->pos, &w->flags, name, len))
 		return 1;
-	}
-	w->pos -= len;
-	bpf_probe_read_kernel(&w->buf->data[w->pos & LG_PATH_MASK], len & LG_NAME_MAX, name);
-	w->pos -= 1;
-	w->buf->data[w->pos & LG_PATH_MASK] = '/';
 	w->dentry = parent;
 	return 0;
 }
