@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,17 +36,38 @@ class Run:
     max_rss: int
 
 
+# Runs one command and reports its exit status and peak memory, the way time(1) does: a
+# child's peak RSS starts at the high-water mark of the process it was forked from, so a
+# test run that once grew large (pytest held 2.8 GiB in CI run 22) would lend every child it
+# forks that figure. This small process is forked from a fresh interpreter instead.
+_PEAK_OF = r"""
+import os, resource, sys
+limit, report, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.close(report)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        os.execv(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+os.write(report, b"%d %d" % (os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024))
+"""
+
+
 def check(*args: str, stdin: bytes = b"") -> Run:
-    """`lsmguard check ARGS`, with a limit on its address space as a safety net. The peak
-    memory is this child's own, from wait4(2): RUSAGE_CHILDREN would report the largest
-    peak of every process this test run has reaped, whatever ran before."""
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BOUND * 2, MEMORY_BOUND * 2))   # virtual: a safety net
+    """`lsmguard check ARGS`, with a limit on its address space as a safety net (virtual
+    memory, twice the bound), and its own peak resident memory (see _PEAK_OF)."""
     started = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "lsmguard", "check", *args], stdin=subprocess.PIPE,
-                                stdout=out, stderr=err, preexec_fn=limit)
-        killer = threading.Timer(DEADLINE_S, proc.kill)
+    report_read, report_write = os.pipe()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, os.fdopen(report_read, "rb") as report:
+        argv = [sys.executable, "-c", _PEAK_OF, str(MEMORY_BOUND * 2), str(report_write),
+                sys.executable, "-m", "lsmguard", "check", *args]
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err,
+                                pass_fds=(report_write,), start_new_session=True)
+        os.close(report_write)
+        killer = threading.Timer(DEADLINE_S, lambda: os.killpg(proc.pid, signal.SIGKILL))
         killer.start()
         try:
             assert proc.stdin is not None
@@ -54,17 +75,19 @@ def check(*args: str, stdin: bytes = b"") -> Run:
                 proc.stdin.write(stdin)
             with contextlib.suppress(BrokenPipeError):
                 proc.stdin.close()
-            _, status, usage = os.wait4(proc.pid, 0)
+            measured = report.read().decode()
+            proc.wait()
         finally:
             killer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)   # reaped here: Popen must not wait again
         seconds = time.monotonic() - started
         if seconds >= DEADLINE_S:
             raise AssertionError(f"lsmguard check {' '.join(args)} did not answer within {DEADLINE_S}s")
+        assert proc.returncode == 0 and measured, f"the measuring process failed: {proc.returncode}"
+        returncode, max_rss = (int(field) for field in measured.split())
         out.seek(0)
         err.seek(0)
-        return Run(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                   seconds, usage.ru_maxrss * 1024)
+        return Run(returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                   seconds, max_rss)
 
 
 def alias_bomb(levels: int) -> str:
