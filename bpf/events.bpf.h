@@ -47,6 +47,27 @@ static __always_inline void lg_fill_header(struct lg_event_header *hdr, __u32 ob
 	lg_fill_ancestors(task, hdr->ancestors);
 }
 
+/* An event's object kind and its flags, in one argument of lg_fill_header_packed. */
+static __always_inline __u64 lg_header_object(__u32 object, __u32 flags)
+{
+	return (__u64)flags << 32 | object;
+}
+
+/*
+ * lg_fill_header as a global function: the verifier checks it once per program
+ * instead of at each of its call sites (an event is built in five places, and the
+ * ancestor walk made up a third to a half of what it walked on 6.1). `what` and
+ * `source` as lg_event_what and lg_event_source pack them.
+ */
+__noinline int lg_fill_header_packed(struct lg_event_header *hdr, __u64 what, __u64 source, __u64 object)
+{
+	if (!hdr)
+		return 0;
+	lg_fill_header(hdr, (__u32)object, what & 0xff, (what >> 8) & 0xff, (what >> 16) & 1, (__u32)source,
+		       source >> 32, object >> 32);
+	return 0;
+}
+
 /* What an event is (op, decision, generation) and what decided it (policy, rule), each in one argument. */
 static __always_inline __u64 lg_event_what(__u32 op, __u32 decision, __u32 generation)
 {
@@ -99,8 +120,7 @@ static __always_inline bool lg_path_event_wanted(__u64 what, __u64 source, const
 static __always_inline void lg_fill_path_event(struct lg_path_event *ev, __u64 what, __u64 source,
 					       const struct lg_path *path, __u32 mode, __u32 len, __u64 window_ns)
 {
-	lg_fill_header(&ev->hdr, LG_OBJECT_PATH, what & 0xff, (what >> 8) & 0xff, (what >> 16) & 1, (__u32)source,
-		       source >> 32, path->flags);
+	lg_fill_header_packed(&ev->hdr, what, source, lg_header_object(LG_OBJECT_PATH, path->flags));
 	ev->hdr.window_ns = window_ns;
 	ev->mode = mode;
 	ev->name = path->kind;
@@ -200,8 +220,7 @@ send:
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
 		return;
 	}
-	lg_fill_header(&ev->hdr, LG_OBJECT_INET, what & 0xff, (what >> 8) & 0xff, (what >> 16) & 1, (__u32)source,
-		       source >> 32, 0);
+	lg_fill_header_packed(&ev->hdr, what, source, lg_header_object(LG_OBJECT_INET, 0));
 	ev->hdr.window_ns = window_ns;
 	ev->family = target->family;
 	ev->port = target->port;

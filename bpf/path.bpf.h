@@ -425,6 +425,18 @@ static __always_inline void lg_lookup_entry(const struct lg_lookup_ctx *c, __u64
 	}
 }
 
+/*
+ * lg_siphash_final_at as a global function: a name's directories are hashed at up to
+ * nine places of a lookup (lg_lookup_ends unrolled, lg_lookup_whole), and the verifier
+ * then checks the finalisation once per program instead of at each.
+ */
+__noinline __u64 lg_name_hash_at(const struct lg_siphash *s, __u64 pending, __u64 len)
+{
+	if (!s)
+		return 0;
+	return lg_siphash_final_at(s, pending, len);
+}
+
 /* Bytes hashed ahead of every name: the device word (0 for names of no file system). */
 #define LG_NAME_HASH_PREFIX 8
 
@@ -495,7 +507,7 @@ static __always_inline void lg_lookup_ends(const struct lg_lookup_ctx *c)
 		wanted = lg_lookup_wanted(l, true, lg_name_depth(len, l->slashes + lg_bytes_marked(l->marks & before)),
 					  len);
 		if (wanted)
-			lg_lookup_entry(c, lg_siphash_final_at(&l->state, l->word & before, LG_NAME_HASH_PREFIX + len),
+			lg_lookup_entry(c, lg_name_hash_at(&l->state, l->word & before, LG_NAME_HASH_PREFIX + len),
 					len, LG_MATCH_PREFIX, wanted);
 	}
 }
@@ -514,7 +526,7 @@ static __always_inline void lg_lookup_whole(const struct lg_lookup_ctx *c)
 
 	if (!(prefix | exact | ancestor))
 		return;
-	l->full_hash = lg_siphash_final_at(&l->state, l->state.pending, LG_NAME_HASH_PREFIX + l->len);
+	l->full_hash = lg_name_hash_at(&l->state, l->state.pending, LG_NAME_HASH_PREFIX + l->len);
 	l->ancestor_wanted = ancestor;
 	l->exact_wanted = exact;
 	lg_lookup_entry(c, l->full_hash, l->len, LG_MATCH_PREFIX, prefix);
