@@ -56,20 +56,29 @@ def _inet(t: InetTarget) -> dict[str, Any]:
 def objects(rule: Rule) -> dict[str, Any]:
     """A rule's objects in the policy format's own words: paths (with access for open and
     fileless for exec), cidrs/ports/protocol, or unix sockets (abstract names with their @)."""
+    out: dict[str, Any]
     if rule.inet is not None:
-        return _inet(rule.inet)
-    if rule.unix is not None:
-        return {"unix": [*map(str, rule.unix.paths), *("@" + a for a in rule.unix.abstract)]}
-    out: dict[str, Any] = {"paths": [str(p) for p in rule.paths]}
-    if rule.operation is Operation.OPEN:
-        out["access"] = [a for a in ("read", "write") if rule.access & Access[a.upper()]]
-    if rule.operation is Operation.EXEC:
-        out["fileless"] = rule.fileless
+        out = _inet(rule.inet)
+    elif rule.unix is not None:
+        out = {"unix": [*map(str, rule.unix.paths), *("@" + a for a in rule.unix.abstract)]}
+    else:
+        out = {"paths": [str(p) for p in rule.paths]}
+        if rule.operation is Operation.OPEN:
+            out["access"] = [a for a in ("read", "write") if rule.access & Access[a.upper()]]
+        if rule.operation is Operation.EXEC:
+            out["fileless"] = rule.fileless
+    if rule.excepted or rule.excepted_networks:
+        out["except"] = [*map(str, rule.excepted), *map(str, rule.excepted_networks)]
     return out
 
 
 def objects_text(rule: Rule) -> str:
     """A rule's objects as one readable cell."""
+    excepted = [*map(str, rule.excepted), *map(str, rule.excepted_networks)]
+    return _objects_text(rule) + (f" except {','.join(excepted)}" if excepted else "")
+
+
+def _objects_text(rule: Rule) -> str:
     if rule.inet is not None:
         t = rule.inet
         nets = ",".join(map(str, t.networks))

@@ -11,13 +11,23 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from lsmguard import abi
 from lsmguard.kernel import hits
 from lsmguard.kernel.inodes import Inode
 from lsmguard.kernel.mounts import MountTable
 from lsmguard.policy.bulk import paused_gc
-from lsmguard.policy.compile import Compiled, InetSlot, Masks, PathTable, Slot, bit_table, merge_path_table
+from lsmguard.policy.compile import (
+    Compiled,
+    ExceptedPattern,
+    InetSlot,
+    Masks,
+    PathTable,
+    Slot,
+    bit_table,
+    merge_path_table,
+)
 from lsmguard.policy.model import Action, IPNetwork, PathPattern
 
 PATH_SLOTS = {Slot.EXEC: abi.Slot.EXEC, Slot.OPEN_READ: abi.Slot.OPEN_READ, Slot.OPEN_WRITE: abi.Slot.OPEN_WRITE,
@@ -28,6 +38,8 @@ INET_SLOTS = {InetSlot.TCP: abi.Slot.TCP, InetSlot.UDP: abi.Slot.UDP, InetSlot.B
 # Bits of an lg_inet_key ahead of the address (LG_INET_KEY_HEADER_BITS in inet.bpf.h).
 INET_KEY_HEADER_BITS = 8 * abi.offsetof("struct lg_inet_key", "addr") - 8 * abi.offsetof("struct lg_inet_key",
                                                                                           "generation")
+
+K = TypeVar("K", PathPattern, ExceptedPattern)
 
 # Maps whose keys carry a generation, and their key types.
 GENERATION_KEYS = {
@@ -96,22 +108,41 @@ def inet_key(generation: int, slot: InetSlot, network: IPNetwork) -> bytes:
 
 def path_patterns(compiled: Compiled) -> list[PathPattern]:
     """Every path of the set that is translated into file identities when it is applied."""
-    return sorted({*(p for table in compiled.patterns.values() for p in table), *compiled.exe_patterns,
+    excepted = {p for table in compiled.excepted.values() for e in table for p in (e.pattern, *e.exceptions)}
+    return sorted({*(p for table in compiled.patterns.values() for p in table), *compiled.exe_patterns, *excepted,
                    *(PathPattern(d, False) for d in compiled.write_ancestors)})
 
 
-def identity_tables(patterns: dict[PathPattern, Masks], mounts: MountTable) -> dict[int, PathTable]:
+def _merge_into(table: dict[K, Masks], key: K, masks: Masks) -> None:
+    if key in table:
+        table[key].merge(masks)   # two names of one file: one entry
+    else:
+        table[key] = masks.copy()
+
+
+def identity_tables(patterns: dict[PathPattern, Masks], mounts: MountTable,
+                    excepted: dict[ExceptedPattern, Masks] | None = None) -> dict[int, PathTable]:
     """One slot's patterns as the kernel looks them up: translated to file identities, and
-    merged per file system (device) so that each entry carries its covering patterns' masks."""
+    merged per file system (device) so that each entry carries its covering patterns' masks.
+    A recursive pattern's exceptions are translated alike; on each file system it reaches,
+    those of them there stay its exceptions."""
     by_dev: dict[int, dict[PathPattern, Masks]] = {}
+    excepted_by_dev: dict[int, dict[ExceptedPattern, Masks]] = {}
     for pattern, masks in patterns.items():
         for identity in mounts.identities(pattern):
-            table = by_dev.setdefault(identity.dev, {})
-            if identity.pattern in table:
-                table[identity.pattern].merge(masks)   # two names of one file: one entry
+            _merge_into(by_dev.setdefault(identity.dev, {}), identity.pattern, masks)
+    for rule_path, masks in (excepted or {}).items():
+        exceptions = [identity for x in rule_path.exceptions for identity in mounts.identities(x)]
+        for identity in mounts.identities(rule_path.pattern):
+            inside = tuple(sorted({x.pattern for x in exceptions
+                                   if x.dev == identity.dev and identity.pattern.matches(x.pattern.base)}))
+            if inside:
+                _merge_into(excepted_by_dev.setdefault(identity.dev, {}), ExceptedPattern(identity.pattern, inside),
+                            masks)
             else:
-                table[identity.pattern] = masks.copy()
-    return {dev: merge_path_table(table) for dev, table in by_dev.items()}
+                _merge_into(by_dev.setdefault(identity.dev, {}), identity.pattern, masks)
+    return {dev: merge_path_table(by_dev.get(dev, {}), excepted_by_dev.get(dev))
+            for dev in by_dev.keys() | excepted_by_dev.keys()}
 
 
 def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
@@ -146,7 +177,7 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
                 summary.add(PATH_SLOTS[slot], match is abi.Match.PREFIX, name)
 
     for slot, patterns in raw.items():
-        for dev, table in identity_tables(patterns, mounts).items():
+        for dev, table in identity_tables(patterns, mounts, compiled.excepted.get(slot)).items():
             add(table, slot, dev)
     add(compiled.paths[Slot.SUBJECT_CGROUP], Slot.SUBJECT_CGROUP, 0)   # cgroup paths: no file system's
     ancestors: dict[tuple[int, str], Masks] = {}

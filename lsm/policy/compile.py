@@ -184,6 +184,8 @@ class Compiled:
     # Each slot's patterns as the rules wrote them, unmerged: the kernel's tables are built
     # from them per file system (lsmguard.kernel.mounts), and merged there.
     patterns: dict[Slot, dict[PathPattern, Masks]] = field(default_factory=dict)
+    # ... and the recursive ones with `except` paths inside, by their exceptions (merged alike)
+    excepted: dict[Slot, dict[ExceptedPattern, Masks]] = field(default_factory=dict)
     # Directories above the paths that write deny (and audit) rules name: a rename of one
     # moves those names, so it is decided as a write of each (deny and audit bits only).
     write_ancestors: dict[str, Masks] = field(default_factory=dict)
@@ -235,25 +237,48 @@ def subject_table(including: dict[PathPattern, int], excluding: dict[PathPattern
     return merge_path_table(masks)
 
 
-def merge_path_table(patterns: dict[PathPattern, Masks]) -> PathTable:
-    """Pre-merge: each entry carries the masks of every recursive pattern covering it."""
+@dataclass(frozen=True, order=True)
+class ExceptedPattern:
+    """A recursive rule path with the `except` paths inside it that its rule does not match."""
+    pattern: PathPattern
+    exceptions: tuple[PathPattern, ...]
+
+    def covers(self, entry: PathPattern) -> bool:
+        """Does the rule match every path the entry stands for (the entry's own lookup)?"""
+        return self.pattern.covers(entry) and not any(x.covers(entry) for x in self.exceptions)
+
+
+def merge_path_table(patterns: dict[PathPattern, Masks],
+                     excepted: dict[ExceptedPattern, Masks] | None = None) -> PathTable:
+    """Pre-merge: each entry carries the masks of every recursive pattern covering it. With
+    `excepted`, each exception is an entry too, without the masks of the rules it is removed from:
+    the kernel keeps the deepest entry a path has, so a path inside an exception stops there."""
     table = PathTable()
     prefixes = {p.base: m for p, m in patterns.items() if p.recursive}
-    for pattern, masks in patterns.items():
+    entries = dict(patterns)
+    by_base: dict[str, list[tuple[ExceptedPattern, Masks]]] = {}
+    for rule_path, masks in (excepted or {}).items():
+        by_base.setdefault(rule_path.pattern.base, []).append((rule_path, masks))
+        for entry in (rule_path.pattern, *rule_path.exceptions):
+            entries.setdefault(entry, Masks())
+    for pattern, masks in entries.items():
         merged = masks
-        if prefixes:   # without recursive patterns there is nothing to merge (and 100k rules stay fast)
+        if prefixes or by_base:   # without recursive patterns there is nothing to merge (and 100k rules stay fast)
             merged = masks.copy()
             for ancestor in ancestors(pattern.base):
                 if ancestor in prefixes and (ancestor != pattern.base or not pattern.recursive):
                     merged.merge(prefixes[ancestor])
+                for rule_path, rule_masks in by_base.get(ancestor, ()):
+                    if rule_path.covers(pattern):
+                        merged.merge(rule_masks)
         (table.prefix if pattern.recursive else table.exact)[pattern.base] = merged
     return table
 
 
-def _write_ancestors(write: dict[PathPattern, Masks]) -> dict[str, Masks]:
+def _write_ancestors(write: dict[PathPattern, Masks], excepted: dict[ExceptedPattern, Masks]) -> dict[str, Masks]:
     """Each directory strictly above a path that write deny or audit rules name, with their bits."""
     above: dict[str, Masks] = {}
-    for pattern, masks in write.items():
+    for pattern, masks in [*write.items(), *((e.pattern, m) for e, m in excepted.items())]:
         named = Masks(masks.deny, 0, masks.audit, {k: i for k, i in masks.rules.items() if k[1] is not Action.ALLOW})
         if not (named.deny or named.audit) or not pattern.base.startswith("/"):
             continue
@@ -275,11 +300,19 @@ def _merge_inet(rules: list[tuple[int, Rule, int]], slot: InetSlot) -> InetTable
                                           for p in (Protocol.TCP, Protocol.UDP) if rule.inet.protocol & p):
             for network in rule.inet.networks:
                 by_network.setdefault(network, []).append((pid, rule, index))
+            for network in rule.excepted_networks:   # an entry of its own: the longest prefix stops there
+                by_network.setdefault(network, [])
     table = InetTable()
     for network in by_network:
-        covering = [entry for sup in _supernets(network) for entry in by_network.get(sup, [])]
+        covering = [entry for sup in _supernets(network) for entry in by_network.get(sup, [])
+                    if not _excepts_network(entry[1], network)]
         table.networks[network] = _port_intervals(covering)
     return table
+
+
+def _excepts_network(rule: Rule, network: IPNetwork) -> bool:
+    return any(x.version == network.version and network.subnet_of(x)  # type: ignore[arg-type]
+               for x in rule.excepted_networks)
 
 
 def _ports(rule: Rule) -> tuple[PortRange, ...]:
@@ -316,6 +349,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     if len(policies) > MAX_POLICIES:
         raise CompileError(f"{len(policies)} policies: at most {MAX_POLICIES} can be applied at once")
     patterns: dict[Slot, dict[PathPattern, Masks]] = {slot: {} for slot in Slot}
+    excepted: dict[Slot, dict[ExceptedPattern, Masks]] = {slot: {} for slot in RULE_SLOTS}
     inet_rules: list[tuple[int, Rule, int]] = []
     default_deny: dict[Slot | InetSlot, int] = {}
     unresolved_refuse: dict[Slot, int] = {}
@@ -387,7 +421,12 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                 if rule.fileless:
                     targets = (*targets, FILELESS)
                 for pattern in targets:
-                    _add_pattern(patterns[slot], pattern, pid, rule.action, index)
+                    inside = tuple(sorted(x for x in rule.excepted if pattern.recursive and pattern.matches(x.base)))
+                    if inside:
+                        excepted[slot].setdefault(ExceptedPattern(pattern, inside), Masks()).add(pid, rule.action,
+                                                                                                index)
+                    else:
+                        _add_pattern(patterns[slot], pattern, pid, rule.action, index)
                 if unix is not None:
                     for name in unix.abstract:
                         _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
@@ -395,8 +434,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         raise CompileError(f"{len(uid_ranges)} distinct uid ranges in the policies: at most {UID_RANGES} can be "
                            "applied at once (name single uids, or merge ranges)")
     progress.report("merging", 0, total)
-    paths = {slot: merge_path_table(table) for slot, table in patterns.items()}
-    write_ancestors = _write_ancestors(patterns[Slot.OPEN_WRITE])
+    paths = {slot: merge_path_table(table, excepted.get(slot)) for slot, table in patterns.items()}
+    write_ancestors = _write_ancestors(patterns[Slot.OPEN_WRITE], excepted[Slot.OPEN_WRITE])
     bindable = {slot: {p.base: _bindable(m) for p, m in patterns[slot].items()
                        if not p.recursive and p.base.startswith("/") and (m.deny or m.audit)}
                 for slot in BINDING_SLOTS}
@@ -414,4 +453,4 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                                                                                 key=lambda item: item[0].low)],
         excluding=excluding, excluding_cgroup=excluding_cgroup, excluding_exe=excluding_exe, bindable=bindable,
         drift_deny=drift_deny,
-        drift_audit=drift_audit, patterns=patterns, write_ancestors=write_ancestors)
+        drift_audit=drift_audit, patterns=patterns, excepted=excepted, write_ancestors=write_ancestors)

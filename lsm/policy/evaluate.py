@@ -19,6 +19,7 @@ import enum
 from dataclasses import dataclass
 
 from lsmguard.policy.model import (
+    INET_OPERATIONS,
     Access,
     Action,
     Default,
@@ -115,25 +116,25 @@ def matches(rule: Rule, request: Request, access: Access | None = None) -> bool:
     """Does `rule` match `request` (for open: restricted to the `access` bits given)?"""
     if rule.operation is not request.operation:
         return False
-    if rule.operation in (Operation.BIND, Operation.LISTEN):
+    if rule.operation in INET_OPERATIONS and not request.unix:
         return (rule.inet is not None and request.address is not None
-                and rule.inet.matches(request.address, request.port, request.protocol))
+                and rule.inet.matches(request.address, request.port, request.protocol)
+                and not rule.excepts_address(request.address))
     if rule.operation is Operation.CONNECT:
-        if request.unix:
-            return rule.unix is not None and rule.unix.matches(request.unix)
-        return (rule.inet is not None and request.address is not None
-                and rule.inet.matches(request.address, request.port, request.protocol))
+        return rule.unix is not None and rule.unix.matches(request.unix) and not rule.excepts(request.unix)
     if rule.operation is Operation.OPEN and not (rule.access & (access or request.access)):
         return False
     if request.fileless:
         return rule.fileless
+    # the file an exact path names, under any name; `except` never removes it (it removes
+    # only names inside recursive paths)
     if rule.action is not Action.ALLOW and any(not p.recursive and p.base in request.bound for p in rule.paths):
         return True
     if (request.moves_below and rule.action is not Action.ALLOW and rule.access & Access.WRITE
             and (access or request.access) & Access.WRITE
             and any(_strictly_below(p.base, request.path) for p in rule.paths)):
         return True   # the directory takes a name that rule protects along
-    return _path_hit(rule.paths, request.path)
+    return _path_hit(rule.paths, request.path) and not rule.excepts(request.path)
 
 
 def _strictly_below(path: str, directory: str) -> bool:

@@ -11,7 +11,7 @@ from lsmguard.policy.source import Document
 
 def _covers(a: Rule, b: Rule) -> bool:
     """Every access rule `b` matches, rule `a` matches too."""
-    if a.operation is not b.operation:
+    if a.operation is not b.operation or _excepts_some_of(a, b):
         return False
     if a.operation not in INET_OPERATIONS:
         return ((b.access & a.access) == b.access and (a.fileless or not b.fileless)
@@ -24,6 +24,14 @@ def _covers(a: Rule, b: Rule) -> bool:
     return ((b.inet.protocol & a.inet.protocol) == b.inet.protocol
             and all(any(r.low >= s.low and r.high <= s.high for s in a.inet.ports) for r in b.inet.ports)
             and all(any(_within(n, m) for m in a.inet.networks) for n in b.inet.networks))
+
+
+def _excepts_some_of(a: Rule, b: Rule) -> bool:
+    """Does an exception of rule `a` remove something rule `b` matches?"""
+    b_paths = b.unix.paths if b.unix is not None else b.paths
+    b_networks = b.inet.networks if b.inet is not None else ()
+    return (any(x.matches(pb.base) or pb.matches(x.base) for x in a.excepted for pb in b_paths)
+            or any(_within(x, n) or _within(n, x) for x in a.excepted_networks for n in b_networks))
 
 
 def _within(n: IPNetwork, m: IPNetwork) -> bool:

@@ -147,6 +147,17 @@ class Rule:
     inet: InetTarget | None = None        # connect; bind and listen (every address: ports only)
     unix: UnixTarget | None = None        # connect
     description: str = ""
+    # `except:` what the rule does not match: paths inside its recursive paths (exec, open,
+    # chmod, unix connect), networks inside its networks (inet connect)
+    excepted: tuple[PathPattern, ...] = ()
+    excepted_networks: tuple[IPNetwork, ...] = ()
+
+    def excepts(self, path: str) -> bool:
+        return any(p.matches(path) for p in self.excepted)
+
+    def excepts_address(self, address: IPAddress) -> bool:
+        address = normalise_address(address)
+        return any(address.version == n.version and address in n for n in self.excepted_networks)
 
 
 @dataclass(frozen=True)

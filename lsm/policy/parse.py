@@ -163,19 +163,70 @@ def _rule(p: _Problems, raw: dict[str, Any], path: FieldPath) -> Rule | None:
             p.error(at, "missing required field 'paths'" if op is not Operation.EXEC
                     else "the exec rule names nothing: give paths, or fileless: true")
             return None
-        return Rule(paths=_paths(p, body.get("paths", []), at + ("paths",)), access=access, fileless=fileless,
-                    **common)
+        paths = _paths(p, body.get("paths", []), at + ("paths",))
+        excepted = _excepted_paths(p, body.get("except", []), at + ("except",), paths)
+        return Rule(paths=paths, access=access, fileless=fileless, excepted=excepted, **common)
     inet_fields = [k for k in ("cidrs", "ports", "protocol") if k in body]
     if "unix" in body:
         if inet_fields:
             p.error(at + (inet_fields[0],), f"{inet_fields[0]} never applies to unix sockets: a connect rule "
                                             "matches inet (cidrs, ports, protocol) or unix, not both")
             return None
-        return Rule(unix=_unix(p, body["unix"], at + ("unix",)), **common)
+        unix = _unix(p, body["unix"], at + ("unix",))
+        excepted = _excepted_paths(p, body.get("except", []), at + ("except",), unix.paths)
+        return Rule(unix=unix, excepted=excepted, **common)
     networks = _networks(p, body["cidrs"], at + ("cidrs",)) if "cidrs" in body else EVERY_ADDRESS
     ports = _ports(p, body["ports"], at + ("ports",)) if "ports" in body else ALL_PORTS
     protocol = Protocol[body.get("protocol", "any").upper()]
-    return Rule(inet=InetTarget(networks, ports, protocol), **common)
+    excepted_networks = _excepted_networks(p, body.get("except", []), at + ("except",), networks)
+    return Rule(inet=InetTarget(networks, ports, protocol), excepted_networks=excepted_networks, **common)
+
+
+def _excepted_paths(p: _Problems, items: list[str], at: FieldPath,
+                    paths: tuple[PathPattern, ...]) -> tuple[PathPattern, ...]:
+    """A rule's `except` paths: each inside one of its recursive paths, none removing a whole path
+    (that path would match nothing: remove it from `paths` instead)."""
+    out = []
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            continue   # the schema said so
+        problem = path_problem(text)
+        if problem:
+            p.error(at + (i,), problem)
+            continue
+        pattern = parse_path(text)
+        whole = [str(path) for path in paths if pattern.covers(path)]
+        if whole:
+            p.error(at + (i,), f"{text!r} removes all of {whole[0]!r}: remove that path from paths instead")
+            continue
+        if not any(path.recursive and path.matches(pattern.base) for path in paths):
+            p.error(at + (i,), f"{text!r} is not inside any of the rule's recursive paths (/…/**): "
+                               "an exception removes part of what the rule matches")
+            continue
+        out.append(pattern)
+    return tuple(out)
+
+
+def _excepted_networks(p: _Problems, items: list[str], at: FieldPath,
+                       networks: tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
+    """A connect rule's `except` networks: each inside one of its networks, none a whole one."""
+    out: list[IPNetwork] = []
+    for i, text in enumerate(items):
+        if not isinstance(text, str) or text.startswith("/") or text.startswith("@"):
+            p.error(at + (i,), f"{text!r} is not an address or CIDR: a connect rule with cidrs (or none) "
+                               "excepts networks; one with unix excepts socket paths")
+            continue
+        excepted = _networks(p, [text], at + (i,))
+        for network in excepted:
+            inside = [n for n in networks if n.version == network.version and network.subnet_of(n)]  # type: ignore[arg-type]
+            if not inside:
+                p.error(at + (i,), f"{text!r} is not inside any of the rule's networks: an exception removes part "
+                                   "of what the rule matches")
+            elif any(n.prefixlen == network.prefixlen for n in inside):
+                p.error(at + (i,), f"{text!r} removes all of {str(inside[0])!r}: remove it from cidrs instead")
+            else:
+                out.append(network)
+    return tuple(out)
 
 
 CGROUP_DEPTH_MAX = 64   # LG_CGROUP_DEPTH_MAX in abi.h; tests/unit/test_abi.py holds them equal

@@ -61,8 +61,16 @@ def strategies(root: Path):
         access = draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])) if op is Operation.OPEN else Access.ANY
         # Weighted: hypothesis favours early elements, and deny rules are what can fail.
         action = draw(st.sampled_from([Action.DENY, Action.DENY, Action.ALLOW, Action.AUDIT]))
-        return Rule(f"r{index}", action, op,
-                    paths=tuple(draw(st.lists(patterns, min_size=1, max_size=3))), access=access)
+        rule_paths = tuple(draw(st.lists(patterns, min_size=1, max_size=3)))
+        candidates = exceptions_of(rule_paths)
+        excepted = tuple(draw(st.lists(st.sampled_from(candidates), max_size=2, unique=True))) if candidates else ()
+        return Rule(f"r{index}", action, op, paths=rule_paths, access=access, excepted=excepted)
+
+    def exceptions_of(rule_paths: tuple[PathPattern, ...]) -> list[PathPattern]:
+        """What `except` may name, as the parser takes it: inside a recursive path, covering none."""
+        inside = [PathPattern(o, recursive) for o in objects(root) for recursive in (False, True)
+                  if any(p.recursive and p.base != o and p.matches(o) for p in rule_paths)]
+        return [x for x in inside if not any(x.covers(p) for p in rule_paths)]
 
     @st.composite
     def policy(draw: st.DrawFn, name: str) -> Policy:
@@ -131,12 +139,15 @@ def test_kernel_decisions_equal_the_reference_evaluator(tree: Path, module_engin
     covering = Policy("p0", Mode.ENFORCE, Default.ALLOW, (
         Rule("r0", Action.DENY, Operation.OPEN, paths=(PathPattern(f"{r}/a", True),), access=Access.ANY),
         Rule("r1", Action.DENY, Operation.EXEC, paths=(PathPattern(f"{r}/b/true", False),)),
-        Rule("r2", Action.DENY, Operation.CHMOD, paths=(PathPattern(f"{r}/ab", True),))),
+        Rule("r2", Action.DENY, Operation.CHMOD, paths=(PathPattern(f"{r}/ab", True),)),
+        Rule("r3", Action.DENY, Operation.CHMOD, paths=(PathPattern(f"{r}/a", True),),
+             excepted=(PathPattern(f"{r}/a/b", True),))),
         operations=frozenset({Operation.OPEN, Operation.EXEC, Operation.CHMOD}))
     covering_requests = [("", q) for q in (
         Request(Operation.OPEN, path=f"{r}/a/b/f", access=Access.READ), Request(Operation.OPEN, path=f"{r}/f"),
         Request(Operation.EXEC, path=f"{r}/b/true"), Request(Operation.EXEC, path=f"{r}/true"),
-        Request(Operation.CHMOD, path=f"{r}/ab/f"), Request(Operation.CHMOD, path=f"{r}/b/f"))] + [
+        Request(Operation.CHMOD, path=f"{r}/ab/f"), Request(Operation.CHMOD, path=f"{r}/b/f"),
+        Request(Operation.CHMOD, path=f"{r}/a/f"), Request(Operation.CHMOD, path=f"{r}/a/b/f"))] + [
         ("truncate", Request(Operation.OPEN, path=f"{r}/a/f", access=Access.WRITE)),
         ("chown", Request(Operation.CHMOD, path=f"{r}/ab/f"))]
 

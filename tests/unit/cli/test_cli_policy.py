@@ -135,6 +135,21 @@ def test_list_shows_whom_each_policy_is_for(paths: Paths) -> None:
                                 "connect", "203.0.113.0/24", "port", "3333,3334-3336", "any", "-"]
 
 
+EXCEPTIONS = ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: ci}\nspec:\n  mode: enforce\n"
+              "  rules:\n"
+              "  - {id: tmp, action: deny, exec: {paths: [/tmp/**], except: [/tmp/build-agent/bin/**]}}\n"
+              "  - {id: lan, action: deny, connect: {cidrs: [10.0.0.0/8], except: [10.1.0.0/16]}}\n")
+
+
+def test_list_shows_a_rules_exceptions(paths: Paths) -> None:
+    (paths.policy_dir / "ci.yaml").write_text(EXCEPTIONS)
+    rows = {r["rule"]: r for r in json.loads(lsmguard(paths, "list", "--json").stdout)["rules"]}
+    assert rows["tmp"]["objects"] == {"paths": ["/tmp/**"], "fileless": False, "except": ["/tmp/build-agent/bin/**"]}
+    assert rows["lan"]["objects"] == {"cidrs": ["10.0.0.0/8"], "protocol": "any", "except": ["10.1.0.0/16"]}
+    table = lsmguard(paths, "list").stdout
+    assert "/tmp/** except /tmp/build-agent/bin/**" in table and "10.0.0.0/8 port any any except 10.1.0.0/16" in table
+
+
 @pytest.mark.parametrize("args, expected", [
     (("deny", "exec", "tmp/x"), ["deny: argument 'tmp/x' is not absolute: paths start with /"]),
     (("deny", "exec", "/ok", "/x/*/y", "--exe", "rel"),

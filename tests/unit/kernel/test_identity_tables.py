@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from lsmguard.kernel.entries import identity_tables
 from lsmguard.kernel.mounts import Mount, MountTable
-from lsmguard.policy.compile import Masks, merge_path_table
+from lsmguard.policy.compile import ExceptedPattern, Masks, merge_path_table
 from lsmguard.policy.model import Action, PathPattern
-from tests.unit.policy.strategies import paths, patterns
+from tests.unit.policy.strategies import path_exceptions, paths, patterns
 
 ROOT = Mount(1, 0, 1, "/", "/")
 # (mount point, device, root): file systems that show no file twice
@@ -58,3 +58,30 @@ def test_a_bind_mount_shows_the_same_file_and_finds_its_rules() -> None:
         dev, fs_path = mounts.identity_of(view)
         assert (dev, fs_path) == mounts.identity_of(name)
         assert bits(by_identity[dev].lookup(fs_path)) == bits(merge_path_table(raw).lookup(name)) != (0, 0, 0)
+
+
+@st.composite
+def excepted_rules(draw: st.DrawFn) -> dict[ExceptedPattern, Masks]:
+    out: dict[ExceptedPattern, Masks] = {}
+    for index in range(draw(st.integers(0, 3))):
+        pattern = PathPattern(draw(paths), True)
+        exceptions = draw(path_exceptions((pattern,)))
+        if exceptions:
+            key = ExceptedPattern(pattern, tuple(sorted(exceptions)))
+            out.setdefault(key, Masks()).add(draw(st.integers(0, 3)), Action.DENY, index)
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(patterns, st.integers(0, 3)), max_size=4), excepted_rules(),
+       st.lists(st.sampled_from(CANDIDATES), unique=True), st.lists(paths, min_size=1, max_size=5))
+def test_exceptions_hold_on_every_file_system_a_rule_reaches(rules, excepted, mounted, requests) -> None:
+    # an exception on a file system mounted inside its rule's path is that file system's
+    mounts = mount_table(mounted)
+    raw = tables(rules)
+    by_name = merge_path_table(raw, excepted)
+    by_identity = identity_tables(raw, mounts, excepted)
+    for path in requests:
+        dev, fs_path = mounts.identity_of(path)
+        found = by_identity[dev].lookup(fs_path) if dev in by_identity else None
+        assert bits(found) == bits(by_name.lookup(path)), (path, dev, fs_path, mounted)

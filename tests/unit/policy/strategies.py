@@ -38,18 +38,40 @@ def rules(draw: st.DrawFn, index: int) -> Rule:
         access = draw(st.sampled_from([Access.READ, Access.WRITE, Access.ANY])) if op is Operation.OPEN else Access.ANY
         fileless = op is Operation.EXEC and draw(st.booleans())
         rule_paths = tuple(draw(st.lists(patterns, min_size=0 if fileless else 1, max_size=3)))
-        return Rule(rid, action, op, paths=rule_paths, access=access, fileless=fileless)
+        return Rule(rid, action, op, paths=rule_paths, access=access, fileless=fileless,
+                    excepted=draw(path_exceptions(rule_paths)))
     if draw(st.booleans()):
         items = draw(st.lists(st.sampled_from(UNIX + ["/run/**"]), min_size=1, max_size=3))
         unix = UnixTarget(tuple(PathPattern(p[:-3] or "/", True) if p.endswith("/**") else PathPattern(p, False)
                                 for p in items if not p.startswith("@")),
                           tuple(p[1:] for p in items if p.startswith("@")))
-        return Rule(rid, action, op, unix=unix)
+        return Rule(rid, action, op, unix=unix, excepted=draw(path_exceptions(unix.paths)))
     nets = draw(st.lists(st.sampled_from(NETWORKS), min_size=1, max_size=3))
     networks = tuple(n for text in nets for n in normalise_network(ipaddress.ip_network(text)))
     ports = tuple(draw(st.lists(port_ranges, min_size=1, max_size=2))) if draw(st.booleans()) else ALL_PORTS
     protocol = draw(st.sampled_from([Protocol.TCP, Protocol.UDP, Protocol.ANY]))
-    return Rule(rid, action, op, inet=InetTarget(networks, ports, protocol))
+    inside = sorted({x for text in NETWORKS for x in normalise_network(ipaddress.ip_network(text))
+                     if any(x.version == n.version and x != n and x.subnet_of(n) for n in networks)},  # type: ignore[arg-type]
+                    key=str)
+    excepted = tuple(draw(st.lists(st.sampled_from(inside), max_size=2, unique=True))) if inside else ()
+    return Rule(rid, action, op, inet=InetTarget(networks, ports, protocol), excepted_networks=excepted)
+
+
+@st.composite
+def path_exceptions(draw: st.DrawFn, rule_paths: tuple[PathPattern, ...]) -> tuple[PathPattern, ...]:
+    """`except` paths as the parser takes them: inside a recursive path of the rule, none covering one."""
+    recursive = [p for p in rule_paths if p.recursive]
+    if not recursive or not draw(st.booleans()):
+        return ()
+    out = []
+    for _ in range(draw(st.integers(1, 2))):
+        base = draw(st.sampled_from(recursive)).base
+        below = draw(st.lists(st.sampled_from(COMPONENTS if base != "/run" else ["b", "a.sock"]), min_size=1,
+                              max_size=2))
+        candidate = PathPattern(base.rstrip("/") + "/" + "/".join(below), draw(st.booleans()))
+        if not any(candidate.covers(p) for p in rule_paths) and candidate not in out:
+            out.append(candidate)
+    return tuple(out)
 
 
 UID_RANGES = [UidRange(0, 0), UidRange(1, 999), UidRange(30, 40), UidRange(1000, 60000)]

@@ -163,7 +163,49 @@ CORPUS = [
        action: deny
        open: {paths: [/a], acess: [read]}
      """, "web.yaml:10:27: spec.rules[0].open.acess: unknown field 'acess'; did you mean 'access'? (allowed: access, "
-         "paths)"),
+         "except, paths)"),
+    ("""\
+     - id: tmp
+       action: deny
+       exec: {paths: [/tmp/**], except: [/var/tmp/ci/**]}
+     """, "web.yaml:10:41: spec.rules[0].exec.except[0]: '/var/tmp/ci/**' is not inside any of the rule's "
+         "recursive paths (/…/**): an exception removes part of what the rule matches"),
+    ("""\
+     - id: tmp
+       action: deny
+       exec: {paths: [/tmp/x/**, /tmp/y], except: [/tmp/**]}
+     """, "web.yaml:10:51: spec.rules[0].exec.except[0]: '/tmp/**' removes all of '/tmp/x/**': remove that "
+         "path from paths instead"),
+    ("""\
+     - id: tmp
+       action: deny
+       open: {paths: [/tmp/**], except: [/tmp/ci/*/bin]}
+     """, "web.yaml:10:41: spec.rules[0].open.except[0]: '/tmp/ci/*/bin' has a glob in the middle: only a "
+         "trailing /** is supported (/a/b/** matches all below /a/b)"),
+    ("""\
+     - id: out
+       action: deny
+       connect: {cidrs: [10.0.0.0/8], except: [192.168.0.0/16]}
+     """, "web.yaml:10:47: spec.rules[0].connect.except[0]: '192.168.0.0/16' is not inside any of the rule's "
+         "networks: an exception removes part of what the rule matches"),
+    ("""\
+     - id: out
+       action: deny
+       connect: {cidrs: [10.0.0.0/8], except: [10.0.0.0/8]}
+     """, "web.yaml:10:47: spec.rules[0].connect.except[0]: '10.0.0.0/8' removes all of '10.0.0.0/8': remove "
+         "it from cidrs instead"),
+    ("""\
+     - id: out
+       action: deny
+       connect: {cidrs: [10.0.0.0/8], except: [/run/x.sock]}
+     """, "web.yaml:10:47: spec.rules[0].connect.except[0]: '/run/x.sock' is not an address or CIDR: a connect "
+         "rule with cidrs (or none) excepts networks; one with unix excepts socket paths"),
+    ("""\
+     - id: out
+       action: deny
+       connect: {unix: [/run/**], except: [/srv/x.sock]}
+     """, "web.yaml:10:43: spec.rules[0].connect.except[0]: '/srv/x.sock' is not inside any of the rule's "
+         "recursive paths (/…/**): an exception removes part of what the rule matches"),
 ]
 
 

@@ -44,3 +44,16 @@ def test_no_path_rule_covers_fileless_code_but_a_fileless_rule_covers_another() 
                      "    - {id: both, action: deny, exec: {paths: [/tmp/**], fileless: true}}\n"
                      "    - {id: memfd, action: deny, exec: {fileless: true}}\n")
     assert len(found) == 1 and "rule 'both' already matches" in found[0]
+
+
+def test_a_rule_inside_anothers_exception_is_not_redundant() -> None:
+    # the agent's own binary is denied although the broader rule excepts its directory
+    assert warnings("  mode: enforce\n  rules:\n"
+                    "    - {id: tmp, action: deny, exec: {paths: [/tmp/**], except: [/tmp/agent/**]}}\n"
+                    "    - {id: evil, action: deny, exec: {paths: [/tmp/agent/evil]}}\n"
+                    "    - {id: lan, action: deny, connect: {cidrs: [10.0.0.0/8], except: [10.1.0.0/16]}}\n"
+                    "    - {id: host, action: deny, connect: {cidrs: [10.1.2.3/32]}}\n") == []
+    found = warnings("  mode: enforce\n  rules:\n"
+                     "    - {id: tmp, action: deny, exec: {paths: [/tmp/**], except: [/tmp/agent/**]}}\n"
+                     "    - {id: other, action: deny, exec: {paths: [/tmp/other]}}\n")
+    assert len(found) == 1 and "redundant: rule 'tmp'" in found[0]
