@@ -16,6 +16,7 @@ the kernel does; the property tests hold it equal to the reference evaluator.
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 from dataclasses import dataclass, field
 
@@ -245,7 +246,29 @@ class ExceptedPattern:
 
     def covers(self, entry: PathPattern) -> bool:
         """Does the rule match every path the entry stands for (the entry's own lookup)?"""
-        return self.pattern.covers(entry) and not any(x.covers(entry) for x in self.exceptions)
+        if not self.pattern.covers(entry):
+            return False
+        exact, recursive = self._exception_bases
+        return not ((not entry.recursive and entry.base in exact) or any(a in recursive for a in ancestors(entry.base)))
+
+    @functools.cached_property
+    def _exception_bases(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The exceptions' bases, exact and recursive: a rule may have thousands."""
+        return (frozenset(x.base for x in self.exceptions if not x.recursive),
+                frozenset(x.base for x in self.exceptions if x.recursive))
+
+
+def _exceptions_by_path(paths: tuple[PathPattern, ...],
+                        excepted: tuple[PathPattern, ...]) -> dict[PathPattern, tuple[PathPattern, ...]]:
+    """Each recursive rule path's exceptions, those inside it (found by their ancestors: a rule
+    may have thousands of both)."""
+    recursive = {p.base: p for p in paths if p.recursive}
+    out: dict[PathPattern, list[PathPattern]] = {}
+    for x in excepted:
+        for ancestor in ancestors(x.base):
+            if ancestor in recursive:
+                out.setdefault(recursive[ancestor], []).append(x)
+    return {path: tuple(sorted(inside)) for path, inside in out.items()}
 
 
 def merge_path_table(patterns: dict[PathPattern, Masks],
@@ -420,8 +443,9 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                 targets = unix.paths if unix is not None else rule.paths
                 if rule.fileless:
                     targets = (*targets, FILELESS)
+                exceptions = _exceptions_by_path(targets, rule.excepted) if rule.excepted else {}
                 for pattern in targets:
-                    inside = tuple(sorted(x for x in rule.excepted if pattern.recursive and pattern.matches(x.base)))
+                    inside = exceptions.get(pattern, ())
                     if inside:
                         excepted[slot].setdefault(ExceptedPattern(pattern, inside), Masks()).add(pid, rule.action,
                                                                                                 index)

@@ -185,25 +185,38 @@ def _rule(p: _Problems, raw: dict[str, Any], path: FieldPath) -> Rule | None:
 def _excepted_paths(p: _Problems, items: list[str], at: FieldPath,
                     paths: tuple[PathPattern, ...]) -> tuple[PathPattern, ...]:
     """A rule's `except` paths: each inside one of its recursive paths, none removing a whole path
-    (that path would match nothing: remove it from `paths` instead)."""
-    out = []
+    (that path would match nothing: remove it from `paths` instead). Found through sets of
+    bases, not by comparing every pair: a rule may have many of both."""
+    from lsmguard.policy.compile import ancestors
+    parsed: dict[int, PathPattern] = {}
     for i, text in enumerate(items):
-        if not isinstance(text, str):
-            continue   # the schema said so
-        problem = path_problem(text)
-        if problem:
-            p.error(at + (i,), problem)
-            continue
-        pattern = parse_path(text)
-        whole = [str(path) for path in paths if pattern.covers(path)]
-        if whole:
-            p.error(at + (i,), f"{text!r} removes all of {whole[0]!r}: remove that path from paths instead")
-            continue
-        if not any(path.recursive and path.matches(pattern.base) for path in paths):
-            p.error(at + (i,), f"{text!r} is not inside any of the rule's recursive paths (/…/**): "
+        if isinstance(text, str):   # else the schema said so
+            problem = path_problem(text)
+            if problem:
+                p.error(at + (i,), problem)
+            else:
+                parsed[i] = parse_path(text)
+    recursive_bases = {path.base for path in paths if path.recursive}
+    # what each exception would remove whole: the rule paths at or below a recursive one, an exact one itself
+    by_recursive = {x.base: i for i, x in parsed.items() if x.recursive}
+    by_exact = {x.base: i for i, x in parsed.items() if not x.recursive}
+    removes_whole: dict[int, PathPattern] = {}
+    for path in paths:
+        covering = [by_recursive[a] for a in ancestors(path.base) if a in by_recursive]
+        if not path.recursive and path.base in by_exact:
+            covering.append(by_exact[path.base])
+        for i in covering:
+            removes_whole.setdefault(i, path)
+    out = []
+    for i, pattern in parsed.items():
+        if i in removes_whole:
+            p.error(at + (i,), f"{items[i]!r} removes all of {str(removes_whole[i])!r}: remove that path from paths "
+                               "instead")
+        elif not any(a in recursive_bases for a in ancestors(pattern.base)):
+            p.error(at + (i,), f"{items[i]!r} is not inside any of the rule's recursive paths (/…/**): "
                                "an exception removes part of what the rule matches")
-            continue
-        out.append(pattern)
+        else:
+            out.append(pattern)
     return tuple(out)
 
 
@@ -211,19 +224,18 @@ def _excepted_networks(p: _Problems, items: list[str], at: FieldPath,
                        networks: tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
     """A connect rule's `except` networks: each inside one of its networks, none a whole one."""
     out: list[IPNetwork] = []
+    rule_networks = set(networks)
     for i, text in enumerate(items):
         if not isinstance(text, str) or text.startswith("/") or text.startswith("@"):
             p.error(at + (i,), f"{text!r} is not an address or CIDR: a connect rule with cidrs (or none) "
                                "excepts networks; one with unix excepts socket paths")
             continue
-        excepted = _networks(p, [text], at + (i,))
-        for network in excepted:
-            inside = [n for n in networks if n.version == network.version and network.subnet_of(n)]  # type: ignore[arg-type]
-            if not inside:
+        for network in _networks(p, [text], at + (i,)):
+            if network in rule_networks:
+                p.error(at + (i,), f"{text!r} removes all of {str(network)!r}: remove it from cidrs instead")
+            elif not any(network.supernet(new_prefix=length) in rule_networks for length in range(network.prefixlen)):
                 p.error(at + (i,), f"{text!r} is not inside any of the rule's networks: an exception removes part "
                                    "of what the rule matches")
-            elif any(n.prefixlen == network.prefixlen for n in inside):
-                p.error(at + (i,), f"{text!r} removes all of {str(inside[0])!r}: remove it from cidrs instead")
             else:
                 out.append(network)
     return tuple(out)

@@ -70,7 +70,11 @@ def test_a_denied_file_cannot_be_moved_or_linked_into_the_exception(engine: Engi
         os.rename(tmp_tree / "dropped", inside / "renamed")
     with pytest.raises(PermissionError):
         os.link(tmp_tree / "dropped", inside / "linked")
-    assert not runs(tmp_tree / "dropped")
+    (tmp_tree / "kit").mkdir()
+    shutil.copy2(BUSYBOX, tmp_tree / "kit" / "miner")
+    with pytest.raises(PermissionError):                       # a directory with its files
+        os.rename(tmp_tree / "kit", inside / "kit")
+    assert not runs(tmp_tree / "dropped") and not runs(tmp_tree / "kit" / "miner")
 
 
 def test_an_exact_exception_and_a_deeper_rule_of_another_policy(engine: Engine, tmp_tree: Path) -> None:
