@@ -6,8 +6,8 @@
  * the executables it ran (the program and, for a script, its interpreter),
  * and a new task inherits its creator's ids. Ids are stable across policy
  * generations, so a replacement never forgets what a task ran. Cgroups match
- * by path, so a restarted unit's new cgroup is covered too; uids by the
- * effective uid.
+ * by path, so a restarted unit's new cgroup is covered too; uids and gids by the
+ * effective ones.
  */
 #ifndef LSMGUARD_SUBJECTS_BPF_H
 #define LSMGUARD_SUBJECTS_BPF_H
@@ -60,21 +60,23 @@ static __always_inline void lg_cgroup_policies(struct lg_scratch *s, const struc
 	}
 }
 
-/* The policies naming the task's uid, and those excepting it: exactly (one lookup), or in a range. */
-static __always_inline struct lg_uid_policies lg_uid_policies(struct task_struct *task, const struct lg_policy_set *set,
-							      __u32 generation)
+/* The policies naming an id of a kind (the task's effective uid or gid), and those excepting it:
+ * exactly (one lookup), or in one of `count` ranges. */
+static __always_inline struct lg_uid_policies lg_id_policies(__u32 id, __u16 kind,
+							     const struct lg_uid_range ranges[LG_UID_RANGES], __u32 count,
+							     __u32 generation)
 {
-	struct lg_uid_key key = { .uid = BPF_CORE_READ(task, cred, euid.val), .generation = generation };
+	struct lg_uid_key key = { .id = id, .generation = generation, .kind = kind };
 	struct lg_uid_policies *found = bpf_map_lookup_elem(&lg_subject_uids, &key);
 	struct lg_uid_policies out = {};
 	__u32 i;
 
 	if (found)
 		out = *found;
-	for (i = 0; i < LG_UID_RANGES && i < set->uid_range_count; i++) {
-		const struct lg_uid_range *range = &set->uid_ranges[i];
+	for (i = 0; i < LG_UID_RANGES && i < count; i++) {
+		const struct lg_uid_range *range = &ranges[i];
 
-		if (range->low <= key.uid && key.uid <= range->high) {
+		if (range->low <= id && id <= range->high) {
 			out.including |= range->including;
 			out.excluding |= range->excluding;
 		}
@@ -93,7 +95,7 @@ static __always_inline __u64 lg_applying_policies(struct lg_scratch *s, const st
 	__u64 with = set->with_subjects, matched = with, excluded = 0;
 	__u64 exe_ids = lg_task_exe_ids(task);
 	__u64 cgroup_including = 0, cgroup_excluding = 0;
-	struct lg_uid_policies uid = {};
+	struct lg_uid_policies uid = {}, gid = {};
 
 	matched &= set->unconstrained_exe | lg_exe_policies(set->exe_policies, exe_ids);
 	if ((matched & ~set->unconstrained_cgroup) || (matched & set->excluding_cgroup))
@@ -101,14 +103,20 @@ static __always_inline __u64 lg_applying_policies(struct lg_scratch *s, const st
 	if (matched & ~set->unconstrained_cgroup)
 		matched &= set->unconstrained_cgroup | cgroup_including;
 	if ((matched & ~set->unconstrained_uid) || (matched & set->excluding))
-		uid = lg_uid_policies(task, set, generation);
+		uid = lg_id_policies(BPF_CORE_READ(task, cred, euid.val), LG_ID_UID, set->uid_ranges,
+				     set->uid_range_count, generation);
 	if (matched & ~set->unconstrained_uid)
 		matched &= set->unconstrained_uid | uid.including;
+	if ((matched & ~set->unconstrained_gid) || (matched & set->excluding))
+		gid = lg_id_policies(BPF_CORE_READ(task, cred, egid.val), LG_ID_GID, set->gid_ranges,
+				     set->gid_range_count, generation);
+	if (matched & ~set->unconstrained_gid)
+		matched &= set->unconstrained_gid | gid.including;
 	if (matched & set->excluding) {
 		/* a lineage with a torn exec lookup holds every id: it exempts by none */
 		if (!((exe_ids >> LG_EXE_ID_TORN) & 1))
 			excluded = lg_exe_policies(set->exe_excluding, exe_ids);
-		excluded |= cgroup_excluding | uid.excluding;
+		excluded |= cgroup_excluding | uid.excluding | gid.excluding;
 		matched &= ~(excluded & set->excluding);
 	}
 	return (set->policies & ~with) | matched;

@@ -18,7 +18,7 @@ def subjects(policy: Policy) -> dict[str, Any] | None:
     return policy.subjects.spec() if policy.subjects is not None else None
 
 
-_SUBJECT_LABELS = {"executables": "exe", "cgroups": "cgroup", "uids": "uid"}
+_SUBJECT_LABELS = {"executables": "exe", "cgroups": "cgroup", "uids": "uid", "gids": "gid"}
 
 
 def subjects_text(policy: Policy) -> str:

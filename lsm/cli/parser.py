@@ -73,7 +73,7 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def _uid(text: str) -> int | str:
-    """A uid as a number, or a user name for the policy to resolve (checked with the rest of it)."""
+    """A uid (or gid) as a number, or a user (group) name for the policy to resolve (checked with the rest of it)."""
     return int(text) if text.isdigit() else text
 
 
@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--cgroup", action="append", metavar="PATH", help="only for processes in this cgroup")
         p.add_argument("--uid", action="append", type=_uid, metavar="UID|USER",
                        help="only for this effective uid (a user name is resolved when the policy is loaded)")
+        p.add_argument("--gid", action="append", type=_uid, metavar="GID|GROUP",
+                       help="only for this effective gid (a group name is resolved when the policy is loaded)")
         p.add_argument("--policy", metavar="NAME", help="the policy to add the rule to")
         p.add_argument("--audit-only", action="store_true",
                        help="put the rule in an audit-mode policy: journal would-deny, refuse nothing")

@@ -11,7 +11,7 @@ from lsmguard.policy.load import load_text
 from lsmguard.state.local_rules import LOCAL_PORT_OPERATIONS, Request, new_policy, render, rule_body
 
 _FIELD = re.compile(r"spec\.(?:rules\[0\]\.[a-z]+\.(?P<key>[a-z]+)|subjects\.(?P<subject>[a-z]+))\[(?P<index>\d+)\]")
-_SUBJECT_OPTIONS = {"executables": "--exe", "cgroups": "--cgroup", "uids": "--uid"}
+_SUBJECT_OPTIONS = {"executables": "--exe", "cgroups": "--cgroup", "uids": "--uid", "gids": "--gid"}
 
 
 def _given(req: Request) -> dict[str, tuple[str, list[str]]]:

@@ -52,6 +52,7 @@ def cmd_rule(args: argparse.Namespace) -> int:
         access=tuple(a for arg in args.access or [] for a in arg.split(",") if a),
         ports=tuple(p for arg in args.port or [] for p in arg.split(",") if p), protocol=args.proto,
         executables=tuple(args.exe or []), cgroups=tuple(args.cgroup or []), uids=tuple(args.uid or []),
+        gids=tuple(args.gid or []),
         audit_only=args.audit_only)
     rule_arguments.check(args.action, req)     # a bad argument is named as given, before anything else
     require_root(f"lsmguard {args.action}")

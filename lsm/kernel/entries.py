@@ -28,7 +28,7 @@ from lsmguard.policy.compile import (
     bit_table,
     merge_path_table,
 )
-from lsmguard.policy.model import Action, IPNetwork, PathPattern
+from lsmguard.policy.model import Action, IPNetwork, PathPattern, UidRange
 
 PATH_SLOTS = {Slot.EXEC: abi.Slot.EXEC, Slot.OPEN_READ: abi.Slot.OPEN_READ, Slot.OPEN_WRITE: abi.Slot.OPEN_WRITE,
               Slot.CHMOD: abi.Slot.CHMOD, Slot.UNIX: abi.Slot.UNIX, Slot.SUBJECT_EXE: abi.Slot.SUBJECT_EXE,
@@ -209,10 +209,11 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
                                   + _masks(interval.masks, compiled.enforce)))
 
     out.by_map["lg_subject_uids"] = [
-        (abi.pack("struct lg_uid_key", uid=uid, generation=generation),
-         abi.pack("struct lg_uid_policies", including=compiled.uids.get(uid, 0),
-                  excluding=compiled.uids_excluded.get(uid, 0)))
-        for uid in sorted(compiled.uids.keys() | compiled.uids_excluded.keys())]
+        (abi.pack("struct lg_uid_key", id=one, generation=generation, kind=kind),
+         abi.pack("struct lg_uid_policies", including=naming.get(one, 0), excluding=excepting.get(one, 0)))
+        for kind, naming, excepting in ((abi.IdKind.UID, compiled.uids, compiled.uids_excluded),
+                                        (abi.IdKind.GID, compiled.gids, compiled.gids_excluded))
+        for one in sorted(naming.keys() | excepting.keys())]
     out.by_map["lg_rule_identities"] = list(hits.identities(compiled, hash_key, generation))
     out.policy_set = policy_set(compiled, exe_ids, bound_inodes, drift_since or [])
     return out
@@ -246,10 +247,15 @@ def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes
                     exe_policies=exe_policies, excluding=compiled.excluding,
                     excluding_cgroup=compiled.excluding_cgroup, excluding_exe=compiled.excluding_exe,
                     exe_excluding=exe_excluding,
-                    uid_ranges=[{"low": r.low, "high": r.high, "including": naming, "excluding": excepting}
-                                for r, naming, excepting in compiled.uid_ranges],
-                    uid_range_count=len(compiled.uid_ranges), bound_inodes=bound_inodes,
+                    uid_ranges=_ranges(compiled.uid_ranges), uid_range_count=len(compiled.uid_ranges),
+                    unconstrained_gid=compiled.unconstrained_gid, gid_ranges=_ranges(compiled.gid_ranges),
+                    gid_range_count=len(compiled.gid_ranges), bound_inodes=bound_inodes,
                     drift_deny=compiled.drift_deny, drift_audit=compiled.drift_audit,
                     drift_since=[{"monotonic_ns": b.monotonic_ns, "realtime_ns": b.realtime_ns}
                                  for b in drift_since or []])
 
+
+
+def _ranges(ranges: list[tuple[UidRange, int, int]]) -> list[dict[str, int]]:
+    return [{"low": r.low, "high": r.high, "including": naming, "excluding": excepting}
+            for r, naming, excepting in ranges]

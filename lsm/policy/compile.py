@@ -174,6 +174,11 @@ class Compiled:
     uids_excluded: dict[int, int] = field(default_factory=dict)
     # uid ranges: (range, policies naming it, policies excepting it), at most UID_RANGES distinct
     uid_ranges: list[tuple[UidRange, int, int]] = field(default_factory=list)
+    # gids, as uids
+    unconstrained_gid: int = 0
+    gids: dict[int, int] = field(default_factory=dict)
+    gids_excluded: dict[int, int] = field(default_factory=dict)
+    gid_ranges: list[tuple[UidRange, int, int]] = field(default_factory=list)
     excluding: int = 0                      # policies with an `except`
     excluding_cgroup: int = 0               # policies with cgroups in their `except`
     excluding_exe: int = 0                  # policies with executables in their `except`
@@ -194,7 +199,7 @@ class Compiled:
     def entry_count(self) -> int:
         return (sum(len(t.exact) + len(t.prefix) for t in self.paths.values())
                 + sum(len(iv) for t in self.inet.values() for iv in t.networks.values())
-                + len(self.uids.keys() | self.uids_excluded.keys()))
+                + len(self.uids.keys() | self.uids_excluded.keys()) + len(self.gids.keys() | self.gids_excluded.keys()))
 
 
 # The slots a policy's default decides, by operation.
@@ -368,6 +373,20 @@ class CompileError(UsageError):
     pass
 
 
+def _add_ids(ids: dict[int, int], ranges: dict[UidRange, list[int]], named: tuple[int, ...],
+             named_ranges: tuple[UidRange, ...], bit: int, naming: bool) -> None:
+    """One policy's uids (or gids) and ranges: naming them (its subjects) or excepting them."""
+    for one in named:
+        ids[one] = ids.get(one, 0) | bit
+    for id_range in named_ranges:
+        ranges.setdefault(id_range, [0, 0])[0 if naming else 1] |= bit
+
+
+def _range_list(ranges: dict[UidRange, list[int]]) -> list[tuple[UidRange, int, int]]:
+    """(range, policies naming it, policies excepting it), by their low ends."""
+    return [(r, naming, excepting) for r, (naming, excepting) in sorted(ranges.items(), key=lambda item: item[0].low)]
+
+
 def compile_policies(policies: list[Policy]) -> Compiled:
     if len(policies) > MAX_POLICIES:
         raise CompileError(f"{len(policies)} policies: at most {MAX_POLICIES} can be applied at once")
@@ -383,9 +402,12 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     cgroups_excluded: dict[PathPattern, int] = {}
     uid_ranges: dict[UidRange, list[int]] = {}   # range -> [naming, excepting]
     uids_excluded: dict[int, int] = {}
+    gids: dict[int, int] = {}
+    gid_ranges: dict[UidRange, list[int]] = {}
+    gids_excluded: dict[int, int] = {}
     excluding = excluding_cgroup = excluding_exe = 0
     enforce = with_subjects = drift_deny = drift_audit = 0
-    unconstrained = {"exe": 0, "cgroup": 0, "uid": 0}
+    unconstrained = {"exe": 0, "cgroup": 0, "uid": 0, "gid": 0}
     total, done = sum(len(p.rules) for p in policies), 0
     for pid, policy in enumerate(policies):
         bit = 1 << pid
@@ -404,7 +426,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         if policy.subjects is not None:
             with_subjects |= bit
             s = policy.subjects
-            for kind, present in (("exe", s.executables), ("cgroup", s.cgroups), ("uid", s.uids or s.uid_ranges)):
+            for kind, present in (("exe", s.executables), ("cgroup", s.cgroups), ("uid", s.uids or s.uid_ranges),
+                                  ("gid", s.gids or s.gid_ranges)):
                 if not present:
                     unconstrained[kind] |= bit
             for pattern in s.executables:
@@ -412,10 +435,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
             for cgroup in s.cgroups:
                 cgroup_pattern = PathPattern(cgroup, True)
                 cgroups[cgroup_pattern] = cgroups.get(cgroup_pattern, 0) | bit
-            for uid in s.uids:
-                uids[uid] = uids.get(uid, 0) | bit
-            for uid_range in s.uid_ranges:
-                uid_ranges.setdefault(uid_range, [0, 0])[0] |= bit
+            _add_ids(uids, uid_ranges, s.uids, s.uid_ranges, bit, naming=True)
+            _add_ids(gids, gid_ranges, s.gids, s.gid_ranges, bit, naming=True)
             if s.excluded is not None:
                 excluding |= bit
                 for pattern in s.excluded.executables:
@@ -426,10 +447,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                     excluding_cgroup |= bit
                     cgroup_pattern = PathPattern(cgroup, True)
                     cgroups_excluded[cgroup_pattern] = cgroups_excluded.get(cgroup_pattern, 0) | bit
-                for uid in s.excluded.uids:
-                    uids_excluded[uid] = uids_excluded.get(uid, 0) | bit
-                for uid_range in s.excluded.uid_ranges:
-                    uid_ranges.setdefault(uid_range, [0, 0])[1] |= bit
+                _add_ids(uids_excluded, uid_ranges, s.excluded.uids, s.excluded.uid_ranges, bit, naming=False)
+                _add_ids(gids_excluded, gid_ranges, s.excluded.gids, s.excluded.gid_ranges, bit, naming=False)
         for index, rule in enumerate(policy.rules):
             if done % progress.STEP == 0:
                 progress.report("compiling", done, total)
@@ -454,9 +473,10 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                 if unix is not None:
                     for name in unix.abstract:
                         _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
-    if len(uid_ranges) > UID_RANGES:
-        raise CompileError(f"{len(uid_ranges)} distinct uid ranges in the policies: at most {UID_RANGES} can be "
-                           "applied at once (name single uids, or merge ranges)")
+    for kind, ranges in (("uid", uid_ranges), ("gid", gid_ranges)):
+        if len(ranges) > UID_RANGES:
+            raise CompileError(f"{len(ranges)} distinct {kind} ranges in the policies: at most {UID_RANGES} can be "
+                               f"applied at once (name single {kind}s, or merge ranges)")
     progress.report("merging", 0, total)
     paths = {slot: merge_path_table(table, excepted.get(slot)) for slot, table in patterns.items()}
     write_ancestors = _write_ancestors(patterns[Slot.OPEN_WRITE], excepted[Slot.OPEN_WRITE])
@@ -473,8 +493,8 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         unconstrained_uid=unconstrained["uid"], paths=paths,
         inet={slot: _merge_inet(inet_rules, slot) for slot in InetSlot},
         exe_patterns=exe_patterns, uids=uids, exe_excluded=exe_excluded, uids_excluded=uids_excluded,
-        uid_ranges=[(r, naming, excepting) for r, (naming, excepting) in sorted(uid_ranges.items(),
-                                                                                key=lambda item: item[0].low)],
+        uid_ranges=_range_list(uid_ranges), unconstrained_gid=unconstrained["gid"], gids=gids,
+        gids_excluded=gids_excluded, gid_ranges=_range_list(gid_ranges),
         excluding=excluding, excluding_cgroup=excluding_cgroup, excluding_exe=excluding_exe, bindable=bindable,
         drift_deny=drift_deny,
         drift_audit=drift_audit, patterns=patterns, excepted=excepted, write_ancestors=write_ancestors)

@@ -39,7 +39,8 @@ class Process:
     exe: str
     ancestry: tuple[str, ...] = ()  # executables this process ran before its current one, then its ancestors'
     cgroup: str = "/"               # cgroup v2 path
-    uid: int = 0
+    uid: int = 0                    # effective
+    gid: int = 0                    # effective
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,11 @@ def applies(subjects: Subjects | None, process: Process) -> bool:
              or any(p.matches(image) for p in subjects.executables for image in images))
             and (not subjects.cgroups or any(cgroup_within(process.cgroup, c) for c in subjects.cgroups))
             and (not (subjects.uids or subjects.uid_ranges) or subjects.has_uid(process.uid))
+            and (not (subjects.gids or subjects.gid_ranges) or subjects.has_gid(process.gid))
             and not (excluded is not None
                      and (any(p.matches(image) for p in excluded.executables for image in images)
                           or any(cgroup_within(process.cgroup, c) for c in excluded.cgroups)
-                          or excluded.has_uid(process.uid))))
+                          or excluded.has_uid(process.uid) or excluded.has_gid(process.gid))))
 
 
 def _path_hit(patterns: tuple[PathPattern, ...], path: str) -> bool:

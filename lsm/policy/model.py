@@ -162,7 +162,7 @@ class Rule:
 
 @dataclass(frozen=True)
 class UidRange:
-    """An inclusive range of uids, written "1000-60000"."""
+    """An inclusive range of uids (or gids), written "1000-60000"."""
     low: int
     high: int
 
@@ -183,9 +183,14 @@ class Subjects:
     uids: tuple[int, ...] = ()
     excluded: Subjects | None = None      # `except:`; its own `excluded` is always None
     uid_ranges: tuple[UidRange, ...] = ()   # uids: "low-high" entries (the kind is uids)
+    gids: tuple[int, ...] = ()            # effective gids, and their ranges (the kind is gids)
+    gid_ranges: tuple[UidRange, ...] = ()
 
     def has_uid(self, uid: int) -> bool:
         return uid in self.uids or any(uid in r for r in self.uid_ranges)
+
+    def has_gid(self, gid: int) -> bool:
+        return gid in self.gids or any(gid in r for r in self.gid_ranges)
 
     def kinds(self) -> dict[str, list[object]]:
         """The kinds given, as a policy file writes them."""
@@ -196,6 +201,8 @@ class Subjects:
             out["cgroups"] = list(self.cgroups)
         if self.uids or self.uid_ranges:
             out["uids"] = [*self.uids, *(str(r) for r in self.uid_ranges)]
+        if self.gids or self.gid_ranges:
+            out["gids"] = [*self.gids, *(str(r) for r in self.gid_ranges)]
         return out
 
     def spec(self) -> dict[str, object]:

@@ -1,8 +1,11 @@
 """A schema-valid document -> a Policy, with the checks a schema cannot make."""
 from __future__ import annotations
 
+import grp
 import ipaddress
 import pwd
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from lsmguard.policy import progress
@@ -250,7 +253,8 @@ def _subjects(p: _Problems, raw: dict[str, Any] | None) -> Subjects | None:
     at = ("spec", "subjects")
     excluded = _subject_kinds(p, raw["except"], at + ("except",)) if "except" in raw else None
     kinds = _subject_kinds(p, raw, at)
-    return Subjects(kinds.executables, kinds.cgroups, kinds.uids, excluded, kinds.uid_ranges)
+    return Subjects(kinds.executables, kinds.cgroups, kinds.uids, excluded, kinds.uid_ranges, kinds.gids,
+                    kinds.gid_ranges)
 
 
 def _subject_kinds(p: _Problems, raw: dict[str, Any], at: FieldPath) -> Subjects:
@@ -264,17 +268,32 @@ def _subject_kinds(p: _Problems, raw: dict[str, Any], at: FieldPath) -> Subjects
                     f"lsmguard follows cgroups up to {CGROUP_DEPTH_MAX} levels")
         else:
             cgroups.append(text)
-    uids, uid_ranges = _uids(p, raw.get("uids", []), at + ("uids",))
+    uids, uid_ranges = _ids(p, raw.get("uids", []), at + ("uids",), USERS)
+    gids, gid_ranges = _ids(p, raw.get("gids", []), at + ("gids",), GROUPS)
     return Subjects(executables=_paths(p, raw.get("executables", []), at + ("executables",)),
-                    cgroups=tuple(cgroups), uids=uids, uid_ranges=uid_ranges)
+                    cgroups=tuple(cgroups), uids=uids, uid_ranges=uid_ranges, gids=gids, gid_ranges=gid_ranges)
 
 
-UID_MAX = 4294967294   # (uid_t)-1 is no uid
+UID_MAX = 4294967294   # (uid_t)-1 is no uid; (gid_t)-1 no gid
 
 
-def _uids(p: _Problems, items: list[int | str], path: FieldPath) -> tuple[tuple[int, ...], tuple[UidRange, ...]]:
-    """Numbers as they are; "low-high" ranges; names through NSS, now (a user added later
-    needs the set applied again)."""
+@dataclass(frozen=True)
+class IdKind:
+    """uids or gids: what a number is called, and how a name is resolved."""
+    name: str                            # uid, gid
+    what: str                            # user, group
+    database: str                        # for getent
+    resolve: Callable[[str], int]
+
+
+USERS = IdKind("uid", "user", "passwd", lambda name: pwd.getpwnam(name).pw_uid)
+GROUPS = IdKind("gid", "group", "group", lambda name: grp.getgrnam(name).gr_gid)
+
+
+def _ids(p: _Problems, items: list[int | str], path: FieldPath,
+         kind: IdKind) -> tuple[tuple[int, ...], tuple[UidRange, ...]]:
+    """Numbers as they are; "low-high" ranges; names through NSS, now (a user or group added
+    later needs the set applied again)."""
     out, ranges = [], []
     for i, item in enumerate(items):
         if isinstance(item, int):
@@ -283,16 +302,16 @@ def _uids(p: _Problems, items: list[int | str], path: FieldPath) -> tuple[tuple[
         if item[:1].isdigit():   # the schema let only "digits-digits" through
             low, high = (int(x) for x in item.split("-"))
             if max(low, high) > UID_MAX:
-                p.error(path + (i,), f"{max(low, high)} is not a uid (0-{UID_MAX})")
+                p.error(path + (i,), f"{max(low, high)} is not a {kind.name} (0-{UID_MAX})")
             elif low > high:
-                p.error(path + (i,), f"'{item}' is an inverted uid range ({low} > {high})")
+                p.error(path + (i,), f"'{item}' is an inverted {kind.name} range ({low} > {high})")
             else:
                 ranges.append(UidRange(low, high))
             continue
         try:
-            out.append(pwd.getpwnam(item).pw_uid)
+            out.append(kind.resolve(item))
         except KeyError:
-            p.error(path + (i,), f"no user named {item!r} on this host (getent passwd {item})")
+            p.error(path + (i,), f"no {kind.what} named {item!r} on this host (getent {kind.database} {item})")
     return tuple(out), tuple(ranges)
 
 

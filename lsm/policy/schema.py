@@ -29,7 +29,8 @@ PATTERN_WORDS = {
         "(no-tmp-exec)",
     "^/": "is not absolute: paths start with /",
     "^[0-9]+-[0-9]+$": "is not a port range 'low-high'",
-    "^[A-Za-z_][A-Za-z0-9_.-]*[$]?$": "is not a user name (letters, digits, '_', '.', '-'; as useradd takes them)",
+    "^[A-Za-z_][A-Za-z0-9_.-]*[$]?$":
+        "is not a user or group name (letters, digits, '_', '.', '-'; as useradd and groupadd take them)",
 }
 TYPE_NAMES = {"string": "a string", "integer": "an integer", "array": "a list", "object": "a mapping",
               "boolean": "true or false", "number": "a number", "null": "nothing"}
@@ -100,10 +101,11 @@ def _message(error: jsonschema.ValidationError, path: FieldPath) -> tuple[str, b
         return f"{value!r} {PATTERN_WORDS.get(str(wanted), 'is not in the form this field takes')}", False
     if v == "maxLength":
         return f"is longer than {wanted} characters", False
-    if v == "anyOf" and "uids" in path:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return f"{value} is not a uid (0-4294967294)", False
-        return f"{value!r} is not a uid (0-4294967294), a range 'low-high' or a user name", False
+    for kind, name, what in (("uids", "uid", "user"), ("gids", "gid", "group")):
+        if v == "anyOf" and kind in path:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return f"{value} is not a {name} (0-4294967294)", False
+            return f"{value!r} is not a {name} (0-4294967294), a range 'low-high' or a {what} name", False
     if v == "anyOf" and "ports" in path:
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value} is not a port (1-65535)", False

@@ -36,6 +36,7 @@ class Request:
     executables: tuple[str, ...] = ()
     cgroups: tuple[str, ...] = ()
     uids: tuple[int | str, ...] = ()   # numbers, or user names (resolved when loaded)
+    gids: tuple[int | str, ...] = ()   # numbers, or group names
     audit_only: bool = False
 
     @property
@@ -47,6 +48,8 @@ class Request:
             out["cgroups"] = list(self.cgroups)
         if self.uids:
             out["uids"] = list(self.uids)
+        if self.gids:
+            out["gids"] = list(self.gids)
         return out
 
 
@@ -58,7 +61,7 @@ def default_policy_name(req: Request) -> str:
     """local / local-allow, -audit when audit-only, then who it is for: local-allow-nginx."""
     parts = ["local"] + (["allow"] if req.action == "allow" else []) + (["audit"] if req.audit_only else [])
     who = [_slug(Path(e).name.replace("*", "")) for e in req.executables]
-    who += [_slug(Path(c).name) for c in req.cgroups] + [f"uid-{u}" for u in req.uids]
+    who += [_slug(Path(c).name) for c in req.cgroups] + [f"uid-{u}" for u in req.uids] + [f"gid-{g}" for g in req.gids]
     name = "-".join(parts + [w for w in who if w])
     if len(name) > NAME_MAX:
         digest = hashlib.sha256(name.encode()).hexdigest()[:8]

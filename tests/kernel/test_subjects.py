@@ -1,8 +1,9 @@
 """Subjects: a policy applies to an executable and its descendants (across fork
 and exec, and to processes already running when it is applied), to a cgroup
-subtree, or to a uid; and to nothing else."""
+subtree, or to a uid or gid; and to nothing else."""
 from __future__ import annotations
 
+import grp
 import os
 import shutil
 import subprocess
@@ -223,6 +224,24 @@ def test_a_uid_range_with_a_range_excepted(engine: Engine) -> None:
     assert refused == {999: False, 1000: True, 1499: True, 1500: False, 1509: False, 1510: True, 1999: True,
                        2000: False}
     assert sorted(e.header.uid for e in drain_events(engine)) == [1000, 1499, 1510, 1999]
+
+
+def as_gid(gid: int, *argv: str) -> int:
+    """As uid 5000 (no uid a policy here names) with effective group `gid` and no other groups."""
+    return run(*argv, user=5000, group=gid, extra_groups=[])
+
+
+def test_gids_by_number_range_and_name_with_one_excepted(engine: Engine) -> None:
+    shared = reachable_file("shared", 0o666)   # any uid may open it for writing: only lsmguard refuses
+    apply(engine, policy("groups", "  mode: enforce\n  subjects: {gids: ['2000-2999', 4242, nogroup], "
+                                   "except: {gids: [2500]}}\n"
+                                   f"  rules: [{{id: no-write, action: deny, open: {{paths: [\"{shared}\"], "
+                                   "access: [write]}}]\n"))
+    nogroup = grp.getgrnam("nogroup").gr_gid
+    refused = {gid: as_gid(gid, BUSYBOX, "sh", "-c", f"echo x >> {shared}") != 0
+               for gid in (1999, 2000, 2500, 2999, 4242, 4243, nogroup)}
+    assert refused == {1999: False, 2000: True, 2500: False, 2999: True, 4242: True, 4243: False, nogroup: True}
+    assert sorted(e.header.gid for e in drain_events(engine)) == sorted([2000, 2999, 4242, nogroup])
 
 
 READY_THEN_CHMOD = """

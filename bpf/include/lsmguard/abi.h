@@ -25,7 +25,7 @@
 #define LG_UNIX_NAME_MAX 108    /* sizeof(sockaddr_un.sun_path) */
 #define LG_EXE_IDS 64           /* executables that subjects can name, across all policies */
 #define LG_EXE_ID_TORN 63       /* no pattern's id: set, with every other id, when a task's exec could not be looked up */
-#define LG_UID_RANGES 8         /* distinct uid ranges that subjects can name, across all policies */
+#define LG_UID_RANGES 8         /* distinct uid ranges that subjects can name, across all policies (gid ranges alike) */
 #define LG_PORT_SEARCH_STEPS 17 /* binary search over at most 65536 disjoint port intervals */
 #define LG_CGROUP_DEPTH_MAX 64  /* cgroup levels walked; deeper subjects are refused by the compiler */
 #define LG_ANCESTORS 4          /* ancestors an event names, parent first: they may be gone when it is read */
@@ -182,7 +182,7 @@ struct lg_drift_baseline {
 	__u64 realtime_ns;
 };
 
-/* A range of uids that subjects name (lg_policy_set.uid_ranges). */
+/* A range of uids (or gids) that subjects name (lg_policy_set.uid_ranges, gid_ranges). */
 struct lg_uid_range {
 	__u32 low;
 	__u32 high;       /* inclusive */
@@ -221,6 +221,11 @@ struct lg_policy_set {
 	__u64 drift_deny;
 	__u64 drift_audit;
 	struct lg_drift_baseline drift_since[LG_MAX_POLICIES];
+	/* gids, as uids above: by the effective gid */
+	__u64 unconstrained_gid;
+	struct lg_uid_range gid_ranges[LG_UID_RANGES];
+	__u32 gid_range_count;
+	__u32 reserved3;
 };
 
 /*
@@ -279,12 +284,19 @@ struct lg_port_interval {
 	struct lg_masks masks;
 };
 
-struct lg_uid_key {
-	__u32 uid;
-	__u32 generation;
+/* Which id an lg_uid_key holds: subjects name effective uids and effective gids. */
+enum lg_id_kind {
+	LG_ID_UID = 0,
+	LG_ID_GID = 1,
 };
 
-/* lg_subject_uids' value: the policies whose subjects name a uid, and those whose except does. */
+struct lg_uid_key {
+	__u32 id;
+	__u16 generation;
+	__u16 kind; /* enum lg_id_kind */
+};
+
+/* lg_subject_uids' value: the policies whose subjects name a uid (or gid), and those whose except does. */
 struct lg_uid_policies {
 	__u64 including;
 	__u64 excluding;

@@ -166,6 +166,9 @@ def test_list_shows_a_rules_exceptions(paths: Paths) -> None:
     (("deny", "exec", "/x", "--uid", "no-such-user-lsmguard"),
      ["deny: --uid no-such-user-lsmguard: no user named 'no-such-user-lsmguard' on this host "
       "(getent passwd no-such-user-lsmguard)"]),
+    (("deny", "exec", "/x", "--gid", "no-such-group-lsmguard", "--gid", "4294967295"),
+     ["deny: --gid no-such-group-lsmguard: no group named 'no-such-group-lsmguard' on this host "
+      "(getent group no-such-group-lsmguard)", "deny: --gid 4294967295 is not a gid (0-4294967294)"]),
     (("deny", "exec", "/x", "--uid", "4294967295", "--cgroup", "/a/"),
      ["deny: --cgroup /a/ is not normalised: no empty components or trailing slash",
       "deny: --uid 4294967295 is not a uid (0-4294967294)"]),

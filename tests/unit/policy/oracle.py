@@ -12,7 +12,7 @@ import ipaddress
 
 from lsmguard.policy.compile import (FILELESS, Compiled, InetSlot, InetTable, Masks, Slot, inet_slot)
 from lsmguard.policy.evaluate import DRIFT_RULE, Outcome, Process, Record, Request, Verdict
-from lsmguard.policy.model import INET_OPERATIONS, Access, Action, IPNetwork, Operation, normalise_address
+from lsmguard.policy.model import INET_OPERATIONS, Access, Action, IPNetwork, Operation, UidRange, normalise_address
 
 
 def inet_lookup(table: InetTable, address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> Masks | None:
@@ -41,15 +41,23 @@ def subject_mask(c: Compiled, process: Process) -> int:
     found_cgroup = c.paths[Slot.SUBJECT_CGROUP].lookup(process.cgroup)   # the kernel walks the cgroup's path
     cgroup = found_cgroup.allow if found_cgroup else 0
     excluded |= found_cgroup.deny if found_cgroup else 0
-    uid = c.uids.get(process.uid, 0)
-    excluded |= c.uids_excluded.get(process.uid, 0)
-    for uid_range, naming, excepting in c.uid_ranges:   # the kernel: a bounded loop over the set's ranges
-        if process.uid in uid_range:
-            uid |= naming
-            excluded |= excepting
+    uid, uid_excluded = _id_masks(process.uid, c.uids, c.uids_excluded, c.uid_ranges)
+    gid, gid_excluded = _id_masks(process.gid, c.gids, c.gids_excluded, c.gid_ranges)
+    excluded |= uid_excluded | gid_excluded
     constrained = ((c.unconstrained_exe | exe) & (c.unconstrained_cgroup | cgroup)
-                   & (c.unconstrained_uid | uid) & c.with_subjects)
+                   & (c.unconstrained_uid | uid) & (c.unconstrained_gid | gid) & c.with_subjects)
     return ((all_policies & ~c.with_subjects) | constrained) & ~(excluded & c.excluding)
+
+
+def _id_masks(one: int, naming: dict[int, int], excepting: dict[int, int],
+              ranges: list[tuple[UidRange, int, int]]) -> tuple[int, int]:
+    """(policies naming a uid or gid, policies excepting it): one lookup, then a bounded loop over the ranges."""
+    including, excluded = naming.get(one, 0), excepting.get(one, 0)
+    for id_range, named, excepted in ranges:
+        if one in id_range:
+            including |= named
+            excluded |= excepted
+    return including, excluded
 
 
 def _lookups(c: Compiled, request: Request) -> list[tuple[Slot | InetSlot, Masks | None]]:

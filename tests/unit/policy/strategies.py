@@ -84,8 +84,11 @@ def subject_kinds(draw: st.DrawFn, min_size: int = 0) -> Subjects:
         kinds = Subjects(executables=tuple(draw(st.lists(patterns, max_size=2))),
                          cgroups=tuple(draw(st.lists(st.sampled_from(["/a", "/a/b", "/c"]), max_size=2))),
                          uids=tuple(draw(st.lists(st.sampled_from([0, 33, 1000]), max_size=2))),
-                         uid_ranges=tuple(draw(st.lists(st.sampled_from(UID_RANGES), max_size=1))))
-        if len(kinds.executables) + len(kinds.cgroups) + len(kinds.uids) + len(kinds.uid_ranges) >= min_size:
+                         uid_ranges=tuple(draw(st.lists(st.sampled_from(UID_RANGES), max_size=1))),
+                         gids=tuple(draw(st.lists(st.sampled_from([0, 33, 100]), max_size=2))),
+                         gid_ranges=tuple(draw(st.lists(st.sampled_from(UID_RANGES), max_size=1))))
+        if (len(kinds.executables) + len(kinds.cgroups) + len(kinds.uids) + len(kinds.uid_ranges) + len(kinds.gids)
+                + len(kinds.gid_ranges)) >= min_size:
             return kinds
 
 
@@ -96,7 +99,8 @@ def policies(draw: st.DrawFn, name: str) -> Policy:
     if draw(st.booleans()):
         excluded = draw(st.none() | subject_kinds(min_size=1))
         kinds = draw(subject_kinds())
-        subjects = Subjects(kinds.executables, kinds.cgroups, kinds.uids, excluded)
+        subjects = Subjects(kinds.executables, kinds.cgroups, kinds.uids, excluded, kinds.uid_ranges, kinds.gids,
+                            kinds.gid_ranges)
     operations = frozenset(draw(st.lists(st.sampled_from(list(Operation)), max_size=4))) \
         or frozenset(r.operation for r in rule_list)
     return Policy(name=name, mode=draw(st.sampled_from(list(Mode))), default=draw(st.sampled_from(list(Default))),
@@ -108,7 +112,7 @@ policy_sets = st.integers(1, 4).flatmap(lambda n: st.tuples(*[policies(f"p{i}") 
 
 processes = st.builds(Process, exe=paths, ancestry=st.lists(paths, max_size=2).map(tuple),
                       cgroup=st.sampled_from(["/", "/a", "/a/b", "/a/bc", "/c/d"]),
-                      uid=st.sampled_from([0, 33, 1000, 5]))
+                      uid=st.sampled_from([0, 33, 1000, 5]), gid=st.sampled_from([0, 33, 100, 35]))
 
 
 @st.composite
