@@ -98,14 +98,16 @@ def strategies(root: Path):
 
 
 # This test runs as root in its own cgroup (the processes it execs too): subjects and excepts
-# that name, or do not name, the caller by uid and by cgroup.
+# that name, or do not name, the caller by uid, gid and cgroup.
 OWN_CGROUP = Path("/proc/self/cgroup").read_text().strip().removeprefix("0::")
 SUBJECTS = [None, Subjects(uids=(0,)), Subjects(uids=(1,)), Subjects(excluded=Subjects(uids=(0,))),
             Subjects(excluded=Subjects(uids=(1,))), Subjects(uids=(0,), excluded=Subjects(cgroups=(OWN_CGROUP,))),
             Subjects(excluded=Subjects(cgroups=("/lsmguard-no-such-cgroup",), uids=(1,))),
             Subjects(cgroups=(OWN_CGROUP,), excluded=Subjects(uids=(1,))),
             Subjects(uid_ranges=(UidRange(0, 10),)), Subjects(uid_ranges=(UidRange(1, 10),)),
-            Subjects(excluded=Subjects(uid_ranges=(UidRange(0, 0), UidRange(5, 9))))]
+            Subjects(excluded=Subjects(uid_ranges=(UidRange(0, 0), UidRange(5, 9)))),
+            Subjects(gids=(0,)), Subjects(gid_ranges=(UidRange(1, 10),)), Subjects(excluded=Subjects(gids=(0,))),
+            Subjects(uids=(0,), excluded=Subjects(gid_ranges=(UidRange(1, 10),)))]
 
 OPEN_FLAGS = {Access.READ: os.O_RDONLY, Access.WRITE: os.O_WRONLY, Access.ANY: os.O_RDWR}
 
@@ -131,7 +133,7 @@ def perform(how: str, request: Request) -> bool:
 
 def test_kernel_decisions_equal_the_reference_evaluator(tree: Path, module_engine: Engine) -> None:
     policy_sets, request_lists = strategies(tree)
-    caller = Process(exe=os.path.realpath("/proc/self/exe"), cgroup=OWN_CGROUP, uid=os.geteuid())
+    caller = Process(exe=os.path.realpath("/proc/self/exe"), cgroup=OWN_CGROUP, uid=os.geteuid(), gid=os.getegid())
     seen: dict[tuple[Operation, bool], int] = {}
 
     # Explicit cases: every operation both denied and allowed, whatever the random draw.
