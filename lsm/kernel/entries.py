@@ -16,7 +16,7 @@ from typing import TypeVar
 from lsmguard import abi
 from lsmguard.kernel import hits
 from lsmguard.kernel.inodes import Inode
-from lsmguard.kernel.mounts import MountTable
+from lsmguard.kernel.mounts import Identity, MountTable
 from lsmguard.policy.bulk import paused_gc
 from lsmguard.policy.compile import (
     Compiled,
@@ -27,6 +27,8 @@ from lsmguard.policy.compile import (
     Slot,
     bit_table,
     merge_path_table,
+    permitting,
+    restricting,
 )
 from lsmguard.policy.model import Action, IPNetwork, PathPattern, UidRange
 
@@ -124,25 +126,45 @@ def identity_tables(patterns: dict[PathPattern, Masks], mounts: MountTable,
                     excepted: dict[ExceptedPattern, Masks] | None = None) -> dict[int, PathTable]:
     """One slot's patterns as the kernel looks them up: translated to file identities, and
     merged per file system (device) so that each entry carries its covering patterns' masks.
-    A recursive pattern's exceptions are translated alike; on each file system it reaches,
-    those of them there stay its exceptions."""
+    A recursive pattern's exceptions are translated too, failing closed: for deny and audit
+    rules, an exception is the files its path names in their own file system, and only when
+    the host names them nowhere else (a bind mount of a protected directory onto the
+    exception must not take the rule off that directory), never the file systems mounted
+    below it; for allow rules, every identity it reaches, as a rule path's."""
     by_dev: dict[int, dict[PathPattern, Masks]] = {}
     excepted_by_dev: dict[int, dict[ExceptedPattern, Masks]] = {}
     for pattern, masks in patterns.items():
         for identity in mounts.identities(pattern):
             _merge_into(by_dev.setdefault(identity.dev, {}), identity.pattern, masks)
-    for rule_path, masks in (excepted or {}).items():
-        exceptions = [identity for x in rule_path.exceptions for identity in mounts.identities(x)]
-        for identity in mounts.identities(rule_path.pattern):
-            inside = tuple(sorted({x.pattern for x in exceptions
-                                   if x.dev == identity.dev and identity.pattern.matches(x.pattern.base)}))
-            if inside:
-                _merge_into(excepted_by_dev.setdefault(identity.dev, {}), ExceptedPattern(identity.pattern, inside),
-                            masks)
-            else:
-                _merge_into(by_dev.setdefault(identity.dev, {}), identity.pattern, masks)
+    for rule_path, both in (excepted or {}).items():
+        for masks, exceptions in ((restricting(both), _sole_identities(rule_path.exceptions, mounts)),
+                                  (permitting(both), [i for x in rule_path.exceptions for i in mounts.identities(x)])):
+            if masks.rules:
+                _add_excepted(by_dev, excepted_by_dev, rule_path.pattern, exceptions, masks, mounts)
     return {dev: merge_path_table(by_dev.get(dev, {}), excepted_by_dev.get(dev))
             for dev in by_dev.keys() | excepted_by_dev.keys()}
+
+
+def _sole_identities(exceptions: tuple[PathPattern, ...], mounts: MountTable) -> list[Identity]:
+    """Each exception's files in its own file system, if the host names them nowhere else."""
+    out = []
+    for x in exceptions:
+        identity = mounts.own_identity(x)
+        if mounts.named_only_within(identity, x):
+            out.append(identity)
+    return out
+
+
+def _add_excepted(by_dev: dict[int, dict[PathPattern, Masks]], excepted_by_dev: dict[int, dict[ExceptedPattern, Masks]],
+                  pattern: PathPattern, exceptions: list[Identity], masks: Masks, mounts: MountTable) -> None:
+    """A rule path's identities, each with the exceptions in its file system inside it."""
+    for identity in mounts.identities(pattern):
+        inside = tuple(sorted({x.pattern for x in exceptions
+                               if x.dev == identity.dev and identity.pattern.matches(x.pattern.base)}))
+        if inside:
+            _merge_into(excepted_by_dev.setdefault(identity.dev, {}), ExceptedPattern(identity.pattern, inside), masks)
+        else:
+            _merge_into(by_dev.setdefault(identity.dev, {}), identity.pattern, masks)
 
 
 def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,

@@ -162,14 +162,32 @@ class MountTable:
     def identities(self, pattern: PathPattern) -> list[Identity]:
         """What the kernel looks up for a rule path: one identity for an exact path; for a
         recursive one, the tree in its own file system and every file system mounted below."""
-        if not pattern.base.startswith("/"):
-            return [Identity(0, pattern)]   # not a file: an abstract socket name, fileless code
-        dev, path = self.identity_of(pattern.base)
-        out = [Identity(dev, PathPattern(path, pattern.recursive))]
-        if pattern.recursive:
+        out = [self.own_identity(pattern)]   # not a file (an abstract socket name, fileless code): device 0
+        if pattern.recursive and pattern.base.startswith("/"):
             mount = self.visible(pattern.base)
             out += [Identity(m.dev, PathPattern(m.root, True)) for m in self._visible_below(mount, pattern.base)]
         return out
+
+    def own_identity(self, pattern: PathPattern) -> Identity:
+        """A pattern's identity in the file system its base is on, without those mounted below."""
+        if not pattern.base.startswith("/"):
+            return Identity(0, pattern)
+        dev, path = self.identity_of(pattern.base)
+        return Identity(dev, PathPattern(path, pattern.recursive))
+
+    def named_only_within(self, identity: Identity, within: PathPattern) -> bool:
+        """Does the host name the files of `identity` only by names `within` matches? Not when a
+        mount shows them elsewhere too: a bind mount of another directory onto `within`, or one
+        file system mounted both inside and outside it."""
+        base = identity.pattern.base
+        for mount in self._shown_by_dev.get(identity.dev, ()):
+            if _below(base, mount.root):              # the mount shows the identity's base
+                rest = base[len(mount.root.rstrip("/")):] if mount.root != "/" else base
+                if not within.matches(_join(mount.point, rest if rest != "/" else "")):
+                    return False
+            elif identity.pattern.recursive and _below(mount.root, base) and not within.matches(mount.point):
+                return False                          # ... or a part of its tree, at its own mount point
+        return True
 
     def host_path(self, dev: int, path: str) -> str | None:
         """The path in the host's namespace of a file known by its identity, or None when no

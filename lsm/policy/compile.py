@@ -224,9 +224,15 @@ def _add_pattern(table: dict[PathPattern, Masks], pattern: PathPattern, policy_i
     table.setdefault(pattern, Masks()).add(policy_id, action, index)
 
 
-def _bindable(masks: Masks) -> Masks:
-    """An exact path's own deny and audit rules: what may follow its file to another name."""
+def restricting(masks: Masks) -> Masks:
+    """The deny and audit rules of `masks` (what follows an exact path's file to another name,
+    what protects the names below a directory)."""
     return Masks(masks.deny, 0, masks.audit, {k: i for k, i in masks.rules.items() if k[1] is not Action.ALLOW})
+
+
+def permitting(masks: Masks) -> Masks:
+    """The allow rules of `masks`."""
+    return Masks(0, masks.allow, 0, {k: i for k, i in masks.rules.items() if k[1] is Action.ALLOW})
 
 
 def bit_table(patterns: dict[PathPattern, int]) -> PathTable:
@@ -249,12 +255,10 @@ class ExceptedPattern:
     pattern: PathPattern
     exceptions: tuple[PathPattern, ...]
 
-    def covers(self, entry: PathPattern) -> bool:
-        """Does the rule match every path the entry stands for (the entry's own lookup)?"""
-        if not self.pattern.covers(entry):
-            return False
+    def exact_exceptions(self) -> list[str]:
+        """The exact exceptions no recursive one covers: the names below them stay the rule's."""
         exact, recursive = self._exception_bases
-        return not ((not entry.recursive and entry.base in exact) or any(a in recursive for a in ancestors(entry.base)))
+        return sorted(x for x in exact if not any(a in recursive for a in ancestors(x)))
 
     @functools.cached_property
     def _exception_bases(self) -> tuple[frozenset[str], frozenset[str]]:
@@ -276,6 +280,40 @@ def _exceptions_by_path(paths: tuple[PathPattern, ...],
     return {path: tuple(sorted(inside)) for path, inside in out.items()}
 
 
+class _ExceptedGroup:
+    """The excepted rule paths of one base: their masks merged at once for every entry below
+    that no exception takes them from, and a per-rule walk for the others (thousands of rules
+    may share a base, each with an exception of its own)."""
+
+    def __init__(self, members: list[tuple[ExceptedPattern, Masks]]) -> None:
+        self.union = Masks()
+        self.by_exception: dict[PathPattern, list[int]] = {}
+        by_rule: dict[tuple[int, Action], list[tuple[int, int]]] = {}
+        for member, (rule_path, masks) in enumerate(members):
+            self.union.merge(masks)
+            for x in rule_path.exceptions:
+                self.by_exception.setdefault(x, []).append(member)
+            for key, index in masks.rules.items():
+                by_rule.setdefault(key, []).append((index, member))
+        self.by_rule = {key: sorted(indexed) for key, indexed in by_rule.items()}
+
+    def masks_for(self, entry: PathPattern) -> Masks:
+        """What the group's rules say of `entry`: those none of whose exceptions covers it."""
+        excluded: set[int] = set()
+        for ancestor in ancestors(entry.base):
+            excluded.update(self.by_exception.get(PathPattern(ancestor, True), ()))
+        if not entry.recursive:
+            excluded.update(self.by_exception.get(entry, ()))
+        if not excluded:
+            return self.union
+        out = Masks()
+        for (policy_id, action), indexed in self.by_rule.items():
+            first = next((index for index, member in indexed if member not in excluded), None)
+            if first is not None:
+                out.add(policy_id, action, first)
+        return out
+
+
 def merge_path_table(patterns: dict[PathPattern, Masks],
                      excepted: dict[ExceptedPattern, Masks] | None = None) -> PathTable:
     """Pre-merge: each entry carries the masks of every recursive pattern covering it. With
@@ -284,33 +322,36 @@ def merge_path_table(patterns: dict[PathPattern, Masks],
     table = PathTable()
     prefixes = {p.base: m for p, m in patterns.items() if p.recursive}
     entries = dict(patterns)
-    by_base: dict[str, list[tuple[ExceptedPattern, Masks]]] = {}
+    members: dict[str, list[tuple[ExceptedPattern, Masks]]] = {}
     for rule_path, masks in (excepted or {}).items():
-        by_base.setdefault(rule_path.pattern.base, []).append((rule_path, masks))
+        members.setdefault(rule_path.pattern.base, []).append((rule_path, masks))
         for entry in (rule_path.pattern, *rule_path.exceptions):
             entries.setdefault(entry, Masks())
+    groups = {base: _ExceptedGroup(group) for base, group in members.items()}
     for pattern, masks in entries.items():
         merged = masks
-        if prefixes or by_base:   # without recursive patterns there is nothing to merge (and 100k rules stay fast)
+        if prefixes or groups:   # without recursive patterns there is nothing to merge (and 100k rules stay fast)
             merged = masks.copy()
             for ancestor in ancestors(pattern.base):
                 if ancestor in prefixes and (ancestor != pattern.base or not pattern.recursive):
                     merged.merge(prefixes[ancestor])
-                for rule_path, rule_masks in by_base.get(ancestor, ()):
-                    if rule_path.covers(pattern):
-                        merged.merge(rule_masks)
+                if ancestor in groups:   # recursive, at or above the entry: each covers it but for its exceptions
+                    merged.merge(groups[ancestor].masks_for(pattern))
         (table.prefix if pattern.recursive else table.exact)[pattern.base] = merged
     return table
 
 
 def _write_ancestors(write: dict[PathPattern, Masks], excepted: dict[ExceptedPattern, Masks]) -> dict[str, Masks]:
-    """Each directory strictly above a path that write deny or audit rules name, with their bits."""
+    """Each directory strictly above a path that write deny or audit rules name, with their bits;
+    and each exact exception of such a rule that no recursive one of it covers: the names below
+    it are still the rule's, so a rename of it (or a mount on it) moves them."""
     above: dict[str, Masks] = {}
-    for pattern, masks in [*write.items(), *((e.pattern, m) for e, m in excepted.items())]:
-        named = Masks(masks.deny, 0, masks.audit, {k: i for k, i in masks.rules.items() if k[1] is not Action.ALLOW})
+    for pattern, masks, exact_exceptions in [*((p, m, ()) for p, m in write.items()),
+                                             *((e.pattern, m, e.exact_exceptions()) for e, m in excepted.items())]:
+        named = restricting(masks)
         if not (named.deny or named.audit) or not pattern.base.startswith("/"):
             continue
-        for directory in ancestors(pattern.base)[1:]:
+        for directory in [*ancestors(pattern.base)[1:], *exact_exceptions]:
             above.setdefault(directory, Masks()).merge(named)
     return above
 
@@ -480,7 +521,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     progress.report("merging", 0, total)
     paths = {slot: merge_path_table(table, excepted.get(slot)) for slot, table in patterns.items()}
     write_ancestors = _write_ancestors(patterns[Slot.OPEN_WRITE], excepted[Slot.OPEN_WRITE])
-    bindable = {slot: {p.base: _bindable(m) for p, m in patterns[slot].items()
+    bindable = {slot: {p.base: restricting(m) for p, m in patterns[slot].items()
                        if not p.recursive and p.base.startswith("/") and (m.deny or m.audit)}
                 for slot in BINDING_SLOTS}
     paths[Slot.SUBJECT_EXE] = subject_table(exe_patterns, exe_excluded)

@@ -134,9 +134,18 @@ def matches(rule: Rule, request: Request, access: Access | None = None) -> bool:
         return True
     if (request.moves_below and rule.action is not Action.ALLOW and rule.access & Access.WRITE
             and (access or request.access) & Access.WRITE
-            and any(_strictly_below(p.base, request.path) for p in rule.paths)):
+            and _matches_below(rule, request.path)):
         return True   # the directory takes a name that rule protects along
     return _path_hit(rule.paths, request.path) and not rule.excepts(request.path)
+
+
+def _matches_below(rule: Rule, directory: str) -> bool:
+    """Does `rule` match some name strictly below `directory`? A path of it below the directory,
+    or a recursive one around it that no recursive exception takes the directory's names from
+    (an exact exception of the directory itself leaves the names below it to the rule)."""
+    return (any(_strictly_below(p.base, directory) for p in rule.paths)
+            or (any(p.recursive and p.matches(directory) for p in rule.paths)
+                and not any(x.recursive and x.matches(directory) for x in rule.excepted)))
 
 
 def _strictly_below(path: str, directory: str) -> bool:

@@ -105,19 +105,21 @@ def _ports(p: _Problems, items: list[Any], path: FieldPath) -> tuple[PortRange, 
 
 
 def _networks(p: _Problems, items: list[str], path: FieldPath) -> tuple[IPNetwork, ...]:
-    out: list[IPNetwork] = []
-    for i, text in enumerate(items):
-        try:
-            network = ipaddress.ip_network(text, strict=True)
-        except ValueError as exc:
-            if "has host bits set" in str(exc):
-                fixed = ipaddress.ip_network(text, strict=False)
-                p.error(path + (i,), f"{text!r} has host bits set: did you mean {fixed}?")
-            else:
-                p.error(path + (i,), f"{text!r} is not an IPv4 or IPv6 address or CIDR")
-            continue
-        out.extend(normalise_network(network))
-    return tuple(out)
+    return tuple(network for i, text in enumerate(items) for network in _network(p, text, path + (i,)))
+
+
+def _network(p: _Problems, text: str, at: FieldPath) -> tuple[IPNetwork, ...]:
+    """One address or CIDR, normalised (an IPv4-mapped one is IPv4); none if it is not one."""
+    try:
+        network = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            fixed = ipaddress.ip_network(text, strict=False)
+            p.error(at, f"{text!r} has host bits set: did you mean {fixed}?")
+        else:
+            p.error(at, f"{text!r} is not an IPv4 or IPv6 address or CIDR")
+        return ()
+    return normalise_network(network)
 
 
 def _unix(p: _Problems, items: list[str], path: FieldPath) -> UnixTarget:
@@ -233,7 +235,7 @@ def _excepted_networks(p: _Problems, items: list[str], at: FieldPath,
             p.error(at + (i,), f"{text!r} is not an address or CIDR: a connect rule with cidrs (or none) "
                                "excepts networks; one with unix excepts socket paths")
             continue
-        for network in _networks(p, [text], at + (i,)):
+        for network in _network(p, text, at + (i,)):
             if network in rule_networks:
                 p.error(at + (i,), f"{text!r} removes all of {str(network)!r}: remove it from cidrs instead")
             elif not any(network.supernet(new_prefix=length) in rule_networks for length in range(network.prefixlen)):

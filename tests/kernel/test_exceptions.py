@@ -120,3 +120,50 @@ def test_connect_denied_to_a_network_except_one_address(engine: Engine) -> None:
         assert server.accepted() == 2
     finally:
         server.close()
+
+
+def test_an_excepted_directory_keeps_the_names_below_it(engine: Engine, scratch: Path) -> None:
+    # except: [.../conf.d] excepts that name only: the files below it are still the rule's, so
+    # renaming the directory away (which would let them be replaced) is refused
+    etc = scratch / "etc"
+    (etc / "conf.d").mkdir(parents=True)
+    (etc / "conf.d" / "main.conf").write_text("safe\n")
+    apply(engine, policy("etc-app", f"""  mode: enforce
+  rules:
+    - id: etc
+      action: deny
+      open: {{paths: ["{etc}/**"], access: [write], except: ["{etc}/conf.d"]}}
+"""))
+    with pytest.raises(PermissionError):
+        os.rename(etc / "conf.d", scratch / "elsewhere")
+    with pytest.raises(PermissionError):
+        (etc / "conf.d" / "main.conf").write_text("evil\n")
+    with pytest.raises(PermissionError):
+        (etc / "other").mkdir()
+    assert (etc / "conf.d" / "main.conf").read_text() == "safe\n"
+
+
+def test_a_bind_mount_onto_an_exception_does_not_free_its_source(engine: Engine, scratch: Path) -> None:
+    # root mounts the protected directory onto the exception; the daemon applies the set again
+    # on the mount (done here by hand): the files stay denied under both names
+    app = scratch / "app"
+    for d in ("conf", "tmp"):
+        (app / d).mkdir(parents=True)
+    (app / "conf" / "main.conf").write_text("safe\n")
+    document = policy("app", f"""  mode: enforce
+  rules:
+    - id: app
+      action: deny
+      open: {{paths: ["{app}/**"], access: [write], except: ["{app}/tmp/**"]}}
+""")
+    apply(engine, document)
+    (app / "tmp" / "scratch").write_text("ok\n")                   # the exception holds
+    subprocess.run(["mount", "--bind", str(app / "conf"), str(app / "tmp")], check=True)
+    try:
+        apply(engine, document)
+        for name in (app / "conf" / "main.conf", app / "tmp" / "main.conf"):
+            with pytest.raises(PermissionError):
+                name.write_text("evil\n")
+    finally:
+        subprocess.run(["umount", str(app / "tmp")], check=True)
+    assert (app / "conf" / "main.conf").read_text() == "safe\n"

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lsmguard.policy.compile import compile_policies
-from lsmguard.policy.evaluate import Request, decide
-from lsmguard.policy.model import Operation
+from lsmguard.policy.evaluate import Process, Request, decide
+from lsmguard.policy.model import Access, Action, Default, Mode, Operation, PathPattern, Policy, Rule
 from tests.unit.policy.oracle import decide_compiled
 from tests.unit.policy.strategies import policy_sets, processes, requests
 
@@ -34,6 +35,36 @@ def test_an_access_near_an_exception_is_decided_as_the_reference_does(policies, 
     if rule.unix is not None:
         request = Request(Operation.CONNECT, unix=path)
     else:
-        request = replace(request, operation=rule.operation, path=path, fileless=False)
+        # an open for writing may be a rename of the path (moves_below): of an excepted directory too
+        request = replace(request, operation=rule.operation, path=path, fileless=False,
+                          moves_below=rule.operation is Operation.OPEN and data.draw(st.booleans()),
+                          access=data.draw(st.sampled_from(list(Access))))
     compiled = compile_policies(policies)
     assert decide_compiled(compiled, process, request) == decide(policies, process, request)
+
+
+def _deny_write(paths: list[str], excepted: list[str]) -> Policy:
+    pattern = lambda text: PathPattern(text[:-3] or "/", True) if text.endswith("/**") else PathPattern(text, False)  # noqa: E731
+    rule = Rule("w", Action.DENY, Operation.OPEN, paths=tuple(map(pattern, paths)), access=Access.WRITE,
+                excepted=tuple(map(pattern, excepted)))
+    return Policy("p", Mode.ENFORCE, Default.ALLOW, (rule,), operations=frozenset({Operation.OPEN}))
+
+
+@pytest.mark.parametrize("excepted, directory, refused", [
+    # the names below an exactly excepted directory are still the rule's: renaming it (or mounting on it) moves them
+    (["/etc/app/conf.d"], "/etc/app/conf.d", True),
+    (["/etc/app"], "/etc/app", True),                          # the rule's own base, excepted exactly
+    (["/etc/app/conf.d/**"], "/etc/app/conf.d", False),        # every name below is excepted
+    (["/etc/app/conf.d", "/etc/app/conf.d/**"], "/etc/app/conf.d", False),
+    (["/etc/app/tmp/**"], "/etc/app/tmp/sub", False),
+])
+def test_a_rename_of_an_excepted_directory_is_refused_while_the_rule_holds_names_below(
+        excepted: list[str], directory: str, refused: bool) -> None:
+    policies = [_deny_write(["/etc/app/**"], excepted)]
+    request = Request(Operation.OPEN, path=directory, access=Access.WRITE, moves_below=True)
+    process = Process(exe="/usr/bin/mv")
+    assert decide(policies, process, request).allowed is not refused
+    assert decide_compiled(compile_policies(policies), process, request) == decide(policies, process, request)
+    plain_write = replace(request, moves_below=False)   # writing the name itself: the exception holds
+    assert decide(policies, process, plain_write).allowed
+    assert decide_compiled(compile_policies(policies), process, plain_write).allowed

@@ -298,3 +298,13 @@ def test_the_formats_former_name_still_loads_with_a_warning_to_rename_it() -> No
     assert [str(w) for w in result.warnings] == [
         "old.yaml:1:13: warning: apiVersion: 'lsmguard.io/v1' is the former name of this format: "
         "write 'lsmguard.example.org/v1' (the former name is accepted)"]
+
+
+def test_a_bad_except_network_is_named_at_its_own_index() -> None:
+    found = errors_of("""\
+     - id: out
+       action: deny
+       connect: {cidrs: [10.0.0.0/8], except: [10.1.0.0/16, 10.2.0.1/16]}
+     """)
+    assert found == ["web.yaml:10:60: spec.rules[0].connect.except[1]: '10.2.0.1/16' has host bits set: did you "
+                     "mean 10.2.0.0/16?"]
