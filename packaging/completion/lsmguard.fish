@@ -94,10 +94,11 @@ complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l proto -x -a 'tcp u
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l exe -r -F -d 'only for processes running PATH (and descendants)'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l cgroup -x -d 'only for processes in this cgroup'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l uid -x -d 'only for this effective uid (a user name is resolved when the policy is loaded)'
+complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l gid -x -d 'only for this effective gid (a group name is resolved when the policy is loaded)'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l policy -x -a '(__lsmguard_names policies)' -d 'the policy to add the rule to'
 complete -c lsmguard -n '__fish_seen_subcommand_from deny' -l audit-only -d 'put the rule in an audit-mode policy: journal would-deny, refuse nothing'
-complete -c lsmguard -n '__lsmguard_argument deny 0 --policy-dir --access --port --proto --exe --cgroup --uid --policy' -a 'exec open chmod connect bind listen'
-complete -c lsmguard -n '__lsmguard_argument deny 1+ --policy-dir --access --port --proto --exe --cgroup --uid --policy' -F
+complete -c lsmguard -n '__lsmguard_argument deny 0 --policy-dir --access --port --proto --exe --cgroup --uid --gid --policy' -a 'exec open chmod connect bind listen'
+complete -c lsmguard -n '__lsmguard_argument deny 1+ --policy-dir --access --port --proto --exe --cgroup --uid --gid --policy' -F
 
 # allow
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -s h -l help -d 'show this help message and exit'
@@ -109,10 +110,11 @@ complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l proto -x -a 'tcp 
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l exe -r -F -d 'only for processes running PATH (and descendants)'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l cgroup -x -d 'only for processes in this cgroup'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l uid -x -d 'only for this effective uid (a user name is resolved when the policy is loaded)'
+complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l gid -x -d 'only for this effective gid (a group name is resolved when the policy is loaded)'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l policy -x -a '(__lsmguard_names policies)' -d 'the policy to add the rule to'
 complete -c lsmguard -n '__fish_seen_subcommand_from allow' -l audit-only -d 'put the rule in an audit-mode policy: journal would-deny, refuse nothing'
-complete -c lsmguard -n '__lsmguard_argument allow 0 --policy-dir --access --port --proto --exe --cgroup --uid --policy' -a 'exec open chmod connect bind listen'
-complete -c lsmguard -n '__lsmguard_argument allow 1+ --policy-dir --access --port --proto --exe --cgroup --uid --policy' -F
+complete -c lsmguard -n '__lsmguard_argument allow 0 --policy-dir --access --port --proto --exe --cgroup --uid --gid --policy' -a 'exec open chmod connect bind listen'
+complete -c lsmguard -n '__lsmguard_argument allow 1+ --policy-dir --access --port --proto --exe --cgroup --uid --gid --policy' -F
 
 # remove
 complete -c lsmguard -n '__fish_seen_subcommand_from remove' -s h -l help -d 'show this help message and exit'
