@@ -132,7 +132,8 @@ def matches(rule: Rule, request: Request, access: Access | None = None) -> bool:
     # only names inside recursive paths)
     if rule.action is not Action.ALLOW and any(not p.recursive and p.base in request.bound for p in rule.paths):
         return True
-    if (request.moves_below and rule.action is not Action.ALLOW and rule.access & Access.WRITE
+    if (request.moves_below and rule.operation is Operation.OPEN and rule.action is not Action.ALLOW
+            and rule.access & Access.WRITE
             and (access or request.access) & Access.WRITE
             and _matches_below(rule, request.path)):
         return True   # the directory takes a name that rule protects along
