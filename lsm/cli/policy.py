@@ -17,6 +17,7 @@ from lsmguard.errors import ExitStatus, LsmguardError, UsageError
 from lsmguard.kernel.engine import Engine
 from lsmguard.loader import BpfError
 from lsmguard.lockmode import guard
+from lsmguard.policy.compile import CompileError, compile_policies
 from lsmguard.policy.errors import PolicyError
 from lsmguard.policy.load import load_paths, read_sources
 from lsmguard.state import transaction
@@ -41,6 +42,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             for d in exc.diagnostics:
                 print(d, file=sys.stderr)
             print(f"invalid: {_plural(len(errors), 'error')}, {_plural(len(warnings), 'warning')}", file=sys.stderr)
+        return ExitStatus.USAGE
+    try:   # what only the whole set can break: the limits the kernel's tables hold
+        compile_policies(result.policies)
+    except CompileError as exc:
+        if args.json:
+            print(json.dumps({"valid": False, "diagnostics": [], "error": str(exc)}))
+        else:
+            print(f"invalid: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
     rules = sum(len(p.rules) for p in result.policies)
     if args.json:

@@ -67,3 +67,18 @@ def test_check_dash_reads_standard_input_and_names_it() -> None:
     good = policy.replace("mod:", "mode:").replace("tmp/x", "/tmp/x")
     proc = subprocess.run([sys.executable, "-m", "lsmguard", "check", "-"], input=good, capture_output=True, text=True)
     assert (proc.returncode, proc.stdout) == (0, "ok: 1 policy, 1 rule in 1 file\n"), proc.stderr
+
+
+def test_a_set_over_the_kernels_limits_is_invalid(tmp_path: Path) -> None:
+    # nine distinct uid ranges: each file is valid, the set is not (the kernel holds eight)
+    ranges = ", ".join(f"'{1000 * i}-{1000 * i + 9}'" for i in range(1, 10))
+    policy = tmp_path / "users.yaml"
+    policy.write_text("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: users}\nspec:\n"
+                      f"  mode: enforce\n  subjects: {{uids: [{ranges}]}}\n"
+                      "  rules: [{id: x, action: deny, exec: {paths: [/tmp/**]}}]\n")
+    proc = lsmguard("check", str(policy))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == ["invalid: 9 distinct uid ranges in the policies: at most 8 can be applied at "
+                                        "once (name single uids, or merge ranges)"]
+    data = json.loads(lsmguard("check", "--json", str(policy)).stdout)
+    assert data["valid"] is False and "9 distinct uid ranges" in data["error"]
