@@ -67,14 +67,18 @@ def objects(rule: Rule) -> dict[str, Any]:
             out["access"] = [a for a in ("read", "write") if rule.access & Access[a.upper()]]
         if rule.operation is Operation.EXEC:
             out["fileless"] = rule.fileless
-    if rule.excepted or rule.excepted_networks:
-        out["except"] = [*map(str, rule.excepted), *map(str, rule.excepted_networks)]
+    if excepted := _exceptions(rule):
+        out["except"] = excepted
     return out
+
+
+def _exceptions(rule: Rule) -> list[str]:
+    return [*map(str, rule.excepted), *map(str, rule.excepted_networks)]
 
 
 def objects_text(rule: Rule) -> str:
     """A rule's objects as one readable cell."""
-    excepted = [*map(str, rule.excepted), *map(str, rule.excepted_networks)]
+    excepted = _exceptions(rule)
     return _objects_text(rule) + (f" except {','.join(excepted)}" if excepted else "")
 
 

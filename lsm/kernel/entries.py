@@ -277,7 +277,6 @@ def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes
                                  for b in drift_since or []])
 
 
-
 def _ranges(ranges: list[tuple[UidRange, int, int]]) -> list[dict[str, int]]:
     return [{"low": r.low, "high": r.high, "including": naming, "excluding": excepting}
             for r, naming, excepting in ranges]

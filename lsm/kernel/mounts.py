@@ -51,6 +51,12 @@ def _below(path: str, ancestor: str) -> bool:
     return ancestor == "/" or path == ancestor or path.startswith(ancestor + "/")
 
 
+def _name_through(mount: Mount, path: str) -> str:
+    """The name in the namespace of the file `path` (below `mount.root`) that `mount` shows."""
+    rest = path[len(mount.root.rstrip("/")):] if mount.root != "/" else path
+    return _join(mount.point, rest if rest != "/" else "")
+
+
 @dataclass(frozen=True)
 class Mount:
     id: int
@@ -182,8 +188,7 @@ class MountTable:
         base = identity.pattern.base
         for mount in self._shown_by_dev.get(identity.dev, ()):
             if _below(base, mount.root):              # the mount shows the identity's base
-                rest = base[len(mount.root.rstrip("/")):] if mount.root != "/" else base
-                if not within.matches(_join(mount.point, rest if rest != "/" else "")):
+                if not within.matches(_name_through(mount, base)):
                     return False
             elif identity.pattern.recursive and _below(mount.root, base) and not within.matches(mount.point):
                 return False                          # ... or a part of its tree, at its own mount point
@@ -194,8 +199,7 @@ class MountTable:
         mount of the host shows it."""
         for mount in self._shown_by_dev.get(dev, ()):
             if _below(path, mount.root):
-                rest = path[len(mount.root.rstrip("/")):] if mount.root != "/" else path
-                return _join(mount.point, rest if rest != "/" else "")
+                return _name_through(mount, path)
         return None
 
     @functools.cached_property

@@ -16,7 +16,6 @@ the kernel does; the property tests hold it equal to the reference evaluator.
 from __future__ import annotations
 
 import enum
-import functools
 import itertools
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ from lsmguard.policy.model import (
     Protocol,
     Rule,
     UidRange,
+    network_within,
 )
 
 MAX_POLICIES = 64
@@ -257,14 +257,9 @@ class ExceptedPattern:
 
     def exact_exceptions(self) -> list[str]:
         """The exact exceptions no recursive one covers: the names below them stay the rule's."""
-        exact, recursive = self._exception_bases
-        return sorted(x for x in exact if not any(a in recursive for a in ancestors(x)))
-
-    @functools.cached_property
-    def _exception_bases(self) -> tuple[frozenset[str], frozenset[str]]:
-        """The exceptions' bases, exact and recursive: a rule may have thousands."""
-        return (frozenset(x.base for x in self.exceptions if not x.recursive),
-                frozenset(x.base for x in self.exceptions if x.recursive))
+        recursive = {x.base for x in self.exceptions if x.recursive}   # a set: a rule may have thousands
+        return sorted(x.base for x in self.exceptions
+                      if not x.recursive and not any(a in recursive for a in ancestors(x.base)))
 
 
 def _exceptions_by_path(paths: tuple[PathPattern, ...],
@@ -380,8 +375,7 @@ def _merge_inet(rules: list[tuple[int, Rule, int]], slot: InetSlot) -> InetTable
 
 
 def _excepts_network(rule: Rule, network: IPNetwork) -> bool:
-    return any(x.version == network.version and network.subnet_of(x)  # type: ignore[arg-type]
-               for x in rule.excepted_networks)
+    return any(network_within(network, x) for x in rule.excepted_networks)
 
 
 def _ports(rule: Rule) -> tuple[PortRange, ...]:

@@ -5,7 +5,16 @@ import ipaddress
 
 from lsmguard.policy import progress
 from lsmguard.policy.errors import Diagnostic
-from lsmguard.policy.model import INET_OPERATIONS, Action, Default, IPNetwork, Operation, PathPattern, Policy, Rule
+from lsmguard.policy.model import (
+    INET_OPERATIONS,
+    Action,
+    Default,
+    Operation,
+    PathPattern,
+    Policy,
+    Rule,
+    network_within,
+)
 from lsmguard.policy.source import Document
 
 
@@ -23,7 +32,7 @@ def _covers(a: Rule, b: Rule) -> bool:
         return False
     return ((b.inet.protocol & a.inet.protocol) == b.inet.protocol
             and all(any(r.low >= s.low and r.high <= s.high for s in a.inet.ports) for r in b.inet.ports)
-            and all(any(_within(n, m) for m in a.inet.networks) for n in b.inet.networks))
+            and all(any(network_within(n, m) for m in a.inet.networks) for n in b.inet.networks))
 
 
 def _excepts_some_of(a: Rule, b: Rule) -> bool:
@@ -31,16 +40,7 @@ def _excepts_some_of(a: Rule, b: Rule) -> bool:
     b_paths = b.unix.paths if b.unix is not None else b.paths
     b_networks = b.inet.networks if b.inet is not None else ()
     return (any(x.matches(pb.base) or pb.matches(x.base) for x in a.excepted for pb in b_paths)
-            or any(_within(x, n) or _within(n, x) for x in a.excepted_networks for n in b_networks))
-
-
-def _within(n: IPNetwork, m: IPNetwork) -> bool:
-    """Is network `n` inside network `m` (of the same family)?"""
-    if isinstance(n, ipaddress.IPv4Network) and isinstance(m, ipaddress.IPv4Network):
-        return n.subnet_of(m)
-    if isinstance(n, ipaddress.IPv6Network) and isinstance(m, ipaddress.IPv6Network):
-        return n.subnet_of(m)
-    return False
+            or any(network_within(x, n) or network_within(n, x) for x in a.excepted_networks for n in b_networks))
 
 
 def _objects(rule: Rule) -> list[tuple[str, object]]:

@@ -93,6 +93,15 @@ class PortRange:
 ALL_PORTS = (PortRange(0, PORT_MAX),)
 
 
+def network_within(n: IPNetwork, m: IPNetwork) -> bool:
+    """Is network `n` inside network `m` (of the same family)?"""
+    if isinstance(n, ipaddress.IPv4Network) and isinstance(m, ipaddress.IPv4Network):
+        return n.subnet_of(m)
+    if isinstance(n, ipaddress.IPv6Network) and isinstance(m, ipaddress.IPv6Network):
+        return n.subnet_of(m)
+    return False
+
+
 def normalise_address(address: IPAddress) -> IPAddress:
     """An IPv4-mapped IPv6 address is the IPv4 address."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

@@ -41,13 +41,17 @@ def tmp_tree(scratch: Path) -> Path:
     return scratch
 
 
-def test_no_exec_under_tmp_except_the_ci_agents_binaries(engine: Engine, tmp_tree: Path) -> None:
-    apply(engine, policy("no-tmp-exec", f"""  mode: enforce
+def no_tmp_exec_but_the_agent(tmp_tree: Path) -> str:
+    return policy("no-tmp-exec", f"""  mode: enforce
   rules:
     - id: tmp
       action: deny
       exec: {{paths: ["{tmp_tree}/**"], except: ["{tmp_tree}/build-agent/bin/**"]}}
-"""))
+""")
+
+
+def test_no_exec_under_tmp_except_the_ci_agents_binaries(engine: Engine, tmp_tree: Path) -> None:
+    apply(engine, no_tmp_exec_but_the_agent(tmp_tree))
     assert not runs(tmp_tree / "dropped")
     assert not runs(tmp_tree / "build-agent/cache/x")          # beside the exception: still denied
     assert runs(tmp_tree / "build-agent/bin/agent")
@@ -59,12 +63,7 @@ def test_no_exec_under_tmp_except_the_ci_agents_binaries(engine: Engine, tmp_tre
 
 
 def test_a_denied_file_cannot_be_moved_or_linked_into_the_exception(engine: Engine, tmp_tree: Path) -> None:
-    apply(engine, policy("no-tmp-exec", f"""  mode: enforce
-  rules:
-    - id: tmp
-      action: deny
-      exec: {{paths: ["{tmp_tree}/**"], except: ["{tmp_tree}/build-agent/bin/**"]}}
-"""))
+    apply(engine, no_tmp_exec_but_the_agent(tmp_tree))
     inside = tmp_tree / "build-agent/bin"
     with pytest.raises(PermissionError):
         os.rename(tmp_tree / "dropped", inside / "renamed")
