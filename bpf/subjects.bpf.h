@@ -102,12 +102,12 @@ static __always_inline __u64 lg_applying_policies(struct lg_scratch *s, const st
 		lg_cgroup_policies(s, config, generation, &cgroup_including, &cgroup_excluding);
 	if (matched & ~set->unconstrained_cgroup)
 		matched &= set->unconstrained_cgroup | cgroup_including;
-	if ((matched & ~set->unconstrained_uid) || (matched & set->excluding))
+	if ((matched & ~set->unconstrained_uid) || (matched & set->excluding_uid))
 		uid = lg_id_policies(BPF_CORE_READ(task, cred, euid.val), LG_ID_UID, set->uid_ranges,
 				     set->uid_range_count, generation);
 	if (matched & ~set->unconstrained_uid)
 		matched &= set->unconstrained_uid | uid.including;
-	if ((matched & ~set->unconstrained_gid) || (matched & set->excluding))
+	if ((matched & ~set->unconstrained_gid) || (matched & set->excluding_gid))
 		gid = lg_id_policies(BPF_CORE_READ(task, cred, egid.val), LG_ID_GID, set->gid_ranges,
 				     set->gid_range_count, generation);
 	if (matched & ~set->unconstrained_gid)

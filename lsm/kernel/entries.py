@@ -271,7 +271,8 @@ def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes
                     exe_excluding=exe_excluding,
                     uid_ranges=_ranges(compiled.uid_ranges), uid_range_count=len(compiled.uid_ranges),
                     unconstrained_gid=compiled.unconstrained_gid, gid_ranges=_ranges(compiled.gid_ranges),
-                    gid_range_count=len(compiled.gid_ranges), bound_inodes=bound_inodes,
+                    gid_range_count=len(compiled.gid_ranges), excluding_uid=compiled.excluding_uid,
+                    excluding_gid=compiled.excluding_gid, bound_inodes=bound_inodes,
                     drift_deny=compiled.drift_deny, drift_audit=compiled.drift_audit,
                     drift_since=[{"monotonic_ns": b.monotonic_ns, "realtime_ns": b.realtime_ns}
                                  for b in drift_since or []])

@@ -182,6 +182,8 @@ class Compiled:
     excluding: int = 0                      # policies with an `except`
     excluding_cgroup: int = 0               # policies with cgroups in their `except`
     excluding_exe: int = 0                  # policies with executables in their `except`
+    excluding_uid: int = 0                  # ... with uids, and with gids
+    excluding_gid: int = 0
     # Exact paths' own deny and audit rules (no allow, no covering prefix), per binding slot:
     # what binds to the file a path names when the set is applied.
     bindable: dict[Slot, dict[str, Masks]] = field(default_factory=dict)
@@ -440,7 +442,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
     gids: dict[int, int] = {}
     gid_ranges: dict[UidRange, list[int]] = {}
     gids_excluded: dict[int, int] = {}
-    excluding = excluding_cgroup = excluding_exe = 0
+    excluding = excluding_cgroup = excluding_exe = excluding_uid = excluding_gid = 0
     enforce = with_subjects = drift_deny = drift_audit = 0
     unconstrained = {"exe": 0, "cgroup": 0, "uid": 0, "gid": 0}
     total, done = sum(len(p.rules) for p in policies), 0
@@ -484,6 +486,10 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                     cgroups_excluded[cgroup_pattern] = cgroups_excluded.get(cgroup_pattern, 0) | bit
                 _add_ids(uids_excluded, uid_ranges, s.excluded.uids, s.excluded.uid_ranges, bit, naming=False)
                 _add_ids(gids_excluded, gid_ranges, s.excluded.gids, s.excluded.gid_ranges, bit, naming=False)
+                if s.excluded.uids or s.excluded.uid_ranges:
+                    excluding_uid |= bit
+                if s.excluded.gids or s.excluded.gid_ranges:
+                    excluding_gid |= bit
         for index, rule in enumerate(policy.rules):
             if done % progress.STEP == 0:
                 progress.report("compiling", done, total)
@@ -530,6 +536,7 @@ def compile_policies(policies: list[Policy]) -> Compiled:
         exe_patterns=exe_patterns, uids=uids, exe_excluded=exe_excluded, uids_excluded=uids_excluded,
         uid_ranges=_range_list(uid_ranges), unconstrained_gid=unconstrained["gid"], gids=gids,
         gids_excluded=gids_excluded, gid_ranges=_range_list(gid_ranges),
-        excluding=excluding, excluding_cgroup=excluding_cgroup, excluding_exe=excluding_exe, bindable=bindable,
+        excluding=excluding, excluding_cgroup=excluding_cgroup, excluding_exe=excluding_exe,
+        excluding_uid=excluding_uid, excluding_gid=excluding_gid, bindable=bindable,
         drift_deny=drift_deny,
         drift_audit=drift_audit, patterns=patterns, excepted=excepted, write_ancestors=write_ancestors)

@@ -226,6 +226,9 @@ struct lg_policy_set {
 	struct lg_uid_range gid_ranges[LG_UID_RANGES];
 	__u32 gid_range_count;
 	__u32 reserved3;
+	/* policies whose except names uids, gids: only they need those looked up to exempt */
+	__u64 excluding_uid;
+	__u64 excluding_gid;
 };
 
 /*

@@ -41,12 +41,16 @@ def subject_mask(c: Compiled, process: Process) -> int:
     found_cgroup = c.paths[Slot.SUBJECT_CGROUP].lookup(process.cgroup)   # the kernel walks the cgroup's path
     cgroup = found_cgroup.allow if found_cgroup else 0
     excluded |= found_cgroup.deny if found_cgroup else 0
-    uid, uid_excluded = _id_masks(process.uid, c.uids, c.uids_excluded, c.uid_ranges)
-    gid, gid_excluded = _id_masks(process.gid, c.gids, c.gids_excluded, c.gid_ranges)
-    excluded |= uid_excluded | gid_excluded
-    constrained = ((c.unconstrained_exe | exe) & (c.unconstrained_cgroup | cgroup)
-                   & (c.unconstrained_uid | uid) & (c.unconstrained_gid | gid) & c.with_subjects)
-    return ((all_policies & ~c.with_subjects) | constrained) & ~(excluded & c.excluding)
+    matched = (c.unconstrained_exe | exe) & (c.unconstrained_cgroup | cgroup) & c.with_subjects
+    for one, unconstrained, excluding, naming, excepting, ranges in (
+            (process.uid, c.unconstrained_uid, c.excluding_uid, c.uids, c.uids_excluded, c.uid_ranges),
+            (process.gid, c.unconstrained_gid, c.excluding_gid, c.gids, c.gids_excluded, c.gid_ranges)):
+        # the kernel looks an id up only when a policy still matched names or excepts its kind
+        if matched & (~unconstrained | excluding):
+            including, id_excluded = _id_masks(one, naming, excepting, ranges)
+            excluded |= id_excluded
+            matched &= unconstrained | including
+    return ((all_policies & ~c.with_subjects) | matched) & ~(excluded & c.excluding)
 
 
 def _id_masks(one: int, naming: dict[int, int], excepting: dict[int, int],
