@@ -137,10 +137,11 @@ def identity_tables(patterns: dict[PathPattern, Masks], mounts: MountTable,
         for identity in mounts.identities(pattern):
             _merge_into(by_dev.setdefault(identity.dev, {}), identity.pattern, masks)
     for rule_path, both in (excepted or {}).items():
+        identities = mounts.identities(rule_path.pattern)
         for masks, exceptions in ((restricting(both), _sole_identities(rule_path.exceptions, mounts)),
                                   (permitting(both), [i for x in rule_path.exceptions for i in mounts.identities(x)])):
             if masks.rules:
-                _add_excepted(by_dev, excepted_by_dev, rule_path.pattern, exceptions, masks, mounts)
+                _add_excepted(by_dev, excepted_by_dev, identities, exceptions, masks)
     return {dev: merge_path_table(by_dev.get(dev, {}), excepted_by_dev.get(dev))
             for dev in by_dev.keys() | excepted_by_dev.keys()}
 
@@ -156,9 +157,9 @@ def _sole_identities(exceptions: tuple[PathPattern, ...], mounts: MountTable) ->
 
 
 def _add_excepted(by_dev: dict[int, dict[PathPattern, Masks]], excepted_by_dev: dict[int, dict[ExceptedPattern, Masks]],
-                  pattern: PathPattern, exceptions: list[Identity], masks: Masks, mounts: MountTable) -> None:
+                  identities: list[Identity], exceptions: list[Identity], masks: Masks) -> None:
     """A rule path's identities, each with the exceptions in its file system inside it."""
-    for identity in mounts.identities(pattern):
+    for identity in identities:
         inside = tuple(sorted({x.pattern for x in exceptions
                                if x.dev == identity.dev and identity.pattern.matches(x.pattern.base)}))
         if inside:
