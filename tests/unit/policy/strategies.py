@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import strategies as st
 
 from lsmguard.policy.evaluate import Process, Request
-from lsmguard.policy.parse import EVERY_ADDRESS
+from lsmguard.policy.parse import EVERY_ADDRESS, parse_path
 from lsmguard.policy.model import (ALL_PORTS, Access, Action, Default, InetTarget, Mode, Operation, PathPattern,
                                    Policy, PortRange, Protocol, Rule, Subjects, UidRange, UnixTarget, normalise_network)
 
@@ -42,8 +42,7 @@ def rules(draw: st.DrawFn, index: int) -> Rule:
                     excepted=draw(path_exceptions(rule_paths)))
     if draw(st.booleans()):
         items = draw(st.lists(st.sampled_from(UNIX + ["/run/**"]), min_size=1, max_size=3))
-        unix = UnixTarget(tuple(PathPattern(p[:-3] or "/", True) if p.endswith("/**") else PathPattern(p, False)
-                                for p in items if not p.startswith("@")),
+        unix = UnixTarget(tuple(parse_path(p) for p in items if not p.startswith("@")),
                           tuple(p[1:] for p in items if p.startswith("@")))
         return Rule(rid, action, op, unix=unix, excepted=draw(path_exceptions(unix.paths)))
     nets = draw(st.lists(st.sampled_from(NETWORKS), min_size=1, max_size=3))

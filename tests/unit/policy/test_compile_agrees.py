@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from lsmguard.policy.compile import compile_policies
 from lsmguard.policy.evaluate import Process, Request, decide
-from lsmguard.policy.model import Access, Action, Default, Mode, Operation, PathPattern, Policy, Rule
+from lsmguard.policy.model import Access, Action, Default, Mode, Operation, Policy, Rule
+from lsmguard.policy.parse import parse_path
 from tests.unit.policy.oracle import decide_compiled
 from tests.unit.policy.strategies import policy_sets, processes, requests
 
@@ -44,9 +45,8 @@ def test_an_access_near_an_exception_is_decided_as_the_reference_does(policies, 
 
 
 def _deny_write(paths: list[str], excepted: list[str]) -> Policy:
-    pattern = lambda text: PathPattern(text[:-3] or "/", True) if text.endswith("/**") else PathPattern(text, False)  # noqa: E731
-    rule = Rule("w", Action.DENY, Operation.OPEN, paths=tuple(map(pattern, paths)), access=Access.WRITE,
-                excepted=tuple(map(pattern, excepted)))
+    rule = Rule("w", Action.DENY, Operation.OPEN, paths=tuple(map(parse_path, paths)), access=Access.WRITE,
+                excepted=tuple(map(parse_path, excepted)))
     return Policy("p", Mode.ENFORCE, Default.ALLOW, (rule,), operations=frozenset({Operation.OPEN}))
 
 
