@@ -196,10 +196,11 @@ class Map:
                     yield from self._items_one_by_one()
                     return
                 check(ret, f"reading map {self.name}")
-            key_bytes, value_bytes = ffi.buffer(keys), ffi.buffer(values)
-            for i in range(count[0]):
-                yield (bytes(key_bytes[i * self.key_size:(i + 1) * self.key_size]),
-                       bytes(value_bytes[i * self.value_size:(i + 1) * self.value_size]))
+            # each batch copied out at once, then cut (a daemon reads 16,384 windows every 2 s)
+            found, key_size, value_size = count[0], self.key_size, self.value_size
+            key_bytes, value_bytes = ffi.buffer(keys, found * key_size)[:], ffi.buffer(values, found * value_size)[:]
+            for k, v in zip(range(0, found * key_size, key_size), range(0, found * value_size, value_size)):
+                yield key_bytes[k:k + key_size], value_bytes[v:v + value_size]
             if ret == -errno.ENOENT:   # the last batch
                 return
             position = batch

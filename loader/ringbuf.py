@@ -36,10 +36,15 @@ class RingBuffer:
     stops the call, which raises it; the records taken after it are handed over first
     at the next call, so none is lost."""
 
-    def __init__(self, ringbuf: Map, callback: Callback, budget: int | None = None) -> None:
+    def __init__(self, ringbuf: Map, callback: Callback, budget: int | None = None,
+                 before_batch: Callable[[], None] | None = None) -> None:
         self.ringbuf = ringbuf
         self.callback = callback
         self.budget = budget
+        # called once the records of a batch are taken, before the first is handed over: every
+        # record of the batch was written before then (a reader's state checked there, such as
+        # which processes exited, is at least as new as any of them)
+        self.before_batch = before_batch
         self.taken = 0
         self.size = ringbuf.info.max_entries
         page = mmap.PAGESIZE
@@ -83,6 +88,8 @@ class RingBuffer:
             if got == 0:
                 break
             records = self._records(got)
+            if self.before_batch is not None:
+                self.before_batch()
             for i, record in enumerate(records):
                 try:
                     self._hand(record)

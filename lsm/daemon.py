@@ -328,7 +328,7 @@ class Daemon:
         self._mounts_seen = MountTable.of_host()
         self.status.unit = own_unit()
         self.suppression = SuppressionWatch(self.status.unit)
-        reader = self.engine.event_reader(self.on_event, budget=EVENTS_PER_POLL)
+        reader = self.engine.event_reader(self.on_event, budget=EVENTS_PER_POLL, before_batch=self.pump.batch_taken)
         self.pump.kernel = self.engine.coalesced_counts()
         self.engine.set_coalescing(True)   # its counts are read from now on
         control = channel.listen(self.paths.run_dir)

@@ -100,6 +100,12 @@ class EventPump:
     _kernel_windows: OrderedDict[tuple[int, ...], tuple[int, Build]] = field(default_factory=OrderedDict)
     _kernel_names: OrderedDict[tuple[int, int], str] = field(default_factory=OrderedDict)
 
+    def batch_taken(self) -> None:
+        """A batch of events was taken from the ring: forget the processes that exited before
+        it was (once a batch, not once an event, as correct: a pid is reused only after its
+        process exited, so the exit of one whose pid a later process of the batch has is seen)."""
+        self.processes.reap()
+
     def on_event(self, event: abi.Event) -> None:
         self.counts.events += 1
         kind = (event.header.op, event.header.decision)
@@ -112,7 +118,6 @@ class EventPump:
             # and only for processes not read before (what exited since is forgotten first).
             if not contexts:
                 h = event.header
-                self.processes.reap()
                 # the event's comm is its thread's: it tells an exec only when that is the process's leader
                 comm = escape_name(h.comm) if h.pid == h.tgid else None
                 contexts.append(process.context(h.tgid, h.ppid, h.ktime_ns, h.ancestors, h.cgroup_id,

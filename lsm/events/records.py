@@ -44,14 +44,14 @@ def flag_names(flags: abi.PathFlag) -> str:
         return ""
     return ",".join(f.name.lower().replace("_", "-") for f in abi.PathFlag if f.name and f in flags)
 
-def target_fields(event: abi.Event) -> dict[str, object]:
+def target_fields(event: abi.Event) -> dict[str, str]:
     """The object of an access, as fields, and its readable form under TARGET."""
     if isinstance(event, abi.InetEvent):
         return _inet_fields(event.address, event.port, event.protocol)
     path = escape(event.path)
     if event.header.op is abi.Op.CONNECT:
         return {"LSMGUARD_UNIX_PATH": path, "LSMGUARD_TARGET": f"unix:{path}"}
-    fields: dict[str, object] = {"LSMGUARD_PATH": path, "LSMGUARD_TARGET": path}
+    fields = {"LSMGUARD_PATH": path, "LSMGUARD_TARGET": path}
     if event.name is abi.NameKind.FILE and not event.on_host:
         # a file system the host does not mount (a private one of another mount namespace)
         fields["LSMGUARD_DEVICE"] = event.device
@@ -78,11 +78,12 @@ def target_fields(event: abi.Event) -> dict[str, object]:
 
 
 def _inet_fields(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int,
-                 protocol: int) -> dict[str, object]:
+                 protocol: int) -> dict[str, str]:
     """An address as fields, and its readable form under TARGET: "[::1]:53/udp"."""
     name = _PROTOCOLS.get(protocol, str(protocol))
-    host = f"[{address}]" if address.version == 6 else str(address)
-    return {"LSMGUARD_ADDRESS": address, "LSMGUARD_PORT": port, "LSMGUARD_PROTOCOL": name,
+    text = str(address)
+    host = f"[{text}]" if address.version == 6 else text
+    return {"LSMGUARD_ADDRESS": text, "LSMGUARD_PORT": str(port), "LSMGUARD_PROTOCOL": name,
             "LSMGUARD_TARGET": f"{host}:{port}/{name}"}
 
 
@@ -108,26 +109,26 @@ def _realtime_usec_of_monotonic(monotonic_ns: int) -> int:
     return (now_real - (now_mono - monotonic_ns)) // 1000
 
 
-def drift_fields(event: abi.Event, writer: WriterContext | None) -> dict[str, object]:
+def drift_fields(event: abi.Event, writer: WriterContext | None) -> dict[str, str]:
     """Who wrote a file that a drift option refused or audited; the mark is the kernel's, the rest /proc's."""
     w = event.writer if isinstance(event, abi.PathEvent) else None
     if w is None:   # decided on the file's change time: its mark was lost, or it never had one
         return {"LSMGUARD_DRIFT": "changed"}
-    fields: dict[str, object] = {
-        "LSMGUARD_DRIFT": "written", "LSMGUARD_WRITER_PID": w.tgid, "LSMGUARD_WRITER_PPID": w.ppid,
-        "LSMGUARD_WRITER_UID": w.uid, "LSMGUARD_WRITER_COMM": escape(w.comm),
-        "LSMGUARD_WRITTEN_REALTIME_USEC": _realtime_usec_of_monotonic(w.written_ns)}
+    fields = {
+        "LSMGUARD_DRIFT": "written", "LSMGUARD_WRITER_PID": str(w.tgid), "LSMGUARD_WRITER_PPID": str(w.ppid),
+        "LSMGUARD_WRITER_UID": str(w.uid), "LSMGUARD_WRITER_COMM": escape(w.comm),
+        "LSMGUARD_WRITTEN_REALTIME_USEC": str(_realtime_usec_of_monotonic(w.written_ns))}
     # the kernel named its executable and directory when it wrote; /proc can only add a hash
     for name, path, partial in (("EXE", w.exe, w.exe_partial), ("CWD", w.cwd, w.cwd_partial)):
         if path:
             fields[f"LSMGUARD_WRITER_{name}"] = escape(path)
             if partial:
-                fields[f"LSMGUARD_WRITER_{name}_PARTIAL"] = 1
+                fields[f"LSMGUARD_WRITER_{name}_PARTIAL"] = "1"
     if writer is not None and writer.current:
         if writer.exe_sha256:
             fields["LSMGUARD_WRITER_EXE_SHA256"] = writer.exe_sha256
     else:
-        fields["LSMGUARD_WRITER_GONE"] = 1
+        fields["LSMGUARD_WRITER_GONE"] = "1"
     return fields
 
 
@@ -140,38 +141,44 @@ def _drift_reason(event: abi.Event) -> str:
 
 def event_record(event: abi.Event, policy: str, rule: str, ctx: ProcessContext, repeats: int = 0,
                  writer: WriterContext | None = None, target_sha256: str = "") -> Record:
-    """The record of one event: its own fields, then the rule's and the process's, which its
-    other events share (made and serialised once)."""
+    """The record of one event: its own fields, then those its process's, its rule's and its
+    context's other events share (each block made and serialised once)."""
     h = event.header
     decision = DECISION_NAMES[h.decision]
-    fields = target_fields(event)
+    own = target_fields(event)
     comm = escape_name(h.comm)
     if rule == DRIFT_RULE:
         why = _drift_reason(event)
-        fields.update(drift_fields(event, writer))
+        own.update(drift_fields(event, writer))
     else:
         why = f"rule {rule}" if rule else f"default {'deny' if h.decision != abi.Decision.AUDIT else 'audit'}"
-    access = f" ({fields['LSMGUARD_ACCESS']})" if "LSMGUARD_ACCESS" in fields else ""
-    unresolved = flag_names(h.flags)
-    message = (f"{decision} {h.op.name.lower()} {fields['LSMGUARD_TARGET']}{access} by {comm}[{h.tgid}] "
-               f"uid {h.uid} (policy {policy}, {why})")
-    if unresolved:
+    access = own.get("LSMGUARD_ACCESS")
+    message = (f"{decision} {_OP_NAMES[h.op]} {own['LSMGUARD_TARGET']}{f' ({access})' if access is not None else ''} "
+               f"by {comm}[{h.tgid}] uid {h.uid} (policy {policy}, {why})")
+    if h.flags:
+        unresolved = flag_names(h.flags)
         message += f" [path not fully resolved: {unresolved}]"
-    if repeats:
-        message += f" [repeated {repeats} more time{'s' if repeats != 1 else ''}]"
-    pid = str(h.tgid)
-    own: Record = {
-        "MESSAGE": message, "OBJECT_PID": pid, "LSMGUARD_PID": pid, "LSMGUARD_TID": str(h.pid),
-        "LSMGUARD_PPID": str(h.ppid), "LSMGUARD_UID": str(h.uid), "LSMGUARD_GID": str(h.gid), "LSMGUARD_COMM": comm}
-    for name, value in fields.items():
-        own[name] = value if type(value) is str else str(value)
-    if unresolved:
         own["LSMGUARD_UNRESOLVED"] = unresolved
     if target_sha256:
         own["LSMGUARD_TARGET_SHA256"] = target_sha256
     if repeats:
+        message += f" [repeated {repeats} more time{'s' if repeats != 1 else ''}]"
         own["LSMGUARD_REPEATS"] = str(repeats)
-    return shared_record(own, (_decision_fields(h.decision, h.op, policy, rule), context_fields(ctx)))
+    own["MESSAGE"] = message
+    return shared_record(own, (_process_fields(h.tgid, h.pid, h.ppid, h.uid, h.gid, comm),
+                               _decision_fields(h.decision, h.op, policy, rule), context_fields(ctx)))
+
+
+_OP_NAMES = {op: op.name.lower() for op in abi.Op}
+
+
+@functools.lru_cache(maxsize=4096)
+def _process_fields(tgid: int, tid: int, ppid: int, uid: int, gid: int, comm: str) -> SharedFields:
+    """What every record of one thread's events (as the kernel named it) says alike."""
+    pid = str(tgid)
+    return SharedFields.of({"OBJECT_PID": pid, "LSMGUARD_PID": pid, "LSMGUARD_TID": str(tid),
+                            "LSMGUARD_PPID": str(ppid), "LSMGUARD_UID": str(uid), "LSMGUARD_GID": str(gid),
+                            "LSMGUARD_COMM": comm})
 
 
 @functools.lru_cache(maxsize=4096)

@@ -26,6 +26,10 @@ READ_EVERY_NS = 2_000_000_000
 _KEY = struct.Struct("=8I16s")
 _WINDOW = abi.Packer("struct lg_coalesce_window").struct
 _REPORTED = abi.Packer("struct lg_coalesce_reported").struct
+# where a window's `total` is: most windows of distinct events never count a repeat
+_TOTAL_AT = abi.offsetof("struct lg_coalesce_window", "total")
+_TOTAL_END = _TOTAL_AT + 8
+_NOTHING = bytes(8)
 assert _KEY.size == abi.sizeof("struct lg_coalesce_key")
 
 
@@ -72,8 +76,10 @@ class CoalescedCounts:
         present = set()
         changed: list[tuple[bytes, bytes]] = []
         for key, value in self.windows.items():
-            created, opened, prev_opened, base, total = _WINDOW.unpack(value)
             seen = self._reported.get(key)
+            if seen is None and value[_TOTAL_AT:_TOTAL_END] == _NOTHING:
+                continue   # a window of its first event alone: nothing to report, nothing to remember
+            created, opened, prev_opened, base, total = _WINDOW.unpack(value)
             done = seen[1] if seen is not None and seen[0] == created else 0
             if base > done:
                 out.append(_repeats(key, prev_opened, base - done))

@@ -269,8 +269,9 @@ class Engine:
                 out[(name, rule)] = totals.get(hits.identity(self.hash_key, name, rule), 0)
         return out
 
-    def event_reader(self, callback: Callable[[abi.Event], None], budget: int | None = None) -> RingBuffer:
-        return event_reader(self.maps["lg_events"], callback, budget)
+    def event_reader(self, callback: Callable[[abi.Event], None], budget: int | None = None,
+                     before_batch: Callable[[], None] | None = None) -> RingBuffer:
+        return event_reader(self.maps["lg_events"], callback, budget, before_batch)
 
     def set_coalescing(self, on: bool) -> None:
         """The daemon turns the kernel's coalescing on (it reads the counts); without it the ring
@@ -295,9 +296,10 @@ class Engine:
                 m.close()
 
 
-def event_reader(ring: Map, callback: Callable[[abi.Event], None], budget: int | None = None) -> RingBuffer:
+def event_reader(ring: Map, callback: Callable[[abi.Event], None], budget: int | None = None,
+                 before_batch: Callable[[], None] | None = None) -> RingBuffer:
     """Events of a ring buffer of abi.h events, decoded, their files named by their paths on the host."""
-    return RingBuffer(ring, lambda data: callback(abi.decode_event(data, HOST_MOUNTS)), budget)
+    return RingBuffer(ring, lambda data: callback(abi.decode_event(data, HOST_MOUNTS)), budget, before_batch)
 
 
 def stat_totals(counters: Map) -> dict[abi.Stat, int]:

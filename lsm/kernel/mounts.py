@@ -220,7 +220,12 @@ class HostMounts:
     """The host's mount table for naming events, read again whenever the host's mounts
     changed (poll(2) on the table says so), so a file system mounted a moment ago names its
     events; where the table cannot be watched, read again when a device is not in it, at
-    most once a second."""
+    most once a second. The watch is asked at most every CHECK_EVERY_S (a poll per event
+    was a system call per event), and at once for a device the table does not have: an
+    event is named through a table read no longer than that before the event was read,
+    and the event happened before it was read."""
+
+    CHECK_EVERY_S = 0.001
 
     def __init__(self, mountinfo: Path = HOST_MOUNTINFO, clock=time.monotonic) -> None:
         self.mountinfo = mountinfo
@@ -228,6 +233,7 @@ class HostMounts:
         self._table: MountTable | None = None
         self._watch: MountWatch | None = None
         self._read_at = float("-inf")
+        self._checked_at = float("-inf")
 
     def _refresh(self) -> None:
         try:
@@ -236,22 +242,27 @@ class HostMounts:
             self._table = self._table or MountTable([])
         self._read_at = self.clock()
 
-    def _current(self) -> MountTable:
+    def _current(self, now: float | None = None) -> MountTable:
+        """The table, read again if the watch says the mounts changed (asked when `now`,
+        the clock's, is CHECK_EVERY_S past the last question; always without `now`)."""
         if self._watch is None:
             self._watch = MountWatch(self.mountinfo)   # before the read: no change between them is missed
             self._refresh()
-        elif self._watch.changed():
-            self._refresh()
+        elif now is None or now - self._checked_at >= self.CHECK_EVERY_S:
+            self._checked_at = self.clock() if now is None else now
+            if self._watch.changed():
+                self._refresh()
         assert self._table is not None
         return self._table
 
     def host_path(self, dev: int, path: str) -> str | None:
-        table = self._current()
-        found = table.host_path(dev, path)
-        watched = self._watch is not None and self._watch.watching
-        if found is None and not watched and self.clock() - self._read_at >= 1.0:
-            self._refresh()
+        found = self._current(self.clock()).host_path(dev, path)
+        if found is None:   # a device not in the table: mounted a moment ago?
             found = self._current().host_path(dev, path)
+            watched = self._watch is not None and self._watch.watching
+            if found is None and not watched and self.clock() - self._read_at >= 1.0:
+                self._refresh()
+                found = self._current().host_path(dev, path)
         return found
 
 

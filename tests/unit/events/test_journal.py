@@ -142,6 +142,23 @@ def test_writer_buffers_while_journald_is_away_and_counts_overflow(journald: Jou
     assert writer.delivered == 5 and writer.lost_total == 3
 
 
+def test_a_writer_follows_a_journald_that_restarted(journald: Journald) -> None:
+    """The writer's socket is connected to journald's: a journald started again has a new
+    socket at the path, and the next record reaches it, none lost or sent twice."""
+    if journald.process is None:
+        pytest.fail("this test needs a journald it can stop (not the host's systemd-journald)")
+    marker = uuid.uuid4().hex
+    since = time.time() - 60
+    writer = journal.JournalWriter()
+    assert writer.write(journal.record("before", journal.MessageId.AUDIT, 6, LSMGUARD_TEST=marker))
+    journald.stop()
+    journald.start()
+    assert writer.write(journal.record("after", journal.MessageId.AUDIT, 6, LSMGUARD_TEST=marker))
+    delivered = wait_for(since, 2, LSMGUARD_TEST=marker)
+    assert [e["MESSAGE"] for e in delivered] == ["before", "after"]
+    assert writer.delivered == 2 and writer.lost_total == 0 and not writer.buffered
+
+
 def test_a_journald_that_stops_reading_delays_the_writer_by_the_send_timeout_only(tmp_path: Path) -> None:
     """journald alive but not reading (its socket's queue full): a send waits SEND_TIMEOUT_S,
     then the record waits in the buffer; the daemon's loop is never held longer."""
