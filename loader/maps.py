@@ -199,7 +199,8 @@ class Map:
             # each batch copied out at once, then cut (a daemon reads 16,384 windows every 2 s)
             found, key_size, value_size = count[0], self.key_size, self.value_size
             key_bytes, value_bytes = ffi.buffer(keys, found * key_size)[:], ffi.buffer(values, found * value_size)[:]
-            for k, v in zip(range(0, found * key_size, key_size), range(0, found * value_size, value_size)):
+            for i in range(found):
+                k, v = i * key_size, i * value_size
                 yield key_bytes[k:k + key_size], value_bytes[v:v + value_size]
             if ret == -errno.ENOENT:   # the last batch
                 return

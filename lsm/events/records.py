@@ -196,7 +196,7 @@ def kernel_repeats_record(counted: abi.KernelRepeats, policy: str, rule: str, na
     read long before): what the count itself says, a file by its identity and `name`, the
     target of the last record about it."""
     decision = DECISION_NAMES[counted.decision]
-    fields: dict[str, object]
+    fields: dict[str, str]
     if counted.object_kind == abi.ObjectKind.INET:
         family, protocol = counted.detail & 0xFFFF, counted.detail >> 16
         address = ipaddress.IPv4Address(counted.object[:4]) if family == abi.Family.INET else \
@@ -205,7 +205,8 @@ def kernel_repeats_record(counted: abi.KernelRepeats, policy: str, rule: str, na
     else:
         dev, ino = counted.file
         device = abi.device_name(dev)
-        fields = {"LSMGUARD_DEVICE": device, "LSMGUARD_INODE": ino, "LSMGUARD_TARGET": name or f"inode {device}:{ino}"}
+        fields = {"LSMGUARD_DEVICE": device, "LSMGUARD_INODE": str(ino),
+                  "LSMGUARD_TARGET": name or f"inode {device}:{ino}"}
         if name is not None:
             fields["LSMGUARD_PATH"] = name
     why = f"rule {rule}" if rule else f"default {'deny' if counted.decision != abi.Decision.AUDIT else 'audit'}"
