@@ -117,6 +117,7 @@ class Scenario:
     balanced: bool = False
     rss_mib: float = 0.0   # the process's resident memory once the scenario was read
     cpu_us_per_event: float = 0.0   # this process's CPU time (user and system) per event
+    journald_cpu_us_per_event: float = 0.0   # journald's CPU time over the scenario, per event
 
 
 # -- the processes the events are about ------------------------------------------------
@@ -479,12 +480,12 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
                 since = time.time()
                 if profiler is not None and name == "alive":
                     profiler.enable()
-                cpu = cpu_s()
+                cpu, journald_cpu = cpu_s(), process_cpu_s(journald_pid())
                 started = time.perf_counter()
                 pipeline.closed_loop(count)
                 journald.sync()   # as the peer's time: until journald has written it all
                 seconds = time.perf_counter() - started
-                cpu = cpu_s() - cpu
+                cpu, journald_cpu = cpu_s() - cpu, process_cpu_s(journald_pid()) - journald_cpu
                 if profiler is not None and name == "alive":
                     profiler.disable()
                 journald.sync()
@@ -496,6 +497,7 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
                 s.balanced = s.generated == s.journaled + s.coalesced + s.lost
                 s.rss_mib = rss_mib()
                 s.cpu_us_per_event = round(cpu / count * 1e6, 1)
+                s.journald_cpu_us_per_event = round(journald_cpu / count * 1e6, 1)
                 scenarios.append(s)
                 return s
 
@@ -544,6 +546,9 @@ def run(size: Size, journald: Journald, work: Path, profile: Path | None) -> dic
             measure("gone", gone, size.distinct)
             measure("repeats", [live[0].pid], size.repeats, stamped=False)
             peers.append(journald_peer(sample, PEER_STAMP, size.distinct, work))
+            # lsmguard's side twice too, the second after the peer's second run: journald's own speed
+            # moves with the state of its files, and each side is taken at its faster
+            measure("alive-again", [p.pid for p in live], size.distinct)
             result["journald_runs"] = peers
             result["journald"] = max(peers, key=lambda peer: peer["records_per_s"])
 
@@ -568,19 +573,22 @@ def report(result: dict[str, object]) -> list[str]:
     scenarios = {s.name: s for s in result["scenarios"]}  # type: ignore[attr-defined]
     peer = result["journald"]
     lines = []
-    titles = {"alive": "distinct events, process alive", "gone": "distinct events, process gone",
+    titles = {"alive": "distinct events, process alive", "alive-again": "the same, once more",
+              "gone": "distinct events, process gone",
               "repeats": "repeats (coalesced)", "flood": "flood"}
     for name, s in scenarios.items():
         lines.append(f"{titles[name]:32} {s.events_per_s:>9,.0f} events/s  ({s.generated:,} in {s.seconds:.2f} s; "
                      f"journaled {s.journaled:,} + coalesced {s.coalesced:,} + lost {s.lost:,}: "
-                     f"{'balanced' if s.balanced else 'NOT BALANCED'}; {s.cpu_us_per_event:.0f} us CPU/event; "
-                     f"RSS {s.rss_mib} MiB)")
+                     f"{'balanced' if s.balanced else 'NOT BALANCED'}; {s.cpu_us_per_event:.0f} us CPU/event"
+                     + (f", journald's {s.journald_cpu_us_per_event:.0f}" if s.journald_cpu_us_per_event else "")
+                     + f"; RSS {s.rss_mib} MiB)")
     runs = " and ".join(f"{run['records_per_s']:,.0f}" for run in result["journald_runs"])  # type: ignore[attr-defined]
     lines.append(f"{'journald own ingest (C sender)':32} {peer['records_per_s']:>9,.0f} records/s "  # type: ignore[index]
                  f"({peer['records']:,} records of {peer['record_bytes']} bytes, {peer['fields']} fields; "  # type: ignore[index]
-                 f"the faster of {runs}, before and after lsmguard's; journald's CPU "
+                 f"the faster of {runs}, runs between lsmguard's; journald's CPU "
                  f"{peer['journald_cpu_us_per_record']:.0f} us/record)")  # type: ignore[index]
-    ratio = scenarios["alive"].events_per_s / peer["records_per_s"]  # type: ignore[index]
+    alive = max(scenarios["alive"], scenarios["alive-again"], key=lambda s: s.events_per_s)
+    ratio = alive.events_per_s / peer["records_per_s"]  # type: ignore[index]
     result["ratio"] = round(ratio, 3)
     ring_mib = result["ring_capacity"]["ring_bytes"] >> 20  # type: ignore[index]
     if "flood_peak_rss_mib" in result:
@@ -599,7 +607,7 @@ def report(result: dict[str, object]) -> list[str]:
                  f"{books['coalesced']:,} + pending {books['pending']:,} + lost {sum(books['lost'].values()):,} "
                  f"({', '.join(f'{k} {v:,}' for k, v in books['lost'].items())})")
     lines.append(f"daemon books {'match' if result['books_match_journal'] else 'DO NOT MATCH'} the journal")
-    lines.append(f"CPU per record: lsmguard's pipeline {scenarios['alive'].cpu_us_per_event:.0f} us (distinct events, "
+    lines.append(f"CPU per record: lsmguard's pipeline {alive.cpu_us_per_event:.0f} us (distinct events, "
                  f"process alive), journald's own ingest {peer['journald_cpu_us_per_record']:.0f} us")  # type: ignore[index]
     lines.append(f"pipeline/journald ratio: {ratio:.2f}")
     return lines
