@@ -258,8 +258,12 @@ class Daemon:
         try:
             self.pump.on_event(event)
         except Exception as error:  # noqa: BLE001 - reported, with the reason, as a loss
-            self.pump.counts.undescribed += 1
-            self.writer.write(lost_record(1, f"could not describe an event: {type(error).__name__}: {error}"))
+            self.pump.undescribed(f"could not describe an event: {type(error).__name__}: {error}")
+
+    def on_undecodable(self, error: ValueError) -> None:
+        """A record of the ring that is not an abi.h event (a program of another layout): it is
+        counted and reported as lost, and the reader goes on with the next."""
+        self.pump.undescribed(f"could not decode an event: {error}", read=True)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -328,7 +332,8 @@ class Daemon:
         self._mounts_seen = MountTable.of_host()
         self.status.unit = own_unit()
         self.suppression = SuppressionWatch(self.status.unit)
-        reader = self.engine.event_reader(self.on_event, budget=EVENTS_PER_POLL, before_batch=self.pump.batch_taken)
+        reader = self.engine.event_reader(self.on_event, budget=EVENTS_PER_POLL, before_batch=self.pump.batch_taken,
+                                          undecodable=self.on_undecodable)
         self.pump.kernel = self.engine.coalesced_counts()
         self.engine.set_coalescing(True)   # its counts are read from now on
         control = channel.listen(self.paths.run_dir)

@@ -143,6 +143,14 @@ class EventPump:
         for rec in out:
             self._write(rec, weight_of(rec))
 
+    def undescribed(self, reason: str, read: bool = False) -> None:
+        """An event that could not be described, reported as lost with `reason`; `read`: one the
+        pump never had (it did not decode), counted among the events read too."""
+        if read:
+            self.counts.events += 1
+        self.counts.undescribed += 1
+        self.writer.write(lost_record(1, reason))
+
     def _keep_window(self, window: tuple[int, ...], build: Build) -> None:
         """Kept by when its window opened (the kernel's clock, CLOCK_MONOTONIC); forgotten, oldest
         first, when too many (here) or too old (at each tick)."""

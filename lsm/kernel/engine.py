@@ -270,8 +270,9 @@ class Engine:
         return out
 
     def event_reader(self, callback: Callable[[abi.Event], None], budget: int | None = None,
-                     before_batch: Callable[[], None] | None = None) -> RingBuffer:
-        return event_reader(self.maps["lg_events"], callback, budget, before_batch)
+                     before_batch: Callable[[], None] | None = None,
+                     undecodable: Callable[[ValueError], None] | None = None) -> RingBuffer:
+        return event_reader(self.maps["lg_events"], callback, budget, before_batch, undecodable)
 
     def set_coalescing(self, on: bool) -> None:
         """The daemon turns the kernel's coalescing on (it reads the counts); without it the ring
@@ -297,9 +298,21 @@ class Engine:
 
 
 def event_reader(ring: Map, callback: Callable[[abi.Event], None], budget: int | None = None,
-                 before_batch: Callable[[], None] | None = None) -> RingBuffer:
-    """Events of a ring buffer of abi.h events, decoded, their files named by their paths on the host."""
-    return RingBuffer(ring, lambda data: callback(abi.decode_event(data, HOST_MOUNTS)), budget, before_batch)
+                 before_batch: Callable[[], None] | None = None,
+                 undecodable: Callable[[ValueError], None] | None = None) -> RingBuffer:
+    """Events of a ring buffer of abi.h events, decoded, their files named by their paths on the host.
+    A record that does not decode goes to `undecodable` (without it, the reader raises)."""
+    if undecodable is None:
+        return RingBuffer(ring, lambda data: callback(abi.decode_event(data, HOST_MOUNTS)), budget, before_batch)
+
+    def hand(data: bytes) -> None:
+        try:
+            event = abi.decode_event(data, HOST_MOUNTS)
+        except ValueError as error:
+            undecodable(error)
+            return
+        callback(event)
+    return RingBuffer(ring, hand, budget, before_batch)
 
 
 def stat_totals(counters: Map) -> dict[abi.Stat, int]:
