@@ -136,7 +136,8 @@ def test_writer_buffers_while_journald_is_away_and_counts_overflow(journald: Jou
     assert writer.flush()
     delivered = wait_for(since, 5, LSMGUARD_TEST=marker)
     assert [e["MESSAGE"] for e in delivered] == [f"buffered {i}" for i in range(5)]
-    [lost] = wait_for(since, MESSAGE_ID=journal.MessageId.EVENTS_LOST.hex, _PID=str(os.getpid()))
+    [lost] = wait_for(since, MESSAGE_ID=journal.MessageId.EVENTS_LOST.hex, _PID=str(os.getpid()),
+                      LSMGUARD_LOST_WHERE="journald unavailable, buffer full")
     assert lost["LSMGUARD_LOST"] == "3"
     assert lost["LSMGUARD_LOST_WHERE"] == "journald unavailable, buffer full"
     assert writer.delivered == 5 and writer.lost_total == 3
