@@ -21,19 +21,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                          ids=[f"{k}:{t.removeprefix('tests/kernel/')}" for k, t in params])
 
 
-def _in_kernel(item: pytest.Item) -> bool:
-    return hasattr(item, "callspec") and "kernel_name" in item.callspec.params
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Boot only the kernels whose tests were selected (-k 6.1 boots one), and start them now:
-    the guests run in the background while the other tests (the host's, the benchmark's boots)
-    run, and the kernel tests, which wait for the guests' results, come last. Run one after
-    the other, the host's tests left a core idle for about a third of CI."""
-    _session.wanted = {item.callspec.params["kernel_name"] for item in items if _in_kernel(item)}
-    items[:] = [item for item in items if not _in_kernel(item)] + [item for item in items if _in_kernel(item)]
-    if _session.wanted and not config.option.collectonly:
-        _session.start()
+    """Boot only the kernels whose tests were selected (-k 6.1 boots one)."""
+    _session.wanted = {item.callspec.params["kernel_name"] for item in items
+                       if hasattr(item, "callspec") and "kernel_name" in item.callspec.params}
 
 
 @pytest.fixture(scope="session")

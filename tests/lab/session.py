@@ -87,13 +87,9 @@ class LabSession:
             raise got
         return got
 
-    def start(self) -> None:
-        """Start the wanted kernels' runs, if they are not running yet."""
+    def results(self, name: str) -> KernelResults:
         if not self._runs:
             self._start_all()
-
-    def results(self, name: str) -> KernelResults:
-        self.start()
         if name not in self._results:
             self._results[name] = self._runs[name].result()
         return self._results[name]
