@@ -225,18 +225,21 @@ class JournalWriter:
         A journald that restarted has a new socket at the path: connecting again finds it."""
         data = serialise(rec)
         if self._peer != self.socket_path:
-            self._peer = None
-            self._sock.connect(self.socket_path)
-            self._peer = self.socket_path
+            self._connect()
         try:
             send_bytes(self._sock, data, None)
         except OSError as error:
             if error.errno not in _PEER_GONE:
                 raise
-            self._peer = None
-            self._sock.connect(self.socket_path)
-            self._peer = self.socket_path
+            self._connect()
             send_bytes(self._sock, data, None)
+
+    def _connect(self) -> None:
+        """Connect (again) to the socket at `socket_path`; on failure the socket counts as
+        connected to nothing, and the next send tries again."""
+        self._peer = None
+        self._sock.connect(self.socket_path)
+        self._peer = self.socket_path
 
     def write(self, rec: Record, weight: tuple[int, int] = NO_EVENTS) -> bool:
         """Queue one record and try to deliver the queue; True when it all reached journald.

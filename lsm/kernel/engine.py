@@ -302,13 +302,12 @@ def event_reader(ring: Map, callback: Callable[[abi.Event], None], budget: int |
                  undecodable: Callable[[ValueError], None] | None = None) -> RingBuffer:
     """Events of a ring buffer of abi.h events, decoded, their files named by their paths on the host.
     A record that does not decode goes to `undecodable` (without it, the reader raises)."""
-    if undecodable is None:
-        return RingBuffer(ring, lambda data: callback(abi.decode_event(data, HOST_MOUNTS)), budget, before_batch)
-
     def hand(data: bytes) -> None:
         try:
             event = abi.decode_event(data, HOST_MOUNTS)
         except ValueError as error:
+            if undecodable is None:
+                raise
             undecodable(error)
             return
         callback(event)
