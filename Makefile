@@ -15,7 +15,7 @@ BPF_OBJECT   := $(BUILD)/lsmguard.bpf.o
 LOCK_OBJECT  := $(BUILD)/lsmguard-lock.bpf.o
 PROBE_OBJECT := $(BUILD)/lsmguard-probe.bpf.o
 
-.PHONY: all bpf deps venv lint test test-host test-kernel test-programs demo bench bench-driver bench-compile bench-pipeline bench-pipeline-programs bench-hotpath bench-hotpath-programs packages deb rpm srpm completions clean
+.PHONY: all bpf deps venv lint test test-host test-kernel test-kernel-full test-programs demo bench bench-driver bench-compile bench-pipeline bench-pipeline-programs bench-hotpath bench-hotpath-programs packages deb rpm srpm completions clean
 
 all: bpf
 
@@ -84,6 +84,10 @@ test-host: venv bench-pipeline-programs bench-hotpath-programs
 
 test-kernel: venv test-programs
 	$(PYTHON) -m pytest tests/lab
+
+# Every kernel test on every lab kernel, the one_kernel modules too (tests/kernel/conftest.py).
+test-kernel-full: venv test-programs
+	LSMGUARD_LAB_EVERY_KERNEL=1 $(PYTHON) -m pytest tests/lab
 
 demo: venv
 	$(PYTHON) -m tests.lab demo

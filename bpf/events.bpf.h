@@ -129,6 +129,20 @@ static __always_inline void lg_fill_path_event(struct lg_path_event *ev, __u64 w
 	ev->path_len = len;
 }
 
+/*
+ * `value`, at most `bound`: never more where called, but the verifier's bound for a
+ * copy into a reservation. In assembly, because the compiler knows the caller's
+ * comparison and drops a C one, or compares a copy of the register it then uses.
+ */
+static __always_inline __u64 lg_at_most(__u64 value, __u64 bound)
+{
+	asm volatile("if %[value] <= %[bound] goto +1\n\t"
+		     "%[value] = %[bound]"
+		     : [value] "+r"(value)
+		     : [bound] "r"(bound));
+	return value;
+}
+
 /* A record of the path's size class `room` (a constant: the reservation's size). */
 static __always_inline void lg_emit_path_event_sized(__u64 what, __u64 source, const struct lg_path *path,
 						     __u32 mode, __u32 len, __u64 window_ns, const __u32 room)
@@ -140,28 +154,31 @@ static __always_inline void lg_emit_path_event_sized(__u64 what, __u64 source, c
 		return;
 	}
 	lg_fill_path_event(ev, what, source, path, mode, len, window_ns);
-	if (len > room)
-		len = room; /* never so where called: the verifier's bound */
-	bpf_probe_read_kernel(ev->path, len, &path->buf->data[path->start & LG_PATH_MASK]);
+	bpf_probe_read_kernel(ev->path, lg_at_most(len, room), &path->buf->data[path->start & LG_PATH_MASK]);
 	bpf_ringbuf_submit(ev, 0);
 }
 
 /*
- * A path event, as long as its path needs (abi.h). Not inlined: a decision
- * reports up to twice, and each copy would add to what the verifier walks
- * and to the decision's stack. Its arguments packed, as a BPF call takes
- * five: op, decision and generation in `what`; the policy and rule in
- * `source`.
+ * A path event, as long as its path needs (abi.h). A global function: the
+ * verifier checks it once per program, not at each call in each state of the
+ * caller (as a static function it was half of what a path program cost the
+ * 6.1 verifier: its size classes walked some 250 times). So `path` is memory
+ * here, its `buf` a number that only probe reads follow. Its arguments
+ * packed, as a BPF call takes five: op, decision and generation in `what`;
+ * the policy and rule in `source`.
  */
-static __noinline void lg_emit_path_event_packed(__u64 what, __u64 source, const struct lg_path *path, __u32 mode,
-						 __u64 writer)
+__noinline int lg_emit_path_event_packed(__u64 what, __u64 source, const struct lg_path *path, __u64 mode,
+					 __u64 writer)
 {
-	__u32 len = path->len & LG_PATH_MASK;
 	struct lg_path_event *ev;
 	__u64 window_ns;
+	__u32 len;
 
+	if (!path)
+		return 0;
+	len = path->len & LG_PATH_MASK;
 	if (!lg_path_event_wanted(what, source, path, mode, &window_ns))
-		return;
+		return 0;
 	if (!writer) {
 		if (len <= LG_PATH_EVENT_SHORT)
 			lg_emit_path_event_sized(what, source, path, mode, len, window_ns, LG_PATH_EVENT_SHORT);
@@ -171,17 +188,18 @@ static __noinline void lg_emit_path_event_packed(__u64 what, __u64 source, const
 			lg_emit_path_event_sized(what, source, path, mode, len, window_ns, LG_PATH_EVENT_LONG);
 		else
 			lg_emit_path_event_sized(what, source, path, mode, len, window_ns, LG_PATH_MAX);
-		return;
+		return 0;
 	}
 	ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
 	if (!ev) {
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
-		return;
+		return 0;
 	}
 	lg_fill_path_event(ev, what, source, path, mode, len, window_ns);
 	bpf_probe_read_kernel(&ev->writer, sizeof(ev->writer), (const void *)writer);
 	bpf_probe_read_kernel(ev->path, len, &path->buf->data[path->start & LG_PATH_MASK]);
 	bpf_ringbuf_submit(ev, 0);
+	return 0;
 }
 
 static __always_inline void lg_emit_path_event(__u32 op, __u32 decision, __u32 generation, __u32 policy_id,
@@ -199,13 +217,15 @@ struct lg_inet_target {
 	__u8 addr[LG_ADDR_LEN];
 };
 
-/* An inet event; not inlined, as lg_emit_path_event_packed, whose packing it shares. */
-static __noinline void lg_emit_inet_event_packed(__u64 what, __u64 source, const struct lg_inet_target *target)
+/* An inet event; a global function, as lg_emit_path_event_packed, whose packing it shares. */
+__noinline int lg_emit_inet_event_packed(__u64 what, __u64 source, const struct lg_inet_target *target)
 {
 	struct lg_coalesce_key key = {};
 	struct lg_inet_event *ev;
 	__u64 window_ns = 0;
 
+	if (!target)
+		return 0;
 	if (!lg_coalescing_on())
 		goto send;
 	lg_coalesce_key_head(&key, what, source, LG_OBJECT_INET);
@@ -213,12 +233,12 @@ static __noinline void lg_emit_inet_event_packed(__u64 what, __u64 source, const
 	key.flags = target->port;
 	__builtin_memcpy(key.object, target->addr, sizeof(key.object));
 	if (!lg_coalesce_send(&key, bpf_ktime_get_ns(), &window_ns))
-		return;
+		return 0;
 send:
 	ev = bpf_ringbuf_reserve(&lg_events, sizeof(*ev), 0);
 	if (!ev) {
 		lg_stat_inc(LG_STAT_EVENTS_LOST);
-		return;
+		return 0;
 	}
 	lg_fill_header_packed(&ev->hdr, what, source, lg_header_object(LG_OBJECT_INET, 0));
 	ev->hdr.window_ns = window_ns;
@@ -228,6 +248,7 @@ send:
 	ev->reserved = 0;
 	__builtin_memcpy(ev->addr, target->addr, sizeof(ev->addr));
 	bpf_ringbuf_submit(ev, 0);
+	return 0;
 }
 
 static __always_inline void lg_emit_inet_event(__u32 op, __u32 decision, __u32 generation, __u32 policy_id,

@@ -27,14 +27,37 @@ static __always_inline __u64 lg_task_exe_ids(struct task_struct *task)
 	return ids;
 }
 
+/*
+ * All ones if `bit` is 1, else 0. The loops below choose with masks, not with
+ * branches: BPF has no conditional set, a comparison is a jump, and every
+ * jump of an unrolled loop is another state for the verifier to walk (the
+ * 64 ids' branches alone were a tenth of a path program's verification).
+ * barrier_var keeps the compiler from turning the mask back into a jump.
+ */
+static __always_inline __u64 lg_mask_of(__u64 bit)
+{
+	__u64 mask = 0 - (bit & 1);
+
+	barrier_var(mask);
+	return mask;
+}
+
+/* 1 if a < b, for 32-bit values, without a jump: the 64-bit difference is negative. */
+static __always_inline __u64 lg_below(__u32 a, __u32 b)
+{
+	__u64 difference = (__u64)a - b;
+
+	barrier_var(difference);
+	return difference >> 63;
+}
+
 static __always_inline __u64 lg_exe_policies(const __u64 by_id[LG_EXE_IDS], __u64 ids)
 {
 	__u64 policies = 0;
 	__u32 i;
 
 	for (i = 0; i < LG_EXE_IDS; i++)
-		if ((ids >> i) & 1)
-			policies |= by_id[i];
+		policies |= by_id[i] & lg_mask_of(ids >> i);
 	return policies;
 }
 
@@ -73,13 +96,14 @@ static __always_inline struct lg_uid_policies lg_id_policies(__u32 id, __u16 kin
 
 	if (found)
 		out = *found;
-	for (i = 0; i < LG_UID_RANGES && i < count; i++) {
+	for (i = 0; i < LG_UID_RANGES; i++) {
 		const struct lg_uid_range *range = &ranges[i];
+		/* in use, low <= id and id <= high: each a 0 or 1, and no jump (lg_mask_of) */
+		__u64 within = lg_mask_of(lg_below(i, count) & (lg_below(id, range->low) ^ 1) &
+					  (lg_below(range->high, id) ^ 1));
 
-		if (range->low <= id && id <= range->high) {
-			out.including |= range->including;
-			out.excluding |= range->excluding;
-		}
+		out.including |= range->including & within;
+		out.excluding |= range->excluding & within;
 	}
 	return out;
 }

@@ -15,6 +15,40 @@ from tests.journald import Journald, journald_session
 from tests.kernel.policies import reset
 
 RESULTS = os.environ.get("LSMGUARD_LAB_RESULTS")
+# Set on the host while it collects the kernel tests: where to write which kernel each runs on.
+PLAN = os.environ.get("LSMGUARD_LAB_PLAN")
+EVERY_KERNEL = os.environ.get("LSMGUARD_LAB_EVERY_KERNEL") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "one_kernel(series): what this tests is user space over hooks that the other modules test on "
+        "every kernel; CI runs it on the lab kernel `series` only (LSMGUARD_LAB_EVERY_KERNEL=1: on all)")
+
+
+def planned_kernel(item: pytest.Item) -> str | None:
+    """The one lab kernel `item` runs on, or None: every kernel."""
+    marker = item.get_closest_marker("one_kernel")
+    return None if marker is None or EVERY_KERNEL else str(marker.args[0])
+
+
+def running_series() -> str:
+    """This guest's kernel as the lab names its series: major.minor of the release."""
+    return ".".join(os.uname().release.split(".")[:2])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the host, write the plan; in a guest, deselect what another kernel runs."""
+    if PLAN:
+        Path(PLAN).write_text(json.dumps({item.nodeid: planned_kernel(item) for item in items}))
+        return
+    if not RESULTS:
+        return
+    series = running_series()
+    elsewhere = [item for item in items if planned_kernel(item) not in (None, series)]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if item not in elsewhere]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

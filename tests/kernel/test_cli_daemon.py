@@ -27,6 +27,10 @@ from tests.journald import Journald, wait_for
 from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
 from tests.kernel.hammer import Hammer
 
+# The CLI and the daemon: user space over hooks that the other modules test on every kernel;
+# CI runs this module on 6.1 only (tests/kernel/conftest.py, one_kernel).
+pytestmark = pytest.mark.one_kernel("6.1")
+
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard-cli-test")
 DAEMON_ARGV = [sys.executable, "-m", "lsmguard", "daemon"]
 

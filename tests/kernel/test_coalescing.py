@@ -20,6 +20,10 @@ from lsmguard.events.journal import MessageId
 from tests.journald import Journald, read
 from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
 
+# The daemon's side of coalescing: user space over hooks that the other modules test on every kernel;
+# CI runs this module on 6.12 only (tests/kernel/conftest.py, one_kernel).
+pytestmark = pytest.mark.one_kernel("6.12")
+
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard-coalescing-test")
 DAEMON_ARGV = [sys.executable, "-m", "lsmguard", "daemon"]
 FLOOD = 3000

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
 from lsmguard.events.coalesce import Coalescer
@@ -24,6 +25,10 @@ from tests.kernel import test_story as story
 from tests.kernel.daemons import Daemon, Host
 from tests.kernel.listeners import Listener
 from tests.kernel.test_story import CGROUP, DROPPED, POOL_PORT, WEB_PORT, WebService
+
+# Learn mode's reading of the journal: user space over hooks that the other modules test on every kernel;
+# CI runs this module on 7.3 only (tests/kernel/conftest.py, one_kernel).
+pytestmark = pytest.mark.one_kernel("7.3")
 
 # The story's fixtures, found by name: this module gets instances of its own.
 host, daemon, pool, web_service, nothing_dropped = (story.host, story.daemon, story.pool, story.web_service,

@@ -22,6 +22,10 @@ from tests.kernel.daemons import start_daemon, stop_daemon
 from tests.packages import (PACKAGES_DIR, SHIPPED_POLICIES, SYSTEM_ENV, UNIT, run, strace_summary_syscalls,
                             syscalls_allowed, unit_settings, version)
 
+# The installed package and its unit: user space over hooks that the other modules test on every kernel;
+# CI runs this module on 6.12 only (tests/kernel/conftest.py, one_kernel).
+pytestmark = pytest.mark.one_kernel("6.12")
+
 PIN_ROOT = "/sys/fs/bpf/lsmguard-package-test"
 # The kernel's capability numbers (include/uapi/linux/capability.h) for the unit's names.
 CAPABILITY_BITS = {"CAP_SYS_PTRACE": 19, "CAP_PERFMON": 38, "CAP_BPF": 39}

@@ -32,6 +32,10 @@ from tests.journald import Journald, wait_for
 from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
 from tests.kernel.listeners import Listener
 
+# The README's story: user space over hooks that the other modules test on every kernel;
+# CI runs this module on 6.1 only (tests/kernel/conftest.py, one_kernel).
+pytestmark = pytest.mark.one_kernel("6.1")
+
 REPO = Path(__file__).resolve().parents[2]
 CNRIG = REPO / "build" / "tests" / "cnrig"
 WEB_SERVICE_SCRIPT = REPO / "tests" / "story" / "webservice.py"

@@ -28,6 +28,10 @@ from lsmguard.events.journal import MessageId
 from tests.kernel.policies import policy
 from tests.packages import PACKAGES_DIR, UNIT, version
 
+# The unit under systemd: user space over hooks that the other modules test on every kernel;
+# CI runs this module on 7.3 only (tests/kernel/conftest.py, one_kernel).
+pytestmark = pytest.mark.one_kernel("7.3")
+
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")          # the unit's: it sets no LSMGUARD_PIN_ROOT
 POLICY_DIR = Path("/etc/lsmguard/policies.d")
 # Where both namespaces see the same files (the guest's /srv overlay): the daemon binds

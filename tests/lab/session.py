@@ -40,15 +40,23 @@ class KernelResults:
     run: GuestRun | None = None
 
 
-def collect_kernel_tests() -> list[str]:
-    """Node ids of the kernel tests, collected on the host (they import fine here)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", KERNEL_TESTS, "--collect-only", "-q", "-p", "no:cacheprovider"],
-        cwd=SRC, capture_output=True, text=True, env={**os.environ, "LSMGUARD_LAB_GUEST": "1"})
-    ids = [line for line in proc.stdout.splitlines() if "::" in line]
-    if proc.returncode != 0 or not ids:
+def collect_kernel_tests() -> dict[str, str | None]:
+    """The kernel tests, collected on the host (they import fine here): each node id and the
+    one kernel it runs on (None: every kernel; tests/kernel/conftest.py, `one_kernel`)."""
+    with tempfile.TemporaryDirectory(prefix="lsmguard-lab-plan-") as tmp:
+        plan_file = Path(tmp) / "plan.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", KERNEL_TESTS, "--collect-only", "-q", "-p", "no:cacheprovider"],
+            cwd=SRC, capture_output=True, text=True,
+            env={**os.environ, "LSMGUARD_LAB_GUEST": "1", "LSMGUARD_LAB_PLAN": str(plan_file)})
+        plan: dict[str, str | None] = json.loads(plan_file.read_text()) if plan_file.exists() else {}
+    if proc.returncode != 0 or not plan:
         raise LabError(f"collecting {KERNEL_TESTS} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-    return ids
+    unknown = {kernel for kernel in plan.values() if kernel is not None} - {series.name for series in SERIES}
+    if unknown:
+        raise LabError(f"one_kernel names {', '.join(sorted(unknown))}, which the lab does not boot "
+                       f"(its kernels: {', '.join(series.name for series in SERIES)})")
+    return plan
 
 
 def _parse(results: Path) -> dict[str, Outcome]:

@@ -98,7 +98,8 @@ def _run_once(kernel: Kernel, command: list[str], results: Path, *, stream: bool
     results.mkdir(parents=True, exist_ok=True)
     # virtme-ng does not forward the environment: name what the guest needs.
     guest_env = [f"LSMGUARD_LAB_RESULTS={results}", f"LSMGUARD_SRC={SRC}",
-                 f"LSMGUARD_LAB_FILES={image.LABEL}:{','.join(image.guest_mounts(SRC))}"]
+                 f"LSMGUARD_LAB_FILES={image.LABEL}:{','.join(image.guest_mounts(SRC))}",
+                 f"LSMGUARD_LAB_EVERY_KERNEL={os.environ.get('LSMGUARD_LAB_EVERY_KERNEL', '')}"]
     guest_command = shlex.join(["env", *guest_env, str(GUEST_RUN), *command])
     qemu_opts = image.qemu_drive(guest_files()) + (f" -icount shift={ICOUNT_SHIFT}" if icount else "")
     argv = [_vng(), "--run", str(kernel.vmlinuz), "--disable-kvm", "--memory", MEMORY,
