@@ -51,3 +51,17 @@ def test_adopting_a_pin_set_with_a_map_of_another_shape_is_refused_and_touches_n
         wrong.close()
     finally:
         shutil.rmtree(pin_root)   # the session engine keeps its own handles: its programs stay attached
+
+
+# The verifier's work per program, which every load pays (a daemon's start; a lab guest's
+# tests load the object about twenty times): 6.1 walked 104,508 instructions for each path
+# program until its events were built by global functions, 41,558 after; the largest,
+# lg_path_rename, 56,233 on 6.1, 75,625 on 6.12 and 94,374 on 7.3.
+VERIFIER_BUDGET = 100_000
+
+
+def test_every_program_verifies_within_the_budget(session_engine: Engine) -> None:
+    assert session_engine.obj is not None
+    processed = {program.name: program.verified_insns for program in session_engine.obj.loaded_programs()}
+    assert processed and all(count > 0 for count in processed.values())
+    assert {name: count for name, count in processed.items() if count > VERIFIER_BUDGET} == {}
