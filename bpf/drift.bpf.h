@@ -183,8 +183,8 @@ static __always_inline __u64 lg_mark_of(struct inode *inode)
  * What drift options say of code in the inode at `inode` (0: none), with its
  * write mark at `mark` (0: none), as the masks of a pseudo-slot (deny:
  * refusing policies, audit: auditing ones). Branch-free on purpose: a branch
- * here would double what the verifier walks in the decision after it. A
- * missing inode or mark reads as zero (probe reads fill zeros).
+ * here would double what the verifier walks after it. A missing mark reads
+ * as zero (probe reads fill zeros). Called for code only (lg_found).
  */
 static __always_inline void lg_drift_of(const struct lg_policy_set *set, __u32 generation, __u64 inode,
 					__u64 mark, struct lg_masks *found)

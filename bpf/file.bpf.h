@@ -163,14 +163,20 @@ static __always_inline __u64 lg_ticket(__u64 seq, __u32 generation)
 }
 
 /*
- * Finish finding: what drift says of code (zeros for anything else: no inode
- * to look at), whether the name could be resolved, and the name reported.
+ * Finish finding: what drift says of code, whether the name could be
+ * resolved, and the name reported. Drift is read only for code (an inode to
+ * look at) while a policy has a drift option; otherwise its masks stay the
+ * zeros lg_access_of wrote, what lg_drift_of finds of no drift: its three
+ * probe reads and its scan ran in every decision. The branch's two ends
+ * differ only in the scratch (map memory the verifier does not track), so
+ * it walks the rest of the function once.
  */
 static __always_inline __u64 lg_found(const struct lg_question *q, struct lg_scratch *s, __u64 seq,
 				      const struct lg_policy_set *set, __u32 generation, struct lg_access *a,
 				      struct lg_path *path)
 {
-	lg_drift_of(set, generation, q->code, q->mark, &a->found[LG_DRIFT_ENTRY]);
+	if (q->code && (set->drift_deny | set->drift_audit))
+		lg_drift_of(set, generation, q->code, q->mark, &a->found[LG_DRIFT_ENTRY]);
 	a->unresolved = lg_path_unresolved(s, seq, path);
 	lg_path_keep(path, &s->named);
 	return lg_ticket(seq, generation);

@@ -92,6 +92,40 @@ static __always_inline bool lg_mount_is_private_clone(struct vfsmount *vfsmnt)
 }
 
 /*
+ * What a walk reads of each dentry: its parent and its name. struct dentry
+ * keeps d_parent and then d_name (the qstr: hash, len, name) side by side on
+ * every kernel lsmguard supports, so one probe read fetches all three where
+ * the running kernel's BTF says they still are; elsewhere three reads do.
+ * Each probe read is a helper call, most of a walk step's cost.
+ */
+struct lg_dentry_link {
+	struct dentry *parent;
+	__u32 hash;
+	__u32 len;
+	const unsigned char *name;
+};
+
+static __always_inline bool lg_dentry_link_adjacent(void)
+{
+	__u32 parent = bpf_core_field_offset(struct dentry, d_parent);
+
+	return bpf_core_field_offset(struct dentry, d_name.len) == parent + offsetof(struct lg_dentry_link, len) &&
+	       bpf_core_field_offset(struct dentry, d_name.name) == parent + offsetof(struct lg_dentry_link, name) &&
+	       bpf_core_field_size(struct dentry, d_name.len) == sizeof(__u32);
+}
+
+static __always_inline void lg_read_dentry_link(struct dentry *dentry, struct lg_dentry_link *link)
+{
+	if (lg_dentry_link_adjacent()) {
+		bpf_probe_read_kernel(link, sizeof(*link), (void *)dentry + bpf_core_field_offset(struct dentry, d_parent));
+		return;
+	}
+	link->parent = BPF_CORE_READ(dentry, d_parent);
+	link->len = BPF_CORE_READ(dentry, d_name.len);
+	link->name = BPF_CORE_READ(dentry, d_name.name);
+}
+
+/*
  * Prepend "/name" to the path built backwards in `buf` from `*pos`; 1 (and the path
  * flagged truncated) when it does not fit. Both walks end each step with it.
  */
@@ -113,11 +147,10 @@ static long lg_walk_step(__u32 index, void *ctx)
 {
 	struct lg_walk *w = ctx;
 	struct dentry *dentry = w->dentry;
-	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-	const unsigned char *name;
-	__u32 len;
+	struct lg_dentry_link link;
 
-	if (dentry == w->mnt_root || dentry == parent) {
+	lg_read_dentry_link(dentry, &link);
+	if (dentry == w->mnt_root || dentry == link.parent) {
 		struct mount *mnt = w->mnt;
 		struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 
@@ -131,11 +164,9 @@ static long lg_walk_step(__u32 index, void *ctx)
 		return 0;
 	}
 
-	len = BPF_CORE_READ(dentry, d_name.len);
-	name = BPF_CORE_READ(dentry, d_name.name);
-	if (lg_prepend_name(w->buf, &w->pos, &w->flags, name, len))
+	if (lg_prepend_name(w->buf, &w->pos, &w->flags, link.name, link.len))
 		return 1;
-	w->dentry = parent;
+	w->dentry = link.parent;
 	return 0;
 }
 
@@ -237,19 +268,16 @@ static long lg_identity_step(__u32 index, void *ctx)
 {
 	struct lg_identity_walk *w = ctx;
 	struct dentry *dentry = w->dentry;
-	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-	const unsigned char *name;
-	__u32 len;
+	struct lg_dentry_link link;
 
-	if (dentry == parent) {
+	lg_read_dentry_link(dentry, &link);
+	if (dentry == link.parent) {
 		w->reached_root = true;
 		return 1;
 	}
-	len = BPF_CORE_READ(dentry, d_name.len);
-	name = BPF_CORE_READ(dentry, d_name.name);
-	if (lg_prepend_name(w->buf, &w->pos, &w->flags, name, len))
+	if (lg_prepend_name(w->buf, &w->pos, &w->flags, link.name, link.len))
 		return 1;
-	w->dentry = parent;
+	w->dentry = link.parent;
 	return 0;
 }
 
