@@ -151,6 +151,33 @@ static __always_inline void lg_weigh(const struct lg_policy_set *set, const stru
 }
 
 /*
+ * True when lg_weigh finds nothing whatever the policies that apply: no deny,
+ * audit or drift mask, a name resolved, and no default that refuses in the
+ * access's slots (where defaults decide). The access is then allowed with
+ * nothing to report, whoever asks: the finder can say so without the call
+ * that decides (lg_conclude), most accesses' case under deny rules.
+ */
+static __always_inline bool lg_nothing_to_weigh(const struct lg_policy_set *set, const struct lg_access *a)
+{
+	__u64 defaults = (__u64)a->rules_only - 1;     /* rules only: 0; else every bit */
+	__u64 found = a->found[LG_DRIFT_ENTRY].deny | a->found[LG_DRIFT_ENTRY].audit;
+	__u32 i;
+
+	if (a->unresolved)
+		return false;
+	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
+		__u64 slot = a->slots[i] & LG_SLOT_INDEX_MASK;
+
+		if (i >= a->nslots)
+			break;
+		found |= a->found[i].deny | a->found[i].audit;
+		if (slot < LG_SLOT_COUNT)
+			found |= set->default_deny[slot] & defaults;
+	}
+	return !found;
+}
+
+/*
  * The policies that refuse an object not fully named in `slots`: where a
  * rule could have matched (and, unless rules only, a default), as lg_weigh.
  */

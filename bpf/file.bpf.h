@@ -252,7 +252,7 @@ __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
 	struct lg_scratch *s;
 	struct lg_path path;
 	__u32 generation;
-	__u64 seq;
+	__u64 seq, ticket;
 
 	q.code = code;
 	q.mark = mark;
@@ -267,7 +267,17 @@ __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
 	a = lg_access_of(&q, s);
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
 	lg_lookup_in(s, config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0, a->found);
-	return lg_found(&q, s, seq, set, generation, a, &path);
+	ticket = lg_found(&q, s, seq, set, generation, a, &path);
+	/*
+	 * Nothing found that could refuse or report: allowed here, without the
+	 * decision's call. Only if no program tore the scratch since the lookups
+	 * (their masks are read from it); a torn one goes to lg_conclude, which
+	 * decides and counts it.
+	 */
+	barrier();
+	if (lg_nothing_to_weigh(set, a) && s->seq == seq)
+		return 0;
+	return ticket;
 }
 
 /*
