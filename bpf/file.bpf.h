@@ -253,6 +253,7 @@ __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
 	struct lg_path path;
 	__u32 generation;
 	__u64 seq, ticket;
+	bool nothing;
 
 	q.code = code;
 	q.mark = mark;
@@ -274,8 +275,9 @@ __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
 	 * (their masks are read from it); a torn one goes to lg_conclude, which
 	 * decides and counts it.
 	 */
-	barrier();
-	if (lg_nothing_to_weigh(set, a) && s->seq == seq)
+	nothing = lg_nothing_to_weigh(set, a);
+	barrier(); /* the masks are read before the sequence that vouches for them */
+	if (nothing && s->seq == seq)
 		return 0;
 	return ticket;
 }
