@@ -123,6 +123,10 @@ def entries(query: Query, follow: bool = False, after: str | None = None) -> Ite
     """Records matching `query`, oldest first; with `follow`, then new ones as they come.
     `after`: only those after the entry of this journal cursor."""
     reader = open_reader(query)
+    if follow:
+        # the change notification's watches set before the first read, as journalctl -f sets
+        # them: a write after this point wakes the first wait
+        reader.fileno()
     if after is not None:
         reader.seek_cursor(after)
         reader.get_next()              # the cursor's own entry
