@@ -6,7 +6,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -96,9 +96,10 @@ def wait_for(since: float, count: int = 1, timeout: float = 30.0, **matches: str
         time.sleep(0.2)
 
 
-def read_line(stream: IO[str], timeout_s: float) -> str:
+def read_line(stream: IO[str], timeout_s: float, explain: Callable[[], str] = lambda: "") -> str:
     """The next line a child (`lsmguard audit --follow`) prints, or the test fails at the
-    deadline: it never hangs. Written line by line with a flush, so select() sees each."""
+    deadline, saying `explain()`: it never hangs. Written line by line with a flush, so
+    select() sees each."""
     ready, _, _ = select.select([stream], [], [], timeout_s)
-    assert ready, f"no line within {timeout_s} s"
+    assert ready, f"no line within {timeout_s} s{explain()}"
     return stream.readline()

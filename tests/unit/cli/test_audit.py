@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import select
 import subprocess
 import sys
 import time
@@ -181,15 +180,15 @@ def test_follow_with_lines_prints_the_newest_then_what_comes(journald: Journald)
         assert follower.stdout is not None
         assert json.loads(read_line(follower.stdout, 60))["path"] == "/tmp/second"
         journal.send(records.event_record(path_event(b"/tmp/third"), policy, "r", process.ProcessContext()))
-        if not select.select([follower.stdout], [], [], 60)[0]:
-            # failed once in CI (run of 1376e80), not reproduced since: say what the journal held then
+
+        def journal_then() -> str:   # failed once in CI (run of 1376e80), not reproduced since
             held = [e.get("LSMGUARD_PATH") for e in wait_for(since, 3, timeout=10, LSMGUARD_POLICY=policy)]
             files = sorted(str(f) for d in ("/run/log/journal", "/var/log/journal")
                            for f in Path(d).rglob("*.journal*"))
             state = "runs" if follower.poll() is None else f"exited {follower.returncode}"
-            pytest.fail(f"no line within 60 s; the journal holds {held} of the policy; the follower {state}; "
-                        f"journal files {files}")
-        assert json.loads(follower.stdout.readline())["path"] == "/tmp/third"
+            return f"; the journal holds {held} of the policy; the follower {state}; journal files {files}"
+
+        assert json.loads(read_line(follower.stdout, 60, journal_then))["path"] == "/tmp/third"
     finally:
         follower.kill()
         follower.wait()
