@@ -151,30 +151,18 @@ static __always_inline void lg_weigh(const struct lg_policy_set *set, const stru
 }
 
 /*
- * True when lg_weigh finds nothing whatever the policies that apply: no deny,
- * audit or drift mask, a name resolved, and no default that refuses in the
- * access's slots (where defaults decide). The access is then allowed with
- * nothing to report, whoever asks: the finder can say so without the call
- * that decides (lg_conclude), most accesses' case under deny rules.
+ * True when lg_weigh finds nothing for every policy of the set: no deny,
+ * default or audit, nothing unresolved, no drift. lg_decide weighs the same
+ * first, and the policies that apply are among them, so it would allow with
+ * nothing to report: the finder can say so without the call that decides
+ * (lg_conclude), most accesses' case under deny rules.
  */
 static __always_inline bool lg_nothing_to_weigh(const struct lg_policy_set *set, const struct lg_access *a)
 {
-	__u64 defaults = (__u64)a->rules_only - 1;     /* rules only: 0; else every bit */
-	__u64 found = a->found[LG_DRIFT_ENTRY].deny | a->found[LG_DRIFT_ENTRY].audit;
-	__u32 i;
+	struct lg_verdict v;
 
-	if (a->unresolved)
-		return false;
-	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
-		__u64 slot = a->slots[i] & LG_SLOT_INDEX_MASK;
-
-		if (i >= a->nslots)
-			break;
-		found |= a->found[i].deny | a->found[i].audit;
-		if (slot < LG_SLOT_COUNT)
-			found |= set->default_deny[slot] & defaults;
-	}
-	return !found;
+	lg_weigh(set, a, set->policies, &v);
+	return !(v.deny | v.missing | v.audit);
 }
 
 /*

@@ -203,14 +203,12 @@ static __always_inline struct lg_policy_set *lg_question_begin(__u64 question, _
  */
 
 /*
- * Can slot `slot` of `set` say anything of a name? Its entries (the summary),
- * its defaults (not for a question decided by rules only), and its refusal of
- * a name it cannot resolve: what lg_weigh and lg_torn_refusal read.
+ * Can slot `slot` of `set` refuse a name whatever its entries: its defaults
+ * (not for a question decided by rules only), or its refusal of a name it
+ * cannot resolve? What lg_weigh and lg_torn_refusal read besides entries.
  */
-static __always_inline bool lg_slot_speaks(const struct lg_policy_set *set, const struct lg_path_summary *summary,
-					   __u8 slot, bool rules_only)
+static __always_inline bool lg_slot_refuses(const struct lg_policy_set *set, __u8 slot, bool rules_only)
 {
-	const struct lg_slot_summary *entries = &summary->slots[slot & (LG_SUMMARY_SLOTS - 1)];
 	__u64 defaults = (__u64)rules_only - 1;   /* rules only: 0; else every bit */
 	__u32 i = slot & LG_SLOT_INDEX_MASK;     /* masked for the verifier; the check below decides */
 	__u64 default_deny;
@@ -218,28 +216,48 @@ static __always_inline bool lg_slot_speaks(const struct lg_policy_set *set, cons
 	if (slot >= LG_SLOT_COUNT || i >= LG_SLOT_COUNT)
 		return true;
 	default_deny = set->default_deny[i];
-	return (default_deny & defaults) | (set->unresolved_refuse[i] & ~(default_deny & ~defaults)) |
-	       entries->exact.depths | entries->prefix.depths;
+	return (default_deny & defaults) | (set->unresolved_refuse[i] & ~(default_deny & ~defaults));
+}
+
+/* Whether `summary` (NULL: none) has entries in the question's slots. */
+static __always_inline bool lg_summary_has(const struct lg_path_summary *summary, const struct lg_question *q)
+{
+	const struct lg_slot_summary *a, *b;
+
+	if (!summary)
+		return false;
+	a = &summary->slots[q->slots[0] & (LG_SUMMARY_SLOTS - 1)];
+	b = &summary->slots[q->slots[1] & (LG_SUMMARY_SLOTS - 1)];
+	return (a->exact.depths | a->prefix.depths) ||
+	       (q->nslots > 1 && (b->exact.depths | b->prefix.depths));
 }
 
 /*
  * True when some name could change what the set decides of this access:
- * an entry in its slots (the generation's summary; inode entries come with
- * exact ones), a default that refuses there, a refusal of names that cannot
- * be resolved, or drift to decide on code. When none can, the access is
- * allowed with nothing to report, and the file's name is not walked: an
- * open that no rule names costs a few lookups.
+ * an entry in its slots on the file's device (the summaries; inode entries
+ * come with exact ones, on the same device), a default that refuses there,
+ * a refusal of names that cannot be resolved, or drift to decide on code.
+ * When none can, the access is allowed with nothing to report, and the
+ * file's name is not walked: an open that no rule names costs a few lookups.
+ * The generation's summary of every device is asked first: where it has no
+ * entry, the device's is not read.
  */
 static __always_inline bool lg_name_needed(const struct lg_policy_set *set, __u32 generation,
-					   const struct lg_question *q)
+					   const struct lg_question *q, struct dentry *dentry)
 {
 	const struct lg_path_summary *summary = bpf_map_lookup_elem(&lg_path_summaries, &generation);
 	bool rules_only = q->flags & LG_Q_RULES_ONLY;
+	struct lg_device_summary_key device = { .generation = generation };
 
 	if (!summary || ((q->flags & LG_Q_CODE) && (set->drift_deny | set->drift_audit)))
 		return true;
-	return lg_slot_speaks(set, summary, q->slots[0], rules_only) ||
-	       (q->nslots > 1 && lg_slot_speaks(set, summary, q->slots[1], rules_only));
+	if (lg_slot_refuses(set, q->slots[0], rules_only) ||
+	    (q->nslots > 1 && lg_slot_refuses(set, q->slots[1], rules_only)))
+		return true;
+	if (!lg_summary_has(summary, q))
+		return false;
+	device.dev = lg_identity_dev(dentry);
+	return lg_summary_has(bpf_map_lookup_elem(&lg_device_summaries, &device), q);
 }
 
 /* Find what the entries say of the file (or the name not yet made) at `dentry`. */
@@ -260,7 +278,7 @@ __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
 	lg_unpack_question(question, &q);
 	/* asked before the scratch is taken: an access that needs no name tears no other's decision */
 	set = lg_policy_set_in_force(&config, &generation);
-	if (!set || !lg_name_needed(set, generation, &q))
+	if (!set || !lg_name_needed(set, generation, &q, (struct dentry *)dentry))
 		return 0;
 	s = lg_scratch_take(&seq);
 	if (!s)

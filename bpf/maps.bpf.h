@@ -10,6 +10,8 @@
 #define LG_INET_NETWORKS_MAX (2 * 65536)
 #define LG_PORT_INTERVALS_MAX (2 * 131072)
 #define LG_SUBJECT_UIDS_MAX (2 * 65536)
+/* Two generations of up to 65536 file systems with path entries each. */
+#define LG_DEVICE_SUMMARIES_MAX (2 * 65536)
 /* Rule hit counters of both generations (a rule that never hits has none). */
 #define LG_RULE_HITS_MAX (2 * 65536)
 /* Every rule of both generations, plus each policy's default and unattributed refusals. */
@@ -57,6 +59,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lg_path_summary);
 } lg_path_summaries SEC(".maps");
+
+/* Per generation and device: which of that device's path-entry lookups can hit (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LG_DEVICE_SUMMARIES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);   /* a host's devices with rules are few: memory as used */
+	__type(key, struct lg_device_summary_key);
+	__type(value, struct lg_path_summary);
+} lg_device_summaries SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -311,6 +311,19 @@ static __always_inline void lg_resolve_identity(struct dentry *dentry, struct lg
 	out->ino = BPF_CORE_READ(dentry, d_inode, i_ino);
 }
 
+/*
+ * The device lg_resolve_identity names `dentry`'s file by, without the walk:
+ * its file system's, or 0 for a fileless one (named by its dentry).
+ */
+static __always_inline __u32 lg_identity_dev(struct dentry *dentry)
+{
+	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+
+	if (BPF_CORE_READ(sb, s_flags) & LG_SB_KERNMOUNT)
+		return 0;
+	return BPF_CORE_READ(sb, s_dev);
+}
+
 /* kernfs_node's parent pointer was renamed in 6.15. */
 struct kernfs_node___pre615 {
 	struct kernfs_node *parent;
@@ -402,7 +415,7 @@ struct lg_lookup {
 	__u8 ancestors;           /* the name is looked up as an ancestor too (lg_lookup_ancestor) */
 	__u8 ancestor_wanted;     /* ... and its ancestor entry can exist: full_hash was taken */
 	__u8 exact_wanted;        /* lg_lookup_whole's exact lookups (bit per slot) */
-	__u32 generation;         /* also the key of lg_path_summaries: a map value can be one */
+	__u32 generation;
 	__u32 slashes;            /* '/' bytes after the first one among those hashed so far */
 	__u64 full_hash;          /* the whole name's hash, if a lookup needed it (else 0) */
 	struct lg_slot_summary want[LG_LOOKUP_SLOTS]; /* which lookups of each slot can hit (zeros: none) */

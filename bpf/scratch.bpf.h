@@ -131,14 +131,14 @@ static __always_inline void lg_add_bound(const struct lg_path *path, __u32 gener
 	found->audit |= bound->audit;
 }
 
-/* What the generation's summary says of slot `slot`'s entries; all ones (any lookup can hit) without one. */
+/* What a device's summary says of slot `slot`'s entries; zeros (no lookup can hit) without one. */
 static __always_inline void lg_summary_of(const struct lg_path_summary *summary, __u8 slot,
 					  struct lg_slot_summary *out)
 {
 	if (summary)
 		*out = summary->slots[slot & (LG_SUMMARY_SLOTS - 1)];
 	else
-		__builtin_memset(out, 0xff, sizeof(*out));
+		__builtin_memset(out, 0, sizeof(*out));
 }
 
 /*
@@ -156,6 +156,7 @@ static __noinline int lg_lookup_packed(const struct lg_config *config, const str
 	__u32 nslots = (what >> 16) & 0xff, generation = (what >> 32) & 1;
 	bool by_inode = (what >> 24) & 1;
 	struct lg_lookup_ctx c = { .l = l, .buf = path->buf, .found = found };
+	struct lg_device_summary_key device = { .generation = generation, .dev = path->dev };
 	const struct lg_path_summary *summary;
 
 	__builtin_memset(found, 0, sizeof(struct lg_masks) * LG_LOOKUP_SLOTS);
@@ -166,7 +167,8 @@ static __noinline int lg_lookup_packed(const struct lg_config *config, const str
 	l->ancestors = (what >> 25) & 1;
 	l->ancestor_wanted = 0;
 	l->full_hash = 0;
-	summary = bpf_map_lookup_elem(&lg_path_summaries, &l->generation);
+	/* only the entries of the name's device can hit: their keys hash its device word */
+	summary = bpf_map_lookup_elem(&lg_device_summaries, &device);
 	lg_summary_of(summary, slot_a, &l->want[0]);
 	if (nslots > 1)
 		lg_summary_of(summary, slot_b, &l->want[1]);
@@ -175,7 +177,7 @@ static __noinline int lg_lookup_packed(const struct lg_config *config, const str
 	if (summary)
 		l->want_ancestor = summary->slots[LG_SUMMARY_ANCESTORS].exact;
 	else
-		__builtin_memset(&l->want_ancestor, 0xff, sizeof(l->want_ancestor));
+		__builtin_memset(&l->want_ancestor, 0, sizeof(l->want_ancestor));
 	lg_lookup_path(config, path, &c);
 	if (by_inode && path->ino) {
 		lg_add_bound(path, generation, slot_a, &found[0]);

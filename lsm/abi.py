@@ -88,6 +88,11 @@ class PathSummary:
         masks[2 * prefix] |= 1 << name_depth(name)
         masks[2 * prefix + 1] |= 1 << (len(name) % 64)
 
+    def mark(self, slot: int) -> None:
+        """Say that `slot` has entries that no name's lookup finds (a file's inode entries): the
+        kernel then walks the name, to look the file up, but looks up no name for them."""
+        self.slots[slot][0] |= 1   # a depth without a length: nothing admitted
+
     def admits(self, slot: int, prefix: bool, name: bytes) -> bool:
         """Whether the kernel looks `name` up (in `slot`, as a prefix or exactly)."""
         depths, lens = self.slots[slot][2 * prefix:2 * prefix + 2]
@@ -105,6 +110,11 @@ class PathSummary:
             s = raw.slots[slot]
             masks[:] = [s.exact.depths, s.exact.lens, s.prefix.depths, s.prefix.lens]
         return out
+
+
+def device_summary_key(generation: int, dev: int) -> bytes:
+    """A key of `lg_device_summaries`: one generation's summary of one file system's entries."""
+    return pack("struct lg_device_summary_key", generation=generation, dev=dev)
 
 
 def key_generation(ctype: str, key: bytes) -> int:

@@ -50,6 +50,7 @@ GENERATION_KEYS = {
     "lg_port_intervals": "struct lg_port_interval_key",
     "lg_subject_uids": "struct lg_uid_key",
     "lg_rule_identities": "struct lg_rule_hit_key",
+    "lg_device_summaries": "struct lg_device_summary_key",
 }
 
 
@@ -88,6 +89,19 @@ class GenerationEntries:
     policy_set: bytes = b""
     # which path-entry lookups can hit (lg_path_summaries): written with the entries, before the switch
     path_summary: abi.PathSummary = field(default_factory=abi.PathSummary)
+    # the same per device (lg_device_summaries, in by_map): a device without one has no entry
+    device_summaries: dict[int, abi.PathSummary] = field(default_factory=dict)
+
+    def summarize(self, dev: int, slot: int, prefix: bool, name: bytes) -> None:
+        """Count an entry of `dev` in the generation's summary and in its device's."""
+        self.path_summary.add(slot, prefix, name)
+        self.device_summaries.setdefault(dev, abi.PathSummary()).add(slot, prefix, name)
+
+    def summarize_inode(self, dev: int, slot: int) -> None:
+        """Count an inode entry: its device may have no named entry (an exact rule path through a
+        symbolic link to another file system binds a file there)."""
+        self.path_summary.mark(slot)
+        self.device_summaries.setdefault(dev, abi.PathSummary()).mark(slot)
 
 
 def seeding_table(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> PathTable:
@@ -188,8 +202,6 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
     raw[Slot.SUBJECT_EXE] = {p: Masks(allow=1 << exe_ids[p]) for p in compiled.exe_patterns}
     path_entries = out.by_map.setdefault("lg_path_entries", [])
 
-    summary = out.path_summary
-
     def add(table: PathTable, slot: Slot, dev: int) -> None:
         for match, entries in ((abi.Match.EXACT, table.exact), (abi.Match.PREFIX, table.prefix)):
             for path, masks in entries.items():
@@ -197,7 +209,7 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
                 key = abi.path_entry_key(hash_key, name, PATH_SLOTS[slot], match, generation, dev)
                 value = _masks(masks, compiled.enforce) if slot is not Slot.SUBJECT_CGROUP else _subject_masks(masks)
                 path_entries.append((key, value))
-                summary.add(PATH_SLOTS[slot], match is abi.Match.PREFIX, name)
+                out.summarize(dev, PATH_SLOTS[slot], match is abi.Match.PREFIX, name)
 
     for slot, patterns in raw.items():
         for dev, table in identity_tables(patterns, mounts, compiled.excepted.get(slot)).items():
@@ -211,12 +223,13 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
         name = os.fsencode(path)
         key = abi.path_entry_key(hash_key, name, abi.Slot.OPEN_WRITE, abi.Match.ANCESTOR, generation, dev)
         path_entries.append((key, _masks(masks, compiled.enforce)))
-        summary.add(abi.SUMMARY_ANCESTORS, False, name)
+        out.summarize(dev, abi.SUMMARY_ANCESTORS, False, name)
     bound_inodes = 0
     for slot, inodes in (bound or {}).items():
         for inode, masks in inodes.items():
             path_entries.append((abi.inode_entry_key(inode.dev, inode.ino, PATH_SLOTS[slot], generation),
                                  _masks(masks, compiled.enforce)))
+            out.summarize_inode(inode.dev, PATH_SLOTS[slot])
             bound_inodes += 1
 
     networks = out.by_map.setdefault("lg_inet_networks", [])
@@ -238,6 +251,8 @@ def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_
                                         (abi.IdKind.GID, compiled.gids, compiled.gids_excluded))
         for one in sorted(naming.keys() | excepting.keys())]
     out.by_map["lg_rule_identities"] = list(hits.identities(compiled, hash_key, generation))
+    out.by_map["lg_device_summaries"] = [(abi.device_summary_key(generation, dev), summary.pack())
+                                         for dev, summary in sorted(out.device_summaries.items())]
     out.policy_set = policy_set(compiled, exe_ids, bound_inodes, drift_since or [])
     return out
 

@@ -71,9 +71,9 @@ class Twin:
         self.obj = BpfObject(path)
         self.obj.load()
         self.maps = {name: self.obj.map(name) for name in ("lg_config", "lg_path_entries", "lg_path_summaries",
-                                                            "lg_twin_input", "lg_twin_output")}
+                                                            "lg_device_summaries", "lg_twin_input", "lg_twin_output")}
         self.maps["lg_config"].update(abi.u32(0), abi.pack("struct lg_config", path_hash_key=list(HASH_KEY)))
-        self._written: list[bytes] = []
+        self._written: dict[str, list[bytes]] = {"lg_path_entries": [], "lg_device_summaries": []}
 
     def close(self) -> None:
         self.obj.close()
@@ -85,20 +85,32 @@ class Twin:
         self.close()
 
     def apply(self, compiled: Compiled, generations: tuple[int, ...] = (0, 1), mounts: MountTable = MOUNTS) -> None:
-        """The entries and summary of `compiled`, as the engine writes them, in `generations`
-        (replacing what was there); generation 1's summary then admits every lookup."""
-        self.maps["lg_path_entries"].delete_many(self._written)
-        self._written = []
+        """The entries and summaries of `compiled`, as the engine writes them, in `generations`
+        (replacing what was there); generation 1's summaries then admit every lookup."""
+        for name, keys in self._written.items():
+            self.maps[name].delete_many(keys)
+            keys.clear()
         for generation in generations:
             out = entries.encode(compiled, HASH_KEY, generation, {}, None, None, mounts)
             items = out.by_map["lg_path_entries"]
             self.maps["lg_path_entries"].update_many(items)
-            self._written += [key for key, _ in items]
-            summary = ALL_ONES if generation == 1 else out.path_summary
-            self.maps["lg_path_summaries"].update(abi.u32(generation), summary.pack())
+            self._written["lg_path_entries"] += [key for key, _ in items]
+            if generation == 1:
+                self.set_summary(generation, ALL_ONES, (DEV, *out.device_summaries))
+            else:
+                self.set_summary(generation, out.path_summary)
+                for dev, summary in out.device_summaries.items():
+                    self.set_summary(generation, summary, (dev,), union=False)
 
-    def set_summary(self, generation: int, summary: abi.PathSummary) -> None:
-        self.maps["lg_path_summaries"].update(abi.u32(generation), summary.pack())
+    def set_summary(self, generation: int, summary: abi.PathSummary, devs: tuple[int, ...] = (),
+                    union: bool = True) -> None:
+        """Write `summary` as the generation's (with `union`) and as that of each of `devs`."""
+        if union:
+            self.maps["lg_path_summaries"].update(abi.u32(generation), summary.pack())
+        for dev in devs:
+            key = abi.device_summary_key(generation, dev)
+            self.maps["lg_device_summaries"].update(key, summary.pack())
+            self._written["lg_device_summaries"].append(key)
 
     def ask(self, name: bytes, slots: tuple[int, ...], generation: int = 0, dev: int = DEV,
             kind: abi.NameKind = abi.NameKind.FILE, ancestors: bool = False) -> None:

@@ -187,6 +187,8 @@ def main() -> int:
 
     counts = SMOKE_RULE_COUNTS if args.size == "smoke" else RULE_COUNTS
     compiled = {f"lsmguard-{n}": compile_policies(nonmatching(n)) for n in counts}
+    # the same rules on the driver's file system: where a host's rules share the file's device
+    compiled[f"lsmguard-{APPARMOR_RULES}-same-fs"] = compile_policies(nonmatching(APPARMOR_RULES, work))
     compiled["lsmguard-drift"] = compile_policies(drift_in_force())
     eventful = {"lsmguard-audit-match": compile_policies(audit_matching(objects)),
                 "lsmguard-audit-mode": compile_policies(audit_mode_default_deny())}

@@ -29,26 +29,29 @@ class Objects:
         return self.names / "moved"
 
 
-def _nonmatching_rule(i: int) -> Rule:
+def _nonmatching_rule(i: int, root: str) -> Rule:
     """Rule i of a set none of whose rules matches the driver's objects; all four operations grow."""
     kind = i % 4
     if kind == 0:
-        return Rule(f"r{i}", Action.DENY, Operation.EXEC, (PathPattern(f"/opt/app{i}/bin/tool", False),))
+        return Rule(f"r{i}", Action.DENY, Operation.EXEC, (PathPattern(f"{root}/opt/app{i}/bin/tool", False),))
     if kind == 1:
-        return Rule(f"r{i}", Action.DENY, Operation.OPEN, (PathPattern(f"/var/lib/svc{i}/secret", False),),
+        return Rule(f"r{i}", Action.DENY, Operation.OPEN, (PathPattern(f"{root}/var/lib/svc{i}/secret", False),),
                     access=Access.WRITE)
     if kind == 2:
-        return Rule(f"r{i}", Action.DENY, Operation.CHMOD, (PathPattern(f"/etc/app{i}", True),))
+        return Rule(f"r{i}", Action.DENY, Operation.CHMOD, (PathPattern(f"{root}/etc/app{i}", True),))
     network = ipaddress.IPv4Network((10 << 24 | (i & 0xFFFF) << 8, 24))
     return Rule(f"r{i}", Action.DENY, Operation.CONNECT,
                 inet=InetTarget((network,), (PortRange(1024 + i % 5000, 1100 + i % 5000),), Protocol.ANY))
 
 
-def nonmatching(count: int) -> list[Policy]:
-    """`count` deny rules, none matching the driver's objects, in one enforce-mode policy."""
+def nonmatching(count: int, under: Path | None = None) -> list[Policy]:
+    """`count` deny rules, none matching the driver's objects, in one enforce-mode policy.
+    Their paths lie under /opt, /var/lib and /etc, or with `under` below that directory
+    (the driver's own file system: lookups its summary cannot rule out)."""
     if count == 0:
         return []
-    rules = tuple(_nonmatching_rule(i) for i in range(count))
+    root = str(under).rstrip("/") if under else ""
+    rules = tuple(_nonmatching_rule(i, root) for i in range(count))
     return [Policy("bench", Mode.ENFORCE, Default.ALLOW, rules)]
 
 
@@ -94,7 +97,7 @@ def apparmor_profile(name: str, attach: Path, count: int, *, audit: Objects | No
     `deny_read` names files the profile refuses, to prove it is attached."""
     lines = [f"profile {name} {attach} flags=(attach_disconnected) {{", *(ALLOW_EVERYTHING if allow else ())]
     for i in range(count):
-        rule = _nonmatching_rule(i)
+        rule = _nonmatching_rule(i, "")
         if rule.operation is Operation.EXEC:
             lines.append(f"  deny {rule.paths[0]} x,")
         elif rule.operation is Operation.OPEN:

@@ -22,7 +22,7 @@ from lsmguard.abi import Decision, InetEvent, Op, PathEvent
 from lsmguard.events.naming import describe
 from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events, path_events
-from tests.kernel.policies import apply, deny, policy
+from tests.kernel.policies import apply, deny, policy, reset
 
 SYS_EXECVEAT = 322           # x86_64
 AT_EMPTY_PATH = 0x1000
@@ -219,6 +219,25 @@ def test_a_hard_link_made_before_the_policy_is_the_file(engine: Engine, secret: 
     audited = path_events(engine, Op.OPEN)
     assert [(e.path, e.header.decision) for e in audited] == [
         (os.fsencode(elsewhere / "alias"), Decision.WOULD_DENY)], [(e.header, e.mode) for e in audited]
+
+
+def test_a_file_bound_through_a_link_to_another_file_system_is_the_file(engine: Engine, scratch: Path) -> None:
+    """An exact rule's path through a symbolic link to a directory of another file system: the
+    name is never the kernel's, but the file it named at the apply is bound, on a device that
+    has no named entry (its summary must still let the file be looked up)."""
+    other = scratch / "other"
+    other.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(other)], check=True)
+    try:
+        (other / "secret").write_text("")
+        (scratch / "link").symlink_to(other)
+        deny(engine, "chmod", f"{scratch}/link/secret")
+        with pytest.raises(PermissionError):
+            os.chmod(other / "secret", 0o600)
+        assert_one_denial(engine, Op.CHMOD, other / "secret")
+    finally:
+        reset(engine)
+        subprocess.run(["umount", str(other)], check=True)
 
 
 def test_a_denied_file_under_a_renamed_directory_is_still_the_file(engine: Engine, secret: Path,

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from lsmguard import abi
 from lsmguard.abi import Decision, Op, key_generation
 from lsmguard.events.naming import describe
 from lsmguard.kernel.engine import Engine
+from lsmguard.kernel.inodes import kernel_dev
 from tests.kernel.events import drain_events, path_events
-from tests.kernel.policies import apply, deny, policy
+from tests.kernel.policies import apply, deny, policy, reset
 
 
 def run(path: Path) -> int:
@@ -174,6 +176,38 @@ def test_replacing_policies_swaps_the_generation(engine: Engine, scratch: Path) 
     # only the generation in force has entries
     gens = {key_generation("struct lg_path_entry_key", k) for k in engine.maps["lg_path_entries"].keys()}
     assert gens == {engine.generation()}
+
+
+def test_a_rule_speaks_of_its_own_file_system_only(engine: Engine, scratch: Path) -> None:
+    """Two file systems hold the same paths from their roots (/f, /d/g): a rule on one says
+    nothing of the other, and only the generation in force has a summary of its device."""
+    roots = [scratch / "a", scratch / "b"]
+    for root in roots:
+        root.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(root)], check=True)
+    try:
+        for root in roots:
+            (root / "d").mkdir()
+            (root / "f").write_text("")
+            (root / "d" / "g").write_text("")
+        a, b = roots
+        deny(engine, "chmod", str(a / "f"), f"{a}/d/**")
+        for name in ("f", "d/g"):
+            with pytest.raises(PermissionError):
+                os.chmod(a / name, 0o600)
+            os.chmod(b / name, 0o600)
+        subprocess.run(["mount", "--bind", str(a), str(b)], check=True)   # the same file system, reached elsewhere
+        try:
+            with pytest.raises(PermissionError):
+                os.chmod(b / "d" / "g", 0o600)
+        finally:
+            subprocess.run(["umount", str(b)], check=True)
+        keys = [abi.view("struct lg_device_summary_key", k) for k in engine.maps["lg_device_summaries"].keys()]
+        assert {(k.generation, k.dev) for k in keys} == {(engine.generation(), kernel_dev(a.stat().st_dev))}
+    finally:
+        reset(engine)
+        for root in roots:
+            subprocess.run(["umount", str(root)], check=True)
 
 
 def test_an_open_rule_does_not_stop_exec_of_the_same_file(engine: Engine, tool: Path) -> None:

@@ -537,6 +537,19 @@ struct lg_slot_summary {
 struct lg_path_summary {
 	struct lg_slot_summary slots[LG_SUMMARY_SLOTS];
 };
+
+/*
+ * The same summary for one file system's entries (hash map
+ * `lg_device_summaries`): an entry's key hashes its device word, so only the
+ * entries of the name's own device can hit. No summary for a device: no entry
+ * of that generation has its device, and nothing is looked up. The kernel
+ * reads it where the generation's summary (of every device) lets a lookup
+ * through.
+ */
+struct lg_device_summary_key {
+	__u32 generation;
+	__u32 dev;        /* as in lg_path.dev: the kernel's encoding; 0 for names of no file system */
+};
 /* cffi:end */
 
 #endif /* LSMGUARD_ABI_H */

@@ -126,6 +126,28 @@ def test_exact_deny_and_audit_paths_of_existing_files_get_inode_entries(tmp_path
     assert cast("struct lg_policy_set", out.policy_set).bound_inodes == 3
 
 
+def test_each_device_with_entries_has_its_summary_and_an_inode_entry_marks_its_own() -> None:
+    from lsmguard.kernel.inodes import Inode
+    from lsmguard.kernel.mounts import Mount, MountTable
+    root, other, elsewhere = 8 << 20 | 1, 8 << 20 | 2, 0x2A
+    mounts = MountTable([Mount(1, 0, root, "/", "/"), Mount(2, 1, other, "/", "/srv")])
+    c = compiled("  mode: enforce\n  rules:\n"
+                 "    - {id: a, action: deny, chmod: {paths: [/etc/passwd, /srv/data/**]}}\n")
+    bound = {Slot.CHMOD: {Inode(elsewhere, 7): c.bindable[Slot.CHMOD]["/etc/passwd"]}}
+    out = entries.encode(c, HASH_KEY, 1, {}, bound, None, mounts)
+    summaries = {cast("struct lg_device_summary_key", k).dev: abi.PathSummary.unpack(v)
+                 for k, v in out.by_map["lg_device_summaries"]}
+    assert all(cast("struct lg_device_summary_key", k).generation == 1 for k, _ in out.by_map["lg_device_summaries"])
+    assert set(summaries) == {root, other, elsewhere}
+    assert summaries[root].admits(abi.Slot.CHMOD, False, b"/etc/passwd")
+    assert not summaries[root].admits(abi.Slot.CHMOD, True, b"/data")
+    assert summaries[other].admits(abi.Slot.CHMOD, True, b"/data")
+    assert not summaries[other].admits(abi.Slot.CHMOD, False, b"/etc/passwd")
+    # the bound file's device: its slot has entries (the kernel walks to look the inode up), no name is admitted
+    marked = summaries[elsewhere].slots[abi.Slot.CHMOD]
+    assert marked[0] and not any(marked[1:])
+
+
 def test_drift_masks_baselines_and_identities() -> None:
     docs = load_text("\n---\n".join(
         f"apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n{drift}"

@@ -38,11 +38,11 @@ def random_name(rng: random.Random, length: int) -> bytes:
 def test_the_kernels_hash_is_the_byte_fed_reference(twin: Twin) -> None:
     rng = random.Random(24)
     twin.apply(compile_policies([]), generations=(0,))
-    twin.set_summary(0, ALL_ONES)   # every lookup made: the whole name's hash is always taken
     lengths = [*range(1, 80), *(rng.randrange(80, 4000) for _ in range(60)), 4095]
     for length in lengths:
         name = random_name(rng, length)
         dev = rng.choice([0, DEV, rng.getrandbits(32)])
+        twin.set_summary(0, ALL_ONES, (dev,))   # every lookup made: the whole name's hash is always taken
         twin.ask(name, (abi.Slot.EXEC,), dev=dev)
         expected = abi.name_hash(HASH_KEY, name, dev)
         assert twin.lookup("lg_twin_after").full_hash == expected, (length, name)
@@ -160,23 +160,41 @@ def test_a_slot_without_entries_is_not_even_hashed(twin: Twin) -> None:
     assert found.slots[0][0] == 1 and found.full_hash == 0   # found by its prefix /etc: no exact lookup, no hash
 
 
+def test_a_device_without_entries_is_not_even_hashed(twin: Twin) -> None:
+    policy = Policy("p", Mode.ENFORCE, Default.ALLOW,
+                    (Rule("r", Action.DENY, Operation.CHMOD, paths=(PathPattern("/etc/passwd", False),)),))
+    twin.apply(compile_policies([policy]))
+    other = DEV + 1   # the generation's summary admits /etc/passwd; this device has no entry
+    twin.ask(b"/etc/passwd", (abi.Slot.CHMOD,), dev=other)
+    found = twin.lookup("lg_twin_after")
+    assert found.slots[0][0] == 0 and found.full_hash == 0
+    twin.ask(b"/etc/passwd", (abi.Slot.CHMOD,))
+    found = twin.lookup("lg_twin_after")
+    assert found.slots[0][0] == 1 and found.full_hash != 0
+
+
 def test_the_summary_admits_every_entry_written_and_nothing_in_empty_slots() -> None:
     rng = random.Random(7)
     bases = sorted({base_path(rng) for _ in range(20)})
     compiled = compile_policies(random_policies(rng, bases))
     out = entries.encode(compiled, HASH_KEY, 0, {}, None, None, MOUNTS)
     summary = abi.PathSummary.unpack(out.path_summary.pack())
-    names = {abi.name_hash(HASH_KEY, n.encode(), d): n.encode()
+    by_dev = {abi.view("struct lg_device_summary_key", key).dev: abi.PathSummary.unpack(value)
+              for key, value in out.by_map["lg_device_summaries"]}
+    names = {abi.name_hash(HASH_KEY, n.encode(), d): (n.encode(), d)
              for table in compiled.patterns.values() for p in table for d in (0, DEV) for n in (p.base,)}
-    names.update({abi.name_hash(HASH_KEY, n.encode(), d): n.encode() for n in compiled.write_ancestors
+    names.update({abi.name_hash(HASH_KEY, n.encode(), d): (n.encode(), d) for n in compiled.write_ancestors
                   for d in (0, DEV)})
-    used = set()
+    used, devs = set(), set()
     for key, _ in out.by_map["lg_path_entries"]:
         hash_, length, slot, match, _generation, _ = abi.PATH_ENTRY_KEY.struct.unpack(key)
-        name = names[hash_]
+        name, dev = names[hash_]
         assert len(name) == length
         index = abi.SUMMARY_ANCESTORS if match == abi.Match.ANCESTOR else slot
         assert summary.admits(index, match == abi.Match.PREFIX, name)
+        assert by_dev[dev].admits(index, match == abi.Match.PREFIX, name)
         used.add(index)
+        devs.add(dev)
     for index in set(range(abi.SUMMARY_SLOTS)) - used:
         assert summary.slots[index] == [0, 0, 0, 0]
+    assert set(by_dev) == devs   # a summary for each device with entries, and for no other
