@@ -203,20 +203,16 @@ static __always_inline struct lg_policy_set *lg_question_begin(__u64 question, _
  */
 
 /*
- * Can slot `slot` of `set` refuse a name whatever its entries: its defaults
- * (not for a question decided by rules only), or its refusal of a name it
- * cannot resolve? What lg_weigh and lg_torn_refusal read besides entries.
+ * Does a default of slot `slot` of `set` refuse (not for a question decided by
+ * rules only)? Its allow entries then decide, whatever file system they are on.
  */
-static __always_inline bool lg_slot_refuses(const struct lg_policy_set *set, __u8 slot, bool rules_only)
+static __always_inline bool lg_default_refuses(const struct lg_policy_set *set, __u8 slot, bool rules_only)
 {
-	__u64 defaults = (__u64)rules_only - 1;   /* rules only: 0; else every bit */
 	__u32 i = slot & LG_SLOT_INDEX_MASK;     /* masked for the verifier; the check below decides */
-	__u64 default_deny;
 
 	if (slot >= LG_SLOT_COUNT || i >= LG_SLOT_COUNT)
 		return true;
-	default_deny = set->default_deny[i];
-	return (default_deny & defaults) | (set->unresolved_refuse[i] & ~(default_deny & ~defaults));
+	return !rules_only && set->default_deny[i];
 }
 
 /* Whether `summary` (NULL: none) has entries in the question's slots. */
@@ -234,11 +230,12 @@ static __always_inline bool lg_summary_has(const struct lg_path_summary *summary
 
 /*
  * True when some name could change what the set decides of this access:
- * an entry in its slots on the file's device (the summaries; inode entries
- * come with exact ones, on the same device), a default that refuses there,
- * a refusal of names that cannot be resolved, or drift to decide on code.
- * When none can, the access is allowed with nothing to report, and the
- * file's name is not walked: an open that no rule names costs a few lookups.
+ * an entry in its slots on the file's file system (the summaries; inode
+ * entries mark their device's), a default that refuses there, or drift to
+ * decide on code. When none can, the access is allowed with nothing to
+ * report, and the file's name is not walked. That holds for a name the walk
+ * could not have finished too (lg_weigh's unresolved refusal): no entry of
+ * the file's file system, no rule could have matched it, whatever its name.
  * The generation's summary of every device is asked first: where it has no
  * entry, the device's is not read.
  */
@@ -251,8 +248,8 @@ static __always_inline bool lg_name_needed(const struct lg_policy_set *set, __u3
 
 	if (!summary || ((q->flags & LG_Q_CODE) && (set->drift_deny | set->drift_audit)))
 		return true;
-	if (lg_slot_refuses(set, q->slots[0], rules_only) ||
-	    (q->nslots > 1 && lg_slot_refuses(set, q->slots[1], rules_only)))
+	if (lg_default_refuses(set, q->slots[0], rules_only) ||
+	    (q->nslots > 1 && lg_default_refuses(set, q->slots[1], rules_only)))
 		return true;
 	if (!lg_summary_has(summary, q))
 		return false;

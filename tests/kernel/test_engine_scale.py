@@ -166,10 +166,23 @@ def deep_chmod(start: Path) -> int:
 
 
 def test_a_path_longer_than_path_max_is_refused_where_a_rule_could_match(engine: Engine, scratch: Path) -> None:
-    deny(engine, "chmod", "/nonexistent")
+    deny(engine, "chmod", f"{scratch}/nonexistent")      # a chmod rule on the scratch's file system
     assert deep_chmod(scratch / "a") == errno.EPERM
     [event] = drain_events(engine)
     assert event.header.flags & PathFlag.TRUNCATED
+    # On a file system where no chmod rule names anything, no rule could match, whatever the name;
+    # a policy whose default refuses chmod still refuses there (its allow rules could be anywhere).
+    other = scratch / "other"
+    other.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(other)], check=True)
+    try:
+        assert deep_chmod(other / "b") == 0
+        assert drain_events(engine) == []
+        apply(engine, policy("allow-list", f"  mode: enforce\n  default: deny\n  operations: [chmod]\n"
+                                           f"  rules: [{{id: a, action: allow, chmod: {{paths: [{scratch}/x]}}}}]\n"))
+        assert deep_chmod(other / "c") == errno.EPERM
+    finally:
+        subprocess.run(["umount", str(other)], check=True)
     # A policy with no chmod rule has nothing to refuse. (An open rule would refuse
     # the deep open() that creates the file, for the same reason.)
     apply(engine, policy("execs", "  mode: enforce\n  rules: [{id: r, action: deny, exec: {paths: [/nonexistent]}}]\n"))
