@@ -257,6 +257,18 @@ static __always_inline bool lg_name_needed(const struct lg_policy_set *set, __u3
 	return lg_summary_has(bpf_map_lookup_elem(&lg_device_summaries, &device), q);
 }
 
+/*
+ * Whether the file system of `dentry` has any entry of the generation, in any
+ * slot (its summary): where it has none, no rule names anything on it, and a
+ * name there, whole or one the walk could not finish, matches no rule.
+ */
+static __always_inline bool lg_device_named(__u32 generation, struct dentry *dentry)
+{
+	struct lg_device_summary_key device = { .generation = generation, .dev = lg_identity_dev(dentry) };
+
+	return bpf_map_lookup_elem(&lg_device_summaries, &device) != NULL;
+}
+
 /* Find what the entries say of the file (or the name not yet made) at `dentry`. */
 __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 mark)
 {
@@ -317,6 +329,10 @@ __noinline __u64 lg_find_name_change(__u64 question, __u64 dentry)
 
 	set = lg_question_begin(question, 0, 0, &q, &config, &generation, &s, &seq);
 	if (!set)
+		return 0;
+	/* no entry on its file system: only a default that refuses writing could say anything */
+	if (!lg_default_refuses(set, q.slots[0], q.flags & LG_Q_RULES_ONLY) &&
+	    !lg_device_named(generation, (struct dentry *)dentry))
 		return 0;
 	a = lg_access_of(&q, s);
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);

@@ -88,8 +88,8 @@ __noinline __u64 lg_find_new_name(__u64 question, __u64 dentry)
 	__u64 seq;
 
 	set = lg_question_begin(question, 0, 0, &q, &config, &generation, &s, &seq);
-	if (!set)
-		return 0;
+	if (!set || !lg_device_named(generation, (struct dentry *)dentry))
+		return 0;   /* no entry on its file system: no deny rule names the file */
 	a = lg_access_of(&q, s);
 	__builtin_memset(a->found, 0, sizeof(a->found[0]) * LG_LOOKUP_SLOTS);
 	a->found[0].deny_rule = a->found[0].audit_rule = LG_NO_RULE;

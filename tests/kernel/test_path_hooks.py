@@ -196,6 +196,10 @@ def test_a_rule_speaks_of_its_own_file_system_only(engine: Engine, scratch: Path
             with pytest.raises(PermissionError):
                 os.chmod(a / name, 0o600)
             os.chmod(b / name, 0o600)
+        with pytest.raises(PermissionError):   # a denied file gets no new name
+            os.rename(a / "f", a / "f2")
+        os.rename(b / "f", b / "f2")
+        os.rename(b / "f2", b / "f")
         subprocess.run(["mount", "--bind", str(a), str(b)], check=True)   # the same file system, reached elsewhere
         try:
             with pytest.raises(PermissionError):
