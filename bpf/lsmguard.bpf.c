@@ -298,10 +298,12 @@ int BPF_PROG(lg_inode_remove_acl, void *idmap, struct dentry *dentry, const char
  * exec allow-list never names (that list already decides which loader runs).
  * `alt`: the file's other identity (an overlay's real file, or the overlay
  * file a real one serves), decided by its own rules too: by rules only, what
- * either identity's deny rules say, the mapping's does. Drift, which reads
- * the inode both identities share, is decided once.
+ * either identity's deny rules say, the mapping's does; `inner`: the real
+ * file behind a second overlay, the same way. Drift, which reads the inode
+ * the identities share, is decided once.
  */
-static __always_inline int lg_check_exec_mapping(struct file *file, struct dentry *alt, __u32 how)
+static __always_inline int lg_check_exec_mapping(struct file *file, struct dentry *alt, struct dentry *inner,
+						 __u32 how)
 {
 	struct inode *code = file->f_inode;
 	const struct lg_question q = { .op = LG_OP_MMAP, .slots = { LG_SLOT_EXEC }, .nslots = 1, .detail = how,
@@ -315,22 +317,32 @@ static __always_inline int lg_check_exec_mapping(struct file *file, struct dentr
 	if (file == BPF_CORE_READ(bpf_get_current_task_btf(), mm, exe_file))
 		return 0;
 	verdict = lg_check_file(&q, lg_file_dentry(file));
-	return verdict || !alt ? verdict : lg_check_file(&other, alt);
+	if (!verdict && alt)
+		verdict = lg_check_file(&other, alt);
+	if (!verdict && inner)
+		verdict = lg_check_file(&other, inner);
+	return verdict;
 }
 
 SEC("lsm/mmap_file")
 int BPF_PROG(lg_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags,
 	     int ret)
 {
-	struct file *real;
+	struct file *real, *inner;
 
 	if (ret || !lg_policy_applied())
 		return ret;
 	if (!file || !(prot & LG_PROT_EXEC))
 		return 0;
-	/* the mapping will hold the overlay's real file: decided with it */
+	/*
+	 * The mapping will hold the overlay's real file: decided with it. Overlays
+	 * stack two deep (FILESYSTEM_MAX_STACK_DEPTH), and an overlay's mmap hands
+	 * the mapping down without this hook: the file behind both is decided too.
+	 */
 	real = lg_overlay_real_file(file);
-	return lg_check_exec_mapping(file, real ? lg_file_dentry(real) : NULL, LG_MAP_MMAP);
+	inner = real ? lg_overlay_real_file(real) : NULL;
+	return lg_check_exec_mapping(file, real ? lg_file_dentry(real) : NULL, inner ? lg_file_dentry(inner) : NULL,
+				     LG_MAP_MMAP);
 }
 
 SEC("lsm/file_mprotect")
@@ -347,7 +359,7 @@ int BPF_PROG(lg_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
 	if (!file)
 		return 0;
 	/* an overlay's mapping holds its real file: decided with the overlay file it serves */
-	return lg_check_exec_mapping(file, lg_user_dentry(file), LG_MAP_MPROTECT);
+	return lg_check_exec_mapping(file, lg_user_dentry(file), NULL, LG_MAP_MPROTECT);
 }
 
 SEC("lsm/path_truncate")

@@ -119,6 +119,27 @@ def test_an_overlay_over_its_directory_is_the_same_file(engine: Engine, secret_d
     assert (os.fsencode(secret_dir / "tool"), Decision.DENY) in events
 
 
+def test_an_overlay_over_an_overlay_of_its_directory_is_the_same_file(engine: Engine, shared_tmpfs: Path) -> None:
+    """Overlays stack two deep, and an overlay's mmap hands the mapping down to its real file
+    without the hook: the loader must not map the file behind both executable. The directory
+    is on a tmpfs (the lab's /tmp is an overlay itself: two more would be three)."""
+    directory, workspace = shared_tmpfs / "bin", shared_tmpfs / "attacker"
+    directory.mkdir()
+    shutil.copy2("/bin/true", directory / "tool")
+    workspace.mkdir()
+    os.chown(workspace, ATTACKER, ATTACKER)
+    deny_read_and_exec(engine, directory)
+    stacked = ('mount -t tmpfs tmpfs "$2"; cd "$2"; mkdir u1 w1 m1 u2 w2 m2; '
+               'mount -t overlay overlay -o "lowerdir=$1,upperdir=u1,workdir=w1" m1; '
+               'mount -t overlay overlay -o "lowerdir=m1,upperdir=u2,workdir=w2" m2; ')
+    got = as_attacker(stacked + "test -x m2/tool; ./m2/tool", str(directory), str(workspace))
+    assert got.returncode != 0 and "Operation not permitted" in got.stderr, got
+    got = as_attacker(stacked + f"test -x m2/tool; {LD_SO} ./m2/tool", str(directory), str(workspace))
+    assert got.returncode != 0 and "failed to map segment" in got.stderr, got
+    mapped = [e for e in path_events(engine, Op.MMAP) if e.header.decision == Decision.DENY]
+    assert {e.path for e in mapped} == {os.fsencode(directory / "tool")}, mapped
+
+
 UPPER_ATTEMPTS = """
 import errno, os, sys
 merged = sys.argv[1]
