@@ -89,13 +89,13 @@ def _covering_candidates(policy: Policy) -> dict[int, set[int]]:
 
 # POSIX message queues: the mount at /dev/mqueue shows the kernel's internal one, whose files
 # the kernel names as fileless (docs/policy.md), so no path below it is ever seen.
-INTERNAL_MOUNTS = ("/dev/mqueue",)
+MQUEUE = "/dev/mqueue"
 
 
-def _internal_mount_paths(rule: Rule) -> list[str]:
-    """The paths of `rule` that lie on a mount the kernel made for itself."""
+def _mqueue_paths(rule: Rule) -> list[str]:
+    """The paths of `rule` under /dev/mqueue."""
     paths = rule.unix.paths if rule.unix is not None else rule.paths
-    return [p.base for p in paths for m in INTERNAL_MOUNTS if p.base == m or p.base.startswith(m + "/")]
+    return [p.base for p in paths if p.base == MQUEUE or p.base.startswith(MQUEUE + "/")]
 
 
 def lint(policy: Policy, doc: Document) -> list[Diagnostic]:
@@ -104,8 +104,8 @@ def lint(policy: Policy, doc: Document) -> list[Diagnostic]:
     candidates = _covering_candidates(policy)
     for position, rule in enumerate(policy.rules):
         at = ("spec", "rules", index[rule.id])
-        for path in _internal_mount_paths(rule):
-            warnings.append(doc.diagnostic(at, f"{path} never matches: files under /dev/mqueue are the kernel's "
+        for path in _mqueue_paths(rule):
+            warnings.append(doc.diagnostic(at, f"{path} never matches: files under {MQUEUE} are the kernel's "
                                            "own (message queues), which no path names", severity="warning"))
         if rule.action is Action.ALLOW and (policy.default is Default.ALLOW
                                             or rule.operation not in policy.operations):
