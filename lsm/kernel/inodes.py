@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lsmguard.policy.compile import Compiled, Masks, Slot
@@ -51,6 +52,22 @@ def _mount_devices(root: str) -> dict[int, int]:
     return devices
 
 
+class MountDevices:
+    """The superblock device of each mount (`_mount_devices`), read again when a file's mount is
+    not among them: mounted after the last read, while the set was being applied."""
+
+    def __init__(self, root: str, read: Callable[[str], dict[int, int]] = _mount_devices) -> None:
+        self._root = root
+        self._read = read
+        self._devices = read(root)
+
+    def of(self, mount_id: int) -> int | None:
+        """The device of mount `mount_id`, or None: not mounted now (gone since the file was opened)."""
+        if mount_id not in self._devices:
+            self._devices = self._read(self._root)
+        return self._devices.get(mount_id)
+
+
 def _mount_id(fd: int) -> int:
     with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as fdinfo:
         for line in fdinfo:
@@ -59,11 +76,10 @@ def _mount_id(fd: int) -> int:
     raise OSError(f"no mnt_id in /proc/self/fdinfo/{fd}")
 
 
-def identify(path: str, devices: dict[int, int], root: str = "") -> Inode | None:
+def identify(path: str, devices: MountDevices, root: str = "") -> Inode | None:
     """The file `path` names now as the kernel's hooks see it, or None (absent, unreadable, or a
-    symbolic link). The device is the superblock's, from the file's mount (`devices`: mount id ->
-    device, from `_mount_devices`), not stat's st_dev: overlayfs reports its layer's device
-    there, btrfs its subvolume's."""
+    symbolic link). The device is the superblock's, from the file's mount, not stat's st_dev:
+    overlayfs reports its layer's device there, btrfs its subvolume's."""
     try:
         fd = os.open(root + path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)   # O_PATH: no file_open decision
     except (OSError, ValueError):
@@ -72,8 +88,10 @@ def identify(path: str, devices: dict[int, int], root: str = "") -> Inode | None
         st = os.fstat(fd)
         if stat.S_ISLNK(st.st_mode):
             return None
-        mount_id = _mount_id(fd)
-        dev = devices.get(mount_id)
+        dev = devices.of(_mount_id(fd))
+        # None: unmounted since the open (a lazy unmount), so no longer in any mount table.
+        # st_dev is the superblock's on every file system but those two, and an entry made
+        # for a wrong device can only refuse (inode entries are never allowing).
         return Inode(dev if dev is not None else kernel_dev(st.st_dev), st.st_ino)
     except OSError:
         return None
@@ -85,7 +103,9 @@ def bind(compiled: Compiled) -> dict[Slot, dict[Inode, Masks]]:
     """The inode entries of `compiled`, as the files are now; two names of one file merge."""
     bound: dict[Slot, dict[Inode, Masks]] = {}
     root = host_root()
-    devices = _mount_devices(root) if any(compiled.bindable.values()) else {}
+    if not any(compiled.bindable.values()):
+        return bound
+    devices = MountDevices(root)
     for slot, paths in compiled.bindable.items():
         for path, masks in paths.items():
             inode = identify(path, devices, root)

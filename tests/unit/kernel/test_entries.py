@@ -165,3 +165,27 @@ def test_drift_masks_baselines_and_identities() -> None:
     drift_keys = [entries.hits.hit_key(abi.rule_reference(pid, abi.RULE_INDEX_DRIFT), 1) for pid in range(3)]
     assert [key in identities for key in drift_keys] == [False, True, True]
     assert struct.unpack("=Q", identities[drift_keys[1]])[0] == entries.hits.identity(HASH_KEY, "deny", "(drift)")
+
+
+def test_a_file_on_a_mount_made_during_the_apply_gets_its_mounts_device(tmp_path) -> None:
+    """The mount table is read once per apply; a file whose mount is not in it (mounted since)
+    has it read again, rather than taking stat's st_dev, which on btrfs and overlayfs is not
+    the super block's device the kernel hashes."""
+    from lsmguard.kernel import inodes
+    (tmp_path / "f").write_text("x")
+    fd = os.open(tmp_path / "f", os.O_PATH)
+    try:
+        mount_id = inodes._mount_id(fd)
+    finally:
+        os.close(fd)
+    # the first read predates the file's mount; the second has it, with a device stat(2)
+    # never reports for this file
+    reads = [{}, {**inodes._mount_devices(""), mount_id: 0xABC << 20 | 7}]
+    devices = inodes.MountDevices("", read=lambda root: reads.pop(0))
+    assert inodes.identify(str(tmp_path / "f"), devices) == inodes.Inode(0xABC << 20 | 7,
+                                                                          os.stat(tmp_path / "f").st_ino)
+    assert reads == []
+    # a mount gone by now: stat's device, the super block's on every file system but two
+    gone = inodes.MountDevices("", read=lambda root: {})
+    st = os.stat(tmp_path / "f")
+    assert inodes.identify(str(tmp_path / "f"), gone) == inodes.Inode(inodes.kernel_dev(st.st_dev), st.st_ino)
