@@ -228,6 +228,12 @@ static __always_inline bool lg_summary_has(const struct lg_path_summary *summary
 	       (q->nslots > 1 && (b->exact.depths | b->prefix.depths));
 }
 
+/* The summary of the entries on `dentry`'s file system in `generation` (NULL: it has none). */
+static __always_inline const struct lg_path_summary *lg_device_summary_of(__u32 generation, struct dentry *dentry)
+{
+	return lg_device_summary(generation, lg_identity_dev(dentry));
+}
+
 /*
  * True when some name could change what the set decides of this access:
  * an entry in its slots on the file's file system (the summaries; inode
@@ -237,41 +243,29 @@ static __always_inline bool lg_summary_has(const struct lg_path_summary *summary
  * could not have finished too (lg_weigh's unresolved refusal): no entry of
  * the file's file system, no rule could have matched it, whatever its name.
  * The generation's summary of every device is asked first: where it has no
- * entry, the device's is not read.
+ * entry, the device's is not read. When the name is needed, `*device` is
+ * the device's summary, for the lookups.
  */
 static __always_inline bool lg_name_needed(const struct lg_policy_set *set, __u32 generation,
-					   const struct lg_question *q, struct dentry *dentry)
+					   const struct lg_question *q, struct dentry *dentry,
+					   const struct lg_path_summary **device)
 {
 	const struct lg_path_summary *summary = bpf_map_lookup_elem(&lg_path_summaries, &generation);
 	bool rules_only = q->flags & LG_Q_RULES_ONLY;
-	struct lg_device_summary_key device = { .generation = generation };
+	bool forced = !summary || ((q->flags & LG_Q_CODE) && (set->drift_deny | set->drift_audit)) ||
+		      lg_default_refuses(set, q->slots[0], rules_only) ||
+		      (q->nslots > 1 && lg_default_refuses(set, q->slots[1], rules_only));
 
-	if (!summary || ((q->flags & LG_Q_CODE) && (set->drift_deny | set->drift_audit)))
-		return true;
-	if (lg_default_refuses(set, q->slots[0], rules_only) ||
-	    (q->nslots > 1 && lg_default_refuses(set, q->slots[1], rules_only)))
-		return true;
-	if (!lg_summary_has(summary, q))
+	if (!forced && !lg_summary_has(summary, q))
 		return false;
-	device.dev = lg_identity_dev(dentry);
-	return lg_summary_has(bpf_map_lookup_elem(&lg_device_summaries, &device), q);
-}
-
-/*
- * Whether the file system of `dentry` has any entry of the generation, in any
- * slot (its summary): where it has none, no rule names anything on it, and a
- * name there, whole or one the walk could not finish, matches no rule.
- */
-static __always_inline bool lg_device_named(__u32 generation, struct dentry *dentry)
-{
-	struct lg_device_summary_key device = { .generation = generation, .dev = lg_identity_dev(dentry) };
-
-	return bpf_map_lookup_elem(&lg_device_summaries, &device) != NULL;
+	*device = lg_device_summary_of(generation, dentry);
+	return forced || lg_summary_has(*device, q);
 }
 
 /* Find what the entries say of the file (or the name not yet made) at `dentry`. */
 __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 mark)
 {
+	const struct lg_path_summary *device;
 	struct lg_policy_set *set;
 	struct lg_access *a;
 	struct lg_question q;
@@ -287,14 +281,15 @@ __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
 	lg_unpack_question(question, &q);
 	/* asked before the scratch is taken: an access that needs no name tears no other's decision */
 	set = lg_policy_set_in_force(&config, &generation);
-	if (!set || !lg_name_needed(set, generation, &q, (struct dentry *)dentry))
+	if (!set || !lg_name_needed(set, generation, &q, (struct dentry *)dentry, &device))
 		return 0;
 	s = lg_scratch_take(&seq);
 	if (!s)
 		return 0;
 	a = lg_access_of(&q, s);
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
-	lg_lookup_in(s, config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0, a->found);
+	lg_lookup_in(s, config, &path, device, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0,
+		     a->found);
 	ticket = lg_found(&q, s, seq, set, generation, a, &path);
 	/*
 	 * Nothing found that could refuse or report: allowed here, without the
@@ -318,6 +313,7 @@ __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
  */
 __noinline __u64 lg_find_name_change(__u64 question, __u64 dentry)
 {
+	const struct lg_path_summary *device;
 	struct lg_policy_set *set;
 	struct lg_access *a;
 	struct lg_question q;
@@ -331,13 +327,13 @@ __noinline __u64 lg_find_name_change(__u64 question, __u64 dentry)
 	if (!set)
 		return 0;
 	/* no entry on its file system: only a default that refuses writing could say anything */
-	if (!lg_default_refuses(set, q.slots[0], q.flags & LG_Q_RULES_ONLY) &&
-	    !lg_device_named(generation, (struct dentry *)dentry))
+	device = lg_device_summary_of(generation, (struct dentry *)dentry);
+	if (!device && !lg_default_refuses(set, q.slots[0], q.flags & LG_Q_RULES_ONLY))
 		return 0;
 	a = lg_access_of(&q, s);
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
-	lg_lookup_in_above(s, config, &path, generation, q.slots[0], q.slots[1], q.nslots, set->bound_inodes != 0,
-			   a->found);
+	lg_lookup_in_above(s, config, &path, device, generation, q.slots[0], q.slots[1], q.nslots,
+			   set->bound_inodes != 0, a->found);
 	keep = (__u64)!!(q.flags & LG_Q_OWN_DENIALS_DECIDED) - 1;   /* decided: 0; else every bit */
 	a->found[0].deny &= keep;
 	lg_lookup_ancestor(&s->lookup, generation, &s->spare[0]);
@@ -433,7 +429,7 @@ __noinline __u64 lg_exe_ids_of(__u64 dentry)
 	if (!set || !((set->with_subjects & ~set->unconstrained_exe) | set->excluding_exe))
 		return 0;
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
-	lg_lookup_in(s, config, &path, generation, LG_SLOT_SUBJECT_EXE, 0, 1, false, s->spare);
+	lg_lookup_one(s, config, &path, generation, LG_SLOT_SUBJECT_EXE, s->spare);
 	/* read before the intact check, which a preempting program's rewrite could follow;
 	 * torn: every executable, which lg_exe_ids_asked asks again */
 	ids = s->spare[0].allow;

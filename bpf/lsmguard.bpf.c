@@ -64,7 +64,7 @@ __noinline __u64 lg_find_abstract(__u64 question, __u64 sun_path, __u64 name_len
 	path.len = len + 1;
 	path.kind = LG_NAME_ABSTRACT;
 	a = lg_access_of(&q, s);
-	lg_lookup_in(s, config, &path, generation, LG_SLOT_UNIX, 0, 1, false, a->found);
+	lg_lookup_one(s, config, &path, generation, LG_SLOT_UNIX, a->found);
 	return lg_found(&q, s, seq, set, generation, a, &path);
 }
 

@@ -57,12 +57,14 @@ static __always_inline int lg_check_name_removed(__u32 op, struct dentry *dentry
 /* Fold what the deny rules of two path slots say about a name into `merged` (deny bits, and the first denying rule). */
 static __always_inline void lg_merge_name_denials(struct lg_scratch *s, const struct lg_config *config,
 						  const struct lg_policy_set *set, __u32 generation,
-						  const struct lg_path *path, __u8 slot_a, __u8 slot_b)
+						  const struct lg_path *path, const struct lg_path_summary *device,
+						  __u8 slot_a, __u8 slot_b)
 {
 	struct lg_masks *merged = &s->access.found[0];
 	__u32 i;
 
-	lg_lookup_in(s, config, path, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, set->bound_inodes != 0, s->spare);
+	lg_lookup_in(s, config, path, device, generation, slot_a, slot_b, LG_LOOKUP_SLOTS, set->bound_inodes != 0,
+		     s->spare);
 	for (i = 0; i < LG_LOOKUP_SLOTS; i++) {
 		if (s->spare[i].deny && merged->deny_rule == LG_NO_RULE)
 			merged->deny_rule = s->spare[i].deny_rule;
@@ -78,6 +80,7 @@ static __always_inline void lg_merge_name_denials(struct lg_scratch *s, const st
  */
 __noinline __u64 lg_find_new_name(__u64 question, __u64 dentry)
 {
+	const struct lg_path_summary *device;
 	struct lg_policy_set *set;
 	struct lg_question q;
 	struct lg_config *config;
@@ -88,14 +91,17 @@ __noinline __u64 lg_find_new_name(__u64 question, __u64 dentry)
 	__u64 seq;
 
 	set = lg_question_begin(question, 0, 0, &q, &config, &generation, &s, &seq);
-	if (!set || !lg_device_named(generation, (struct dentry *)dentry))
+	if (!set)
+		return 0;
+	device = lg_device_summary_of(generation, (struct dentry *)dentry);
+	if (!device)
 		return 0;   /* no entry on its file system: no deny rule names the file */
 	a = lg_access_of(&q, s);
 	__builtin_memset(a->found, 0, sizeof(a->found[0]) * LG_LOOKUP_SLOTS);
 	a->found[0].deny_rule = a->found[0].audit_rule = LG_NO_RULE;
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
-	lg_merge_name_denials(s, config, set, generation, &path, lg_name_slots[0], lg_name_slots[1]);
-	lg_merge_name_denials(s, config, set, generation, &path, lg_name_slots[2], lg_name_slots[3]);
+	lg_merge_name_denials(s, config, set, generation, &path, device, lg_name_slots[0], lg_name_slots[1]);
+	lg_merge_name_denials(s, config, set, generation, &path, device, lg_name_slots[2], lg_name_slots[3]);
 	if (lg_path_unresolved(s, seq, &path))
 		a->found[0].deny |= lg_name_refusal(set); /* a deny rule in any of these slots could have matched */
 	lg_path_keep(&path, &s->named);

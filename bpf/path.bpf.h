@@ -281,6 +281,12 @@ static long lg_identity_step(__u32 index, void *ctx)
 	return 0;
 }
 
+/* A file system of the kernel's internal mounts (kern_mount: memfd, SysV shm): its files are fileless. */
+static __always_inline bool lg_sb_internal(struct super_block *sb)
+{
+	return BPF_CORE_READ(sb, s_flags) & LG_SB_KERNMOUNT;
+}
+
 /*
  * The identity of the file (or the name not yet made) `dentry`: its path from
  * its file system's root, and that file system's device. Mounts, bind mounts,
@@ -295,7 +301,7 @@ static __always_inline void lg_resolve_identity(struct dentry *dentry, struct lg
 	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
 	struct lg_identity_walk w = { .dentry = dentry, .buf = buf, .pos = LG_PATH_MAX };
 
-	if (BPF_CORE_READ(sb, s_flags) & LG_SB_KERNMOUNT) {
+	if (lg_sb_internal(sb)) {
 		lg_name_fileless(dentry, buf, out);
 		return;
 	}
@@ -319,9 +325,7 @@ static __always_inline __u32 lg_identity_dev(struct dentry *dentry)
 {
 	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
 
-	if (BPF_CORE_READ(sb, s_flags) & LG_SB_KERNMOUNT)
-		return 0;
-	return BPF_CORE_READ(sb, s_dev);
+	return lg_sb_internal(sb) ? 0 : BPF_CORE_READ(sb, s_dev);
 }
 
 /* kernfs_node's parent pointer was renamed in 6.15. */

@@ -142,33 +142,21 @@ static __always_inline void lg_summary_of(const struct lg_path_summary *summary,
 }
 
 /*
- * Look `path` up in up to two slots into found[0..nslots), and with
- * `by_inode` the file's inode entries too; `l`: the scratch's lookup state.
- * A function of its own (not inlined): its frame is then not in the frame
- * of a decision, whose call chain must keep to 512 bytes of stack.
- * With `ancestors`, the name's own ancestor entry can be looked up after
- * (lg_lookup_ancestor).
+ * The summary of device `dev`'s entries in `generation` (NULL: it has none):
+ * only the entries of a name's own device can hit, as their keys hash its
+ * device word.
  */
-static __noinline int lg_lookup_packed(const struct lg_config *config, const struct lg_path *path, __u64 what,
-				       struct lg_masks found[LG_LOOKUP_SLOTS], struct lg_lookup *l)
+static __always_inline const struct lg_path_summary *lg_device_summary(__u32 generation, __u32 dev)
 {
-	__u8 slot_a = what & 0xff, slot_b = (what >> 8) & 0xff;
-	__u32 nslots = (what >> 16) & 0xff, generation = (what >> 32) & 1;
-	bool by_inode = (what >> 24) & 1;
-	struct lg_lookup_ctx c = { .l = l, .buf = path->buf, .found = found };
-	struct lg_device_summary_key device = { .generation = generation, .dev = path->dev };
-	const struct lg_path_summary *summary;
+	struct lg_device_summary_key key = { .generation = generation, .dev = dev };
 
-	__builtin_memset(found, 0, sizeof(struct lg_masks) * LG_LOOKUP_SLOTS);
-	l->nslots = nslots;
-	l->slots[0] = slot_a;
-	l->slots[1] = slot_b;
-	l->generation = generation;
-	l->ancestors = (what >> 25) & 1;
-	l->ancestor_wanted = 0;
-	l->full_hash = 0;
-	/* only the entries of the name's device can hit: their keys hash its device word */
-	summary = bpf_map_lookup_elem(&lg_device_summaries, &device);
+	return bpf_map_lookup_elem(&lg_device_summaries, &key);
+}
+
+/* Which lookups of the slots `summary` (the name's device's; NULL: none) lets hit, into `l`. */
+static __always_inline void lg_lookup_want(struct lg_lookup *l, const struct lg_path_summary *summary, __u8 slot_a,
+					   __u8 slot_b, __u32 nslots)
+{
 	lg_summary_of(summary, slot_a, &l->want[0]);
 	if (nslots > 1)
 		lg_summary_of(summary, slot_b, &l->want[1]);
@@ -178,6 +166,32 @@ static __noinline int lg_lookup_packed(const struct lg_config *config, const str
 		l->want_ancestor = summary->slots[LG_SUMMARY_ANCESTORS].exact;
 	else
 		__builtin_memset(&l->want_ancestor, 0, sizeof(l->want_ancestor));
+}
+
+/*
+ * Look `path` up in up to two slots into found[0..nslots), and with
+ * `by_inode` the file's inode entries too; `l`: the scratch's lookup state,
+ * its `want` already filled (lg_lookup_want). A function of its own (not
+ * inlined): its frame is then not in the frame of a decision, whose call
+ * chain must keep to 512 bytes of stack. With `ancestors`, the name's own
+ * ancestor entry can be looked up after (lg_lookup_ancestor).
+ */
+static __noinline int lg_lookup_packed(const struct lg_config *config, const struct lg_path *path, __u64 what,
+				       struct lg_masks found[LG_LOOKUP_SLOTS], struct lg_lookup *l)
+{
+	__u8 slot_a = what & 0xff, slot_b = (what >> 8) & 0xff;
+	__u32 nslots = (what >> 16) & 0xff, generation = (what >> 32) & 1;
+	bool by_inode = (what >> 24) & 1;
+	struct lg_lookup_ctx c = { .l = l, .buf = path->buf, .found = found };
+
+	__builtin_memset(found, 0, sizeof(struct lg_masks) * LG_LOOKUP_SLOTS);
+	l->nslots = nslots;
+	l->slots[0] = slot_a;
+	l->slots[1] = slot_b;
+	l->generation = generation;
+	l->ancestors = (what >> 25) & 1;
+	l->ancestor_wanted = 0;
+	l->full_hash = 0;
 	lg_lookup_path(config, path, &c);
 	if (by_inode && path->ino) {
 		lg_add_bound(path, generation, slot_a, &found[0]);
@@ -194,23 +208,38 @@ static __always_inline __u64 lg_pack_lookup(__u32 generation, __u8 slot_a, __u8 
 	       (__u64)ancestors << 25 | (__u64)(generation & 1) << 32;
 }
 
-/* lg_lookup_packed's arguments, packed: a BPF call takes five. */
+/*
+ * lg_lookup_packed's arguments, packed: a BPF call takes five. `summary`:
+ * the summary of the name's device (lg_device_summary), which the caller
+ * may already hold from deciding whether the name was needed at all.
+ */
 static __always_inline void lg_lookup_in(struct lg_scratch *s, const struct lg_config *config,
-					 const struct lg_path *path, __u32 generation, __u8 slot_a, __u8 slot_b,
-					 __u32 nslots, bool by_inode, struct lg_masks found[LG_LOOKUP_SLOTS])
+					 const struct lg_path *path, const struct lg_path_summary *summary,
+					 __u32 generation, __u8 slot_a, __u8 slot_b, __u32 nslots, bool by_inode,
+					 struct lg_masks found[LG_LOOKUP_SLOTS])
 {
+	lg_lookup_want(&s->lookup, summary, slot_a, slot_b, nslots);
 	lg_lookup_packed(config, path, lg_pack_lookup(generation, slot_a, slot_b, nslots, by_inode, false), found,
 			 &s->lookup);
 }
 
 /* lg_lookup_in, for a name whose own ancestor entry is looked up next (lg_lookup_ancestor). */
 static __always_inline void lg_lookup_in_above(struct lg_scratch *s, const struct lg_config *config,
-					       const struct lg_path *path, __u32 generation, __u8 slot_a,
-					       __u8 slot_b, __u32 nslots, bool by_inode,
-					       struct lg_masks found[LG_LOOKUP_SLOTS])
+					       const struct lg_path *path, const struct lg_path_summary *summary,
+					       __u32 generation, __u8 slot_a, __u8 slot_b, __u32 nslots,
+					       bool by_inode, struct lg_masks found[LG_LOOKUP_SLOTS])
 {
+	lg_lookup_want(&s->lookup, summary, slot_a, slot_b, nslots);
 	lg_lookup_packed(config, path, lg_pack_lookup(generation, slot_a, slot_b, nslots, by_inode, true), found,
 			 &s->lookup);
+}
+
+/* lg_lookup_in of one slot, without inode entries, by the summary of the name's device (0: of no file system). */
+static __always_inline void lg_lookup_one(struct lg_scratch *s, const struct lg_config *config,
+					  const struct lg_path *path, __u32 generation, __u8 slot,
+					  struct lg_masks found[LG_LOOKUP_SLOTS])
+{
+	lg_lookup_in(s, config, path, lg_device_summary(generation, path->dev), generation, slot, 0, 1, false, found);
 }
 
 #endif /* LSMGUARD_SCRATCH_BPF_H */

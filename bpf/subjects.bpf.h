@@ -73,7 +73,7 @@ static __always_inline void lg_cgroup_policies(struct lg_scratch *s, const struc
 	__u64 seq = s->seq;
 
 	lg_resolve_cgroup(&s->cgroup, s->name, &cgroup);
-	lg_lookup_in(s, config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, 0, 1, false, s->spare);
+	lg_lookup_one(s, config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, s->spare);
 	/* read before the intact check: a preempting program may rewrite the scratch after it */
 	*including = s->spare[0].allow;
 	*excluding = s->spare[0].deny;

@@ -150,6 +150,8 @@ static __always_inline int lg_twin_lookup(__u32 generation)
 	if (!lg_twin_begin(&in, &st, &config, &out))
 		return 0;
 	lg_twin_path(in, st, &path);
+	lg_lookup_want(&st->lookup, lg_device_summary(generation & 1, path.dev), in->slots[0], in->slots[1],
+		       in->nslots);
 	lg_lookup_packed(config, &path,
 			 lg_pack_lookup(generation, in->slots[0], in->slots[1], in->nslots, false, in->ancestors != 0),
 			 out->found, &st->lookup);
