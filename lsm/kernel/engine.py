@@ -55,8 +55,6 @@ class Engine:
     hash_key: tuple[int, int] = (0, 0)
     compiled: Compiled | None = None
     adopted: bool = False
-    # Keys this process wrote, per generation and map; a generation it did not write is scanned for.
-    _keys: dict[int, dict[str, list[bytes]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, object_path: str | os.PathLike[str] | None = None,
@@ -156,12 +154,17 @@ class Engine:
         assert raw is not None
         return abi.view("struct lg_config", raw).generation
 
-    def _generation_keys(self, generation: int) -> dict[str, list[bytes]]:
-        known = self._keys.pop(generation, None)
-        if known is not None:
-            return known
-        return {name: [k for k in self.maps[name].keys() if abi.key_generation(ctype, k) == generation]
-                for name, ctype in entries.GENERATION_KEYS.items()}
+    def _keys_by_generation(self) -> tuple[dict[str, list[bytes]], dict[str, list[bytes]]]:
+        """The keys each generation holds, map by map, as the maps have them now. Read, never
+        remembered: another process applies through the same pinned maps (`lsmguard allow` from
+        the CLI while the daemon runs), so what this one wrote last says nothing of what is there."""
+        held: tuple[dict[str, list[bytes]], dict[str, list[bytes]]] = ({}, {})
+        for name, ctype in entries.GENERATION_KEYS.items():
+            for generation in held:
+                generation[name] = []
+            for key, _ in self.maps[name].items():
+                held[abi.key_generation(ctype, key) & 1][name].append(key)
+        return held
 
     def _delete(self, keys: dict[str, list[bytes]]) -> None:
         for name, map_keys in keys.items():
@@ -202,7 +205,8 @@ class Engine:
         old = self.generation()
         new = old ^ 1
         self._retire_hits(new)                      # leftovers of an apply that died halfway
-        self._delete(self._generation_keys(new))
+        held = self._keys_by_generation()
+        self._delete(held[new])
         exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key, compiled.exe_patterns)
         progress.report("encoding", 0, 0)
         generation = entries.encode(compiled, self.hash_key, new, exe_ids, inodes.bind(compiled),
@@ -242,11 +246,9 @@ class Engine:
         if compiled.exe_patterns:
             lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
         self._retire_hits(old)
-        self._delete(self._generation_keys(old))
+        self._delete(held[old])
         self.maps["lg_policy_sets"].update(abi.u32(old), bytes(abi.sizeof("struct lg_policy_set")))
         self.maps["lg_path_summaries"].update(abi.u32(old), bytes(abi.sizeof("struct lg_path_summary")))
-        self._keys[new] = written
-        self._keys[old] = {}   # known empty: the next apply need not scan for leftovers
         self.compiled = compiled
 
     # -- reading ------------------------------------------------------------
