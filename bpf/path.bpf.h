@@ -281,18 +281,28 @@ static long lg_identity_step(__u32 index, void *ctx)
 	return 0;
 }
 
-/* A file system of the kernel's internal mounts (kern_mount: memfd, SysV shm): its files are fileless. */
-static __always_inline bool lg_sb_internal(struct super_block *sb)
+/*
+ * Is `dentry` a file of no file system tree: a pseudo dentry (its own parent,
+ * not its super block's root) on a super block of the kernel's internal
+ * mounts (kern_mount: memfd, SysV shm, pipes, sockets, namespaces)? Such a
+ * file is fileless, named by its dentry. A file system that the kernel
+ * mounts for itself and users mount too (mqueue, securityfs, debugfs,
+ * tracefs, selinuxfs, configfs) shares one super block with SB_KERNMOUNT
+ * set, but its files are in its tree: named by their path, as any other.
+ */
+static __always_inline bool lg_fileless_dentry(struct dentry *dentry, struct super_block *sb)
 {
-	return BPF_CORE_READ(sb, s_flags) & LG_SB_KERNMOUNT;
+	if (!(BPF_CORE_READ(sb, s_flags) & LG_SB_KERNMOUNT))
+		return false;
+	return BPF_CORE_READ(dentry, d_parent) == dentry && dentry != BPF_CORE_READ(sb, s_root);
 }
 
 /*
  * The identity of the file (or the name not yet made) `dentry`: its path from
  * its file system's root, and that file system's device. Mounts, bind mounts,
  * namespaces and chroots change how a file is reached, not this. A file of
- * the kernel's internal mounts (memfd, SysV shm) is fileless: named by its
- * dentry. A dentry cut off from its file system's root (a file handle's
+ * no file system tree (memfd, SysV shm: lg_fileless_dentry) is fileless:
+ * named by its dentry. A dentry cut off from its file system's root (a file handle's
  * disconnected dentry) is flagged: its path is not known in full.
  */
 static __always_inline void lg_resolve_identity(struct dentry *dentry, struct lg_path_buf *buf,
@@ -301,7 +311,7 @@ static __always_inline void lg_resolve_identity(struct dentry *dentry, struct lg
 	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
 	struct lg_identity_walk w = { .dentry = dentry, .buf = buf, .pos = LG_PATH_MAX };
 
-	if (lg_sb_internal(sb)) {
+	if (lg_fileless_dentry(dentry, sb)) {
 		lg_name_fileless(dentry, buf, out);
 		return;
 	}
@@ -325,7 +335,7 @@ static __always_inline __u32 lg_identity_dev(struct dentry *dentry)
 {
 	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
 
-	return lg_sb_internal(sb) ? 0 : BPF_CORE_READ(sb, s_dev);
+	return lg_fileless_dentry(dentry, sb) ? 0 : BPF_CORE_READ(sb, s_dev);
 }
 
 /* kernfs_node's parent pointer was renamed in 6.15. */

@@ -87,26 +87,12 @@ def _covering_candidates(policy: Policy) -> dict[int, set[int]]:
     return candidates
 
 
-# POSIX message queues: the mount at /dev/mqueue shows the kernel's internal one, whose files
-# the kernel names as fileless (docs/policy.md), so no path below it is ever seen.
-MQUEUE = "/dev/mqueue"
-
-
-def _mqueue_paths(rule: Rule) -> list[str]:
-    """The paths of `rule` under /dev/mqueue."""
-    paths = rule.unix.paths if rule.unix is not None else rule.paths
-    return [p.base for p in paths if p.base == MQUEUE or p.base.startswith(MQUEUE + "/")]
-
-
 def lint(policy: Policy, doc: Document) -> list[Diagnostic]:
     warnings = []
     index = {raw["id"]: i for i, raw in enumerate(doc.data["spec"]["rules"])}
     candidates = _covering_candidates(policy)
     for position, rule in enumerate(policy.rules):
         at = ("spec", "rules", index[rule.id])
-        for path in _mqueue_paths(rule):
-            warnings.append(doc.diagnostic(at, f"{path} never matches: files under {MQUEUE} are the kernel's "
-                                           "own (message queues), which no path names", severity="warning"))
         if rule.action is Action.ALLOW and (policy.default is Default.ALLOW
                                             or rule.operation not in policy.operations):
             warnings.append(doc.diagnostic(at + ("action",), "allow rule has no effect: nothing it matches is "

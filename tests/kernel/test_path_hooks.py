@@ -2,6 +2,7 @@
 audit mode, exact and recursive paths. Errno, file state and events are asserted."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
@@ -212,6 +213,55 @@ def test_a_rule_speaks_of_its_own_file_system_only(engine: Engine, scratch: Path
         reset(engine)
         for root in roots:
             subprocess.run(["umount", str(root)], check=True)
+
+
+def _mq_open(name: bytes, flags: int) -> int:
+    """mq_open(3): the queue is opened through the ipc namespace's internal mount, not a path."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mq_open.restype = ctypes.c_int
+    fd = libc.mq_open(name, ctypes.c_int(flags), ctypes.c_uint(0o600), None)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return fd
+
+
+def test_rules_name_files_of_file_systems_the_kernel_mounts_for_itself(engine: Engine, scratch: Path) -> None:
+    """securityfs, tracefs and mqueue (like debugfs, selinuxfs) share the super block the kernel
+    mounted for itself (SB_KERNMOUNT) with every mount users make: their files are in a tree,
+    named by path as any other, not fileless. A message queue opened by mq_open(3), through the
+    internal mount, is the file its mount shows."""
+    queues = scratch / "mq"
+    queues.mkdir()
+    subprocess.run(["mount", "-t", "mqueue", "mqueue", str(queues)], check=True)
+    try:
+        os.close(_mq_open(b"/lg-denied", os.O_CREAT | os.O_RDWR))
+        os.close(_mq_open(b"/lg-other", os.O_CREAT | os.O_RDWR))
+        apply(engine, policy("kernel-mounts", f"""\
+  mode: enforce
+  rules:
+    - {{id: lsm-list, action: deny, open: {{paths: [/sys/kernel/security/lsm]}}}}
+    - {{id: tracing, action: deny, open: {{paths: [/sys/kernel/tracing/README]}}}}
+    - {{id: queue, action: deny, open: {{paths: ["{queues}/lg-denied"]}}}}
+"""))
+        with pytest.raises(PermissionError) as refused:
+            Path("/sys/kernel/security/lsm").read_text()
+        assert refused.value.errno == errno.EPERM
+        with pytest.raises(PermissionError):
+            Path("/sys/kernel/tracing/README").read_text()
+        with pytest.raises(PermissionError):
+            (queues / "lg-denied").read_text()
+        with pytest.raises(OSError) as refused:
+            _mq_open(b"/lg-denied", os.O_RDWR)
+        assert refused.value.errno == errno.EPERM
+        os.close(_mq_open(b"/lg-other", os.O_RDWR))   # another queue of the same file system
+        assert Path("/sys/kernel/security/lockdown").read_text()
+        events = [e for e in drain_events(engine) if e.header.decision == Decision.DENY]
+        assert {describe(engine.compiled, e.header)[1] for e in events} == {"lsm-list", "tracing", "queue"}
+    finally:
+        reset(engine)
+        for name in (b"/lg-denied", b"/lg-other"):
+            ctypes.CDLL(None).mq_unlink(name)
+        subprocess.run(["umount", str(queues)], check=True)
 
 
 def test_an_open_rule_does_not_stop_exec_of_the_same_file(engine: Engine, tool: Path) -> None:

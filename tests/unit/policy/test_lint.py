@@ -57,10 +57,3 @@ def test_a_rule_inside_anothers_exception_is_not_redundant() -> None:
                      "    - {id: tmp, action: deny, exec: {paths: [/tmp/**], except: [/tmp/agent/**]}}\n"
                      "    - {id: other, action: deny, exec: {paths: [/tmp/other]}}\n")
     assert len(found) == 1 and "redundant: rule 'tmp'" in found[0]
-
-
-def test_a_path_under_dev_mqueue_never_matches() -> None:
-    found = warnings("  mode: enforce\n  rules:\n"
-                     "    - {id: q, action: deny, open: {paths: [/dev/mqueue/**, /dev/mqueue2]}}\n")
-    assert found == ["w.yaml:7:7: warning: spec.rules[0]: /dev/mqueue never matches: files under /dev/mqueue "
-                     "are the kernel's own (message queues), which no path names"]
