@@ -143,7 +143,8 @@ class Daemon:
                 self._rejected(f"internal error while applying the policy directory: {type(error).__name__}: "
                                f"{error}", first)
                 return ExitStatus.FAILURE
-        self._applied(policy_set)
+            # recorded under the lock: a CLI change right after it must not be named as this set
+            self._applied(policy_set)
         return ExitStatus.OK
 
     def _follow_mounts(self) -> None:
@@ -152,20 +153,33 @@ class Daemon:
         force again (a file system mounted under a rule's path is covered from then on)."""
         assert self.engine is not None
         now_table = MountTable.of_host()
-        before, self._mounts_seen = self._mounts_seen, now_table
+        before = self._mounts_seen
+        if before is None:
+            self._mounts_seen = now_table
+            return
         policy_set = self.book.set_of(self.engine.generation())
-        if policy_set is None or before is None:
-            return
-        patterns = entries.path_patterns(policy_set.compiled)
-        if translation(patterns, before) == translation(patterns, now_table):
-            return
+        if policy_set is not None:
+            patterns = entries.path_patterns(policy_set.compiled)
+            if translation(patterns, before) != translation(patterns, now_table):
+                if not self._apply_in_force_again():
+                    return   # the table seen stays the old one: the next change of mounts tries again
+        self._mounts_seen = now_table
+
+    def _apply_in_force_again(self) -> bool:
+        """Apply the set in force again, as it is under the lock: one the CLI applied meanwhile,
+        not the one it replaced (which would put a removed rule back, or drop a new one)."""
+        assert self.engine is not None
         with Edit(self.paths) as edit:
+            policy_set = self.book.set_of(self.engine.generation())
+            if policy_set is None:
+                return True
             try:
                 edit.apply(self.engine, policy_set)
             except (LsmguardError, OSError) as error:
                 self._rejected(f"applying the set in force again after a mount: {error}", first=False)
-                return
-        self._applied(policy_set, reason="the host's mount table changed")
+                return False
+            self._applied(policy_set, reason="the host's mount table changed")
+        return True
 
     def _rejected(self, why: str, first: bool) -> None:
         self.status.last_reload_error = why

@@ -23,6 +23,9 @@ import pytest
 from lsmguard import abi
 from lsmguard.events.journal import MessageId
 from lsmguard.events.untrusted import escape, unescape
+from lsmguard.kernel.engine import Engine
+from lsmguard.state.paths import Paths
+from lsmguard.state.transaction import Edit, locked
 from tests.journald import Journald, wait_for
 from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
 from tests.kernel.hammer import Hammer
@@ -248,6 +251,57 @@ def test_a_file_system_mounted_under_a_rule_after_the_apply_is_covered(host: Hos
             subprocess.run(["umount", str(drop)], check=True)
     finally:
         (host.policy_dir / "no-drop.yaml").unlink()
+        daemon.reload()
+
+
+def _waiting_for_a_flock(pid: int, deadline: float) -> None:
+    """Until process `pid` waits for a flock(2) lock: /proc/locks lists a waiter as "-> FLOCK"."""
+    while time.monotonic() < deadline:
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 5 and fields[1] == "->" and fields[2] == "FLOCK" and fields[5] == str(pid):
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} never waited for the policy lock")
+
+
+def test_a_mount_during_a_cli_change_applies_the_cli_set_not_the_one_it_replaced(
+        host: Host, daemon: Daemon, tmp_path: Path) -> None:
+    """A mount makes the daemon apply the set in force again, under the host's policy lock. The
+    set it applies is the one in force when it holds the lock: a change the CLI was making
+    meanwhile stays (a daemon that chose the set before waiting put the replaced one back)."""
+    drop, guarded = tmp_path / "drop", tmp_path / "guarded"
+    drop.mkdir()
+    guarded.write_text("x")
+    (host.policy_dir / "no-drop.yaml").write_text(
+        "apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: no-drop}\nspec:\n  mode: enforce\n"
+        f"  rules: [{{id: no-exec, action: deny, exec: {{paths: ['{drop}/**']}}}}]\n")
+    daemon.reload()
+    paths = Paths(host.policy_dir, host.run_dir, host.pin_root)
+    try:
+        since = time.time()
+        with locked(paths):   # the CLI, in the middle of a change
+            subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(drop)], check=True)
+            _waiting_for_a_flock(daemon.process.pid, time.monotonic() + 120)
+            (host.policy_dir / "guard.yaml").write_text(
+                "apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: guard}\nspec:\n"
+                f"  mode: enforce\n  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{guarded}']}}}}]\n")
+            edit = Edit(paths)    # its steps, under the lock already held
+            engine = Engine.adopt(host.pin_root)
+            try:
+                edit.apply(engine, edit.prepare())
+            finally:
+                engine.close()
+        [again] = wait_for(since, MESSAGE_ID=MessageId.POLICY_APPLIED.hex,
+                           LSMGUARD_REASON="the host's mount table changed", timeout=120)
+        assert set(again["LSMGUARD_POLICIES"].split(",")) == {"guard", "no-drop"}
+        with pytest.raises(PermissionError) as refused:
+            os.chmod(guarded, 0o600)
+        assert refused.value.errno == errno.EPERM
+    finally:
+        subprocess.run(["umount", str(drop)], check=True)
+        for name in ("no-drop.yaml", "guard.yaml"):
+            (host.policy_dir / name).unlink(missing_ok=True)
         daemon.reload()
 
 
