@@ -24,6 +24,14 @@ struct {
 	__type(value, struct lg_config);
 } lg_config SEC(".maps");
 
+/* The build whose programs are attached (abi.h, struct lg_build): user space only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lg_build);
+} lg_build SEC(".maps");
+
 /*
  * Whether the kernel coalesces events (coalesce.bpf.h): the daemon turns it on
  * when it starts, as it is the one that reads the windows' counts; a table

@@ -124,28 +124,44 @@ class Daemon:
         self.mount_watch: MountWatch | None = None
         self._mounts_seen: MountTable | None = None
         self._mounts_changed_at: float | None = None
+        self.withdrawn = False   # a failed first apply unpinned the programs this daemon loaded
 
     # -- policy ---------------------------------------------------------------
 
     def apply_directory(self, first: bool) -> ExitStatus:
         """Apply the policy directory; on any failure the set in force stays, and a
         "policy rejected" record says why. The exit status the failure is (2: the directory is
-        invalid, which a restart cannot fix: the unit's RestartPreventExitStatus)."""
+        invalid, which a restart cannot fix: the unit's RestartPreventExitStatus). `first`: the
+        programs were loaded by this daemon, and a failure withdraws them unless another
+        process (the CLI, through the pins) has put a policy set in force meanwhile."""
         assert self.engine is not None
         with Edit(self.paths) as edit:
             try:
                 policy_set = edit.prepare()
                 edit.apply(self.engine, policy_set)
-            except (LsmguardError, OSError) as error:
-                self._rejected(str(error) or type(error).__name__, first)
-                return error.exit_status if isinstance(error, LsmguardError) else ExitStatus.FAILURE
             except Exception as error:   # noqa: BLE001 - a bug must not end enforcement's reporter
-                self._rejected(f"internal error while applying the policy directory: {type(error).__name__}: "
-                               f"{error}", first)
-                return ExitStatus.FAILURE
+                if isinstance(error, (LsmguardError, OSError)):
+                    why = str(error) or type(error).__name__
+                else:
+                    why = f"internal error while applying the policy directory: {type(error).__name__}: {error}"
+                if first:   # under the same lock: no change by the CLI can come between
+                    self._withdraw_unless_enforcing()
+                self._rejected(why, nothing_in_force=self.withdrawn)
+                return error.exit_status if isinstance(error, LsmguardError) else ExitStatus.FAILURE
             # recorded under the lock: a CLI change right after it must not be named as this set
             self._applied(policy_set)
         return ExitStatus.OK
+
+    def _withdraw_unless_enforcing(self) -> None:
+        """Programs that enforce nothing and nobody to report them are not left pinned. Called
+        under the policy lock: a set the CLI applied through the pins before it is in force,
+        and then the daemon stays to report it (unpinning would silently drop it)."""
+        assert self.engine is not None
+        if self.engine.policies_in_force():
+            return
+        self.engine.close()
+        Engine.unpin(self.paths.pin_root)
+        self.withdrawn = True
 
     def _follow_mounts(self) -> None:
         """Rule paths are translated into file identities with the host's mount table when a
@@ -176,15 +192,15 @@ class Daemon:
             try:
                 edit.apply(self.engine, policy_set)
             except (LsmguardError, OSError) as error:
-                self._rejected(f"applying the set in force again after a mount: {error}", first=False)
+                self._rejected(f"applying the set in force again after a mount: {error}")
                 return False
             self._applied(policy_set, reason="the host's mount table changed")
         return True
 
-    def _rejected(self, why: str, first: bool) -> None:
+    def _rejected(self, why: str, nothing_in_force: bool = False) -> None:
         self.status.last_reload_error = why
         self.status.apply_errors += 1
-        what = "kept the policy set in force" if not first else "nothing applied"
+        what = "nothing applied" if nothing_in_force else "kept the policy set in force"
         self.writer.write(daemon_record(
             f"policy rejected, {what}: {why.splitlines()[0]}", MessageId.POLICY_REJECTED, Priority.ERR,
             LSMGUARD_ERROR=why, LSMGUARD_POLICY_DIR=self.paths.policy_dir))
@@ -332,14 +348,12 @@ class Daemon:
             return ExitStatus.PERMISSION   # the unit does not restart on it: nothing would change
         self.engine = Engine.load(pin_root=self.paths.pin_root)
         adopted = self.engine.adopted
-        self.writer.write(daemon_record(
-            f"lsmguard daemon started ({'adopted the pinned programs' if adopted else 'loaded and pinned'})",
-            MessageId.DAEMON_STARTED, LSMGUARD_ADOPTED=int(adopted)))
+        how = ("adopted the pinned maps, replaced another build's programs with this one's" if self.engine.replaced
+               else "adopted the pinned programs" if adopted else "loaded and pinned")
+        self.writer.write(daemon_record(f"lsmguard daemon started ({how})", MessageId.DAEMON_STARTED,
+                                        LSMGUARD_ADOPTED=int(adopted), LSMGUARD_REPLACED=int(self.engine.replaced)))
         applied = self.apply_directory(first=not adopted)
-        if applied != ExitStatus.OK and not adopted:
-            # Programs that enforce nothing and nobody to report them: do not leave them pinned.
-            self.engine.close()
-            Engine.unpin(self.paths.pin_root)
+        if self.withdrawn:
             return applied
         write_atomically(pid_file, f"{os.getpid()}\n")
         self.mount_watch = MountWatch()

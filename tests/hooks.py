@@ -33,5 +33,5 @@ ENGINE_MAPS = {
     "lg_config", "lg_policy_sets", "lg_path_entries", "lg_inet_networks", "lg_port_intervals", "lg_subject_uids",
     "lg_task_subjects", "lg_exe_ids", "lg_rule_identities", "lg_rule_hits_carried", "lg_rule_hits", "lg_stats",
     "lg_events", "lg_scratch", "lg_file_marks", "lg_path_summaries", "lg_device_summaries", "lg_coalesce",
-    "lg_coalesce_reported", "lg_coalescing",
+    "lg_coalesce_reported", "lg_coalescing", "lg_build",
 }

@@ -83,6 +83,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "LSMGUARD_RULE_COUNT": ("number", "policy applied: how many rules"),
     "LSMGUARD_REASON": ("string", "policy applied again: why (what changed)"),
     "LSMGUARD_ADOPTED": ("boolean", "daemon started: it adopted pinned programs"),
+    "LSMGUARD_REPLACED": ("boolean", "daemon started: it replaced another build's pinned programs with its own"),
 }
 
 

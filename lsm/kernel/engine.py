@@ -2,6 +2,8 @@
 applying compiled policies to it atomically."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
 import struct
@@ -21,6 +23,7 @@ from lsmguard.policy import progress
 from lsmguard.policy.compile import Compiled
 
 PIN_ROOT = Path("/sys/fs/bpf/lsmguard")
+OBJECT_MAP = "lg_build"
 # CLOCK_REALTIME_COARSE (linux/time.h): what the kernel stamps inode change times with.
 CLOCK_REALTIME_COARSE = getattr(time, "CLOCK_REALTIME_COARSE", 5)
 
@@ -41,6 +44,12 @@ def map_names(obj: BpfObject) -> list[str]:
     return obj.map_names(internal=False)
 
 
+def object_digest(path: str | os.PathLike[str]) -> bytes:
+    """The value of `lg_build` for the object file at `path` (abi.h, struct lg_build)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").digest()
+
+
 class IncompatiblePins(LsmguardError):
     """What is pinned is not this version's object; nothing was touched. Exit status 2: no
     restart can fix it (the unit's RestartPreventExitStatus), an operator's unload can."""
@@ -55,6 +64,7 @@ class Engine:
     hash_key: tuple[int, int] = (0, 0)
     compiled: Compiled | None = None
     adopted: bool = False
+    replaced: bool = False     # adopted, with the programs of another build replaced by this one's
 
     @classmethod
     def load(cls, object_path: str | os.PathLike[str] | None = None,
@@ -71,6 +81,7 @@ class Engine:
             hash_key = struct.unpack("=QQ", os.urandom(16))
             maps["lg_config"].update(abi.u32(0), abi.pack("struct lg_config", path_hash_key=list(hash_key),
                                                           host_mnt_ns=host_mount_namespace()))
+            maps[OBJECT_MAP].update(abi.u32(0), object_digest(obj.path))
             engine = cls(obj, maps, [], hash_key)
             for program in obj.loaded_programs():
                 engine.links.append(program.attach())
@@ -84,8 +95,10 @@ class Engine:
     @classmethod
     def adopt(cls, pin_root: Path, object_path: str | os.PathLike[str] | None = None) -> Engine:
         """Take over pinned maps and links: the programs never stop running. What is pinned
-        must be what this version's object defines, map by map, or nothing is touched."""
-        with BpfObject(object_path or bpf_object_path()) as obj:
+        must have this version's maps, map by map, or nothing is touched. Programs of another
+        build (an upgrade that changed their code) are replaced with this one's, with no gap."""
+        path = object_path or bpf_object_path()
+        with BpfObject(path) as obj:
             obj.skip_absent_hooks()
             programs = sorted(p.name for p in obj.loaded_programs())
             expected = {name: obj.map_spec(name) for name in map_names(obj)}
@@ -93,30 +106,67 @@ class Engine:
         problems, maps = [], {}
         try:
             for name, spec in expected.items():
-                path = pin_root / "maps" / name
-                if not path.exists():
-                    problems.append(f"map {name} is not pinned")
+                pin = pin_root / "maps" / name
+                if not pin.exists():
+                    if name != OBJECT_MAP:   # a build from before the digest: its programs are replaced
+                        problems.append(f"map {name} is not pinned")
                     continue
-                maps[name] = Map.from_pin(path)
+                maps[name] = Map.from_pin(pin)
                 problems += [f"map {name}: {d}" for d in maps[name].info.spec.differences(spec)]
-            if pinned_links != programs:
-                problems.append(f"programs {', '.join(pinned_links) or 'none'} are attached, this version has "
-                                f"{', '.join(programs)}")
             if problems:
                 raise IncompatiblePins(
                     f"{pin_root} holds an lsmguard object this version cannot use, and nothing was changed:\n  "
                     + "\n  ".join(problems) + "\nIt was loaded by another version of lsmguard. To replace it: "
                     "stop the daemon, run `lsmguard unload` (enforcement stops until the next load), then start "
                     "the daemon again (docs/cli.md, \"Upgrading\").")
+            if OBJECT_MAP not in maps:
+                maps[OBJECT_MAP] = Map.create(expected[OBJECT_MAP], OBJECT_MAP)
+                maps[OBJECT_MAP].pin(pin_root / "maps" / OBJECT_MAP)
+            raw = maps["lg_config"].lookup(abi.u32(0)) or b""
+            config = abi.view("struct lg_config", raw)
+            hash_key = (config.path_hash_key[0], config.path_hash_key[1])
+            if maps[OBJECT_MAP].lookup(abi.u32(0)) == object_digest(path) and pinned_links == programs:
+                links = [Link.from_pin(pin_root / "links" / name) for name in pinned_links]
+                return cls(None, maps, links, hash_key, adopted=True)
+            engine = cls(BpfObject(path), maps, [], hash_key, adopted=True, replaced=True)
         except BaseException:
             for m in maps.values():
                 m.close()
             raise
-        raw = maps["lg_config"].lookup(abi.u32(0)) or b""
-        config = abi.view("struct lg_config", raw)
-        hash_key = (config.path_hash_key[0], config.path_hash_key[1])
-        links = [Link.from_pin(pin_root / "links" / name) for name in pinned_links]
-        return cls(None, maps, links, hash_key, adopted=True)
+        try:
+            engine._replace_programs(pin_root, path)
+        except BaseException:
+            engine.close()
+            raise
+        return engine
+
+    def _replace_programs(self, pin_root: Path, path: str | os.PathLike[str]) -> None:
+        """Load this build's programs over the pinned maps and put them in the pinned ones'
+        place. Both builds' programs are attached for a moment, reading the same maps, so
+        each access is decided by both and refused if either refuses: no gap. A daemon that
+        dies halfway leaves the digest of the old build, and the next one does it again."""
+        assert self.obj is not None
+        self.obj.skip_absent_hooks()
+        for name, m in self.maps.items():
+            self.obj.reuse_map(name, m)
+        self.obj.load()
+        links_dir = pin_root / "links"
+        old_pins = sorted(links_dir.iterdir())
+        old_ids = []
+        for pin in old_pins:
+            with contextlib.closing(Link.from_pin(pin)) as old:
+                old_ids.append(old.id)
+        for program in self.obj.loaded_programs():
+            link = program.attach()
+            self.links.append(link)
+            staged = links_dir / f"staged_{link.name}"   # bpffs refuses names with a dot
+            link.pin(staged)
+            os.replace(staged, links_dir / link.name)   # bpffs renames: the old link's pin is dropped
+        for pin in old_pins:
+            if pin.name not in {link.name for link in self.links}:
+                pin.unlink()   # a hook this build no longer has (or a stale staged pin)
+        self.maps[OBJECT_MAP].update(abi.u32(0), object_digest(path))
+        wait_released(old_ids)   # from here on, only this build's programs run
 
     def pin(self, pin_root: Path) -> None:
         (pin_root / "maps").mkdir(parents=True, exist_ok=True)
@@ -153,6 +203,11 @@ class Engine:
         raw = self.maps["lg_config"].lookup(abi.u32(0))
         assert raw is not None
         return abi.view("struct lg_config", raw).generation
+
+    def policies_in_force(self) -> bool:
+        """Whether the set in force has any policy (a freshly loaded object has none)."""
+        raw = self.maps["lg_policy_sets"].lookup(abi.u32(self.generation()))
+        return raw is not None and abi.view("struct lg_policy_set", raw).policies != 0
 
     def _keys_by_generation(self) -> tuple[dict[str, list[bytes]], dict[str, list[bytes]]]:
         """The keys each generation holds, map by map, as the maps have them now. Read, never

@@ -106,9 +106,11 @@ def host_session(base: Path, pin_root: Path) -> Iterator[Host]:
     host.lsmguard("unload", check=False)
 
 
-def start_daemon(argv: list[str], env: dict[str, str], tmp: Path, ready_timeout: float = START_DEADLINE_S) -> Daemon:
+def start_daemon(argv: list[str], env: dict[str, str], tmp: Path,
+                 ready_timeout: float | None = START_DEADLINE_S) -> Daemon:
     """Start `argv` with NOTIFY_SOCKET (and a 2 s watchdog) and wait for READY=1 (a deadline
-    that ends a daemon that hangs; a start under strace takes several times longer)."""
+    that ends a daemon that hangs; a start under strace takes several times longer; None:
+    return at once)."""
     path = tmp / f"notify-{time.monotonic_ns()}"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(path))
@@ -117,7 +119,8 @@ def start_daemon(argv: list[str], env: dict[str, str], tmp: Path, ready_timeout:
         process = subprocess.Popen(argv, env={**env, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"},
                                    stderr=err)
     daemon = Daemon(process, notify, stderr)
-    daemon.wait_for_notification("READY=1", timeout=ready_timeout)
+    if ready_timeout is not None:
+        daemon.wait_for_notification("READY=1", timeout=ready_timeout)
     return daemon
 
 

@@ -27,7 +27,7 @@ from lsmguard.kernel.engine import Engine
 from lsmguard.state.paths import Paths
 from lsmguard.state.transaction import Edit, locked
 from tests.journald import Journald, wait_for
-from tests.kernel.daemons import Daemon, Host, host_session, start_daemon, stop_daemon
+from tests.kernel.daemons import START_DEADLINE_S, Daemon, Host, host_session, start_daemon, stop_daemon
 from tests.kernel.hammer import Hammer
 
 # The CLI and the daemon: user space over hooks that the other modules test on every kernel;
@@ -303,6 +303,65 @@ def test_a_mount_during_a_cli_change_applies_the_cli_set_not_the_one_it_replaced
         for name in ("no-drop.yaml", "guard.yaml"):
             (host.policy_dir / name).unlink(missing_ok=True)
         daemon.reload()
+
+
+GUARD_POLICY = ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {{name: guard}}\nspec:\n"
+                "  mode: enforce\n  rules: [{{id: no-chmod, action: deny, chmod: {{paths: ['{path}']}}}}]\n")
+BROKEN_POLICY = "apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: broken}\nspec: [\n"
+
+
+@pytest.fixture
+def fresh_host(tmp_path: Path, journald: Journald) -> Iterator[Host]:
+    """A host of its own (policy directory, run directory, pins) that no daemon has loaded."""
+    (tmp_path / "fresh").mkdir()
+    yield from host_session(tmp_path / "fresh", Path("/sys/fs/bpf/lsmguard-fresh-test"))
+
+
+def test_a_daemon_whose_first_apply_fails_withdraws_what_it_loaded(fresh_host: Host, tmp_path: Path) -> None:
+    (fresh_host.policy_dir / "broken.yaml").write_text(BROKEN_POLICY)
+    since = time.time()
+    d = start_daemon(DAEMON_ARGV, fresh_host.env, tmp_path, ready_timeout=None)
+    try:
+        assert d.process.wait(timeout=START_DEADLINE_S) == 2   # an invalid directory: RestartPreventExitStatus
+    finally:
+        stop_daemon(d)
+    [rejected] = wait_for(since, MESSAGE_ID=MessageId.POLICY_REJECTED.hex, timeout=60)
+    assert rejected["MESSAGE"].startswith("policy rejected, nothing applied: ")
+    assert not fresh_host.pin_root.exists()   # no programs left enforcing nothing, with nobody reporting
+
+
+def test_a_cli_change_before_a_failed_first_apply_stays_in_force_and_reported(fresh_host: Host,
+                                                                                tmp_path: Path) -> None:
+    """A daemon that loaded the programs and then failed its first apply unpins them, under the
+    policy lock, unless a set is in force: one the CLI applied through the new pins while the
+    daemon waited for the lock. That set stays, and the daemon runs to report it (a daemon that
+    unpinned without looking dropped it: the CLI had said the rule was in force)."""
+    guarded = tmp_path / "guarded"
+    guarded.write_text("x")
+    broken = fresh_host.policy_dir / "broken.yaml"
+    broken.write_text(BROKEN_POLICY)
+    paths = Paths(fresh_host.policy_dir, fresh_host.run_dir, fresh_host.pin_root)
+    since = time.time()
+    with locked(paths):   # the CLI, in the middle of a change
+        d = start_daemon(DAEMON_ARGV, fresh_host.env, tmp_path, ready_timeout=None)
+        _waiting_for_a_flock(d.process.pid, time.monotonic() + 120)   # loaded and pinned, then waiting
+        edit = Edit(paths)
+        engine = Engine.adopt(fresh_host.pin_root)
+        try:
+            edit.apply(engine, edit.prepare({fresh_host.policy_dir / "guard.yaml": GUARD_POLICY.format(path=guarded),
+                                             broken: None}))
+        finally:
+            engine.close()
+    try:
+        d.wait_for_notification("READY=1")
+        [rejected] = wait_for(since, MESSAGE_ID=MessageId.POLICY_REJECTED.hex, timeout=60)
+        assert rejected["MESSAGE"].startswith("policy rejected, kept the policy set in force: ")
+        with pytest.raises(PermissionError) as refused:
+            os.chmod(guarded, 0o600)
+        assert refused.value.errno == errno.EPERM
+        assert json.loads(fresh_host.lsmguard("status", "--json").stdout)["daemon"]["running"]
+    finally:
+        stop_daemon(d)
 
 
 def test_deny_bind_from_the_command_line_refuses_that_port_and_protocol_only(host: Host, daemon: Daemon) -> None:

@@ -164,6 +164,17 @@ enum lg_stat {
 	LG_STAT_COUNT = 7,
 };
 
+/*
+ * Which build of the object the attached programs are, one entry in the array
+ * map `lg_build`: the SHA-256 of its file, written by user space when it
+ * attaches them. No program reads it; a daemon of another build that adopts the
+ * pins compares it with its own and replaces the programs (code changes only).
+ */
+#define LG_BUILD_DIGEST_SIZE 32
+struct lg_build {
+	__u8 sha256[LG_BUILD_DIGEST_SIZE];
+};
+
 /* Load-time configuration, one entry in the array map `lg_config`. */
 struct lg_config {
 	__u64 path_hash_key[2]; /* SipHash key: secret, so path hashes cannot be forged */
