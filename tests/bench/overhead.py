@@ -41,6 +41,10 @@ SIZES = {   # iterations per driver run, by operation
     "full": dict(open=20_000, write=20_000, chmod=20_000, exec=400, connect=20_000, create=10_000, rename=10_000),
 }
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+EVERY_EVENT = "-every-event"   # the kernel's coalescing off: every repeated access is an event read
+# configurations that make events, each run with a reader: as the daemon runs (coalescing on),
+# and audit mode's worst case, where no access repeats within a window
+EVENTFUL = ("lsmguard-audit-match", "lsmguard-audit-mode", f"lsmguard-audit-mode{EVERY_EVENT}")
 SMOKE_RULE_COUNTS = (0, 10, 1_000)   # compiling 100,000 rules under emulation is the smoke run's longest step
 
 
@@ -135,15 +139,21 @@ def load_engine(bench: Bench) -> Engine:
 
 
 @contextmanager
-def consuming_events(engine: Engine) -> Iterator[None]:
+def consuming_events(engine: Engine, coalescing: bool) -> Iterator[None]:
     """Read the ring buffer as the daemon would, so that event cost is measured with a
-    reader (a full ring buffer would make every event a cheap failed reservation)."""
+    reader (a full ring buffer would make every event a cheap failed reservation). With
+    `coalescing`, as the daemon runs: the kernel sends a repeat once per window and counts
+    the rest, and the reader sweeps the counts of ended windows as the daemon's pump does."""
     stop = threading.Event()
     reader = engine.event_reader(lambda event: None)
+    counts = engine.coalesced_counts() if coalescing else None
+    engine.set_coalescing(coalescing)
 
     def pump() -> None:
         while not stop.is_set():
             reader.poll(50)
+            if counts is not None:
+                counts.sweep(time.monotonic_ns())
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
@@ -152,7 +162,17 @@ def consuming_events(engine: Engine) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
+        engine.set_coalescing(False)
+        if counts is not None:
+            counts.sweep(time.monotonic_ns(), everything=True)
         reader.close()
+
+
+def eventful_context(engine: Engine, name: str) -> AbstractContextManager[None]:
+    """The reader an eventful configuration runs with; none for the others."""
+    if name not in EVENTFUL:
+        return nullcontext()
+    return consuming_events(engine, coalescing=not name.endswith(EVERY_EVENT))
 
 
 def rotate(items: list, by: int) -> list:
@@ -190,8 +210,8 @@ def main() -> int:
     # the same rules on the driver's file system: where a host's rules share the file's device
     compiled[f"lsmguard-{APPARMOR_RULES}-same-fs"] = compile_policies(nonmatching(APPARMOR_RULES, work))
     compiled["lsmguard-drift"] = compile_policies(drift_in_force())
-    eventful = {"lsmguard-audit-match": compile_policies(audit_matching(objects)),
-                "lsmguard-audit-mode": compile_policies(audit_mode_default_deny())}
+    eventful = {name: compile_policies(audit_matching(objects) if "match" in name else audit_mode_default_deny())
+                for name in EVENTFUL}
     outside: list[tuple[str, Callable[[], AbstractContextManager[None]]]] = [
         ("none", nullcontext),
         (f"apparmor-{APPARMOR_RULES}", lambda: apparmor(bench)),
@@ -207,7 +227,7 @@ def main() -> int:
         try:
             for name, policy_set in rotate(lsmguard, round_):
                 engine.apply(policy_set)
-                with consuming_events(engine) if name in eventful else nullcontext():
+                with eventful_context(engine, name):
                     bench.run_ops(round_, name)
         finally:
             engine.close()
@@ -217,7 +237,7 @@ def main() -> int:
         with bpf_stats():
             for name, policy_set in lsmguard:
                 engine.apply(policy_set)
-                with consuming_events(engine) if name in eventful else nullcontext():
+                with eventful_context(engine, name):
                     bench.profile_ops(name, engine)
     finally:
         engine.close()

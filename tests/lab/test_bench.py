@@ -20,7 +20,8 @@ from tests.lab.vm import SRC, run_in_guest
 KERNEL = "6.1"
 CONFIGURATIONS = {"none", "apparmor-10", "apparmor-audit-match", "apparmor-complain",
                   "lsmguard-0", "lsmguard-10", "lsmguard-1000", "lsmguard-10-same-fs", "lsmguard-drift",
-                  "lsmguard-audit-match", "lsmguard-audit-mode"}
+                  "lsmguard-audit-match", "lsmguard-audit-mode",
+                  "lsmguard-audit-mode-every-event"}
 LSMGUARD = {c for c in CONFIGURATIONS if c.startswith("lsmguard-")}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

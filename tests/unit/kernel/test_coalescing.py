@@ -14,7 +14,8 @@ import pytest
 
 from lsmguard import abi
 from lsmguard.events.pump import EventPump
-from lsmguard.kernel.coalescing import _REPORTED, _WINDOW, READ_EVERY_NS, SETTLE_NS, WINDOW_NS, CoalescedCounts
+from lsmguard.kernel.coalescing import (_REPORTED, _WINDOW, READ_EVERY_NS, READ_GAP_NS, SETTLE_NS, WINDOW_NS,
+                                        CoalescedCounts)
 from lsmguard.kernel.engine import stat_total
 from tests.unit.events.test_journal import CollectingWriter, FakeClock
 
@@ -76,7 +77,7 @@ def test_a_window_is_reported_once_it_has_ended_and_only_once() -> None:
     kernel.window(k, created=10 * S, opened=10 * S)
     kernel.repeat(k, 41)
     assert c.sweep(10 * S + WINDOW_NS) == []                   # ended, but an event may still be counting
-    [r] = c.sweep(10 * S + WINDOW_NS + SETTLE_NS)
+    [r] = c.sweep(10 * S + WINDOW_NS + max(SETTLE_NS, READ_GAP_NS))
     assert (r.repeats, r.opened_ns, r.tgid, r.op, r.decision, r.rule_id) == (41, 10 * S, 100, abi.Op.OPEN,
                                                                              abi.Decision.DENY, 1)
     assert r.file == (2049, 7) and r.window == abi.window_id(100, abi.Op.OPEN, abi.Decision.DENY, 0, 0, 1, 10 * S)
@@ -86,6 +87,43 @@ def test_a_window_is_reported_once_it_has_ended_and_only_once() -> None:
     assert kernel.windows.reads == reads                       # nothing unreported: the map is not read
     c.sweep(20 * S + READ_EVERY_NS)
     assert kernel.windows.reads == reads + 1                   # but now and then all the same
+
+
+def test_through_a_flood_of_repeats_the_map_is_read_once_a_window_can_have_ended() -> None:
+    """Something is always unreported while repeats come, and a read is a pass over the whole
+    map: it is read when a window seen open can have ended and settled, READ_GAP_NS apart at
+    the most, and every repeat is still reported."""
+    kernel, reported = Kernel(), FakeMap()
+    c = counts(kernel, reported)
+    k = key()
+    kernel.window(k, created=10 * S, opened=10 * S)
+    opened, reads, repeats, reported_repeats = 10 * S, kernel.windows.reads, 0, 0
+    now = 10 * S + READ_GAP_NS // 10
+    while now < 15 * S:
+        if now - opened >= WINDOW_NS:   # the kernel sends this one and opens the next window
+            kernel.reopen(k, now)
+            opened = now
+        else:
+            kernel.repeat(k, 1)
+            repeats += 1
+        reported_repeats += sum(r.repeats for r in c.sweep(now))
+        now += READ_GAP_NS // 10
+    assert c.pending() > 0 and kernel.windows.reads - reads <= 5 * S // (WINDOW_NS + SETTLE_NS) + 1
+    reported_repeats += sum(r.repeats for r in c.sweep(15 * S + WINDOW_NS + SETTLE_NS))
+    assert reported_repeats == repeats == c.counted() and repeats > 150
+
+
+def test_reads_are_read_gap_apart_at_the_least_whatever_windows_end() -> None:
+    kernel, reported = Kernel(), FakeMap()
+    c = counts(kernel, reported)
+    for n in range(40):   # windows opening 10 ms apart, each with a repeat
+        kernel.window(key(ino=n), created=10 * S + n * S // 100, opened=10 * S + n * S // 100)
+        kernel.repeat(key(ino=n), 1)
+    reads, now = kernel.windows.reads, 11 * S
+    while now < 12 * S:
+        c.sweep(now)
+        now += S // 100
+    assert kernel.windows.reads - reads <= S // READ_GAP_NS
 
 
 def test_a_reopened_window_gives_the_one_before_its_count_and_keeps_its_own() -> None:
