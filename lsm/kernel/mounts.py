@@ -64,6 +64,13 @@ class Mount:
     dev: int       # the kernel's encoding
     root: str      # the mount's root, as a path from its file system's root
     point: str     # where it is mounted, in the namespace
+    fstype: str = ""
+
+    @property
+    def by_user(self) -> bool:
+        """A FUSE file system: one a user may mount in the host's namespace, over a directory
+        the user owns, with setuid `fusermount3`."""
+        return self.fstype == "fuse" or self.fstype == "fuseblk" or self.fstype.startswith("fuse.")
 
 
 @dataclass(frozen=True, order=True)
@@ -93,8 +100,9 @@ class MountTable:
             if len(fields) < 5:
                 continue
             major, minor = fields[2].split(":")
+            fstype = fields[fields.index("-", 5) + 1] if "-" in fields[5:-1] else ""
             mounts.append(Mount(int(fields[0]), int(fields[1]), kernel_dev(int(major), int(minor)),
-                                _unescape(fields[3]), _unescape(fields[4])))
+                                _unescape(fields[3]), _unescape(fields[4]), _unescape(fstype)))
         return cls(mounts)
 
     @classmethod
@@ -145,6 +153,30 @@ class MountTable:
                 mount = child
         return mount
 
+    def covered_by_user_mounts(self, path: str) -> list[Mount]:
+        """The mounts whose file `path` named until a user's mount (FUSE) covered a directory on
+        its way: that file is hidden, not gone, and a process that opened a directory above it
+        before the mount still reaches it."""
+        covered: list[Mount] = []
+        mount = self.root()
+        prefix = ""
+        for part in path.strip("/").split("/"):
+            prefix += "/" + part
+            at = self._at.get((mount.id, prefix))
+            if not at:
+                continue
+            layers = [mount, *at]   # bottom to top: the mount below, then those mounted there in turn
+            for _ in range(len(self.mounts)):
+                over = self._at.get((layers[-1].id, layers[-1].point))
+                if not over:
+                    break
+                layers += over
+            for index, layer in enumerate(layers):
+                if layer.by_user:
+                    covered += [m for m in layers[:index] if m not in covered]
+            mount = layers[-1]
+        return covered
+
     def _visible_below(self, mount: Mount, path: str) -> Iterator[Mount]:
         """Every mount reachable below `path` from `mount`: not one hidden under another."""
         points = {c.point for c in self._children.get(mount.id, ())
@@ -169,6 +201,10 @@ class MountTable:
         """What the kernel looks up for a rule path: one identity for an exact path; for a
         recursive one, the tree in its own file system and every file system mounted below."""
         out = [self.own_identity(pattern)]   # not a file (an abstract socket name, fileless code): device 0
+        if pattern.base.startswith("/"):
+            for m in self.covered_by_user_mounts(pattern.base):
+                rest = "" if m.point == pattern.base else pattern.base[len(m.point.rstrip("/")):]
+                out.append(Identity(m.dev, PathPattern(_join(m.root, rest), pattern.recursive)))
         if pattern.recursive and pattern.base.startswith("/"):
             mount = self.visible(pattern.base)
             out += [Identity(m.dev, PathPattern(m.root, True)) for m in self._visible_below(mount, pattern.base)]

@@ -22,6 +22,7 @@ from lsmguard.abi import Decision, InetEvent, Op, PathEvent
 from lsmguard.events.naming import describe
 from lsmguard.kernel.engine import Engine
 from tests.kernel.events import drain_events, path_events
+from tests.kernel.fuse import EmptyFuse
 from tests.kernel.policies import apply, deny, policy, reset
 
 SYS_EXECVEAT = 322           # x86_64
@@ -238,6 +239,37 @@ def test_a_file_bound_through_a_link_to_another_file_system_is_the_file(engine: 
     finally:
         reset(engine)
         subprocess.run(["umount", str(other)], check=True)
+
+
+def test_a_file_hidden_by_a_users_fuse_mount_keeps_its_rule(engine: Engine, scratch: Path) -> None:
+    """A user who owns the directory of a protected file opens the directory, mounts a FUSE
+    file system over it (fusermount3), and waits for the set to be applied again (the daemon
+    does so at a mount change): the rule's path now names the FUSE file system's file, but
+    the file below it is still reached through the directory opened before. The rule names
+    both: the hidden file stays refused, a file next to it is not."""
+    www = scratch / "www"
+    www.mkdir()
+    (www / ".env").write_text("s3cret\n")
+    (www / "index.html").write_text("hello\n")
+    # read only: the mount decision refuses mounting over a name a write rule protects
+    read_rule = policy("test", f"  mode: enforce\n  rules: [{{id: deny-open, action: deny, open: "
+                               f"{{paths: [\"{www / '.env'}\"], access: [read]}}}}]\n")
+    apply(engine, read_rule)
+    before = os.open(www, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with EmptyFuse(www):
+            assert not (www / "index.html").exists()          # the directory is the FUSE file system's now
+            apply(engine, read_rule)                          # applied again under the new mount table
+            drain_events(engine, timeout_ms=0)
+            with pytest.raises(PermissionError) as refused:
+                os.open(".env", os.O_RDONLY, dir_fd=before)
+            assert refused.value.errno == errno.EPERM
+            os.close(os.open("index.html", os.O_RDONLY, dir_fd=before))
+            assert [(e.path, e.header.decision) for e in path_events(engine, Op.OPEN)] == [
+                (os.fsencode(www / ".env"), Decision.DENY)]
+    finally:
+        os.close(before)
+        reset(engine)
 
 
 def test_a_denied_file_under_a_renamed_directory_is_still_the_file(engine: Engine, secret: Path,

@@ -51,6 +51,28 @@ def test_stacked_mounts_show_the_last_and_hide_what_is_below() -> None:
     assert Identity(kernel_dev(0, 33), PathPattern("/", True)) not in t.identities(PathPattern("/media", True))
 
 
+FUSE = kernel_dev(0, 40)
+FUSE_OVER_VAR = kernel_dev(0, 41)
+
+
+def test_a_file_a_users_fuse_mount_covers_keeps_its_rule() -> None:
+    """A user who owns a directory may mount a FUSE file system over it (setuid fusermount3):
+    a rule then names the FUSE file system's file and the file it hides, which a directory
+    opened before the mount still reaches. Other mounts (root's) cover nothing a rule keeps."""
+    t = MountTable.parse(MOUNTINFO + "30 22 0:40 / /srv/www rw,nosuid,nodev - fuse.sshfs host:/ rw\n"
+                         "31 23 0:41 / /var/cache rw - fuse /dev/fuse rw\n")
+    assert t.identities(PathPattern("/srv/www/.env", False)) == [
+        Identity(FUSE, PathPattern("/.env", False)), Identity(ROOT, PathPattern("/srv/www/.env", False))]
+    assert t.identities(PathPattern("/srv/www/app", True)) == [
+        Identity(FUSE, PathPattern("/app", True)), Identity(ROOT, PathPattern("/srv/www/app", True))]
+    assert t.identities(PathPattern("/var/cache/x", False)) == [
+        Identity(FUSE_OVER_VAR, PathPattern("/x", False)), Identity(VAR, PathPattern("/cache/x", False))]
+    assert t.identities(PathPattern("/srv", True)) == [Identity(ROOT, PathPattern("/srv", True)),
+                                                       Identity(FUSE, PathPattern("/", True))]
+    assert t.identities(PathPattern("/var/log/x", False)) == [Identity(VAR, PathPattern("/log/x", False))]
+    assert t.host_path(ROOT, "/srv/www/.env") == "/srv/www/.env"   # its events are named by that path
+
+
 def test_names_other_than_files_are_not_translated() -> None:
     assert table().identities(PathPattern("@abstract", False)) == [Identity(0, PathPattern("@abstract", False))]
 
