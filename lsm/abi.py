@@ -347,6 +347,22 @@ def window_id(tgid: int, op: int, decision: int, generation: int, policy_id: int
     return (tgid, op | decision << 8 | generation << 16, policy_id, rule_id, opened_ns)
 
 
+# struct lg_coalesce_key, and a path key's object (device, inode)
+WINDOW_KEY = struct.Struct("=8I16s")
+_FILE_OBJECT = struct.Struct("=QQ")
+assert WINDOW_KEY.size == ffi.sizeof("struct lg_coalesce_key")
+
+
+def window_key(event: Event) -> bytes | None:
+    """The key of the coalescing window a path event opened, as the kernel made it
+    (lg_path_event_wanted); None for an event that opened none, and for an inet event."""
+    h = event.header
+    if not h.window_ns or not isinstance(event, PathEvent):
+        return None
+    return WINDOW_KEY.pack(h.op | h.decision << 8 | h.generation << 16, h.policy_id, h.rule_id, h.tgid, h.uid,
+                           event.mode, int(h.flags), ObjectKind.PATH, _FILE_OBJECT.pack(event.dev, event.ino))
+
+
 HEADER_SIZE = ffi.sizeof("struct lg_event_header")
 
 

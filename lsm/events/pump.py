@@ -35,6 +35,7 @@ class KernelCounts(Protocol):
     def sweep(self, now_ns: int, everything: bool = False) -> list[abi.KernelRepeats]: ...
     def counted(self) -> int: ...
     def pending(self) -> int: ...
+    def watch(self, key: bytes) -> None: ...
 
 
 def writer_of(event: abi.Event) -> process.WriterContext | None:
@@ -127,6 +128,9 @@ class EventPump:
 
         h = event.header
         if h.window_ns:   # coalesced in the kernel: its repeats come from the window's count
+            key = abi.window_key(event)
+            if key is not None and self.kernel is not None:
+                self.kernel.watch(key)
             self._keep_window(abi.window_id(h.tgid, h.op, h.decision, h.generation, h.policy_id, h.rule_id,
                                             h.window_ns), build)
             rec = build(0)

@@ -6,11 +6,16 @@ was reported (`lg_coalesce_reported`, pinned: a daemon that restarts reports wha
 before it did not), so a count is reported once, and none can be lost to a race between the
 kernel and the reader. The repeats of the window before the current one are `base` minus what
 was reported; the current window's, once it has ended, `total` minus that.
+
+A pass over the map visits every bucket (BPF_MAP_LOOKUP_BATCH), whatever few windows it holds:
+the reader looks up by key the windows it knows of (those whose first event it read, those a
+pass found counting), and passes over the map only when LG_STAT_COALESCED counts more than they
+hold (a window whose first event was lost, or one evicted with its count).
 """
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from lsmguard import abi
@@ -28,17 +33,18 @@ READ_EVERY_NS = 2_000_000_000
 # a pass over every bucket of the map (7-10 ms under emulation, with 6 windows in it). A count
 # is reported up to this much later than its window's end and SETTLE_NS.
 READ_GAP_NS = 250_000_000
+# Windows looked up by key at the most; with more, one pass over the map is the cheaper read.
+WATCHED_MAX = 1024
 _OPENED = struct.Struct("=Q")
 _OPENED_AT = abi.offsetof("struct lg_coalesce_window", "opened_ns")
 
-_KEY = struct.Struct("=8I16s")
+_KEY = abi.WINDOW_KEY
 _WINDOW = abi.Packer("struct lg_coalesce_window").struct
 _REPORTED = abi.Packer("struct lg_coalesce_reported").struct
 # where a window's `total` is: most windows of distinct events never count a repeat
 _TOTAL_AT = abi.offsetof("struct lg_coalesce_window", "total")
 _TOTAL_END = _TOTAL_AT + 8
 _NOTHING = bytes(8)
-assert _KEY.size == abi.sizeof("struct lg_coalesce_key")
 
 
 @dataclass
@@ -64,6 +70,8 @@ class CoalescedCounts:
         self._baseline = self.coalesced() - unreported
         self._last_read_ns = 0
         self._due_ns = 0   # no read before this while something is unreported: nothing can be due
+        self._watched: dict[bytes, None] = {}   # keys read by lookup, oldest first
+        self.passes = 0    # reads that passed over the whole map
 
     def counted(self) -> int:
         """Events the kernel coalesced since this reader started."""
@@ -83,17 +91,53 @@ class CoalescedCounts:
             if now_ns < self._due_ns or self.pending() <= 0:
                 return []
         self._last_read_ns = now_ns
+        counted = self.counted()   # before the windows are read: they hold at least this much
+        if not everything and counted > self.read and 0 < len(self._watched) <= WATCHED_MAX:
+            out, due, unreported = self._read(self._looked_up(), now_ns, everything, whole=False)
+            if counted - self.read > unreported:   # counted in a window not watched
+                more, due_too, _ = self._read(self.windows.items(), now_ns, everything, whole=True)
+                out, due = out + more, min(due, due_too)
+        else:
+            out, due, _ = self._read(self.windows.items(), now_ns, everything, whole=True)
+        self._due_ns = max(due, now_ns + READ_GAP_NS)
+        return out
+
+    def watch(self, key: bytes) -> None:
+        """A window the reader saw open (its first event, abi `window_ns`): its count is then
+        read by its key."""
+        self._watched.pop(key, None)
+        self._watched[key] = None
+        if len(self._watched) > WATCHED_MAX:
+            del self._watched[next(iter(self._watched))]
+
+    def _looked_up(self) -> list[tuple[bytes, bytes | None]]:
+        return [(key, self.windows.lookup(key)) for key in list(self._watched)]
+
+    def _read(self, entries: Iterable[tuple[bytes, bytes | None]], now_ns: int, everything: bool,
+              whole: bool) -> tuple[list[abi.KernelRepeats], int, int]:
+        """Report the windows `entries` hold (`whole`: the map's every window; else the watched,
+        None where gone): what ended, when the next can have, and what they still hold."""
+        self.passes += whole
         due = now_ns + WINDOW_NS + SETTLE_NS
         out: list[abi.KernelRepeats] = []
         present = set()
         changed: list[tuple[bytes, bytes]] = []
-        for key, value in self.windows.items():
+        gone: list[bytes] = []
+        unreported = 0
+        for key, value in entries:
+            if value is None:   # a watched window evicted: the kernel may make it again
+                self._watched.pop(key, None)
+                if self._reported.pop(key, None) is not None:
+                    gone.append(key)
+                continue
             seen = self._reported.get(key)
             if seen is None and value[_TOTAL_AT:_TOTAL_END] == _NOTHING:
                 # a window of its first event alone: nothing to report, nothing to remember
                 ends = _OPENED.unpack_from(value, _OPENED_AT)[0] + WINDOW_NS + SETTLE_NS
                 if ends > now_ns:
                     due = min(due, ends)
+                else:   # its next window sends an event
+                    self._watched.pop(key, None)
                 continue
             created, opened, prev_opened, base, total = _WINDOW.unpack(value)
             if opened + WINDOW_NS + SETTLE_NS > now_ns:
@@ -109,13 +153,18 @@ class CoalescedCounts:
                 self._reported[key] = (created, done)
                 changed.append((key, _REPORTED.pack(created, done)))
             present.add(key)
-        gone = list(self._reported.keys() - present)   # evicted: the kernel may make it again
-        for key in gone:
-            del self._reported[key]
+            unreported += total - done
+            if total > done:
+                self._watched.setdefault(key)
+            elif opened + WINDOW_NS + SETTLE_NS <= now_ns:   # ended and told: its next window sends an event
+                self._watched.pop(key, None)
+        if whole:
+            gone = list(self._reported.keys() - present)   # evicted: the kernel may make it again
+            for key in gone:
+                del self._reported[key]
         self._remember(changed, gone)
         self.read += sum(r.repeats for r in out)
-        self._due_ns = max(due, now_ns + READ_GAP_NS)
-        return out
+        return out, due, unreported
 
     def _remember(self, changed: list[tuple[bytes, bytes]], gone: list[bytes]) -> None:
         """Keep what was reported for the next daemon. A write that fails costs a repeat

@@ -57,6 +57,9 @@ def _name_through(mount: Mount, path: str) -> str:
     return _join(mount.point, rest if rest != "/" else "")
 
 
+USER_FSTYPES = frozenset({"fuse", "fuseblk", "ecryptfs"})
+
+
 @dataclass(frozen=True)
 class Mount:
     id: int
@@ -68,9 +71,9 @@ class Mount:
 
     @property
     def by_user(self) -> bool:
-        """A FUSE file system: one a user may mount in the host's namespace, over a directory
-        the user owns, with setuid `fusermount3`."""
-        return self.fstype == "fuse" or self.fstype == "fuseblk" or self.fstype.startswith("fuse.")
+        """A file system a user may mount in the host's namespace over a directory the user
+        owns: FUSE (setuid `fusermount3`) and eCryptfs (setuid `mount.ecryptfs_private`)."""
+        return self.fstype in USER_FSTYPES or self.fstype.startswith("fuse.")
 
 
 @dataclass(frozen=True, order=True)
@@ -153,29 +156,20 @@ class MountTable:
                 mount = child
         return mount
 
-    def covered_by_user_mounts(self, path: str) -> list[Mount]:
-        """The mounts whose file `path` named until a user's mount (FUSE) covered a directory on
-        its way: that file is hidden, not gone, and a process that opened a directory above it
-        before the mount still reaches it."""
-        covered: list[Mount] = []
-        mount = self.root()
-        prefix = ""
-        for part in path.strip("/").split("/"):
-            prefix += "/" + part
-            at = self._at.get((mount.id, prefix))
-            if not at:
-                continue
-            layers = [mount, *at]   # bottom to top: the mount below, then those mounted there in turn
-            for _ in range(len(self.mounts)):
-                over = self._at.get((layers[-1].id, layers[-1].point))
-                if not over:
-                    break
-                layers += over
-            for index, layer in enumerate(layers):
-                if layer.by_user:
-                    covered += [m for m in layers[:index] if m not in covered]
-            mount = layers[-1]
-        return covered
+    @functools.cached_property
+    def _before_user_mounts(self) -> MountTable | None:
+        """The table without users' mounts (MountTable.by_user) and what is mounted on them, as
+        it was before a user covered a directory: the files it showed are hidden, not gone, and
+        a process that opened a directory above them before the mount still reaches them. None
+        when there are none."""
+        dropped = [m.id for m in self.mounts if m.by_user]
+        if not dropped:
+            return None
+        gone = set(dropped)
+        while dropped:
+            dropped = [c.id for parent in dropped for c in self._children.get(parent, ()) if c.id not in gone]
+            gone.update(dropped)
+        return MountTable([m for m in self.mounts if m.id not in gone])
 
     def _visible_below(self, mount: Mount, path: str) -> Iterator[Mount]:
         """Every mount reachable below `path` from `mount`: not one hidden under another."""
@@ -200,11 +194,14 @@ class MountTable:
     def identities(self, pattern: PathPattern) -> list[Identity]:
         """What the kernel looks up for a rule path: one identity for an exact path; for a
         recursive one, the tree in its own file system and every file system mounted below."""
+        out = self._shown_identities(pattern)
+        before = self._before_user_mounts
+        if before is not None and pattern.base.startswith("/"):   # and what users' mounts hide
+            out += [i for i in before._shown_identities(pattern) if i not in out]
+        return out
+
+    def _shown_identities(self, pattern: PathPattern) -> list[Identity]:
         out = [self.own_identity(pattern)]   # not a file (an abstract socket name, fileless code): device 0
-        if pattern.base.startswith("/"):
-            for m in self.covered_by_user_mounts(pattern.base):
-                rest = "" if m.point == pattern.base else pattern.base[len(m.point.rstrip("/")):]
-                out.append(Identity(m.dev, PathPattern(_join(m.root, rest), pattern.recursive)))
         if pattern.recursive and pattern.base.startswith("/"):
             mount = self.visible(pattern.base)
             out += [Identity(m.dev, PathPattern(m.root, True)) for m in self._visible_below(mount, pattern.base)]
@@ -236,7 +233,8 @@ class MountTable:
         for mount in self._shown_by_dev.get(dev, ()):
             if _below(path, mount.root):
                 return _name_through(mount, path)
-        return None
+        before = self._before_user_mounts   # a file a user's mount hides: its name before
+        return before.host_path(dev, path) if before is not None else None
 
     @functools.cached_property
     def _shown_by_dev(self) -> dict[int, list[Mount]]:

@@ -26,6 +26,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsmguard import abi
 from lsmguard.kernel.engine import Engine
 from lsmguard.policy.compile import compile_policies
 from tests.bench.rulesets import (Objects, apparmor_profile, audit_matching, audit_mode_default_deny, drift_in_force,
@@ -145,8 +146,14 @@ def consuming_events(engine: Engine, coalescing: bool) -> Iterator[None]:
     `coalescing`, as the daemon runs: the kernel sends a repeat once per window and counts
     the rest, and the reader sweeps the counts of ended windows as the daemon's pump does."""
     stop = threading.Event()
-    reader = engine.event_reader(lambda event: None)
     counts = engine.coalesced_counts() if coalescing else None
+
+    def read(event: abi.Event) -> None:
+        key = abi.window_key(event)
+        if key is not None and counts is not None:   # as the daemon's pump: its count is read by key
+            counts.watch(key)
+
+    reader = engine.event_reader(read)
     engine.set_coalescing(coalescing)
 
     def pump() -> None:

@@ -246,14 +246,19 @@ def test_a_file_hidden_by_a_users_fuse_mount_keeps_its_rule(engine: Engine, scra
     file system over it (fusermount3), and waits for the set to be applied again (the daemon
     does so at a mount change): the rule's path now names the FUSE file system's file, but
     the file below it is still reached through the directory opened before. The rule names
-    both: the hidden file stays refused, a file next to it is not."""
+    both: the hidden file stays refused, a file next to it is not; so does a file of a file
+    system mounted below the covered directory, hidden with it. Events keep their names."""
     www = scratch / "www"
     www.mkdir()
     (www / ".env").write_text("s3cret\n")
     (www / "index.html").write_text("hello\n")
+    secrets = www / "secrets"
+    secrets.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "lsmguard-test", str(secrets)], check=True)
+    (secrets / "key").write_text("k3y\n")
     # read only: the mount decision refuses mounting over a name a write rule protects
     read_rule = policy("test", f"  mode: enforce\n  rules: [{{id: deny-open, action: deny, open: "
-                               f"{{paths: [\"{www / '.env'}\"], access: [read]}}}}]\n")
+                               f"{{paths: [\"{www / '.env'}\", \"{secrets / 'key'}\"], access: [read]}}}}]\n")
     apply(engine, read_rule)
     before = os.open(www, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -261,15 +266,17 @@ def test_a_file_hidden_by_a_users_fuse_mount_keeps_its_rule(engine: Engine, scra
             assert not (www / "index.html").exists()          # the directory is the FUSE file system's now
             apply(engine, read_rule)                          # applied again under the new mount table
             drain_events(engine, timeout_ms=0)
-            with pytest.raises(PermissionError) as refused:
-                os.open(".env", os.O_RDONLY, dir_fd=before)
-            assert refused.value.errno == errno.EPERM
+            for hidden in (".env", "secrets/key"):
+                with pytest.raises(PermissionError) as refused:
+                    os.open(hidden, os.O_RDONLY, dir_fd=before)
+                assert refused.value.errno == errno.EPERM
             os.close(os.open("index.html", os.O_RDONLY, dir_fd=before))
             assert [(e.path, e.header.decision) for e in path_events(engine, Op.OPEN)] == [
-                (os.fsencode(www / ".env"), Decision.DENY)]
+                (os.fsencode(www / ".env"), Decision.DENY), (os.fsencode(secrets / "key"), Decision.DENY)]
     finally:
         os.close(before)
         reset(engine)
+        subprocess.run(["umount", "--lazy", str(secrets)], check=True)
 
 
 def test_a_denied_file_under_a_renamed_directory_is_still_the_file(engine: Engine, secret: Path,

@@ -270,3 +270,34 @@ def test_an_open_rule_does_not_stop_exec_of_the_same_file(engine: Engine, tool: 
     assert run(tool) == 0
     with pytest.raises(PermissionError):
         tool.read_bytes()
+
+
+def test_a_coalesced_events_window_is_found_by_the_key_the_reader_makes_of_it(engine: Engine,
+                                                                              scratch: Path) -> None:
+    """The daemon reads a window's count by its key, made from the window's first event
+    (abi.window_key): the bytes must be the key lg_path_event_wanted made in the kernel, or
+    each read of the counts is a pass over the whole map again."""
+    target = scratch / "coalesced"
+    target.write_text("")
+    apply(engine, policy("test", "  mode: enforce\n  rules:\n"
+                                 f"    - {{id: deny-chmod, action: deny, chmod: {{paths: [\"{target}\"]}}}}\n"
+                                 f"    - {{id: deny-open, action: deny, open: {{paths: [\"{target}\"], access: [read]}}}}\n"))
+    drain_events(engine, timeout_ms=0)
+    engine.set_coalescing(True)
+    try:
+        for _ in range(3):
+            with pytest.raises(PermissionError):
+                os.chmod(target, 0o600)
+            with pytest.raises(PermissionError):
+                target.read_text()
+        firsts = path_events(engine, Op.CHMOD, Op.OPEN)
+        assert sorted(e.header.op for e in firsts) == sorted([Op.CHMOD, Op.OPEN])
+        for first in firsts:
+            key = abi.window_key(first)
+            window = engine.maps["lg_coalesce"].lookup(key) if key is not None else None
+            assert window is not None, first
+            _, opened, _, _, total = abi.Packer("struct lg_coalesce_window").struct.unpack(window)
+            assert (opened, total) == (first.header.window_ns, 2)
+    finally:
+        engine.set_coalescing(False)
+        reset(engine)

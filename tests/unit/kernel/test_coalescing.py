@@ -27,11 +27,16 @@ class FakeMap:
 
     def __init__(self) -> None:
         self.entries: dict[bytes, bytes] = {}
-        self.reads = 0
+        self.reads = 0     # passes over the whole map
+        self.lookups = 0   # entries looked up by key
 
     def items(self) -> list[tuple[bytes, bytes]]:
         self.reads += 1
         return list(self.entries.items())
+
+    def lookup(self, key: bytes) -> bytes | None:
+        self.lookups += 1
+        return self.entries.get(key)
 
     def update_many(self, items: list[tuple[bytes, bytes]]) -> None:
         self.entries.update(items)
@@ -124,6 +129,56 @@ def test_reads_are_read_gap_apart_at_the_least_whatever_windows_end() -> None:
         c.sweep(now)
         now += S // 100
     assert kernel.windows.reads - reads <= S // READ_GAP_NS
+
+
+def test_windows_whose_first_event_was_read_are_read_by_key_not_by_a_pass() -> None:
+    """A read of the whole map visits every bucket: a window the reader saw open (the pump
+    watches its first event's key) is looked up by key, through a flood of its repeats, and
+    every repeat is still reported."""
+    kernel, reported = Kernel(), FakeMap()
+    c = counts(kernel, reported)
+    k = key()
+    kernel.window(k, created=10 * S, opened=10 * S)
+    c.watch(k)
+    passes, opened, repeats, reported_repeats = kernel.windows.reads, 10 * S, 0, 0
+    now = 10 * S + READ_GAP_NS // 10
+    while now < 15 * S:
+        if now - opened >= WINDOW_NS:   # the kernel sends this one and opens the next window
+            kernel.reopen(k, now)
+            c.watch(k)
+            opened = now
+        else:
+            kernel.repeat(k, 1)
+            repeats += 1
+        reported_repeats += sum(r.repeats for r in c.sweep(now))
+        now += READ_GAP_NS // 10
+    reported_repeats += sum(r.repeats for r in c.sweep(15 * S + WINDOW_NS + SETTLE_NS))
+    assert reported_repeats == repeats == c.counted() and repeats > 150
+    assert kernel.windows.reads == passes and kernel.windows.lookups > 0
+
+
+def test_a_window_not_watched_is_found_by_a_pass() -> None:
+    """LG_STAT_COALESCED counting more than the watched windows hold (a first event lost with
+    the ring full) makes the read a pass over the map, which finds the window."""
+    kernel, reported = Kernel(), FakeMap()
+    c = counts(kernel, reported)
+    seen, lost = key(ino=7), key(ino=8)
+    for k in (seen, lost):
+        kernel.window(k, created=10 * S, opened=10 * S)
+        kernel.repeat(k, 3)
+    c.watch(seen)
+    passes = kernel.windows.reads
+    got = {r.file[1]: r.repeats for r in c.sweep(12 * S)}
+    assert got == {7: 3, 8: 3} and kernel.windows.reads == passes + 1 and c.pending() == 0
+    kernel.reopen(lost, 13 * S)   # its next window's first event is read
+    c.watch(lost)
+    kernel.repeat(lost, 4)
+    assert [r.repeats for r in c.sweep(15 * S)] == [4] and kernel.windows.reads == passes + 1
+    del kernel.windows.entries[lost]   # evicted: forgotten, its reported count too
+    kernel.reopen(seen, 16 * S)
+    kernel.repeat(seen, 1)
+    assert [r.repeats for r in c.sweep(18 * S)] == [1]
+    assert lost not in reported.entries and seen in reported.entries
 
 
 def test_a_reopened_window_gives_the_one_before_its_count_and_keeps_its_own() -> None:

@@ -73,6 +73,31 @@ def test_a_file_a_users_fuse_mount_covers_keeps_its_rule() -> None:
     assert t.host_path(ROOT, "/srv/www/.env") == "/srv/www/.env"   # its events are named by that path
 
 
+SECRETS = kernel_dev(0, 60)
+
+
+def test_a_mount_below_a_directory_a_users_mount_covers_keeps_its_rules() -> None:
+    """The file systems mounted below the covered directory are hidden with it, and reached
+    the same way: a rule keeps naming their files, exact or recursive, and their events keep
+    the name they had."""
+    below = MOUNTINFO + "40 22 0:60 / /srv/app/secrets rw - tmpfs tmpfs rw\n"
+    covered = below + "41 22 0:40 / /srv/app rw,nosuid,nodev - fuse.sshfs host:/ rw\n"
+    for text in (below, covered):
+        t = MountTable.parse(text)
+        assert Identity(SECRETS, PathPattern("/key", False)) in t.identities(PathPattern("/srv/app/secrets/key", False))
+        assert Identity(SECRETS, PathPattern("/", True)) in t.identities(PathPattern("/srv/app", True))
+        assert Identity(SECRETS, PathPattern("/", True)) in t.identities(PathPattern("/srv", True))
+        assert t.host_path(SECRETS, "/key") == "/srv/app/secrets/key"
+    assert Identity(FUSE, PathPattern("/secrets/key", False)) in MountTable.parse(covered).identities(
+        PathPattern("/srv/app/secrets/key", False))
+
+
+def test_a_users_mount_at_the_root_or_by_ecryptfs_covers_nothing_a_rule_names() -> None:
+    for line in ("41 22 0:40 / / rw - fuse.x x rw\n", "41 22 0:40 /home/u/.Private /srv/www rw - ecryptfs x rw\n"):
+        t = MountTable.parse(MOUNTINFO + line)
+        assert Identity(ROOT, PathPattern("/srv/www/.env", False)) in t.identities(PathPattern("/srv/www/.env", False))
+
+
 def test_names_other_than_files_are_not_translated() -> None:
     assert table().identities(PathPattern("@abstract", False)) == [Identity(0, PathPattern("@abstract", False))]
 
