@@ -32,7 +32,7 @@ from lsmguard.lockmode import channel, guard
 from lsmguard.state.files import write_atomically
 from lsmguard.state.paths import Paths
 from lsmguard.state.policy_set import PolicySet
-from lsmguard.state.transaction import Edit
+from lsmguard.state.transaction import Edit, locked
 
 POLL_MS = 200
 # A mount table that changed is looked at once it has been still this long: a container
@@ -160,8 +160,11 @@ class Daemon:
         if self.engine.policies_in_force():
             return
         self.engine.close()
-        Engine.unpin(self.paths.pin_root)
         self.withdrawn = True
+        try:
+            Engine.unpin(self.paths.pin_root)
+        except TimeoutError:
+            pass   # unpinned; another process (a command reading the maps) still holds a link, for a moment
 
     def _follow_mounts(self) -> None:
         """Rule paths are translated into file identities with the host's mount table when a
@@ -346,10 +349,16 @@ class Daemon:
                 "that daemon unlocks with the key, or a reboot", MessageId.LOCK_REFUSED, Priority.ERR,
                 LSMGUARD_LOCK_REFUSAL="daemon-start"))
             return ExitStatus.PERMISSION   # the unit does not restart on it: nothing would change
-        self.engine = Engine.load(pin_root=self.paths.pin_root)
+        self.engine = Engine.load(pin_root=self.paths.pin_root, replace=False)
+        if self.engine.other_build:   # replaced under the policy lock: a CLI change replaces them too
+            self.engine.close()
+            with locked(self.paths):
+                self.engine = Engine.load(pin_root=self.paths.pin_root)
         adopted = self.engine.adopted
         how = ("adopted the pinned maps, replaced another build's programs with this one's" if self.engine.replaced
                else "adopted the pinned programs" if adopted else "loaded and pinned")
+        if self.engine.old_programs_held:
+            how += "; another process still holds the old build's programs, which decide beside them until it ends"
         self.writer.write(daemon_record(f"lsmguard daemon started ({how})", MessageId.DAEMON_STARTED,
                                         LSMGUARD_ADOPTED=int(adopted), LSMGUARD_REPLACED=int(self.engine.replaced)))
         applied = self.apply_directory(first=not adopted)

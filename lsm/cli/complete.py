@@ -21,7 +21,7 @@ def sources_shown(paths: Paths) -> list[tuple[str, str]]:
     """The policy sources `lsmguard list` reads: those of the set in force, else the directory's."""
     if is_loaded(paths) and os.geteuid() == 0 and not guard.is_locked(paths.pin_root):
         try:
-            engine = open_engine(paths)
+            engine = open_engine(paths, replace=False)
         except LsmguardError:
             engine = None
         if engine is not None:

@@ -41,14 +41,16 @@ def require_unlocked(paths: Paths, what: str) -> None:
                        "`lsmguard lock` printed, or a reboot")
 
 
-def open_engine(paths: Paths, load: bool = False) -> Engine:
-    """Adopt the pinned engine; load and pin one when `load` and nothing is pinned."""
+def open_engine(paths: Paths, load: bool = False, replace: bool = True) -> Engine:
+    """Adopt the pinned engine; load and pin one when `load` and nothing is pinned. A command
+    that changes policy does so under the policy lock, and replaces another build's programs
+    (Engine.adopt); one that only reads passes `replace=False`, outside the lock."""
     require_unlocked(paths, "changing or reading the kernel's maps")
     if not is_loaded(paths) and not load:
         raise NotLoaded(f"lsmguard is not loaded (nothing pinned under {paths.pin_root}): "
                        "start it with `systemctl start lsmguard` or `lsmguard apply`")
     try:
-        return Engine.load(pin_root=paths.pin_root)
+        return Engine.load(pin_root=paths.pin_root, replace=replace)
     except BpfError as error:
         raise LsmguardError(str(error)) from None   # it carries the host's fix already
 

@@ -120,7 +120,7 @@ def cmd_unload(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     paths = paths_of(args)
     readable = is_loaded(paths) and os.geteuid() == 0 and not guard.is_locked(paths.pin_root)
-    engine = open_engine(paths) if readable else None
+    engine = open_engine(paths, replace=False) if readable else None
     try:
         compiled = in_force(paths, engine)
         source = "in force"
@@ -154,7 +154,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if loaded:
         out["programs"] = sorted(p.name for p in (paths.pin_root / "links").iterdir())
     if loaded and os.geteuid() == 0 and not locked:
-        engine = open_engine(paths)
+        engine = open_engine(paths, replace=False)
         try:
             compiled = in_force(paths, engine)
             out["generation"] = engine.generation()

@@ -65,14 +65,17 @@ class Engine:
     compiled: Compiled | None = None
     adopted: bool = False
     replaced: bool = False     # adopted, with the programs of another build replaced by this one's
+    old_programs_held: bool = False   # replaced, but another process still holds the old build's links
+    other_build: bool = False  # adopted without replacing the programs of another build
 
     @classmethod
     def load(cls, object_path: str | os.PathLike[str] | None = None,
-             pin_root: Path | None = None) -> Engine:
-        """Adopt what is pinned under `pin_root`, with no gap in enforcement; else load the
-        object, key the path hash, attach every program, and pin if asked."""
+             pin_root: Path | None = None, replace: bool = True) -> Engine:
+        """Adopt what is pinned under `pin_root`, with no gap in enforcement (`replace`: and
+        replace another build's programs); else load the object, key the path hash, attach
+        every program, and pin if asked."""
         if pin_root is not None and (pin_root / "links").is_dir():
-            return cls.adopt(pin_root, object_path)
+            return cls.adopt(pin_root, object_path, replace)
         obj = BpfObject(object_path or bpf_object_path())
         try:
             obj.skip_absent_hooks()
@@ -93,10 +96,13 @@ class Engine:
             raise
 
     @classmethod
-    def adopt(cls, pin_root: Path, object_path: str | os.PathLike[str] | None = None) -> Engine:
+    def adopt(cls, pin_root: Path, object_path: str | os.PathLike[str] | None = None,
+              replace: bool = True) -> Engine:
         """Take over pinned maps and links: the programs never stop running. What is pinned
         must have this version's maps, map by map, or nothing is touched. Programs of another
-        build (an upgrade that changed their code) are replaced with this one's, with no gap."""
+        build (an upgrade that changed their code) are replaced with this one's, with no gap;
+        without `replace` (a command that only reads), they are adopted as they are. Those who
+        replace hold the host's policy lock: two never replace at once."""
         path = object_path or bpf_object_path()
         with BpfObject(path) as obj:
             obj.skip_absent_hooks()
@@ -125,9 +131,10 @@ class Engine:
             raw = maps["lg_config"].lookup(abi.u32(0)) or b""
             config = abi.view("struct lg_config", raw)
             hash_key = (config.path_hash_key[0], config.path_hash_key[1])
-            if maps[OBJECT_MAP].lookup(abi.u32(0)) == object_digest(path) and pinned_links == programs:
+            same_build = maps[OBJECT_MAP].lookup(abi.u32(0)) == object_digest(path) and pinned_links == programs
+            if same_build or not replace:
                 links = [Link.from_pin(pin_root / "links" / name) for name in pinned_links]
-                return cls(None, maps, links, hash_key, adopted=True)
+                return cls(None, maps, links, hash_key, adopted=True, other_build=not same_build)
             engine = cls(BpfObject(path), maps, [], hash_key, adopted=True, replaced=True)
         except BaseException:
             for m in maps.values():
@@ -166,7 +173,12 @@ class Engine:
             if pin.name not in {link.name for link in self.links}:
                 pin.unlink()   # a hook this build no longer has (or a stale staged pin)
         self.maps[OBJECT_MAP].update(abi.u32(0), object_digest(path))
-        wait_released(old_ids)   # from here on, only this build's programs run
+        try:
+            wait_released(old_ids)   # from here on, only this build's programs run
+        except TimeoutError:
+            # another process holds them (a daemon of the old build, not restarted yet): both
+            # builds decide until it closes them, each refusing what it refuses
+            self.old_programs_held = True
 
     def pin(self, pin_root: Path) -> None:
         (pin_root / "maps").mkdir(parents=True, exist_ok=True)

@@ -92,6 +92,11 @@ def test_an_upgrade_replaces_another_builds_programs_with_no_gap(session_engine:
         generation = old.generation()
         old.close()   # the old daemon is gone; its pins enforce
         old_ids = _pinned_link_ids(pin_root)
+        reader = Engine.load(pin_root=pin_root, replace=False)   # `lsmguard list`, completion: they only read
+        assert not reader.replaced and {link.name: link.id for link in reader.links} == old_ids
+        assert reader.maps["lg_build"].lookup(abi.u32(0)) == object_digest(older)
+        reader.close()
+        assert old_ids == _pinned_link_ids(pin_root)
         hammer = Hammer.start(tmp_path / "stop", guarded)
         new = Engine.adopt(pin_root)
         hammer.advance(3)
