@@ -94,6 +94,28 @@ def test_a_window_is_reported_once_it_has_ended_and_only_once() -> None:
     assert kernel.windows.reads == reads + 1                   # but now and then all the same
 
 
+def flood(kernel: Kernel, c: CoalescedCounts, k: bytes, watched: bool) -> tuple[int, int]:
+    """Repeats of `k` from 10 s to 15 s, the counts swept all along: (repeats, those reported).
+    `watched`: the reader read each window's first event, as the daemon's pump does."""
+    kernel.window(k, created=10 * S, opened=10 * S)
+    if watched:
+        c.watch(k)
+    opened, repeats, reported_repeats = 10 * S, 0, 0
+    now = 10 * S + READ_GAP_NS // 10
+    while now < 15 * S:
+        if now - opened >= WINDOW_NS:   # the kernel sends this one and opens the next window
+            kernel.reopen(k, now)
+            if watched:
+                c.watch(k)
+            opened = now
+        else:
+            kernel.repeat(k, 1)
+            repeats += 1
+        reported_repeats += sum(r.repeats for r in c.sweep(now))
+        now += READ_GAP_NS // 10
+    return repeats, reported_repeats
+
+
 def test_through_a_flood_of_repeats_the_map_is_read_once_a_window_can_have_ended() -> None:
     """Something is always unreported while repeats come, and a read is a pass over the whole
     map: it is read when a window seen open can have ended and settled, READ_GAP_NS apart at
@@ -101,18 +123,8 @@ def test_through_a_flood_of_repeats_the_map_is_read_once_a_window_can_have_ended
     kernel, reported = Kernel(), FakeMap()
     c = counts(kernel, reported)
     k = key()
-    kernel.window(k, created=10 * S, opened=10 * S)
-    opened, reads, repeats, reported_repeats = 10 * S, kernel.windows.reads, 0, 0
-    now = 10 * S + READ_GAP_NS // 10
-    while now < 15 * S:
-        if now - opened >= WINDOW_NS:   # the kernel sends this one and opens the next window
-            kernel.reopen(k, now)
-            opened = now
-        else:
-            kernel.repeat(k, 1)
-            repeats += 1
-        reported_repeats += sum(r.repeats for r in c.sweep(now))
-        now += READ_GAP_NS // 10
+    reads = kernel.windows.reads
+    repeats, reported_repeats = flood(kernel, c, k, watched=False)
     assert c.pending() > 0 and kernel.windows.reads - reads <= 5 * S // (WINDOW_NS + SETTLE_NS) + 1
     reported_repeats += sum(r.repeats for r in c.sweep(15 * S + WINDOW_NS + SETTLE_NS))
     assert reported_repeats == repeats == c.counted() and repeats > 150
@@ -138,20 +150,8 @@ def test_windows_whose_first_event_was_read_are_read_by_key_not_by_a_pass() -> N
     kernel, reported = Kernel(), FakeMap()
     c = counts(kernel, reported)
     k = key()
-    kernel.window(k, created=10 * S, opened=10 * S)
-    c.watch(k)
-    passes, opened, repeats, reported_repeats = kernel.windows.reads, 10 * S, 0, 0
-    now = 10 * S + READ_GAP_NS // 10
-    while now < 15 * S:
-        if now - opened >= WINDOW_NS:   # the kernel sends this one and opens the next window
-            kernel.reopen(k, now)
-            c.watch(k)
-            opened = now
-        else:
-            kernel.repeat(k, 1)
-            repeats += 1
-        reported_repeats += sum(r.repeats for r in c.sweep(now))
-        now += READ_GAP_NS // 10
+    passes = kernel.windows.reads
+    repeats, reported_repeats = flood(kernel, c, k, watched=True)
     reported_repeats += sum(r.repeats for r in c.sweep(15 * S + WINDOW_NS + SETTLE_NS))
     assert reported_repeats == repeats == c.counted() and repeats > 150
     assert kernel.windows.reads == passes and kernel.windows.lookups > 0
