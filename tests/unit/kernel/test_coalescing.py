@@ -288,6 +288,8 @@ def test_the_kernels_coalescing_sends_one_event_and_counts_the_rest() -> None:
         reader.consume()
         [sent] = received
         assert sent.header.window_ns and kernel.counted() == 999 and kernel.pending() == 999
+        key = abi.window_key(sent)   # the key the daemon's pump watches: the kernel's own
+        assert key is not None and producer.obj.map("lg_coalesce").lookup(key) is not None
         [counted] = kernel.sweep(time.monotonic_ns(), everything=True)
         assert counted.repeats == 999 and counted.opened_ns == sent.header.window_ns
         assert counted.window == abi.window_id(sent.header.tgid, sent.header.op, sent.header.decision,
