@@ -354,13 +354,18 @@ assert WINDOW_KEY.size == ffi.sizeof("struct lg_coalesce_key")
 
 
 def window_key(event: Event) -> bytes | None:
-    """The key of the coalescing window a path event opened, as the kernel made it
-    (lg_path_event_wanted); None for an event that opened none, and for an inet event."""
+    """The key of the coalescing window an event opened, as the kernel made it
+    (lg_path_event_wanted, lg_emit_inet_event_packed); None for an event that opened none."""
     h = event.header
-    if not h.window_ns or not isinstance(event, PathEvent):
+    if not h.window_ns:
         return None
-    return WINDOW_KEY.pack(h.op | h.decision << 8 | h.generation << 16, h.policy_id, h.rule_id, h.tgid, h.uid,
-                           event.mode, int(h.flags), ObjectKind.PATH, _FILE_OBJECT.pack(event.dev, event.ino))
+    what = h.op | h.decision << 8 | h.generation << 16
+    if isinstance(event, PathEvent):
+        return WINDOW_KEY.pack(what, h.policy_id, h.rule_id, h.tgid, h.uid, event.mode, int(h.flags), ObjectKind.PATH,
+                               _FILE_OBJECT.pack(event.dev, event.ino))
+    family = Family.INET if event.address.version == 4 else Family.INET6
+    return WINDOW_KEY.pack(what, h.policy_id, h.rule_id, h.tgid, h.uid, family | event.protocol << 16, event.port,
+                           ObjectKind.INET, event.address.packed.ljust(ADDR_LEN, b"\0"))
 
 
 HEADER_SIZE = ffi.sizeof("struct lg_event_header")

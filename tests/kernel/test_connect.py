@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from lsmguard import abi
 from lsmguard.abi import Decision, InetEvent, Op, PathEvent
 from lsmguard.events.naming import describe
 from lsmguard.kernel.engine import Engine
@@ -241,3 +242,26 @@ def test_concurrent_connects_each_decided(engine: Engine, listener: Listener) ->
     for t in threads:
         t.join()
     assert {r for r in results} == {("127.0.0.1", 0), ("127.0.0.2", errno.EPERM)}
+
+
+def test_a_coalesced_connects_window_is_found_by_the_key_the_reader_makes_of_it(engine: Engine) -> None:
+    """The daemon reads a window's count by the key it makes of the window's first event
+    (abi.window_key): for IPv4, an IPv4-mapped IPv6 address and IPv6 alike, the kernel's."""
+    apply(engine, connect_policy("  - {id: no-lo, action: deny, connect: {cidrs: [127.0.0.0/8, \"::1/128\"]}}\n"))
+    drain_events(engine, timeout_ms=0)
+    engine.set_coalescing(True)
+    try:
+        for family, address in ((socket.AF_INET, ("127.0.0.1", 9)), (socket.AF_INET6, ("::ffff:127.0.0.1", 10)),
+                                (socket.AF_INET6, ("::1", 11))):
+            for _ in range(3):
+                assert connect(family, address, socket.SOCK_DGRAM) == errno.EPERM
+        firsts = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
+        assert sorted(e.port for e in firsts) == [9, 10, 11]
+        for first in firsts:
+            key = abi.window_key(first)
+            window = engine.maps["lg_coalesce"].lookup(key) if key is not None else None
+            assert window is not None, first
+            _, opened, _, _, total = abi.Packer("struct lg_coalesce_window").struct.unpack(window)
+            assert (opened, total) == (first.header.window_ns, 2)
+    finally:
+        engine.set_coalescing(False)
