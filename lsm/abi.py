@@ -344,7 +344,12 @@ class KernelRepeats:
 def window_id(tgid: int, op: int, decision: int, generation: int, policy_id: int, rule_id: int,
               opened_ns: int) -> tuple[int, int, int, int, int]:
     """A coalescing window's name, as the event that opened it and the counts read later both give it."""
-    return (tgid, op | decision << 8 | generation << 16, policy_id, rule_id, opened_ns)
+    return (tgid, event_what(op, decision, generation), policy_id, rule_id, opened_ns)
+
+
+def event_what(op: int, decision: int, generation: int) -> int:
+    """What happened, packed as the kernel's lg_event_what packs it (struct lg_coalesce_key's `what`)."""
+    return op | decision << 8 | generation << 16
 
 
 # struct lg_coalesce_key, and a path key's object (device, inode)
@@ -359,7 +364,7 @@ def window_key(event: Event) -> bytes | None:
     h = event.header
     if not h.window_ns:
         return None
-    what = h.op | h.decision << 8 | h.generation << 16
+    what = event_what(h.op, h.decision, h.generation)
     if isinstance(event, PathEvent):
         return WINDOW_KEY.pack(what, h.policy_id, h.rule_id, h.tgid, h.uid, event.mode, int(h.flags), ObjectKind.PATH,
                                _FILE_OBJECT.pack(event.dev, event.ino))

@@ -128,9 +128,10 @@ class EventPump:
 
         h = event.header
         if h.window_ns:   # coalesced in the kernel: its repeats come from the window's count
-            key = abi.window_key(event)
-            if key is not None and self.kernel is not None:
-                self.kernel.watch(key)
+            if self.kernel is not None:   # its count is read by its key
+                key = abi.window_key(event)
+                if key is not None:
+                    self.kernel.watch(key)
             self._keep_window(abi.window_id(h.tgid, h.op, h.decision, h.generation, h.policy_id, h.rule_id,
                                             h.window_ns), build)
             rec = build(0)

@@ -71,7 +71,6 @@ class CoalescedCounts:
         self._last_read_ns = 0
         self._due_ns = 0   # no read before this while something is unreported: nothing can be due
         self._watched: dict[bytes, None] = {}   # keys read by lookup, oldest first
-        self.passes = 0    # reads that passed over the whole map
 
     def counted(self) -> int:
         """Events the kernel coalesced since this reader started."""
@@ -117,7 +116,6 @@ class CoalescedCounts:
               whole: bool) -> tuple[list[abi.KernelRepeats], int, int]:
         """Report the windows `entries` hold (`whole`: the map's every window; else the watched,
         None where gone): what ended, when the next can have, and what they still hold."""
-        self.passes += whole
         due = now_ns + WINDOW_NS + SETTLE_NS
         out: list[abi.KernelRepeats] = []
         present = set()

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lsmguard import abi
 from lsmguard.abi import Decision, InetEvent, Op, PathEvent
 from lsmguard.events.naming import describe
 from lsmguard.kernel.engine import Engine
-from tests.kernel.events import drain_events
+from tests.kernel.events import assert_each_window_found_by_its_key, drain_events
 from tests.kernel.listeners import Listener
 from tests.kernel.policies import apply, policy
 
@@ -257,11 +256,6 @@ def test_a_coalesced_connects_window_is_found_by_the_key_the_reader_makes_of_it(
                 assert connect(family, address, socket.SOCK_DGRAM) == errno.EPERM
         firsts = [e for e in drain_events(engine) if isinstance(e, InetEvent)]
         assert sorted(e.port for e in firsts) == [9, 10, 11]
-        for first in firsts:
-            key = abi.window_key(first)
-            window = engine.maps["lg_coalesce"].lookup(key) if key is not None else None
-            assert window is not None, first
-            _, opened, _, _, total = abi.Packer("struct lg_coalesce_window").struct.unpack(window)
-            assert (opened, total) == (first.header.window_ns, 2)
+        assert_each_window_found_by_its_key(engine, firsts, repeats=2)
     finally:
         engine.set_coalescing(False)

@@ -17,7 +17,7 @@ from lsmguard.abi import Decision, Op, key_generation
 from lsmguard.events.naming import describe
 from lsmguard.kernel.engine import Engine
 from lsmguard.kernel.inodes import kernel_dev
-from tests.kernel.events import drain_events, path_events
+from tests.kernel.events import assert_each_window_found_by_its_key, drain_events, path_events
 from tests.kernel.policies import apply, deny, policy, reset
 
 
@@ -292,12 +292,7 @@ def test_a_coalesced_events_window_is_found_by_the_key_the_reader_makes_of_it(en
                 target.read_text()
         firsts = path_events(engine, Op.CHMOD, Op.OPEN)
         assert sorted(e.header.op for e in firsts) == sorted([Op.CHMOD, Op.OPEN])
-        for first in firsts:
-            key = abi.window_key(first)
-            window = engine.maps["lg_coalesce"].lookup(key) if key is not None else None
-            assert window is not None, first
-            _, opened, _, _, total = abi.Packer("struct lg_coalesce_window").struct.unpack(window)
-            assert (opened, total) == (first.header.window_ns, 2)
+        assert_each_window_found_by_its_key(engine, firsts, repeats=2)
     finally:
         engine.set_coalescing(False)
         reset(engine)
