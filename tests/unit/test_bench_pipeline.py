@@ -22,10 +22,10 @@ def test_the_pipeline_bench_runs_and_its_books_balance(journald: Journald, tmp_p
     assert "pipeline/journald ratio: " in proc.stdout and "daemon books match the journal" in proc.stdout
     result = json.loads((tmp_path / "pipeline-host.json").read_text())
     scenarios = {s["name"]: s for s in result["scenarios"]}
-    assert set(scenarios) == {"alive", "alive-again", "gone", "repeats", "flood"}
+    assert set(scenarios) == {"alive", "alive-again", "alive-third", "gone", "repeats", "flood"}
     for s in scenarios.values():
         assert s["generated"] == s["journaled"] + s["coalesced"] + s["lost"] and s["generated"] > 0, s
-    for name in ("alive", "alive-again"):
+    for name in ("alive", "alive-again", "alive-third"):
         assert scenarios[name]["journaled"] == scenarios[name]["generated"]       # distinct: a record each
     assert scenarios["repeats"]["coalesced"] == scenarios["repeats"]["generated"] - scenarios["repeats"]["journaled"]
     assert scenarios["repeats"]["journaled"] <= 3                                  # one a second, at most
