@@ -52,7 +52,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if not RESULTS or (report.when != "call" and report.outcome == "passed"):
+    """Every phase's outcome and duration: a passed setup or teardown too (a module's fixtures
+    load the programs, start daemons: their time is where a guest's time goes)."""
+    if not RESULTS:
         return
     record = {"nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
               "longrepr": str(report.longrepr) if report.longrepr else "", "duration": report.duration}

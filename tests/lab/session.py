@@ -24,12 +24,14 @@ from tests.lab.kernels import SERIES, Kernel, LabError
 from tests.lab.vm import SRC, GuestRun, run_in_guest
 
 KERNEL_TESTS = "tests/kernel"
+SLOWEST_SHOWN = 6   # modules named with their time in each kernel's summary line
 
 
 @dataclass
 class Outcome:
     outcome: str          # passed, failed, skipped
     report: str = ""
+    seconds: float = 0.0  # setup, call and teardown
 
 
 @dataclass
@@ -67,6 +69,7 @@ def _parse(results: Path) -> dict[str, Outcome]:
     for line in path.read_text().splitlines():
         rec = json.loads(line)
         current = outcomes.setdefault(rec["nodeid"], Outcome("passed"))
+        current.seconds += rec.get("duration", 0.0)
         if rec["outcome"] == "failed":
             current.outcome = "failed"
             current.report += f"[{rec['when']}] {rec['longrepr']}\n"
@@ -137,6 +140,13 @@ class LabSession:
             took = f", {res.run.seconds:.0f}s boot+run" if res.run else ""
             detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or f"ERROR: {res.error[:200]}"
             lines.append(f"kernel {name} ({release}){took}: {detail}")
+            by_module: dict[str, float] = {}
+            for nodeid, o in res.outcomes.items():
+                module = nodeid.split("::")[0].removeprefix(f"{KERNEL_TESTS}/")
+                by_module[module] = by_module.get(module, 0.0) + o.seconds
+            slowest = sorted(by_module.items(), key=lambda kv: -kv[1])[:SLOWEST_SHOWN]
+            if slowest:
+                lines.append("  slowest modules: " + ", ".join(f"{m} {s:.0f}s" for m, s in slowest))
             figures = res.run.results / "figures.txt" if res.run else None
             if figures and figures.exists():
                 lines += [f"  {line}" for line in figures.read_text().splitlines()]
