@@ -274,7 +274,9 @@ class Engine:
         self._retire_hits(new)                      # leftovers of an apply that died halfway
         held = self._keys_by_generation()
         self._delete(held[new])
-        exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key, compiled.exe_patterns)
+        exe_ids = lineage.assign_exe_ids(self.maps["lg_exe_ids"], self.hash_key,
+                                         [p for p, policies in compiled.exe_patterns.items() if policies],
+                                         compiled.exe_excluded)
         progress.report("encoding", 0, 0)
         generation = entries.encode(compiled, self.hash_key, new, exe_ids, inodes.bind(compiled),
                                     self._drift_baselines(compiled, old),
@@ -296,7 +298,7 @@ class Engine:
         except BpfError:
             self._delete(written)
             raise
-        exe_table = entries.seeding_table(compiled, exe_ids)
+        exe_table = entries.seeding_table(exe_ids)
         if compiled.exe_patterns:
             lineage.seed_running_tasks(self.maps["lg_task_subjects"], exe_table)
         raw = bytearray(self.maps["lg_config"].lookup(abi.u32(0)) or b"")

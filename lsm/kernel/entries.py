@@ -16,6 +16,7 @@ from typing import TypeVar
 from lsmguard import abi
 from lsmguard.kernel import hits
 from lsmguard.kernel.inodes import Inode
+from lsmguard.kernel.lineage import ExeIds
 from lsmguard.kernel.mounts import Identity, MountTable
 from lsmguard.policy.bulk import paused_gc
 from lsmguard.policy.compile import (
@@ -104,15 +105,14 @@ class GenerationEntries:
         self.device_summaries.setdefault(dev, abi.PathSummary()).mark(slot)
 
 
-def seeding_table(compiled: Compiled, exe_ids: dict[PathPattern, int]) -> PathTable:
+def seeding_table(exe_ids: ExeIds) -> PathTable:
     """The ids given to processes already running, from the names /proc shows (entries carry exe
-    id bits, not policy bits): never those of
-    executables an `except` names. /proc names a process's executable by a path of its own
+    id bits, not policy bits): the ids that name a pattern in subjects, never those an `except`
+    reads (lineage: an id has a role). /proc names a process's executable by a path of its own
     mount namespace, which a user can make say anything; an id given wrongly governs a
     process under subjects, but would exempt it under an except. So a running process
     becomes exempt at its next exec, which the kernel sees by the file itself."""
-    return bit_table({pattern: 1 << exe_ids[pattern] for pattern in compiled.exe_patterns
-                      if pattern not in compiled.exe_excluded})
+    return bit_table({pattern: 1 << exe_id for pattern, exe_id in exe_ids.naming.items()})
 
 
 def inet_key(generation: int, slot: InetSlot, network: IPNetwork) -> bytes:
@@ -183,7 +183,7 @@ def _add_excepted(by_dev: dict[int, dict[PathPattern, Masks]], excepted_by_dev: 
 
 
 def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
-           exe_ids: dict[PathPattern, int], bound: dict[Slot, dict[Inode, Masks]] | None = None,
+           exe_ids: ExeIds, bound: dict[Slot, dict[Inode, Masks]] | None = None,
            drift_since: list[DriftBaseline] | None = None, mounts: MountTable | None = None) -> GenerationEntries:
     """`bound`: the inode entries (see `inodes.bind`), taken from the files when the set is applied.
     `drift_since`: by policy id, when its drift option came into force. `mounts`: the host's
@@ -193,13 +193,13 @@ def encode(compiled: Compiled, hash_key: tuple[int, int], generation: int,
                        mounts if mounts is not None else MountTable.of_host())
 
 
-def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_ids: dict[PathPattern, int],
+def _encode(compiled: Compiled, hash_key: tuple[int, int], generation: int, exe_ids: ExeIds,
             bound: dict[Slot, dict[Inode, Masks]] | None, drift_since: list[DriftBaseline] | None,
             mounts: MountTable) -> GenerationEntries:
     out = GenerationEntries()
     raw: dict[Slot, dict[PathPattern, Masks]] = {slot: table for slot, table in compiled.patterns.items()
                                                  if slot is not Slot.SUBJECT_CGROUP}
-    raw[Slot.SUBJECT_EXE] = {p: Masks(allow=1 << exe_ids[p]) for p in compiled.exe_patterns}
+    raw[Slot.SUBJECT_EXE] = {p: Masks(allow=exe_ids.bits(p)) for p in exe_ids.patterns()}
     path_entries = out.by_map.setdefault("lg_path_entries", [])
 
     def add(table: PathTable, slot: Slot, dev: int) -> None:
@@ -264,7 +264,7 @@ class DriftBaseline:
     realtime_ns: int
 
 
-def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes: int = 0,
+def policy_set(compiled: Compiled, exe_ids: ExeIds, bound_inodes: int = 0,
                drift_since: list[DriftBaseline] | None = None) -> bytes:
     default_deny = [0] * abi.SLOT_COUNT
     for key, mask in compiled.default_deny.items():
@@ -274,10 +274,11 @@ def policy_set(compiled: Compiled, exe_ids: dict[PathPattern, int], bound_inodes
         unresolved[PATH_SLOTS[slot]] |= mask
     exe_policies = [0] * abi.EXE_IDS
     for pattern, mask in compiled.exe_patterns.items():
-        exe_policies[exe_ids[pattern]] |= mask
+        if mask:   # an excepted pattern no subjects name is there with none
+            exe_policies[exe_ids.naming[pattern]] |= mask
     exe_excluding = [0] * abi.EXE_IDS
     for pattern, mask in compiled.exe_excluded.items():
-        exe_excluding[exe_ids[pattern]] |= mask
+        exe_excluding[exe_ids.excepting[pattern]] |= mask
     return abi.pack("struct lg_policy_set", policies=(1 << len(compiled.names)) - 1, enforce=compiled.enforce,
                     default_deny=default_deny, unresolved_refuse=unresolved,
                     with_subjects=compiled.with_subjects, unconstrained_exe=compiled.unconstrained_exe,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lsmguard import abi
+from lsmguard.kernel.lineage import ExeIds
 from lsmguard.kernel import entries
 from lsmguard.kernel.mounts import Mount, MountTable
 from lsmguard.loader import BpfObject
@@ -91,7 +92,7 @@ class Twin:
             self.maps[name].delete_many(keys)
             keys.clear()
         for generation in generations:
-            out = entries.encode(compiled, HASH_KEY, generation, {}, None, None, mounts)
+            out = entries.encode(compiled, HASH_KEY, generation, ExeIds(), None, None, mounts)
             items = out.by_map["lg_path_entries"]
             self.maps["lg_path_entries"].update_many(items)
             self._written["lg_path_entries"] += [key for key, _ in items]

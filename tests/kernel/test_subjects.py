@@ -282,3 +282,38 @@ def test_a_process_running_before_an_except_stays_governed_until_it_execs(engine
     finally:
         waiting.kill()
     assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+
+
+def test_an_id_seeded_from_a_forged_proc_name_never_exempts_under_a_later_except(
+        engine: Engine, target: Path, subject_exe: Path, scratch: Path) -> None:
+    """The review's walk-around: in a user and mount namespace of its own, a process makes
+    /proc name its executable as the subject's (a bind mount over that path) without ever
+    executing the file. An apply gives it the subject's id from that name, as it gives running
+    processes; a later set that excepts the same executable must not read that id as an
+    exemption (abi.h, enum lg_exe_role)."""
+    unrelated = scratch / "unrelated"
+    unrelated.write_text("")
+    named = policy("named", f"  mode: enforce\n  subjects: {{executables: [\"{subject_exe}\"]}}\n"
+                            f"  rules: [{{id: x, action: deny, chmod: {{paths: [\"{unrelated}\"]}}}}]\n")
+    inner = (f"echo ready; read line; "
+             f"{BUSYBOX} chmod 600 {unrelated} 2>/dev/null && echo allowed || echo refused; "
+             f"{BUSYBOX} chmod 600 {target} 2>/dev/null && echo allowed || echo refused")
+    forged = subprocess.Popen(
+        ["unshare", "--user", "--map-root-user", "--mount", BUSYBOX, "sh", "-c",
+         f"mount --bind {BUSYBOX} {subject_exe} && exec {subject_exe} sh -c '{inner}'"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert forged.stdout is not None and forged.stdin is not None
+        assert forged.stdout.readline() == "ready\n"
+        assert os.readlink(f"/proc/{forged.pid}/exe") == str(subject_exe)   # the name /proc shows: forged
+        apply(engine, named)                           # seeds running processes from the names /proc shows
+        apply(engine, named, guarded_policy(target, f"{{except: {{executables: [\"{subject_exe}\"]}}}}"))
+        forged.stdin.write("go\n")
+        forged.stdin.flush()
+        assert forged.stdout.readline() == "refused\n"   # it was given the subject's id: governed as sshd
+        assert forged.stdout.readline() == "refused\n"   # and that id exempts it from nothing
+        assert forged.wait(timeout=60) == 0
+    finally:
+        forged.kill()
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+    assert run(str(subject_exe), "chmod", "600", str(target)) == 0   # an exec the kernel saw still exempts

@@ -326,14 +326,22 @@ struct lg_task_subject {
  * Which executable pattern holds which exe id (array `lg_exe_ids`, indexed by
  * id; written and read by userspace only). An id keeps its pattern until
  * unload, because tasks carry it: a pattern removed and added again still
- * knows which tasks descend from it.
+ * knows which tasks descend from it. A pattern has one id per role: the id
+ * that names it in subjects is also given to processes already running, from
+ * the names /proc shows; the id that an `except` reads only ever comes from
+ * an exec the kernel saw, so a name /proc was made to show never exempts.
  */
+enum lg_exe_role {
+	LG_EXE_ROLE_SUBJECT = 0, /* in subjects: seeded from /proc too (builds before the roles: every id) */
+	LG_EXE_ROLE_EXCEPT = 1,  /* in an except: from the kernel's exec only */
+};
+
 struct lg_exe_id {
 	__u64 hash;       /* as in lg_path_entry_key */
 	__u32 len;
 	__u8 match;
 	__u8 in_use;
-	__u16 reserved;
+	__u16 role;       /* enum lg_exe_role */
 };
 
 /* A rule hit counter's key (per-CPU hash `lg_rule_hits`). */

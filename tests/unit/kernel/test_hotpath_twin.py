@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from lsmguard import abi
+from lsmguard.kernel.lineage import ExeIds
 from lsmguard.kernel import entries
 from lsmguard.policy.compile import Compiled, Masks, compile_policies
 from lsmguard.policy.evaluate import Request, matches
@@ -177,7 +178,7 @@ def test_the_summary_admits_every_entry_written_and_nothing_in_empty_slots() -> 
     rng = random.Random(7)
     bases = sorted({base_path(rng) for _ in range(20)})
     compiled = compile_policies(random_policies(rng, bases))
-    out = entries.encode(compiled, HASH_KEY, 0, {}, None, None, MOUNTS)
+    out = entries.encode(compiled, HASH_KEY, 0, ExeIds(), None, None, MOUNTS)
     summary = abi.PathSummary.unpack(out.path_summary.pack())
     by_dev = {abi.view("struct lg_device_summary_key", key).dev: abi.PathSummary.unpack(value)
               for key, value in out.by_map["lg_device_summaries"]}
