@@ -74,7 +74,7 @@ class HelpFormatter(argparse.HelpFormatter):
 
 def _uid(text: str) -> int | str:
     """A uid (or gid) as a number, or a user (group) name for the policy to resolve (checked with the rest of it)."""
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isascii() and text.isdigit() else text   # "²" and "٨٠" are digits to str
 
 
 def epilog(name: str) -> str:

@@ -47,8 +47,16 @@ def validator() -> jsonschema.Draft202012Validator:
     # status, audit, list and unload never validate a policy.
     # The schema itself is checked against its metaschema by tests/unit/policy/test_load.py,
     # not at each start (a fifth of the validator's start-up).
+    return _strict(json.loads(schema_path().read_text()))
+
+
+def _strict(schema: Any) -> jsonschema.Draft202012Validator:
+    """A validator whose "integer" is a whole number written as one: JSON Schema also takes
+    1000.0, which no uid, gid or port is, and which the parser would only meet later."""
     import jsonschema
-    return jsonschema.Draft202012Validator(json.loads(schema_path().read_text()))
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)(schema)
 
 
 def _describe(value: Any) -> str:
@@ -132,12 +140,11 @@ def unknown_key_message(key: str, allowed: list[str], *, operation: bool = False
 def rule_validator() -> jsonschema.Draft202012Validator | None:
     """The schema of one rule, when spec.rules constrains nothing but its items (and has no
     $ref to resolve); None otherwise: documents are then validated whole."""
-    import jsonschema
     schema: Any = validator().schema
     rules = schema["properties"]["spec"]["properties"]["rules"]
     if set(rules) - {"type", "items", "description"} or "$ref" in json.dumps(rules):
         return None
-    return jsonschema.Draft202012Validator(rules["items"])
+    return _strict(rules["items"])
 
 
 def _errors(data: Any) -> Iterator[tuple[FieldPath, jsonschema.ValidationError]]:

@@ -73,6 +73,12 @@ def default_policy_name(req: Request) -> str:
 LOCAL_PORT_OPERATIONS = ("bind", "listen")
 
 
+def _port(text: str) -> int | str:
+    """A port as a number; anything else ("80-90", a typo) as written, for the policy's own check
+    to name. ASCII digits only: str.isdigit() also takes "²", which int() refuses."""
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
 def rule_body(req: Request) -> dict[str, object]:
     if req.operation == "connect":
         body: dict[str, object] = {}
@@ -88,7 +94,7 @@ def rule_body(req: Request) -> dict[str, object]:
             if inet and inet != ["any"]:
                 body["cidrs"] = inet
             if req.ports:
-                body["ports"] = [int(p) if p.isdigit() else p for p in req.ports]
+                body["ports"] = [_port(p) for p in req.ports]
             if req.protocol:
                 body["protocol"] = req.protocol
         return body
@@ -99,7 +105,7 @@ def rule_body(req: Request) -> dict[str, object]:
             raise LocalRuleError(f"{req.operation}: give the ports as arguments, not with --port")
         if req.protocol and req.operation == "listen":
             raise LocalRuleError("--proto applies to connect and bind rules: listen is a stream socket's")
-        ports: dict[str, object] = {"ports": [int(t) if t.isdigit() else t for t in req.targets]}
+        ports: dict[str, object] = {"ports": [_port(t) for t in req.targets]}
         if req.protocol:
             ports["protocol"] = req.protocol
         return ports

@@ -163,6 +163,9 @@ def test_list_shows_a_rules_exceptions(paths: Paths) -> None:
     (("allow", "open", "/x", "--access", "rw"), ["allow: --access rw is not one of read, write"]),
     (("deny", "bind", "4444", "0", "x"), ["deny: argument '0' is not a port (1-65535)",
                                           "deny: argument 'x' is not a port (1-65535) or a range 'low-high'"]),
+    # digits to str.isdigit() that int() refuses, or reads as a port nobody typed
+    (("deny", "bind", "\u00b2", "\u0668\u0660"), ["deny: argument '\u00b2' is not a port (1-65535) or a range 'low-high'",
+                                         "deny: argument '\u0668\u0660' is not a port (1-65535) or a range 'low-high'"]),
     (("deny", "exec", "/x", "--uid", "no-such-user-lsmguard"),
      ["deny: --uid no-such-user-lsmguard: no user named 'no-such-user-lsmguard' on this host "
       "(getent passwd no-such-user-lsmguard)"]),

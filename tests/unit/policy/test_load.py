@@ -134,6 +134,9 @@ def test_a_uid_range_is_inclusive_and_written_back_as_given() -> None:
     ("'1000-'", "web.yaml:7:12: spec.subjects.uids[0]: '1000-' is not a uid (0-4294967294), a range 'low-high' "
                 "or a user name"),
     ("-1", "web.yaml:7:12: spec.subjects.uids[0]: -1 is not a uid (0-4294967294)"),
+    # JSON Schema's integer takes 1000.0; no uid is written so (it was a traceback)
+    ("1000.0", "web.yaml:7:12: spec.subjects.uids[0]: 1000.0 is not a uid (0-4294967294), a range 'low-high' "
+               "or a user name"),
 ])
 def test_a_user_the_host_does_not_know_is_an_error_at_its_position(uids: str, expected: str) -> None:
     with pytest.raises(PolicyError) as exc:
