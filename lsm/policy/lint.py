@@ -23,8 +23,12 @@ def _covers(a: Rule, b: Rule) -> bool:
     if a.operation is not b.operation or _excepts_some_of(a, b):
         return False
     if a.operation not in INET_OPERATIONS:
+        # a deny or audit rule's exact path also binds the file it names (its hard links, its
+        # name after a rename above it: evaluate.Request.bound); a recursive path does not
+        binds = b.action is not Action.ALLOW
         return ((b.access & a.access) == b.access and (a.fileless or not b.fileless)
-                and all(any(pa.covers(pb) for pa in a.paths) for pb in b.paths))
+                and all(any(pa.covers(pb) and (pb.recursive or not pa.recursive or not binds) for pa in a.paths)
+                        for pb in b.paths))
     if b.unix is not None:
         return (a.unix is not None and set(b.unix.abstract) <= set(a.unix.abstract)
                 and all(any(pa.covers(pb) for pa in a.unix.paths) for pb in b.unix.paths))

@@ -12,9 +12,23 @@ def warnings(spec: str) -> list[str]:
 def test_rule_covered_by_another_is_redundant() -> None:
     found = warnings("  mode: enforce\n  rules:\n"
                      "    - {id: all-etc, action: deny, chmod: {paths: [/etc/**]}}\n"
-                     "    - {id: shadow, action: deny, chmod: {paths: [/etc/shadow]}}\n")
-    assert found == ["w.yaml:8:7: warning: spec.rules[1]: redundant: rule 'all-etc' already matches everything "
+                     "    - {id: shadow, action: deny, chmod: {paths: [/etc/shadow, /etc/ssh/**]}}\n"
+                     "    - {id: sh, action: deny, chmod: {paths: [/etc/shadow]}}\n")
+    assert found == ["w.yaml:9:7: warning: spec.rules[2]: redundant: rule 'shadow' already matches everything "
                      "this rule matches"]
+
+
+def test_an_exact_deny_under_a_recursive_one_is_not_redundant_it_binds_the_file() -> None:
+    """The review's case: `deny /etc/shadow` beside `deny /etc/**` also follows the file (a hard
+    link elsewhere, a rename above it); removing it as a warning advised would lose that. An
+    allow binds nothing, so one under a recursive allow is still redundant."""
+    assert warnings("  mode: enforce\n  rules:\n"
+                    "    - {id: all-etc, action: deny, chmod: {paths: [/etc/**]}}\n"
+                    "    - {id: shadow, action: deny, chmod: {paths: [/etc/shadow]}}\n") == []
+    found = warnings("  mode: enforce\n  default: deny\n  rules:\n"
+                     "    - {id: bin, action: allow, exec: {paths: [/usr/bin/**]}}\n"
+                     "    - {id: ls, action: allow, exec: {paths: [/usr/bin/ls]}}\n")
+    assert len(found) == 1 and "rule 'bin' already matches" in found[0]
 
 
 def test_identical_rules_warn_once() -> None:
@@ -55,5 +69,5 @@ def test_a_rule_inside_anothers_exception_is_not_redundant() -> None:
                     "    - {id: host, action: deny, connect: {cidrs: [10.1.2.3/32]}}\n") == []
     found = warnings("  mode: enforce\n  rules:\n"
                      "    - {id: tmp, action: deny, exec: {paths: [/tmp/**], except: [/tmp/agent/**]}}\n"
-                     "    - {id: other, action: deny, exec: {paths: [/tmp/other]}}\n")
+                     "    - {id: other, action: deny, exec: {paths: [/tmp/other/**]}}\n")
     assert len(found) == 1 and "redundant: rule 'tmp'" in found[0]
