@@ -32,6 +32,8 @@ KERNEL_NAMES_KEPT = 16384
 
 class KernelCounts(Protocol):
     """The counts of events the kernel coalesced (lsmguard.kernel.coalescing.CoalescedCounts)."""
+    evicted: int   # counted in windows evicted before they were read: lost
+
     def sweep(self, now_ns: int, everything: bool = False) -> list[abi.KernelRepeats]: ...
     def counted(self) -> int: ...
     def pending(self) -> int: ...
@@ -75,7 +77,8 @@ class Books:
     journaled: int      # in the journal in a record of its own
     coalesced: int      # in the journal, counted by a repeat record
     pending: int        # in a coalescing window still open, or waiting for journald in the buffer
-    lost: dict[str, int]   # by cause: ring_full, journald_unavailable, journald_rate_limit, undescribed
+    lost: dict[str, int]   # by cause: ring_full, journald_unavailable, journald_rate_limit, undescribed,
+    #                        window_evicted
 
     def balanced(self) -> bool:
         return self.generated == self.journaled + self.coalesced + self.pending + sum(self.lost.values())
@@ -97,6 +100,7 @@ class EventPump:
     processes: KnownProcesses = field(default_factory=KnownProcesses)
     kernel: KernelCounts | None = None
     _kernel_lost_seen: int | None = None
+    _kernel_evicted_seen: int = 0
     # the first events of kernel windows, by window (abi.window_id), in the order they came
     _kernel_windows: OrderedDict[tuple[int, ...], tuple[int, Build]] = field(default_factory=OrderedDict)
     _kernel_names: OrderedDict[tuple[int, int], str] = field(default_factory=OrderedDict)
@@ -186,6 +190,10 @@ class EventPump:
                 policy, rule = self.name_event(_header_of(counted), None)
                 rec = records.kernel_repeats_record(counted, policy, rule, self._kernel_names.get(counted.file))
             self._write(rec, (0, counted.repeats))
+        if self.kernel.evicted > self._kernel_evicted_seen:
+            self._write(lost_record(self.kernel.evicted - self._kernel_evicted_seen,
+                                    "kernel coalescing window evicted before its count was read"))
+            self._kernel_evicted_seen = self.kernel.evicted
         self._forget_windows(now)
 
     def books(self, journald_dropped: int = 0) -> Books:
@@ -197,7 +205,8 @@ class EventPump:
                      journaled=w.delivered_own - journald_dropped, coalesced=w.delivered_repeated,
                      pending=self.coalescer.pending() + w.buffered + kernel_pending,
                      lost={"ring_full": c.kernel_lost, "journald_unavailable": w.lost,
-                           "journald_rate_limit": journald_dropped, "undescribed": c.undescribed})
+                           "journald_rate_limit": journald_dropped, "undescribed": c.undescribed,
+                           "window_evicted": self.kernel.evicted if self.kernel else 0})
 
     def tick(self, kernel_lost: int | None = None) -> None:
         """Close expired coalescing windows and report kernel-side losses since the last tick."""

@@ -11,6 +11,11 @@ A pass over the map visits every bucket (BPF_MAP_LOOKUP_BATCH), whatever few win
 the reader looks up by key the windows it knows of (those whose first event it read, those a
 pass found counting), and passes over the map only when LG_STAT_COALESCED counts more than they
 hold (a window whose first event was lost, or one evicted with its count).
+
+The map is an LRU: with more kinds of events repeating at once than it holds, the kernel evicts
+a window, and what it counted and nobody read is gone. A pass tells how much: what the counter
+says was coalesced, less what was reported and what the windows in the map still hold. Those
+are lost (`evicted`), once; later passes are not made for them.
 """
 from __future__ import annotations
 
@@ -24,14 +29,12 @@ from lsmguard.loader import BpfError, Map
 WINDOW_NS = int(abi.lib.LG_COALESCE_WINDOW_NS)
 # A window is read this long after it ended: an event that found it open may still be counting.
 SETTLE_NS = 100_000_000
-# The map is read at least this often, whatever LG_STAT_COALESCED says: the counter only tells
-# when to read sooner.
-READ_EVERY_NS = 2_000_000_000
-# ... and, while something is unreported, no sooner than a window seen open at the last read
-# can have ended and settled (what is counted later is in a window that ends later still), and
-# at most this often: through a flood of repeats something is always unreported, and a read is
-# a pass over every bucket of the map (7-10 ms under emulation, with 6 windows in it). A count
-# is reported up to this much later than its window's end and SETTLE_NS.
+# While something is unreported (LG_STAT_COALESCED, counted atomically, says so exactly), the
+# map is read once a window seen open at the last read can have ended and settled (what is
+# counted later is in a window that ends later still), and at most this often: through a flood
+# of repeats something is always unreported. A count is reported up to this much later than its
+# window's end and SETTLE_NS. With nothing unreported the map is not read at all: a pass over
+# every bucket took 214 ms of CPU under emulation with 2,048 windows in the map, each time.
 READ_GAP_NS = 250_000_000
 # Windows looked up by key at the most; with more, one pass over the map is the cheaper read.
 WATCHED_MAX = 1024
@@ -54,7 +57,8 @@ class CoalescedCounts:
     windows: Map
     reported: Map
     coalesced: Callable[[], int]
-    read: int = 0   # repeats reported since this reader started
+    read: int = 0      # repeats reported since this reader started
+    evicted: int = 0   # repeats counted in windows the map evicted before they were read: lost
 
     def __post_init__(self) -> None:
         self._reported: dict[bytes, tuple[int, int]] = {}   # key -> (created_ns, total reported)
@@ -68,7 +72,6 @@ class CoalescedCounts:
             seen = self._reported.get(key)
             unreported += total - (seen[1] if seen is not None and seen[0] == created else 0)
         self._baseline = self.coalesced() - unreported
-        self._last_read_ns = 0
         self._due_ns = 0   # no read before this while something is unreported: nothing can be due
         self._watched: dict[bytes, None] = {}   # keys read by lookup, oldest first
 
@@ -77,29 +80,35 @@ class CoalescedCounts:
         return self.coalesced() - self._baseline
 
     def pending(self) -> int:
-        """Coalesced and not yet reported: in windows still open, or in one evicted from the
-        map before it was read (more kinds of events repeating at once than it holds)."""
-        return max(0, self.counted() - self.read)
+        """Coalesced and not yet reported: in windows still open (or evicted since the last
+        pass over the map)."""
+        return max(0, self.counted() - self.read - self.evicted)
 
     def sweep(self, now_ns: int, everything: bool = False) -> list[abi.KernelRepeats]:
         """The counts of windows ended by `now_ns` (CLOCK_MONOTONIC), or of every window when
-        `everything` (the reader stops). Reads the map when LG_STAT_COALESCED says something
-        is unreported and a window can have ended since the last read (READ_GAP_NS apart at
-        the most), and at least every READ_EVERY_NS in any case."""
-        if not everything and now_ns - self._last_read_ns < READ_EVERY_NS:
-            if now_ns < self._due_ns or self.pending() <= 0:
-                return []
-        self._last_read_ns = now_ns
+        `everything` (the reader stops). Reads the map only when LG_STAT_COALESCED says
+        something is unreported and a window can have ended since the last read (READ_GAP_NS
+        apart at the most)."""
+        if not everything and (now_ns < self._due_ns or self.pending() <= 0):
+            return []
         counted = self.counted()   # before the windows are read: they hold at least this much
-        if not everything and counted > self.read and 0 < len(self._watched) <= WATCHED_MAX:
+        if not everything and 0 < len(self._watched) <= WATCHED_MAX:
             out, due, unreported = self._read(self._looked_up(), now_ns, everything, whole=False)
-            if counted - self.read > unreported:   # counted in a window not watched
-                more, due_too, _ = self._read(self.windows.items(), now_ns, everything, whole=True)
+            if counted - self.read - self.evicted > unreported:   # counted in a window not watched
+                more, due_too, held = self._read(self.windows.items(), now_ns, everything, whole=True)
                 out, due = out + more, min(due, due_too)
+                self._count_evicted(counted, held)
         else:
-            out, due, _ = self._read(self.windows.items(), now_ns, everything, whole=True)
+            out, due, held = self._read(self.windows.items(), now_ns, everything, whole=True)
+            self._count_evicted(counted, held)
         self._due_ns = max(due, now_ns + READ_GAP_NS)
         return out
+
+    def _count_evicted(self, counted: int, held: int) -> None:
+        """After a pass: what was counted (before it), less what is reported and what the map
+        holds unreported, was in windows evicted unread. Never more than that: a window holds
+        at least what the counter counted of it (the kernel adds to `total` first)."""
+        self.evicted = max(self.evicted, counted - self.read - held)
 
     def watch(self, key: bytes) -> None:
         """A window the reader saw open (its first event, abi `window_ns`): its count is then

@@ -240,7 +240,8 @@ def test_the_books_balance_while_a_window_is_open_and_losses_are_counted() -> No
     pump.counts.events += 1
     books = pump.books(journald_dropped=0)
     assert (books.generated, books.journaled, books.coalesced, books.pending) == (16, 1, 0, 9)
-    assert books.lost == {"ring_full": 5, "journald_unavailable": 0, "journald_rate_limit": 0, "undescribed": 1}
+    assert books.lost == {"ring_full": 5, "journald_unavailable": 0, "journald_rate_limit": 0, "undescribed": 1,
+                          "window_evicted": 0}
     assert books.balanced()
     clock.now = 2.0
     pump.tick()
