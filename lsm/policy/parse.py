@@ -85,11 +85,22 @@ def _paths(p: _Problems, items: list[str], path: FieldPath) -> tuple[PathPattern
     return tuple(out)
 
 
+def _not_a_word(p: _Problems, item: str, at: FieldPath, what: str) -> bool:
+    """A number, range or name with a line break or other unprintable character: the schema's
+    patterns end with `$`, which Python also finds before a final newline ("1000-60000\\n")."""
+    if item.isprintable() and item == item.strip():
+        return False
+    p.error(at, f"{item!r} is not {what}")
+    return True
+
+
 def _ports(p: _Problems, items: list[Any], path: FieldPath) -> tuple[PortRange, ...]:
     out = []
     for i, item in enumerate(items):
         if isinstance(item, int):
             out.append(PortRange(item, item))
+            continue
+        if _not_a_word(p, item, path + (i,), "a port (1-65535) or a range 'low-high'"):
             continue
         low, high = (int(x) for x in item.split("-"))
         for bound in (low, high):
@@ -227,8 +238,9 @@ def _excepted_paths(p: _Problems, items: list[str], at: FieldPath,
 
 def _excepted_networks(p: _Problems, items: list[str], at: FieldPath,
                        networks: tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
-    """A connect rule's `except` networks: each inside one of its networks, none a whole one."""
-    out: list[IPNetwork] = []
+    """A connect rule's `except` networks: each inside one of its networks, none holding a whole
+    one (found through each network's supernets: a rule may have thousands of both)."""
+    out: dict[IPNetwork, int] = {}
     rule_networks = set(networks)
     for i, text in enumerate(items):
         if not isinstance(text, str) or text.startswith("/") or text.startswith("@"):
@@ -242,7 +254,14 @@ def _excepted_networks(p: _Problems, items: list[str], at: FieldPath,
                 p.error(at + (i,), f"{text!r} is not inside any of the rule's networks: an exception removes part "
                                    "of what the rule matches")
             else:
-                out.append(network)
+                out.setdefault(network, i)
+    for network in networks:   # a narrower network of the rule inside an exception: all of it removed
+        for length in range(network.prefixlen):
+            wider = network.supernet(new_prefix=length)
+            if wider in out:
+                p.error(at + (out.pop(wider),), f"{str(wider)!r} removes all of {str(network)!r}: remove it "
+                                                "from cidrs instead")
+                break
     return tuple(out)
 
 
@@ -300,6 +319,8 @@ def _ids(p: _Problems, items: list[int | str], path: FieldPath,
     for i, item in enumerate(items):
         if isinstance(item, int):
             out.append(item)
+            continue
+        if _not_a_word(p, item, path + (i,), f"a {kind.name} (0-{UID_MAX}), a range 'low-high' or a {kind.what} name"):
             continue
         if item[:1].isdigit():   # the schema let only "digits-digits" through
             low, high = (int(x) for x in item.split("-"))

@@ -197,6 +197,12 @@ CORPUS = [
     ("""\
      - id: out
        action: deny
+       connect: {cidrs: [10.0.0.0/8, 10.1.0.0/16], except: [10.200.0.0/16, 10.0.0.0/9]}
+     """, "web.yaml:10:75: spec.rules[0].connect.except[1]: '10.0.0.0/9' removes all of '10.1.0.0/16': remove "
+         "it from cidrs instead"),
+    ("""\
+     - id: out
+       action: deny
        connect: {cidrs: [10.0.0.0/8], except: [/run/x.sock]}
      """, "web.yaml:10:47: spec.rules[0].connect.except[0]: '/run/x.sock' is not an address or CIDR: a connect "
          "rule with cidrs (or none) excepts networks; one with unix excepts socket paths"),

@@ -137,6 +137,11 @@ def test_a_uid_range_is_inclusive_and_written_back_as_given() -> None:
     # JSON Schema's integer takes 1000.0; no uid is written so (it was a traceback)
     ("1000.0", "web.yaml:7:12: spec.subjects.uids[0]: 1000.0 is not a uid (0-4294967294), a range 'low-high' "
                "or a user name"),
+    # `$` in the schema's pattern also ends before a final newline: one error, on one line
+    ('"1000-60000\\n"', "web.yaml:7:12: spec.subjects.uids[0]: '1000-60000\\n' is not a uid (0-4294967294), a "
+                        "range 'low-high' or a user name"),
+    ('"root\\n"', "web.yaml:7:12: spec.subjects.uids[0]: 'root\\n' is not a uid (0-4294967294), a range "
+                  "'low-high' or a user name"),
 ])
 def test_a_user_the_host_does_not_know_is_an_error_at_its_position(uids: str, expected: str) -> None:
     with pytest.raises(PolicyError) as exc:
