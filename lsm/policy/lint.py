@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 from lsmguard.policy import progress
+from lsmguard.policy.compile import ancestors
 from lsmguard.policy.errors import Diagnostic
 from lsmguard.policy.model import (
     INET_OPERATIONS,
     Action,
     Default,
+    IPNetwork,
     Operation,
     PathPattern,
     Policy,
     Rule,
+    Subjects,
     network_within,
 )
+from lsmguard.policy.parse import UID_MAX
 from lsmguard.policy.source import Document
 
 
@@ -39,12 +44,84 @@ def _covers(a: Rule, b: Rule) -> bool:
             and all(any(network_within(n, m) for m in a.inet.networks) for n in b.inet.networks))
 
 
+@dataclass(frozen=True)
+class _Exceptions:
+    """A rule's exception paths indexed by name, so that asking about another rule's paths costs
+    their depth, not the number of exceptions (a generated rule may have thousands of both)."""
+    names: frozenset[str]       # every exception's base
+    recursive: frozenset[str]   # the bases of the recursive ones
+    within: frozenset[str]      # every base and each of its ancestors
+
+    @classmethod
+    def of(cls, excepted: tuple[PathPattern, ...]) -> _Exceptions:
+        return cls(frozenset(x.base for x in excepted), frozenset(x.base for x in excepted if x.recursive),
+                   frozenset(name for x in excepted for name in ancestors(x.base)))
+
+    def touch(self, pattern: PathPattern) -> bool:
+        """Does an exception match something `pattern` matches: one covering its base, or one
+        its base covers?"""
+        if any(name in self.recursive for name in ancestors(pattern.base)) or pattern.base in self.names:
+            return True
+        return pattern.recursive and pattern.base in self.within
+
+
+_EXCEPTIONS: dict[tuple[PathPattern, ...], _Exceptions] = {}
+
+
+def _exceptions(rule: Rule) -> _Exceptions:
+    found = _EXCEPTIONS.get(rule.excepted)
+    if found is None:
+        if len(_EXCEPTIONS) > _EXCEPTIONS_KEPT:
+            _EXCEPTIONS.clear()
+        found = _EXCEPTIONS[rule.excepted] = _Exceptions.of(rule.excepted)
+    return found
+
+
+_EXCEPTIONS_KEPT = 256
+
+
 def _excepts_some_of(a: Rule, b: Rule) -> bool:
     """Does an exception of rule `a` remove something rule `b` matches?"""
     b_paths = b.unix.paths if b.unix is not None else b.paths
     b_networks = b.inet.networks if b.inet is not None else ()
-    return (any(x.matches(pb.base) or pb.matches(x.base) for x in a.excepted for pb in b_paths)
-            or any(network_within(x, n) or network_within(n, x) for x in a.excepted_networks for n in b_networks))
+    if a.excepted and b_paths:
+        exceptions = _exceptions(a)
+        if any(exceptions.touch(pb) for pb in b_paths):
+            return True
+    if a.excepted_networks and b_networks:
+        networks = _network_exceptions(a)
+        return any(networks.touch(n) for n in b_networks)
+    return False
+
+
+@dataclass
+class _NetworkExceptions:
+    """A rule's exception networks, and for each prefix length asked about, what they are
+    inside of at that length: another rule's network then costs its prefix length to check."""
+    excepted: frozenset[IPNetwork]
+    _at: dict[tuple[int, int], frozenset[IPNetwork]]
+
+    def touch(self, n: IPNetwork) -> bool:
+        """Is network `n` inside an exception, or an exception inside `n`?"""
+        if n in self.excepted or any(n.supernet(new_prefix=length) in self.excepted for length in range(n.prefixlen)):
+            return True
+        at = (n.version, n.prefixlen)
+        if at not in self._at:
+            self._at[at] = frozenset(x.supernet(new_prefix=n.prefixlen) for x in self.excepted
+                                     if x.version == n.version and x.prefixlen > n.prefixlen)
+        return n in self._at[at]
+
+
+_NETWORK_EXCEPTIONS: dict[tuple[IPNetwork, ...], _NetworkExceptions] = {}
+
+
+def _network_exceptions(rule: Rule) -> _NetworkExceptions:
+    found = _NETWORK_EXCEPTIONS.get(rule.excepted_networks)
+    if found is None:
+        if len(_NETWORK_EXCEPTIONS) > _EXCEPTIONS_KEPT:
+            _NETWORK_EXCEPTIONS.clear()
+        found = _NETWORK_EXCEPTIONS[rule.excepted_networks] = _NetworkExceptions(frozenset(rule.excepted_networks), {})
+    return found
 
 
 def _objects(rule: Rule) -> list[tuple[str, object]]:
@@ -91,8 +168,26 @@ def _covering_candidates(policy: Policy) -> dict[int, set[int]]:
     return candidates
 
 
+def _exempts_everyone(excluded: Subjects) -> str | None:
+    """The entry of an `except` that every process matches, said as written; None if none does."""
+    if "/" in excluded.cgroups:
+        return "cgroups: [/]"
+    if PathPattern("/", True) in excluded.executables:
+        return "executables: [/**]"
+    for kind, ranges in (("uids", excluded.uid_ranges), ("gids", excluded.gid_ranges)):
+        for r in ranges:
+            if r.low == 0 and r.high >= UID_MAX:
+                return f"{kind}: [{r}]"
+    return None
+
+
 def lint(policy: Policy, doc: Document) -> list[Diagnostic]:
     warnings = []
+    if policy.subjects is not None and policy.subjects.excluded is not None:
+        everyone = _exempts_everyone(policy.subjects.excluded)
+        if everyone is not None:
+            warnings.append(doc.diagnostic(("spec", "subjects", "except"), f"except exempts every process "
+                                           f"({everyone}): this policy governs nothing", severity="warning"))
     index = {raw["id"]: i for i, raw in enumerate(doc.data["spec"]["rules"])}
     candidates = _covering_candidates(policy)
     for position, rule in enumerate(policy.rules):
