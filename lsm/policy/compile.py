@@ -516,8 +516,11 @@ def compile_policies(policies: list[Policy]) -> Compiled:
                         _add_pattern(patterns[slot], PathPattern("@" + name, False), pid, rule.action, index)
     for kind, ranges in (("uid", uid_ranges), ("gid", gid_ranges)):
         if len(ranges) > UID_RANGES:
+            using = [policy.name for pid, policy in enumerate(policies)
+                     if any((naming | excepting) >> pid & 1 for naming, excepting in ranges.values())]
             raise CompileError(f"{len(ranges)} distinct {kind} ranges in the policies: at most {UID_RANGES} can be "
-                               f"applied at once (name single {kind}s, or merge ranges)")
+                               f"applied at once (name single {kind}s, or merge ranges); policies with {kind} "
+                               f"ranges: {', '.join(using)}")
     progress.report("merging", 0, total)
     paths = {slot: merge_path_table(table, excepted.get(slot)) for slot, table in patterns.items()}
     write_ancestors = _write_ancestors(patterns[Slot.OPEN_WRITE], excepted[Slot.OPEN_WRITE])

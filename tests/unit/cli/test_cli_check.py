@@ -79,6 +79,6 @@ def test_a_set_over_the_kernels_limits_is_invalid(tmp_path: Path) -> None:
     proc = lsmguard("check", str(policy))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines() == ["invalid: 9 distinct uid ranges in the policies: at most 8 can be applied at "
-                                        "once (name single uids, or merge ranges)"]
+                                        "once (name single uids, or merge ranges); policies with uid ranges: users"]
     data = json.loads(lsmguard("check", "--json", str(policy)).stdout)
     assert data["valid"] is False and "9 distinct uid ranges" in data["error"]
