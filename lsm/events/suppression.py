@@ -47,6 +47,11 @@ class SuppressionWatch:
     lab a flood that made a small /run rotate (or vacuum) its files left one such reader
     reading nothing more, now and then. A fresh reader sees the files as they are."""
 
+    # Only journald's own records: any process can send a record with this MESSAGE_ID and text
+    # (a user who forged "Suppressed 1000000 messages" made the books' `journaled` negative);
+    # none but journald writes one whose _TRANSPORT, a field journald sets itself, is "driver".
+    trusted: dict[str, str] = {"_TRANSPORT": "driver"}
+
     def __init__(self, unit: str) -> None:
         self.unit = unit
         self.enabled = bool(unit)          # not in a unit: journald rate-limits nothing
@@ -57,7 +62,7 @@ class SuppressionWatch:
 
     def _open(self) -> sdjournal.Reader:
         reader = sdjournal.Reader()
-        reader.add_match(MESSAGE_ID=JOURNAL_DROPPED.hex)
+        reader.add_match(MESSAGE_ID=JOURNAL_DROPPED.hex, **self.trusted)   # both: fields of one match are ANDed
         return reader
 
     def _end(self) -> tuple[str, int]:

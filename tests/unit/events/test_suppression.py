@@ -41,12 +41,32 @@ def rotated(before: set[Path]) -> bool:
     return bool(archived) and archived <= now
 
 
+class ClientRecordsWatch(SuppressionWatch):
+    """The watch reading records this test sends: journald writes its own only when it drops a
+    unit's messages, which the kernel lab's test_journal_ratelimit makes it do; here the reading
+    (cursor, rotation, vacuum) is what is tested."""
+    trusted: dict[str, str] = {}
+
+
+def test_a_record_a_client_sent_is_not_journalds(journald: Journald) -> None:
+    """Anyone may send "Suppressed N messages from lsmguard.service" with journald's MESSAGE_ID;
+    only journald's own (_TRANSPORT=driver) is counted."""
+    watch, control = SuppressionWatch(UNIT), ClientRecordsWatch(UNIT)
+    try:
+        report(1_000_000)
+        assert polled_until(control, 1_000_000) == 1_000_000   # it is in the journal, readable
+        assert watch.poll() == 0
+    finally:
+        watch.close()
+        control.close()
+
+
 def test_reports_about_the_unit_are_counted_across_a_rotation(journald: Journald) -> None:
     if journald.process is None:
         pytest.fail("this test needs a journald it can signal (not the host's systemd-journald)")
     report(3)                      # before the watch: not counted
     journald.sync()
-    watch = SuppressionWatch(UNIT)
+    watch = ClientRecordsWatch(UNIT)
     try:
         report(5)
         report(100, unit="other.service")
