@@ -25,6 +25,9 @@ class _Window:
 class Coalescer:
     window: float = 1.0
     max_windows: int = 4096
+    # told of a repeat record that could not be built, with its count, instead of raising (its
+    # window is closed by then: what it counted is lost, and must be counted so)
+    failed: Callable[[int, Exception], None] | None = None
     _open: OrderedDict[Hashable, _Window] = field(default_factory=OrderedDict)
 
     def add(self, key: Hashable, now: float, build: Callable[[int], Record]) -> list[Record]:
@@ -35,11 +38,12 @@ class Coalescer:
         if current is not None and now - current.opened < self.window:
             current.repeats += 1
             return []
+        first = build(0)   # first: an event that cannot be described opens no window to count in
         out = self._close(self._open.pop(key)) if current is not None else []
         self._open[key] = _Window(now, build)
         while len(self._open) > self.max_windows:       # bounded: close the oldest early
             out += self._close(self._open.popitem(last=False)[1])
-        out.append(build(0))
+        out.append(first)
         return out
 
     def expire(self, now: float) -> list[Record]:
@@ -64,6 +68,13 @@ class Coalescer:
             out += self._close(self._open.popitem(last=False)[1])
         return out
 
-    @staticmethod
-    def _close(w: _Window) -> list[Record]:
-        return [w.build(w.repeats)] if w.repeats else []
+    def _close(self, w: _Window) -> list[Record]:
+        if not w.repeats:
+            return []
+        try:
+            return [w.build(w.repeats)]
+        except Exception as error:
+            if self.failed is None:
+                raise
+            self.failed(w.repeats, error)
+            return []

@@ -105,6 +105,12 @@ class EventPump:
     _kernel_windows: OrderedDict[tuple[int, ...], tuple[int, Build]] = field(default_factory=OrderedDict)
     _kernel_names: OrderedDict[tuple[int, int], str] = field(default_factory=OrderedDict)
 
+    def __post_init__(self) -> None:
+        self.coalescer.failed = self._repeats_undescribed
+
+    def _repeats_undescribed(self, repeats: int, error: Exception) -> None:
+        self.undescribed(f"could not describe a repeat record: {type(error).__name__}: {error}", count=repeats)
+
     def batch_taken(self) -> None:
         """A batch of events was taken from the ring: forget the processes that exited before
         it was (once a batch, not once an event, as correct: a pid is reused only after its
@@ -132,13 +138,13 @@ class EventPump:
 
         h = event.header
         if h.window_ns:   # coalesced in the kernel: its repeats come from the window's count
+            rec = build(0)   # first: one that cannot be described keeps no window to describe
             if self.kernel is not None:   # its count is read by its key
                 key = abi.window_key(event)
                 if key is not None:
                     self.kernel.watch(key)
             self._keep_window(abi.window_id(h.tgid, h.op, h.decision, h.generation, h.policy_id, h.rule_id,
                                             h.window_ns), build)
-            rec = build(0)
             if isinstance(event, abi.PathEvent):
                 self._kernel_names[(event.dev, event.ino)] = rec.get("LSMGUARD_PATH", rec["LSMGUARD_TARGET"])
                 self._kernel_names.move_to_end((event.dev, event.ino))
@@ -152,13 +158,13 @@ class EventPump:
         for rec in out:
             self._write(rec, weight_of(rec))
 
-    def undescribed(self, reason: str, read: bool = False) -> None:
-        """An event that could not be described, reported as lost with `reason`; `read`: one the
-        pump never had (it did not decode), counted among the events read too."""
+    def undescribed(self, reason: str, read: bool = False, count: int = 1) -> None:
+        """`count` events that could not be described, reported as lost with `reason`; `read`: one
+        the pump never had (it did not decode), counted among the events read too."""
         if read:
             self.counts.events += 1
-        self.counts.undescribed += 1
-        self.writer.write(lost_record(1, reason))
+        self.counts.undescribed += count
+        self.writer.write(lost_record(count, reason))
 
     def _keep_window(self, window: tuple[int, ...], build: Build) -> None:
         """Kept by when its window opened (the kernel's clock, CLOCK_MONOTONIC); forgotten, oldest
@@ -184,11 +190,15 @@ class EventPump:
             self.counts.kernel_repeats += counted.repeats
             self.counts.coalesced += counted.repeats
             kept = self._kernel_windows.get(counted.window)
-            if kept is not None:
-                rec = kept[1](counted.repeats)
-            else:
-                policy, rule = self.name_event(_header_of(counted), None)
-                rec = records.kernel_repeats_record(counted, policy, rule, self._kernel_names.get(counted.file))
+            try:
+                if kept is not None:
+                    rec = kept[1](counted.repeats)
+                else:
+                    policy, rule = self.name_event(_header_of(counted), None)
+                    rec = records.kernel_repeats_record(counted, policy, rule, self._kernel_names.get(counted.file))
+            except Exception as error:  # noqa: BLE001 - reported, with the reason and the count, as lost
+                self._repeats_undescribed(counted.repeats, error)
+                continue
             self._write(rec, (0, counted.repeats))
         if self.kernel.evicted > self._kernel_evicted_seen:
             self._write(lost_record(self.kernel.evicted - self._kernel_evicted_seen,

@@ -481,3 +481,45 @@ def test_audit_details_tell_the_drift_story(journald: Journald) -> None:
     assert f"    file     sha256:{'ef' * 32}" in block
     assert "    drift    written by cp[4242] uid 33 at " in block
     assert "exe /usr/bin/cp, cwd /srv/www, parent pid 41 (since exited)" in block
+
+
+def describe_guarded(pump: EventPump, event: abi.Event) -> None:
+    """As the daemon's on_event: an event that cannot be described is reported lost."""
+    try:
+        pump.on_event(event)
+    except OSError as error:
+        pump.undescribed(f"could not describe an event: {error}")
+
+
+def test_an_event_that_cannot_be_described_opens_no_window_and_the_pump_goes_on(monkeypatch) -> None:
+    """Review 38b F5: the failing event's window was opened before its record was made; its
+    repeats were counted in it, and the window's close raised out of tick() (the daemon's loop
+    ended, and the repeats were neither journaled nor counted lost)."""
+    clock, writer = FakeClock(), CollectingWriter()
+    pump = EventPump(lambda h, e: ("p", "r"), writer, Coalescer(window=1.0), clock)
+    real = records.event_record
+    failing = {"on": True}
+
+    def event_record(*args: object, **kwargs: object) -> journal.Record:
+        if failing["on"]:
+            raise OSError("epoll.register")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(records, "event_record", event_record)
+    for _ in range(5):
+        describe_guarded(pump, path_event(b"/tmp/x"))
+    clock.now = 2.0
+    pump.tick()                                       # nothing left to close: no raise
+    books = pump.books()
+    assert books.lost["undescribed"] == 5 and books.pending == 0 and books.balanced()
+    # described, then its repeat record fails at the window's close: its count is lost, said so
+    failing["on"] = False
+    describe_guarded(pump, path_event(b"/tmp/y"))
+    for _ in range(3):
+        describe_guarded(pump, path_event(b"/tmp/y"))
+    failing["on"] = True
+    clock.now = 4.0
+    pump.tick()
+    books = pump.books()
+    assert books.lost["undescribed"] == 8 and books.journaled == 1 and books.pending == 0 and books.balanced()
+    assert writer.records[-1]["LSMGUARD_LOST"] == "3" and "repeat record" in writer.records[-1]["MESSAGE"]
