@@ -34,7 +34,7 @@ def row(entry: dict[str, Any]) -> tuple[str, ...]:
     when = entry["__REALTIME_TIMESTAMP"].astimezone().strftime("%b %d %H:%M:%S")
     kind = record_type(entry)
     if kind == "events-lost":
-        return (when, "lost", "-", f"{entry.get('LSMGUARD_LOST', '?')} events lost", "-", "-")
+        return (when, "lost", "-", displayable(f"{entry.get('LSMGUARD_LOST', '?')} events lost"), "-", "-")
     if kind == "lock-refused":   # lsmguard's lock refused someone: the most telling record there is
         what = str(entry.get("LSMGUARD_LOCK_REFUSAL", "?"))
         detail = entry.get("LSMGUARD_LOCK_DETAIL")

@@ -8,10 +8,10 @@ holds something that is not a number (null then, so the type never changes).
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from lsmguard.cli.journal_query import message_id, record_type
+from lsmguard.events.untrusted import lineage_list
 
 VERSION = 1
 
@@ -134,8 +134,8 @@ def as_json(entry: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value if isinstance(value, str) else str(value)
     if "LSMGUARD_LINEAGE_JSON" in entry:
-        try:
-            out["lineage_detail"] = json.loads(str(entry["LSMGUARD_LINEAGE_JSON"]))
-        except ValueError:
-            pass
+        lineage = lineage_list(str(entry["LSMGUARD_LINEAGE_JSON"]))
+        if lineage is not None:
+            out["lineage_detail"] = lineage
     return out
+

@@ -19,6 +19,7 @@ from systemd import journal as sdjournal
 
 from lsmguard.errors import UsageError
 from lsmguard.events.journal import IDENTIFIER, SOCKET, MessageId
+from lsmguard.events.untrusted import escape
 from lsmguard.policy.evaluate import cgroup_within
 
 # What an access produced: suggest and test read these.
@@ -145,7 +146,16 @@ def entries(query: Query, follow: bool = False, after: str | None = None) -> Ite
                 return
             continue
         if _wanted(query, entry):
-            yield entry
+            yield _texts(entry)
+
+
+def _texts(entry: dict[str, Any]) -> dict[str, Any]:
+    """A value that is not UTF-8 comes from the journal as bytes (a collector's journal holds
+    what other hosts sent): as escaped text, as lsmguard writes such names, never as b'...'."""
+    for name, value in entry.items():
+        if isinstance(value, bytes):
+            entry[name] = escape(value)
+    return entry
 
 
 def why_empty(query: Query) -> list[str]:

@@ -8,8 +8,10 @@ valid UTF-8 without control, format or line-separator characters.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import unicodedata
+from typing import Any
 
 _UNPRINTABLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
@@ -73,3 +75,13 @@ def displayable(text: str) -> str:
     """For output of text read back from the journal, where anyone may have written it:
     control characters escaped, everything else as it is."""
     return "".join(ch if _printable(ch) or ch == "\\" else escape(ch) for ch in text)
+
+
+def lineage_list(text: str) -> list[dict[str, Any]] | None:
+    """LSMGUARD_LINEAGE_JSON as the list of ancestors it is; None for anything else, which a
+    record anyone wrote may hold (not JSON, JSON nested too deep to read, another type)."""
+    try:
+        lineage = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return lineage if isinstance(lineage, list) and all(isinstance(a, dict) for a in lineage) else None

@@ -10,11 +10,10 @@ and one that is not valid UTF-8 is kept out of policies (`representable`).
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lsmguard.events.untrusted import unescape
+from lsmguard.events.untrusted import lineage_list, unescape
 from lsmguard.policy.evaluate import DRIFT_RULE, Process, Request
 from lsmguard.policy.model import PATH_OPERATIONS, Access, Operation, Protocol
 
@@ -86,12 +85,8 @@ def representable(path: str) -> bool:
 def process_of(entry: Mapping[str, object]) -> Process:
     """The process as the evaluator sees it: its executable, then its ancestors' (the lineage
     record names each one's executable while it ran), its cgroup and effective uid."""
-    ancestry: list[str] = []
-    try:
-        lineage = json.loads(_text(entry, "LSMGUARD_LINEAGE_JSON") or "[]")
-        ancestry = [str(a.get("exe") or "") for a in lineage if isinstance(a, dict)]
-    except ValueError:
-        pass
+    lineage = lineage_list(_text(entry, "LSMGUARD_LINEAGE_JSON") or "[]") or []
+    ancestry = [str(a.get("exe") or "") for a in lineage]
     exe = raw_path(_text(entry, "LSMGUARD_EXE")) or ""
     ancestors = tuple(p for p in (raw_path(a) for a in ancestry if a) if p)
     return Process(exe=exe, ancestry=ancestors, cgroup=raw_path(_text(entry, "LSMGUARD_CGROUP")) or "/",
