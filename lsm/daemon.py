@@ -18,7 +18,7 @@ from typing import Any
 
 from lsmguard import abi
 from lsmguard.errors import ExitStatus, LsmguardError
-from lsmguard.events import metrics, records
+from lsmguard.events import metrics, records, ring_losses
 from lsmguard.events.journal import JournalWriter, MessageId, Priority, lost_record
 from lsmguard.events.naming import PolicyBook
 from lsmguard.events.pump import EventPump
@@ -125,6 +125,8 @@ class Daemon:
         self._mounts_seen: MountTable | None = None
         self._mounts_changed_at: float | None = None
         self.withdrawn = False   # a failed first apply unpinned the programs this daemon loaded
+        self._stats_map_id = 0                  # the pinned lg_stats, by id (ring_losses)
+        self._ring_lost_saved: int | None = None
 
     # -- policy ---------------------------------------------------------------
 
@@ -337,6 +339,19 @@ class Daemon:
         lost = c.kernel_lost + self.writer.lost_total + self.status.journal_suppressed + self.status.lock_events_lost
         notify(f"STATUS={self.status.policies} policies, {self.status.rules} rules; {c.events} events, {lost} lost")
 
+    def _tick(self) -> None:
+        """The pump's tick, with the kernel's count of ring losses; what it reported of that
+        count is kept for the next daemon (ring_losses)."""
+        assert self.engine is not None
+        self.pump.tick(self.engine.stats()[abi.Stat.EVENTS_LOST])
+        seen = self.pump.kernel_lost_reported
+        if seen is not None and seen != self._ring_lost_saved:
+            try:
+                ring_losses.save(self.paths.run_dir, self._stats_map_id, seen)
+                self._ring_lost_saved = seen
+            except OSError:
+                pass   # the next daemon then reports from the count as it finds it, as before
+
     def run(self) -> int:
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
@@ -373,6 +388,10 @@ class Daemon:
                                           undecodable=self.on_undecodable)
         self.pump.kernel = self.engine.coalesced_counts()
         self.engine.set_coalescing(True)   # its counts are read from now on
+        self._stats_map_id = self.engine.maps["lg_stats"].info.id
+        self._ring_lost_saved = ring_losses.reported(self.paths.run_dir, self._stats_map_id)
+        if self._ring_lost_saved is not None:   # losses while no daemon read the ring: reported now
+            self.pump.resume_lost_count(self._ring_lost_saved)
         control = channel.listen(self.paths.run_dir)
         watchdog = watchdog_interval()
         self.write_status(reader)   # `lsmguard status` has the daemon's state from its first moment
@@ -386,7 +405,7 @@ class Daemon:
                 channel.serve_pending(control, self._on_request)
                 if self.lock_reader is not None:
                     self._consume_lock_events()
-                self.pump.tick(self.engine.stats()[abi.Stat.EVENTS_LOST])
+                self._tick()
                 if self._reload:
                     self._reload = False
                     notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
@@ -408,7 +427,7 @@ class Daemon:
             notify("STOPPING=1", state=True)
             self.book.expire()
             reader.drain()
-            self.pump.tick(self.engine.stats()[abi.Stat.EVENTS_LOST])
+            self._tick()
             self.pump.drain()
             self.writer.write(daemon_record("lsmguard daemon stopped; enforcement stays pinned",
                                             MessageId.DAEMON_STOPPED))

@@ -218,6 +218,16 @@ class EventPump:
                            "journald_rate_limit": journald_dropped, "undescribed": c.undescribed,
                            "window_evicted": self.kernel.evicted if self.kernel else 0})
 
+    def resume_lost_count(self, reported: int) -> None:
+        """The kernel's counter of ring losses as a daemon before this one reported it: what it
+        counted since (while no daemon read the ring) is reported at the next tick."""
+        self._kernel_lost_seen = reported
+
+    @property
+    def kernel_lost_reported(self) -> int | None:
+        """The kernel's counter of ring losses as reported so far (None before the first tick)."""
+        return self._kernel_lost_seen
+
     def tick(self, kernel_lost: int | None = None) -> None:
         """Close expired coalescing windows and report kernel-side losses since the last tick."""
         for rec in self.coalescer.expire(self.clock()):

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from lsmguard import abi
 from lsmguard.events.journal import MessageId
 from lsmguard.events.untrusted import escape, unescape
 from lsmguard.kernel.engine import Engine
+from lsmguard.loader import Map
 from lsmguard.state.paths import Paths
 from lsmguard.state.transaction import Edit, locked
 from tests.journald import Journald, wait_for
@@ -420,3 +422,41 @@ def test_sigkill_and_restart_leave_no_gap(host: Host, daemon: Daemon, tmp_path: 
     status = json.loads(host.lsmguard("status", "--json").stdout)
     assert status["loaded"] and not status["daemon"]["running"]   # SIGTERM left the programs pinned
 
+
+
+def test_ring_losses_while_no_daemon_ran_are_reported_by_the_next(host: Host,
+                                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The kernel counts what it could not queue whether or not a daemon reads the ring; the next
+    daemon reports what it counted since the last one stopped (review 38b F1: it took the count
+    as it found it for its start, and the losses were never reported). After the test above, no
+    daemon runs. The kernel's counter is moved here as a full ring would move it: 52,000 distinct
+    events under emulation would take minutes."""
+    first = start_daemon(DAEMON_ARGV, host.env, tmp_path_factory.mktemp("notify"))
+    assert stop_daemon(first) == 0
+    stats = Map.from_pin(PIN_ROOT / "maps" / "lg_stats")
+    try:
+        key = abi.u32(abi.Stat.EVENTS_LOST)
+        raw = bytearray(stats.lookup(key) or b"")
+        (count,) = struct.unpack_from("=Q", raw, 0)
+        struct.pack_into("=Q", raw, 0, count + 25)      # CPU 0's share of the counter
+        stats.update(key, bytes(raw))
+    finally:
+        stats.close()
+    since = time.time()
+    second = start_daemon(DAEMON_ARGV, host.env, tmp_path_factory.mktemp("notify"))
+    try:
+        [lost] = wait_for(since, MESSAGE_ID=MessageId.EVENTS_LOST.hex, LSMGUARD_LOST="25", timeout=60)
+        assert lost["LSMGUARD_LOST_WHERE"] == "kernel ring buffer full"
+        deadline = time.monotonic() + 60
+        while (books := json.loads(host.lsmguard("status", "--json").stdout)["daemon"].get("books")) is None \
+                or books["lost"]["ring_full"] != 25:
+            assert time.monotonic() < deadline, books
+            time.sleep(0.5)
+        assert books["generated"] == books["journaled"] + books["coalesced"] + books["pending"] \
+            + sum(books["lost"].values())
+    finally:
+        assert stop_daemon(second) == 0
+    third = start_daemon(DAEMON_ARGV, host.env, tmp_path_factory.mktemp("notify"))
+    assert stop_daemon(third) == 0
+    assert wait_for(since, count=2, timeout=5, MESSAGE_ID=MessageId.EVENTS_LOST.hex, LSMGUARD_LOST="25") \
+        == [lost]                                       # reported once, not again by the next
