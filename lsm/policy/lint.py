@@ -1,6 +1,7 @@
 """Warnings for rules that are valid but do nothing."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -65,19 +66,14 @@ class _Exceptions:
         return pattern.recursive and pattern.base in self.within
 
 
-_EXCEPTIONS: dict[tuple[PathPattern, ...], _Exceptions] = {}
+# A rule's indexes are made once, for every pair it is asked about: by its exceptions (a
+# tuple of frozen patterns or networks), a handful of rules' at a time.
+EXCEPTIONS_KEPT = 256
 
 
-def _exceptions(rule: Rule) -> _Exceptions:
-    found = _EXCEPTIONS.get(rule.excepted)
-    if found is None:
-        if len(_EXCEPTIONS) > _EXCEPTIONS_KEPT:
-            _EXCEPTIONS.clear()
-        found = _EXCEPTIONS[rule.excepted] = _Exceptions.of(rule.excepted)
-    return found
-
-
-_EXCEPTIONS_KEPT = 256
+@functools.lru_cache(maxsize=EXCEPTIONS_KEPT)
+def _exceptions(excepted: tuple[PathPattern, ...]) -> _Exceptions:
+    return _Exceptions.of(excepted)
 
 
 def _excepts_some_of(a: Rule, b: Rule) -> bool:
@@ -85,11 +81,11 @@ def _excepts_some_of(a: Rule, b: Rule) -> bool:
     b_paths = b.unix.paths if b.unix is not None else b.paths
     b_networks = b.inet.networks if b.inet is not None else ()
     if a.excepted and b_paths:
-        exceptions = _exceptions(a)
+        exceptions = _exceptions(a.excepted)
         if any(exceptions.touch(pb) for pb in b_paths):
             return True
     if a.excepted_networks and b_networks:
-        networks = _network_exceptions(a)
+        networks = _network_exceptions(a.excepted_networks)
         return any(networks.touch(n) for n in b_networks)
     return False
 
@@ -112,16 +108,9 @@ class _NetworkExceptions:
         return n in self._at[at]
 
 
-_NETWORK_EXCEPTIONS: dict[tuple[IPNetwork, ...], _NetworkExceptions] = {}
-
-
-def _network_exceptions(rule: Rule) -> _NetworkExceptions:
-    found = _NETWORK_EXCEPTIONS.get(rule.excepted_networks)
-    if found is None:
-        if len(_NETWORK_EXCEPTIONS) > _EXCEPTIONS_KEPT:
-            _NETWORK_EXCEPTIONS.clear()
-        found = _NETWORK_EXCEPTIONS[rule.excepted_networks] = _NetworkExceptions(frozenset(rule.excepted_networks), {})
-    return found
+@functools.lru_cache(maxsize=EXCEPTIONS_KEPT)
+def _network_exceptions(excepted: tuple[IPNetwork, ...]) -> _NetworkExceptions:
+    return _NetworkExceptions(frozenset(excepted), {})
 
 
 def _objects(rule: Rule) -> list[tuple[str, object]]:
