@@ -56,25 +56,30 @@ def target_fields(event: abi.Event) -> dict[str, str]:
         # a file system the host does not mount (a private one of another mount namespace)
         fields["LSMGUARD_DEVICE"] = event.device
         fields["LSMGUARD_TARGET"] = f"{event.device}:{path}"
-    op = event.header.op
-    if op is abi.Op.OPEN:
-        access = [_OPEN_ACCESS.get(event.mode & 3, "read")] if event.mode & 3 else []
-        access += [name for bit, name in _OPEN_FLAGS if event.mode & bit]
-        fields["LSMGUARD_ACCESS"] = ",".join(access)
-    elif op is abi.Op.MMAP:
-        fields["LSMGUARD_ACCESS"] = _MAP_ACCESS.get(event.mode, "mmap-exec")
-    elif op is abi.Op.CHMOD:
-        fields["LSMGUARD_MODE"] = f"{event.mode & 0o7777:04o}"
-    elif op in (abi.Op.LINK, abi.Op.RENAME):
-        fields["LSMGUARD_NAME"] = _NAME_SIDES.get(event.mode, "source")
-    elif op is abi.Op.UNLINK:
-        fields["LSMGUARD_ACCESS"] = "rmdir" if event.mode & abi.lib.LG_UNLINK_DIR else "unlink"
-    elif op is abi.Op.CREATE:
-        fields["LSMGUARD_FILE_TYPE"] = _FILE_TYPES.get(event.mode & 0o170000, "file")
-    elif op is abi.Op.SETXATTR:
-        fields["LSMGUARD_XATTR"] = _XATTRS.get(event.mode & ~abi.lib.LG_XATTR_REMOVED & 0xff, "?")
-        fields["LSMGUARD_ACCESS"] = "remove" if event.mode & abi.lib.LG_XATTR_REMOVED else "set"
+    fields.update(mode_fields(event.header.op, event.mode))
     return fields
+
+
+def mode_fields(op: abi.Op, mode: int) -> dict[str, str]:
+    """What a path event's mode says for its operation: the access of an open, a chmod's mode..."""
+    if op is abi.Op.OPEN:
+        access = [_OPEN_ACCESS.get(mode & 3, "read")] if mode & 3 else []
+        access += [name for bit, name in _OPEN_FLAGS if mode & bit]
+        return {"LSMGUARD_ACCESS": ",".join(access)}
+    if op is abi.Op.MMAP:
+        return {"LSMGUARD_ACCESS": _MAP_ACCESS.get(mode, "mmap-exec")}
+    if op is abi.Op.CHMOD:
+        return {"LSMGUARD_MODE": f"{mode & 0o7777:04o}"}
+    if op in (abi.Op.LINK, abi.Op.RENAME):
+        return {"LSMGUARD_NAME": _NAME_SIDES.get(mode, "source")}
+    if op is abi.Op.UNLINK:
+        return {"LSMGUARD_ACCESS": "rmdir" if mode & abi.lib.LG_UNLINK_DIR else "unlink"}
+    if op is abi.Op.CREATE:
+        return {"LSMGUARD_FILE_TYPE": _FILE_TYPES.get(mode & 0o170000, "file")}
+    if op is abi.Op.SETXATTR:
+        return {"LSMGUARD_XATTR": _XATTRS.get(mode & ~abi.lib.LG_XATTR_REMOVED & 0xff, "?"),
+                "LSMGUARD_ACCESS": "remove" if mode & abi.lib.LG_XATTR_REMOVED else "set"}
+    return {}
 
 
 def _inet_fields(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int,
@@ -209,6 +214,11 @@ def kernel_repeats_record(counted: abi.KernelRepeats, policy: str, rule: str, na
                   "LSMGUARD_TARGET": name or f"inode {device}:{ino}"}
         if name is not None:
             fields["LSMGUARD_PATH"] = name
+        # the window's key holds the events' mode and unresolved flags: an open's access (a
+        # refused write must not read back as a read to `lsmguard test`), a chmod's mode
+        fields.update(mode_fields(counted.op, counted.detail))
+        if counted.flags:
+            fields["LSMGUARD_UNRESOLVED"] = flag_names(abi.PathFlag(counted.flags))
     why = f"rule {rule}" if rule else f"default {'deny' if counted.decision != abi.Decision.AUDIT else 'audit'}"
     message = (f"{decision} {counted.op.name.lower()} {fields['LSMGUARD_TARGET']} by process {counted.tgid} "
                f"uid {counted.uid} (policy {policy}, {why}) [repeated {counted.repeats} "

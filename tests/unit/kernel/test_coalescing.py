@@ -14,6 +14,8 @@ import pytest
 
 from lsmguard import abi
 from lsmguard.events.pump import EventPump
+from lsmguard.learn.observed import requests_of
+from lsmguard.policy.model import Access
 from lsmguard.kernel.coalescing import _REPORTED, _WINDOW, READ_GAP_NS, SETTLE_NS, WINDOW_NS, CoalescedCounts
 from lsmguard.kernel.engine import stat_total
 from tests.unit.events.test_journal import CollectingWriter, FakeClock
@@ -45,9 +47,9 @@ class FakeMap:
             self.entries.pop(key, None)
 
 
-def key(tgid: int = 100, ino: int = 7) -> bytes:
+def key(tgid: int = 100, ino: int = 7, mode: int = 1) -> bytes:
     what = abi.Op.OPEN | abi.Decision.DENY << 8
-    return abi.pack("struct lg_coalesce_key", what=what, policy_id=0, rule_id=1, tgid=tgid, uid=0, detail=1,
+    return abi.pack("struct lg_coalesce_key", what=what, policy_id=0, rule_id=1, tgid=tgid, uid=0, detail=mode,
                     flags=0, object_kind=abi.ObjectKind.PATH, object=[2049, ino])
 
 
@@ -314,9 +316,28 @@ def test_the_pump_journals_a_count_as_a_repeat_record_of_its_windows_first_event
     assert "[repeated 99 more times]" in repeat["MESSAGE"] and repeat["LSMGUARD_COMM"] == "python3"
     assert alone["LSMGUARD_REPEATS"] == "5" and alone["LSMGUARD_PID"] == "4242"
     assert alone["LSMGUARD_TARGET"] == "inode 0:2049:9"      # device 0:2049, inode 9
+    assert alone["LSMGUARD_ACCESS"] == "read"                 # the events' mode, from the window's key
     books = pump.books()
     assert (books.generated, books.journaled, books.coalesced, books.pending) == (105, 1, 104, 0)
     assert books.balanced()
+
+
+def test_a_count_alone_says_what_access_it_counted() -> None:
+    """Review 38b F7: a refused write counted in a window whose first event is not at hand read
+    back as a read to `lsmguard test` (the record had no access)."""
+    kernel, reported = Kernel(), FakeMap()
+    writer = CollectingWriter()
+    pump = EventPump(lambda h, e: ("p", "r"), writer, clock=FakeClock())
+    pump.kernel = counts(kernel, reported)
+    now = time.monotonic_ns()
+    k = key(tgid=4242, ino=9, mode=2)                       # an open for writing
+    kernel.window(k, created=now, opened=now)
+    kernel.repeat(k, 500)
+    pump.drain()
+    [alone] = writer.records
+    assert alone["LSMGUARD_ACCESS"] == "write" and alone["LSMGUARD_REPEATS"] == "500"
+    [request] = requests_of(alone)
+    assert request.access == Access.WRITE
 
 
 def test_the_pump_journals_a_count_the_map_evicted_as_lost_once() -> None:
