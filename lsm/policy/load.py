@@ -28,13 +28,19 @@ class LoadResult:
     name_positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # by Policy.source
 
 
+# How schema.py words an error about which keys a mapping has, rather than about a value.
+_KEY_PROBLEMS = ("missing required field", "unknown field", "unknown operation or field")
+
+
 def _semantic_after_schema_errors(doc: Document, schema_problems: list[Diagnostic]) -> list[Diagnostic]:
     """The semantic errors of a document that failed the schema, so that one run
     lists every error; best effort, since the structure is not what it should be."""
     try:
         build_policy(doc, lenient=True)
     except PolicyError as exc:
-        reported = [d.field for d in schema_problems]
+        # a schema error about a value hides what the lenient pass says of it and below it; one
+        # about a mapping's keys (a field missing, or unknown) leaves its other fields to check
+        reported = [d.field for d in schema_problems if not d.message.startswith(_KEY_PROBLEMS)]
         return [d for d in exc.diagnostics
                 if not any(d.field == f or f.startswith(d.field + ".") or f.startswith(d.field + "[")
                            or d.field.startswith(f + ".") or d.field.startswith(f + "[") for f in reported)]

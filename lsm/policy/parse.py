@@ -351,11 +351,11 @@ def build_policy(doc: Document, *, lenient: bool = False) -> Policy:
         if i % progress.STEP == 0:
             progress.report("checking", i, len(spec["rules"]))
         at = ("spec", "rules", i)
-        if raw["id"] in seen_ids:
-            p.error(at + ("id",), f"duplicate rule id '{raw['id']}' (first used by spec.rules[{seen_ids[raw['id']]}])")
-            continue
-        seen_ids[raw["id"]] = i
         try:
+            if raw["id"] in seen_ids:
+                p.error(at + ("id",), f"duplicate rule id '{raw['id']}' (first used by spec.rules[{seen_ids[raw['id']]}])")
+                continue
+            seen_ids[raw["id"]] = i
             rule = _rule(p, raw, at)
         except (KeyError, ValueError, TypeError, AttributeError):
             if not lenient:
@@ -363,8 +363,13 @@ def build_policy(doc: Document, *, lenient: bool = False) -> Policy:
             continue
         if rule is not None:
             rules.append(rule)
-    default = Default(spec.get("default", "allow"))
-    operations = frozenset(Operation(o) for o in spec.get("operations", [])) or frozenset(r.operation for r in rules)
+    try:
+        default = Default(spec.get("default", "allow"))
+        operations = frozenset(Operation(o) for o in spec.get("operations", [])) or frozenset(r.operation for r in rules)
+    except (ValueError, TypeError):   # lenient: an operation or default the schema refused
+        if not lenient:
+            raise
+        default, operations = Default.ALLOW, frozenset(r.operation for r in rules)
     if default is Default.DENY and not operations:
         p.error(("spec", "default"), "default: deny governs no operation: add rules or spec.operations")
     try:

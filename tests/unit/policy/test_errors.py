@@ -314,3 +314,29 @@ def test_a_bad_except_network_is_named_at_its_own_index() -> None:
      """)
     assert found == ["web.yaml:10:60: spec.rules[0].connect.except[1]: '10.2.0.1/16' has host bits set: did you "
                      "mean 10.2.0.0/16?"]
+
+
+def test_every_error_is_listed_when_the_schema_refuses_some() -> None:
+    """A newcomer's file (review 38b N1): a field missing from spec and an unknown operation hid
+    every semantic error (a path not normalised, a duplicate id, bad CIDRs, an inverted range)
+    until the schema's were fixed, one edit-and-check round more."""
+    text = """\
+apiVersion: lsmguard.example.org/v1
+kind: Policy
+metadata: {name: web}
+spec:
+  mod: audit
+  default: deny
+  operations: [exec, opne]
+  rules:
+    - {id: r1, action: deny, exec: {paths: [tmp/x, /a/../b]}}
+    - {id: r1, action: allow, open: {paths: [/etc/passwd], access: [reed]}}
+    - {id: net, action: deny, connect: {cidrs: [10.0.0.0/33], ports: [70000, "9-3"]}}
+"""
+    with pytest.raises(PolicyError) as exc:
+        load_text(text, "web.yaml")
+    fields = [d.field for d in exc.value.diagnostics if d.severity == "error"]
+    assert fields == ["spec", "spec.mod", "spec.operations[1]", "spec.rules[0].exec.paths[0]",
+                      "spec.rules[0].exec.paths[1]", "spec.rules[1].id", "spec.rules[1].open.access[0]",
+                      "spec.rules[2].connect.cidrs[0]", "spec.rules[2].connect.ports[0]",
+                      "spec.rules[2].connect.ports[1]"], fields
