@@ -353,7 +353,8 @@ def build_policy(doc: Document, *, lenient: bool = False) -> Policy:
         at = ("spec", "rules", i)
         try:
             if raw["id"] in seen_ids:
-                p.error(at + ("id",), f"duplicate rule id '{raw['id']}' (first used by spec.rules[{seen_ids[raw['id']]}])")
+                first = seen_ids[raw["id"]]
+                p.error(at + ("id",), f"duplicate rule id '{raw['id']}' (first used by spec.rules[{first}])")
                 continue
             seen_ids[raw["id"]] = i
             rule = _rule(p, raw, at)
@@ -365,7 +366,8 @@ def build_policy(doc: Document, *, lenient: bool = False) -> Policy:
             rules.append(rule)
     try:
         default = Default(spec.get("default", "allow"))
-        operations = frozenset(Operation(o) for o in spec.get("operations", [])) or frozenset(r.operation for r in rules)
+        named = frozenset(Operation(o) for o in spec.get("operations", []))
+        operations = named or frozenset(r.operation for r in rules)
     except (ValueError, TypeError):   # lenient: an operation or default the schema refused
         if not lenient:
             raise
