@@ -160,15 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_journal_range(aud)
     aud.add_argument("-n", "--lines", type=int, metavar="N", help="only the N newest records")
     aud.add_argument("-b", "--boot", nargs="?", const="0", metavar="ID",
-                     help="only this boot's records (or boot ID's, as journalctl --list-boots shows it)")
+                     help="only this boot's records, or a boot's: its ID, or an offset as journalctl -b takes "
+                          "it (-1 the boot before, 1 the first in the journal)")
     aud.add_argument("--op", choices=("exec", "mmap", "open", "chmod", "connect", "bind", "listen", "link", "rename",
-                                      "truncate", "unlink", "create", "mount", "chown", "setxattr"))
-    aud.add_argument("--decision", choices=("deny", "would-deny", "audit"))
-    aud.add_argument("--policy")
-    aud.add_argument("--rule")
-    aud.add_argument("--pid", type=int)
+                                      "truncate", "unlink", "create", "mount", "chown", "setxattr"),
+                     help="only records of this operation")
+    aud.add_argument("--decision", choices=("deny", "would-deny", "audit"), help="only records of this decision")
+    aud.add_argument("--policy", metavar="NAME", help="only records of this policy")
+    aud.add_argument("--rule", metavar="ID", help="only records of this rule (\"(default)\": a policy's default)")
+    aud.add_argument("--pid", type=int, help="only records of this process")
     aud.add_argument("--uid", type=int, help="the process's effective uid")
-    aud.add_argument("--exe", metavar="PATH")
+    aud.add_argument("--exe", metavar="PATH", help="the process's executable, as records write it (a byte that is "
+                     "not printable UTF-8 as \\xNN)")
     aud.add_argument("-u", "--unit", metavar="NAME", help="the process's systemd unit (.service when no suffix)")
     aud.add_argument("--cgroup", metavar="PATH", help="the process's cgroup, or one below it")
     aud.add_argument("--follow", "-f", action="store_true", help="keep printing new records")

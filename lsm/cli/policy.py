@@ -125,6 +125,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         compiled = in_force(paths, engine)
         source = "in force"
         if compiled is None:
+            if not paths.policy_dir.is_dir():
+                raise UsageError(f"nothing is in force, and there is no policy directory {paths.policy_dir} to "
+                                 "list (--policy-dir names another)")
             try:
                 compiled = prepare(directory_sources(paths.policy_dir)).compiled
             except PolicyError as error:
@@ -139,8 +142,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps({"source": source, "policies": [listing.policy_summary(p) for p in compiled.policies],
                           "rules": [r.as_json() for r in rows]}))
         return ExitStatus.OK
-    print(f"# rules {source}" + ("" if hits is not None else
-                                 "; hit counts need root and a loaded, unlocked lsmguard"))
+    why = ("" if hits is not None else "; no hit counts: lsmguard is not loaded" if not is_loaded(paths)
+           else "; hit counts need root" if os.geteuid() != 0 else "; no hit counts: lsmguard is locked")
+    print(f"# rules {source}{why}")
     for text in table.render(listing.COLUMNS, [r.cells() for r in rows]):
         print(text)
     return ExitStatus.OK

@@ -94,6 +94,19 @@ def test_every_command_has_help() -> None:
         assert proc.returncode == 0 and "exit status: 0 success" in proc.stdout, command
 
 
+def test_list_says_why_it_has_nothing_and_no_hit_counts(paths: Paths) -> None:
+    """Review 38b N2: a missing directory was an empty table and exit 0; the header said hit
+    counts need root to root."""
+    (paths.policy_dir / "hand.yaml").write_text(HAND_WRITTEN)
+    assert lsmguard(paths, "list").stdout.splitlines()[0] == \
+        f"# rules {paths.policy_dir} (not in force); no hit counts: lsmguard is not loaded"
+    shutil.rmtree(paths.policy_dir)
+    proc = lsmguard(paths, "list")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"lsmguard: nothing is in force, and there is no policy directory {paths.policy_dir} "
+                           "to list (--policy-dir names another)\n")
+
+
 def test_list_shows_drift_and_listeners(paths: Paths) -> None:
     shutil.copy(REPO / "policies" / "web-hardening.yaml", paths.policy_dir)
     rows = {r["rule"]: r for r in json.loads(lsmguard(paths, "list", "--json").stdout)["rules"]}
