@@ -94,14 +94,20 @@ def _not_a_word(p: _Problems, item: str, at: FieldPath, what: str) -> bool:
     return True
 
 
+def _range(item: str) -> bool:
+    """"low-high", both decimal numbers."""
+    parts = item.split("-")
+    return len(parts) == 2 and all(part.isascii() and part.isdigit() for part in parts)
+
+
 def _ports(p: _Problems, items: list[Any], path: FieldPath) -> tuple[PortRange, ...]:
     out = []
     for i, item in enumerate(items):
         if isinstance(item, int):
             out.append(PortRange(item, item))
             continue
-        if _not_a_word(p, item, path + (i,), "a port (1-65535) or a range 'low-high'"):
-            continue
+        if _not_a_word(p, item, path + (i,), "a port (1-65535) or a range 'low-high'") or not _range(item):
+            continue   # not "digits-digits": only a document the schema refused has one (said there)
         low, high = (int(x) for x in item.split("-"))
         for bound in (low, high):
             if not PORT_MIN <= bound <= PORT_MAX:
@@ -323,6 +329,8 @@ def _ids(p: _Problems, items: list[int | str], path: FieldPath,
         if _not_a_word(p, item, path + (i,), f"a {kind.name} (0-{UID_MAX}), a range 'low-high' or a {kind.what} name"):
             continue
         if item[:1].isdigit():   # the schema let only "digits-digits" through
+            if not _range(item):
+                continue   # a quoted number, say: only a document the schema refused has one (said there)
             low, high = (int(x) for x in item.split("-"))
             if max(low, high) > UID_MAX:
                 p.error(path + (i,), f"{max(low, high)} is not a {kind.name} (0-{UID_MAX})")

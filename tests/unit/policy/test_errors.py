@@ -340,3 +340,16 @@ spec:
                       "spec.rules[0].exec.paths[1]", "spec.rules[1].id", "spec.rules[1].open.access[0]",
                       "spec.rules[2].connect.cidrs[0]", "spec.rules[2].connect.ports[0]",
                       "spec.rules[2].connect.ports[1]"], fields
+
+
+def test_a_quoted_number_hides_no_other_error() -> None:
+    """Review 38 F6: the checks of a document the schema refused stopped at "1000" (not a range,
+    not a name), and the unknown names after it went unsaid."""
+    text = ("apiVersion: lsmguard.example.org/v1\nkind: Policy\nmetadata: {name: t}\nspec:\n  mode: enforce\n"
+            "  subjects: {uids: [\"1000\", no-such-user-lsmguard]}\n"
+            "  rules: [{id: r, action: deny, bind: {ports: [\"80\", \"9-3\"]}}]\n")
+    with pytest.raises(PolicyError) as exc:
+        load_text(text, "t.yaml")
+    fields = [d.field for d in exc.value.diagnostics if d.severity == "error"]
+    assert fields == ["spec.subjects.uids[0]", "spec.subjects.uids[1]", "spec.rules[0].bind.ports[0]",
+                      "spec.rules[0].bind.ports[1]"], [str(d) for d in exc.value.diagnostics]
