@@ -327,6 +327,9 @@ class KernelRepeats:
     object: bytes       # path: device and inode (two u64); inet: the address
     opened_ns: int      # the window's start: the window_ns of the event that opened it
     repeats: int
+    # the window's key, and its lg_coalesce_reported value once this count is in the journal
+    key: bytes = b""
+    reported: bytes = b""
 
     @property
     def file(self) -> tuple[int, int]:

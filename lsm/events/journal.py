@@ -22,7 +22,7 @@ import re
 import socket
 import struct
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 IDENTIFIER = "lsmguard"
@@ -54,6 +54,7 @@ class Priority:
 
 
 Record = dict[str, str]
+Settled = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,8 @@ class JournalWriter:
     lost_total: int = 0        # everything lost in this writer, reported or not
     events: EventBooks = field(default_factory=EventBooks)
     _weights: collections.deque[tuple[int, int]] = field(default_factory=collections.deque, repr=False)
+    # called once a buffered record is delivered, or counted lost (None: nothing to call)
+    _settled: collections.deque[Settled | None] = field(default_factory=collections.deque, repr=False)
     _sock: socket.socket = field(default_factory=journal_socket, repr=False)
     _peer: str | None = field(default=None, repr=False)   # the path the socket is connected to
 
@@ -241,30 +244,37 @@ class JournalWriter:
         self._sock.connect(self.socket_path)
         self._peer = self.socket_path
 
-    def write(self, rec: Record, weight: tuple[int, int] = NO_EVENTS) -> bool:
+    def write(self, rec: Record, weight: tuple[int, int] = NO_EVENTS, settled: Settled | None = None) -> bool:
         """Queue one record and try to deliver the queue; True when it all reached journald.
-        `weight`: the events it stands for, (its own, repeats it counts)."""
+        `weight`: the events it stands for, (its own, repeats it counts). `settled`: called once
+        the record is delivered or counted lost, never while it only waits."""
         if not self.buffered and not self.overflowed:   # nothing waits: straight to journald
             try:
                 self._send(rec)
             except OSError:   # it waits in the buffer; tried again at the next write or flush
-                self.buffered.append(rec)
-                self._weights.append(weight)
-                self.events.add(weight)
+                self._buffer(rec, weight, settled)
                 return False
             self.delivered += 1
             self.events.delivered_own += weight[0]
             self.events.delivered_repeated += weight[1]
+            if settled is not None:
+                settled()
             return True
         if len(self.buffered) >= self.capacity:
             self.overflowed += 1
             self.lost_total += 1
             self.events.lost += weight[0] + weight[1]
+            if settled is not None:
+                settled()
         else:
-            self.buffered.append(rec)
-            self._weights.append(weight)
-            self.events.add(weight)
+            self._buffer(rec, weight, settled)
         return self.flush()
+
+    def _buffer(self, rec: Record, weight: tuple[int, int], settled: Settled | None) -> None:
+        self.buffered.append(rec)
+        self._weights.append(weight)
+        self._settled.append(settled)
+        self.events.add(weight)
 
     def flush(self) -> bool:
         try:
@@ -276,6 +286,9 @@ class JournalWriter:
                 self.events.add(weight, -1)
                 self.events.delivered_own += weight[0]
                 self.events.delivered_repeated += weight[1]
+                settled = self._settled.popleft()
+                if settled is not None:
+                    settled()
             if self.overflowed:
                 self._send(lost_record(self.overflowed, "journald unavailable, buffer full"))
                 self.overflowed = 0

@@ -2,6 +2,7 @@
 what was lost in the kernel or on the way."""
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import OrderedDict
@@ -13,7 +14,7 @@ from lsmguard import abi
 from lsmguard.events import process, records
 from lsmguard.events.coalesce import Coalescer
 from lsmguard.events.exe_hash import EXE_HASHES
-from lsmguard.events.journal import JournalWriter, lost_record
+from lsmguard.events.journal import JournalWriter, Settled, lost_record
 from lsmguard.events.known import KnownProcesses
 from lsmguard.events.untrusted import escape_name
 
@@ -38,6 +39,7 @@ class KernelCounts(Protocol):
     def counted(self) -> int: ...
     def pending(self) -> int: ...
     def watch(self, key: bytes) -> None: ...
+    def settled(self, counted: abi.KernelRepeats) -> None: ...
 
 
 def writer_of(event: abi.Event) -> process.WriterContext | None:
@@ -198,8 +200,10 @@ class EventPump:
                     rec = records.kernel_repeats_record(counted, policy, rule, self._kernel_names.get(counted.file))
             except Exception as error:  # noqa: BLE001 - reported, with the reason and the count, as lost
                 self._repeats_undescribed(counted.repeats, error)
+                self.kernel.settled(counted)
                 continue
-            self._write(rec, (0, counted.repeats))
+            # kept as reported once journald has it: a daemon killed before leaves it to the next
+            self._write(rec, (0, counted.repeats), functools.partial(self.kernel.settled, counted))
         if self.kernel.evicted > self._kernel_evicted_seen:
             self._write(lost_record(self.kernel.evicted - self._kernel_evicted_seen,
                                     "kernel coalescing window evicted before its count was read"))
@@ -247,9 +251,9 @@ class EventPump:
         self._kernel_repeats(everything=True)
         self.writer.flush()
 
-    def _write(self, rec: dict[str, str], weight: tuple[int, int] = (0, 0)) -> None:
+    def _write(self, rec: dict[str, str], weight: tuple[int, int] = (0, 0), settled: Settled | None = None) -> None:
         self.counts.written += 1
-        self.writer.write(rec, weight)
+        self.writer.write(rec, weight, settled)
 
 
 def _header_of(counted: abi.KernelRepeats) -> abi.EventHeader:

@@ -12,6 +12,10 @@ the reader looks up by key the windows it knows of (those whose first event it r
 pass found counting), and passes over the map only when LG_STAT_COALESCED counts more than they
 hold (a window whose first event was lost, or one evicted with its count).
 
+A count is kept as reported in `lg_coalesce_reported` once its record is in the journal, not
+when it is read (`settled`): a daemon killed while its records wait for journald leaves them to
+the next daemon, which reports them again rather than never.
+
 The map is an LRU: with more kinds of events repeating at once than it holds, the kernel evicts
 a window, and what it counted and nobody read is gone. A pass tells how much: what the counter
 says was coalesced, less what was reported and what the windows in the map still hold. Those
@@ -150,15 +154,17 @@ class CoalescedCounts:
             if opened + WINDOW_NS + SETTLE_NS > now_ns:
                 due = min(due, opened + WINDOW_NS + SETTLE_NS)
             done = seen[1] if seen is not None and seen[0] == created else 0
+            told = len(out)
             if base > done:
-                out.append(_repeats(key, prev_opened, base - done))
+                out.append(_repeats(key, prev_opened, base - done, created, base))
                 done = base
             if total > done and (everything or now_ns - opened >= WINDOW_NS + SETTLE_NS):
-                out.append(_repeats(key, opened, total - done))
+                out.append(_repeats(key, opened, total - done, created, total))
                 done = total
             if (created, done) != seen:
                 self._reported[key] = (created, done)
-                changed.append((key, _REPORTED.pack(created, done)))
+                if len(out) == told:   # a window made again, nothing reported: kept now
+                    changed.append((key, _REPORTED.pack(created, done)))
             present.add(key)
             unreported += total - done
             if total > done:
@@ -173,6 +179,12 @@ class CoalescedCounts:
         self.read += sum(r.repeats for r in out)
         return out, due, unreported
 
+    def settled(self, counted: abi.KernelRepeats) -> None:
+        """The record of `counted` reached journald (or was counted lost on the way): keep it as
+        reported for the next daemon. Records are delivered in order, so a window's later count
+        is kept after its earlier one."""
+        self._remember([(counted.key, counted.reported)], [])
+
     def _remember(self, changed: list[tuple[bytes, bytes]], gone: list[bytes]) -> None:
         """Keep what was reported for the next daemon. A write that fails costs a repeat
         record written twice after a restart, never a count."""
@@ -183,9 +195,12 @@ class CoalescedCounts:
             pass
 
 
-def _repeats(key: bytes, opened_ns: int, repeats: int) -> abi.KernelRepeats:
+def _repeats(key: bytes, opened_ns: int, repeats: int, created_ns: int, done: int) -> abi.KernelRepeats:
+    """The count of `repeats` in the window of `key` opened at `opened_ns`; once it is journaled,
+    the window made at `created_ns` is reported up to `done`."""
     what, policy_id, rule_id, tgid, uid, detail, flags, kind, obj = _KEY.unpack(key)
     return abi.KernelRepeats(
         op=abi.Op(what & 0xFF), decision=abi.Decision((what >> 8) & 0xFF), generation=(what >> 16) & 1,
         policy_id=policy_id, rule_id=rule_id, tgid=tgid, uid=uid, object_kind=abi.ObjectKind(kind),
-        detail=detail, flags=flags, object=obj, opened_ns=opened_ns, repeats=repeats)
+        detail=detail, flags=flags, object=obj, opened_ns=opened_ns, repeats=repeats, key=key,
+        reported=_REPORTED.pack(created_ns, done))

@@ -182,6 +182,24 @@ def test_a_journald_that_stops_reading_delays_the_writer_by_the_send_timeout_onl
         stuck.close()
 
 
+def test_a_record_is_settled_once_delivered_or_counted_lost_never_while_it_waits(tmp_path: Path) -> None:
+    """What the writer calls `settled` for (kernel counts kept as reported: review 38b F4)."""
+    path = tmp_path / "socket"
+    writer = journal.JournalWriter(capacity=1, socket_path=str(path))
+    settled: list[str] = []
+    writer.write(journal.record("a", journal.MessageId.AUDIT, 6), (0, 5), lambda: settled.append("a"))
+    assert settled == [] and len(writer.buffered) == 1      # journald away: it waits, unsettled
+    writer.write(journal.record("b", journal.MessageId.AUDIT, 6), (0, 3), lambda: settled.append("b"))
+    assert settled == ["b"] and writer.events.lost == 3     # no room: counted lost, so settled
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    try:
+        assert writer.flush() and settled == ["b", "a"]      # delivered: settled
+        assert receiver.recv(65536).startswith(b"MESSAGE=a\n")
+    finally:
+        receiver.close()
+
+
 # -- coalescing and loss accounting ----------------------------------------------
 
 class FakeClock:
@@ -197,10 +215,13 @@ class CollectingWriter(journal.JournalWriter):
         super().__init__()
         self.records: list[journal.Record] = []
 
-    def write(self, rec: journal.Record, weight: tuple[int, int] = journal.NO_EVENTS) -> bool:
+    def write(self, rec: journal.Record, weight: tuple[int, int] = journal.NO_EVENTS,
+              settled: journal.Settled | None = None) -> bool:
         self.records.append(rec)
         self.events.delivered_own += weight[0]
         self.events.delivered_repeated += weight[1]
+        if settled is not None:
+            settled()
         return True
 
     def flush(self) -> bool:

@@ -72,8 +72,37 @@ class Kernel:
         self.window(k, created, now, opened, total, total)
 
 
-def counts(kernel: Kernel, reported: FakeMap) -> CoalescedCounts:
-    return CoalescedCounts(kernel.windows, reported, lambda: kernel.stat)  # type: ignore[arg-type]
+class Delivered(CoalescedCounts):
+    """Counts whose every record reaches journald at once (the pump settles each on delivery)."""
+
+    def sweep(self, now_ns: int, everything: bool = False) -> list[abi.KernelRepeats]:
+        out = super().sweep(now_ns, everything)
+        for counted in out:
+            self.settled(counted)
+        return out
+
+
+def counts(kernel: Kernel, reported: FakeMap, delivered: bool = True) -> CoalescedCounts:
+    kind = Delivered if delivered else CoalescedCounts
+    return kind(kernel.windows, reported, lambda: kernel.stat)  # type: ignore[arg-type]
+
+
+def test_a_count_is_kept_as_reported_only_once_its_record_is_in_the_journal() -> None:
+    """Review 38b F4: counts were kept as reported when read; a daemon killed while journald was
+    away (its records in the buffer) left them to nobody. The next daemon reports what was
+    never journaled."""
+    kernel, reported = Kernel(), FakeMap()
+    c = counts(kernel, reported, delivered=False)
+    k = key()
+    kernel.window(k, created=10 * S, opened=10 * S)
+    kernel.repeat(k, 41)
+    [r] = c.sweep(12 * S)
+    assert reported.entries == {} and c.pending() == 0     # read, not journaled: not kept
+    restarted = counts(kernel, reported)                   # the daemon died with the record buffered
+    assert [x.repeats for x in restarted.sweep(12 * S)] == [41]
+    c.settled(r)                                           # delivered: kept
+    again = counts(kernel, reported)
+    assert again.sweep(13 * S) == [] and again.counted() == 0
 
 
 def test_a_window_is_reported_once_it_has_ended_and_only_once() -> None:
@@ -385,6 +414,7 @@ def test_the_kernels_coalescing_sends_one_event_and_counts_the_rest() -> None:
         key = abi.window_key(sent)   # the key the daemon's pump watches: the kernel's own
         assert key is not None and producer.obj.map("lg_coalesce").lookup(key) is not None
         [counted] = kernel.sweep(time.monotonic_ns(), everything=True)
+        kernel.settled(counted)   # as the pump does once the repeat record is in the journal
         assert counted.repeats == 999 and counted.opened_ns == sent.header.window_ns
         assert counted.window == abi.window_id(sent.header.tgid, sent.header.op, sent.header.decision,
                                                sent.header.generation, sent.header.policy_id,
