@@ -163,7 +163,8 @@ def consuming_events(engine: Engine, coalescing: bool) -> Iterator[None]:
         while not stop.is_set():
             reader.poll(50)
             if counts is not None:
-                counts.sweep(time.monotonic_ns())
+                for counted in counts.sweep(time.monotonic_ns()):
+                    counts.settled(counted)   # as the daemon once journald has its record
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
@@ -174,7 +175,8 @@ def consuming_events(engine: Engine, coalescing: bool) -> Iterator[None]:
         thread.join()
         engine.set_coalescing(False)
         if counts is not None:
-            counts.sweep(time.monotonic_ns(), everything=True)
+            for counted in counts.sweep(time.monotonic_ns(), everything=True):
+                counts.settled(counted)
         reader.close()
 
 
