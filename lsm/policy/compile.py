@@ -35,6 +35,7 @@ from lsmguard.policy.model import (
     Rule,
     UidRange,
     network_within,
+    supernets,
 )
 
 MAX_POLICIES = 64
@@ -353,11 +354,6 @@ def _write_ancestors(write: dict[PathPattern, Masks], excepted: dict[ExceptedPat
     return above
 
 
-def _supernets(network: IPNetwork) -> list[IPNetwork]:
-    """`network` and every network containing it: at most 33 (IPv4) or 129 (IPv6)."""
-    return [network.supernet(new_prefix=length) for length in range(network.prefixlen + 1)]
-
-
 def _merge_inet(rules: list[tuple[int, Rule, int]], slot: InetSlot) -> InetTable:
     """One entry per rule network, merged with every rule whose network contains it."""
     by_network: dict[IPNetwork, list[tuple[int, Rule, int]]] = {}
@@ -370,7 +366,7 @@ def _merge_inet(rules: list[tuple[int, Rule, int]], slot: InetSlot) -> InetTable
                 by_network.setdefault(network, [])
     table = InetTable()
     for network in by_network:
-        covering = [entry for sup in _supernets(network) for entry in by_network.get(sup, [])
+        covering = [entry for sup in supernets(network) for entry in by_network.get(sup, [])
                     if not _excepts_network(entry[1], network)]
         table.networks[network] = _port_intervals(covering)
     return table

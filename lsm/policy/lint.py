@@ -19,6 +19,7 @@ from lsmguard.policy.model import (
     Rule,
     Subjects,
     network_within,
+    supernets,
 )
 from lsmguard.policy.parse import UID_MAX
 from lsmguard.policy.source import Document
@@ -99,7 +100,7 @@ class _NetworkExceptions:
 
     def touch(self, n: IPNetwork) -> bool:
         """Is network `n` inside an exception, or an exception inside `n`?"""
-        if n in self.excepted or any(n.supernet(new_prefix=length) in self.excepted for length in range(n.prefixlen)):
+        if any(wider in self.excepted for wider in supernets(n)):
             return True
         at = (n.version, n.prefixlen)
         if at not in self._at:
@@ -126,12 +127,10 @@ def _objects(rule: Rule) -> list[tuple[str, object]]:
 def _keys_covering(kind: str, obj: object) -> list[tuple[str, object]]:
     """Index keys under which a rule covering `obj` would be filed."""
     if kind == "path" and isinstance(obj, PathPattern):
-        from lsmguard.policy.compile import ancestors
         keys: list[tuple[str, object]] = [("path", PathPattern(a, True)) for a in ancestors(obj.base)]
         return keys + ([] if obj.recursive else [("path", obj)])
     if kind == "net" and isinstance(obj, ipaddress.IPv4Network | ipaddress.IPv6Network):
-        from lsmguard.policy.compile import _supernets
-        return [("net", n) for n in _supernets(obj)]
+        return [("net", n) for n in supernets(obj)]
     return [(kind, obj)]
 
 

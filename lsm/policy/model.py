@@ -93,6 +93,11 @@ class PortRange:
 ALL_PORTS = (PortRange(0, PORT_MAX),)
 
 
+def supernets(network: IPNetwork) -> list[IPNetwork]:
+    """`network` and every network containing it: at most 33 (IPv4) or 129 (IPv6)."""
+    return [network.supernet(new_prefix=length) for length in range(network.prefixlen + 1)]
+
+
 def network_within(n: IPNetwork, m: IPNetwork) -> bool:
     """Is network `n` inside network `m` (of the same family)?"""
     if isinstance(n, ipaddress.IPv4Network) and isinstance(m, ipaddress.IPv4Network):

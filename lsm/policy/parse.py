@@ -31,6 +31,7 @@ from lsmguard.policy.model import (
     UidRange,
     UnixTarget,
     normalise_network,
+    supernets,
 )
 from lsmguard.policy.source import Document, FieldPath
 
@@ -256,14 +257,13 @@ def _excepted_networks(p: _Problems, items: list[str], at: FieldPath,
         for network in _network(p, text, at + (i,)):
             if network in rule_networks:
                 p.error(at + (i,), f"{text!r} removes all of {str(network)!r}: remove it from cidrs instead")
-            elif not any(network.supernet(new_prefix=length) in rule_networks for length in range(network.prefixlen)):
+            elif not any(wider in rule_networks for wider in supernets(network)[:-1]):
                 p.error(at + (i,), f"{text!r} is not inside any of the rule's networks: an exception removes part "
                                    "of what the rule matches")
             else:
                 out.setdefault(network, i)
     for network in networks:   # a narrower network of the rule inside an exception: all of it removed
-        for length in range(network.prefixlen):
-            wider = network.supernet(new_prefix=length)
+        for wider in supernets(network)[:-1]:
             if wider in out:
                 p.error(at + (out.pop(wider),), f"{str(wider)!r} removes all of {str(network)!r}: remove it "
                                                 "from cidrs instead")
