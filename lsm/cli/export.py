@@ -138,4 +138,3 @@ def as_json(entry: dict[str, Any]) -> dict[str, Any]:
         if lineage is not None:
             out["lineage_detail"] = lineage
     return out
-

@@ -254,11 +254,7 @@ class JournalWriter:
             except OSError:   # it waits in the buffer; tried again at the next write or flush
                 self._buffer(rec, weight, settled)
                 return False
-            self.delivered += 1
-            self.events.delivered_own += weight[0]
-            self.events.delivered_repeated += weight[1]
-            if settled is not None:
-                settled()
+            self._delivered(weight, settled)
             return True
         if len(self.buffered) >= self.capacity:
             self.overflowed += 1
@@ -269,6 +265,14 @@ class JournalWriter:
         else:
             self._buffer(rec, weight, settled)
         return self.flush()
+
+    def _delivered(self, weight: tuple[int, int], settled: Settled | None) -> None:
+        """A record reached journald: its events are in the books as delivered."""
+        self.delivered += 1
+        self.events.delivered_own += weight[0]
+        self.events.delivered_repeated += weight[1]
+        if settled is not None:
+            settled()
 
     def _buffer(self, rec: Record, weight: tuple[int, int], settled: Settled | None) -> None:
         self.buffered.append(rec)
@@ -281,14 +285,9 @@ class JournalWriter:
             while self.buffered:
                 self._send(self.buffered[0])
                 self.buffered.popleft()
-                self.delivered += 1
                 weight = self._weights.popleft()
                 self.events.add(weight, -1)
-                self.events.delivered_own += weight[0]
-                self.events.delivered_repeated += weight[1]
-                settled = self._settled.popleft()
-                if settled is not None:
-                    settled()
+                self._delivered(weight, self._settled.popleft())
             if self.overflowed:
                 self._send(lost_record(self.overflowed, "journald unavailable, buffer full"))
                 self.overflowed = 0
