@@ -136,6 +136,7 @@ static __always_inline void lg_mark_written(struct inode *inode)
 		mark->flags &= ~LG_WRITER_CWD_PARTIAL;
 	if (!lg_scratch_intact(s, seq))
 		mark->flags |= LG_WRITER_EXE_PARTIAL | LG_WRITER_CWD_PARTIAL;
+	lg_scratch_give(s, seq);
 }
 
 struct lg_drift_scan {

@@ -154,12 +154,17 @@ static __always_inline struct lg_access *lg_access_of(const struct lg_question *
  * the hook: one finds what the entries say of the object (into the scratch),
  * the other decides and reports. Split, the lookups of the first and the
  * subjects of the second each have the whole stack, not what is left of it.
- * The first hands the second a ticket: the scratch's sequence number and the
- * generation it looked up; 0: nothing is applied.
+ * The first hands the second a ticket: the scratch's slot and sequence
+ * number, and the generation it looked up; 0: nothing is applied (and the
+ * scratch, if it was taken, is given back). The second gives it back.
  */
-static __always_inline __u64 lg_ticket(__u64 seq, __u32 generation)
+#define LG_TICKET_SLOT_SHIFT 1
+#define LG_TICKET_SEQ_SHIFT 3   /* above the slot: LG_SCRATCH_SLOTS is 4 */
+
+static __always_inline __u64 lg_ticket(const struct lg_scratch *s, __u64 seq, __u32 generation)
 {
-	return seq << 1 | (generation & 1);
+	return seq << LG_TICKET_SEQ_SHIFT | (__u64)(s->slot & (LG_SCRATCH_SLOTS - 1)) << LG_TICKET_SLOT_SHIFT |
+	       (generation & 1);
 }
 
 /*
@@ -179,7 +184,7 @@ static __always_inline __u64 lg_found(const struct lg_question *q, struct lg_scr
 		lg_drift_of(set, generation, q->code, q->mark, &a->found[LG_DRIFT_ENTRY]);
 	a->unresolved = lg_path_unresolved(s, seq, path);
 	lg_path_keep(path, &s->named);
-	return lg_ticket(seq, generation);
+	return lg_ticket(s, seq, generation);
 }
 
 /* Decode a global decision's question; NULL: nothing applied (no walk at all). */
@@ -299,8 +304,10 @@ __noinline __u64 lg_find_file(__u64 question, __u64 dentry, __u64 code, __u64 ma
 	 */
 	nothing = lg_nothing_to_weigh(set, a);
 	barrier(); /* the masks are read before the sequence that vouches for them */
-	if (nothing && s->seq == seq)
+	if (nothing && s->seq == seq) {
+		lg_scratch_give(s, seq);
 		return 0;
+	}
 	return ticket;
 }
 
@@ -328,8 +335,10 @@ __noinline __u64 lg_find_name_change(__u64 question, __u64 dentry)
 		return 0;
 	/* no entry on its file system: only a default that refuses writing could say anything */
 	device = lg_device_summary_of(generation, (struct dentry *)dentry);
-	if (!device && !lg_default_refuses(set, q.slots[0], q.flags & LG_Q_RULES_ONLY))
+	if (!device && !lg_default_refuses(set, q.slots[0], q.flags & LG_Q_RULES_ONLY)) {
+		lg_scratch_give(s, seq);
 		return 0;
+	}
 	a = lg_access_of(&q, s);
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
 	lg_lookup_in_above(s, config, &path, device, generation, q.slots[0], q.slots[1], q.nslots,
@@ -341,28 +350,20 @@ __noinline __u64 lg_find_name_change(__u64 question, __u64 dentry)
 	return lg_found(&q, s, seq, set, generation, a, &path);
 }
 
-/*
- * Decide the access found (`ticket`), report what the policies say, and
- * return whether it is refused. The access lives in the scratch: torn by a
- * preempting program since it was found, it is not trusted, and the
- * policies that refuse an object not named decide.
- */
-__noinline int lg_conclude(__u64 question, __u64 mark, __u64 ticket)
+/* lg_conclude's decision, on the access found in `s`. */
+static __always_inline int lg_decide_found(struct lg_scratch *s, __u64 question, __u64 mark, __u64 seq,
+					   __u32 generation)
 {
-	__u32 generation = ticket & 1;
-	__u64 seq = ticket >> 1;
 	struct lg_outcome out = {};
 	struct lg_policy_set *set;
 	struct lg_config *config;
 	struct lg_question q;
-	struct lg_scratch *s;
 	struct lg_path path;
 	__u32 zero = 0;
 
 	config = bpf_map_lookup_elem(&lg_config, &zero);
 	set = bpf_map_lookup_elem(&lg_policy_sets, &generation);
-	s = bpf_map_lookup_elem(&lg_scratch, &zero);
-	if (!config || !set || !s)
+	if (!config || !set)
 		return 0;
 	lg_unpack_question(question, &q);
 	lg_decide(s, config, set, generation, &s->access, &out);
@@ -380,6 +381,27 @@ __noinline int lg_conclude(__u64 question, __u64 mark, __u64 ticket)
 		return 0;
 	lg_emit_path_event(q.op, out.decision, generation, out.policy_id, out.rule_id, &path, q.detail, mark);
 	return out.decision == LG_DECISION_DENY;
+}
+
+/*
+ * Decide the access found (`ticket`), report what the policies say, and
+ * return whether it is refused. The access lives in the scratch: torn by a
+ * preempting program since it was found (only when it had to be shared),
+ * it is not trusted, and the policies that refuse an object not named
+ * decide. The scratch is given back.
+ */
+__noinline int lg_conclude(__u64 question, __u64 mark, __u64 ticket)
+{
+	__u32 generation = ticket & 1, slot = (ticket >> LG_TICKET_SLOT_SHIFT) & (LG_SCRATCH_SLOTS - 1);
+	__u64 seq = ticket >> LG_TICKET_SEQ_SHIFT;
+	struct lg_scratch *s = bpf_map_lookup_elem(&lg_scratch, &slot);
+	int refused;
+
+	if (!s)
+		return 0;
+	refused = lg_decide_found(s, question, mark, seq, generation);
+	lg_scratch_give(s, seq);
+	return refused;
 }
 
 /*
@@ -425,15 +447,21 @@ __noinline __u64 lg_exe_ids_of(__u64 dentry)
 	__u32 generation;
 	__u64 seq, ids;
 
-	set = lg_begin(&config, &generation, &s, &seq);
+	set = lg_policy_set_in_force(&config, &generation);
 	if (!set || !((set->with_subjects & ~set->unconstrained_exe) | set->excluding_exe))
+		return 0;
+	s = lg_scratch_take(&seq);
+	if (!s)
 		return 0;
 	lg_resolve_identity((struct dentry *)dentry, &s->path, &path);
 	lg_lookup_one(s, config, &path, generation, LG_SLOT_SUBJECT_EXE, s->spare);
 	/* read before the intact check, which a preempting program's rewrite could follow;
 	 * torn: every executable, which lg_exe_ids_asked asks again */
 	ids = s->spare[0].allow;
-	return lg_scratch_intact(s, seq) ? ids : LG_EXE_IDS_TORN;
+	if (!lg_scratch_intact(s, seq))
+		ids = LG_EXE_IDS_TORN;
+	lg_scratch_give(s, seq);
+	return ids;
 }
 
 /*

@@ -94,8 +94,10 @@ __noinline __u64 lg_find_new_name(__u64 question, __u64 dentry)
 	if (!set)
 		return 0;
 	device = lg_device_summary_of(generation, (struct dentry *)dentry);
-	if (!device)
+	if (!device) {
+		lg_scratch_give(s, seq);
 		return 0;   /* no entry on its file system: no deny rule names the file */
+	}
 	a = lg_access_of(&q, s);
 	__builtin_memset(a->found, 0, sizeof(a->found[0]) * LG_LOOKUP_SLOTS);
 	a->found[0].deny_rule = a->found[0].audit_rule = LG_NO_RULE;
@@ -105,7 +107,7 @@ __noinline __u64 lg_find_new_name(__u64 question, __u64 dentry)
 	if (lg_path_unresolved(s, seq, &path))
 		a->found[0].deny |= lg_name_refusal(set); /* a deny rule in any of these slots could have matched */
 	lg_path_keep(&path, &s->named);
-	return lg_ticket(seq, generation);
+	return lg_ticket(s, seq, generation);
 }
 
 /*

@@ -2,11 +2,18 @@
 /*
  * Per-CPU working memory too large for the 512-byte stack.
  *
- * LSM programs run with migration disabled but can be preempted (preempt=full,
- * PREEMPT_RT), so another task may run a program on this CPU meanwhile and
- * overwrite the scratch. Every user bumps `seq` first; a user that finds it
- * changed after its work knows its data may be torn and treats the access as
- * unresolved rather than trusting it.
+ * LSM programs run with migration disabled but can be preempted (preempt=full
+ * or lazy, PREEMPT_RT), so another task may run a program on this CPU
+ * meanwhile. Each CPU has LG_SCRATCH_SLOTS scratches: a program holds one,
+ * claimed with an atomic compare-and-swap (preemption-safe on its CPU), from
+ * lg_scratch_take to lg_scratch_give, and a preempting program claims
+ * another. Only when every slot is held (that many programs preempted
+ * mid-decision on one CPU) is the first one shared: every user bumps `seq`
+ * first, and a user that finds it changed after its work knows its data may
+ * be torn and treats the access as unresolved rather than trusting it.
+ * (With one shared scratch, a preempted decision on a 7.3 kernel was torn
+ * about once a minute under the lab's load, and an unrelated process such as
+ * journald was refused by a policy it was no subject of.)
  */
 #ifndef LSMGUARD_SCRATCH_BPF_H
 #define LSMGUARD_SCRATCH_BPF_H
@@ -41,8 +48,14 @@ struct lg_path_meta {
 	__u64 ino;
 };
 
+#define LG_SCRATCH_SLOTS 4
+#define LG_SCRATCH_CLAIMING (~0ULL) /* `held` while its claimer has yet to write its sequence */
+
 struct lg_scratch {
+	__u64 held;                 /* the holder's `seq`; 0: free */
 	__u64 seq;
+	__u32 slot;                 /* its index: a ticket names it (lg_conclude) */
+	__u32 reserved;
 	struct lg_path_meta named;  /* the name reported (in `path`) */
 	struct lg_access access;    /* the access being decided */
 	struct lg_masks spare[LG_LOOKUP_SLOTS]; /* a second lookup's: another identity, names below, a subject */
@@ -54,19 +67,52 @@ struct lg_scratch {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, LG_SCRATCH_SLOTS);
 	__type(key, __u32);
 	__type(value, struct lg_scratch);
 } lg_scratch SEC(".maps");
 
+/* Slot `slot` of this CPU's scratch, if no program holds it: then held by this one, with `*seq`. */
+static __always_inline struct lg_scratch *lg_scratch_claim(__u32 slot, __u64 *seq)
+{
+	struct lg_scratch *s = bpf_map_lookup_elem(&lg_scratch, &slot);
+
+	if (!s || __sync_val_compare_and_swap(&s->held, 0, LG_SCRATCH_CLAIMING) != 0)
+		return NULL;
+	*seq = ++s->seq;
+	s->slot = slot;
+	s->held = *seq;
+	return s;
+}
+
+/*
+ * A scratch for one decision, and its sequence: a slot of its own while one
+ * is free, else the first, shared (counted: lg_scratch_intact tells whether
+ * it was torn). Every take is matched by an lg_scratch_give.
+ */
 static __always_inline struct lg_scratch *lg_scratch_take(__u64 *seq)
 {
-	__u32 zero = 0;
-	struct lg_scratch *s = bpf_map_lookup_elem(&lg_scratch, &zero);
+	struct lg_scratch *s;
+	__u32 slot, first = 0;
 
+#pragma unroll
+	for (slot = 0; slot < LG_SCRATCH_SLOTS; slot++) {
+		s = lg_scratch_claim(slot, seq);
+		if (s)
+			return s;
+	}
+	lg_stat_inc(LG_STAT_SCRATCH_SHARED);
+	s = bpf_map_lookup_elem(&lg_scratch, &first);
 	if (s)
 		*seq = ++s->seq;
 	return s;
+}
+
+/* The end of a decision's use of its scratch: the slot is free again if it held it (not if shared). */
+static __always_inline void lg_scratch_give(struct lg_scratch *s, __u64 seq)
+{
+	if (s->held == seq)
+		s->held = 0;
 }
 
 /* False if a preempting program used the scratch since lg_scratch_take. */

@@ -161,7 +161,8 @@ enum lg_stat {
 	LG_STAT_SCRATCH_RACES = 4,    /* a preempting program reused the per-CPU scratch mid-walk */
 	LG_STAT_MARKS_LOST = 5,       /* a write could not be marked on its inode (drift falls back on ctime) */
 	LG_STAT_COALESCED = 6,        /* events counted in a coalescing window (lg_coalesce) rather than sent */
-	LG_STAT_COUNT = 7,
+	LG_STAT_SCRATCH_SHARED = 7,   /* every scratch slot of a CPU was held: the first was shared */
+	LG_STAT_COUNT = 8,
 };
 
 /*
