@@ -159,16 +159,17 @@ static __always_inline void lg_count_hit(__u32 rule, __u32 generation)
 	__u64 one = 1, *hits;
 	long err;
 
+	/* atomic, as lg_stat_inc: a program preempted on this CPU by another must not lose a hit */
 	hits = bpf_map_lookup_elem(&lg_rule_hits, &key);
 	if (hits) {
-		*hits += 1;
+		__sync_fetch_and_add(hits, 1);
 		return;
 	}
 	err = bpf_map_update_elem(&lg_rule_hits, &key, &one, BPF_NOEXIST);
 	if (err == -LG_EEXIST) { /* another CPU created it meanwhile */
 		hits = bpf_map_lookup_elem(&lg_rule_hits, &key);
 		if (hits)
-			*hits += 1;
+			__sync_fetch_and_add(hits, 1);
 	} else if (err) {
 		lg_stat_inc(LG_STAT_HITS_UNCOUNTED);
 	}
