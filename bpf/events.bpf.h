@@ -93,6 +93,7 @@ static __always_inline void lg_coalesce_key_head(struct lg_coalesce_key *key, __
 	key->tgid = bpf_get_current_pid_tgid() >> 32;
 	key->uid = BPF_CORE_READ(task, cred, euid.val);
 	key->object_kind = object_kind;
+	key->exec_id = BPF_CORE_READ(task, self_exec_id);
 }
 
 /*

@@ -330,6 +330,7 @@ class KernelRepeats:
     # the window's key, and its lg_coalesce_reported value once this count is in the journal
     key: bytes = b""
     reported: bytes = b""
+    exec_id: int = 0    # the task's self_exec_id when it counted: which image of the process
 
     @property
     def file(self) -> tuple[int, int]:
@@ -338,16 +339,15 @@ class KernelRepeats:
         return dev, ino
 
     @property
-    def window(self) -> tuple[int, int, int, int, int]:
-        """What names the window: its process, what happened, the rule, its start."""
-        return window_id(self.tgid, self.op, self.decision, self.generation, self.policy_id, self.rule_id,
-                         self.opened_ns)
+    def window(self) -> tuple[bytes, int]:
+        """What names the window (window_id)."""
+        return window_id(self.key, self.opened_ns)
 
 
-def window_id(tgid: int, op: int, decision: int, generation: int, policy_id: int, rule_id: int,
-              opened_ns: int) -> tuple[int, int, int, int, int]:
-    """A coalescing window's name, as the event that opened it and the counts read later both give it."""
-    return (tgid, event_what(op, decision, generation), policy_id, rule_id, opened_ns)
+def window_id(key: bytes, opened_ns: int) -> tuple[bytes, int]:
+    """A coalescing window's name, as the event that opened it and the counts read later both give
+    it: its entry's key (process and image, what happened, the rule, the object) and its start."""
+    return (key, opened_ns)
 
 
 def event_what(op: int, decision: int, generation: int) -> int:
@@ -356,7 +356,7 @@ def event_what(op: int, decision: int, generation: int) -> int:
 
 
 # struct lg_coalesce_key, and a path key's object (device, inode)
-WINDOW_KEY = struct.Struct("=8I16s")
+WINDOW_KEY = struct.Struct("=10I16s")
 _FILE_OBJECT = struct.Struct("=QQ")
 assert WINDOW_KEY.size == ffi.sizeof("struct lg_coalesce_key")
 
@@ -370,10 +370,10 @@ def window_key(event: Event) -> bytes | None:
     what = event_what(h.op, h.decision, h.generation)
     if isinstance(event, PathEvent):
         return WINDOW_KEY.pack(what, h.policy_id, h.rule_id, h.tgid, h.uid, event.mode, int(h.flags), ObjectKind.PATH,
-                               _FILE_OBJECT.pack(event.dev, event.ino))
+                               h.exec_id & 0xFFFFFFFF, 0, _FILE_OBJECT.pack(event.dev, event.ino))
     family = Family.INET if event.address.version == 4 else Family.INET6
     return WINDOW_KEY.pack(what, h.policy_id, h.rule_id, h.tgid, h.uid, family | event.protocol << 16, event.port,
-                           ObjectKind.INET, event.address.packed.ljust(ADDR_LEN, b"\0"))
+                           ObjectKind.INET, h.exec_id & 0xFFFFFFFF, 0, event.address.packed.ljust(ADDR_LEN, b"\0"))
 
 
 HEADER_SIZE = ffi.sizeof("struct lg_event_header")

@@ -199,6 +199,15 @@ class KnownProcesses:
             known.exec_id = exec_id
         return known
 
+    def image(self, pid: int, exec_id: int) -> Known | None:
+        """The process `pid` as it was read for an event of the image that the kernel's exec count
+        `exec_id` names, if it was (never read for this: a count alone has no command name to tell
+        the image /proc shows now from the one it counted)."""
+        known = self._by_pid.get(pid)
+        if known is None or not exec_id or known.exec_id != exec_id or not known.detailed:
+            return None
+        return known
+
     @staticmethod
     def _same_image(known: Known, exec_id: int) -> bool:
         if exec_id and known.exec_id:

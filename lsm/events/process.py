@@ -218,3 +218,15 @@ def context(tgid: int, ppid: int, event_ktime_ns: int, ancestors: tuple[ProcessI
     if kept and known.kept and known.cmdline:   # one read mid-exec is read again (KnownProcesses.detail)
         processes.remember(key, ctx)
     return ctx
+
+
+def counted_context(tgid: int, exec_id: int, processes: KnownProcesses) -> tuple[ProcessContext, str, int] | None:
+    """The context, command name and parent of the process a kernel count alone names (its
+    window's first event no longer at hand), when it was read for an event of the same image;
+    else None: the count is then described by what the kernel's key says alone."""
+    known = processes.image(tgid, exec_id)
+    if known is None:
+        return None
+    ctx = ProcessContext(exe=known.exe, exe_sha256=known.exe_sha256, cmdline=known.cmdline, cgroup=known.cgroup,
+                         unit=unit_of(known.cgroup), container=container_of(known.cgroup), current=True)
+    return ctx, known.comm, known.ppid

@@ -104,7 +104,7 @@ class EventPump:
     _kernel_lost_seen: int | None = None
     _kernel_evicted_seen: int = 0
     # the first events of kernel windows, by window (abi.window_id), in the order they came
-    _kernel_windows: OrderedDict[tuple[int, ...], tuple[int, Build]] = field(default_factory=OrderedDict)
+    _kernel_windows: OrderedDict[tuple[bytes, int], tuple[int, Build]] = field(default_factory=OrderedDict)
     _kernel_names: OrderedDict[tuple[int, int], str] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
@@ -141,12 +141,11 @@ class EventPump:
         h = event.header
         if h.window_ns:   # coalesced in the kernel: its repeats come from the window's count
             rec = build(0)   # first: one that cannot be described keeps no window to describe
-            if self.kernel is not None:   # its count is read by its key
-                key = abi.window_key(event)
-                if key is not None:
+            key = abi.window_key(event)
+            if key is not None:
+                if self.kernel is not None:   # its count is read by its key
                     self.kernel.watch(key)
-            self._keep_window(abi.window_id(h.tgid, h.op, h.decision, h.generation, h.policy_id, h.rule_id,
-                                            h.window_ns), build)
+                self._keep_window(abi.window_id(key, h.window_ns), build)
             if isinstance(event, abi.PathEvent):
                 self._kernel_names[(event.dev, event.ino)] = rec.get("LSMGUARD_PATH", rec["LSMGUARD_TARGET"])
                 self._kernel_names.move_to_end((event.dev, event.ino))
@@ -168,7 +167,7 @@ class EventPump:
         self.counts.undescribed += count
         self.writer.write(lost_record(count, reason))
 
-    def _keep_window(self, window: tuple[int, ...], build: Build) -> None:
+    def _keep_window(self, window: tuple[bytes, int], build: Build) -> None:
         """Kept by when its window opened (the kernel's clock, CLOCK_MONOTONIC); forgotten, oldest
         first, when too many (here) or too old (at each tick)."""
         self._kernel_windows[window] = (window[-1], build)
@@ -197,7 +196,9 @@ class EventPump:
                     rec = kept[1](counted.repeats)
                 else:
                     policy, rule = self.name_event(_header_of(counted), None)
-                    rec = records.kernel_repeats_record(counted, policy, rule, self._kernel_names.get(counted.file))
+                    rec = records.kernel_repeats_record(counted, policy, rule, self._kernel_names.get(counted.file),
+                                                        process.counted_context(counted.tgid, counted.exec_id,
+                                                                                self.processes))
             except Exception as error:  # noqa: BLE001 - reported, with the reason and the count, as lost
                 self._repeats_undescribed(counted.repeats, error)
                 self.kernel.settled(counted)

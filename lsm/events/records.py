@@ -196,10 +196,12 @@ def _decision_fields(decision: abi.Decision, op: abi.Op, policy: str, rule: str)
         "LSMGUARD_RULE": rule or "(default)"})
 
 
-def kernel_repeats_record(counted: abi.KernelRepeats, policy: str, rule: str, name: str | None = None) -> Record:
+def kernel_repeats_record(counted: abi.KernelRepeats, policy: str, rule: str, name: str | None = None,
+                          process: tuple[ProcessContext, str, int] | None = None) -> Record:
     """A kernel window's count whose first event is no longer at hand (lost to a full ring, or
     read long before): what the count itself says, a file by its identity and `name`, the
-    target of the last record about it."""
+    target of the last record about it; `process`: the context, command name and parent of
+    its process, where they were read for an event of the same image (process.counted_context)."""
     decision = DECISION_NAMES[counted.decision]
     fields: dict[str, str]
     if counted.object_kind == abi.ObjectKind.INET:
@@ -219,6 +221,10 @@ def kernel_repeats_record(counted: abi.KernelRepeats, policy: str, rule: str, na
         fields.update(mode_fields(counted.op, counted.detail))
         if counted.flags:
             fields["LSMGUARD_UNRESOLVED"] = flag_names(abi.PathFlag(counted.flags))
+    if process is not None:
+        ctx, comm, ppid = process
+        fields.update(context_fields(ctx).fields)
+        fields.update(LSMGUARD_COMM=comm, LSMGUARD_PPID=str(ppid))
     why = f"rule {rule}" if rule else f"default {'deny' if counted.decision != abi.Decision.AUDIT else 'audit'}"
     message = (f"{decision} {counted.op.name.lower()} {fields['LSMGUARD_TARGET']} by process {counted.tgid} "
                f"uid {counted.uid} (policy {policy}, {why}) [repeated {counted.repeats} "

@@ -198,9 +198,9 @@ class CoalescedCounts:
 def _repeats(key: bytes, opened_ns: int, repeats: int, created_ns: int, done: int) -> abi.KernelRepeats:
     """The count of `repeats` in the window of `key` opened at `opened_ns`; once it is journaled,
     the window made at `created_ns` is reported up to `done`."""
-    what, policy_id, rule_id, tgid, uid, detail, flags, kind, obj = _KEY.unpack(key)
+    what, policy_id, rule_id, tgid, uid, detail, flags, kind, exec_id, _, obj = _KEY.unpack(key)
     return abi.KernelRepeats(
         op=abi.Op(what & 0xFF), decision=abi.Decision((what >> 8) & 0xFF), generation=(what >> 16) & 1,
         policy_id=policy_id, rule_id=rule_id, tgid=tgid, uid=uid, object_kind=abi.ObjectKind(kind),
         detail=detail, flags=flags, object=obj, opened_ns=opened_ns, repeats=repeats, key=key,
-        reported=_REPORTED.pack(created_ns, done))
+        reported=_REPORTED.pack(created_ns, done), exec_id=exec_id)

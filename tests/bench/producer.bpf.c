@@ -82,6 +82,7 @@ int lg_bench_produce(struct __sk_buff *skb)
 	key.detail = event->mode;
 	key.flags = event->hdr.flags;
 	key.object_kind = LG_OBJECT_PATH;
+	key.exec_id = (__u32)event->hdr.exec_id;
 	key.object[0] = event->dev;
 	/* a file of its own per stamp; each scenario's files apart from another's */
 	event->ino = config->ino_base + (at <= LG_PATH_MAX - 8 ? (__u64)stamp + 1 : 0);

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -98,6 +100,33 @@ def test_a_flood_of_identical_denials_is_one_event_and_a_count(host: Host, daemo
         books = books_settled(host)
         lost = sum(books["lost"].values())  # type: ignore[attr-defined]
         assert books["pending"] == 0 and books["generated"] == books["journaled"] + books["coalesced"] + lost
+    finally:
+        host.lsmguard("remove", rule)
+
+
+def test_what_a_new_image_does_is_not_counted_as_its_predecessors(host: Host, daemon: Daemon, tmp_path: Path) -> None:
+    """A process refused a few times, which then execs another program refused many times within the
+    same second: the new program's refusals open a window of their own (the kernel's key holds the
+    task's exec id), so no record counts them as the first program's."""
+    target = tmp_path / "guarded"
+    target.write_text("x")
+    tool = tmp_path / "second-image"        # its comm, as the kernel names it in each record
+    shutil.copy2("/usr/bin/chmod", tool)
+    before, after = 5, 200
+    rule = json.loads(host.lsmguard("deny", "chmod", str(target), "--json").stdout)["rule"]
+    try:
+        since = time.time()
+        script = (f"import os\nfor _ in range({before}):\n    try: os.chmod({str(target)!r}, 0o600)\n"
+                  f"    except PermissionError: pass\nos.execv({str(tool)!r}, [{str(tool)!r}, '600'] + "
+                  f"[{str(target)!r}] * {after})")
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        assert run.returncode == 1 and run.stderr.count("Operation not permitted") == after, run.stderr
+        records, events = accounted(since, rule, before + after)
+        by_comm: dict[str, int] = {}
+        for r in records:
+            comm = str(r["LSMGUARD_COMM"])
+            by_comm[comm] = by_comm.get(comm, 0) + int(str(r.get("LSMGUARD_REPEATS", 1)))
+        assert by_comm.pop(tool.name) == after and list(by_comm.values()) == [before], (by_comm, records)
     finally:
         host.lsmguard("remove", rule)
 

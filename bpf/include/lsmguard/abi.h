@@ -382,6 +382,8 @@ struct lg_coalesce_key {
 	__u32 detail;      /* path: the event's mode; inet: family | protocol << 16 */
 	__u32 flags;       /* path: enum lg_path_flags; inet: the port */
 	__u32 object_kind; /* enum lg_object */
+	__u32 exec_id;     /* the task's self_exec_id: what a new image does is not counted as its predecessor's */
+	__u32 reserved;
 	__u64 object[2];   /* path: the file's device and inode; inet: the address */
 };
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from lsmguard import abi
 from lsmguard.events.pump import EventPump
-from lsmguard.learn.observed import requests_of
+from lsmguard.learn.observed import process_of, requests_of
 from lsmguard.policy.model import Access
 from lsmguard.kernel.coalescing import _REPORTED, _WINDOW, READ_GAP_NS, SETTLE_NS, WINDOW_NS, CoalescedCounts
 from lsmguard.kernel.engine import stat_total
@@ -47,10 +48,10 @@ class FakeMap:
             self.entries.pop(key, None)
 
 
-def key(tgid: int = 100, ino: int = 7, mode: int = 1) -> bytes:
+def key(tgid: int = 100, ino: int = 7, mode: int = 1, exec_id: int = 0) -> bytes:
     what = abi.Op.OPEN | abi.Decision.DENY << 8
     return abi.pack("struct lg_coalesce_key", what=what, policy_id=0, rule_id=1, tgid=tgid, uid=0, detail=mode,
-                    flags=0, object_kind=abi.ObjectKind.PATH, object=[2049, ino])
+                    flags=0, object_kind=abi.ObjectKind.PATH, exec_id=exec_id, object=[2049, ino])
 
 
 class Kernel:
@@ -115,7 +116,7 @@ def test_a_window_is_reported_once_it_has_ended_and_only_once() -> None:
     [r] = c.sweep(10 * S + WINDOW_NS + max(SETTLE_NS, READ_GAP_NS))
     assert (r.repeats, r.opened_ns, r.tgid, r.op, r.decision, r.rule_id) == (41, 10 * S, 100, abi.Op.OPEN,
                                                                              abi.Decision.DENY, 1)
-    assert r.file == (2049, 7) and r.window == abi.window_id(100, abi.Op.OPEN, abi.Decision.DENY, 0, 0, 1, 10 * S)
+    assert r.file == (2049, 7) and r.window == abi.window_id(k, 10 * S)
     assert c.sweep(20 * S) == [] and c.pending() == 0 and c.counted() == 41
     reads, lookups = kernel.windows.reads, kernel.windows.lookups
     for seconds in range(21, 60):
@@ -369,6 +370,37 @@ def test_a_count_alone_says_what_access_it_counted() -> None:
     assert request.access == Access.WRITE
 
 
+def test_a_count_alone_names_its_process_when_an_event_of_the_same_image_was_read() -> None:
+    """Review 38b F7: a count whose first event is not at hand carried no executable, so `lsmguard
+    test` saw a process that had exited. Where the daemon read the process for an event of the
+    same image (the kernel's exec count, in the window's key), the count names it; never for
+    another image, which /proc cannot tell apart from the one counted."""
+    kernel, reported = Kernel(), FakeMap()
+    writer = CollectingWriter()
+    pump = EventPump(lambda h, e: ("p", "r"), writer, clock=FakeClock())
+    pump.kernel = counts(kernel, reported)
+    now, me, image = time.monotonic_ns(), os.getpid(), 7
+    seen = key(tgid=me, ino=8, exec_id=image)
+    kernel.window(seen, created=now, opened=now)
+    pump.on_event(abi.PathEvent(abi.EventHeader(
+        ktime_ns=now, cgroup_id=0, op=abi.Op.OPEN, decision=abi.Decision.DENY, policy_id=0, rule_id=1,
+        pid=me, tgid=me, ppid=os.getppid(), uid=0, gid=0, flags=abi.PathFlag(0), comm=b"python3",
+        window_ns=now, exec_id=image), b"/srv/seen", 1, None, abi.NameKind.FILE, 2049, 8))
+    for exec_id in (image, image + 1):      # windows whose first events this daemon never saw
+        lone = key(tgid=me, ino=9, exec_id=exec_id)
+        kernel.window(lone, created=now, opened=now)
+        kernel.repeat(lone, 3)
+    pump.drain()
+    own, *alone = writer.records
+    [same] = [r for r in alone if r.get("LSMGUARD_EXE")]
+    [other] = [r for r in alone if not r.get("LSMGUARD_EXE")]
+    assert same["LSMGUARD_EXE"] == own["LSMGUARD_EXE"] == os.path.realpath(sys.executable)
+    assert same["LSMGUARD_COMM"] == Path("/proc/self/comm").read_text().strip()     # /proc's, not the kernel's
+    assert same["LSMGUARD_CMDLINE"] == own["LSMGUARD_CMDLINE"] and same["LSMGUARD_PPID"] == str(os.getppid())
+    assert same["LSMGUARD_REPEATS"] == other["LSMGUARD_REPEATS"] == "3" and "LSMGUARD_COMM" not in other
+    assert process_of(same).exe == own["LSMGUARD_EXE"] and process_of(other).exe == ""
+
+
 def test_the_pump_journals_a_count_the_map_evicted_as_lost_once() -> None:
     """Every loss is an "events lost" record with its count, and in the books' lost."""
     kernel, reported = Kernel(), FakeMap()
@@ -416,9 +448,7 @@ def test_the_kernels_coalescing_sends_one_event_and_counts_the_rest() -> None:
         [counted] = kernel.sweep(time.monotonic_ns(), everything=True)
         kernel.settled(counted)   # as the pump does once the repeat record is in the journal
         assert counted.repeats == 999 and counted.opened_ns == sent.header.window_ns
-        assert counted.window == abi.window_id(sent.header.tgid, sent.header.op, sent.header.decision,
-                                               sent.header.generation, sent.header.policy_id,
-                                               sent.header.rule_id, sent.header.window_ns)
+        assert counted.window == abi.window_id(key, sent.header.window_ns)
         assert isinstance(sent, abi.PathEvent) and counted.file == (sent.dev, sent.ino)
         assert struct.unpack("=QQ", producer.obj.map("lg_coalesce_reported").lookup(
             next(producer.obj.map("lg_coalesce").keys())) or b"")[1] == 999
