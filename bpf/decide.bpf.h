@@ -230,7 +230,7 @@ static __always_inline void lg_count_outcome_hit(__u32 policy_id, __u32 rule_id,
  * Decide one access. Subjects are evaluated only when a policy with subjects
  * has something to say about this object, so most accesses never pay for them.
  */
-static __always_inline void lg_decide(struct lg_scratch *s, const struct lg_config *config,
+static __always_inline void lg_decide(struct lg_scratch *s, __u64 seq, const struct lg_config *config,
 				      const struct lg_policy_set *set, __u32 generation,
 				      const struct lg_access *a, struct lg_outcome *out)
 {
@@ -239,7 +239,7 @@ static __always_inline void lg_decide(struct lg_scratch *s, const struct lg_conf
 
 	lg_weigh(set, a, set->policies, &v);
 	if (!a->everyone && ((v.deny | v.missing | v.audit) & set->with_subjects))
-		lg_weigh(set, a, lg_applying_policies(s, config, set, generation), &v);
+		lg_weigh(set, a, lg_applying_policies(s, seq, config, set, generation), &v);
 
 	out->audit = v.audit != 0;
 	if (out->audit) {
@@ -263,8 +263,9 @@ static __always_inline void lg_decide(struct lg_scratch *s, const struct lg_conf
 
 /*
  * The outcome when a preempting program tore the scratch during the decision:
- * what the policies in `refusal` say of an object not named, whatever their
- * subjects (the decision's inputs cannot be trusted, the question can).
+ * what the policies in `refusal` say of an object not named (the decision's
+ * inputs cannot be trusted, the question can; the caller keeps those that
+ * apply to the task).
  */
 static __always_inline void lg_decide_torn(const struct lg_policy_set *set, __u64 refusal, struct lg_outcome *out)
 {

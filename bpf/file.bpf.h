@@ -366,10 +366,16 @@ static __always_inline int lg_decide_found(struct lg_scratch *s, __u64 question,
 	if (!config || !set)
 		return 0;
 	lg_unpack_question(question, &q);
-	lg_decide(s, config, set, generation, &s->access, &out);
+	lg_decide(s, seq, config, set, generation, &s->access, &out);
 	lg_path_named(s, &path);
 	if (!lg_scratch_intact(s, seq)) {
-		lg_decide_torn(set, lg_torn_refusal(set, &q), &out);
+		__u64 refusal = lg_torn_refusal(set, &q);
+
+		/* who the task is can still be told: its programs and ids are its own; its cgroup's
+		 * walk would be in the same scratch, so every cgroup subject applies */
+		if (!(q.flags & LG_Q_EVERYONE) && (refusal & set->with_subjects))
+			refusal &= lg_applying_policies(NULL, seq, config, set, generation);
+		lg_decide_torn(set, refusal, &out);
 		path.flags |= LG_PATH_RACED;
 	}
 	if ((q.flags & LG_Q_REFUSALS_ONLY) && out.decision != LG_DECISION_DENY)

@@ -202,7 +202,7 @@ __noinline int lg_decide_inet(__u64 op_slot, __u64 addr_lo, __u64 addr_hi, __u64
 	s = lg_scratch_take(&seq); /* subjects may walk the cgroup path */
 	if (!s)
 		return 0;
-	lg_decide(s, config, set, generation, &a, &out);
+	lg_decide(s, seq, config, set, generation, &a, &out);
 	lg_scratch_give(s, seq);
 	if (out.audit)
 		lg_emit_inet_event(op, LG_DECISION_AUDIT, generation, out.audit_policy_id, out.audit_rule_id, target);

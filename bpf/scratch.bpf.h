@@ -50,6 +50,12 @@ struct lg_path_meta {
 
 #define LG_SCRATCH_SLOTS 4
 #define LG_SCRATCH_CLAIMING (~0ULL) /* `held` while its claimer has yet to write its sequence */
+/*
+ * The sequence a shared take gets: never a slot's (which counts up from 1), so nothing read
+ * from a shared scratch is ever trusted (a sharer cannot tell whether the holder, or another
+ * sharer, resumed and wrote it), and never given back; shifted into a ticket, not 0.
+ */
+#define LG_SCRATCH_SHARED_SEQ (1ULL << 60)
 
 struct lg_scratch {
 	__u64 held;                 /* the holder's `seq`; 0: free */
@@ -79,7 +85,8 @@ static __always_inline struct lg_scratch *lg_scratch_claim(__u32 slot, __u64 *se
 
 	if (!s || __sync_val_compare_and_swap(&s->held, 0, LG_SCRATCH_CLAIMING) != 0)
 		return NULL;
-	*seq = ++s->seq;
+	/* atomic: a sharer may bump it meanwhile, and neither bump may be lost */
+	*seq = __sync_add_and_fetch(&s->seq, 1);
 	s->slot = slot;
 	s->held = *seq;
 	return s;
@@ -87,8 +94,9 @@ static __always_inline struct lg_scratch *lg_scratch_claim(__u32 slot, __u64 *se
 
 /*
  * A scratch for one decision, and its sequence: a slot of its own while one
- * is free, else the first, shared (counted: lg_scratch_intact tells whether
- * it was torn). Every take is matched by an lg_scratch_give.
+ * is free, else the first, shared (counted), whose user takes what it finds
+ * there as torn (LG_SCRATCH_SHARED_SEQ) and whose bump tells the slot's holder
+ * that its own may be. Every take is matched by an lg_scratch_give.
  */
 static __always_inline struct lg_scratch *lg_scratch_take(__u64 *seq)
 {
@@ -104,13 +112,15 @@ static __always_inline struct lg_scratch *lg_scratch_take(__u64 *seq)
 	lg_stat_inc(LG_STAT_SCRATCH_SHARED);
 	s = bpf_map_lookup_elem(&lg_scratch, &first);
 	if (s)
-		*seq = ++s->seq;
+		__sync_fetch_and_add(&s->seq, 1);
+	*seq = LG_SCRATCH_SHARED_SEQ;
 	return s;
 }
 
 /* The end of a decision's use of its scratch: the slot is free again if it held it (not if shared). */
 static __always_inline void lg_scratch_give(struct lg_scratch *s, __u64 seq)
 {
+	barrier(); /* the decision's reads of the scratch come before its release */
 	if (s->held == seq)
 		s->held = 0;
 }

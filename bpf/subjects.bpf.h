@@ -63,14 +63,14 @@ static __always_inline __u64 lg_exe_policies(const __u64 by_id[LG_EXE_IDS], __u6
 
 /*
  * The policies whose subjects name the task's cgroup (`*including`), and those whose except
- * does (`*excluding`). A cgroup deeper than the walk, or a torn read, lets every cgroup
- * subject apply and excepts nothing: the choice that governs rather than exempts.
+ * does (`*excluding`). A cgroup deeper than the walk, or a scratch not intact since the
+ * decision took it (`seq`; never, when it had to share one), lets every cgroup subject apply
+ * and excepts nothing: the choice that governs rather than exempts.
  */
-static __always_inline void lg_cgroup_policies(struct lg_scratch *s, const struct lg_config *config,
+static __always_inline void lg_cgroup_policies(struct lg_scratch *s, __u64 seq, const struct lg_config *config,
 					       __u32 generation, __u64 *including, __u64 *excluding)
 {
 	struct lg_path cgroup;
-	__u64 seq = s->seq;
 
 	lg_resolve_cgroup(&s->cgroup, s->name, &cgroup);
 	lg_lookup_one(s, config, &cgroup, generation, LG_SLOT_SUBJECT_CGROUP, s->spare);
@@ -111,8 +111,10 @@ static __always_inline struct lg_uid_policies lg_id_policies(__u32 id, __u16 kin
 /*
  * The policies applying to the current task: those without subjects, and those whose
  * subjects match (each kind they name) and whose except does not (any entry of it).
+ * `s` NULL: a decision whose scratch is torn, where the cgroup's walk could not be
+ * trusted either: every cgroup subject applies and none excepts (lg_cgroup_policies).
  */
-static __always_inline __u64 lg_applying_policies(struct lg_scratch *s, const struct lg_config *config,
+static __always_inline __u64 lg_applying_policies(struct lg_scratch *s, __u64 seq, const struct lg_config *config,
 						  const struct lg_policy_set *set, __u32 generation)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -122,8 +124,10 @@ static __always_inline __u64 lg_applying_policies(struct lg_scratch *s, const st
 	struct lg_uid_policies uid = {}, gid = {};
 
 	matched &= set->unconstrained_exe | lg_exe_policies(set->exe_policies, exe_ids);
-	if ((matched & ~set->unconstrained_cgroup) || (matched & set->excluding_cgroup))
-		lg_cgroup_policies(s, config, generation, &cgroup_including, &cgroup_excluding);
+	if (!s)
+		cgroup_including = ~0ULL;
+	else if ((matched & ~set->unconstrained_cgroup) || (matched & set->excluding_cgroup))
+		lg_cgroup_policies(s, seq, config, generation, &cgroup_including, &cgroup_excluding);
 	if (matched & ~set->unconstrained_cgroup)
 		matched &= set->unconstrained_cgroup | cgroup_including;
 	if ((matched & ~set->unconstrained_uid) || (matched & set->excluding_uid))

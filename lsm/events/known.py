@@ -194,8 +194,9 @@ class KnownProcesses:
                 return known
             self._forget(pid)
         known = self._read(pid)
-        if known is not None:
-            # read after the event: an exec in between makes the next event's count differ
+        if known is not None and (comm is None or comm == known.comm):
+            # read after the event: an exec in between makes the next event's count differ (one
+            # whose command name changed is a later image already: not stamped as the event's)
             known.exec_id = exec_id
         return known
 

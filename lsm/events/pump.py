@@ -187,7 +187,10 @@ class EventPump:
         if self.kernel is None:
             return
         now = time.monotonic_ns()
-        for counted in self.kernel.sweep(now, everything):
+        counts = self.kernel.sweep(now, everything)
+        if counts:
+            self.processes.reap()   # a count alone names a process read before only while it runs
+        for counted in counts:
             self.counts.kernel_repeats += counted.repeats
             self.counts.coalesced += counted.repeats
             kept = self._kernel_windows.get(counted.window)

@@ -126,7 +126,7 @@ def test_what_a_new_image_does_is_not_counted_as_its_predecessors(host: Host, da
         for r in records:
             comm = str(r["LSMGUARD_COMM"])
             by_comm[comm] = by_comm.get(comm, 0) + int(str(r.get("LSMGUARD_REPEATS", 1)))
-        assert by_comm.pop(tool.name) == after and list(by_comm.values()) == [before], (by_comm, records)
+        assert by_comm.pop(tool.name, 0) == after and list(by_comm.values()) == [before], (by_comm, records)
     finally:
         host.lsmguard("remove", rule)
 
