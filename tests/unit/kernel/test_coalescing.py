@@ -380,11 +380,12 @@ def test_a_count_alone_names_its_process_when_an_event_of_the_same_image_was_rea
     pump = EventPump(lambda h, e: ("p", "r"), writer, clock=FakeClock())
     pump.kernel = counts(kernel, reported)
     now, me, image = time.monotonic_ns(), os.getpid(), 7
+    comm = Path("/proc/self/comm").read_bytes().strip()    # the kernel's would be /proc's: not an exec since
     seen = key(tgid=me, ino=8, exec_id=image)
     kernel.window(seen, created=now, opened=now)
     pump.on_event(abi.PathEvent(abi.EventHeader(
         ktime_ns=now, cgroup_id=0, op=abi.Op.OPEN, decision=abi.Decision.DENY, policy_id=0, rule_id=1,
-        pid=me, tgid=me, ppid=os.getppid(), uid=0, gid=0, flags=abi.PathFlag(0), comm=b"python3",
+        pid=me, tgid=me, ppid=os.getppid(), uid=0, gid=0, flags=abi.PathFlag(0), comm=comm,
         window_ns=now, exec_id=image), b"/srv/seen", 1, None, abi.NameKind.FILE, 2049, 8))
     for exec_id in (image, image + 1):      # windows whose first events this daemon never saw
         lone = key(tgid=me, ino=9, exec_id=exec_id)
@@ -395,7 +396,7 @@ def test_a_count_alone_names_its_process_when_an_event_of_the_same_image_was_rea
     [same] = [r for r in alone if r.get("LSMGUARD_EXE")]
     [other] = [r for r in alone if not r.get("LSMGUARD_EXE")]
     assert same["LSMGUARD_EXE"] == own["LSMGUARD_EXE"] == os.path.realpath(sys.executable)
-    assert same["LSMGUARD_COMM"] == Path("/proc/self/comm").read_text().strip()     # /proc's, not the kernel's
+    assert same["LSMGUARD_COMM"] == own["LSMGUARD_COMM"] == comm.decode()
     assert same["LSMGUARD_CMDLINE"] == own["LSMGUARD_CMDLINE"] and same["LSMGUARD_PPID"] == str(os.getppid())
     assert same["LSMGUARD_REPEATS"] == other["LSMGUARD_REPEATS"] == "3" and "LSMGUARD_COMM" not in other
     assert process_of(same).exe == own["LSMGUARD_EXE"] and process_of(other).exe == ""
