@@ -51,11 +51,12 @@ struct lg_path_meta {
 #define LG_SCRATCH_SLOTS 4
 #define LG_SCRATCH_CLAIMING (~0ULL) /* `held` while its claimer has yet to write its sequence */
 /*
- * The sequence a shared take gets: never a slot's (which counts up from 1), so nothing read
- * from a shared scratch is ever trusted (a sharer cannot tell whether the holder, or another
- * sharer, resumed and wrote it), and never given back; shifted into a ticket, not 0.
+ * Set in the sequence a shared take gets: never in a slot's (which counts up from 1), so
+ * nothing read from a shared scratch is ever trusted (a sharer cannot tell whether the
+ * holder, or another sharer, resumed and wrote it), and it is never given back. Below
+ * bit 61: a ticket shifts it left by 3.
  */
-#define LG_SCRATCH_SHARED_SEQ (1ULL << 60)
+#define LG_SCRATCH_SHARED_BIT (1ULL << 59)
 
 struct lg_scratch {
 	__u64 held;                 /* the holder's `seq`; 0: free */
@@ -95,8 +96,8 @@ static __always_inline struct lg_scratch *lg_scratch_claim(__u32 slot, __u64 *se
 /*
  * A scratch for one decision, and its sequence: a slot of its own while one
  * is free, else the first, shared (counted), whose user takes what it finds
- * there as torn (LG_SCRATCH_SHARED_SEQ) and whose bump tells the slot's holder
- * that its own may be. Every take is matched by an lg_scratch_give.
+ * there as torn (LG_SCRATCH_SHARED_BIT) and whose bump tells the slot's
+ * holder that its own may be. Every take is matched by an lg_scratch_give.
  */
 static __always_inline struct lg_scratch *lg_scratch_take(__u64 *seq)
 {
@@ -112,8 +113,7 @@ static __always_inline struct lg_scratch *lg_scratch_take(__u64 *seq)
 	lg_stat_inc(LG_STAT_SCRATCH_SHARED);
 	s = bpf_map_lookup_elem(&lg_scratch, &first);
 	if (s)
-		__sync_fetch_and_add(&s->seq, 1);
-	*seq = LG_SCRATCH_SHARED_SEQ;
+		*seq = __sync_add_and_fetch(&s->seq, 1) | LG_SCRATCH_SHARED_BIT;
 	return s;
 }
 
