@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from lsmguard.abi import ProcessId
 from lsmguard.events.exe_hash import EXE_HASHES
-from lsmguard.events.known import TICK_NS, KnownProcesses, read_cgroup, read_stat, same_start
+from lsmguard.events.known import TICK_NS, Known, KnownProcesses, read_cgroup, read_stat, same_start
 from lsmguard.events.untrusted import escape
 
 if TYPE_CHECKING:
@@ -212,9 +212,7 @@ def context(tgid: int, ppid: int, event_ktime_ns: int, ancestors: tuple[ProcessI
             processes.remember(key, gone)
         return gone
     processes.detail(known, cgroup_id)
-    cgroup = known.cgroup or (CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else "")
-    ctx = ProcessContext(exe=known.exe, exe_sha256=known.exe_sha256, cmdline=known.cmdline, cgroup=cgroup,
-                         unit=unit_of(cgroup), container=container_of(cgroup), lineage=ancestry, current=True)
+    ctx = _running(known, known.cgroup or (CGROUP_NAMES.path_of(cgroup_id) if cgroup_id else ""), ancestry)
     if kept and known.kept and known.cmdline:   # one read mid-exec is read again (KnownProcesses.detail)
         processes.remember(key, ctx)
     return ctx
@@ -227,6 +225,10 @@ def counted_context(tgid: int, exec_id: int, processes: KnownProcesses) -> tuple
     known = processes.image(tgid, exec_id)
     if known is None:
         return None
-    ctx = ProcessContext(exe=known.exe, exe_sha256=known.exe_sha256, cmdline=known.cmdline, cgroup=known.cgroup,
-                         unit=unit_of(known.cgroup), container=container_of(known.cgroup), current=True)
-    return ctx, known.comm, known.ppid
+    return _running(known, known.cgroup, []), known.comm, known.ppid
+
+
+def _running(known: Known, cgroup: str, lineage: list[Ancestor]) -> ProcessContext:
+    """The context of a process /proc read (`known`, detailed) while it ran."""
+    return ProcessContext(exe=known.exe, exe_sha256=known.exe_sha256, cmdline=known.cmdline, cgroup=cgroup,
+                          unit=unit_of(cgroup), container=container_of(cgroup), lineage=lineage, current=True)
